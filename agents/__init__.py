@@ -1,0 +1,4 @@
+"""Faust agents of the vote path: verify, revocation fan-out, tally.
+
+Importing this package registers every agent on :data:`streams.app.app`.
+"""

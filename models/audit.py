@@ -1,0 +1,103 @@
+"""The audit trail: a hash chain per tally partition.
+
+Each event's hash covers the previous event's hash and the event's own
+content, so changing, dropping or reordering any stored event breaks every
+later link. ``chain`` names the stream of events (``tally-<partition>``);
+``sequence`` counts from 1 within it. The first event's ``prev_hash`` is the
+chain's genesis hash, which binds the chain's name::
+
+    genesis(chain) = sha256(b"ringtally/audit/v1|" || utf8(chain))
+    hash           = sha256(bytes.fromhex(prev_hash) || canonical_json(event without "hash"))
+
+``canonical_json`` is JSON with sorted keys, no whitespace, UTF-8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import Field
+
+from .base import WireModel
+from .decision import Decision
+from .fields import HexDigest, HexPoint, Identifier, Offset, Partition
+from .reasons import ReasonCode
+
+__all__ = ["AuditEvent", "AuditKind", "ChainBreak", "first_break", "genesis_hash"]
+
+
+class AuditKind(StrEnum):
+    BALLOT = "ballot"
+    REJECTION = "rejection"
+
+
+class AuditEvent(WireModel):
+    chain: str = Field(min_length=1, max_length=100)
+    sequence: int = Field(ge=1)
+    prev_hash: HexDigest
+    hash: HexDigest
+    kind: AuditKind
+    vote_id: UUID | None = None
+    submission_id: Identifier | None = None
+    key_image: HexPoint | None = None
+    reason: ReasonCode | None = None
+    decision: Decision | None = None
+    source_partition: Partition
+    source_offset: Offset
+
+    @staticmethod
+    def content_hash(prev_hash: str, content: dict[str, Any]) -> str:
+        """The hash of an event whose fields (all but ``hash``) are ``content``."""
+        body = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(bytes.fromhex(prev_hash) + body.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def chained(cls, *, prev_hash: str, **fields: Any) -> AuditEvent:
+        """Build the event that follows ``prev_hash``, computing its hash."""
+        draft = cls.model_validate(
+            {**fields, "prev_hash": prev_hash, "hash": "0" * 64}, strict=False
+        )
+        content = draft.model_dump(mode="json", exclude={"hash"})
+        return draft.model_copy(update={"hash": cls.content_hash(prev_hash, content)})
+
+    def expected_hash(self) -> str:
+        return self.content_hash(self.prev_hash, self.model_dump(mode="json", exclude={"hash"}))
+
+
+def genesis_hash(chain: str) -> str:
+    return hashlib.sha256(b"ringtally/audit/v1|" + chain.encode("utf-8")).hexdigest()
+
+
+class ChainBreak(WireModel):
+    """The first place a chain fails to check, and why."""
+
+    chain: str
+    sequence: int
+    problem: str
+
+
+def first_break(events: Iterable[AuditEvent]) -> ChainBreak | None:
+    """Check one chain's events (any order); None when every link holds."""
+    ordered = sorted(events, key=lambda e: e.sequence)
+    if not ordered:
+        return None
+    chain = ordered[0].chain
+    prev, expected_seq = genesis_hash(chain), 1
+    for event in ordered:
+        if event.chain != chain:
+            return ChainBreak(chain=chain, sequence=event.sequence, problem="mixed chains")
+        if event.sequence != expected_seq:
+            return ChainBreak(
+                chain=chain, sequence=expected_seq, problem=f"missing; next is {event.sequence}"
+            )
+        if event.prev_hash != prev:
+            return ChainBreak(chain=chain, sequence=event.sequence, problem="prev_hash mismatch")
+        if event.expected_hash() != event.hash:
+            return ChainBreak(chain=chain, sequence=event.sequence, problem="content altered")
+        prev, expected_seq = event.hash, expected_seq + 1
+    return None

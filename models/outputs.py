@@ -1,0 +1,78 @@
+"""Messages ringtally emits: ballots, rejections and tallies.
+
+Every output names the votes-topic position it came from (``source_partition``,
+``source_offset``). That position, not the position on an internal repartition
+topic, is what stays the same when a topic is replayed into fresh state, so it
+is the key downstream stores de-duplicate on.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from .base import WireModel
+from .decision import Decision
+from .fields import Epoch, HexPoint, Identifier, Offset, Partition, VoteType
+from .reasons import ReasonCode
+
+__all__ = ["Ballot", "Rejection", "Tally", "VoteCounts"]
+
+
+class Ballot(WireModel):
+    """A counted vote (key: submission_id). Unique by vote_id and by (submission_id, key_image)."""
+
+    vote_id: UUID
+    submission_id: Identifier
+    key_image: HexPoint
+    vote_type: VoteType
+    ring_id: Identifier
+    epoch: Epoch
+    source_partition: Partition
+    source_offset: Offset
+
+
+class Rejection(WireModel):
+    """A message that was not counted, and why (key: the source message's key)."""
+
+    vote_id: UUID | None = Field(None, description="when the message could be read that far")
+    token_id: str | None = Field(None, max_length=1024)
+    reason: ReasonCode
+    detail: str = Field(max_length=2000)
+    payload_b64: str = Field(description="the raw message value, base64")
+    source_topic: str = Field(max_length=255)
+    source_partition: Partition
+    source_offset: Offset
+
+
+class VoteCounts(WireModel):
+    approve: int = Field(0, ge=0)
+    reject: int = Field(0, ge=0)
+    flag: int = Field(0, ge=0)
+    escalate: int = Field(0, ge=0)
+
+    @property
+    def total(self) -> int:
+        return self.approve + self.reject + self.flag + self.escalate
+
+    def plus(self, vote_type: VoteType) -> VoteCounts:
+        """These counts with one more vote of ``vote_type``."""
+        return self.model_copy(update={vote_type.value: getattr(self, vote_type.value) + 1})
+
+
+class Tally(WireModel):
+    """The current count and decision for a submission (key: submission_id; compacted topic).
+
+    ``version`` grows by one with every ballot counted, so "newer" is a plain
+    integer comparison and a replay reproduces the same versions.
+    """
+
+    type: Literal["tally"] = "tally"
+    submission_id: Identifier
+    counts: VoteCounts
+    total: int = Field(ge=0)
+    decision: Decision
+    rules_version: str = Field(max_length=200)
+    version: int = Field(ge=0)

@@ -1,0 +1,1 @@
+"""The Faust app, its settings, topics and tables, and the ``ringtally`` CLI."""

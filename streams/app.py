@@ -1,0 +1,73 @@
+"""The Faust app: one per process, built from :class:`~streams.settings.Settings`.
+
+Agents (``agents/``) register themselves on :data:`app` when imported; the
+CLI imports them before handing over to Faust. Values and keys are raw bytes
+here on purpose: parsing happens in the agents with the pydantic models, so a
+malformed message becomes a ``malformed`` rejection instead of a crash in
+Faust's deserializer.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from .settings import Settings, get_settings
+from .topics import topic_specs
+
+__all__ = ["app", "create_app", "settings", "topics"]
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app wired to these settings (brokers, store, partitions, web port)."""
+    store = "rocksdb://" if settings.table_store == "rocksdb" else "memory://"
+    return faust.App(
+        settings.group_id,
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        store=store,
+        # One directory per worker instance (the web port tells them apart), so two
+        # workers on one host never open the same RocksDB files.
+        datadir=str(settings.data_dir / "workers" / f"{settings.group_id}-{settings.web_port}"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        autodiscover=False,
+        origin="streams",
+    )
+
+
+settings = get_settings()
+app = create_app(settings)
+#: Full topic name -> faust Topic, declared (created if missing) when a worker starts.
+topics: dict[str, faust.TopicT] = {
+    short: app.topic(
+        full,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        compacting=compacted or None,
+        internal=True,
+    )
+    for short, (full, partitions, compacted) in topic_specs(settings).items()
+}
+
+
+@app.page("/health")
+async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+    """Liveness and readiness for operators and ``make demo``: JSON, 200 when ready."""
+    assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+    ready = bool(app.producer.started) and not app.rebalancing
+    body = {
+        "status": "ok" if ready else "starting",
+        "app_id": settings.group_id,
+        "kafka": settings.kafka_bootstrap,
+        "assigned_partitions": len(assignment),
+        "rebalancing": bool(app.rebalancing),
+    }
+    return web.json(body, status=200 if ready else 503)

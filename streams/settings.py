@@ -1,0 +1,115 @@
+"""One settings object for every ringtally process.
+
+Values come from the constructor first, then from ``RINGTALLY_*`` environment
+variables, then from the defaults below, which point at the local stack that
+``ringtally stack up`` starts. The object is frozen: a worker, the sink and the
+CLI read the same values for their whole life, so a value seen in a log line
+is the value in force.
+
+Environment variables (each field's name upper-cased, prefixed)::
+
+    RINGTALLY_KAFKA_BOOTSTRAP      RINGTALLY_POSTGRES_DSN   RINGTALLY_REDIS_URL
+    RINGTALLY_TOPIC_PREFIX         RINGTALLY_PARTITIONS     RINGTALLY_REPLICATION_FACTOR
+    RINGTALLY_TABLE_STORE          RINGTALLY_DATA_DIR       ...
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "redact_url"]
+
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+class Settings(BaseSettings):
+    """Where the services are, how topics are laid out, and the tally rules."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RINGTALLY_", frozen=True, extra="ignore", validate_default=True
+    )
+
+    # --- services -------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    kafka_controller_port: int = Field(19093, ge=1, le=65535)
+    postgres_dsn: str = Field(
+        "postgresql://ringtally@127.0.0.1:15432/ringtally",
+        description="libpq-style URL; a password in it is masked whenever settings are shown",
+    )
+    postgres_schema: str = "ringtally"
+    redis_url: str = "redis://127.0.0.1:16379/0"
+
+    # --- topics and tables ---------------------------------------------
+    topic_prefix: str = Field("ringtally", description="every topic is <prefix>.<name>")
+    partitions: int = Field(12, ge=1, le=1024, description="partitions of the votes topic")
+    replication_factor: int = Field(1, ge=1, le=16)
+    table_store: Literal["rocksdb", "memory"] = "rocksdb"
+    standby_replicas: int = Field(0, ge=0, le=8)
+    data_dir: Path = Field(Path(".ringtally"), description="stack data, table stores, jar cache")
+
+    # --- worker ---------------------------------------------------------
+    app_id: str | None = Field(
+        None, description="Faust app id (consumer group); defaults to <topic_prefix>-worker"
+    )
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    verify_batch_size: int = Field(256, ge=1, le=10_000)
+    verify_batch_window: float = Field(0.02, gt=0, le=5.0, description="seconds")
+    max_ring_size: int = Field(1024, ge=1, le=65_536)
+
+    # --- tally rules ------------------------------------------------------
+    min_votes: int = Field(3, ge=1)
+    flag_threshold: int = Field(3, ge=1)
+
+    @field_validator("topic_prefix", "postgres_schema")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"must match {_NAME.pattern}, got {value!r}")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def group_id(self) -> str:
+        """Faust app id, which is also the consumer group and changelog prefix."""
+        return self.app_id or f"{self.topic_prefix}-worker"
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a short name: ``topic("votes") == "ringtally.votes"``."""
+        return f"{self.topic_prefix}.{name}"
+
+    def redacted(self) -> dict[str, object]:
+        """Settings as a dict safe to print or log: passwords in URLs masked."""
+        out = self.model_dump()
+        for key in ("postgres_dsn", "redis_url"):
+            out[key] = redact_url(out[key])
+        out["data_dir"] = str(self.data_dir)
+        return out
+
+
+def redact_url(url: str) -> str:
+    """Replace the password of a URL with ``***`` (user and host stay readable)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
