@@ -1,0 +1,46 @@
+"""Settings: environment prefix, validation, redaction."""
+
+import pytest
+from pydantic import ValidationError
+
+from streams.settings import Settings, redact_url
+
+
+def test_environment_variables_override_defaults(monkeypatch):
+    monkeypatch.setenv("RINGTALLY_KAFKA_BOOTSTRAP", "10.0.0.1:9092")
+    monkeypatch.setenv("RINGTALLY_PARTITIONS", "4")
+    monkeypatch.setenv("RINGTALLY_TABLE_STORE", "memory")
+    s = Settings()
+    assert (s.kafka_bootstrap, s.partitions, s.table_store) == ("10.0.0.1:9092", 4, "memory")
+    assert Settings(partitions=2).partitions == 2  # constructor wins
+
+
+def test_defaults_point_at_the_local_stack():
+    s = Settings()
+    assert s.kafka_bootstrap.startswith("127.0.0.1:")
+    assert "127.0.0.1" in s.postgres_dsn and "127.0.0.1" in s.redis_url
+    assert s.data_dir.is_absolute()
+    assert s.topic("votes") == "ringtally.votes"
+    assert s.group_id == "ringtally-worker"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"partitions": 0}, {"table_store": "sqlite"}, {"topic_prefix": "has space"}, {"web_port": 0}],
+)
+def test_invalid_values_are_refused(bad):
+    with pytest.raises(ValidationError):
+        Settings(**bad)
+
+
+def test_settings_are_frozen():
+    with pytest.raises(ValidationError):
+        Settings().partitions = 3
+
+
+def test_passwords_are_masked_when_shown():
+    s = Settings(postgres_dsn="postgresql://u:hunter2@127.0.0.1:5432/db")
+    shown = s.redacted()
+    assert "hunter2" not in str(shown)
+    assert shown["postgres_dsn"] == "postgresql://u:***@127.0.0.1:5432/db"
+    assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
