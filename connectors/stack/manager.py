@@ -1,0 +1,199 @@
+"""``LocalStack``: Kafka, PostgreSQL and Redis as plain processes on 127.0.0.1.
+
+The development and test stack for machines without a container engine. All
+state lives under ``settings.data_dir`` (``.ringtally`` by default); ports and
+credentials come from the same :class:`streams.settings.Settings` the workers
+read, so ``stack up`` starts exactly what the app will connect to.
+
+The pieces start and stop in parallel (a cold Kafka spends most of its time
+in Maven and the JVM, PostgreSQL in initdb); ``up`` and ``down`` hold a file
+lock so two of them (say, two test sessions) never race to spawn servers.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .errors import StackError
+from .kafka import KafkaService, run_kafka_tool
+from .paths import PIECES, StackPaths
+from .postgres import PostgresService
+from .process import file_lock
+from .redis import RedisService
+from .service import PieceStatus, Report, Service, StartResult
+
+__all__ = ["LocalStack"]
+
+_SERVICES: dict[str, type[Service]] = {
+    "kafka": KafkaService,
+    "postgres": PostgresService,
+    "redis": RedisService,
+}
+
+
+def _quiet(piece: str, message: str) -> None:
+    return None
+
+
+class LocalStack:
+    """Start, stop and inspect the local Kafka/PostgreSQL/Redis processes.
+
+    ``settings`` defaults to :func:`streams.settings.get_settings`;
+    ``cache_dir`` (default ``<data_dir>/cache``) lets a throw-away stack reuse
+    the project's downloaded Kafka jars.
+    """
+
+    def __init__(self, settings: object | None = None, *, cache_dir: Path | None = None) -> None:
+        if settings is None:
+            from streams.settings import get_settings
+
+            settings = get_settings()
+        self.settings = settings
+        self.paths = StackPaths.for_data_dir(settings.data_dir, cache_dir)
+        self.services: dict[str, Service] = {
+            name: cls(settings, self.paths) for name, cls in _SERVICES.items()
+        }
+
+    # --- addresses (what clients use) -----------------------------------------
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.settings.kafka_bootstrap
+
+    @property
+    def postgres_dsn(self) -> str:
+        return self.settings.postgres_dsn
+
+    @property
+    def redis_url(self) -> str:
+        return self.settings.redis_url
+
+    def log_file(self, piece: str) -> Path:
+        return self.select([piece])[0].log_file
+
+    # --- commands -------------------------------------------------------------
+
+    def select(self, pieces: Iterable[str] | None = None) -> list[Service]:
+        """The services named (all, in start order, when ``pieces`` is empty/None)."""
+        names = list(pieces or ())
+        unknown = [n for n in names if n not in self.services]
+        if unknown:
+            raise StackError(
+                "stack", f"unknown piece {', '.join(unknown)}",
+                fix=f"choose from {', '.join(PIECES)}",
+            )
+        return [self.services[n] for n in PIECES if not names or n in names]
+
+    def up(
+        self,
+        pieces: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
+        report: Report | None = None,
+    ) -> dict[str, StartResult]:
+        """Make the pieces healthy (starting only what is not running).
+
+        Raises StackError naming every piece that failed; the others are left
+        running, so a retry after the fix only restarts what is missing.
+        """
+        services = self.select(pieces)
+        report = _locked(report or _quiet)
+        self.paths.ensure()
+        with file_lock(self.paths.lock_file):
+            results = _parallel(services, lambda s: _up_one(s, report, timeout))
+        return results
+
+    def down(
+        self,
+        pieces: Sequence[str] | None = None,
+        *,
+        purge: bool = False,
+        report: Report | None = None,
+    ) -> dict[str, str]:
+        """Stop the pieces this stack started; with ``purge`` also delete their data.
+
+        The Kafka jar cache is kept (it is not the stack's state).
+        """
+        services = self.select(pieces)
+        report = _locked(report or _quiet)
+        if not self.paths.stack_dir.exists():
+            return {s.name: "not running" for s in services}
+        with file_lock(self.paths.lock_file):
+            results = _parallel(services, lambda s: s.down(report))
+            if purge:
+                for s in services:
+                    shutil.rmtree(s.dir, ignore_errors=True)
+                    results[s.name] += "; data deleted"
+        return results
+
+    def status(self, pieces: Sequence[str] | None = None) -> list[PieceStatus]:
+        """Each piece's port, PID and health (probes run in parallel)."""
+        services = self.select(pieces)
+        by_name = _parallel(services, lambda s: s.status())
+        return [by_name[s.name] for s in services]
+
+    def healthy(self, pieces: Sequence[str] | None = None) -> bool:
+        try:
+            return all(st.healthy for st in self.status(pieces))
+        except StackError:
+            return False
+
+    def run_kafka_tool(
+        self,
+        main_class: str,
+        args: Sequence[str],
+        input: bytes | None = None,  # noqa: A002
+        timeout: float = 120.0,
+        *,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """:func:`connectors.stack.kafka.run_kafka_tool` with this stack's settings and jars."""
+        return run_kafka_tool(
+            main_class, args, input, timeout,
+            settings=self.settings, cache_dir=self.paths.cache_dir, check=check,
+        )
+
+
+def _up_one(service: Service, report: Report, timeout: float | None) -> StartResult:
+    result = service.up(report, timeout)
+    report(service.name, f"healthy ({result.action}, pid {result.pid})")
+    return result
+
+
+def _locked(report: Report) -> Report:
+    lock = threading.Lock()
+
+    def call(piece: str, message: str) -> None:
+        with lock:
+            report(piece, message)
+
+    return call
+
+
+def _parallel(services: list[Service], fn):  # noqa: ANN001, ANN202 - small internal helper
+    """Run ``fn`` for each service in threads; StackErrors from all pieces are gathered."""
+    results: dict[str, object] = {}
+    errors: list[StackError] = []
+    if not services:
+        return results
+    with ThreadPoolExecutor(max_workers=len(services), thread_name_prefix="stack") as pool:
+        futures = {s.name: (s, pool.submit(fn, s)) for s in services}
+        for name, (service, fut) in futures.items():
+            try:
+                results[name] = fut.result()
+            except StackError as exc:
+                errors.append(exc)
+            except Exception as exc:  # noqa: BLE001 - shown as one line, cause kept
+                err = StackError(
+                    name, f"unexpected {type(exc).__name__}: {exc}", log_file=service.log_file
+                )
+                err.__cause__ = exc
+                errors.append(err)
+    if errors:
+        raise StackError.group(errors)
+    return results
