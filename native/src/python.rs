@@ -1,0 +1,425 @@
+//! PyO3 bindings. Every entry point runs inside `catch_unwind` so that no
+//! Rust panic ever crosses into Python; crypto work runs with the GIL
+//! released.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::batch::{self, BatchItem};
+use crate::encoding::{signature_length as sig_len, Format};
+use crate::errors::{Error, ErrorClass};
+use crate::keys::{hex32, SecretKey};
+use crate::ring::{Ring, MAX_RING_SIZE_DEFAULT, MAX_RING_SIZE_LIMIT};
+
+create_exception!(
+    ringcrypto,
+    MalformedInput,
+    PyValueError,
+    "Input is not a valid encoding or violates a validation rule (see .kind)."
+);
+create_exception!(
+    ringcrypto,
+    InvalidSignature,
+    PyValueError,
+    "Signature is well-formed but does not verify (see .kind)."
+);
+create_exception!(
+    ringcrypto,
+    InternalError,
+    PyRuntimeError,
+    "A bug in ringcrypto (a Rust panic was caught at the boundary)."
+);
+
+/// Map a Rust error to MalformedInput / InvalidSignature with `.kind` set.
+fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
+    let err = match e.class() {
+        ErrorClass::MalformedInput => MalformedInput::new_err(e.detail().to_owned()),
+        ErrorClass::InvalidSignature => InvalidSignature::new_err(e.detail().to_owned()),
+    };
+    // Best effort: an attribute we cannot set must not mask the real error.
+    let _ = err.value(py).setattr("kind", e.kind().as_str());
+    err
+}
+
+/// Run `f`, converting a panic into `InternalError` (never a PanicException).
+fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(InternalError::new_err(format!("internal error in ringcrypto: {msg}")))
+        }
+    }
+}
+
+fn format_of(batchable: bool) -> Format {
+    if batchable {
+        Format::Batchable
+    } else {
+        Format::Compact
+    }
+}
+
+/// A ringtally signing key. The secret never leaves Rust except through
+/// `export_secret()`; `repr` shows only the public key; not picklable.
+#[pyclass(name = "SecretKey", module = "ringcrypto", frozen)]
+struct PySecretKey {
+    inner: SecretKey,
+}
+
+#[pymethods]
+impl PySecretKey {
+    /// A fresh key from the OS CSPRNG.
+    #[staticmethod]
+    fn generate() -> PyResult<Self> {
+        guard(|| {
+            Ok(PySecretKey {
+                inner: SecretKey::generate(),
+            })
+        })
+    }
+
+    /// Derive a key from exactly 32 seed bytes (SPEC §3).
+    #[staticmethod]
+    fn from_seed(py: Python<'_>, seed: &[u8]) -> PyResult<Self> {
+        guard(|| {
+            SecretKey::from_seed(seed)
+                .map(|inner| PySecretKey { inner })
+                .map_err(|e| to_pyerr(py, e))
+        })
+    }
+
+    /// Load a canonical non-zero 32-byte scalar (e.g. from a key file).
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, secret: &[u8]) -> PyResult<Self> {
+        guard(|| {
+            SecretKey::from_bytes(secret)
+                .map(|inner| PySecretKey { inner })
+                .map_err(|e| to_pyerr(py, e))
+        })
+    }
+
+    /// The raw 32-byte secret scalar. The only way secret bytes leave Rust:
+    /// callers own their protection from here on.
+    fn export_secret<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        guard(|| Ok(PyBytes::new(py, self.inner.export_secret().as_ref())))
+    }
+
+    /// The 32-byte public key.
+    #[getter]
+    fn public_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        guard(|| Ok(PyBytes::new(py, &self.inner.public_key())))
+    }
+
+    /// Key image for `context`: the same for every ring (SPEC §4).
+    fn key_image<'py>(&self, py: Python<'py>, context: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let image = guard(|| Ok(py.detach(|| self.inner.key_image(context))))?;
+        Ok(PyBytes::new(py, &image))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "SecretKey(public_key={}, secret=<redacted>)",
+            hex32(&self.inner.public_key())
+        )
+    }
+
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(PyTypeError::new_err(
+            "SecretKey cannot be pickled or copied; use export_secret() explicitly",
+        ))
+    }
+
+    fn __reduce_ex__(&self, _protocol: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.__reduce__()
+    }
+
+    fn __getstate__(&self) -> PyResult<()> {
+        self.__reduce__()
+    }
+}
+
+/// A validated ring in canonical (sorted) order with cached decoded points.
+#[pyclass(name = "Ring", module = "ringcrypto", frozen)]
+struct PyRing {
+    inner: Arc<Ring>,
+}
+
+#[pymethods]
+impl PyRing {
+    #[new]
+    #[pyo3(signature = (public_keys, *, max_size = MAX_RING_SIZE_DEFAULT))]
+    fn new(py: Python<'_>, public_keys: &Bound<'_, PyAny>, max_size: usize) -> PyResult<Self> {
+        guard(|| {
+            if public_keys.is_instance_of::<PyBytes>() || public_keys.is_instance_of::<pyo3::types::PyString>() {
+                return Err(PyTypeError::new_err("public_keys must be a sequence of 32-byte bytes objects"));
+            }
+            let mut keys: Vec<Bound<'_, PyBytes>> = Vec::new();
+            for (i, item) in public_keys.try_iter()?.enumerate() {
+                let item = item?;
+                let b = item.cast::<PyBytes>().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "ring member {i} must be bytes, got {}",
+                        item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    ))
+                })?;
+                keys.push(b.clone());
+                if keys.len() > MAX_RING_SIZE_LIMIT.max(max_size) {
+                    break; // the size check below rejects it; stop copying
+                }
+            }
+            let slices: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+            let ring = py
+                .detach(|| Ring::new(slices.iter().copied(), max_size))
+                .map_err(|e| to_pyerr(py, e))?;
+            Ok(PyRing { inner: Arc::new(ring) })
+        })
+    }
+
+    /// 64-byte ring digest (SPEC §5).
+    #[getter]
+    fn digest<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.digest())
+    }
+
+    /// Members in canonical order.
+    #[getter]
+    fn public_keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.inner.members().iter().map(|m| PyBytes::new(py, m)))
+    }
+
+    /// The cap this ring was validated against.
+    #[getter]
+    fn max_size(&self) -> usize {
+        self.inner.max_size()
+    }
+
+    /// Approximate memory held by the ring, in bytes.
+    #[getter]
+    fn memory_size(&self) -> usize {
+        self.inner.memory_size() + std::mem::size_of::<Self>()
+    }
+
+    /// Canonical index of `public_key`; ValueError if absent.
+    fn index(&self, public_key: &[u8]) -> PyResult<usize> {
+        self.inner
+            .index_of(public_key)
+            .ok_or_else(|| PyValueError::new_err("public key is not a member of the ring"))
+    }
+
+    fn __contains__(&self, public_key: &Bound<'_, PyAny>) -> bool {
+        public_key
+            .cast::<PyBytes>()
+            .map(|b| self.inner.index_of(b.as_bytes()).is_some())
+            .unwrap_or(false)
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other
+            .cast::<PyRing>()
+            .map(|o| o.get().inner.digest() == self.inner.digest())
+            .unwrap_or(false)
+    }
+
+    fn __hash__(&self) -> u64 {
+        let d = self.inner.digest();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&d[..8]);
+        u64::from_le_bytes(b) >> 1
+    }
+
+    fn __repr__(&self) -> String {
+        let d = self.inner.digest();
+        let mut h = [0u8; 32];
+        h.copy_from_slice(&d[..32]);
+        format!("Ring(n={}, digest={}…)", self.inner.len(), &hex32(&h)[..16])
+    }
+}
+
+/// Sign `message` for `context` as an anonymous member of `ring`.
+#[pyfunction]
+#[pyo3(signature = (key, ring, context, message, *, batchable = false))]
+fn sign<'py>(
+    py: Python<'py>,
+    key: &PySecretKey,
+    ring: &PyRing,
+    context: &[u8],
+    message: &[u8],
+    batchable: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let sig = guard(|| {
+        py.detach(|| crate::sign::sign(&key.inner, &ring.inner, context, message, format_of(batchable)))
+            .map_err(|e| to_pyerr(py, e))
+    })?;
+    Ok(PyBytes::new(py, &sig))
+}
+
+/// Verify one signature; returns the 32-byte key image.
+#[pyfunction]
+fn verify<'py>(
+    py: Python<'py>,
+    ring: &PyRing,
+    context: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let image = guard(|| {
+        py.detach(|| crate::verify::verify(&ring.inner, context, message, signature))
+            .map_err(|e| to_pyerr(py, e))
+    })?;
+    Ok(PyBytes::new(py, &image))
+}
+
+/// Verify many `(ring, context, message, signature)` items across cores.
+/// Returns the key image or None per item (None for malformed ones too).
+#[pyfunction]
+#[pyo3(signature = (items, *, threads = None))]
+fn verify_batch<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyAny>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyList>> {
+    guard(|| {
+        type Owned<'py> = (Bound<'py, PyRing>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+        let mut owned: Vec<Owned<'py>> = Vec::new();
+        for (k, item) in items.try_iter()?.enumerate() {
+            let item = item?;
+            let bad = || PyTypeError::new_err(format!("item {k} must be a tuple (Ring, bytes, bytes, bytes)"));
+            let t = item.cast::<PyTuple>().map_err(|_| bad())?;
+            if t.len() != 4 {
+                return Err(bad());
+            }
+            let ring = t.get_item(0)?.cast_into::<PyRing>().map_err(|_| bad())?;
+            let ctx = t.get_item(1)?.cast_into::<PyBytes>().map_err(|_| bad())?;
+            let msg = t.get_item(2)?.cast_into::<PyBytes>().map_err(|_| bad())?;
+            let sig = t.get_item(3)?.cast_into::<PyBytes>().map_err(|_| bad())?;
+            owned.push((ring, ctx, msg, sig));
+        }
+        let batch_items: Vec<BatchItem<'_>> = owned
+            .iter()
+            .map(|(r, c, m, s)| BatchItem {
+                ring: &r.get().inner,
+                ctx: c.as_bytes(),
+                msg: m.as_bytes(),
+                sig: s.as_bytes(),
+            })
+            .collect();
+        let results = py
+            .detach(|| batch::verify_batch(&batch_items, threads))
+            .map_err(|e| to_pyerr(py, e))?;
+        let out = PyList::empty(py);
+        for r in results {
+            match r {
+                Ok(image) => out.append(PyBytes::new(py, &image))?,
+                Err(_) => out.append(py.None())?,
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// RFC 9380 hash_to_ristretto255(message, dst): 32-byte encoding.
+#[pyfunction]
+fn hash_to_group<'py>(py: Python<'py>, message: &[u8], dst: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let p = guard(|| crate::hash::hash_to_group(message, dst).map_err(|e| to_pyerr(py, e)))?;
+    Ok(PyBytes::new(py, p.compress().as_bytes()))
+}
+
+/// RFC 9380 expand_message_xmd with SHA-512.
+#[pyfunction]
+fn expand_message_xmd<'py>(
+    py: Python<'py>,
+    message: &[u8],
+    dst: &[u8],
+    length: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let out = guard(|| crate::hash::expand_message_xmd(message, dst, length).map_err(|e| to_pyerr(py, e)))?;
+    Ok(PyBytes::new(py, &out))
+}
+
+/// Length in bytes of a signature for a ring of `n` members.
+#[pyfunction]
+#[pyo3(signature = (n, batchable = false))]
+fn signature_length(n: usize, batchable: bool) -> PyResult<usize> {
+    if !(1..=MAX_RING_SIZE_LIMIT).contains(&n) {
+        return Err(PyValueError::new_err(format!("ring size {n} must be in 1..={MAX_RING_SIZE_LIMIT}")));
+    }
+    sig_len(n, format_of(batchable)).ok_or_else(|| PyValueError::new_err("ring size too large"))
+}
+
+/// HAZMAT, test vectors only: sign with caller-supplied 32-byte randomness.
+#[pyfunction]
+#[pyo3(signature = (key, ring, context, message, randomness, *, batchable = false))]
+fn sign_with_randomness<'py>(
+    py: Python<'py>,
+    key: &PySecretKey,
+    ring: &PyRing,
+    context: &[u8],
+    message: &[u8],
+    randomness: &[u8],
+    batchable: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let sig = guard(|| {
+        let z: [u8; 32] = randomness.try_into().map_err(|_| {
+            to_pyerr(
+                py,
+                Error::new(
+                    crate::errors::ErrorKind::BadLength,
+                    format!("randomness must be exactly 32 bytes, got {}", randomness.len()),
+                ),
+            )
+        })?;
+        crate::hazmat::sign_with_randomness(&key.inner, &ring.inner, context, message, &z, format_of(batchable))
+            .map_err(|e| to_pyerr(py, e))
+    })?;
+    Ok(PyBytes::new(py, &sig))
+}
+
+/// ringtally-v1 linkable ring signatures (bLSAG over ristretto255). See native/SPEC.md.
+#[pymodule]
+fn ringcrypto(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<PySecretKey>()?;
+    m.add_class::<PyRing>()?;
+    m.add_function(wrap_pyfunction!(sign, m)?)?;
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(hash_to_group, m)?)?;
+    m.add_function(wrap_pyfunction!(expand_message_xmd, m)?)?;
+    m.add_function(wrap_pyfunction!(signature_length, m)?)?;
+    m.add("MalformedInput", py.get_type::<MalformedInput>())?;
+    m.add("InvalidSignature", py.get_type::<InvalidSignature>())?;
+    m.add("InternalError", py.get_type::<InternalError>())?;
+    m.add("MAX_RING_SIZE_DEFAULT", MAX_RING_SIZE_DEFAULT)?;
+    m.add("MAX_RING_SIZE_LIMIT", MAX_RING_SIZE_LIMIT)?;
+    m.add("MAX_THREADS", batch::MAX_THREADS)?;
+    m.add("SPEC_VERSION", crate::hash::SPEC_VERSION)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+
+    let hazmat = PyModule::new(py, "hazmat")?;
+    hazmat.setattr("__name__", "ringcrypto.hazmat")?;
+    hazmat.setattr(
+        "__doc__",
+        "HAZARDOUS: deterministic signing for reproducing test vectors only. Never use in production.",
+    )?;
+    hazmat.add_function(wrap_pyfunction!(sign_with_randomness, &hazmat)?)?;
+    m.add_submodule(&hazmat)?;
+    // Make `import ringcrypto.hazmat` work as well as attribute access.
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("ringcrypto.hazmat", &hazmat)?;
+    Ok(())
+}
