@@ -98,8 +98,15 @@ def read_properties(path: Path) -> dict[str, str]:
 
 
 def new_cluster_id() -> str:
-    """A Kafka ``Uuid`` in its base64 form (what ``kafka-storage random-uuid`` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka ``Uuid`` in its base64 form (what ``kafka-storage random-uuid`` prints).
+
+    Never one starting with "-": the storage tool's argument parser would read it
+    as an option (Kafka's own generator avoids those too).
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 class KafkaService(Service):
@@ -217,7 +224,7 @@ class KafkaService(Service):
         props.write_text(self.server_properties(partial))
         cluster_id = new_cluster_id()
         argv = self._java_argv(
-            "kafka.tools.StorageTool", ["format", "-t", cluster_id, "-c", str(props)],
+            "kafka.tools.StorageTool", ["format", f"--cluster-id={cluster_id}", "--config", str(props)],
             heap="-Xmx256m", tool=True,
         )
         with open(self.log_file, "ab") as log:
