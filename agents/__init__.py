@@ -2,3 +2,5 @@
 
 Importing this package registers every agent on :data:`streams.app.app`.
 """
+
+from . import pipeline  # noqa: E402,F401  (registers the agents)

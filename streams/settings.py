@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     verify_batch_size: int = Field(256, ge=1, le=10_000)
     verify_batch_window: float = Field(0.02, gt=0, le=5.0, description="seconds")
     max_ring_size: int = Field(1024, ge=1, le=65_536)
+    fanout: bool = Field(
+        True, description="run the revocation fan-out agent (off for replays: it writes to votes)"
+    )
 
     # --- tally rules ------------------------------------------------------
     min_votes: int = Field(3, ge=1)

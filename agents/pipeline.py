@@ -1,0 +1,128 @@
+"""Faust wiring: the three agents of the vote path, their tables and internal topics.
+
+The decisions live in :mod:`agents.verify`, :mod:`agents.tally` and
+:mod:`agents.revocation`; this module only connects them to Kafka.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from models.internal import AcceptedVote, CredentialToken
+from models.votes import TokenRevoked
+from streams.app import app, settings, topics
+
+from .control import ControlState
+from .records import SourceRecord
+from .revocation import RevocationFanout
+from .tally import TallyKeeper
+from .verify import VoteVerifier
+
+__all__ = ["accepted_topic", "control", "credential_index_topic"]
+
+
+def _internal_topic(name: str) -> faust.TopicT:
+    # Named after the app id, like Faust's own repartition topics, so a replay
+    # under a fresh app id never mixes with the live pipeline's records.
+    return app.topic(
+        f"{settings.group_id}-{name}",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        internal=True,
+    )
+
+
+def _table(name: str, help_: str) -> faust.TableT:
+    return app.Table(
+        name,
+        partitions=settings.partitions,
+        key_type=bytes,
+        key_serializer="raw",
+        value_serializer="json",
+        help=help_,
+    )
+
+
+accepted_topic = _internal_topic("accepted")
+credential_index_topic = _internal_topic("credential-index")
+tokens_table = _table("tokens", "token_id -> token state (issued, spent, revoked)")
+tally_table = _table("tally", "ballot entries, running tallies and audit chain heads")
+credentials_table = _table("credentials", "credential_hash -> token ids and revocation")
+control = ControlState(settings)
+
+
+class FaustOutputs:
+    """The agents' outputs as sends on Faust topics (flushed before each offset commit)."""
+
+    async def rejection(self, key: bytes, rejection: Any) -> None:
+        await topics["rejections"].send(key=key, value=rejection.to_json())
+
+    async def accepted(self, vote: AcceptedVote) -> None:
+        await accepted_topic.send(key=vote.submission_id.encode(), value=vote.to_json())
+
+    async def credential_token(self, entry: CredentialToken) -> None:
+        await credential_index_topic.send(key=entry.credential_hash.encode(), value=entry.to_json())
+
+    async def token_revoked(self, token_id: str, reason: str) -> None:
+        message = TokenRevoked(token_id=token_id, reason=reason[:500])
+        await topics["votes"].send(key=token_id.encode(), value=message.to_json())
+
+    async def ballot(self, ballot: Any) -> None:
+        await topics["ballots"].send(key=ballot.submission_id.encode(), value=ballot.to_json())
+
+    async def tally(self, tally: Any) -> None:
+        await topics["tallies"].send(key=tally.submission_id.encode(), value=tally.to_json())
+
+    async def audit(self, event: Any) -> None:
+        await topics["audit"].send(key=event.chain.encode(), value=event.to_json())
+
+
+outputs = FaustOutputs()
+
+
+@app.agent(topics["votes"], name="verify")
+async def verify(stream: faust.StreamT) -> None:
+    """Votes topic -> accepted votes and rejections, signatures checked in batches."""
+    import ringcrypto
+
+    await control.ensure_started()
+    verifier = VoteVerifier(
+        control=control,
+        tokens=tokens_table,
+        outputs=outputs,
+        verify_batch=ringcrypto.verify_batch,
+        verify_one=ringcrypto.verify,
+    )
+    async for events in stream.take_events(settings.verify_batch_size, within=settings.verify_batch_window):
+        await verifier.process([SourceRecord.from_event(e) for e in events])
+
+
+@app.agent(accepted_topic, name="tally")
+async def tally(stream: faust.StreamT) -> None:
+    """Accepted votes -> ballots, tallies and audit events."""
+    keeper = TallyKeeper(settings=settings, state=tally_table, outputs=outputs)
+    async for event in stream.events():
+        await keeper.process([SourceRecord.from_event(event)])
+
+
+if settings.fanout:
+
+    @app.agent(
+        app.topic(
+            settings.topic("revocations"),
+            credential_index_topic.get_topic_name(),
+            key_type=bytes,
+            value_type=bytes,
+        ),
+        name="revocation-fanout",
+    )
+    async def revocation_fanout(stream: faust.StreamT) -> None:
+        """Credential revocations -> one TokenRevoked per token of the credential."""
+        fanout = RevocationFanout(
+            revocations_topic=settings.topic("revocations"), state=credentials_table, outputs=outputs
+        )
+        async for event in stream.events():
+            await fanout.process([SourceRecord.from_event(event)])

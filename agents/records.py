@@ -1,0 +1,97 @@
+"""What the agents' logic sees of a Kafka record, and where its outputs go.
+
+The logic classes (:class:`~agents.verify.VoteVerifier`,
+:class:`~agents.tally.TallyKeeper`) take plain records, a mapping for state
+and an :class:`Outputs`; the Faust wiring passes a changelog-backed table and
+topic senders, the unit tests a dict and a list. One logic, two harnesses.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from models.internal import AcceptedVote, CredentialToken
+from models.outputs import Ballot, Rejection, Tally
+from models.audit import AuditEvent
+from models.reasons import ReasonCode
+
+__all__ = ["Outputs", "SourceRecord", "event_scope", "rejection_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    #: The Faust event the record came from (None in unit tests).
+    event: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_event(cls, event: Any) -> SourceRecord:
+        msg = event.message
+        return cls(msg.topic, msg.partition, msg.offset, msg.key, msg.value, event)
+
+
+class Outputs(Protocol):
+    """Where the agents send what they decide (Faust topics, or a list in tests)."""
+
+    async def rejection(self, key: bytes, rejection: Rejection) -> None: ...
+    async def accepted(self, vote: AcceptedVote) -> None: ...
+    async def credential_token(self, entry: CredentialToken) -> None: ...
+    async def ballot(self, ballot: Ballot) -> None: ...
+    async def tally(self, tally: Tally) -> None: ...
+    async def audit(self, event: AuditEvent) -> None: ...
+
+
+def rejection_for(
+    record: SourceRecord,
+    reason: ReasonCode,
+    detail: str,
+    *,
+    vote_id: Any = None,
+    token_id: str | None = None,
+    payload: bytes | None = None,
+    source: tuple[str, int, int] | None = None,
+) -> Rejection:
+    """A rejection that points at the record (or at ``source``, the original position)."""
+    topic, partition, offset = source or (record.topic, record.partition, record.offset)
+    raw = record.value if payload is None else payload
+    return Rejection(
+        vote_id=vote_id,
+        token_id=token_id,
+        reason=reason,
+        detail=detail[:2000],
+        payload_b64=base64.b64encode(raw or b"").decode("ascii"),
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+    )
+
+
+@contextlib.contextmanager
+def event_scope(record: SourceRecord) -> Iterator[None]:
+    """Run table reads and writes as if ``record``'s event were the current one.
+
+    Faust chooses a table write's changelog partition (and RocksDB partition
+    store) from the *current event*. A ``take_events`` batch spans partitions
+    and leaves the last buffered event current, so without this every write of
+    a batch would land on one partition. Faust has no public setter for that
+    context; this is the one place that touches its contextvar.
+    """
+    if record.event is None:
+        yield
+        return
+    from faust.streams import _current_event
+
+    token = _current_event.set(weakref.ref(record.event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -1,0 +1,291 @@
+"""The verify stage: votes topic in, accepted votes (keyed by submission) and rejections out.
+
+A batch of records is handled in three steps, so that checking signatures in
+bulk never changes an outcome:
+
+1. parse every record (malformed -> rejection) and, replaying the batch's
+   token issues and revocations in order, pick the votes whose token could
+   still be spendable and whose ring and submission fit: only those need a
+   signature check;
+2. check those signatures together (``ringcrypto.verify_batch``, in a thread,
+   the GIL released);
+3. walk the batch again in offset order, applying each record to the token
+   table exactly as if records came one by one: the first vote with a valid
+   signature spends its token, any later one finds it spent.
+
+Only a valid signature spends a token (DESIGN invariant 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from models.fields import MAX_PAYLOAD_BYTES
+from models.internal import AcceptedVote, CredentialToken, vote_id_for_token
+from models.reasons import ReasonCode
+from models.votes import TokenIssued, TokenRevoked, VoteCast, parse_votes_message
+
+from .control import ControlState, Lookup
+from .records import Outputs, SourceRecord, event_scope, rejection_for
+from .tokens import TokenPhase, TokenState, vote_digest
+
+__all__ = ["VoteVerifier"]
+
+log = logging.getLogger(__name__)
+
+Message = VoteCast | TokenIssued | TokenRevoked
+
+
+@dataclass(slots=True)
+class _Parsed:
+    record: SourceRecord
+    message: Message | None = None
+    signing_bytes: bytes = b""
+    signature: bytes = b""
+    lookup: Lookup | None = None
+    #: Index into the batch's signature results, when the signature was checked.
+    check: int | None = None
+
+
+class VoteVerifier:
+    """Decides each votes-topic record; state lives in ``tokens`` (token_id bytes -> dict)."""
+
+    def __init__(
+        self,
+        *,
+        control: ControlState,
+        tokens: MutableMapping[bytes, dict[str, Any]],
+        outputs: Outputs,
+        verify_batch: Callable[[list[tuple[Any, bytes, bytes, bytes]]], list[bytes | None]],
+        verify_one: Callable[[Any, bytes, bytes, bytes], bytes],
+    ) -> None:
+        self.control = control
+        self.tokens = tokens
+        self.outputs = outputs
+        self._verify_batch = verify_batch
+        self._verify_one = verify_one
+
+    async def process(self, records: Sequence[SourceRecord]) -> None:
+        parsed = [await self._parse(r) for r in records]
+        await self._resolve_control(parsed)
+        results = await self._check_signatures(parsed)
+        for item in parsed:
+            if item.message is not None:
+                with event_scope(item.record):
+                    await self._apply(item, results)
+
+    # --- step 1: parse and select -------------------------------------------
+
+    async def _parse(self, record: SourceRecord) -> _Parsed:
+        item = _Parsed(record)
+        value = record.value
+        if value is None:
+            await self._reject(item, ReasonCode.MALFORMED, "empty message (null value)")
+            return item
+        if len(value) > MAX_PAYLOAD_BYTES:
+            await self._reject(
+                item, ReasonCode.MALFORMED, f"message is {len(value)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
+            )
+            return item
+        try:
+            message = parse_votes_message(value)
+        except ValidationError as exc:
+            await self._reject(item, ReasonCode.MALFORMED, _describe(exc))
+            return item
+        if record.key != message.token_id.encode("utf-8"):
+            await self._reject(
+                item,
+                ReasonCode.MALFORMED,
+                f"message key {record.key!r} is not its token id {message.token_id!r}",
+                message=message,
+            )
+            return item
+        if isinstance(message, VoteCast):
+            expected = vote_id_for_token(message.token_id)
+            if message.vote_id != expected:
+                await self._reject(
+                    item,
+                    ReasonCode.MALFORMED,
+                    f"vote_id must be {expected} (uuid5 of the token id), got {message.vote_id}",
+                    message=message,
+                )
+                return item
+            item.signing_bytes = message.signing_bytes()
+            item.signature = message.signature_bytes()
+        item.message = message
+        return item
+
+    async def _resolve_control(self, parsed: list[_Parsed]) -> None:
+        """Look up each vote's ring and submission; catch up once if any is unknown."""
+        votes = [p for p in parsed if isinstance(p.message, VoteCast)]
+        for p in votes:
+            p.lookup = self._lookup(p.message)
+        unknown = (ReasonCode.UNKNOWN_RING, ReasonCode.UNKNOWN_SUBMISSION)
+        if any(p.lookup and p.lookup.reason in unknown for p in votes):
+            # Maybe this worker has not yet read a ring or submission registered
+            # just before the vote: read up to the current end, then look again.
+            await self.control.sync(timeout=5.0)
+            for p in votes:
+                if p.lookup and p.lookup.reason in unknown:
+                    p.lookup = self._lookup(p.message)
+
+    def _lookup(self, vote: Any) -> Lookup:
+        return self.control.lookup(submission_id=vote.submission_id, ring_id=vote.ring_id, epoch=vote.epoch)
+
+    # --- step 2: signatures ---------------------------------------------------
+
+    async def _check_signatures(self, parsed: list[_Parsed]) -> list[bytes | None]:
+        items: list[tuple[Any, bytes, bytes, bytes]] = []
+        simulated: dict[bytes, TokenState | None] = {}
+        for p in parsed:
+            message = p.message
+            if message is None:
+                continue
+            key = p.record.key or b""
+            with event_scope(p.record):
+                state = simulated[key] if key in simulated else self._load(key)
+            if isinstance(message, TokenIssued):
+                verdict = TokenState.issue(
+                    state, credential_hash=message.credential_hash, epoch=message.epoch, offset=p.record.offset
+                )
+                simulated[key] = verdict.state or state
+            elif isinstance(message, TokenRevoked):
+                verdict = TokenState.revoke(state, reason=message.reason, offset=p.record.offset)
+                simulated[key] = verdict.state or state
+            elif (
+                state is not None
+                and state.phase is TokenPhase.ISSUED
+                and state.epoch == message.epoch
+                and p.lookup is not None
+                and p.lookup.reason is None
+            ):
+                p.check = len(items)
+                items.append((p.lookup.ring.crypto, message.context(), p.signing_bytes, p.signature))
+        if not items:
+            return []
+        return await asyncio.get_running_loop().run_in_executor(None, self._verify_batch, items)
+
+    # --- step 3: apply in offset order ---------------------------------------------
+
+    async def _apply(self, p: _Parsed, results: list[bytes | None]) -> None:
+        message, record = p.message, p.record
+        key = record.key or b""
+        state = self._load(key)
+        if isinstance(message, TokenIssued):
+            verdict = TokenState.issue(
+                state, credential_hash=message.credential_hash, epoch=message.epoch, offset=record.offset
+            )
+            if verdict.reason:
+                await self._reject(p, verdict.reason, verdict.detail, message=message)
+                return
+            self._store(key, verdict.state or state)
+            # Re-sent on a redelivery too: the index write may be what a crash lost.
+            await self.outputs.credential_token(
+                CredentialToken(credential_hash=message.credential_hash, token_id=message.token_id, epoch=message.epoch)
+            )
+            return
+        if isinstance(message, TokenRevoked):
+            verdict = TokenState.revoke(state, reason=message.reason, offset=record.offset)
+            if verdict.state is not None:
+                self._store(key, verdict.state)
+            return
+        await self._apply_vote(p, state, results)
+
+    async def _apply_vote(self, p: _Parsed, state: TokenState | None, results: list[bytes | None]) -> None:
+        vote, record = p.message, p.record
+        assert isinstance(vote, VoteCast)
+        key = record.key or b""
+        if state is None:
+            await self._reject(p, ReasonCode.UNKNOWN_TOKEN, f"token {vote.token_id!r} was never issued", message=vote)
+            return
+        digest = vote_digest(p.signing_bytes, p.signature)
+        verdict = state.check_spend(vote_epoch=vote.epoch, digest=digest)
+        if verdict.replay:
+            # This exact vote already spent the token: forward it again (the tally
+            # stage recognises it) and rewrite the state so the changelog has it.
+            self._store(key, state)
+            await self.outputs.accepted(self._accepted(p, state.key_image or ""))
+            return
+        if verdict.reason:
+            await self._reject(p, verdict.reason, verdict.detail, message=vote)
+            return
+        assert p.lookup is not None
+        if p.lookup.reason:
+            await self._reject(p, p.lookup.reason, p.lookup.detail, message=vote)
+            return
+        if p.check is None:  # pragma: no cover - selection mirrors these checks
+            raise RuntimeError(f"vote at offset {record.offset} reached apply without a signature check")
+        key_image = results[p.check]
+        if key_image is None:
+            reason, detail = self._explain_failure(p)
+            await self._reject(p, reason, detail, message=vote)
+            return
+        spent = state.spend(vote_id=str(vote.vote_id), digest=digest, key_image=key_image.hex(), offset=record.offset)
+        self._store(key, spent)
+        await self.outputs.accepted(self._accepted(p, key_image.hex()))
+
+    def _explain_failure(self, p: _Parsed) -> tuple[ReasonCode, str]:
+        """Why a signature failed: undecodable (malformed) or not valid (bad_signature)."""
+        import ringcrypto
+
+        vote = p.message
+        assert isinstance(vote, VoteCast) and p.lookup is not None and p.lookup.ring is not None
+        try:
+            self._verify_one(p.lookup.ring.crypto, vote.context(), p.signing_bytes, p.signature)
+        except ringcrypto.MalformedInput as exc:
+            return ReasonCode.MALFORMED, f"signature: {exc}"
+        except ringcrypto.InvalidSignature as exc:
+            return ReasonCode.BAD_SIGNATURE, f"signature does not verify: {exc}"
+        # The batch said no, the single check says yes: never count such a vote.
+        log.error("batch and single verification disagree at %s:%s", p.record.partition, p.record.offset)
+        return ReasonCode.BAD_SIGNATURE, "signature rejected by the batch check"
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _accepted(self, p: _Parsed, key_image: str) -> AcceptedVote:
+        vote = p.message
+        assert isinstance(vote, VoteCast)
+        return AcceptedVote(
+            vote_id=vote.vote_id,
+            submission_id=vote.submission_id,
+            key_image=key_image,
+            vote_type=vote.vote_type,
+            ring_id=vote.ring_id,
+            epoch=vote.epoch,
+            token_id=vote.token_id,
+            source_partition=p.record.partition,
+            source_offset=p.record.offset,
+            payload_b64=base64.b64encode(p.record.value or b"").decode("ascii"),
+        )
+
+    def _load(self, key: bytes) -> TokenState | None:
+        raw = self.tokens.get(key)
+        return TokenState.from_dict(raw) if raw else None
+
+    def _store(self, key: bytes, state: TokenState) -> None:
+        self.tokens[key] = state.to_dict()
+
+    async def _reject(self, p: _Parsed, reason: ReasonCode, detail: str, *, message: Message | None = None) -> None:
+        token_id = getattr(message, "token_id", None)
+        vote_id = getattr(message, "vote_id", None)
+        if token_id is None and p.record.key is not None:
+            token_id = p.record.key[:1024].decode("utf-8", "replace")
+        rejection = rejection_for(p.record, reason, detail, vote_id=vote_id, token_id=token_id)
+        await self.outputs.rejection(p.record.key or b"", rejection)
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first few validation errors, one line (never the offending value in full)."""
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(x) for x in err.get("loc", ())) or "message"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

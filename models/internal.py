@@ -1,0 +1,55 @@
+"""Messages on ringtally's internal topics (between its own agents).
+
+``AcceptedVote`` carries a verified vote from the verify agent (keyed by
+token) to the tally agent (keyed by submission). It keeps the ORIGINAL
+votes-topic position and raw payload, so a rejection at the tally stage
+points at the message the producer sent, and a replay into fresh state (whose
+internal topics have other offsets) produces the same outputs.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+from pydantic import Field
+
+from .base import WireModel
+from .fields import CredentialHash, Epoch, HexPoint, Identifier, Offset, Partition, VoteType
+
+__all__ = ["VOTE_ID_NAMESPACE", "AcceptedVote", "CredentialToken", "vote_id_for_token"]
+
+#: Namespace of :func:`vote_id_for_token` (uuid5 of the DNS name ringtally.vote-id).
+VOTE_ID_NAMESPACE = UUID("d24b4bfc-31aa-5c5e-827f-955cf2a17a90")
+
+
+def vote_id_for_token(token_id: str) -> UUID:
+    """The one vote id a token may carry.
+
+    Binding the vote id to the token makes ballots unique by vote id with no
+    cross-partition state: a token is spent at most once, so no two counted
+    votes can share an id, whichever submissions they are for.
+    """
+    return uuid5(VOTE_ID_NAMESPACE, token_id)
+
+
+class AcceptedVote(WireModel):
+    """A vote whose token and signature checked out (key: submission_id)."""
+
+    vote_id: UUID
+    submission_id: Identifier
+    key_image: HexPoint
+    vote_type: VoteType
+    ring_id: Identifier
+    epoch: Epoch
+    token_id: Identifier
+    source_partition: Partition
+    source_offset: Offset
+    payload_b64: str = Field(max_length=400_000)
+
+
+class CredentialToken(WireModel):
+    """Index record: this token was issued to this credential (key: credential_hash)."""
+
+    credential_hash: CredentialHash
+    token_id: Identifier
+    epoch: Epoch
