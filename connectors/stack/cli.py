@@ -95,7 +95,8 @@ class _Progress:
 
         grid = Table.grid(padding=(0, 1))
         for piece, message in self.lines.items():
-            grid.add_row(Spinner("dots"), f"[bold]{piece:<8}[/]", message)
+            mark = "[green]✓[/]" if message.startswith("healthy") else Spinner("dots")
+            grid.add_row(mark, f"[bold]{piece:<8}[/]", message)
         if not self.lines:
             grid.add_row(Spinner("dots"), "checking the stack")
         return grid

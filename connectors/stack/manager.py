@@ -121,6 +121,7 @@ class LocalStack:
         """
         services = self.select(pieces)
         report = _locked(report or _quiet)
+        self.paths.check()
         if not self.paths.stack_dir.exists():
             return {s.name: "not running" for s in services}
         with file_lock(self.paths.lock_file):

@@ -47,8 +47,22 @@ class StackPaths:
     def pid_file(self, piece: str) -> Path:
         return self.piece_dir(piece) / f"{piece}.pid"
 
+    def check(self) -> None:
+        """Refuse a data dir that is a source tree (e.g. RINGTALLY_DATA_DIR set empty → cwd)."""
+        from .errors import StackError
+
+        for sign in (".git", "pyproject.toml", "Makefile"):
+            if (self.data_dir / sign).exists():
+                raise StackError(
+                    "stack",
+                    f"data dir {self.data_dir} holds {sign}: it looks like a source tree,"
+                    " not a place for stack data",
+                    fix="set RINGTALLY_DATA_DIR to a dedicated dir such as .ringtally",
+                )
+
     def ensure(self) -> None:
         """Create the dirs; mark the data dir git-ignored the way venvs do."""
+        self.check()
         for d in (self.data_dir, self.stack_dir, self.cache_dir):
             d.mkdir(parents=True, exist_ok=True)
         ignore = self.data_dir / ".gitignore"

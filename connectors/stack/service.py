@@ -306,8 +306,9 @@ class Service(ABC):
         last = Health(False, "not probed yet")
         while True:
             if not pid_running(pid):
-                reap(pid)
+                # Popen.poll() must reap it (a bare waitpid first would lose the exit code)
                 code = proc.poll() if proc is not None else None
+                reap(pid)
                 remove_record(self.pid_file)
                 how = f" (exit code {code})" if code is not None else ""
                 hint = self.failure_hint()
@@ -336,11 +337,19 @@ class Service(ABC):
     _ERROR_LINE = re.compile(r"\b(ERROR|FATAL|PANIC|Exception|error:)", re.IGNORECASE)
 
     def failure_hint(self) -> str:
-        """The last error-looking line of the log, shortened."""
-        for line in reversed(tail_lines(self.log_file, 300)):
-            if self._ERROR_LINE.search(line):
-                line = line.strip()
-                return line[:237] + "..." if len(line) > 240 else line
+        """The last error-looking line of the log (plus its follow-up line), shortened.
+
+        The follow-up matters for messages split over two lines, like the JVM's
+        "Error occurred during initialization of VM" / "Too small maximum heap".
+        """
+        lines = tail_lines(self.log_file, 300)
+        for i in range(len(lines) - 1, -1, -1):
+            if self._ERROR_LINE.search(lines[i]):
+                text = lines[i].strip()
+                nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+                if nxt and not nxt.startswith("at ") and len(nxt) < 160:
+                    text += f" / {nxt}"
+                return text[:237] + "..." if len(text) > 240 else text
         return ""
 
     def _rotate_log(self) -> None:
