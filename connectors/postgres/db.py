@@ -1,0 +1,60 @@
+"""Connecting to Postgres, and telling "the server is down" from "the query is wrong".
+
+Every connection gets ``search_path = <schema>`` (Settings.postgres_schema) as
+a server setting, so SQL in this package is unqualified and the same code
+serves the production schema and a test's throw-away ``t_<prefix>`` schema.
+Which errors mean "unavailable" is decided by asyncpg's exception classes
+(SQLSTATE classes 08 and 57, socket errors), never by message text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from streams.settings import Settings, redact_url
+
+from .errors import PostgresUnavailable
+
+__all__ = ["TRANSIENT", "connect", "quote_ident", "unavailable"]
+
+#: Errors after which retrying on a fresh connection can succeed: the server is
+#: down, restarting, shutting down, refusing connections, or the socket died.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,  # class 08: connection exceptions
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: admin/crash shutdown, cannot connect now
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.TransactionRollbackError,  # class 40: serialization failure, deadlock
+    asyncpg.InterfaceError,  # "connection is closed" after the server went away
+)
+
+
+def quote_ident(name: str) -> str:
+    """A SQL identifier, quoted (schema names come from settings)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def unavailable(settings: Settings, exc: BaseException) -> PostgresUnavailable:
+    return PostgresUnavailable(
+        f"postgres at {redact_url(settings.postgres_dsn)} is unavailable "
+        f"({type(exc).__name__}: {exc})".replace("\n", " "),
+        fix="start it ('ringtally stack up') or set RINGTALLY_POSTGRES_DSN",
+    )
+
+
+async def connect(
+    settings: Settings, *, timeout: float = 10.0, search_path: bool = True
+) -> asyncpg.Connection:
+    """One connection with the schema on its search_path; PostgresUnavailable when down."""
+    server_settings = {"application_name": "ringtally-sink"}
+    if search_path:
+        server_settings["search_path"] = quote_ident(settings.postgres_schema)
+    try:
+        return await asyncpg.connect(
+            settings.postgres_dsn, timeout=timeout, server_settings=server_settings
+        )
+    except TRANSIENT as exc:
+        raise unavailable(settings, exc) from None

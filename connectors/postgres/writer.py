@@ -1,0 +1,399 @@
+"""One batch of consumed records -> one Postgres transaction: the rows AND the offsets.
+
+This is quix-streams' ``Checkpoint.commit`` done against Postgres instead of
+Kafka. The steps of :meth:`BatchWriter.write`, each marked ``# step N`` in
+the body:
+
+1. BEGIN; lock the batch's ``sink_offsets`` rows and check they still hold the
+   offsets this batch was read from (fencing, see :mod:`.offsets`).
+2. ballots: bulk-load into a temp table, ``INSERT … SELECT … ON CONFLICT DO
+   NOTHING`` (vote_id and (submission_id, key_image) absorb duplicates); a
+   skipped row that is NOT an identical copy of a stored one is a conflict ->
+   dead letter.
+3. rejections: same, keyed by the original votes-topic position.
+4. audit: same, keyed by (chain, sequence); an identical duplicate is
+   ignored, a different event at a stored (chain, sequence) is a FORK -> logged
+   at ERROR and dead-lettered.
+5. tallies: the highest version per submission in the batch, upserted only
+   ``WHERE stored.version < incoming.version``; escalations for every
+   ESCALATED tally (first = lowest version, latest = highest).
+6. dead letters: into ``sink_dead_letters`` and produced to the DLQ topic,
+   acks awaited (so none is lost if the commit then succeeds).
+7. store the next offsets of every partition in the batch (dead letters
+   included, so a bad record never blocks its partition).
+8. COMMIT. Nothing about the batch is visible before, everything after.
+
+Bulk loading: ``copy`` (COPY into the temp table, the default) or ``unnest``
+(one ``INSERT … SELECT FROM unnest($arrays)``); the bench compares them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import asyncpg
+
+from models import Decision
+
+from .decode import Decoded, DeadLetter, Record
+from .dlq import DeadLetterTopic
+from .offsets import TP, check_and_lock, store
+
+__all__ = ["Batch", "BatchWriter", "Loader", "WriteResult"]
+
+log = logging.getLogger("ringtally.sink")
+
+Loader = Literal["copy", "unnest"]
+
+_TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS sink_in_ballots (
+    k_partition int, k_offset bigint,
+    vote_id uuid, submission_id text, key_image text, vote_type text, ring_id text,
+    epoch bigint, source_partition int, source_offset bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS sink_in_rejections (
+    k_partition int, k_offset bigint,
+    vote_id uuid, token_id text, reason text, detail text, payload_b64 text,
+    source_topic text, source_partition int, source_offset bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS sink_in_audit (
+    k_partition int, k_offset bigint,
+    chain text, sequence bigint, prev_hash text, hash text, kind text, vote_id uuid,
+    submission_id text, key_image text, reason text, decision text,
+    source_partition int, source_offset bigint
+) ON COMMIT DELETE ROWS;
+"""
+
+_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "ballots": (
+        ("k_partition", "int"), ("k_offset", "bigint"), ("vote_id", "uuid"),
+        ("submission_id", "text"), ("key_image", "text"), ("vote_type", "text"),
+        ("ring_id", "text"), ("epoch", "bigint"), ("source_partition", "int"),
+        ("source_offset", "bigint"),
+    ),
+    "rejections": (
+        ("k_partition", "int"), ("k_offset", "bigint"), ("vote_id", "uuid"),
+        ("token_id", "text"), ("reason", "text"), ("detail", "text"), ("payload_b64", "text"),
+        ("source_topic", "text"), ("source_partition", "int"), ("source_offset", "bigint"),
+    ),
+    "audit": (
+        ("k_partition", "int"), ("k_offset", "bigint"), ("chain", "text"),
+        ("sequence", "bigint"), ("prev_hash", "text"), ("hash", "text"), ("kind", "text"),
+        ("vote_id", "uuid"), ("submission_id", "text"), ("key_image", "text"),
+        ("reason", "text"), ("decision", "text"), ("source_partition", "int"),
+        ("source_offset", "bigint"),
+    ),
+}
+
+_INSERT = {
+    "ballots": """
+        WITH ins AS (
+            INSERT INTO ballots (vote_id, submission_id, key_image, vote_type, ring_id, epoch,
+                                 source_partition, source_offset)
+            SELECT vote_id, submission_id, key_image, vote_type, ring_id, epoch,
+                   source_partition, source_offset
+            FROM pg_temp.sink_in_ballots ORDER BY k_partition, k_offset
+            ON CONFLICT DO NOTHING RETURNING 1)
+        SELECT count(*) FROM ins""",
+    "rejections": """
+        WITH ins AS (
+            INSERT INTO rejections (vote_id, token_id, reason, detail, payload_b64,
+                                    source_topic, source_partition, source_offset)
+            SELECT vote_id, token_id, reason, detail, payload_b64,
+                   source_topic, source_partition, source_offset
+            FROM pg_temp.sink_in_rejections ORDER BY k_partition, k_offset
+            ON CONFLICT DO NOTHING RETURNING 1)
+        SELECT count(*) FROM ins""",
+    "audit": """
+        WITH ins AS (
+            INSERT INTO audit_log (chain, sequence, prev_hash, hash, kind, vote_id, submission_id,
+                                   key_image, reason, decision, source_partition, source_offset)
+            SELECT chain, sequence, prev_hash, hash, kind, vote_id, submission_id,
+                   key_image, reason, decision, source_partition, source_offset
+            FROM pg_temp.sink_in_audit ORDER BY k_partition, k_offset
+            ON CONFLICT (chain, sequence) DO NOTHING RETURNING 1)
+        SELECT count(*) FROM ins""",
+}
+
+# Rows of the batch that were skipped and are not identical copies of stored rows.
+_BALLOT_CONFLICTS = """
+    SELECT i.k_partition, i.k_offset, b.vote_id IS NULL AS other_vote
+    FROM pg_temp.sink_in_ballots i LEFT JOIN ballots b ON b.vote_id = i.vote_id
+    WHERE b.vote_id IS NULL
+       OR (b.submission_id, b.key_image, b.vote_type, b.ring_id, b.epoch,
+           b.source_partition, b.source_offset)
+          IS DISTINCT FROM
+          (i.submission_id, i.key_image, i.vote_type, i.ring_id, i.epoch,
+           i.source_partition, i.source_offset)"""
+
+_AUDIT_FORKS = """
+    SELECT i.k_partition, i.k_offset, i.chain, i.sequence, a.hash AS stored_hash,
+           i.hash AS incoming_hash
+    FROM pg_temp.sink_in_audit i JOIN audit_log a ON a.chain = i.chain AND a.sequence = i.sequence
+    WHERE (a.prev_hash, a.hash, a.kind, a.vote_id, a.submission_id, a.key_image, a.reason,
+           a.decision, a.source_partition, a.source_offset)
+          IS DISTINCT FROM
+          (i.prev_hash, i.hash, i.kind, i.vote_id, i.submission_id, i.key_image, i.reason,
+           i.decision, i.source_partition, i.source_offset)"""
+
+_UPSERT_TALLIES = """
+    INSERT INTO tallies AS t (submission_id, approve, reject, flag, escalate, total, decision,
+                              rules_version, version)
+    SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[],
+                         $7::text[], $8::text[], $9::bigint[])
+    ON CONFLICT (submission_id) DO UPDATE SET
+        approve = EXCLUDED.approve, reject = EXCLUDED.reject, flag = EXCLUDED.flag,
+        escalate = EXCLUDED.escalate, total = EXCLUDED.total, decision = EXCLUDED.decision,
+        rules_version = EXCLUDED.rules_version, version = EXCLUDED.version, updated_at = now()
+    WHERE t.version < EXCLUDED.version
+    RETURNING submission_id"""
+
+_UPSERT_ESCALATIONS = """
+    INSERT INTO escalations AS e (submission_id, first_version, first_escalated_at,
+                                  latest_version, latest_escalated_at, latest_total)
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::bigint[],
+                         $5::timestamptz[], $6::int[])
+    ON CONFLICT (submission_id) DO UPDATE SET
+        first_version = LEAST(e.first_version, EXCLUDED.first_version),
+        first_escalated_at = CASE WHEN EXCLUDED.first_version < e.first_version
+                                  THEN EXCLUDED.first_escalated_at ELSE e.first_escalated_at END,
+        latest_version = GREATEST(e.latest_version, EXCLUDED.latest_version),
+        latest_escalated_at = CASE WHEN EXCLUDED.latest_version > e.latest_version
+                                   THEN EXCLUDED.latest_escalated_at ELSE e.latest_escalated_at END,
+        latest_total = CASE WHEN EXCLUDED.latest_version > e.latest_version
+                            THEN EXCLUDED.latest_total ELSE e.latest_total END
+    WHERE EXCLUDED.first_version < e.first_version OR EXCLUDED.latest_version > e.latest_version"""
+
+_DEAD_LETTERS = """
+    INSERT INTO sink_dead_letters (source_topic, source_partition, source_offset, reason, detail,
+                                   key, value)
+    SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[],
+                         $6::bytea[], $7::bytea[])
+    ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING"""
+
+
+@dataclass
+class Batch:
+    """Decoded records of one transaction, and the offsets it moves from and to."""
+
+    ballots: list[Decoded] = field(default_factory=list)
+    tallies: list[Decoded] = field(default_factory=list)
+    rejections: list[Decoded] = field(default_factory=list)
+    audit: list[Decoded] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    #: What sink_offsets must hold for this batch to apply (None: no row yet).
+    expected: dict[TP, int | None] = field(default_factory=dict)
+    #: Where each partition resumes once this batch is committed.
+    next_offsets: dict[TP, int] = field(default_factory=dict)
+    #: Dead letters already acked by the DLQ topic (a retried batch does not resend them).
+    dlq_sent: set[tuple[str, int, int]] = field(default_factory=set)
+    records: int = 0
+
+
+@dataclass
+class WriteResult:
+    ballots: int = 0
+    ballot_duplicates: int = 0
+    rejections: int = 0
+    rejection_duplicates: int = 0
+    audit: int = 0
+    audit_duplicates: int = 0
+    tallies_changed: list[str] = field(default_factory=list)
+    tallies_stale: int = 0
+    escalations: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _rows(kind: str, items: list[Decoded]) -> list[tuple[object, ...]]:
+    if kind == "ballots":
+        return [
+            (d.record.partition, d.record.offset, b.vote_id, b.submission_id, b.key_image,
+             b.vote_type.value, b.ring_id, b.epoch, b.source_partition, b.source_offset)
+            for d in items for b in (d.model,)
+        ]
+    if kind == "rejections":
+        return [
+            (d.record.partition, d.record.offset, r.vote_id, r.token_id, r.reason.value, r.detail,
+             r.payload_b64, r.source_topic, r.source_partition, r.source_offset)
+            for d in items for r in (d.model,)
+        ]
+    return [
+        (d.record.partition, d.record.offset, a.chain, a.sequence, a.prev_hash, a.hash,
+         a.kind.value, a.vote_id, a.submission_id, a.key_image,
+         a.reason.value if a.reason is not None else None,
+         a.decision.value if a.decision is not None else None,
+         a.source_partition, a.source_offset)
+        for d in items for a in (d.model,)
+    ]
+
+
+class BatchWriter:
+    """Writes batches on one connection (temp tables are per connection)."""
+
+    def __init__(
+        self, conn: asyncpg.Connection, topics: dict[str, str], *,
+        dlq: DeadLetterTopic | None = None, loader: Loader = "copy",
+    ) -> None:
+        self.conn = conn
+        self.topics = topics  # short kind -> full topic name
+        self.dlq = dlq
+        self.loader = loader
+        self._ready = False
+
+    async def _prepare(self) -> None:
+        if not self._ready:
+            await self.conn.execute(_TEMP_TABLES)
+            self._ready = True
+
+    async def _load(self, kind: str, rows: list[tuple[object, ...]]) -> None:
+        cols = _COLUMNS[kind]
+        table = f"sink_in_{kind}"
+        if self.loader == "copy":
+            await self.conn.copy_records_to_table(
+                table, schema_name="pg_temp", records=rows, columns=[c for c, _ in cols]
+            )
+            return
+        arrays = [list(col) for col in zip(*rows, strict=True)]
+        casts = ", ".join(f"${i}::{t}[]" for i, (_, t) in enumerate(cols, 1))
+        await self.conn.execute(
+            f"INSERT INTO pg_temp.{table} ({', '.join(c for c, _ in cols)}) "
+            f"SELECT * FROM unnest({casts})",
+            *arrays,
+        )
+
+    async def _insert(self, kind: str, items: list[Decoded]) -> tuple[int, int]:
+        """Load and insert; returns (inserted, skipped)."""
+        if not items:
+            return 0, 0
+        await self._load(kind, _rows(kind, items))
+        inserted = await self.conn.fetchval(_INSERT[kind])
+        return inserted, len(items) - inserted
+
+    def _find(self, kind: str, items: list[Decoded], partition: int, offset: int) -> Record:
+        topic = self.topics[kind]
+        for d in items:
+            r = d.record
+            if r.topic == topic and r.partition == partition and r.offset == offset:
+                return r
+        raise LookupError(f"{topic}[{partition}]@{offset} not in batch")  # pragma: no cover
+
+    async def write(self, batch: Batch) -> WriteResult:
+        """Apply ``batch`` in one transaction (see the module docstring for the steps)."""
+        await self._prepare()
+        res = WriteResult()
+        conn = self.conn
+        async with conn.transaction():
+            # step 1: fence on the offsets this batch was read from
+            await check_and_lock(conn, batch.expected)
+
+            # step 2: ballots, duplicates absorbed, conflicts dead-lettered
+            res.ballots, res.ballot_duplicates = await self._insert("ballots", batch.ballots)
+            if res.ballot_duplicates:
+                for row in await conn.fetch(_BALLOT_CONFLICTS):
+                    rec = self._find("ballots", batch.ballots, row["k_partition"], row["k_offset"])
+                    why = (
+                        "(submission_id, key_image) already counted under another vote_id"
+                        if row["other_vote"] else "vote_id already stored with different fields"
+                    )
+                    log.error("ballot conflict at %s[%d]@%d: %s", rec.topic, rec.partition,
+                              rec.offset, why)
+                    res.dead.append(DeadLetter(rec, "ballot_conflict", why))
+                res.ballot_duplicates -= len(res.dead)  # only ballot conflicts so far
+
+            # step 3: rejections, keyed by the original votes-topic position
+            res.rejections, res.rejection_duplicates = await self._insert(
+                "rejections", batch.rejections
+            )
+
+            # step 4: audit events; a different event at a stored (chain, sequence) is a fork
+            res.audit, res.audit_duplicates = await self._insert("audit", batch.audit)
+            if res.audit_duplicates:
+                forks = await conn.fetch(_AUDIT_FORKS)
+                for row in forks:
+                    rec = self._find("audit", batch.audit, row["k_partition"], row["k_offset"])
+                    why = (
+                        f"audit fork: chain {row['chain']} sequence {row['sequence']} is stored "
+                        f"with hash {row['stored_hash']}, this event has {row['incoming_hash']}"
+                    )
+                    log.error("AUDIT FORK at %s[%d]@%d: %s", rec.topic, rec.partition,
+                              rec.offset, why)
+                    res.dead.append(DeadLetter(rec, "audit_fork", why))
+                res.audit_duplicates -= len(forks)
+
+            # step 5: tallies (never overwrite a newer version) and escalations
+            if batch.tallies:
+                await self._tallies(batch.tallies, res)
+
+            # step 6: dead letters, in the table and (acked) on the DLQ topic
+            dead = batch.dead + res.dead
+            if dead:
+                await conn.execute(
+                    _DEAD_LETTERS,
+                    [d.record.topic for d in dead], [d.record.partition for d in dead],
+                    [d.record.offset for d in dead], [d.reason for d in dead],
+                    [d.detail for d in dead], [d.record.key for d in dead],
+                    [d.record.value for d in dead],
+                )
+                if self.dlq is not None:
+                    unsent = [
+                        d for d in dead
+                        if (d.record.topic, d.record.partition, d.record.offset)
+                        not in batch.dlq_sent
+                    ]
+                    await self.dlq.send_all(unsent)
+                    batch.dlq_sent.update(
+                        (d.record.topic, d.record.partition, d.record.offset) for d in unsent
+                    )
+            res.dead = dead
+
+            # step 7: the next offsets, in the same transaction as the rows
+            await store(conn, batch.next_offsets)
+        # step 8: committed (leaving the block above commits; an exception rolled back)
+        return res
+
+    async def _tallies(self, items: list[Decoded], res: WriteResult) -> None:
+        latest: dict[str, Decoded] = {}
+        first_esc: dict[str, Decoded] = {}
+        last_esc: dict[str, Decoded] = {}
+        for d in items:
+            t = d.model
+            cur = latest.get(t.submission_id)
+            if cur is None or t.version > cur.model.version:
+                latest[t.submission_id] = d
+            if t.decision == Decision.ESCALATED:
+                f = first_esc.get(t.submission_id)
+                if f is None or t.version < f.model.version:
+                    first_esc[t.submission_id] = d
+                la = last_esc.get(t.submission_id)
+                if la is None or t.version > la.model.version:
+                    last_esc[t.submission_id] = d
+        ts = [d.model for d in latest.values()]
+        changed = await self.conn.fetch(
+            _UPSERT_TALLIES,
+            [t.submission_id for t in ts], [t.counts.approve for t in ts],
+            [t.counts.reject for t in ts], [t.counts.flag for t in ts],
+            [t.counts.escalate for t in ts], [t.total for t in ts],
+            [t.decision.value for t in ts], [t.rules_version for t in ts],
+            [t.version for t in ts],
+        )
+        res.tallies_changed = [r["submission_id"] for r in changed]
+        res.tallies_stale = len(items) - len(res.tallies_changed)
+        if first_esc:
+            subs = sorted(first_esc)
+            await self.conn.execute(
+                _UPSERT_ESCALATIONS, subs,
+                [first_esc[s].model.version for s in subs],
+                [_ts(first_esc[s].record.timestamp_ms) for s in subs],
+                [last_esc[s].model.version for s in subs],
+                [_ts(last_esc[s].record.timestamp_ms) for s in subs],
+                [last_esc[s].model.total for s in subs],
+            )
+            res.escalations = len(subs)
+
