@@ -23,7 +23,7 @@ def register_commands(cli: click.Group) -> None:
     """Add ringtally's command groups to Faust's root group (idempotent)."""
     from connectors.stack.cli import stack
 
-    for command in (stack,):
+    for command in (stack, *__import__("connectors.postgres.cli", fromlist=["_"]).COMMANDS):
         if command.name not in cli.commands:
             cli.add_command(command)
 
