@@ -66,7 +66,12 @@ class DeadLetterTopic:
         await self.start()
         futures = [
             await self._producer.send(
-                self.topic, value=d.record.value, key=d.record.key, headers=dlq_headers(d)
+                self.topic,
+                value=d.record.value,
+                # Kafka needs a key or a value: an empty key stands in for a keyless tombstone
+                key=d.record.key if d.record.key is not None or d.record.value is not None
+                else b"",
+                headers=dlq_headers(d),
             )
             for d in dead
         ]

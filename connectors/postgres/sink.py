@@ -164,8 +164,12 @@ class Sink:
         """Run until stopped (or caught up / idle, with ``once`` / ``until_idle``)."""
         s = self.settings
         self._conn = await connect(s)  # unreachable at start: a one-line error, exit 2
-        await check_ready(self._conn, s.postgres_schema)
-        await ensure_topics(s)
+        try:
+            await check_ready(self._conn, s.postgres_schema)
+            await ensure_topics(s)
+        except BaseException:
+            await self._drop_conn()
+            raise
         self._dlq = DeadLetterTopic(s.kafka_bootstrap, s.topic(DLQ))
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,

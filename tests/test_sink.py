@@ -1,0 +1,221 @@
+"""The Postgres sink against real Kafka and Postgres: rows, duplicates, versions, dead letters.
+
+Each test has its own topic prefix and Postgres schema (``t_<hex>``, dropped
+at the end) and produces the output records itself with aiokafka: what is
+tested is the sink, not the agents.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from connectors.postgres.migrate import migrate
+from connectors.postgres.sink import Sink
+from connectors.postgres.testing import (
+    audit_chain,
+    drop_schema,
+    make_ballot,
+    make_rejection,
+    make_tally,
+    produce,
+)
+from connectors.postgres.topics import ensure_topics
+from models import Decision
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pg(settings):  # noqa: ANN001, ANN201
+    """The test's schema, migrated, and a connection on it; dropped afterwards."""
+    await migrate(settings)
+    await ensure_topics(settings)
+    conn = await asyncpg.connect(
+        settings.postgres_dsn, server_settings={"search_path": settings.postgres_schema}
+    )
+    yield conn
+    await conn.close()
+    await drop_schema(settings)
+
+
+async def run_sink(settings, **kw) -> object:  # noqa: ANN001
+    kw.setdefault("once", True)
+    return await Sink(settings, **kw).run()
+
+
+async def count(conn: asyncpg.Connection, table: str) -> int:
+    return await conn.fetchval(f"SELECT count(*) FROM {table}")
+
+
+async def test_rows_land_and_offsets_are_stored(settings, pg) -> None:
+    ballots = [make_ballot(i, f"sub-{i % 5}") for i in range(200)]
+    await produce(settings, "ballots", [b.to_json() for b in ballots],
+                  keys=[b.submission_id.encode() for b in ballots])
+    await produce(settings, "rejections", [make_rejection(i).to_json() for i in range(30)])
+    await produce(settings, "audit", [e.to_json() for e in audit_chain("tally-0", 40)],
+                  partition=0)
+    await produce(settings, "tallies", [make_tally("sub-1", v, approve=v).to_json()
+                                        for v in range(1, 11)], keys=[b"sub-1"] * 10)
+    stats = await run_sink(settings)
+    assert stats.records == 200 + 30 + 40 + 10
+    assert await count(pg, "ballots") == 200
+    assert await count(pg, "rejections") == 30
+    assert await count(pg, "audit_log") == 40
+    row = await pg.fetchrow("SELECT * FROM tallies WHERE submission_id = 'sub-1'")
+    assert (row["version"], row["approve"], row["total"]) == (10, 10, 10)
+    stored = await pg.fetchval(
+        "SELECT sum(next_offset) FROM sink_offsets WHERE topic = $1", settings.topic("ballots")
+    )
+    assert stored == 200
+    # the sink's copy of a ballot is field for field the model
+    b = ballots[7]
+    got = await pg.fetchrow("SELECT * FROM ballots WHERE vote_id = $1", b.vote_id)
+    assert (got["submission_id"], got["key_image"], got["vote_type"], got["epoch"]) == (
+        b.submission_id, b.key_image, b.vote_type.value, b.epoch)
+
+
+async def test_records_delivered_twice_make_no_duplicate_rows(settings, pg) -> None:
+    ballots = [make_ballot(i) for i in range(100)]
+    rejections = [make_rejection(i) for i in range(20)]
+    chain = audit_chain("tally-1", 25)
+    for _ in range(2):  # the agents re-emit identical records after a crash
+        await produce(settings, "ballots", [b.to_json() for b in ballots])
+        await produce(settings, "rejections", [r.to_json() for r in rejections])
+        await produce(settings, "audit", [e.to_json() for e in chain], partition=3)
+    stats = await run_sink(settings)
+    assert stats.duplicates == 100 + 20 + 25
+    assert stats.dead_letters == 0
+    assert await count(pg, "ballots") == 100
+    assert await count(pg, "rejections") == 20
+    assert await count(pg, "audit_log") == 25
+    # a replay from scratch (offsets forgotten) changes nothing either
+    await pg.execute("DELETE FROM sink_offsets")
+    stats = await run_sink(settings, group_id=f"{settings.topic_prefix}-replay")
+    assert stats.ballots == 0 and stats.audit == 0 and stats.rejections == 0
+    assert await count(pg, "ballots") == 100
+    assert await count(pg, "audit_log") == 25
+
+
+async def test_a_lower_tally_version_never_overwrites_a_higher_one(settings, pg) -> None:
+    # same batch: v5 then v3
+    await produce(settings, "tallies", [make_tally("s-a", 5, approve=5).to_json(),
+                                        make_tally("s-a", 3, approve=3).to_json()],
+                  keys=[b"s-a", b"s-a"])
+    await run_sink(settings)
+    assert await pg.fetchval("SELECT version FROM tallies WHERE submission_id='s-a'") == 5
+    # a later batch: v4 (stale) is ignored, v6 replaces
+    await produce(settings, "tallies", [make_tally("s-a", 4, approve=4).to_json()], keys=[b"s-a"])
+    await run_sink(settings)
+    row = await pg.fetchrow("SELECT version, approve FROM tallies WHERE submission_id='s-a'")
+    assert (row["version"], row["approve"]) == (5, 5)
+    await produce(settings, "tallies", [make_tally("s-a", 6, approve=6).to_json()], keys=[b"s-a"])
+    await run_sink(settings)
+    row = await pg.fetchrow("SELECT version, approve FROM tallies WHERE submission_id='s-a'")
+    assert (row["version"], row["approve"]) == (6, 6)
+
+
+async def test_escalations_keep_first_and_latest(settings, pg) -> None:
+    tallies = [
+        make_tally("s-e", 1, flag=1),
+        make_tally("s-e", 2, flag=2),
+        make_tally("s-e", 3, flag=3, decision=Decision.ESCALATED),
+        make_tally("s-e", 4, flag=3, approve=1, decision=Decision.ESCALATED),
+        make_tally("s-ok", 3, approve=3, decision=Decision.APPROVED),
+    ]
+    await produce(settings, "tallies", [t.to_json() for t in tallies[:3]], keys=[b"s-e"] * 3)
+    await run_sink(settings)
+    await produce(settings, "tallies", [t.to_json() for t in tallies[3:]],
+                  keys=[b"s-e", b"s-ok"])
+    await run_sink(settings)
+    rows = await pg.fetch("SELECT * FROM escalations")
+    assert [r["submission_id"] for r in rows] == ["s-e"]
+    r = rows[0]
+    assert (r["first_version"], r["latest_version"], r["latest_total"]) == (3, 4, 4)
+    assert r["first_escalated_at"] <= r["latest_escalated_at"]
+
+
+async def test_undecodable_records_go_to_the_dead_letter_topic(settings, pg) -> None:
+    good = [make_ballot(i) for i in range(10)]
+    values = [g.to_json() for g in good[:5]]
+    values += [b"{not json", b'{"vote_id": "nope"}', None]
+    values += [g.to_json() for g in good[5:]]
+    await produce(settings, "ballots", values, partition=2, keys=[b"sub-1"] * len(values))
+    stats = await run_sink(settings)
+    assert stats.dead_letters == 3
+    assert await count(pg, "ballots") == 10  # the records after the bad ones still land
+    dead = await pg.fetch("SELECT * FROM sink_dead_letters ORDER BY source_offset")
+    assert [(d["source_offset"], d["reason"]) for d in dead] == [
+        (5, "bad_json"), (6, "invalid_message"), (7, "empty_value")]
+    assert await pg.fetchval(
+        "SELECT next_offset FROM sink_offsets WHERE topic = $1 AND partition = 2",
+        settings.topic("ballots"),
+    ) == 13
+    consumer = AIOKafkaConsumer(
+        settings.topic("sink-dlq"), bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        got = []
+        while len(got) < 3:
+            data = await consumer.getmany(timeout_ms=5000)
+            assert data, "dead letters did not arrive"
+            got += [r for rs in data.values() for r in rs]
+    finally:
+        await consumer.stop()
+    first = got[0]
+    headers = {k: v.decode() for k, v in first.headers}
+    assert first.value == b"{not json"
+    assert headers["dlq.reason"] == "bad_json"
+    assert headers["dlq.source.topic"] == settings.topic("ballots")
+    assert (headers["dlq.source.partition"], headers["dlq.source.offset"]) == ("2", "5")
+    assert "Ballot" in headers["dlq.detail"]
+
+
+async def test_an_audit_fork_is_dead_lettered_and_an_identical_copy_ignored(
+    settings, pg, caplog
+) -> None:
+    chain = audit_chain("tally-2", 5)
+    forged = audit_chain("tally-2", 5, submission="other")[2]  # different event at sequence 3
+    await produce(settings, "audit", [e.to_json() for e in chain], partition=1)
+    await run_sink(settings)
+    await produce(settings, "audit", [chain[2].to_json(), forged.to_json()], partition=1)
+    stats = await run_sink(settings)
+    assert stats.duplicates == 1 and stats.dead_letters == 1
+    assert await count(pg, "audit_log") == 5
+    dead = await pg.fetchrow("SELECT reason, detail FROM sink_dead_letters")
+    assert dead["reason"] == "audit_fork"
+    assert "chain tally-2 sequence 3" in dead["detail"]
+    assert any("AUDIT FORK" in r.getMessage() for r in caplog.records)
+    stored = await pg.fetchval(
+        "SELECT hash FROM audit_log WHERE chain='tally-2' AND sequence=3")
+    assert stored == chain[2].hash
+
+
+async def test_a_conflicting_ballot_is_dead_lettered(settings, pg) -> None:
+    b = make_ballot(1)
+    twin = b.model_copy(update={"vote_id": make_ballot(2).vote_id})  # same key image, new id
+    await produce(settings, "ballots", [b.to_json(), twin.to_json()], partition=0)
+    stats = await run_sink(settings)
+    assert stats.ballots == 1 and stats.dead_letters == 1
+    reason = await pg.fetchval("SELECT reason FROM sink_dead_letters")
+    assert reason == "ballot_conflict"
+
+
+async def test_the_sink_refuses_an_unmigrated_schema(settings) -> None:
+    from connectors.postgres.errors import SchemaNotReady
+
+    with pytest.raises(SchemaNotReady) as info:
+        await Sink(settings, once=True).run()
+    assert "ringtally db migrate" in info.value.one_line()
+
+
+def test_announcement_json_shape() -> None:
+    from connectors.readmodel.store import announcement
+
+    data = json.loads(announcement(make_tally("x", 2, approve=2)))
+    assert data["type"] == "tally" and data["version"] == 2 and data["counts"]["approve"] == 2
