@@ -1,6 +1,5 @@
 """Faust agents of the vote path: verify, revocation fan-out, tally.
 
-Importing this package registers every agent on :data:`streams.app.app`.
+Importing :mod:`agents.pipeline` registers the agents on :data:`streams.app.app`;
+the logic modules import without Faust.
 """
-
-from . import pipeline  # noqa: E402,F401  (registers the agents)

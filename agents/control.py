@@ -148,7 +148,11 @@ class ControlState:
         """Start reading (once per process) and wait for the first full catch-up."""
         async with self._start_lock:
             if self._consumer is None:
+                # No group: aiokafka assigns every partition of the subscribed
+                # topics to this consumer, and nothing is ever committed.
                 self._consumer = AIOKafkaConsumer(
+                    self.settings.topic("rings"),
+                    self.settings.topic("submissions"),
                     bootstrap_servers=self.settings.kafka_bootstrap,
                     group_id=None,
                     enable_auto_commit=False,
@@ -156,23 +160,20 @@ class ControlState:
                     client_id=f"{self.settings.group_id}-control",
                 )
                 await self._consumer.start()
-                tps = await self._partitions()
-                self._consumer.assign(tps)
-                await self._consumer.seek_to_beginning(*tps)
                 self._task = asyncio.create_task(self._run(), name="control-reader")
+                await self._wait_assigned()
         await self.sync(timeout=120.0)
         self.ready.set()
 
-    async def _partitions(self) -> list[TopicPartition]:
+    async def _wait_assigned(self) -> None:
+        """Wait until both topics' partitions are assigned (the worker may still be creating them)."""
         assert self._consumer is not None
-        names = [self.settings.topic("rings"), self.settings.topic("submissions")]
-        for _ in range(600):  # the worker declares the topics; wait for them to exist
-            await self._consumer.topics()  # refreshes cluster metadata
-            found = {name: self._consumer.partitions_for_topic(name) for name in names}
-            if all(found.values()):
-                return [TopicPartition(n, p) for n, ps in found.items() for p in sorted(ps or ())]
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"control topics {names} do not exist after 60 s")
+        names = {self.settings.topic("rings"), self.settings.topic("submissions")}
+        for _ in range(1200):
+            if {tp.topic for tp in self._consumer.assignment()} >= names:
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"control topics {sorted(names)} not assigned after 60 s: do they exist?")
 
     async def _run(self) -> None:
         assert self._consumer is not None

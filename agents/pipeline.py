@@ -6,6 +6,7 @@ The decisions live in :mod:`agents.verify`, :mod:`agents.tally` and
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
@@ -21,6 +22,8 @@ from .tally import TallyKeeper
 from .verify import VoteVerifier
 
 __all__ = ["accepted_topic", "control", "credential_index_topic"]
+
+log = logging.getLogger(__name__)
 
 
 def _internal_topic(name: str) -> faust.TopicT:
@@ -39,9 +42,7 @@ def _table(name: str, help_: str) -> faust.TableT:
     return app.Table(
         name,
         partitions=settings.partitions,
-        key_type=bytes,
-        key_serializer="raw",
-        value_serializer="json",
+        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
         help=help_,
     )
 
@@ -89,6 +90,9 @@ async def verify(stream: faust.StreamT) -> None:
     import ringcrypto
 
     await control.ensure_started()
+    log.info(
+        "verify: control topics read (%d rings, %d submissions)", len(control.rings), len(control.submissions)
+    )
     verifier = VoteVerifier(
         control=control,
         tokens=tokens_table,
@@ -116,6 +120,8 @@ if settings.fanout:
             credential_index_topic.get_topic_name(),
             key_type=bytes,
             value_type=bytes,
+            partitions=settings.partitions,
+            internal=True,  # declares the credential-index topic before subscribing
         ),
         name="revocation-fanout",
     )

@@ -20,13 +20,15 @@ __all__ = ["app", "create_app", "settings", "topics"]
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired to these settings (brokers, store, partitions, web port)."""
     store = "rocksdb://" if settings.table_store == "rocksdb" else "memory://"
+    # One directory per worker instance (the web port tells them apart), so two
+    # workers on one host never open the same RocksDB files.
+    datadir = settings.data_dir / "workers" / f"{settings.group_id}-{settings.web_port}"
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         settings.group_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store=store,
-        # One directory per worker instance (the web port tells them apart), so two
-        # workers on one host never open the same RocksDB files.
-        datadir=str(settings.data_dir / "workers" / f"{settings.group_id}-{settings.web_port}"),
+        datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=settings.standby_replicas,

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from streams.app import app
 
-    import agents  # noqa: F401  (registers the agents on the app)
+    import agents.pipeline  # noqa: F401  (registers the agents on the app)
 
     register_commands(cli)
     # The steps of faust.App.main(), minus its unconditional standalone click run.

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         """Full topic name for a short name: ``topic("votes") == "ringtally.votes"``."""
         return f"{self.topic_prefix}.{name}"
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``RINGTALLY_*`` variables, for a child process."""
+        out = {}
+        for name, value in self.model_dump(exclude_none=True).items():
+            out[f"RINGTALLY_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return out
+
     def redacted(self) -> dict[str, object]:
         """Settings as a dict safe to print or log: passwords in URLs masked."""
         out = self.model_dump()
