@@ -185,10 +185,16 @@ class ReadModel:
                     continue
             if self.until_idle is not None and now - idle_since >= self.until_idle:
                 return
-            if end is not None and all(
-                await consumer.position(tp) >= end.get(tp, 0) for tp in self._tps
-            ):
+            if end is not None and await self._reached(end):
                 return
+
+    async def _reached(self, end: dict[TopicPartition, int]) -> bool:
+        consumer = self._consumer
+        assert consumer is not None
+        for tp in self._tps:
+            if await consumer.position(tp) < end.get(tp, 0):
+                return False
+        return True
 
     async def _rebuild(self) -> None:
         """Rebuild from the tallies topic: beginning -> end offsets, max version per key."""
