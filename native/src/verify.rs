@@ -1,39 +1,31 @@
 //! Single-signature verification (SPEC §8.1). Variable time: everything
 //! here is public.
 
-use curve25519_dalek::ristretto::{RistrettoPoint, VartimeRistrettoPrecomputation};
+use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul};
+use curve25519_dalek::traits::VartimeMultiscalarMul;
 
 use crate::encoding::{carried_pairs, decode, decode_carried, Format};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::hash::{key_image_base, Transcript};
 use crate::ring::Ring;
 
-/// Below this ring size building a precomputed table for (H, I) costs more
-/// than it saves (measured; see bench/bench_crypto.py).
-const PRECOMP_MIN_RING: usize = 4;
-
-/// Computes `s·H + c·I`, with a precomputed table when the ring is big enough.
-enum RPair {
-    Table(Box<VartimeRistrettoPrecomputation>),
-    Plain(RistrettoPoint, RistrettoPoint),
+/// 1/2 mod ℓ. Halving (s, c) lets us compute L/2 and R/2 and then encode
+/// both with one `double_and_compress_batch` call, which needs a single field
+/// inversion for the pair instead of one inverse square root per point.
+fn inv2() -> Scalar {
+    Scalar::from(2u64).invert()
 }
 
-impl RPair {
-    fn new(h: RistrettoPoint, i: RistrettoPoint, n: usize) -> Self {
-        if n >= PRECOMP_MIN_RING {
-            RPair::Table(Box::new(VartimeRistrettoPrecomputation::new([h, i])))
-        } else {
-            RPair::Plain(h, i)
-        }
-    }
-
-    fn mul(&self, s: &Scalar, c: &Scalar) -> RistrettoPoint {
-        match self {
-            RPair::Table(t) => t.vartime_multiscalar_mul([s, c]),
-            RPair::Plain(h, i) => RistrettoPoint::vartime_multiscalar_mul([s, c], [h, i]),
-        }
+/// `(ENCODE(L), ENCODE(R))` for `L = s·B + c·P`, `R = s·H + c·I` (SPEC §8.1).
+fn ring_step(s: &Scalar, c: &Scalar, p: &RistrettoPoint, h: &RistrettoPoint, i: &RistrettoPoint, half: &Scalar) -> ([u8; 32], [u8; 32]) {
+    let (s2, c2) = (s * half, c * half);
+    let l2 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&c2, p, &s2);
+    let r2 = RistrettoPoint::vartime_multiscalar_mul([&s2, &c2], [h, i]);
+    let enc = RistrettoPoint::double_and_compress_batch([&l2, &r2]);
+    match enc.as_slice() {
+        [l, r] => (l.to_bytes(), r.to_bytes()),
+        _ => ([0xff; 32], [0xff; 32]), // unreachable: two points in, two out
     }
 }
 
@@ -44,17 +36,14 @@ pub fn verify(ring: &Ring, ctx: &[u8], msg: &[u8], sig: &[u8]) -> Result<[u8; 32
     let d = decode(sig, n)?;
     let transcript = Transcript::new(ctx, ring.digest(), &d.key_image_bytes, msg)?;
     let h = key_image_base(ctx);
-    let rpair = RPair::new(h, d.key_image, n);
+    let half = inv2();
 
     // Step 2: walk the ring from c_0.
     let mut c = d.c0;
     let mut carried = carried_pairs(d.carried);
     for (s_i, p_i) in d.s.iter().zip(ring.points()) {
         // L_i = s_i·B + c_i·P_i ; R_i = s_i·H + c_i·I
-        let l = RistrettoPoint::vartime_double_scalar_mul_basepoint(&c, p_i, s_i)
-            .compress()
-            .to_bytes();
-        let r = rpair.mul(s_i, &c).compress().to_bytes();
+        let (l, r) = ring_step(s_i, &c, p_i, &h, &d.key_image, &half);
         if d.format == Format::Batchable {
             // Carried encodings must equal the recomputed (canonical) ones.
             // On mismatch, classify exactly as decode-first would (SPEC §7).

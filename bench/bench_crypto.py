@@ -1,0 +1,194 @@
+"""Benchmark of the native ringcrypto core (a benchmark, not a test).
+
+Measures, for ring sizes 8, 16, 64, 256:
+  * single verification throughput on one core (compact signatures, one
+    ``verify`` call per signature);
+  * batch verification throughput per core (``verify_batch(threads=1)`` on
+    batchable signatures: votes from the ring's members on a few contexts);
+  * signing time;
+and the ``verify_batch`` speed-up from 1 to 2 threads (ring 16), and the
+memory held by a cached Ring of 1,024 members.
+
+Every figure is the median of repeated runs. Results are printed as a rich
+table and written to bench/results/crypto.json.
+
+    python bench/bench_crypto.py [--repeats 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import ringcrypto
+from rich.console import Console
+from rich.table import Table
+
+RING_SIZES = (8, 16, 64, 256)
+CONTEXTS = 8  # votes are spread over this many submissions (contexts)
+TARGETS = {
+    "single_verify_per_s_per_core_ring16": 900,
+    "batch_verify_per_s_per_core_ring16": 3500,
+    "verify_batch_speedup_1_to_2_threads": 1.8,
+    "ring_1024_memory_bytes_max": 1 << 20,
+}
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def make_ring(n: int) -> tuple[list[ringcrypto.SecretKey], ringcrypto.Ring]:
+    keys = [ringcrypto.SecretKey.from_seed(n.to_bytes(4, "big") + i.to_bytes(28, "big")) for i in range(n)]
+    return keys, ringcrypto.Ring([k.public_key for k in keys])
+
+
+def votes(keys, ring, count: int, batchable: bool):
+    items = []
+    for i in range(count):
+        ctx = b"submission-%04d" % (i % CONTEXTS)
+        msg = b"vote:%d:approve" % i
+        sig = ringcrypto.sign(keys[i % len(keys)], ring, ctx, msg, batchable=batchable)
+        items.append((ring, ctx, msg, sig))
+    return items
+
+
+def bench_ring_size(n: int, repeats: int, scale: float) -> dict:
+    keys, ring = make_ring(n)
+    batch_size = max(16, int(8192 * scale) // n)  # ~8k ring members' worth of work
+    single_count = max(8, int(2048 * scale) // n)
+
+    compact = votes(keys, ring, single_count, batchable=False)
+    batchable = votes(keys, ring, batch_size, batchable=True)
+
+    def run_single():
+        for r, c, m, s in compact:
+            ringcrypto.verify(r, c, m, s)
+
+    def run_single_batchable_format():
+        for r, c, m, s in batchable[:single_count]:
+            ringcrypto.verify(r, c, m, s)
+
+    def run_batch():
+        out = ringcrypto.verify_batch(batchable, threads=1)
+        assert all(x is not None for x in out)
+
+    sign_n = max(4, int(256 * scale) // n)
+
+    def run_sign():
+        for i in range(sign_n):
+            ringcrypto.sign(keys[i % n], ring, b"submission-0000", b"vote:%d" % i)
+
+    t_single = median_time(run_single, repeats)
+    t_single_b = median_time(run_single_batchable_format, repeats)
+    t_batch = median_time(run_batch, repeats)
+    t_sign = median_time(run_sign, repeats)
+    return {
+        "ring_size": n,
+        "single_verify_per_s_per_core": single_count / t_single,
+        "single_verify_batchable_format_per_s_per_core": min(single_count, len(batchable)) / t_single_b,
+        "batch_verify_per_s_per_core": batch_size / t_batch,
+        "batch_size": batch_size,
+        "sign_ms": 1000 * t_sign / sign_n,
+        "compact_bytes": ringcrypto.signature_length(n),
+        "batchable_bytes": ringcrypto.signature_length(n, True),
+    }
+
+
+def bench_speedup(repeats: int, scale: float) -> dict:
+    keys, ring = make_ring(16)
+    items = votes(keys, ring, max(64, int(2048 * scale)), batchable=True)
+    compact = votes(keys, ring, max(32, int(512 * scale)), batchable=False)
+    res = {}
+    for label, its in (("batchable", items), ("compact", compact)):
+        t1 = median_time(lambda: ringcrypto.verify_batch(its, threads=1), repeats)
+        t2 = median_time(lambda: ringcrypto.verify_batch(its, threads=2), repeats)
+        res[label] = {"items": len(its), "threads1_per_s": len(its) / t1, "threads2_per_s": len(its) / t2, "speedup": t1 / t2}
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smaller workloads (smoke run)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "crypto.json")
+    args = ap.parse_args()
+    scale = 0.25 if args.quick else 1.0
+    console = Console()
+
+    rows = []
+    for n in RING_SIZES:
+        console.print(f"[dim]ring {n} …[/dim]")
+        rows.append(bench_ring_size(n, args.repeats, scale))
+    console.print("[dim]thread scaling …[/dim]")
+    speed = bench_speedup(args.repeats, scale)
+    _, big = make_ring(1024)
+    mem = big.memory_size
+
+    table = Table(title=f"ringcrypto {ringcrypto.__version__} ({ringcrypto.SPEC_VERSION}) — medians of {args.repeats} runs")
+    for col in ("ring", "single verif/s/core", "single (batchable fmt)", "batch verif/s/core", "batch size", "sign ms", "compact B", "batchable B"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r["ring_size"]),
+            f"{r['single_verify_per_s_per_core']:,.0f}",
+            f"{r['single_verify_batchable_format_per_s_per_core']:,.0f}",
+            f"{r['batch_verify_per_s_per_core']:,.0f}",
+            str(r["batch_size"]),
+            f"{r['sign_ms']:.2f}",
+            str(r["compact_bytes"]),
+            str(r["batchable_bytes"]),
+        )
+    console.print(table)
+
+    r16 = next(r for r in rows if r["ring_size"] == 16)
+    checks = {
+        "single_verify_per_s_per_core_ring16": (r16["single_verify_per_s_per_core"], TARGETS["single_verify_per_s_per_core_ring16"], ">="),
+        "batch_verify_per_s_per_core_ring16": (r16["batch_verify_per_s_per_core"], TARGETS["batch_verify_per_s_per_core_ring16"], ">="),
+        "verify_batch_speedup_1_to_2_threads": (speed["batchable"]["speedup"], TARGETS["verify_batch_speedup_1_to_2_threads"], ">="),
+        "ring_1024_memory_bytes": (mem, TARGETS["ring_1024_memory_bytes_max"], "<"),
+    }
+    t2 = Table(title="targets (ring 16; speed-up on batchable verify_batch)")
+    for col in ("metric", "measured", "target", "met"):
+        t2.add_column(col)
+    met = {}
+    for name, (value, target, op) in checks.items():
+        ok = value >= target if op == ">=" else value < target
+        met[name] = ok
+        t2.add_row(name, f"{value:,.2f}", f"{op} {target:,}", "[green]yes[/green]" if ok else "[red]no[/red]")
+    console.print(t2)
+    console.print(
+        f"verify_batch thread scaling: batchable {speed['batchable']['speedup']:.2f}x, compact {speed['compact']['speedup']:.2f}x; "
+        f"Ring(1024) memory ≈ {mem:,} bytes"
+    )
+
+    result = {
+        "version": ringcrypto.__version__,
+        "spec": ringcrypto.SPEC_VERSION,
+        "repeats": args.repeats,
+        "quick": args.quick,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()},
+        "ring_sizes": rows,
+        "thread_scaling_ring16": speed,
+        "ring_1024_memory_bytes": mem,
+        "targets": TARGETS,
+        "targets_met": met,
+        "note": "machine may be shared with other workloads; figures are medians of repeated runs",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
