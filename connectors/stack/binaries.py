@@ -16,7 +16,9 @@ from pathlib import Path
 
 from .errors import StackError
 
-__all__ = ["find_java", "find_mvn", "find_pg_bindir", "find_redis_server", "java_major"]
+__all__ = [
+    "find_java", "find_mvn", "find_pg_bindir", "find_redis_server", "java_major", "java_version",
+]
 
 _MAKE_DEPS = "(make deps does this)"
 
@@ -52,15 +54,19 @@ def find_java() -> Path:
 
 
 @functools.lru_cache(maxsize=8)
+def java_version(java: Path) -> str:
+    """What ``java -version`` prints (its build identifies CDS archives too)."""
+    try:
+        return subprocess.run(
+            [str(java), "-version"], capture_output=True, text=True, timeout=30
+        ).stderr.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
 def java_major(java: Path) -> int | None:
     """Major version of a ``java`` binary (None if it would not say)."""
-    try:
-        out = subprocess.run(
-            [str(java), "-version"], capture_output=True, text=True, timeout=30
-        ).stderr
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', java_version(java))
     if not m:
         return None
     major = int(m.group(1))

@@ -289,13 +289,13 @@ class Service(ABC):
         report(self.name, f"stopping pid {pid}")
         killed = stop_pid(pid, self.stop_signal, self.stop_timeout)
         remove_record(self.pid_file)
-        self.after_stop()
+        self.after_stop(clean_exit=not killed)
         return f"stopped pid {pid}" + (
             f" (SIGKILL after {self.stop_timeout:.0f}s)" if killed else ""
         )
 
-    def after_stop(self) -> None:
-        """Clean-up once the server is gone (e.g. a lock file it left)."""
+    def after_stop(self, *, clean_exit: bool) -> None:
+        """Clean-up once the server is gone (``clean_exit``: it did not need SIGKILL)."""
 
     # --- helpers ------------------------------------------------------------
 

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from ..binaries import find_java, java_major
+from ..binaries import find_java, java_major, java_version
 from ..errors import StackError, display_path
 from ..process import tcp_open
 from ..service import LOOPBACK, Health, Report, Service, run_async
-from .jars import ensure_libs, kafka_version
+from .cds import ClassArchive
+from .jars import ensure_libs, kafka_version, version_dir
 
 __all__ = ["NODE_ID", "KafkaService", "parse_bootstrap", "read_properties"]
 
@@ -302,9 +303,19 @@ class KafkaService(Service):
             "-cp", f"{libs}/*", main, *args,
         ]
 
+    def _archive(self) -> ClassArchive:
+        java = find_java()
+        return ClassArchive(version_dir(self.paths.cache_dir), java, java_version(java))
+
     def argv(self) -> list[str]:
         heap = os.environ.get("KAFKA_HEAP_OPTS", DEFAULT_HEAP)
-        return self._java_argv("kafka.Kafka", [str(self.properties_file)], heap=heap, tool=False)
+        cds = self._archive().jvm_flags(self.dir, self.pid_file, self.marker)
+        return self._java_argv(
+            "kafka.Kafka", [str(self.properties_file)], heap=f"{heap} {' '.join(cds)}", tool=False
+        )
+
+    def after_stop(self, *, clean_exit: bool) -> None:
+        self._archive().after_stop(self.dir, clean_exit=clean_exit)
 
     def probe(self, timeout: float = 3.0) -> Health:
         """A real Metadata request: the broker answers and lists itself."""

@@ -22,7 +22,7 @@ from ..errors import StackError
 from ..process import file_lock, tail_lines
 from ..service import Report
 
-__all__ = ["POM", "ensure_libs", "kafka_version", "libs_dir", "libs_ready"]
+__all__ = ["POM", "ensure_libs", "kafka_version", "libs_dir", "libs_ready", "version_dir"]
 
 POM = Path(__file__).with_name("pom.xml")
 _NS = {"m": "http://maven.apache.org/POM/4.0.0"}
