@@ -408,3 +408,26 @@ def test_cli_failure_is_one_line_on_stderr_and_exit_1(
         f"redis: RINGTALLY_STACK_REDIS_SERVER={tmp_path / 'no-such-redis-server'} is not an"
         " executable file; point it at redis-server or unset it"
     ]
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to the postgres user")
+def test_postgres_under_a_closed_dir_is_relocated_for_the_postgres_user() -> None:
+    closed = Path(tempfile.mkdtemp(prefix="rt-closed-"))  # mode 700, like a CI workspace
+    local = LocalStack(isolated_settings(closed / "data"), cache_dir=PROJECT_CACHE)
+    pg = local.services["postgres"]
+    try:
+        notes: list[str] = []
+        assert local.up(["postgres"], report=lambda p, m: notes.append(m))["postgres"].pid
+        assert pg.dir.is_symlink() and str(pg.dir.resolve()).startswith("/var/tmp/ringtally-")
+        assert any("closed to the 'postgres' user" in n for n in notes)
+        assert local.status(["postgres"])[0].healthy
+        assert local.up(["postgres"])["postgres"].action == "already running"
+        target = pg.dir.resolve()
+        local.down(["postgres"], purge=True)
+        assert not target.exists() and not pg.dir.exists()
+    finally:
+        local.down()
+        for pid in processes_mentioning(str(pg.dir.resolve())):
+            os.kill(pid, 9)
+        shutil.rmtree(closed, ignore_errors=True)

@@ -12,7 +12,6 @@ lock so two of them (say, two test sessions) never race to spawn servers.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterable, Sequence
@@ -128,7 +127,7 @@ class LocalStack:
             results = _parallel(services, lambda s: s.down(report))
             if purge:
                 for s in services:
-                    shutil.rmtree(s.dir, ignore_errors=True)
+                    s.purge()
                     results[s.name] += "; data deleted"
         return results
 

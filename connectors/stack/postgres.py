@@ -15,6 +15,7 @@ postgresql.conf.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -77,11 +78,11 @@ class PostgresService(Service):
 
     @property
     def data_dir(self) -> Path:
-        return self.dir / "data"
+        return self.dir.resolve() / "data"  # resolved: the piece dir may be a symlink
 
     @property
     def socket_dir(self) -> Path:
-        return self.dir / "run"
+        return self.dir.resolve() / "run"
 
     @property
     def _dsn(self) -> tuple[str | None, int, str, str]:
@@ -122,12 +123,13 @@ class PostgresService(Service):
 
     def prepare(self, report: Report) -> None:
         owner = self._owner()
-        for d in (self.dir, self.socket_dir):
-            d.mkdir(parents=True, exist_ok=True)
-            if owner:
-                os.chown(d, *owner)
+        self.dir.mkdir(parents=True, exist_ok=True)
         if owner:
-            self._check_reachable(owner[0], owner[1])
+            self._relocate_if_closed(owner, report)
+            os.chown(self.dir.resolve(), *owner)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        if owner:
+            os.chown(self.socket_dir, *owner)
         if not (self.data_dir / "PG_VERSION").is_file():
             self._initdb(report, owner)
         (self.data_dir / "pg_hba.conf").write_text(_HBA)
@@ -135,22 +137,43 @@ class PostgresService(Service):
             os.chown(self.data_dir / "pg_hba.conf", *owner)
         self._clear_stale_lock()
 
-    def _check_reachable(self, uid: int, gid: int) -> None:
-        """The postgres user must be able to walk down to our dir, or initdb fails obscurely."""
-        for parent in reversed(self.dir.parents):
+    @staticmethod
+    def _closed_parent(path: Path, uid: int, gid: int) -> Path | None:
+        """The first dir above ``path`` that user uid/gid may not enter (None: all open)."""
+        for parent in reversed(path.parents):
             st = parent.stat()
-            if st.st_uid == uid:
-                bit = 0o100
-            elif st.st_gid == gid:
-                bit = 0o010
-            else:
-                bit = 0o001
+            bit = 0o100 if st.st_uid == uid else 0o010 if st.st_gid == gid else 0o001
             if not st.st_mode & bit:
-                raise StackError(
-                    "postgres",
-                    f"the '{SUPERUSER}' OS user cannot enter {parent} (mode {st.st_mode & 0o777:o})",
-                    fix=f"chmod o+x {parent}, or set RINGTALLY_DATA_DIR to a dir it can reach",
-                )
+                return parent
+        return None
+
+    def _relocate_if_closed(self, owner: tuple[int, int], report: Report) -> None:
+        """As root, keep the cluster where the ``postgres`` user can reach it.
+
+        A checkout under a mode-700 dir (a home dir, a ``mkdtemp`` CI workspace)
+        is closed to the ``postgres`` user. Rather than fail, the piece dir
+        moves to ``/var/tmp/ringtally-<hash>/postgres`` and a symlink takes its
+        place, so every path the stack shows still works.
+        """
+        closed = self._closed_parent(self.dir.resolve(), *owner)
+        if closed is None:
+            return
+        digest = hashlib.sha256(str(self.dir).encode()).hexdigest()[:12]
+        target = Path("/var/tmp") / f"ringtally-{digest}" / "postgres"
+        target.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(0o755)
+        if self._closed_parent(target, *owner) is not None:
+            raise StackError(
+                "postgres",
+                f"the '{SUPERUSER}' OS user cannot enter {closed}"
+                f" (mode {closed.stat().st_mode & 0o777:o}), nor {target}",
+                fix=f"chmod o+x {closed}, or set RINGTALLY_DATA_DIR to a dir it can reach",
+            )
+        for entry in self.dir.iterdir():
+            shutil.move(str(entry), str(target / entry.name))
+        self.dir.rmdir()
+        self.dir.symlink_to(target, target_is_directory=True)
+        report("postgres", f"{closed} is closed to the '{SUPERUSER}' user: cluster kept in {target}")
 
     def _initdb(self, report: Report, owner: tuple[int, int] | None) -> None:
         if self.data_dir.exists():
@@ -163,7 +186,7 @@ class PostgresService(Service):
                 )
             self.data_dir.rmdir()
         report("postgres", "initdb (first start)")
-        partial = self.dir / "data.partial"
+        partial = self.dir.resolve() / "data.partial"
         shutil.rmtree(partial, ignore_errors=True)
         argv = [
             str(self._bindir / "initdb"), "-D", str(partial), "-U", SUPERUSER,
@@ -173,11 +196,11 @@ class PostgresService(Service):
         kwargs: dict[str, object] = {}
         if self.run_as():
             kwargs = {"user": self.run_as(), "group": owner[1], "extra_groups": []}  # type: ignore[index]
-            env["HOME"] = str(self.dir)
+            env["HOME"] = str(self.dir.resolve())
         with open(self.log_file, "ab") as log:
             proc = subprocess.run(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.dir, env=env, timeout=300, **kwargs,
+                cwd=self.dir.resolve(), env=env, timeout=300, **kwargs,
             )
         if proc.returncode != 0 or not (partial / "PG_VERSION").is_file():
             raise StackError(
@@ -229,7 +252,7 @@ class PostgresService(Service):
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C"
         if self.run_as():
-            env["HOME"] = str(self.dir)
+            env["HOME"] = str(self.dir.resolve())
         return env
 
     def orphan_pid(self) -> int | None:

@@ -17,7 +17,9 @@ which ports it binds and how to probe it. The life cycle here is shared:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -293,6 +295,18 @@ class Service(ABC):
         return f"stopped pid {pid}" + (
             f" (SIGKILL after {self.stop_timeout:.0f}s)" if killed else ""
         )
+
+    def purge(self) -> None:
+        """Delete this piece's dir (config, data, logs); follows a relocated dir's link."""
+        if self.dir.is_symlink():
+            target = self.dir.resolve()
+            shutil.rmtree(target, ignore_errors=True)
+            self.dir.unlink()
+            if target.parent.name.startswith("ringtally-"):
+                with contextlib.suppress(OSError):
+                    target.parent.rmdir()  # the relocation's own parent, if now empty
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def after_stop(self, *, clean_exit: bool) -> None:
         """Clean-up once the server is gone (``clean_exit``: it did not need SIGKILL)."""
