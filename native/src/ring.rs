@@ -68,7 +68,7 @@ impl Ring {
             pairs.push((bytes, p));
         }
         // Step 3: canonical order = ascending encoding bytes.
-        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        pairs.sort_unstable_by_key(|p| p.0);
         // Step 4: duplicates are adjacent after sorting.
         if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(Error::new(ErrorKind::DuplicateMember, "ring contains a duplicate public key"));
