@@ -431,3 +431,29 @@ def test_postgres_under_a_closed_dir_is_relocated_for_the_postgres_user() -> Non
         for pid in processes_mentioning(str(pg.dir.resolve())):
             os.kill(pid, 9)
         shutil.rmtree(closed, ignore_errors=True)
+
+
+def test_fixture_picks_external_then_docker_then_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fixtures import stack as plugin
+
+    for var in (*plugin._ENV, "RINGTALLY_TEST_STACK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(plugin, "_docker_answers", lambda: False)
+    assert plugin._choose_kind() == "local"
+    monkeypatch.setattr(plugin, "_docker_answers", lambda: True)
+    assert plugin._choose_kind() == "testcontainers"
+    for var in plugin._ENV:
+        monkeypatch.setenv(var, "x")
+    assert plugin._choose_kind() == "external"
+    monkeypatch.setenv("RINGTALLY_TEST_STACK", "local")
+    assert plugin._choose_kind() == "local"
+    monkeypatch.setenv("RINGTALLY_TEST_STACK", "bogus")
+    with pytest.raises(pytest.UsageError):
+        plugin._choose_kind()
+
+
+def test_per_test_settings_are_isolated(stack, settings, topic_prefix) -> None:  # noqa: ANN001
+    assert settings.topic_prefix == topic_prefix and topic_prefix.startswith("t-")
+    assert settings.kafka_bootstrap == stack.kafka_bootstrap
+    assert settings.group_id == f"{topic_prefix}-app"
+    assert settings.postgres_schema == topic_prefix.replace("-", "_")

@@ -47,12 +47,24 @@ def _errors_as_lines(fn: _F) -> _F:
             _fail(["stack: interrupted"], 130)
         except Exception as exc:
             if type(exc).__name__ == "ValidationError":  # pydantic: a bad RINGTALLY_* value
-                first = str(exc).splitlines()
-                _fail([f"stack: invalid settings: {' '.join(first[1:3]) or first[0]}"])
+                _fail([_settings_error(exc)])
             raise
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _settings_error(exc: Exception) -> str:
+    """``stack: invalid setting RINGTALLY_PARTITIONS='abc': Input should be ...``"""
+    try:
+        first = exc.errors()[0]  # type: ignore[attr-defined]
+        field = str(first["loc"][0]) if first.get("loc") else "?"
+        return (
+            f"stack: invalid setting RINGTALLY_{field.upper()}={first.get('input')!r}:"
+            f" {first['msg']}"
+        )
+    except Exception:  # noqa: BLE001 - any other shape: its first line
+        return f"stack: invalid settings: {str(exc).splitlines()[0]}"
 
 
 def _stack():  # noqa: ANN202 - imported lazily: `--help` must not need the settings
