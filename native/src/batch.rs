@@ -9,12 +9,12 @@ use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
 use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
-use rand_core::{OsRng, RngCore};
 use rayon::prelude::*;
 
 use crate::encoding::{decode, decode_carried, Format};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::hash::{key_image_base, Transcript};
+use crate::keys::fill_random;
 use crate::ring::Ring;
 use crate::verify::verify;
 
@@ -35,6 +35,7 @@ pub struct BatchItem<'a> {
 /// steps 1–2), with everything the combined equation needs.
 struct Prepared<'a> {
     index: usize,
+    item: BatchItem<'a>,
     ring: &'a Ring,
     ctx: &'a [u8],
     key_image: RistrettoPoint,
@@ -70,6 +71,7 @@ fn prepare<'a>(index: usize, item: &BatchItem<'a>) -> Result<Prepared<'a>> {
     }
     Ok(Prepared {
         index,
+        item: *item,
         ring: item.ring,
         ctx: item.ctx,
         key_image: d.key_image,
@@ -88,12 +90,13 @@ fn weight(bytes: &[u8]) -> Scalar {
     Scalar::from_bytes_mod_order(w) // < 2^128 < ℓ: no reduction happens
 }
 
-/// SPEC §8.2 step 3–4 on a set of prepared signatures: true iff the combined
-/// equation holds. Shared bases (B, each ring member, each H_ctx) are folded.
-fn check_set(items: &[&Prepared<'_>]) -> bool {
+/// SPEC §8.2 step 3–4 on a set of prepared signatures: `Some(true)` iff the
+/// combined equation holds; `None` if the OS RNG failed (no weights, no
+/// verdict). Shared bases (B, each ring member, each H_ctx) are folded.
+fn check_set(items: &[&Prepared<'_>]) -> Option<bool> {
     let equations: usize = items.iter().map(|p| p.s.len()).sum();
     let mut rnd = vec![0u8; 32 * equations];
-    OsRng.fill_bytes(&mut rnd);
+    fill_random(&mut rnd).ok()?;
     let mut rnd = rnd.chunks_exact(16);
 
     // Terms for L and R carry the small positive weights; every folded base
@@ -121,7 +124,7 @@ fn check_set(items: &[&Prepared<'_>]) -> bool {
         let member_coeffs = &mut rings[ri].1;
         for (j, (((s, c), l), r)) in p.s.iter().zip(&p.c).zip(&p.l).zip(&p.r).enumerate() {
             let (Some(wb), Some(vb)) = (rnd.next(), rnd.next()) else {
-                return false; // unreachable: buffer sized for every equation
+                return None; // unreachable: buffer sized for every equation
             };
             let w = weight(wb);
             let v = weight(vb);
@@ -156,7 +159,7 @@ fn check_set(items: &[&Prepared<'_>]) -> bool {
     scalars.push(-b_coeff);
     points.push(&RISTRETTO_BASEPOINT_POINT);
 
-    RistrettoPoint::vartime_multiscalar_mul(scalars, points).is_identity()
+    Some(RistrettoPoint::vartime_multiscalar_mul(scalars, points).is_identity())
 }
 
 /// Bisection (SPEC §8.2): re-check halves with fresh weights until every
@@ -165,9 +168,21 @@ fn find_valid(items: &[&Prepared<'_>], out: &mut [bool]) {
     if items.is_empty() {
         return;
     }
-    if check_set(items) {
-        out.iter_mut().for_each(|o| *o = true);
-        return;
+    match check_set(items) {
+        Some(true) => {
+            out.iter_mut().for_each(|o| *o = true);
+            return;
+        }
+        Some(false) => {}
+        None => {
+            // No randomness for weights: fall back to the deterministic
+            // single verifier (same verdicts, slower).
+            for (p, o) in items.iter().zip(out.iter_mut()) {
+                let it = p.item;
+                *o = verify(it.ring, it.ctx, it.msg, it.sig).is_ok();
+            }
+            return;
+        }
     }
     if items.len() == 1 {
         out[0] = false;
@@ -292,5 +307,8 @@ pub fn verify_batchable_all(items: &[BatchItem<'_>]) -> bool {
         }
     }
     let refs: Vec<&Prepared<'_>> = prepared.iter().collect();
-    check_set(&refs)
+    match check_set(&refs) {
+        Some(all_ok) => all_ok,
+        None => items.iter().all(|it| verify(it.ring, it.ctx, it.msg, it.sig).is_ok()),
+    }
 }

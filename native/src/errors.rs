@@ -3,13 +3,16 @@
 
 use core::fmt;
 
-/// Which of the two public error classes an error belongs to (SPEC §11).
+/// Which public error class an error belongs to (SPEC §11): the two input
+/// classes, plus `Internal` for failures that are not the caller's fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorClass {
     /// The input is not a valid encoding / violates a validation rule.
     MalformedInput,
     /// The input is well-formed but the signature equations do not hold.
     InvalidSignature,
+    /// Not the caller's fault (the OS random number generator failed).
+    Internal,
 }
 
 /// The precise rule that rejected an input. The string form (`as_str`) is
@@ -49,6 +52,8 @@ pub enum ErrorKind {
     CarriedPointMismatch,
     /// The combined batch equation failed for this signature (SPEC §8.2).
     BatchEquation,
+    /// The OS CSPRNG (getrandom) failed.
+    RngFailure,
 }
 
 impl ErrorKind {
@@ -71,6 +76,7 @@ impl ErrorKind {
             ErrorKind::RingNotClosed => "ring-not-closed",
             ErrorKind::CarriedPointMismatch => "carried-point-mismatch",
             ErrorKind::BatchEquation => "batch-equation",
+            ErrorKind::RngFailure => "rng-failure",
         }
     }
 
@@ -80,6 +86,7 @@ impl ErrorKind {
             ErrorKind::RingNotClosed
             | ErrorKind::CarriedPointMismatch
             | ErrorKind::BatchEquation => ErrorClass::InvalidSignature,
+            ErrorKind::RngFailure => ErrorClass::Internal,
             _ => ErrorClass::MalformedInput,
         }
     }

@@ -43,13 +43,13 @@ impl SecretKey {
     }
 
     /// A fresh key from the OS CSPRNG: 64 random bytes reduced wide (SPEC §3).
-    pub fn generate() -> Self {
+    pub fn generate() -> Result<Self> {
         loop {
             let mut wide = Zeroizing::new([0u8; 64]);
-            OsRng.fill_bytes(wide.as_mut());
+            fill_random(wide.as_mut())?;
             let x = Zeroizing::new(Scalar::from_bytes_mod_order_wide(&wide));
             if let Ok(k) = Self::from_scalar(x) {
-                return k;
+                return Ok(k);
             }
         }
     }
@@ -100,6 +100,13 @@ impl SecretKey {
     pub(crate) fn scalar(&self) -> &Scalar {
         &self.x
     }
+}
+
+/// Fill `buf` from the OS CSPRNG; a failure is an error, never a panic.
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
+    OsRng
+        .try_fill_bytes(buf)
+        .map_err(|e| Error::new(ErrorKind::RngFailure, format!("OS random number generator failed: {e}")))
 }
 
 /// Decode a 32-byte point encoding strictly (SPEC §1.1): canonical only.

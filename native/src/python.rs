@@ -40,6 +40,7 @@ fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
     let err = match e.class() {
         ErrorClass::MalformedInput => MalformedInput::new_err(e.detail().to_owned()),
         ErrorClass::InvalidSignature => InvalidSignature::new_err(e.detail().to_owned()),
+        ErrorClass::Internal => InternalError::new_err(e.detail().to_owned()),
     };
     // Best effort: an attribute we cannot set must not mask the real error.
     let _ = err.value(py).setattr("kind", e.kind().as_str());
@@ -80,11 +81,11 @@ struct PySecretKey {
 impl PySecretKey {
     /// A fresh key from the OS CSPRNG.
     #[staticmethod]
-    fn generate() -> PyResult<Self> {
+    fn generate(py: Python<'_>) -> PyResult<Self> {
         guard(|| {
-            Ok(PySecretKey {
-                inner: SecretKey::generate(),
-            })
+            SecretKey::generate()
+                .map(|inner| PySecretKey { inner })
+                .map_err(|e| to_pyerr(py, e))
         })
     }
 

@@ -8,35 +8,34 @@
 use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::MultiscalarMul;
-use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha512};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::encoding::{encode, Format};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::hash::{hash_to_scalar, key_image_base, tagged, tags, Transcript};
-use crate::keys::SecretKey;
+use crate::keys::{fill_random, SecretKey};
 use crate::ring::Ring;
 
 /// Sign with fresh randomness from the OS CSPRNG (SPEC §6.2).
 pub fn sign(key: &SecretKey, ring: &Ring, ctx: &[u8], msg: &[u8], format: Format) -> Result<Vec<u8>> {
     let mut z = Zeroizing::new([0u8; 32]);
-    OsRng.fill_bytes(z.as_mut());
+    fill_random(z.as_mut())?;
     sign_with_randomness(key, ring, ctx, msg, &z, format)
 }
 
 /// Rotate `v` left by `amount` (< v.len()) in constant time: one stage per
 /// bit of `amount`, each stage a public-pattern rotation by 2^b mod n that is
 /// conditionally selected by that bit (SPEC §9).
-fn ct_rotate_left<T: ConditionallySelectable>(v: &mut [T], amount: u64) {
+fn ct_rotate_left<T: ConditionallySelectable + Zeroize>(v: &mut [T], amount: u64) {
     let n = v.len();
     let mut bit = 0u32;
     while bit < usize::BITS && (1usize << bit) < n {
         let shift = (1usize << bit) % n; // public: depends only on n
         let take = Choice::from(((amount >> bit) & 1) as u8);
         // tmp[j] = v[(j + shift) mod n] — a fixed, public access pattern.
-        let tmp: Vec<T> = (0..n)
+        let mut tmp: Vec<T> = (0..n)
             .map(|j| {
                 let k = if j + shift >= n { j + shift - n } else { j + shift }; // public j
                 v[k]
@@ -45,6 +44,7 @@ fn ct_rotate_left<T: ConditionallySelectable>(v: &mut [T], amount: u64) {
         for (dst, src) in v.iter_mut().zip(tmp.iter()) {
             dst.conditional_assign(src, take);
         }
+        tmp.iter_mut().for_each(Zeroize::zeroize); // may hold secret nonces
         bit += 1;
     }
 }
