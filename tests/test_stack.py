@@ -457,3 +457,11 @@ def test_per_test_settings_are_isolated(stack, settings, topic_prefix) -> None: 
     assert settings.kafka_bootstrap == stack.kafka_bootstrap
     assert settings.group_id == f"{topic_prefix}-app"
     assert settings.postgres_schema == topic_prefix.replace("-", "_")
+
+
+def test_only_throwaway_prefixes_are_ever_dropped() -> None:
+    from tests.fixtures import stack as plugin
+
+    assert plugin._TEST_PREFIX.fullmatch("t-0a1b2c3d")
+    for real in ("ringtally", "t-", "t-xyz", "dbg-ctl", "t-0a1b2c3d.votes"):
+        assert not plugin._TEST_PREFIX.fullmatch(real)
