@@ -41,29 +41,31 @@ class DeadLetterTopic:
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            client_id="ringtally-sink-dlq",
-        )
-        self._started = False
+        self.bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None  # created on first use
 
     async def start(self) -> None:
-        if not self._started:
-            await self._producer.start()
-            self._started = True
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                client_id="ringtally-sink-dlq",
+            )
+            await producer.start()
+            self._producer = producer
 
     async def stop(self) -> None:
-        if self._started:
-            self._started = False
-            await self._producer.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
 
     async def send_all(self, dead: list[DeadLetter]) -> None:
         """Produce every dead letter and wait until the broker has them all."""
         if not dead:
             return
         await self.start()
+        assert self._producer is not None
         futures = [
             await self._producer.send(
                 self.topic,

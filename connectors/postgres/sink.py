@@ -470,4 +470,14 @@ def _split(batch: Batch) -> list[Batch]:
 
 
 def _tps(tps: Any) -> str:
-    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in tps)) or "-"
+    """``t.ballots[0-11], t.tallies[0-11]``: partitions grouped by topic."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in tps:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    parts = []
+    for topic, ps in sorted(by_topic.items()):
+        ps.sort()
+        contiguous = ps == list(range(ps[0], ps[-1] + 1))
+        shown = f"{ps[0]}-{ps[-1]}" if contiguous and len(ps) > 1 else ",".join(map(str, ps))
+        parts.append(f"{topic}[{shown}]")
+    return ", ".join(parts) or "-"
