@@ -54,8 +54,9 @@ class LocalStack:
             settings = get_settings()
         self.settings = settings
         self.paths = StackPaths.for_data_dir(settings.data_dir, cache_dir)
+        self._cancel = threading.Event()
         self.services: dict[str, Service] = {
-            name: cls(settings, self.paths) for name, cls in _SERVICES.items()
+            name: cls(settings, self.paths, self._cancel) for name, cls in _SERVICES.items()
         }
 
     # --- addresses (what clients use) -----------------------------------------
@@ -103,8 +104,9 @@ class LocalStack:
         services = self.select(pieces)
         report = _locked(report or _quiet)
         self.paths.ensure()
+        self._cancel.clear()
         with file_lock(self.paths.lock_file):
-            results = _parallel(services, lambda s: _up_one(s, report, timeout))
+            results = _parallel(services, lambda s: _up_one(s, report, timeout), self._cancel)
         return results
 
     def down(
@@ -159,6 +161,14 @@ class LocalStack:
         )
 
 
+def _fut_wait(fut) -> None:  # noqa: ANN001
+    """Wait in short slices: a blocking result() would not see Ctrl-C promptly."""
+    try:
+        fut.result(timeout=0.2)
+    except Exception:  # noqa: BLE001 - outcome read below
+        return
+
+
 def _up_one(service: Service, report: Report, timeout: float | None) -> StartResult:
     result = service.up(report, timeout)
     report(service.name, f"healthy ({result.action}, pid {result.pid})")
@@ -175,14 +185,26 @@ def _locked(report: Report) -> Report:
     return call
 
 
-def _parallel(services: list[Service], fn):  # noqa: ANN001, ANN202 - small internal helper
-    """Run ``fn`` for each service in threads; StackErrors from all pieces are gathered."""
+def _parallel(services: list[Service], fn, cancel: threading.Event | None = None):  # noqa: ANN001, ANN202
+    """Run ``fn`` for each service in threads; StackErrors from all pieces are gathered.
+
+    On Ctrl-C, ``cancel`` tells the threads' wait loops to give up, so the
+    interrupt is not held up by a health wait of a minute or more.
+    """
     results: dict[str, object] = {}
     errors: list[StackError] = []
     if not services:
         return results
     with ThreadPoolExecutor(max_workers=len(services), thread_name_prefix="stack") as pool:
         futures = {s.name: (s, pool.submit(fn, s)) for s in services}
+        try:
+            for _, fut in futures.values():
+                while not fut.done():
+                    _fut_wait(fut)
+        except KeyboardInterrupt:
+            if cancel is not None:
+                cancel.set()
+            raise
         for name, (service, fut) in futures.items():
             try:
                 results[name] = fut.result()

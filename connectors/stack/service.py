@@ -133,8 +133,11 @@ class Service(ABC):
     #: The setting a person changes to move this piece to other ports.
     port_setting: ClassVar[str]
 
-    def __init__(self, settings: object, paths: StackPaths) -> None:
+    def __init__(
+        self, settings: object, paths: StackPaths, cancel: threading.Event | None = None
+    ) -> None:
         self.settings = settings
+        self.cancel = cancel or threading.Event()
         self.paths = paths
         self.dir = paths.piece_dir(self.name)
         self.log_file = paths.log_file(self.name)
@@ -319,6 +322,11 @@ class Service(ABC):
         deadline = time.monotonic() + max(timeout, 1.0)
         last = Health(False, "not probed yet")
         while True:
+            if self.cancel.is_set():  # Ctrl-C in the CLI: stop waiting, leave it starting
+                raise StackError(
+                    self.name, f"interrupted while starting (pid {pid} keeps starting)",
+                    fix="'stack up' waits for it again, 'stack down' stops it",
+                )
             if not pid_running(pid):
                 # Popen.poll() must reap it (a bare waitpid first would lose the exit code)
                 code = proc.poll() if proc is not None else None
