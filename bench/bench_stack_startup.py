@@ -56,7 +56,11 @@ def run_cli(env: dict[str, str], *args: str) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "connectors.stack", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     took = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -68,8 +72,11 @@ def run_cli(env: dict[str, str], *args: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--warm-runs", type=int, default=3)
-    ap.add_argument("--skip-empty-repo", action="store_true",
-                    help="skip the run with an empty Maven repository (slow, needs the network)")
+    ap.add_argument(
+        "--skip-empty-repo",
+        action="store_true",
+        help="skip the run with an empty Maven repository (slow, needs the network)",
+    )
     opts = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="rt-bench-"))
@@ -90,8 +97,7 @@ def main() -> None:
             env = {
                 **base_env,
                 "RINGTALLY_DATA_DIR": str(work / "empty-repo"),
-                "MAVEN_OPTS": f"-Dmaven.repo.local={work / 'm2'} "
-                + base_env.get("MAVEN_OPTS", ""),
+                "MAVEN_OPTS": f"-Dmaven.repo.local={work / 'm2'} " + base_env.get("MAVEN_OPTS", ""),
             }
             envs.append(env)
             results["cold_empty_maven_repo"] = round(run_cli(env, "up"), 2)
@@ -125,12 +131,16 @@ def main() -> None:
         for env in envs:  # never leave a server behind, whatever failed
             subprocess.run(
                 [sys.executable, "-m", "connectors.stack", "down"],
-                cwd=ROOT, env=env, capture_output=True, timeout=300,
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                timeout=300,
             )
         shutil.rmtree(work, ignore_errors=True)
 
     record = {
-        "benchmark": "stack up until kafka, postgres and redis are healthy (seconds, CLI wall time)",
+        "benchmark": "stack up until kafka, postgres and redis are healthy"
+        " (seconds, CLI wall time)",
         "kafka_version": kafka_version(),
         "machine": {
             "cpus": os.cpu_count(),
@@ -142,8 +152,15 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    for key in ("cold_empty_maven_repo", "cold", "warm", "warm_without_cds", "already_running",
-                "first_down_with_cds_dump", "down"):
+    for key in (
+        "cold_empty_maven_repo",
+        "cold",
+        "warm",
+        "warm_without_cds",
+        "already_running",
+        "first_down_with_cds_dump",
+        "down",
+    ):
         if key in results:
             print(f"{key:<22} {results[key]:>7.2f} s")
     print(f"jar dir: {results['jar_count']} jars, {results['jar_dir_mib']} MiB -> {RESULTS}")

@@ -124,10 +124,14 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 
 def test_stack_error_is_one_line_with_fix_and_log(tmp_path: Path) -> None:
     err = StackError(
-        "kafka", "not healthy after 60s (port 19092 closed)\nmore", fix="retry",
+        "kafka",
+        "not healthy after 60s (port 19092 closed)\nmore",
+        fix="retry",
         log_file=tmp_path / "kafka.log",
     )
-    assert err.line().startswith("kafka: not healthy after 60s (port 19092 closed) more; retry; see ")
+    assert err.line().startswith(
+        "kafka: not healthy after 60s (port 19092 closed) more; retry; see "
+    )
     assert "\n" not in err.line()
     group = StackError.group([err, StackError("redis", "redis-server not found")])
     assert group.lines() == [err.line(), "redis: redis-server not found"]
@@ -137,7 +141,10 @@ def test_stack_error_is_one_line_with_fix_and_log(tmp_path: Path) -> None:
 def test_address_parsing() -> None:
     assert parse_bootstrap("127.0.0.1:19092,other:1") == ("127.0.0.1", 19092)
     assert parse_dsn("postgresql://ringtally@127.0.0.1:15432/ringtally") == (
-        "127.0.0.1", 15432, "ringtally", "ringtally",
+        "127.0.0.1",
+        15432,
+        "ringtally",
+        "ringtally",
     )
     assert parse_dsn("postgresql://u:pw@localhost/") == ("localhost", 5432, "u", "u")
     assert parse_redis_url("redis://:s3cret@127.0.0.1:16379/0") == ("127.0.0.1", 16379, "s3cret")
@@ -210,6 +217,7 @@ def test_cli_help_has_examples() -> None:
 
 # --- the shared stack -----------------------------------------------------------
 
+
 def _shared(stack) -> LocalStack:  # noqa: ANN001
     if stack.kind != "local":
         pytest.skip(f"the session's services are {stack.kind}, not the local stack")
@@ -250,8 +258,14 @@ async def test_console_producer_message_read_by_aiokafka(stack, settings) -> Non
         run_kafka_tool,
         CONSOLE_PRODUCER,
         [
-            "--bootstrap-server", settings.kafka_bootstrap, "--topic", topic,
-            "--reader-property", "parse.key=true", "--reader-property", "key.separator=|",
+            "--bootstrap-server",
+            settings.kafka_bootstrap,
+            "--topic",
+            topic,
+            "--reader-property",
+            "parse.key=true",
+            "--reader-property",
+            "key.separator=|",
         ],
         b"vote-1|hello from the console producer\n",
         120.0,
@@ -260,8 +274,11 @@ async def test_console_producer_message_read_by_aiokafka(stack, settings) -> Non
     )
     assert proc.returncode == 0, proc.stderr.decode()
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap, group_id=settings.group_id,
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:
@@ -333,7 +350,9 @@ def test_port_taken_by_foreign_process_names_piece_and_port(iso_stack: LocalStac
         assert iso_stack.status(["redis"])[0].state == "port taken"
     lines = info.value.lines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"kafka: port {controller_port} on 127.0.0.1 is already in use by pid")
+    assert lines[0].startswith(
+        f"kafka: port {controller_port} on 127.0.0.1 is already in use by pid"
+    )
     assert lines[1].startswith(f"redis: port {redis_port} on 127.0.0.1 is already in use by pid")
     assert "RINGTALLY_REDIS_URL" in lines[1]
 
@@ -401,7 +420,10 @@ def test_cli_failure_is_one_line_on_stderr_and_exit_1(
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.run(
         [sys.executable, "-m", "connectors.stack", "up", "redis"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [

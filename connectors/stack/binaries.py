@@ -17,7 +17,12 @@ from pathlib import Path
 from .errors import StackError
 
 __all__ = [
-    "find_java", "find_mvn", "find_pg_bindir", "find_redis_server", "java_major", "java_version",
+    "find_java",
+    "find_mvn",
+    "find_pg_bindir",
+    "find_redis_server",
+    "java_major",
+    "java_version",
 ]
 
 _MAKE_DEPS = "(make deps does this)"

@@ -131,7 +131,10 @@ def stack() -> None:
 @stack.command()
 @click.argument("pieces", nargs=-1, type=_PIECE)
 @click.option(
-    "--timeout", type=float, default=None, metavar="SECONDS",
+    "--timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
     help="How long each piece may take to become healthy after it starts "
     "(default: kafka 90, postgres 60, redis 30).",
 )
@@ -164,7 +167,9 @@ def up(pieces: tuple[str, ...], timeout: float | None) -> None:
 
 @stack.command()
 @click.argument("pieces", nargs=-1, type=_PIECE)
-@click.option("--purge", is_flag=True, help="Also delete their data (topics, tables); keeps the jar cache.")
+@click.option(
+    "--purge", is_flag=True, help="Also delete their data (topics, tables); keeps the jar cache."
+)
 @_errors_as_lines
 def down(pieces: tuple[str, ...], purge: bool) -> None:
     """Stop the stack's processes (only those it started).
@@ -221,8 +226,15 @@ def status(pieces: tuple[str, ...], check: bool) -> None:
 
 @stack.command()
 @click.argument("piece", required=False, type=_PIECE)
-@click.option("-n", "--lines", "n", type=click.IntRange(min=0), default=50, show_default=True,
-              help="How many lines to show from the end of each log.")
+@click.option(
+    "-n",
+    "--lines",
+    "n",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="How many lines to show from the end of each log.",
+)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
 @_errors_as_lines
 def logs(piece: str | None, n: int, follow: bool) -> None:

@@ -84,7 +84,8 @@ class LocalStack:
         unknown = [n for n in names if n not in self.services]
         if unknown:
             raise StackError(
-                "stack", f"unknown piece {', '.join(unknown)}",
+                "stack",
+                f"unknown piece {', '.join(unknown)}",
                 fix=f"choose from {', '.join(PIECES)}",
             )
         return [self.services[n] for n in PIECES if not names or n in names]
@@ -156,8 +157,13 @@ class LocalStack:
     ) -> subprocess.CompletedProcess[bytes]:
         """:func:`connectors.stack.kafka.run_kafka_tool` with this stack's settings and jars."""
         return run_kafka_tool(
-            main_class, args, input, timeout,
-            settings=self.settings, cache_dir=self.paths.cache_dir, check=check,
+            main_class,
+            args,
+            input,
+            timeout,
+            settings=self.settings,
+            cache_dir=self.paths.cache_dir,
+            check=check,
         )
 
 

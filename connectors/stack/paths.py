@@ -1,9 +1,9 @@
 """Where the local stack keeps its files, all under the project's data dir.
 
-    <data_dir>/.gitignore              "*": the dir never shows up in git status
-    <data_dir>/cache/kafka-<v>/libs    Kafka jars copied by Maven (+ .complete marker)
-    <data_dir>/stack/.lock             serialises up/down across processes
-    <data_dir>/stack/<piece>/          config, data, <piece>.log, <piece>.pid
+<data_dir>/.gitignore              "*": the dir never shows up in git status
+<data_dir>/cache/kafka-<v>/libs    Kafka jars copied by Maven (+ .complete marker)
+<data_dir>/stack/.lock             serialises up/down across processes
+<data_dir>/stack/<piece>/          config, data, <piece>.log, <piece>.pid
 """
 
 from __future__ import annotations

@@ -55,7 +55,8 @@ def parse_dsn(dsn: str) -> tuple[str | None, int, str, str]:
         port = parts.port or 5432
     except ValueError:
         raise StackError(
-            "postgres", f"postgres_dsn has a bad port: {parts.netloc!r}",
+            "postgres",
+            f"postgres_dsn has a bad port: {parts.netloc!r}",
             fix="set RINGTALLY_POSTGRES_DSN like postgresql://ringtally@127.0.0.1:15432/ringtally",
         ) from None
     user = unquote(parts.username) if parts.username else SUPERUSER
@@ -173,7 +174,9 @@ class PostgresService(Service):
             shutil.move(str(entry), str(target / entry.name))
         self.dir.rmdir()
         self.dir.symlink_to(target, target_is_directory=True)
-        report("postgres", f"{closed} is closed to the '{SUPERUSER}' user: cluster kept in {target}")
+        report(
+            "postgres", f"{closed} is closed to the '{SUPERUSER}' user: cluster kept in {target}"
+        )
 
     def _initdb(self, report: Report, owner: tuple[int, int] | None) -> None:
         if self.data_dir.exists():
@@ -189,8 +192,16 @@ class PostgresService(Service):
         partial = self.dir.resolve() / "data.partial"
         shutil.rmtree(partial, ignore_errors=True)
         argv = [
-            str(self._bindir / "initdb"), "-D", str(partial), "-U", SUPERUSER,
-            "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions",
+            str(self._bindir / "initdb"),
+            "-D",
+            str(partial),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
         ]
         env = {**os.environ, "LC_ALL": "C"}
         kwargs: dict[str, object] = {}
@@ -199,8 +210,14 @@ class PostgresService(Service):
             env["HOME"] = str(self.dir.resolve())
         with open(self.log_file, "ab") as log:
             proc = subprocess.run(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.dir.resolve(), env=env, timeout=300, **kwargs,
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.dir.resolve(),
+                env=env,
+                timeout=300,
+                **kwargs,
             )
         if proc.returncode != 0 or not (partial / "PG_VERSION").is_file():
             raise StackError(

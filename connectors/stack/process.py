@@ -293,9 +293,7 @@ def wait_gone(pids: Sequence[int], timeout: float) -> bool:
         time.sleep(0.1)
 
 
-def wait_until(
-    check: Callable[[], bool], timeout: float, interval: float = 0.25
-) -> bool:
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
     """Poll ``check`` until it is true or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while True:

@@ -33,7 +33,8 @@ def parse_redis_url(url: str) -> tuple[str | None, int, str | None]:
         port = parts.port or 6379
     except ValueError:
         raise StackError(
-            "redis", f"redis_url has a bad port: {parts.netloc!r}",
+            "redis",
+            f"redis_url has a bad port: {parts.netloc!r}",
             fix="set RINGTALLY_REDIS_URL like redis://127.0.0.1:16379/0",
         ) from None
     password = unquote(parts.password) if parts.password else None
@@ -61,8 +62,12 @@ def redis_ping(host: str, port: int, password: str | None, timeout: float) -> He
             s.sendall(_resp("PING"))
             reply = s.recv(256)
     except OSError as exc:
-        return Health(False, f"port {port} closed" if isinstance(exc, ConnectionRefusedError)
-                      else f"{type(exc).__name__}: {exc}")
+        return Health(
+            False,
+            f"port {port} closed"
+            if isinstance(exc, ConnectionRefusedError)
+            else f"{type(exc).__name__}: {exc}",
+        )
     if reply.startswith(b"+PONG"):
         return Health(True, "PONG")
     return Health(False, reply[:80].decode(errors="replace").strip())
@@ -100,15 +105,24 @@ class RedisService(Service):
         _, port, password = self._url
         argv = [
             str(self._binary),
-            "--bind", LOOPBACK,
-            "--port", str(port),
-            "--protected-mode", "no",
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--dir", str(self.dir),
-            "--logfile", "",
-            "--proc-title-template", f"{{title}} {{listen-addr}} {self.marker}",
+            "--bind",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(self.dir),
+            "--logfile",
+            "",
+            "--proc-title-template",
+            f"{{title}} {{listen-addr}} {self.marker}",
         ]
         if password:
             argv += ["--requirepass", password]

@@ -177,6 +177,7 @@ class Service(ABC):
 
     def after_start(self, report: Report) -> None:
         """One-time setup needing the running server (e.g. create the database)."""
+        return None
 
     def run_as(self) -> str | None:
         """OS user to run the server as (None: as ourselves)."""
@@ -213,7 +214,11 @@ class Service(ABC):
             if rec is None or rec.pid != pid:
                 detail += " (no PID file: 'up' adopts it)"
             return PieceStatus(
-                self.name, self.ports[0], pid, "healthy" if h.ok else "unhealthy", detail,
+                self.name,
+                self.ports[0],
+                pid,
+                "healthy" if h.ok else "unhealthy",
+                detail,
                 self.log_file,
             )
         for port in self.ports:
@@ -221,7 +226,11 @@ class Service(ABC):
                 owner = port_owner(port)
                 who = describe_pid(owner) if owner else "another process"
                 return PieceStatus(
-                    self.name, self.ports[0], owner, "port taken", f"port {port} used by {who}",
+                    self.name,
+                    self.ports[0],
+                    owner,
+                    "port taken",
+                    f"port {port} used by {who}",
                     self.log_file,
                 )
         detail = "stale PID file" if rec is not None else "not running"
@@ -254,9 +263,7 @@ class Service(ABC):
             report(self.name, f"adopted running server pid {orphan} (its PID file was missing)")
             self._wait_healthy(orphan, timeout, None)
             self.after_start(report)
-            return StartResult(
-                self.name, orphan, "adopted", time.monotonic() - t0, tuple(notes)
-            )
+            return StartResult(self.name, orphan, "adopted", time.monotonic() - t0, tuple(notes))
 
         for port in self.ports:
             if not port_free(LOOPBACK, port):
@@ -313,18 +320,18 @@ class Service(ABC):
 
     def after_stop(self, *, clean_exit: bool) -> None:
         """Clean-up once the server is gone (``clean_exit``: it did not need SIGKILL)."""
+        return None
 
     # --- helpers ------------------------------------------------------------
 
-    def _wait_healthy(
-        self, pid: int, timeout: float, proc: subprocess.Popen[bytes] | None
-    ) -> None:
+    def _wait_healthy(self, pid: int, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:
         deadline = time.monotonic() + max(timeout, 1.0)
         last = Health(False, "not probed yet")
         while True:
             if self.cancel.is_set():  # Ctrl-C in the CLI: stop waiting, leave it starting
                 raise StackError(
-                    self.name, f"interrupted while starting (pid {pid} keeps starting)",
+                    self.name,
+                    f"interrupted while starting (pid {pid} keeps starting)",
                     fix="'stack up' waits for it again, 'stack down' stops it",
                 )
             if not pid_running(pid):

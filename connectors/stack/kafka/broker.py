@@ -225,13 +225,19 @@ class KafkaService(Service):
         props.write_text(self.server_properties(partial))
         cluster_id = new_cluster_id()
         argv = self._java_argv(
-            "kafka.tools.StorageTool", ["format", f"--cluster-id={cluster_id}", "--config", str(props)],
-            heap="-Xmx256m", tool=True,
+            "kafka.tools.StorageTool",
+            ["format", f"--cluster-id={cluster_id}", "--config", str(props)],
+            heap="-Xmx256m",
+            tool=True,
         )
         with open(self.log_file, "ab") as log:
             proc = subprocess.run(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.dir, timeout=120,
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.dir,
+                timeout=120,
             )
         props.unlink(missing_ok=True)
         if proc.returncode != 0 or not (partial / "meta.properties").is_file():
@@ -298,9 +304,15 @@ class KafkaService(Service):
             else os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS", DEFAULT_JVM)
         )
         return [
-            str(find_java()), *heap.split(), *jvm.split(),
-            f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={self.dir}",
-            "-cp", f"{libs}/*", main, *args,
+            str(find_java()),
+            *heap.split(),
+            *jvm.split(),
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={self.dir}",
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
         ]
 
     def _archive(self) -> ClassArchive:
@@ -352,7 +364,7 @@ async def _metadata_probe(bootstrap: str, timeout: float) -> Health:
         if client.cluster.controller is None:
             return Health(False, "no active controller yet")
         return Health(True, f"{len(brokers)} broker, controller {client.cluster.controller.nodeId}")
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Health(False, f"metadata request timed out after {timeout:.0f}s")
     finally:
         await client.close()

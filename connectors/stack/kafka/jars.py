@@ -78,19 +78,29 @@ def ensure_libs(cache_dir: Path, report: Report | None = None) -> Path:
         marker.unlink(missing_ok=True)
         shutil.rmtree(partial, ignore_errors=True)
         argv = [
-            str(mvn), "-B", "-q", "-f", str(POM),
-            "dependency:copy-dependencies", f"-DoutputDirectory={partial}",
+            str(mvn),
+            "-B",
+            "-q",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={partial}",
         ]
         try:
             with open(log, "wb") as out:
                 proc = subprocess.run(
-                    argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    argv,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
                     timeout=FETCH_TIMEOUT,
                 )
         except subprocess.TimeoutExpired:
             raise StackError(
-                "kafka", f"Maven did not fetch the Kafka jars within {FETCH_TIMEOUT:.0f}s",
-                fix="check access to Maven Central and retry", log_file=log,
+                "kafka",
+                f"Maven did not fetch the Kafka jars within {FETCH_TIMEOUT:.0f}s",
+                fix="check access to Maven Central and retry",
+                log_file=log,
             ) from None
         if proc.returncode != 0:
             errors = [ln for ln in tail_lines(log, 200) if "[ERROR]" in ln]
@@ -99,7 +109,8 @@ def ensure_libs(cache_dir: Path, report: Report | None = None) -> Path:
                 "kafka",
                 f"fetching the Kafka {version} jars with Maven failed (exit {proc.returncode})"
                 + (f": {first}" if first else ""),
-                fix="check access to Maven Central and retry", log_file=log,
+                fix="check access to Maven Central and retry",
+                log_file=log,
             )
         for jar in (f"kafka_2.13-{version}.jar", f"kafka-tools-{version}.jar"):
             if not (partial / jar).is_file():

@@ -48,12 +48,16 @@ def run_kafka_tool(
     short = main_class.rsplit(".", 1)[-1]
     try:
         proc = subprocess.run(
-            argv, input=input, capture_output=True, timeout=timeout,
+            argv,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
         raise StackError(
-            "kafka", f"{short} did not finish within {timeout:.0f}s",
+            "kafka",
+            f"{short} did not finish within {timeout:.0f}s",
             fix="check that the broker is up ('stack status')",
         ) from None
     if check and proc.returncode != 0:
