@@ -487,3 +487,17 @@ def test_only_throwaway_prefixes_are_ever_dropped() -> None:
     assert plugin._TEST_PREFIX.fullmatch("t-0a1b2c3d")
     for real in ("ringtally", "t-", "t-xyz", "dbg-ctl", "t-0a1b2c3d.votes"):
         assert not plugin._TEST_PREFIX.fullmatch(real)
+
+
+@pytest.mark.integration
+def test_changed_port_setting_while_running_is_named(iso_stack: LocalStack) -> None:
+    iso_stack.up(["redis"])
+    old_port = iso_stack.services["redis"].ports[0]
+    (new_port,) = free_ports(1)
+    moved = LocalStack(
+        iso_stack.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{new_port}/0"}),
+        cache_dir=PROJECT_CACHE,
+    )
+    with pytest.raises(StackError, match=f"runs on port {old_port} but the settings now say"):
+        moved.up(["redis"])
+    assert moved.down(["redis"]).get("redis", "").startswith("stopped pid")

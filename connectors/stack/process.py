@@ -105,6 +105,8 @@ class ProcessRecord:
     pid: int
     start_ticks: int | None
     marker: str
+    #: Ports it was started on (None in records that predate the field).
+    ports: tuple[int, ...] | None = None
 
     def matches(self, marker: str | None = None) -> bool:
         """Is this still our process: alive, same start time, marker in its argv?
@@ -123,9 +125,16 @@ class ProcessRecord:
         return all(m in joined for m in (self.marker, marker or ""))
 
 
-def write_record(path: Path, pid: int, marker: str) -> ProcessRecord:
+def write_record(
+    path: Path, pid: int, marker: str, ports: Sequence[int] | None = None
+) -> ProcessRecord:
     """Record a freshly started (or adopted) process; written atomically."""
-    record = ProcessRecord(pid=pid, start_ticks=start_ticks(pid), marker=marker)
+    record = ProcessRecord(
+        pid=pid,
+        start_ticks=start_ticks(pid),
+        marker=marker,
+        ports=tuple(ports) if ports is not None else None,
+    )
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(asdict(record)) + "\n")
     tmp.replace(path)
@@ -149,10 +158,12 @@ def read_record(path: Path) -> ProcessRecord | None:
         data = json.loads(text)
         if isinstance(data, int):
             return ProcessRecord(pid=data, start_ticks=None, marker="")
+        ports = data.get("ports")
         return ProcessRecord(
             pid=int(data["pid"]),
             start_ticks=None if data.get("start_ticks") is None else int(data["start_ticks"]),
             marker=str(data["marker"]),
+            ports=tuple(int(p) for p in ports) if ports is not None else None,
         )
     except (ValueError, KeyError, TypeError):
         return ProcessRecord(pid=0, start_ticks=None, marker="\0garbage")

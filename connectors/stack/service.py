@@ -213,6 +213,8 @@ class Service(ABC):
             detail = h.detail
             if rec is None or rec.pid != pid:
                 detail += " (no PID file: 'up' adopts it)"
+            elif rec.ports is not None and list(rec.ports) != self.ports:
+                detail += f" (started on port {', '.join(map(str, rec.ports))})"
             return PieceStatus(
                 self.name,
                 self.ports[0],
@@ -246,6 +248,7 @@ class Service(ABC):
         rec = read_record(self.pid_file)
         if rec is not None:
             if rec.matches(self.marker):
+                self._check_same_ports(rec)
                 h = self.probe(timeout=3.0)
                 if not h.ok:
                     report(self.name, f"pid {rec.pid} is starting; waiting until healthy")
@@ -259,7 +262,7 @@ class Service(ABC):
 
         orphan = self.orphan_pid()
         if orphan is not None:
-            write_record(self.pid_file, orphan, self.marker)
+            write_record(self.pid_file, orphan, self.marker, self.ports)
             report(self.name, f"adopted running server pid {orphan} (its PID file was missing)")
             self._wait_healthy(orphan, timeout, None)
             self.after_start(report)
@@ -282,10 +285,21 @@ class Service(ABC):
         proc = spawn(
             self.argv(), log_file=self.log_file, cwd=self.dir, env=self.env(), user=self.run_as()
         )
-        write_record(self.pid_file, proc.pid, self.marker)
+        write_record(self.pid_file, proc.pid, self.marker, self.ports)
         self._wait_healthy(proc.pid, timeout, proc)  # the clock starts at spawn, not at a fetch
         self.after_start(report)
         return StartResult(self.name, proc.pid, "started", time.monotonic() - t0, tuple(notes))
+
+    def _check_same_ports(self, rec: ProcessRecord) -> None:
+        """A running server started on other ports than the settings now name."""
+        if rec.ports is not None and list(rec.ports) != self.ports:
+            was = ", ".join(map(str, rec.ports))
+            now = ", ".join(map(str, self.ports))
+            raise StackError(
+                self.name,
+                f"pid {rec.pid} runs on port {was} but the settings now say {now}",
+                fix="'stack down' then 'stack up' moves it (or restore the old setting)",
+            )
 
     def down(self, report: Report = _no_report) -> str:
         """Stop our server (only ours); returns what happened, for the CLI."""

@@ -83,6 +83,7 @@ def ensure_libs(cache_dir: Path, report: Report | None = None) -> Path:
             "-q",
             "-f",
             str(POM),
+            "-Dstyle.color=never",
             "dependency:copy-dependencies",
             f"-DoutputDirectory={partial}",
         ]
