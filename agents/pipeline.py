@@ -6,7 +6,10 @@ The decisions live in :mod:`agents.verify`, :mod:`agents.tally` and
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -83,8 +86,34 @@ class FaustOutputs:
 
 outputs = FaustOutputs()
 
+#: Exit status of a worker stopped by an unexpected error (BSD's EX_SOFTWARE).
+EXIT_BUG = 70
+
+
+def stop_worker_on_bug(body: Callable[[faust.StreamT], Awaitable[None]]) -> Callable[[faust.StreamT], Awaitable[None]]:
+    """An unexpected exception in an agent stops the whole worker, loudly.
+
+    Bad *input* never gets here (it becomes a rejection); this is for bugs. Left
+    alone, Faust would restart or park the crashed agent while the worker kept
+    heartbeating, silently holding its partitions. Exiting instead commits
+    nothing further, so the records in flight are redelivered to whichever
+    worker takes the partitions over, and nothing is lost.
+    """
+
+    @functools.wraps(body)
+    async def guarded(stream: faust.StreamT) -> None:
+        try:
+            await body(stream)
+        except Exception:
+            log.critical("agent %s failed; stopping the worker (exit %d)", body.__name__, EXIT_BUG, exc_info=True)
+            logging.shutdown()
+            os._exit(EXIT_BUG)
+
+    return guarded
+
 
 @app.agent(topics["votes"], name="verify")
+@stop_worker_on_bug
 async def verify(stream: faust.StreamT) -> None:
     """Votes topic -> accepted votes and rejections, signatures checked in batches."""
     import ringcrypto
@@ -105,6 +134,7 @@ async def verify(stream: faust.StreamT) -> None:
 
 
 @app.agent(accepted_topic, name="tally")
+@stop_worker_on_bug
 async def tally(stream: faust.StreamT) -> None:
     """Accepted votes -> ballots, tallies and audit events."""
     keeper = TallyKeeper(settings=settings, state=tally_table, outputs=outputs)
@@ -125,6 +155,7 @@ if settings.fanout:
         ),
         name="revocation-fanout",
     )
+    @stop_worker_on_bug
     async def revocation_fanout(stream: faust.StreamT) -> None:
         """Credential revocations -> one TokenRevoked per token of the credential."""
         fanout = RevocationFanout(

@@ -114,7 +114,7 @@ class TallyKeeper:
         self.state[entry_key] = {
             "vote_id": str(vote.vote_id),
             "version": version,
-            "event": event.model_dump(mode="json"),
+            "event": event.model_dump_json(),
         }
         self._store_tally(vote.submission_id, counts, version)
         self.state[f"c|{record.partition}".encode()] = {"seq": event.sequence, "hash": event.hash}
@@ -123,7 +123,7 @@ class TallyKeeper:
     async def _redeliver(
         self, record: SourceRecord, vote: AcceptedVote, entry_key: bytes, entry: dict[str, Any]
     ) -> None:
-        event = AuditEvent.model_validate(entry["event"])
+        event = AuditEvent.model_validate_json(entry["event"])
         counts, version = self._load_tally(vote.submission_id)
         if version == entry["version"] - 1:
             counts, version = counts.plus(vote.vote_type), version + 1

@@ -211,7 +211,8 @@ class VoteVerifier:
             # This exact vote already spent the token: forward it again (the tally
             # stage recognises it) and rewrite the state so the changelog has it.
             self._store(key, state)
-            await self.outputs.accepted(self._accepted(p, state.key_image or ""))
+            original = state.changed_offset if state.changed_offset is not None else p.record.offset
+            await self.outputs.accepted(self._accepted(p, state.key_image or "", offset=original))
             return
         if verdict.reason:
             await self._reject(p, verdict.reason, verdict.detail, message=vote)
@@ -249,7 +250,8 @@ class VoteVerifier:
 
     # --- helpers ----------------------------------------------------------------
 
-    def _accepted(self, p: _Parsed, key_image: str) -> AcceptedVote:
+    def _accepted(self, p: _Parsed, key_image: str, *, offset: int | None = None) -> AcceptedVote:
+        """The vote for the tally stage; ``offset`` is the spend's position when it is a redelivery."""
         vote = p.message
         assert isinstance(vote, VoteCast)
         return AcceptedVote(
@@ -261,7 +263,7 @@ class VoteVerifier:
             epoch=vote.epoch,
             token_id=vote.token_id,
             source_partition=p.record.partition,
-            source_offset=p.record.offset,
+            source_offset=p.record.offset if offset is None else offset,
             payload_b64=base64.b64encode(p.record.value or b"").decode("ascii"),
         )
 
