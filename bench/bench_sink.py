@@ -184,7 +184,7 @@ async def main(args: argparse.Namespace) -> None:
     console.print(f"produced {args.records:,} ballots in {produce_s:.1f} s")
     runs = []
     try:
-        for loader in args.loaders.split(","):
+        for loader in args.loaders.split(",") if args.runs else ():
             for run in range(args.runs):
                 r = await throughput_run(base, args.records, loader, args.batch_size, run)
                 console.print(f"  {loader} run {run}: {r['rows_per_s']:,} rows/s")
@@ -199,7 +199,7 @@ async def main(args: argparse.Namespace) -> None:
             await admin.close()
     medians = {
         loader: round(statistics.median(r["rows_per_s"] for r in runs if r["loader"] == loader))
-        for loader in args.loaders.split(",")
+        for loader in args.loaders.split(",") if args.runs
     }
     table = Table(title="ringtally sink")
     table.add_column("measure")

@@ -112,3 +112,38 @@ async def test_a_flushed_read_model_comes_back_from_the_tallies_topic(settings, 
 async def _version(store: ReadModelStore, sub: str, version: int) -> bool:
     got = await store.get(sub)
     return got is not None and got["version"] == version
+
+
+async def test_ringtally_sink_runs_the_read_model_too(settings, redis) -> None:
+    """The CLI's default: Postgres and Redis end up with the same latest tallies."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import asyncpg
+
+    from connectors.postgres.migrate import migrate
+    from connectors.postgres.testing import drop_schema, settings_env
+
+    await migrate(settings)
+    try:
+        await tallies(settings, *(make_tally(f"s{i}", v, approve=v)
+                                  for i in range(10) for v in (2, 7, 5)))
+        out = subprocess.run(
+            [sys.executable, "-c", "from streams.cli import main; main()", "sink", "--once"],
+            cwd=Path(__file__).resolve().parents[1], env=settings_env(settings),
+            capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        conn = await asyncpg.connect(settings.postgres_dsn)
+        try:
+            rows = await conn.fetch(
+                f'SELECT submission_id, version FROM "{settings.postgres_schema}".tallies')
+        finally:
+            await conn.close()
+        store = ReadModelStore(redis, settings.topic_prefix)
+        assert len(rows) == 10
+        for r in rows:
+            got = await store.get(r["submission_id"])
+            assert got is not None and got["version"] == r["version"] == 7
+    finally:
+        await drop_schema(settings)
