@@ -245,3 +245,19 @@ async def test_two_sinks_in_one_group_rebalance_without_loss_or_doubles(settings
     stored = await pg.fetchval(
         "SELECT sum(next_offset) FROM sink_offsets WHERE topic = $1", settings.topic("ballots"))
     assert stored == 20_000
+
+
+async def test_a_record_postgres_refuses_is_dead_lettered_not_blocking(settings, pg) -> None:
+    """Valid JSON and a valid model, but Postgres text cannot hold NUL: split, dead-letter it."""
+    bad = make_rejection(5).model_copy(update={"detail": "nul \x00 inside"})
+    values = [make_rejection(i).to_json() for i in range(5)] + [bad.to_json()]
+    values += [make_rejection(i).to_json() for i in range(6, 10)]
+    await produce(settings, "rejections", values, partition=0)
+    stats = await run_sink(settings)
+    assert stats.dead_letters == 1
+    assert await count(pg, "rejections") == 9
+    dead = await pg.fetchrow("SELECT reason, source_offset FROM sink_dead_letters")
+    assert (dead["reason"], dead["source_offset"]) == ("unstorable", 5)
+    assert await pg.fetchval(
+        "SELECT next_offset FROM sink_offsets WHERE topic = $1 AND partition = 0",
+        settings.topic("rejections")) == 10

@@ -381,38 +381,23 @@ class Sink:
                 await self._outage(exc)
                 continue
             except asyncpg.PostgresError as exc:
-                if len(batch.next_offsets) == 1 and batch.records == 1:
-                    raise
-                log.error(
-                    "postgres refused a batch of %d records (%s: %s); retrying record by record",
-                    batch.records, type(exc).__name__, exc,
-                )
                 self._recovered()
-                for one in _split(batch):
-                    await self._commit_single(one)
-                return
+                if batch.records > 1:
+                    log.error(
+                        "postgres refused a batch of %d records (%s: %s); "
+                        "retrying record by record", batch.records, type(exc).__name__, exc,
+                    )
+                    for one in _split(batch):
+                        if self._pending:  # an offset conflict: everything is re-read anyway
+                            return
+                        await self._commit(one)
+                    return
+                batch = _unstorable(batch, exc)  # this record is what Postgres refuses
+                continue
             break
         self._recovered()
         self._account(batch, result)
         await self._commit_kafka()
-
-    async def _commit_single(self, one: Batch) -> None:
-        """A one-record batch; if Postgres refuses its content, dead-letter it instead."""
-        try:
-            await self._commit(one)
-        except asyncpg.PostgresError as exc:
-            if isinstance(exc, TRANSIENT):
-                raise
-            items = one.ballots + one.tallies + one.rejections + one.audit
-            rec = items[0].record
-            dead = DeadLetter(
-                rec, "unstorable", f"postgres refused it: {type(exc).__name__}: {exc}"[:2000]
-            )
-            log.error("dead-lettering %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset,
-                      dead.detail)
-            await self._commit(Batch(
-                dead=[dead], expected=one.expected, next_offsets=one.next_offsets, records=1
-            ))
 
     def _account(self, batch: Batch, r: WriteResult) -> None:
         for key, nxt in batch.next_offsets.items():
@@ -467,6 +452,21 @@ def _split(batch: Batch) -> list[Batch]:
         getattr(one, kind).append(item)
         out.append(one)
         expected[tp] = offset + 1
+    return out
+
+
+def _unstorable(one: Batch, exc: BaseException) -> Batch:
+    """The one-record batch ``one`` as a dead letter (same offsets), since Postgres refuses it."""
+    items = one.ballots + one.tallies + one.rejections + one.audit
+    if not items:
+        raise exc  # a dead letter itself was refused: a bug, not bad data
+    rec = items[0].record
+    dead = DeadLetter(
+        rec, "unstorable", f"postgres refused it: {type(exc).__name__}: {exc}"[:2000]
+    )
+    log.error("dead-lettering %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, dead.detail)
+    out = Batch(dead=[dead], expected=one.expected, next_offsets=one.next_offsets, records=1)
+    out.dlq_sent = one.dlq_sent
     return out
 
 
