@@ -5,8 +5,7 @@
 //! linkability, a compact and a batchable wire format, strict decoding,
 //! constant-time signing and multi-core batch verification.
 //! The normative description is `native/SPEC.md`; code comments cite its §.
-#![cfg_attr(not(feature = "python"), forbid(unsafe_code))]
-#![cfg_attr(feature = "python", deny(unsafe_code))]
+#![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![warn(missing_docs)]
 

@@ -127,11 +127,13 @@ impl PySecretKey {
         Ok(PyBytes::new(py, &image))
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "SecretKey(public_key={}, secret=<redacted>)",
-            hex32(&self.inner.public_key())
-        )
+    fn __repr__(&self) -> PyResult<String> {
+        guard(|| {
+            Ok(format!(
+                "SecretKey(public_key={}, secret=<redacted>)",
+                hex32(&self.inner.public_key())
+            ))
+        })
     }
 
     fn __reduce__(&self) -> PyResult<()> {
@@ -188,14 +190,14 @@ impl PyRing {
 
     /// 64-byte ring digest (SPEC §5).
     #[getter]
-    fn digest<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.digest())
+    fn digest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        guard(|| Ok(PyBytes::new(py, self.inner.digest())))
     }
 
     /// Members in canonical order.
     #[getter]
     fn public_keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.inner.members().iter().map(|m| PyBytes::new(py, m)))
+        guard(|| PyList::new(py, self.inner.members().iter().map(|m| PyBytes::new(py, m))))
     }
 
     /// The cap this ring was validated against.
@@ -206,47 +208,57 @@ impl PyRing {
 
     /// Approximate memory held by the ring, in bytes.
     #[getter]
-    fn memory_size(&self) -> usize {
-        self.inner.memory_size() + std::mem::size_of::<Self>()
+    fn memory_size(&self) -> PyResult<usize> {
+        guard(|| Ok(self.inner.memory_size() + std::mem::size_of::<Self>()))
     }
 
     /// Canonical index of `public_key`; ValueError if absent.
     fn index(&self, public_key: &[u8]) -> PyResult<usize> {
-        self.inner
-            .index_of(public_key)
-            .ok_or_else(|| PyValueError::new_err("public key is not a member of the ring"))
+        guard(|| {
+            self.inner
+                .index_of(public_key)
+                .ok_or_else(|| PyValueError::new_err("public key is not a member of the ring"))
+        })
     }
 
-    fn __contains__(&self, public_key: &Bound<'_, PyAny>) -> bool {
-        public_key
-            .cast::<PyBytes>()
-            .map(|b| self.inner.index_of(b.as_bytes()).is_some())
-            .unwrap_or(false)
+    fn __contains__(&self, public_key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        guard(|| {
+            Ok(public_key
+                .cast::<PyBytes>()
+                .map(|b| self.inner.index_of(b.as_bytes()).is_some())
+                .unwrap_or(false))
+        })
     }
 
     fn __len__(&self) -> usize {
         self.inner.len()
     }
 
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other
-            .cast::<PyRing>()
-            .map(|o| o.get().inner.digest() == self.inner.digest())
-            .unwrap_or(false)
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        guard(|| {
+            Ok(other
+                .cast::<PyRing>()
+                .map(|o| o.get().inner.digest() == self.inner.digest())
+                .unwrap_or(false))
+        })
     }
 
-    fn __hash__(&self) -> u64 {
-        let d = self.inner.digest();
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&d[..8]);
-        u64::from_le_bytes(b) >> 1
+    fn __hash__(&self) -> PyResult<u64> {
+        guard(|| {
+            let d = self.inner.digest();
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&d[..8]);
+            Ok(u64::from_le_bytes(b) >> 1)
+        })
     }
 
-    fn __repr__(&self) -> String {
-        let d = self.inner.digest();
-        let mut h = [0u8; 32];
-        h.copy_from_slice(&d[..32]);
-        format!("Ring(n={}, digest={}…)", self.inner.len(), &hex32(&h)[..16])
+    fn __repr__(&self) -> PyResult<String> {
+        guard(|| {
+            let d = self.inner.digest();
+            let mut h = [0u8; 32];
+            h.copy_from_slice(&d[..32]);
+            Ok(format!("Ring(n={}, digest={}…)", self.inner.len(), &hex32(&h)[..16]))
+        })
     }
 }
 
@@ -355,10 +367,12 @@ fn expand_message_xmd<'py>(
 #[pyfunction]
 #[pyo3(signature = (n, batchable = false))]
 fn signature_length(n: usize, batchable: bool) -> PyResult<usize> {
-    if !(1..=MAX_RING_SIZE_LIMIT).contains(&n) {
-        return Err(PyValueError::new_err(format!("ring size {n} must be in 1..={MAX_RING_SIZE_LIMIT}")));
-    }
-    sig_len(n, format_of(batchable)).ok_or_else(|| PyValueError::new_err("ring size too large"))
+    guard(|| {
+        if !(1..=MAX_RING_SIZE_LIMIT).contains(&n) {
+            return Err(PyValueError::new_err(format!("ring size {n} must be in 1..={MAX_RING_SIZE_LIMIT}")));
+        }
+        sig_len(n, format_of(batchable)).ok_or_else(|| PyValueError::new_err("ring size too large"))
+    })
 }
 
 /// HAZMAT, test vectors only: sign with caller-supplied 32-byte randomness.
