@@ -45,7 +45,9 @@ def _table(name: str, help_: str) -> faust.TableT:
     return app.Table(
         name,
         partitions=settings.partitions,
-        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+        # key_type=bytes makes Faust use the raw codec for keys both when writing
+        # the changelog and when recovering from it; values are JSON objects.
+        key_type=bytes,
         help=help_,
     )
 

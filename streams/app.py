@@ -12,9 +12,19 @@ from __future__ import annotations
 import faust
 
 from .settings import Settings, get_settings
-from .topics import topic_specs
+from .topics import ensure_topics, topic_specs
 
 __all__ = ["app", "create_app", "settings", "topics"]
+
+
+class RingtallyApp(faust.App):
+    """faust.App that creates every topic it uses before its consumer subscribes."""
+
+    ringtally_settings: Settings
+
+    async def on_first_start(self) -> None:
+        ensure_topics(self.ringtally_settings, internal=True)
+        await super().on_first_start()
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -24,7 +34,7 @@ def create_app(settings: Settings) -> faust.App:
     # workers on one host never open the same RocksDB files.
     datadir = settings.data_dir / "workers" / f"{settings.group_id}-{settings.web_port}"
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = RingtallyApp(
         settings.group_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store=store,
@@ -35,6 +45,8 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         key_serializer="raw",
         value_serializer="raw",
         web_host=settings.web_host,
@@ -42,6 +54,8 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
         origin="streams",
     )
+    app.ringtally_settings = settings
+    return app
 
 
 settings = get_settings()
@@ -63,13 +77,15 @@ topics: dict[str, faust.TopicT] = {
 @app.page("/health")
 async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
     """Liveness and readiness for operators and ``make demo``: JSON, 200 when ready."""
-    assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+    assignment = app.consumer.assignment()
+    votes = settings.topic("votes")
     ready = bool(app.producer.started) and not app.rebalancing
     body = {
         "status": "ok" if ready else "starting",
         "app_id": settings.group_id,
         "kafka": settings.kafka_bootstrap,
         "assigned_partitions": len(assignment),
+        "votes_partitions": sorted(tp.partition for tp in assignment if tp.topic == votes),
         "rebalancing": bool(app.rebalancing),
     }
     return web.json(body, status=200 if ready else 503)

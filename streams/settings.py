@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     )
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    session_timeout: float = Field(
+        10.0, ge=1.0, le=300.0, description="seconds before a silent worker's partitions move"
+    )
     verify_batch_size: int = Field(256, ge=1, le=10_000)
     verify_batch_window: float = Field(0.02, gt=0, le=5.0, description="seconds")
     max_ring_size: int = Field(1024, ge=1, le=65_536)

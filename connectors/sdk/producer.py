@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Producer
 
 from streams.errors import ServiceUnavailable
 from streams.settings import Settings
-from streams.topics import topic_specs
+from streams.topics import ensure_topics
 
-__all__ = ["SdkProducer", "ensure_topics"]
+__all__ = ["SdkProducer", "ensure_topics"]  # ensure_topics re-exported for SDK users
 
 
 class SdkProducer:
@@ -62,40 +61,3 @@ class SdkProducer:
         if self._errors:
             errors, self._errors = self._errors, []
             raise ServiceUnavailable(f"kafka: delivery failed: {errors[0]} (+{len(errors) - 1} more)")
-
-
-def ensure_topics(settings: Settings, names: Iterable[str] | None = None, timeout: float = 30.0) -> None:
-    """Create ringtally's topics with their partition counts and cleanup policies (idempotent).
-
-    Workers declare the same topics when they start; creating them here first
-    means a producer that runs before any worker never gets broker-default
-    (auto-created, wrongly partitioned) topics.
-    """
-    specs = topic_specs(settings)
-    wanted = [specs[n] for n in (names or specs)]
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
-    except KafkaException as exc:
-        raise ServiceUnavailable(
-            f"kafka at {settings.kafka_bootstrap} unreachable: {exc.args[0]}",
-            fix="start it with 'ringtally stack up' or set RINGTALLY_KAFKA_BOOTSTRAP",
-        ) from None
-    new = [
-        NewTopic(
-            name,
-            num_partitions=partitions,
-            replication_factor=settings.replication_factor,
-            config={"cleanup.policy": "compact"} if compacted else {},
-        )
-        for name, partitions, compacted in wanted
-        if name not in existing
-    ]
-    if not new:
-        return
-    for name, future in admin.create_topics(new, operation_timeout=timeout).items():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:
-                raise ServiceUnavailable(f"kafka: cannot create topic {name}: {exc.args[0].str()}") from None
