@@ -124,7 +124,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "crypto.json")
     args = ap.parse_args()
     scale = 0.25 if args.quick else 1.0
-    console = Console()
+    console = Console(width=150)
+    load_before = os.getloadavg()
 
     rows = []
     for n in RING_SIZES:
@@ -169,7 +170,7 @@ def main() -> None:
     console.print(t2)
     console.print(
         f"verify_batch thread scaling: batchable {speed['batchable']['speedup']:.2f}x, compact {speed['compact']['speedup']:.2f}x; "
-        f"Ring(1024) memory ≈ {mem:,} bytes"
+        f"Ring(1024) memory ≈ {mem:,} bytes; 1-min load average before/after: {load_before[0]:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
 
     result = {
@@ -183,7 +184,8 @@ def main() -> None:
         "ring_1024_memory_bytes": mem,
         "targets": TARGETS,
         "targets_met": met,
-        "note": "machine may be shared with other workloads; figures are medians of repeated runs",
+        "load_average_before_after": [load_before, os.getloadavg()],
+        "note": "machine may be shared with other workloads (see load averages); figures are medians of repeated runs",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -370,7 +370,7 @@ def test_verify_batch_mixed_with_garbage() -> None:
     keys8, ring8 = keys_and_ring(1200, 8)
     items, expected = [], []
     rnd = random.Random(7)
-    for k in range(60):
+    for k in range(150):  # more than two 64-item chunks
         ring, keys = (ring3, keys3) if k % 2 else (ring8, keys8)
         signer = keys[k % len(keys)]
         ctx, msg = f"ctx-{k % 3}".encode(), f"m{k}".encode()

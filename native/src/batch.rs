@@ -234,9 +234,36 @@ pub fn verify_batch(items: &[BatchItem<'_>], threads: Option<usize>) -> Result<V
     }
 }
 
+/// Smallest number of items per combined check: below ~64 signatures the
+/// folded multiscalar multiplication loses efficiency (measured: 64 sigs of
+/// ring 16 run at ~95% of the rate of 1,024).
+const MIN_CHUNK: usize = 64;
+
+/// Items are split into about four chunks per thread (at least MIN_CHUNK
+/// each) so that work stealing keeps all threads busy even when the machine
+/// is shared; each chunk gets its own combined check.
 fn run_batch(items: &[BatchItem<'_>], threads: usize) -> Vec<Result<[u8; 32]>> {
-    // Phase 1 (parallel): compact → full single verification; batchable →
-    // decode + hash chain, leaving the curve equations for phase 2.
+    if items.is_empty() {
+        return Vec::new();
+    }
+    let chunk = items
+        .len()
+        .div_ceil(threads.max(1) * 4)
+        .max(MIN_CHUNK)
+        .min(items.len());
+    items
+        .par_chunks(chunk)
+        .map(run_chunk)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// One chunk: compact signatures and the per-signature stage of batchable
+/// ones in parallel (decode, hash chain), then one combined equation for the
+/// chunk's batchable signatures, bisecting on failure.
+fn run_chunk(items: &[BatchItem<'_>]) -> Vec<Result<[u8; 32]>> {
     enum Stage1<'a> {
         Done(Result<[u8; 32]>),
         Ready(Box<Prepared<'a>>),
@@ -270,23 +297,21 @@ fn run_batch(items: &[BatchItem<'_>], threads: usize) -> Vec<Result<[u8; 32]>> {
         }
     }
 
-    // Phase 2 (parallel): one combined check per chunk, bisect failures.
     if !prepared.is_empty() {
         let refs: Vec<&Prepared<'_>> = prepared.iter().map(|b| b.as_ref()).collect();
-        let chunk = refs.len().div_ceil(threads.max(1));
         let mut ok = vec![false; refs.len()];
-        refs.par_chunks(chunk)
-            .zip(ok.par_chunks_mut(chunk))
-            .for_each(|(items, out)| find_valid(items, out));
+        find_valid(&refs, &mut ok);
         for (p, good) in refs.iter().zip(ok) {
-            results[p.index] = Some(if good {
-                Ok(p.key_image_bytes)
-            } else {
-                Err(Error::new(
-                    ErrorKind::BatchEquation,
-                    "ring signature does not verify: ring equations fail",
-                ))
-            });
+            if let Some(slot) = results.get_mut(p.index) {
+                *slot = Some(if good {
+                    Ok(p.key_image_bytes)
+                } else {
+                    Err(Error::new(
+                        ErrorKind::BatchEquation,
+                        "ring signature does not verify: ring equations fail",
+                    ))
+                });
+            }
         }
     }
     results

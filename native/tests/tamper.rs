@@ -215,7 +215,7 @@ fn batch_and_single_agree_on_mixed_sets() {
     let (keys3, ring3) = keys_and_ring(700, 3);
     let (keys8, ring8) = keys_and_ring(800, 8);
     let mut items: Vec<(Ring, Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
-    for k in 0..40usize {
+    for k in 0..200usize {  // > 2 chunks of MIN_CHUNK, so chunking is exercised
         let (keys, ring) = if k % 2 == 0 { (&keys3, &ring3) } else { (&keys8, &ring8) };
         let signer = &keys[k % keys.len()];
         let ctx = format!("ctx-{}", k % 3).into_bytes();
