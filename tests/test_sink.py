@@ -225,26 +225,27 @@ async def test_two_sinks_in_one_group_rebalance_without_loss_or_doubles(settings
     """A second sink joins mid-stream: partitions move, each seeks to its Postgres offset."""
     import asyncio
 
-    ballots = [make_ballot(i, f"sub-{i % 40}") for i in range(20_000)]
+    ballots = [make_ballot(i, f"sub-{i % 40}") for i in range(30_000)]
     await produce(settings, "ballots", [b.to_json() for b in ballots],
                   keys=[b.submission_id.encode() for b in ballots])
     await produce(settings, "tallies", [make_tally(f"sub-{s}", v).to_json()
                                         for v in range(1, 6) for s in range(40)],
                   keys=[f"sub-{s}".encode() for _ in range(1, 6) for s in range(40)])
-    first = Sink(settings, batch_size=100, until_idle=3)
-    second = Sink(settings, batch_size=100, until_idle=3)
+    # small batches keep the first sink busy long enough for the group to rebalance
+    first = Sink(settings, batch_size=25, until_idle=3)
+    second = Sink(settings, batch_size=25, until_idle=3)
     t1 = asyncio.create_task(first.run())
-    while await count(pg, "ballots") < 2000:
+    while await count(pg, "ballots") < 1000:
         await asyncio.sleep(0.02)
     t2 = asyncio.create_task(second.run())
     s1, s2 = await asyncio.gather(t1, t2)
     assert s1.records > 0 and s2.records > 0, "both sinks should have written"
-    assert await count(pg, "ballots") == 20_000
-    assert await pg.fetchval("SELECT count(DISTINCT vote_id) FROM ballots") == 20_000
+    assert await count(pg, "ballots") == 30_000
+    assert await pg.fetchval("SELECT count(DISTINCT vote_id) FROM ballots") == 30_000
     assert await pg.fetchval("SELECT min(version) FROM tallies") == 5
     stored = await pg.fetchval(
         "SELECT sum(next_offset) FROM sink_offsets WHERE topic = $1", settings.topic("ballots"))
-    assert stored == 20_000
+    assert stored == 30_000
 
 
 async def test_a_record_postgres_refuses_is_dead_lettered_not_blocking(settings, pg) -> None:

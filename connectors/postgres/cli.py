@@ -183,8 +183,11 @@ def sink(
         asyncio.run(migrate(settings))
 
     async def go(stop: asyncio.Event) -> None:
-        s = Sink(settings, batch_size=batch_size, group_id=group_id, loader=loader,  # type: ignore[arg-type]
-                 once=once, until_idle=until_idle, stop=stop)
+        s = Sink(
+            settings, batch_size=batch_size, group_id=group_id,
+            loader=loader,  # type: ignore[arg-type]
+            once=once, until_idle=until_idle, stop=stop,
+        )
         if not readmodel:
             await s.run()
             return

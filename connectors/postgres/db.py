@@ -25,7 +25,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,  # class 08: connection exceptions
-    asyncpg.exceptions.OperatorInterventionError,  # class 57: admin/crash shutdown, cannot connect now
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.TransactionRollbackError,  # class 40: serialization failure, deadlock
     asyncpg.InterfaceError,  # "connection is closed" after the server went away

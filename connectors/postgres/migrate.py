@@ -169,7 +169,9 @@ async def migrate(
     return result
 
 
-async def check_ready(conn: asyncpg.Connection, schema: str, directory: Path = MIGRATIONS_DIR) -> int:
+async def check_ready(
+    conn: asyncpg.Connection, schema: str, directory: Path = MIGRATIONS_DIR
+) -> int:
     """The schema's version when every migration is applied unchanged; else SchemaNotReady."""
     files = discover(directory)
     exists = await conn.fetchval(

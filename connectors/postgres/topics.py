@@ -35,7 +35,9 @@ async def ensure_topics(settings: Settings, *, timeout: float = 30.0) -> None:
     for kind in OUTPUTS:
         name, partitions, compacted = specs[kind]
         configs = {"cleanup.policy": "compact"} if compacted else {}
-        wanted[name] = NewTopic(name, partitions, settings.replication_factor, topic_configs=configs)
+        wanted[name] = NewTopic(
+            name, partitions, settings.replication_factor, topic_configs=configs
+        )
     dlq = settings.topic(DLQ)
     wanted[dlq] = NewTopic(dlq, 1, settings.replication_factor)
     admin = AIOKafkaAdminClient(

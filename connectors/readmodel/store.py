@@ -139,8 +139,10 @@ class ReadModelStore:
         raw = await self.redis.hgetall(self.key(submission_id))
         if not raw:
             return None
-        out: dict[str, object] = {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
-        out = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in out.items()}
+        out: dict[str, object] = {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()
+        }
         out["counts"] = json.loads(str(out["counts"]))
         out["total"] = int(str(out["total"]))
         out["version"] = int(str(out["version"]))
