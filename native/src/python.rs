@@ -151,6 +151,9 @@ impl PySecretKey {
     }
 }
 
+// The literal default of `Ring(max_size=1024)` below must track the constant.
+const _: () = assert!(MAX_RING_SIZE_DEFAULT == 1024);
+
 /// A validated ring in canonical (sorted) order with cached decoded points.
 #[pyclass(name = "Ring", module = "ringcrypto", frozen)]
 struct PyRing {
@@ -160,7 +163,8 @@ struct PyRing {
 #[pymethods]
 impl PyRing {
     #[new]
-    #[pyo3(signature = (public_keys, *, max_size = MAX_RING_SIZE_DEFAULT))]
+    #[pyo3(signature = (public_keys, *, max_size = 1024))] // literal so it shows in __text_signature__
+
     fn new(py: Python<'_>, public_keys: &Bound<'_, PyAny>, max_size: usize) -> PyResult<Self> {
         guard(|| {
             if public_keys.is_instance_of::<PyBytes>() || public_keys.is_instance_of::<pyo3::types::PyString>() {
