@@ -3,7 +3,7 @@
 
 use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::VartimeMultiscalarMul;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 
 use crate::encoding::{carried_pairs, decode, decode_carried, Format};
 use crate::errors::{Error, ErrorKind, Result};
@@ -18,14 +18,25 @@ fn inv2() -> Scalar {
 }
 
 /// `(ENCODE(L), ENCODE(R))` for `L = s·B + c·P`, `R = s·H + c·I` (SPEC §8.1).
+///
+/// SECURITY: a batch encoder built on plain Montgomery batch inversion would
+/// return zeros for BOTH points when one of them is the identity. A ring
+/// member can force `L = 0` (`s = −c·x`) while `R ≠ 0`, and hashing zeros for
+/// `R` would let it close the ring under any key image. curve25519-dalek
+/// 4.1.3 (pinned) skips zero inputs in `batch_invert`, so this is defence in
+/// depth: identity inputs take the plain path regardless of the dependency.
+/// `tests/identity_edge.rs` exercises exactly these cases.
 fn ring_step(s: &Scalar, c: &Scalar, p: &RistrettoPoint, h: &RistrettoPoint, i: &RistrettoPoint, half: &Scalar) -> ([u8; 32], [u8; 32]) {
     let (s2, c2) = (s * half, c * half);
     let l2 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&c2, p, &s2);
     let r2 = RistrettoPoint::vartime_multiscalar_mul([&s2, &c2], [h, i]);
+    if l2.is_identity() || r2.is_identity() {
+        return ((l2 + l2).compress().to_bytes(), (r2 + r2).compress().to_bytes());
+    }
     let enc = RistrettoPoint::double_and_compress_batch([&l2, &r2]);
     match enc.as_slice() {
         [l, r] => (l.to_bytes(), r.to_bytes()),
-        _ => ([0xff; 32], [0xff; 32]), // unreachable: two points in, two out
+        _ => ((l2 + l2).compress().to_bytes(), (r2 + r2).compress().to_bytes()), // unreachable
     }
 }
 
