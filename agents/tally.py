@@ -16,6 +16,11 @@ past the tally's re-applies its count, a chain head behind a stored event moves
 up to it, and the stored event is re-emitted byte for byte. So a vote is never
 counted twice, a counted vote is never lost, and the audit chain never forks
 or skips a sequence number.
+
+Within a batch, each submission's tally and each partition's chain head are
+written (and the Tally emitted) once, at the end, after every ballot entry of
+the batch: fewer changelog writes, and the order above is kept, since the
+ballot entries still reach the changelog first.
 """
 
 from __future__ import annotations
@@ -57,9 +62,25 @@ class TallyKeeper:
         self.votes_topic = settings.topic("votes")
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
+        self._tallies: dict[str, tuple[VoteCounts, int]] = {}
+        self._chains: dict[int, tuple[int, str]] = {}
+        self._last: dict[int, SourceRecord] = {}
+        self._partition_of: dict[str, int] = {}
         for record in records:
+            self._last[record.partition] = record
             with event_scope(record):
                 await self._process_one(record)
+        await self._flush_batch()
+
+    async def _flush_batch(self) -> None:
+        """Write the batch's tallies and chain heads, and emit each final Tally."""
+        for submission_id, (counts, version) in self._tallies.items():
+            with event_scope(self._last[self._partition_of[submission_id]]):
+                self.state[f"t|{submission_id}".encode()] = {"counts": counts.model_dump(), "version": version}
+            await self.outputs.tally(self._tally(submission_id, counts, version))
+        for partition, (seq, head) in self._chains.items():
+            with event_scope(self._last[partition]):
+                self.state[f"c|{partition}".encode()] = {"seq": seq, "hash": head}
 
     async def _process_one(self, record: SourceRecord) -> None:
         try:
@@ -96,7 +117,7 @@ class TallyKeeper:
     async def _count(self, record: SourceRecord, vote: AcceptedVote, entry_key: bytes) -> None:
         counts, version = self._load_tally(vote.submission_id)
         counts, version = counts.plus(vote.vote_type), version + 1
-        tally = self._tally(vote.submission_id, counts, version)
+        tally = self._tally(vote.submission_id, counts, version)  # for the audit event's decision
         seq, head = self._load_chain(record.partition)
         event = AuditEvent.chained(
             prev_hash=head,
@@ -110,15 +131,16 @@ class TallyKeeper:
             source_partition=vote.source_partition,
             source_offset=vote.source_offset,
         )
-        # Write order matters: the ballot entry first (see the module docstring).
+        # Write order matters: the ballot entry now, tally and chain head at the
+        # end of the batch (see the module docstring).
         self.state[entry_key] = {
             "vote_id": str(vote.vote_id),
             "version": version,
             "event": event.model_dump_json(),
         }
-        self._store_tally(vote.submission_id, counts, version)
-        self.state[f"c|{record.partition}".encode()] = {"seq": event.sequence, "hash": event.hash}
-        await self._emit(vote, tally, event)
+        self._set_tally(record, vote.submission_id, counts, version)
+        self._chains[record.partition] = (event.sequence, event.hash)
+        await self._emit(vote, event)
 
     async def _redeliver(
         self, record: SourceRecord, vote: AcceptedVote, entry_key: bytes, entry: dict[str, Any]
@@ -127,21 +149,23 @@ class TallyKeeper:
         counts, version = self._load_tally(vote.submission_id)
         if version == entry["version"] - 1:
             counts, version = counts.plus(vote.vote_type), version + 1
-            self._store_tally(vote.submission_id, counts, version)
             log.warning("tally of %s repaired to version %d", vote.submission_id, version)
         elif version < entry["version"] - 1:
             log.error(
                 "tally of %s at version %d is behind ballot version %d by more than one",
                 vote.submission_id, version, entry["version"],
             )
+        # Written (and emitted) at the end of the batch either way: the emission may
+        # be what the crash lost.
+        self._set_tally(record, vote.submission_id, counts, version)
         seq, _ = self._load_chain(record.partition)
         if seq < event.sequence:
-            self.state[f"c|{record.partition}".encode()] = {"seq": event.sequence, "hash": event.hash}
+            self._chains[record.partition] = (event.sequence, event.hash)
         # Rewrite the entry so that a write only RocksDB had reaches the changelog.
         self.state[entry_key] = entry
-        await self._emit(vote, self._tally(vote.submission_id, counts, version), event)
+        await self._emit(vote, event)
 
-    async def _emit(self, vote: AcceptedVote, tally: Tally, event: AuditEvent) -> None:
+    async def _emit(self, vote: AcceptedVote, event: AuditEvent) -> None:
         await self.outputs.ballot(
             Ballot(
                 vote_id=vote.vote_id,
@@ -154,7 +178,6 @@ class TallyKeeper:
                 source_offset=vote.source_offset,
             )
         )
-        await self.outputs.tally(tally)
         await self.outputs.audit(event)
 
     # --- state helpers ---------------------------------------------------------
@@ -177,19 +200,21 @@ class TallyKeeper:
             version=version,
         )
 
+    def _set_tally(self, record: SourceRecord, submission_id: str, counts: VoteCounts, version: int) -> None:
+        self._tallies[submission_id] = (counts, version)
+        self._partition_of[submission_id] = record.partition
+
     def _load_tally(self, submission_id: str) -> tuple[VoteCounts, int]:
+        if submission_id in self._tallies:
+            return self._tallies[submission_id]
         raw = self.state.get(f"t|{submission_id}".encode())
         if not raw:
             return VoteCounts(), 0
         return VoteCounts.model_validate(raw["counts"]), int(raw["version"])
 
-    def _store_tally(self, submission_id: str, counts: VoteCounts, version: int) -> None:
-        self.state[f"t|{submission_id}".encode()] = {
-            "counts": counts.model_dump(),
-            "version": version,
-        }
-
     def _load_chain(self, partition: int) -> tuple[int, str]:
+        if partition in self._chains:
+            return self._chains[partition]
         raw = self.state.get(f"c|{partition}".encode())
         if not raw:
             return 0, genesis_hash(_chain(partition))

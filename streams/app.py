@@ -24,6 +24,10 @@ class RingtallyApp(faust.App):
 
     async def on_first_start(self) -> None:
         ensure_topics(self.ringtally_settings, internal=True)
+        # Faust queues table changelog writes (a dict assignment cannot await) and
+        # makes the agent wait whenever more than 100 are pending: with batches of
+        # 256 votes that is a stall per batch. The cap bounds memory, nothing else.
+        self.producer.buffer.max_messages = self.ringtally_settings.producer_buffer
         await super().on_first_start()
 
 
@@ -45,6 +49,7 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         key_serializer="raw",

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     session_timeout: float = Field(
         10.0, ge=1.0, le=300.0, description="seconds before a silent worker's partitions move"
     )
+    producer_linger: float = Field(
+        0.005, ge=0, le=1.0, description="seconds the worker's producer waits to fill a batch"
+    )
+    producer_buffer: int = Field(
+        10_000, ge=100, le=1_000_000,
+        description="table changelog writes queued before an agent waits for them to drain",
+    )
     verify_batch_size: int = Field(256, ge=1, le=10_000)
     verify_batch_window: float = Field(0.02, gt=0, le=5.0, description="seconds")
     max_ring_size: int = Field(1024, ge=1, le=65_536)

@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 
 from connectors.sdk import ensure_topics
-from tests.fixtures.pipeline import Outputs, WorkerProcess, free_port, pipeline_settings
+from streams.runner import WorkerProcess, free_port
+from tests.fixtures.pipeline import Outputs, pipeline_settings
 from tests.test_pipeline import World
 
 pytestmark = pytest.mark.integration

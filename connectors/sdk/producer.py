@@ -9,6 +9,9 @@ the partition the workers expect.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from collections.abc import Iterable
 
 from confluent_kafka import Producer
@@ -36,11 +39,26 @@ class SdkProducer:
         self._producer = Producer(config)
         self._errors: list[str] = []
 
-    def send(self, topic: str, key: bytes, value: bytes) -> None:
-        """Queue one record (delivery is confirmed by :meth:`flush`)."""
+    def send(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        on_delivered: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Queue one record (delivery is confirmed by :meth:`flush`).
+
+        ``on_delivered(partition, offset)`` is called once the broker has it.
+        """
+
+        def report(err: object, msg: Any) -> None:
+            self._on_delivery(err, msg)
+            if err is None and on_delivered is not None:
+                on_delivered(msg.partition(), msg.offset())
+
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
+                self._producer.produce(topic, key=key, value=value, on_delivery=report)
                 break
             except BufferError:  # local queue full: let deliveries drain
                 self._producer.poll(0.1)

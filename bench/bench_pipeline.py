@@ -1,0 +1,220 @@
+"""Votes/s through verify -> tally on the local stack, and latency from produce to Tally.
+
+For each worker count (1, then 2): a fresh topic prefix with 12 partitions,
+rings of 16, an honest round of signed votes (batchable signatures). Tokens,
+rings and submissions are published and processed first; then every vote is
+published at once and the clock runs until the last Tally appears
+(throughput). A second, paced phase at about half that rate gives latency:
+Kafka timestamp of the vote -> Kafka timestamp of its Tally, p50/p99. In the
+same run, a do-nothing Faust passthrough agent forwards the same votes: the
+yardstick for what Faust itself costs here.
+
+    python bench/bench_pipeline.py [--votes 10240] [--workers 1 2] [--store memory]
+
+Prints a table and writes bench/results/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import Progress  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from connectors.sdk import SdkProducer  # noqa: E402
+from connectors.simulation import build_round  # noqa: E402
+from models.internal import vote_id_for_token  # noqa: E402
+from streams.runner import WorkerProcess, free_port  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.topics import ensure_topics  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "pipeline.json"
+console = Console()
+
+
+@dataclass
+class Watch:
+    """Counts records on one topic in a background thread, keeping their Kafka timestamps."""
+
+    settings: Settings
+    topic: str
+    stamps: list[tuple[bytes, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> "Watch":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        consumer = Consumer({
+            "bootstrap.servers": self.settings.kafka_bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        })
+        consumer.subscribe([self.topic])
+        while not self._stop.is_set():
+            for msg in consumer.consume(1000, timeout=0.2):
+                if msg.error() is None:
+                    self.stamps.append((msg.value(), msg.timestamp()[1]))
+        consumer.close()
+
+    def wait_count(self, n: int, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while len(self.stamps) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.topic}: {len(self.stamps)}/{n} records after {timeout:.0f}s")
+            time.sleep(0.02)
+        return time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _votes_end_offsets(settings: Settings) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-probe"})
+    total = 0
+    for p in range(settings.partitions):
+        total += consumer.get_watermark_offsets(TopicPartition(settings.topic("votes"), p), timeout=10)[1]
+    consumer.close()
+    return total
+
+
+def _publish(settings: Settings, messages: list[tuple[str, bytes, bytes]], pace: float | None = None) -> dict[bytes, int]:
+    """Publish; returns vote key -> produce wall time (ms) for the latency phase."""
+    producer = SdkProducer(settings, **{"linger.ms": 1})
+    sent: dict[bytes, int] = {}
+    start = time.monotonic()
+    for n, (short, key, value) in enumerate(messages):
+        if pace:
+            delay = start + n / pace - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        sent[key] = int(time.time() * 1000)
+        producer.send(settings.topic(short), key, value)
+    producer.flush(120)
+    return sent
+
+
+def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -> dict:
+    prefix = f"bench-{uuid.uuid4().hex[:6]}"
+    per_reviewer = max(1, votes // (4 * 16))
+    round_ = build_round(seed=11, genres=4, ring_size=16, submissions_per_genre=max(per_reviewer, 50),
+                         votes_per_reviewer=per_reviewer, attacks=False)
+    base = Settings(topic_prefix=prefix, partitions=12, table_store=store, web_port=free_port())
+    ensure_topics(base, internal=True)
+    _publish(base, list(round_.control_messages()))
+    control_count = len(round_.issuances)
+    procs = []
+    module = "bench.passthrough_app" if kind == "passthrough" else "streams"
+    for i in range(workers):
+        s = base.model_copy(update={"web_port": free_port()})
+        procs.append(WorkerProcess(s, log_dir / f"{kind}-{workers}-{i}.log", module=module).start(ready_timeout=120))
+    out_topic = base.topic("passthrough") if kind == "passthrough" else base.topic("tallies")
+    watch = Watch(base, out_topic).start()
+    ballots = Watch(base, base.topic("ballots")).start() if kind != "passthrough" else None
+    try:
+        if kind == "passthrough":
+            watch.wait_count(control_count, 300)  # the backlog of issuances passes through first
+            baseline = len(watch.stamps)
+        else:
+            # Issuances leave no output record; wait for the credential index to hold them all.
+            index = Watch(base, f"{base.group_id}-credential-index").start()
+            index.wait_count(control_count, 300)
+            index.stop()
+            baseline = 0
+        burst = [("votes", p.key, p.value) for p in round_.votes]
+        half = len(burst) * 3 // 4
+        t0 = time.monotonic()
+        _publish(base, burst[:half])
+        t1 = watch.wait_count(baseline + half, 600)
+        rate = half / (t1 - t0)
+        # Latency at about half the measured rate, on the remaining quarter.
+        paced = burst[half:]
+        sent = _publish(base, paced, pace=rate / 2)
+        watch.wait_count(baseline + len(burst), 600)
+        records = ballots.stamps if ballots else watch.stamps
+        latencies = _latencies(kind, sent, records)
+    finally:
+        watch.stop()
+        if ballots:
+            ballots.stop()
+        for p in procs:
+            p.stop()
+    return {
+        "kind": kind, "workers": workers, "votes": len(round_.votes), "store": store,
+        "burst_votes": half, "votes_per_s": round(rate, 1),
+        "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
+        "latency_ms_p99": round(statistics.quantiles(latencies, n=100)[98], 1) if len(latencies) > 2 else None,
+        "paced_rate": round(rate / 2, 1),
+    }
+
+
+def _latencies(kind: str, sent: dict[bytes, int], records: list[tuple[bytes, int]]) -> list[float]:
+    """Produce time -> Kafka timestamp of the vote's output record, for the paced votes.
+
+    For ringtally the record is the vote's Ballot, which the tally stage emits in
+    the same step as the Tally that counts it (Ballot, then Tally, then audit).
+    """
+    by_token = {}
+    for value, ts in records:
+        body = json.loads(value)
+        if kind == "passthrough" and body.get("type") != "vote_cast":
+            continue  # the token issuances passed through too
+        token = body.get("token_id") if kind == "passthrough" else str(body.get("vote_id"))
+        by_token.setdefault(token, ts)
+    out = []
+    for key, sent_ms in sent.items():
+        ident = key.decode() if kind == "passthrough" else str(vote_id_for_token(key.decode()))
+        if ident in by_token:
+            out.append(by_token[ident] - sent_ms)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--votes", type=int, default=10240)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--store", choices=["memory", "rocksdb"], default="rocksdb")
+    args = parser.parse_args()
+    rows = []
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("benchmarking", total=len(args.workers) * 2)
+        for workers in args.workers:
+            for kind in ("ringtally", "passthrough"):
+                progress.update(task, description=f"{kind}, {workers} worker(s)")
+                rows.append(run_config(kind, workers, args.votes, args.store, log_dir))
+                progress.advance(task)
+    table = Table(title=f"pipeline: ring 16, 12 partitions, {args.store} tables")
+    for col in ("kind", "workers", "votes/s", "p50 ms", "p99 ms", "vs passthrough"):
+        table.add_column(col, justify="right")
+    for row in rows:
+        yard = next(r for r in rows if r["kind"] == "passthrough" and r["workers"] == row["workers"])
+        row["ratio_to_passthrough"] = round(row["votes_per_s"] / yard["votes_per_s"], 3)
+        table.add_row(row["kind"], str(row["workers"]), f"{row['votes_per_s']:.0f}", str(row["latency_ms_p50"]),
+                      str(row["latency_ms_p99"]), f"{row['ratio_to_passthrough']:.0%}")
+    console.print(table)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"command": " ".join(sys.argv), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                   "results": rows, "logs": str(log_dir)}, indent=2) + "\n")
+    console.print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
