@@ -103,6 +103,18 @@ fn hedged_signing_is_randomized_and_deterministic_with_fixed_z() {
 }
 
 #[test]
+fn batchable_converts_to_compact_by_design() {
+    // SPEC §6.4 "format malleability": stripping L/R and retagging yields the
+    // compact signature with the same key image. Dedupe by key image only.
+    let (keys, ring) = keys_and_ring(310, 6);
+    let k = key_at(&keys, &ring, 4);
+    let b = sign(k, &ring, b"c", b"m", Format::Batchable).unwrap();
+    let mut c = b[..signature_length(6, Format::Compact).unwrap()].to_vec();
+    c[0] = 0x01;
+    assert_eq!(verify(&ring, b"c", b"m", &c).unwrap(), verify(&ring, b"c", b"m", &b).unwrap());
+}
+
+#[test]
 fn not_in_ring_is_malformed() {
     let (_, ring) = keys_and_ring(400, 3);
     let outsider = key(9999);
