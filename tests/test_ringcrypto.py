@@ -138,6 +138,14 @@ def test_signing_is_hedged_and_hazmat_is_deterministic() -> None:
         ringcrypto.hazmat.sign_with_randomness(k, ring, b"c", b"m", z[:31])
 
 
+def test_batchable_converts_to_compact_dedupe_by_key_image() -> None:
+    # SPEC §6.4: signature bytes are not unique identifiers; key images are.
+    keys, ring = keys_and_ring(310, 6)
+    b = sign(keys[4], ring, b"c", b"m", batchable=True)
+    c = b"\x01" + b[1 : ringcrypto.signature_length(6)]
+    assert verify(ring, b"c", b"m", c) == verify(ring, b"c", b"m", b) == keys[4].key_image(b"c")
+
+
 def test_ring_canonicalisation_and_memory() -> None:
     keys, ring = keys_and_ring(10, 6)
     pks = [k.public_key for k in keys]
