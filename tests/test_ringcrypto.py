@@ -17,6 +17,7 @@ import os
 import pickle
 import random
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -419,6 +420,30 @@ def test_verify_batch_from_python_threads() -> None:
     for t in threads:
         t.join()
     assert out == [want] * 4
+
+
+def test_verify_batch_releases_the_gil() -> None:
+    # While verify_batch runs in a thread, the main thread must keep running
+    # Python code: the longest pause it sees must be far shorter than the call.
+    keys, ring = keys_and_ring(1400, 16)
+    items = [(ring, b"c", b"%d" % i, sign(keys[i % 16], ring, b"c", b"%d" % i, batchable=True)) for i in range(300)]
+    took: list[float] = []
+
+    def work() -> None:
+        t0 = time.perf_counter()
+        verify_batch(items, threads=1)
+        took.append(time.perf_counter() - t0)
+
+    t = threading.Thread(target=work)
+    last, max_gap = time.perf_counter(), 0.0
+    t.start()
+    while t.is_alive():
+        now = time.perf_counter()
+        max_gap, last = max(max_gap, now - last), now
+    max_gap = max(max_gap, time.perf_counter() - last)
+    t.join()
+    assert took and took[0] > 0.02
+    assert max_gap < 0.5 * took[0], (max_gap, took[0])
 
 
 # --------------------------------------------------------------------------
