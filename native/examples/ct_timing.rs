@@ -26,11 +26,19 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(8);
     let samples: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3000);
-    let keys: Vec<SecretKey> = (0..n).map(|i| SecretKey::from_seed(&[i as u8 + 1; 32]).unwrap()).collect();
+    let keys: Vec<SecretKey> = (0..n)
+        .map(|i| SecretKey::from_seed(&[i as u8 + 1; 32]).unwrap())
+        .collect();
     let pks: Vec<[u8; 32]> = keys.iter().map(|k| k.public_key()).collect();
     let ring = Ring::new(pks.iter().map(|p| &p[..]), 1024).unwrap();
-    let first = keys.iter().find(|k| k.public_key() == ring.members()[0]).unwrap();
-    let last = keys.iter().find(|k| k.public_key() == ring.members()[n - 1]).unwrap();
+    let first = keys
+        .iter()
+        .find(|k| k.public_key() == ring.members()[0])
+        .unwrap();
+    let last = keys
+        .iter()
+        .find(|k| k.public_key() == ring.members()[n - 1])
+        .unwrap();
     let (mut a, mut b) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
     for i in 0..2 * samples {
         let z = [(i % 251) as u8; 32];
@@ -40,11 +48,22 @@ fn main() {
         let sig = sign_with_randomness(key, &ring, b"ctx", &msg, &z, Format::Compact).unwrap();
         let dt = t0.elapsed().as_secs_f64() * 1e6;
         std::hint::black_box(sig);
-        if i % 2 == 0 { a.push(dt) } else { b.push(dt) }
+        if i % 2 == 0 {
+            a.push(dt)
+        } else {
+            b.push(dt)
+        }
     }
     let (ma, va, na) = stats(&mut a);
     let (mb, vb, nb) = stats(&mut b);
     let t = (ma - mb) / (va / na as f64 + vb / nb as f64).sqrt();
     println!("ring {n}, {samples} samples per class: index 0 mean {ma:.1} µs, index {} mean {mb:.1} µs, Welch t = {t:.2}", n - 1);
-    println!("{}", if t.abs() < 4.5 { "no evidence of index-dependent timing (|t| < 4.5)" } else { "POSSIBLE LEAK: |t| >= 4.5" });
+    println!(
+        "{}",
+        if t.abs() < 4.5 {
+            "no evidence of index-dependent timing (|t| < 4.5)"
+        } else {
+            "POSSIBLE LEAK: |t| >= 4.5"
+        }
+    );
 }

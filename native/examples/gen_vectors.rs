@@ -30,7 +30,9 @@ const CTX: &[u8] = b"ringtally-test-submission-0001";
 const MSG: &[u8] = b"vote:approve";
 
 fn main() {
-    let keys: Vec<SecretKey> = (0..22).map(|k| SecretKey::from_seed(&seed(k)).unwrap()).collect();
+    let keys: Vec<SecretKey> = (0..22)
+        .map(|k| SecretKey::from_seed(&seed(k)).unwrap())
+        .collect();
 
     let mut xmd = Vec::new();
     let mut h2g = Vec::new();
@@ -91,12 +93,24 @@ fn main() {
     let mut sigs = Vec::new();
     let mut base_sigs = std::collections::HashMap::new();
     for (name, idx, ring) in &rings {
-        let positions: Vec<usize> = if ring.len() <= 3 { (0..ring.len()).collect() } else { vec![0, 7, 15] };
+        let positions: Vec<usize> = if ring.len() <= 3 {
+            (0..ring.len()).collect()
+        } else {
+            vec![0, 7, 15]
+        };
         for pi in positions {
-            let k = idx.iter().copied().find(|&i| keys[i].public_key() == ring.members()[pi]).unwrap();
-            for (format, fname) in [(Format::Compact, "compact"), (Format::Batchable, "batchable")] {
+            let k = idx
+                .iter()
+                .copied()
+                .find(|&i| keys[i].public_key() == ring.members()[pi])
+                .unwrap();
+            for (format, fname) in [
+                (Format::Compact, "compact"),
+                (Format::Batchable, "batchable"),
+            ] {
                 let label = format!("{name}/{pi}/{fname}");
-                let sig = sign_with_randomness(&keys[k], ring, CTX, MSG, &z(&label), format).unwrap();
+                let sig =
+                    sign_with_randomness(&keys[k], ring, CTX, MSG, &z(&label), format).unwrap();
                 let image = verify(ring, CTX, MSG, &sig).unwrap();
                 sigs.push(json!({
                     "ring": name, "signer_key": k, "signer_index": pi, "context": hx(CTX),
@@ -127,38 +141,113 @@ fn main() {
         s
     };
     let plus_one = |sig: &[u8], off: usize| {
-        let v = Scalar::from_canonical_bytes(sig[off..off + 32].try_into().unwrap()).unwrap() + Scalar::ONE;
+        let v = Scalar::from_canonical_bytes(sig[off..off + 32].try_into().unwrap()).unwrap()
+            + Scalar::ONE;
         with(sig, off, v.as_bytes())
     };
-    let ell: [u8; 32] = hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let max255: [u8; 32] = hex::decode("ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let ell: [u8; 32] =
+        hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let max255: [u8; 32] =
+        hex::decode("ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
+            .unwrap()
+            .try_into()
+            .unwrap();
     let other = keys[0].public_key();
     add("message altered", "ring3", CTX, b"vote:reject", c);
-    add("context altered", "ring3", b"ringtally-test-submission-0002", MSG, c);
-    add("ring3 signature cut to ring2 length, verified against ring2", "ring2", CTX, MSG, &c[..c.len() - 32]);
-    add("verified against a ring of another size", "ring16", CTX, MSG, c);
+    add(
+        "context altered",
+        "ring3",
+        b"ringtally-test-submission-0002",
+        MSG,
+        c,
+    );
+    add(
+        "ring3 signature cut to ring2 length, verified against ring2",
+        "ring2",
+        CTX,
+        MSG,
+        &c[..c.len() - 32],
+    );
+    add(
+        "verified against a ring of another size",
+        "ring16",
+        CTX,
+        MSG,
+        c,
+    );
     add("c_0 + 1", "ring3", CTX, MSG, &plus_one(c, 33));
     add("s_1 + 1", "ring3", CTX, MSG, &plus_one(c, 65 + 32));
     add("key image replaced", "ring3", CTX, MSG, &with(c, 1, &other));
-    add("key image identity", "ring3", CTX, MSG, &with(c, 1, &[0u8; 32]));
-    add("key image non-canonical", "ring3", CTX, MSG, &with(c, 1, &max255));
-    add("c_0 = l (non-canonical)", "ring3", CTX, MSG, &with(c, 33, &ell));
-    add("s_2 = 2^255-1 (non-canonical)", "ring3", CTX, MSG, &with(c, 65 + 64, &max255));
+    add(
+        "key image identity",
+        "ring3",
+        CTX,
+        MSG,
+        &with(c, 1, &[0u8; 32]),
+    );
+    add(
+        "key image non-canonical",
+        "ring3",
+        CTX,
+        MSG,
+        &with(c, 1, &max255),
+    );
+    add(
+        "c_0 = l (non-canonical)",
+        "ring3",
+        CTX,
+        MSG,
+        &with(c, 33, &ell),
+    );
+    add(
+        "s_2 = 2^255-1 (non-canonical)",
+        "ring3",
+        CTX,
+        MSG,
+        &with(c, 65 + 64, &max255),
+    );
     add("truncated", "ring3", CTX, MSG, &c[..c.len() - 1]);
     add("extended", "ring3", CTX, MSG, &[&c[..], &[0u8]].concat());
     add("empty", "ring3", CTX, MSG, &[]);
     add("unknown tag", "ring3", CTX, MSG, &with(c, 0, &[0x03]));
-    add("tag mismatch (compact bytes, batchable tag)", "ring3", CTX, MSG, &with(c, 0, &[0x02]));
-    add("tag mismatch (batchable bytes, compact tag)", "ring3", CTX, MSG, &with(b, 0, &[0x01]));
-    add("batchable L_1 replaced", "ring3", CTX, MSG, &with(b, 65 + 32 * n + 64, &other));
-    add("batchable R_2 replaced", "ring3", CTX, MSG, &with(b, 65 + 32 * n + 128 + 32, &other));
-    add("batchable L_0 non-canonical", "ring3", CTX, MSG, &with(b, 65 + 32 * n, &max255));
+    add(
+        "tag mismatch (compact bytes, batchable tag)",
+        "ring3",
+        CTX,
+        MSG,
+        &with(c, 0, &[0x02]),
+    );
+    add(
+        "tag mismatch (batchable bytes, compact tag)",
+        "ring3",
+        CTX,
+        MSG,
+        &with(b, 0, &[0x01]),
+    );
+    add(
+        "batchable L_1 replaced",
+        "ring3",
+        CTX,
+        MSG,
+        &with(b, 65 + 32 * n + 64, &other),
+    );
+    add(
+        "batchable R_2 replaced",
+        "ring3",
+        CTX,
+        MSG,
+        &with(b, 65 + 32 * n + 128 + 32, &other),
+    );
+    add(
+        "batchable L_0 non-canonical",
+        "ring3",
+        CTX,
+        MSG,
+        &with(b, 65 + 32 * n, &max255),
+    );
     add("batchable s_0 + 1", "ring3", CTX, MSG, &plus_one(b, 65));
 
     let mut neg_rings = Vec::new();

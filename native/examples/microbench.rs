@@ -29,7 +29,11 @@ fn time<F: FnMut()>(name: &str, iters: usize, mut f: F) {
     }
     let wall = w0.elapsed().as_secs_f64() / iters as f64;
     let cpu = (cpu_now() - c0) / iters as f64;
-    println!("{name:<44} wall {:>9.2} µs   cpu {:>9.2} µs", wall * 1e6, cpu * 1e6);
+    println!(
+        "{name:<44} wall {:>9.2} µs   cpu {:>9.2} µs",
+        wall * 1e6,
+        cpu * 1e6
+    );
 }
 
 fn main() {
@@ -48,7 +52,9 @@ fn main() {
         std::hint::black_box(RistrettoPoint::double_and_compress_batch([&p, &q]));
     });
     time("vartime aP + bB", 5000, || {
-        std::hint::black_box(RistrettoPoint::vartime_double_scalar_mul_basepoint(&a, &p, &b));
+        std::hint::black_box(RistrettoPoint::vartime_double_scalar_mul_basepoint(
+            &a, &p, &b,
+        ));
     });
     time("vartime aP + bQ (plain)", 5000, || {
         std::hint::black_box(RistrettoPoint::vartime_multiscalar_mul([a, b], [p, q]));
@@ -71,7 +77,9 @@ fn main() {
     });
 
     for n in [8usize, 16, 64, 256] {
-        let keys: Vec<SecretKey> = (0..n).map(|i| SecretKey::from_seed(&[i as u8 + 1; 32]).unwrap()).collect();
+        let keys: Vec<SecretKey> = (0..n)
+            .map(|i| SecretKey::from_seed(&[i as u8 + 1; 32]).unwrap())
+            .collect();
         let pks: Vec<[u8; 32]> = keys.iter().map(|k| k.public_key()).collect();
         let ring = Ring::new(pks.iter().map(|p| &p[..]), 1024).unwrap();
         let sig = sign(&keys[0], &ring, b"ctx", b"msg", Format::Compact).unwrap();
@@ -91,7 +99,12 @@ fn main() {
             .collect();
         let items: Vec<BatchItem<'_>> = sigs
             .iter()
-            .map(|(c, s)| BatchItem { ring: &ring, ctx: c, msg: b"msg", sig: s })
+            .map(|(c, s)| BatchItem {
+                ring: &ring,
+                ctx: c,
+                msg: b"msg",
+                sig: s,
+            })
             .collect();
         let w0 = Instant::now();
         let c0 = cpu_now();

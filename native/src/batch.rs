@@ -206,7 +206,12 @@ fn pool_for(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
         .num_threads(threads)
         .thread_name(|i| format!("ringcrypto-{i}"))
         .build()
-        .map_err(|e| Error::new(ErrorKind::BadArgument, format!("cannot start thread pool: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::BadArgument,
+                format!("cannot start thread pool: {e}"),
+            )
+        })?;
     let pool = Arc::new(pool);
     guard.insert(threads, pool.clone());
     Ok(pool)
@@ -220,7 +225,10 @@ pub const MAX_THREADS: usize = 256;
 /// failure. `threads = None` uses rayon's global pool (one thread per core).
 /// Each result is the key image or the reason for rejection (combined-check
 /// failures report [`ErrorKind::BatchEquation`]).
-pub fn verify_batch(items: &[BatchItem<'_>], threads: Option<usize>) -> Result<Vec<Result<[u8; 32]>>> {
+pub fn verify_batch(
+    items: &[BatchItem<'_>],
+    threads: Option<usize>,
+) -> Result<Vec<Result<[u8; 32]>>> {
     match threads {
         None => Ok(run_batch(items, rayon::current_num_threads())),
         Some(t) if (1..=MAX_THREADS).contains(&t) => {
@@ -273,7 +281,8 @@ fn run_chunk(items: &[BatchItem<'_>]) -> Vec<Result<[u8; 32]>> {
         .enumerate()
         .map(|(k, item)| {
             let tag_batchable = item.sig.first() == Some(&crate::encoding::TAG_BATCHABLE)
-                && crate::encoding::signature_length(item.ring.len(), Format::Batchable) == Some(item.sig.len());
+                && crate::encoding::signature_length(item.ring.len(), Format::Batchable)
+                    == Some(item.sig.len());
             if tag_batchable {
                 match prepare(k, item) {
                     Ok(p) => Stage1::Ready(Box::new(p)),
@@ -334,6 +343,8 @@ pub fn verify_batchable_all(items: &[BatchItem<'_>]) -> bool {
     let refs: Vec<&Prepared<'_>> = prepared.iter().collect();
     match check_set(&refs) {
         Some(all_ok) => all_ok,
-        None => items.iter().all(|it| verify(it.ring, it.ctx, it.msg, it.sig).is_ok()),
+        None => items
+            .iter()
+            .all(|it| verify(it.ring, it.ctx, it.msg, it.sig).is_ok()),
     }
 }

@@ -65,7 +65,10 @@ fn scalar_at(sig: &[u8], off: usize, name: &dyn Fn() -> String) -> Result<Scalar
     Option::<Scalar>::from(Scalar::from_canonical_bytes(bytes)).ok_or_else(|| {
         Error::new(
             ErrorKind::NonCanonicalScalar,
-            format!("{} is not a canonical scalar (value >= group order)", name()),
+            format!(
+                "{} is not a canonical scalar (value >= group order)",
+                name()
+            ),
         )
     })
 }
@@ -98,7 +101,9 @@ pub fn decode(sig: &[u8], n: usize) -> Result<Decoded<'_>> {
         Some(t) => {
             return Err(Error::new(
                 ErrorKind::UnknownTag,
-                format!("unknown signature tag 0x{t:02x} (expected 0x01 compact or 0x02 batchable)"),
+                format!(
+                    "unknown signature tag 0x{t:02x} (expected 0x01 compact or 0x02 batchable)"
+                ),
             ))
         }
         None => return Err(Error::new(ErrorKind::Length, "empty signature")),
@@ -124,10 +129,16 @@ pub fn decode(sig: &[u8], n: usize) -> Result<Decoded<'_>> {
     // Step 5: key image, not the identity, canonical.
     let key_image_bytes = arr32(sig.get(1..33).unwrap_or(&[0u8; 32]));
     if key_image_bytes == [0u8; 32] {
-        return Err(Error::new(ErrorKind::IdentityKeyImage, "key image is the identity point"));
+        return Err(Error::new(
+            ErrorKind::IdentityKeyImage,
+            "key image is the identity point",
+        ));
     }
     let key_image = decode_point(&key_image_bytes).ok_or_else(|| {
-        Error::new(ErrorKind::InvalidPoint, "key image is not a canonical ristretto255 encoding")
+        Error::new(
+            ErrorKind::InvalidPoint,
+            "key image is not a canonical ristretto255 encoding",
+        )
     })?;
     let carried = match by_len {
         Format::Compact => &sig[sig.len()..],
@@ -145,7 +156,9 @@ pub fn decode(sig: &[u8], n: usize) -> Result<Decoded<'_>> {
 
 /// The carried encodings of (L_i, R_i) for i in 0..n.
 pub fn carried_pairs(carried: &[u8]) -> impl Iterator<Item = ([u8; 32], [u8; 32])> + '_ {
-    carried.chunks_exact(64).map(|c| (arr32(&c[..32]), arr32(&c[32..])))
+    carried
+        .chunks_exact(64)
+        .map(|c| (arr32(&c[..32]), arr32(&c[32..])))
 }
 
 /// SPEC §7 step 6: decode every carried L_i, R_i (identity allowed).
@@ -155,10 +168,16 @@ pub fn decode_carried(carried: &[u8]) -> Result<(Vec<RistrettoPoint>, Vec<Ristre
     let mut rs = Vec::with_capacity(n);
     for (i, (l, r)) in carried_pairs(carried).enumerate() {
         ls.push(decode_point(&l).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidPoint, format!("carried L_{i} is not a canonical ristretto255 encoding"))
+            Error::new(
+                ErrorKind::InvalidPoint,
+                format!("carried L_{i} is not a canonical ristretto255 encoding"),
+            )
         })?);
         rs.push(decode_point(&r).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidPoint, format!("carried R_{i} is not a canonical ristretto255 encoding"))
+            Error::new(
+                ErrorKind::InvalidPoint,
+                format!("carried R_{i} is not a canonical ristretto255 encoding"),
+            )
         })?);
     }
     Ok((ls, rs))

@@ -34,7 +34,12 @@ pub mod tags {
 pub(crate) fn lp_len(field: &[u8], what: &str) -> Result<[u8; 4]> {
     u32::try_from(field.len())
         .map(u32::to_be_bytes)
-        .map_err(|_| Error::new(ErrorKind::BadArgument, format!("{what} is longer than 2^32-1 bytes")))
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::BadArgument,
+                format!("{what} is longer than 2^32-1 bytes"),
+            )
+        })
 }
 
 /// Absorb `lp(field)` into a SHA-512 state. Callers pass fields whose length
@@ -154,7 +159,12 @@ pub struct Transcript {
 
 impl Transcript {
     /// Build the transcript for (ctx, ring digest, key image, message).
-    pub fn new(ctx: &[u8], ring_digest: &[u8; 64], key_image: &[u8; 32], msg: &[u8]) -> Result<Self> {
+    pub fn new(
+        ctx: &[u8],
+        ring_digest: &[u8; 64],
+        key_image: &[u8; 32],
+        msg: &[u8],
+    ) -> Result<Self> {
         let ctx_len = lp_len(ctx, "context")?;
         let msg_len = lp_len(msg, "message")?;
         let prehash: [u8; 64] = tagged(tags::CHALLENGE)

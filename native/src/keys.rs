@@ -23,7 +23,11 @@ pub struct SecretKey {
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretKey(public_key={}, secret=<redacted>)", hex32(&self.public))
+        write!(
+            f,
+            "SecretKey(public_key={}, secret=<redacted>)",
+            hex32(&self.public)
+        )
     }
 }
 
@@ -36,7 +40,10 @@ impl SecretKey {
         // SPEC §3: zero is rejected. Constant-time comparison; the outcome
         // (reject) is public anyway.
         if bool::from(x.ct_eq(&Scalar::ZERO)) {
-            return Err(Error::new(ErrorKind::ZeroScalar, "secret scalar must not be zero"));
+            return Err(Error::new(
+                ErrorKind::ZeroScalar,
+                "secret scalar must not be zero",
+            ));
         }
         let public = RistrettoPoint::mul_base(&x).compress().to_bytes();
         Ok(SecretKey { x, public })
@@ -104,9 +111,12 @@ impl SecretKey {
 
 /// Fill `buf` from the OS CSPRNG; a failure is an error, never a panic.
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    OsRng
-        .try_fill_bytes(buf)
-        .map_err(|e| Error::new(ErrorKind::RngFailure, format!("OS random number generator failed: {e}")))
+    OsRng.try_fill_bytes(buf).map_err(|e| {
+        Error::new(
+            ErrorKind::RngFailure,
+            format!("OS random number generator failed: {e}"),
+        )
+    })
 }
 
 /// Decode a 32-byte point encoding strictly (SPEC §1.1): canonical only.

@@ -13,6 +13,10 @@
 // Public modules: the Rust API (also used by tests, examples and fuzzing).
 // ------------------------------------------------------------------------
 
+/// Randomized batch verification across cores.
+pub mod batch;
+/// Wire formats and strict decoding.
+pub mod encoding;
 /// Errors: two public classes, a detailed kind per rejection rule.
 pub mod errors;
 /// Hashing: expand_message_xmd, hash-to-group/scalar, challenge transcript.
@@ -21,12 +25,8 @@ pub mod hash;
 pub mod keys;
 /// Ring validation, canonical order, digest, cached points.
 pub mod ring;
-/// Wire formats and strict decoding.
-pub mod encoding;
 /// Single-signature verification.
 pub mod verify;
-/// Randomized batch verification across cores.
-pub mod batch;
 
 /// Hazardous: deterministic signing for test vectors only.
 ///

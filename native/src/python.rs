@@ -57,7 +57,9 @@ fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
-            Err(InternalError::new_err(format!("internal error in ringcrypto: {msg}")))
+            Err(InternalError::new_err(format!(
+                "internal error in ringcrypto: {msg}"
+            )))
         }
     }
 }
@@ -167,8 +169,12 @@ impl PyRing {
 
     fn new(py: Python<'_>, public_keys: &Bound<'_, PyAny>, max_size: usize) -> PyResult<Self> {
         guard(|| {
-            if public_keys.is_instance_of::<PyBytes>() || public_keys.is_instance_of::<pyo3::types::PyString>() {
-                return Err(PyTypeError::new_err("public_keys must be a sequence of 32-byte bytes objects"));
+            if public_keys.is_instance_of::<PyBytes>()
+                || public_keys.is_instance_of::<pyo3::types::PyString>()
+            {
+                return Err(PyTypeError::new_err(
+                    "public_keys must be a sequence of 32-byte bytes objects",
+                ));
             }
             let mut keys: Vec<Bound<'_, PyBytes>> = Vec::new();
             for (i, item) in public_keys.try_iter()?.enumerate() {
@@ -176,7 +182,10 @@ impl PyRing {
                 let b = item.cast::<PyBytes>().map_err(|_| {
                     PyTypeError::new_err(format!(
                         "ring member {i} must be bytes, got {}",
-                        item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                        item.get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
                     ))
                 })?;
                 keys.push(b.clone());
@@ -188,7 +197,9 @@ impl PyRing {
             let ring = py
                 .detach(|| Ring::new(slices.iter().copied(), max_size))
                 .map_err(|e| to_pyerr(py, e))?;
-            Ok(PyRing { inner: Arc::new(ring) })
+            Ok(PyRing {
+                inner: Arc::new(ring),
+            })
         })
     }
 
@@ -261,7 +272,11 @@ impl PyRing {
             let d = self.inner.digest();
             let mut h = [0u8; 32];
             h.copy_from_slice(&d[..32]);
-            Ok(format!("Ring(n={}, digest={}…)", self.inner.len(), &hex32(&h)[..16]))
+            Ok(format!(
+                "Ring(n={}, digest={}…)",
+                self.inner.len(),
+                &hex32(&h)[..16]
+            ))
         })
     }
 }
@@ -278,8 +293,16 @@ fn sign<'py>(
     batchable: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let sig = guard(|| {
-        py.detach(|| crate::sign::sign(&key.inner, &ring.inner, context, message, format_of(batchable)))
-            .map_err(|e| to_pyerr(py, e))
+        py.detach(|| {
+            crate::sign::sign(
+                &key.inner,
+                &ring.inner,
+                context,
+                message,
+                format_of(batchable),
+            )
+        })
+        .map_err(|e| to_pyerr(py, e))
     })?;
     Ok(PyBytes::new(py, &sig))
 }
@@ -310,11 +333,20 @@ fn verify_batch<'py>(
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyList>> {
     guard(|| {
-        type Owned<'py> = (Bound<'py, PyRing>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+        type Owned<'py> = (
+            Bound<'py, PyRing>,
+            Bound<'py, PyBytes>,
+            Bound<'py, PyBytes>,
+            Bound<'py, PyBytes>,
+        );
         let mut owned: Vec<Owned<'py>> = Vec::new();
         for (k, item) in items.try_iter()?.enumerate() {
             let item = item?;
-            let bad = || PyTypeError::new_err(format!("item {k} must be a tuple (Ring, bytes, bytes, bytes)"));
+            let bad = || {
+                PyTypeError::new_err(format!(
+                    "item {k} must be a tuple (Ring, bytes, bytes, bytes)"
+                ))
+            };
             let t = item.cast::<PyTuple>().map_err(|_| bad())?;
             if t.len() != 4 {
                 return Err(bad());
@@ -350,7 +382,11 @@ fn verify_batch<'py>(
 
 /// RFC 9380 hash_to_ristretto255(message, dst): 32-byte encoding.
 #[pyfunction]
-fn hash_to_group<'py>(py: Python<'py>, message: &[u8], dst: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+fn hash_to_group<'py>(
+    py: Python<'py>,
+    message: &[u8],
+    dst: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
     let p = guard(|| crate::hash::hash_to_group(message, dst).map_err(|e| to_pyerr(py, e)))?;
     Ok(PyBytes::new(py, p.compress().as_bytes()))
 }
@@ -363,7 +399,9 @@ fn expand_message_xmd<'py>(
     dst: &[u8],
     length: usize,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let out = guard(|| crate::hash::expand_message_xmd(message, dst, length).map_err(|e| to_pyerr(py, e)))?;
+    let out = guard(|| {
+        crate::hash::expand_message_xmd(message, dst, length).map_err(|e| to_pyerr(py, e))
+    })?;
     Ok(PyBytes::new(py, &out))
 }
 
@@ -373,7 +411,9 @@ fn expand_message_xmd<'py>(
 fn signature_length(n: usize, batchable: bool) -> PyResult<usize> {
     guard(|| {
         if !(1..=MAX_RING_SIZE_LIMIT).contains(&n) {
-            return Err(PyValueError::new_err(format!("ring size {n} must be in 1..={MAX_RING_SIZE_LIMIT}")));
+            return Err(PyValueError::new_err(format!(
+                "ring size {n} must be in 1..={MAX_RING_SIZE_LIMIT}"
+            )));
         }
         sig_len(n, format_of(batchable)).ok_or_else(|| PyValueError::new_err("ring size too large"))
     })
@@ -397,12 +437,22 @@ fn sign_with_randomness<'py>(
                 py,
                 Error::new(
                     crate::errors::ErrorKind::BadLength,
-                    format!("randomness must be exactly 32 bytes, got {}", randomness.len()),
+                    format!(
+                        "randomness must be exactly 32 bytes, got {}",
+                        randomness.len()
+                    ),
                 ),
             )
         })?;
-        crate::hazmat::sign_with_randomness(&key.inner, &ring.inner, context, message, &z, format_of(batchable))
-            .map_err(|e| to_pyerr(py, e))
+        crate::hazmat::sign_with_randomness(
+            &key.inner,
+            &ring.inner,
+            context,
+            message,
+            &z,
+            format_of(batchable),
+        )
+        .map_err(|e| to_pyerr(py, e))
     })?;
     Ok(PyBytes::new(py, &sig))
 }

@@ -71,7 +71,10 @@ impl Ring {
         pairs.sort_unstable_by_key(|p| p.0);
         // Step 4: duplicates are adjacent after sorting.
         if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
-            return Err(Error::new(ErrorKind::DuplicateMember, "ring contains a duplicate public key"));
+            return Err(Error::new(
+                ErrorKind::DuplicateMember,
+                "ring contains a duplicate public key",
+            ));
         }
         let (members, points): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
         let digest = ring_digest(&members);

@@ -19,7 +19,13 @@ use crate::keys::{fill_random, SecretKey};
 use crate::ring::Ring;
 
 /// Sign with fresh randomness from the OS CSPRNG (SPEC §6.2).
-pub fn sign(key: &SecretKey, ring: &Ring, ctx: &[u8], msg: &[u8], format: Format) -> Result<Vec<u8>> {
+pub fn sign(
+    key: &SecretKey,
+    ring: &Ring,
+    ctx: &[u8],
+    msg: &[u8],
+    format: Format,
+) -> Result<Vec<u8>> {
     let mut z = Zeroizing::new([0u8; 32]);
     fill_random(z.as_mut())?;
     sign_with_randomness(key, ring, ctx, msg, &z, format)
@@ -37,7 +43,11 @@ fn ct_rotate_left<T: ConditionallySelectable + Zeroize>(v: &mut [T], amount: u64
         // tmp[j] = v[(j + shift) mod n] — a fixed, public access pattern.
         let mut tmp: Vec<T> = (0..n)
             .map(|j| {
-                let k = if j + shift >= n { j + shift - n } else { j + shift }; // public j
+                let k = if j + shift >= n {
+                    j + shift - n
+                } else {
+                    j + shift
+                }; // public j
                 v[k]
             })
             .collect();

@@ -26,17 +26,30 @@ fn inv2() -> Scalar {
 /// 4.1.3 (pinned) skips zero inputs in `batch_invert`, so this is defence in
 /// depth: identity inputs take the plain path regardless of the dependency.
 /// `tests/identity_edge.rs` exercises exactly these cases.
-fn ring_step(s: &Scalar, c: &Scalar, p: &RistrettoPoint, h: &RistrettoPoint, i: &RistrettoPoint, half: &Scalar) -> ([u8; 32], [u8; 32]) {
+fn ring_step(
+    s: &Scalar,
+    c: &Scalar,
+    p: &RistrettoPoint,
+    h: &RistrettoPoint,
+    i: &RistrettoPoint,
+    half: &Scalar,
+) -> ([u8; 32], [u8; 32]) {
     let (s2, c2) = (s * half, c * half);
     let l2 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&c2, p, &s2);
     let r2 = RistrettoPoint::vartime_multiscalar_mul([&s2, &c2], [h, i]);
     if l2.is_identity() || r2.is_identity() {
-        return ((l2 + l2).compress().to_bytes(), (r2 + r2).compress().to_bytes());
+        return (
+            (l2 + l2).compress().to_bytes(),
+            (r2 + r2).compress().to_bytes(),
+        );
     }
     let enc = RistrettoPoint::double_and_compress_batch([&l2, &r2]);
     match enc.as_slice() {
         [l, r] => (l.to_bytes(), r.to_bytes()),
-        _ => ((l2 + l2).compress().to_bytes(), (r2 + r2).compress().to_bytes()), // unreachable
+        _ => (
+            (l2 + l2).compress().to_bytes(),
+            (r2 + r2).compress().to_bytes(),
+        ), // unreachable
     }
 }
 

@@ -127,7 +127,10 @@ fn rfc9496_generator_multiples() {
 fn rfc9496_invalid_encodings_rejected() {
     for bad in INVALID {
         let bytes: [u8; 32] = h(bad).try_into().unwrap();
-        assert!(CompressedRistretto(bytes).decompress().is_none(), "{bad} accepted");
+        assert!(
+            CompressedRistretto(bytes).decompress().is_none(),
+            "{bad} accepted"
+        );
         // And through our own ring validation.
         let err = ringcrypto::Ring::new([&bytes[..]], 4).unwrap_err();
         assert_eq!(err.kind(), ringcrypto::ErrorKind::InvalidPoint, "{bad}");
@@ -142,7 +145,11 @@ fn rfc9496_one_way_map() {
         assert_eq!(hex::encode(p.compress().as_bytes()), want);
     }
     for (label, (input, _)) in LABELS.iter().zip(UNIFORM.iter()) {
-        assert_eq!(hex::encode(Sha512::digest(label.as_bytes())), *input, "{label}");
+        assert_eq!(
+            hex::encode(Sha512::digest(label.as_bytes())),
+            *input,
+            "{label}"
+        );
     }
 }
 

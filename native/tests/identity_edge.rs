@@ -53,7 +53,13 @@ fn build(
     let mut c = vec![Scalar::ZERO; n];
     let mut lr = vec![([0u8; 32], [0u8; 32]); n];
     lr[start] = first_pair;
-    let hashed = |i: usize, pair: ([u8; 32], [u8; 32])| if hash_zero_at == Some(i) { ([0; 32], [0; 32]) } else { pair };
+    let hashed = |i: usize, pair: ([u8; 32], [u8; 32])| {
+        if hash_zero_at == Some(i) {
+            ([0; 32], [0; 32])
+        } else {
+            pair
+        }
+    };
     let mut cur = t.challenge(&hashed(start, first_pair).0, &hashed(start, first_pair).1);
     for step in 1..n {
         let k = (start + step) % n;
@@ -95,7 +101,12 @@ fn x_of(k: &SecretKey) -> Scalar {
 
 fn check(ring: &Ring, sig: &[u8]) -> (bool, bool) {
     let single = verify(ring, CTX, MSG, sig).is_ok();
-    let item = [BatchItem { ring, ctx: CTX, msg: MSG, sig }];
+    let item = [BatchItem {
+        ring,
+        ctx: CTX,
+        msg: MSG,
+        sig,
+    }];
     let batch = verify_batch(&item, Some(1)).unwrap()[0].is_ok();
     (single, batch)
 }
@@ -132,7 +143,16 @@ fn valid_signature_with_identity_l_and_r_at_signer_is_accepted() {
     let x = x_of(k);
     let image = key_image_base(CTX) * x;
     for batchable in [false, true] {
-        let sig = build(&ring, image, pi, ([0; 32], [0; 32]), &|k| Step::Decoy(Scalar::from(77 + k as u64)), &|c| -(c * x), None, batchable);
+        let sig = build(
+            &ring,
+            image,
+            pi,
+            ([0; 32], [0; 32]),
+            &|k| Step::Decoy(Scalar::from(77 + k as u64)),
+            &|c| -(c * x),
+            None,
+            batchable,
+        );
         assert_eq!(check(&ring, &sig), (true, true), "batchable={batchable}");
     }
 }
@@ -158,7 +178,13 @@ fn valid_signature_with_identity_l_only_at_decoy_is_accepted() {
             image,
             pi,
             first,
-            &|k| if k == other { Step::ZeroL(x_other) } else { Step::Decoy(Scalar::from(5 + k as u64)) },
+            &|k| {
+                if k == other {
+                    Step::ZeroL(x_other)
+                } else {
+                    Step::Decoy(Scalar::from(5 + k as u64))
+                }
+            },
             &|c| alpha - c * x,
             None,
             batchable,
@@ -191,7 +217,13 @@ fn buggy_zero_hash_variant_of_valid_signature_is_rejected() {
         h * x,
         pi,
         first,
-        &|k| if k == other { Step::ZeroL(x_other) } else { Step::Decoy(Scalar::from(5 + k as u64)) },
+        &|k| {
+            if k == other {
+                Step::ZeroL(x_other)
+            } else {
+                Step::Decoy(Scalar::from(5 + k as u64))
+            }
+        },
         &|c| alpha - c * x,
         Some(other),
         false,

@@ -54,7 +54,12 @@ fn batch_round_trip_every_index() {
             .collect();
         let items: Vec<BatchItem<'_>> = sigs
             .iter()
-            .map(|(m, s)| BatchItem { ring: &ring, ctx: b"ctx", msg: m, sig: s })
+            .map(|(m, s)| BatchItem {
+                ring: &ring,
+                ctx: b"ctx",
+                msg: m,
+                sig: s,
+            })
             .collect();
         for threads in [None, Some(1), Some(2)] {
             let res = verify_batch(&items, threads).unwrap();
@@ -111,7 +116,10 @@ fn batchable_converts_to_compact_by_design() {
     let b = sign(k, &ring, b"c", b"m", Format::Batchable).unwrap();
     let mut c = b[..signature_length(6, Format::Compact).unwrap()].to_vec();
     c[0] = 0x01;
-    assert_eq!(verify(&ring, b"c", b"m", &c).unwrap(), verify(&ring, b"c", b"m", &b).unwrap());
+    assert_eq!(
+        verify(&ring, b"c", b"m", &c).unwrap(),
+        verify(&ring, b"c", b"m", &b).unwrap()
+    );
 }
 
 #[test]

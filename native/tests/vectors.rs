@@ -18,8 +18,18 @@ fn unhex(v: &Value) -> Vec<u8> {
 }
 
 fn ring_by_name(doc: &Value, name: &str) -> Ring {
-    let r = doc["rings"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap();
-    let pks: Vec<Vec<u8>> = r["public_keys"].as_array().unwrap().iter().map(unhex).collect();
+    let r = doc["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap();
+    let pks: Vec<Vec<u8>> = r["public_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(unhex)
+        .collect();
     Ring::new(pks.iter().map(|p| &p[..]), 1024).unwrap()
 }
 
@@ -27,7 +37,8 @@ fn ring_by_name(doc: &Value, name: &str) -> Ring {
 fn hash_vectors() {
     let doc = load();
     for v in doc["expand_message_xmd"].as_array().unwrap() {
-        let out = expand_message_xmd(&unhex(&v["msg"]), v["dst"].as_str().unwrap().as_bytes(), 64).unwrap();
+        let out = expand_message_xmd(&unhex(&v["msg"]), v["dst"].as_str().unwrap().as_bytes(), 64)
+            .unwrap();
         assert_eq!(out, unhex(&v["uniform_bytes"]));
     }
     for v in doc["hash_to_group"].as_array().unwrap() {
@@ -56,7 +67,10 @@ fn key_and_image_vectors() {
         let key = SecretKey::from_bytes(&unhex(&keys[k]["secret"])).unwrap();
         let ctx = unhex(&v["context"]);
         assert_eq!(key.key_image(&ctx).to_vec(), unhex(&v["key_image"]));
-        assert_eq!(key_image_base(&ctx).compress().as_bytes().to_vec(), unhex(&v["key_image_base"]));
+        assert_eq!(
+            key_image_base(&ctx).compress().as_bytes().to_vec(),
+            unhex(&v["key_image_base"])
+        );
     }
 }
 
@@ -72,28 +86,54 @@ fn ring_and_signature_vectors() {
             .map(|k| unhex(&keys[k.as_u64().unwrap() as usize]["public_key"]))
             .collect();
         let ring = Ring::new(pks.iter().map(|p| &p[..]), 1024).unwrap();
-        let want: Vec<Vec<u8>> = r["public_keys"].as_array().unwrap().iter().map(unhex).collect();
-        assert_eq!(ring.members().iter().map(|m| m.to_vec()).collect::<Vec<_>>(), want);
+        let want: Vec<Vec<u8>> = r["public_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(unhex)
+            .collect();
+        assert_eq!(
+            ring.members()
+                .iter()
+                .map(|m| m.to_vec())
+                .collect::<Vec<_>>(),
+            want
+        );
         assert_eq!(ring.digest().to_vec(), unhex(&r["digest"]));
     }
     let sigs = doc["signatures"].as_array().unwrap();
-    let sizes: std::collections::BTreeSet<usize> =
-        sigs.iter().map(|s| ring_by_name(&doc, s["ring"].as_str().unwrap()).len()).collect();
+    let sizes: std::collections::BTreeSet<usize> = sigs
+        .iter()
+        .map(|s| ring_by_name(&doc, s["ring"].as_str().unwrap()).len())
+        .collect();
     assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![1, 2, 3, 16]);
     for s in sigs {
         let ring = ring_by_name(&doc, s["ring"].as_str().unwrap());
-        let key = SecretKey::from_bytes(&unhex(&keys[s["signer_key"].as_u64().unwrap() as usize]["secret"])).unwrap();
-        assert_eq!(ring.index_of(&key.public_key()), Some(s["signer_index"].as_u64().unwrap() as usize));
+        let key = SecretKey::from_bytes(&unhex(
+            &keys[s["signer_key"].as_u64().unwrap() as usize]["secret"],
+        ))
+        .unwrap();
+        assert_eq!(
+            ring.index_of(&key.public_key()),
+            Some(s["signer_index"].as_u64().unwrap() as usize)
+        );
         let label = s["randomness_label"].as_str().unwrap();
         let z: [u8; 32] = Sha512::digest(format!("ringtally-v1 test z {label}").as_bytes())[..32]
             .try_into()
             .unwrap();
         assert_eq!(z.to_vec(), unhex(&s["randomness"]));
-        let format = if s["format"] == "compact" { Format::Compact } else { Format::Batchable };
+        let format = if s["format"] == "compact" {
+            Format::Compact
+        } else {
+            Format::Batchable
+        };
         let (ctx, msg) = (unhex(&s["context"]), unhex(&s["message"]));
         let sig = sign_with_randomness(&key, &ring, &ctx, &msg, &z, format).unwrap();
         assert_eq!(sig, unhex(&s["signature"]), "{label}");
-        assert_eq!(verify(&ring, &ctx, &msg, &sig).unwrap().to_vec(), unhex(&s["key_image"]));
+        assert_eq!(
+            verify(&ring, &ctx, &msg, &sig).unwrap().to_vec(),
+            unhex(&s["key_image"])
+        );
     }
 }
 
@@ -102,13 +142,43 @@ fn negative_vectors() {
     let doc = load();
     for v in doc["negative_signatures"].as_array().unwrap() {
         let ring = ring_by_name(&doc, v["ring"].as_str().unwrap());
-        let e = verify(&ring, &unhex(&v["context"]), &unhex(&v["message"]), &unhex(&v["signature"])).unwrap_err();
-        assert_eq!(format!("{:?}", e.class()), v["error_class"].as_str().unwrap(), "{}", v["name"]);
-        assert_eq!(e.kind().as_str(), v["error_kind"].as_str().unwrap(), "{}", v["name"]);
+        let e = verify(
+            &ring,
+            &unhex(&v["context"]),
+            &unhex(&v["message"]),
+            &unhex(&v["signature"]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            format!("{:?}", e.class()),
+            v["error_class"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
+        assert_eq!(
+            e.kind().as_str(),
+            v["error_kind"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
     }
     for v in doc["negative_rings"].as_array().unwrap() {
-        let pks: Vec<Vec<u8>> = v["public_keys"].as_array().unwrap().iter().map(unhex).collect();
-        let e = Ring::new(pks.iter().map(|p| &p[..]), v["max_size"].as_u64().unwrap() as usize).unwrap_err();
-        assert_eq!(e.kind().as_str(), v["error_kind"].as_str().unwrap(), "{}", v["name"]);
+        let pks: Vec<Vec<u8>> = v["public_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(unhex)
+            .collect();
+        let e = Ring::new(
+            pks.iter().map(|p| &p[..]),
+            v["max_size"].as_u64().unwrap() as usize,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.kind().as_str(),
+            v["error_kind"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
     }
 }

@@ -12,13 +12,19 @@ fn fixed_keys() -> &'static Vec<[u8; 32]> {
     static K: OnceLock<Vec<[u8; 32]>> = OnceLock::new();
     K.get_or_init(|| {
         (1u8..=8)
-            .map(|i| SecretKey::from_seed(&[i; 32]).map(|k| k.public_key()).unwrap_or([0; 32]))
+            .map(|i| {
+                SecretKey::from_seed(&[i; 32])
+                    .map(|k| k.public_key())
+                    .unwrap_or([0; 32])
+            })
             .collect()
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (Some(&n), Some(&mode)) = (data.first(), data.get(1)) else { return };
+    let (Some(&n), Some(&mode)) = (data.first(), data.get(1)) else {
+        return;
+    };
     let n = (n % 8) as usize + 1;
     let mut rest = &data[2..];
     let ring = if mode & 1 == 0 {
@@ -33,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
         Ring::new(members.chunks(32), (mode as usize >> 1) % 16)
     };
     let Ok(ring) = ring else { return };
-    let (Some(&cl), Some(&ml)) = (rest.first(), rest.get(1)) else { return };
+    let (Some(&cl), Some(&ml)) = (rest.first(), rest.get(1)) else {
+        return;
+    };
     let rest = &rest[2..];
     let cl = (cl as usize).min(rest.len());
     let (ctx, rest) = rest.split_at(cl);
@@ -41,7 +49,12 @@ fuzz_target!(|data: &[u8]| {
     let (msg, sig) = rest.split_at(ml);
 
     let single = verify(&ring, ctx, msg, sig);
-    let item = [BatchItem { ring: &ring, ctx, msg, sig }];
+    let item = [BatchItem {
+        ring: &ring,
+        ctx,
+        msg,
+        sig,
+    }];
     let batch = verify_batch(&item, Some(1)).map(|mut v| v.remove(0));
     match (single, batch) {
         (Ok(a), Ok(Ok(b))) => assert_eq!(a, b),

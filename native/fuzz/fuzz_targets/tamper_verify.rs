@@ -19,11 +19,15 @@ struct Fixture {
 fn fixture() -> &'static Option<Fixture> {
     static F: OnceLock<Option<Fixture>> = OnceLock::new();
     F.get_or_init(|| {
-        let keys: Vec<SecretKey> = (1u8..=4).filter_map(|i| SecretKey::from_seed(&[i; 32]).ok()).collect();
+        let keys: Vec<SecretKey> = (1u8..=4)
+            .filter_map(|i| SecretKey::from_seed(&[i; 32]).ok())
+            .collect();
         let pks: Vec<[u8; 32]> = keys.iter().map(|k| k.public_key()).collect();
         let ring = Ring::new(pks.iter().map(|p| &p[..]), 1024).ok()?;
-        let c = sign_with_randomness(&keys[2], &ring, b"ctx", b"msg", &[7; 32], Format::Compact).ok()?;
-        let b = sign_with_randomness(&keys[2], &ring, b"ctx", b"msg", &[7; 32], Format::Batchable).ok()?;
+        let c = sign_with_randomness(&keys[2], &ring, b"ctx", b"msg", &[7; 32], Format::Compact)
+            .ok()?;
+        let b = sign_with_randomness(&keys[2], &ring, b"ctx", b"msg", &[7; 32], Format::Batchable)
+            .ok()?;
         Some(Fixture { ring, sigs: [c, b] })
     })
 }
@@ -51,7 +55,12 @@ fuzz_target!(|data: &[u8]| {
     let unchanged = f.sigs.contains(&sig) && ctx == b"ctx" && msg == b"msg";
     let single = verify(&f.ring, &ctx, &msg, &sig);
     assert_eq!(single.is_ok(), unchanged, "{single:?}");
-    let item = [BatchItem { ring: &f.ring, ctx: &ctx, msg: &msg, sig: &sig }];
+    let item = [BatchItem {
+        ring: &f.ring,
+        ctx: &ctx,
+        msg: &msg,
+        sig: &sig,
+    }];
     if let Ok(v) = verify_batch(&item, Some(1)) {
         assert_eq!(v[0].is_ok(), unchanged);
     }

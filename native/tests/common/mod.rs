@@ -41,7 +41,9 @@ pub fn key_at<'a>(keys: &'a [SecretKey], ring: &Ring, i: usize) -> &'a SecretKey
 }
 
 pub fn point(b: &[u8]) -> RistrettoPoint {
-    CompressedRistretto(b.try_into().unwrap()).decompress().unwrap()
+    CompressedRistretto(b.try_into().unwrap())
+        .decompress()
+        .unwrap()
 }
 
 pub fn scalar(b: &[u8]) -> Scalar {
@@ -50,7 +52,9 @@ pub fn scalar(b: &[u8]) -> Scalar {
 
 /// A valid, non-identity point unrelated to anything else.
 pub fn other_point(tag: u8) -> [u8; 32] {
-    (RistrettoPoint::mul_base(&Scalar::from(1000u64 + tag as u64))).compress().to_bytes()
+    (RistrettoPoint::mul_base(&Scalar::from(1000u64 + tag as u64)))
+        .compress()
+        .to_bytes()
 }
 
 /// ℓ, the group order, little-endian (a non-canonical scalar).
