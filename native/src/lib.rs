@@ -25,6 +25,8 @@ pub mod hash;
 pub mod keys;
 /// Ring validation, canonical order, digest, cached points.
 pub mod ring;
+/// Constant-time signing.
+pub mod sign;
 /// Single-signature verification.
 pub mod verify;
 
@@ -52,9 +54,6 @@ pub mod hazmat {
         crate::sign::sign_with_randomness(key, ring, ctx, msg, randomness, format)
     }
 }
-
-/// Constant-time signing.
-pub mod sign;
 
 // ------------------------------------------------------------------------
 // Internal: the Python binding (compiled only with the `python` feature).
