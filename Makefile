@@ -56,7 +56,7 @@ schemas: $(STAMP)/venv
 	$(BIN)/python -m models.schema
 
 test-rust: $(STAMP)/deps
-	cd native && cargo test --release -j 2
+	cd native && cargo test -j 2 --no-default-features
 
 test-python: stack-up
 	$(BIN)/python -m pytest

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
             raise ValueError(f"must match {_NAME.pattern}, got {value!r}")
         return value
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty (an empty value would mean the current directory)")
+        return value
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

@@ -26,7 +26,13 @@ def test_defaults_point_at_the_local_stack():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"partitions": 0}, {"table_store": "sqlite"}, {"topic_prefix": "has space"}, {"web_port": 0}],
+    [
+        {"partitions": 0},
+        {"table_store": "sqlite"},
+        {"topic_prefix": "has space"},
+        {"web_port": 0},
+        {"data_dir": ""},
+    ],
 )
 def test_invalid_values_are_refused(bad):
     with pytest.raises(ValidationError):

@@ -7,11 +7,11 @@ first worker has; creating an existing topic is a no-op.
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+import asyncio
 
+from streams.errors import ServiceUnavailable
 from streams.settings import Settings
-from streams.topics import topic_specs
+from streams.topics import ensure_topics as create_topics
 
 from .errors import KafkaUnavailable
 
@@ -20,7 +20,6 @@ __all__ = ["DLQ", "OUTPUTS", "ensure_topics", "output_topics"]
 #: The short names of the topics the sink consumes, in the order it reports them.
 OUTPUTS: tuple[str, ...] = ("ballots", "tallies", "rejections", "audit")
 DLQ = "sink-dlq"
-_TOPIC_ALREADY_EXISTS = 36
 
 
 def output_topics(settings: Settings) -> dict[str, str]:
@@ -29,36 +28,12 @@ def output_topics(settings: Settings) -> dict[str, str]:
 
 
 async def ensure_topics(settings: Settings, *, timeout: float = 30.0) -> None:
-    """Create missing output topics and the DLQ topic; KafkaUnavailable when unreachable."""
-    specs = topic_specs(settings)
-    wanted: dict[str, NewTopic] = {}
-    for kind in OUTPUTS:
-        name, partitions, compacted = specs[kind]
-        configs = {"cleanup.policy": "compact"} if compacted else {}
-        wanted[name] = NewTopic(
-            name, partitions, settings.replication_factor, topic_configs=configs
-        )
-    dlq = settings.topic(DLQ)
-    wanted[dlq] = NewTopic(dlq, 1, settings.replication_factor)
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout * 1000),
-        client_id="ringtally-sink-admin",
-    )
+    """Create missing output topics and the DLQ topic; KafkaUnavailable when unreachable.
+
+    The layout and the creation live in :func:`streams.topics.ensure_topics`;
+    this runs it off the event loop and names the failure as the sink's.
+    """
     try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        missing = [t for name, t in wanted.items() if name not in existing]
-        if missing:
-            resp = await admin.create_topics(missing, timeout_ms=int(timeout * 1000))
-            for name, code, *rest in resp.topic_errors:
-                if code not in (0, _TOPIC_ALREADY_EXISTS):
-                    raise KafkaUnavailable(
-                        f"could not create topic {name}: error {code} {rest[0] if rest else ''}"
-                    )
-    except KafkaError as exc:
-        raise KafkaUnavailable(
-            f"kafka at {settings.kafka_bootstrap} is unavailable ({type(exc).__name__}: {exc})",
-            fix="start it ('ringtally stack up') or set RINGTALLY_KAFKA_BOOTSTRAP",
-        ) from None
-    finally:
-        await admin.close()
+        await asyncio.to_thread(create_topics, settings, [*OUTPUTS, DLQ], timeout=timeout)
+    except ServiceUnavailable as exc:
+        raise KafkaUnavailable(str(exc), fix=exc.fix) from None
