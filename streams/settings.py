@@ -24,9 +24,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "redact_url"]
+__all__ = ["OUTPUT_TOPICS", "Settings", "get_settings", "redact_url"]
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+#: The topics the pipeline writes and the sink reads (see ``Settings.output_prefix``).
+OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "sink-dlq"})
 
 
 class Settings(BaseSettings):
@@ -50,6 +53,11 @@ class Settings(BaseSettings):
 
     # --- topics and tables ---------------------------------------------
     topic_prefix: str = Field("ringtally", description="every topic is <prefix>.<name>")
+    output_prefix: str | None = Field(
+        None,
+        description="prefix of the output topics when not topic_prefix: a replay reads the live "
+        "inputs and writes shadow outputs",
+    )
     partitions: int = Field(12, ge=1, le=1024, description="partitions of the votes topic")
     replication_factor: int = Field(1, ge=1, le=16)
     table_store: Literal["rocksdb", "memory"] = "rocksdb"
@@ -83,10 +91,10 @@ class Settings(BaseSettings):
     min_votes: int = Field(3, ge=1)
     flag_threshold: int = Field(3, ge=1)
 
-    @field_validator("topic_prefix", "postgres_schema")
+    @field_validator("topic_prefix", "postgres_schema", "output_prefix")
     @classmethod
-    def _plain_name(cls, value: str) -> str:
-        if not _NAME.match(value):
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
             raise ValueError(f"must match {_NAME.pattern}, got {value!r}")
         return value
 
@@ -108,8 +116,12 @@ class Settings(BaseSettings):
         return self.app_id or f"{self.topic_prefix}-worker"
 
     def topic(self, name: str) -> str:
-        """Full topic name for a short name: ``topic("votes") == "ringtally.votes"``."""
-        return f"{self.topic_prefix}.{name}"
+        """Full topic name for a short name: ``topic("votes") == "ringtally.votes"``.
+
+        Output topics (:data:`OUTPUT_TOPICS`) take ``output_prefix`` when it is set.
+        """
+        prefix = self.output_prefix if self.output_prefix and name in OUTPUT_TOPICS else self.topic_prefix
+        return f"{prefix}.{name}"
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``RINGTALLY_*`` variables, for a child process."""

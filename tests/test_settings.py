@@ -50,3 +50,10 @@ def test_passwords_are_masked_when_shown():
     assert "hunter2" not in str(shown)
     assert shown["postgres_dsn"] == "postgresql://u:***@127.0.0.1:5432/db"
     assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_output_prefix_moves_only_the_output_topics():
+    s = Settings(topic_prefix="live", output_prefix="shadow")
+    assert s.topic("votes") == "live.votes" and s.topic("rings") == "live.rings"
+    assert s.topic("ballots") == "shadow.ballots" and s.topic("tallies") == "shadow.tallies"
+    assert Settings(topic_prefix="live").topic("ballots") == "live.ballots"
