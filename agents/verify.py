@@ -52,6 +52,8 @@ class _Parsed:
     lookup: Lookup | None = None
     #: Index into the batch's signature results, when the signature was checked.
     check: int | None = None
+    #: Set when parsing already decided the record: (reason, detail, message).
+    early: tuple[ReasonCode, str, Message | None] | None = None
 
 
 class VoteVerifier:
@@ -73,48 +75,41 @@ class VoteVerifier:
         self._verify_one = verify_one
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
-        parsed = [await self._parse(r) for r in records]
+        parsed = [self._parse(r) for r in records]
         await self._resolve_control(parsed)
         results = await self._check_signatures(parsed)
-        for item in parsed:
-            if item.message is not None:
+        for item in parsed:  # outcomes are emitted in offset order, whatever step decided them
+            if item.early is not None:
+                reason, detail, message = item.early
+                await self._reject(item, reason, detail, message=message)
+            elif item.message is not None:
                 with event_scope(item.record):
                     await self._apply(item, results)
 
     # --- step 1: parse and select -------------------------------------------
 
-    async def _parse(self, record: SourceRecord) -> _Parsed:
+    def _parse(self, record: SourceRecord) -> _Parsed:
         item = _Parsed(record)
         value = record.value
         if value is None:
-            await self._reject(item, ReasonCode.MALFORMED, "empty message (null value)")
+            item.early = (ReasonCode.MALFORMED, "empty message (null value)", None)
             return item
         if len(value) > MAX_PAYLOAD_BYTES:
-            await self._reject(
-                item, ReasonCode.MALFORMED, f"message is {len(value)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
-            )
+            item.early = (ReasonCode.MALFORMED, f"message is {len(value)} bytes; the limit is {MAX_PAYLOAD_BYTES}", None)
             return item
         try:
             message = parse_votes_message(value)
         except ValidationError as exc:
-            await self._reject(item, ReasonCode.MALFORMED, _describe(exc))
+            item.early = (ReasonCode.MALFORMED, _describe(exc), None)
             return item
         if record.key != message.token_id.encode("utf-8"):
-            await self._reject(
-                item,
-                ReasonCode.MALFORMED,
-                f"message key {record.key!r} is not its token id {message.token_id!r}",
-                message=message,
-            )
+            item.early = (ReasonCode.MALFORMED, f"message key {record.key!r} is not its token id {message.token_id!r}", message)
             return item
         if isinstance(message, VoteCast):
             expected = vote_id_for_token(message.token_id)
             if message.vote_id != expected:
-                await self._reject(
-                    item,
-                    ReasonCode.MALFORMED,
-                    f"vote_id must be {expected} (uuid5 of the token id), got {message.vote_id}",
-                    message=message,
+                item.early = (
+                    ReasonCode.MALFORMED, f"vote_id must be {expected} (uuid5 of the token id), got {message.vote_id}", message
                 )
                 return item
             item.signing_bytes = message.signing_bytes()
