@@ -86,13 +86,17 @@ class ControlState:
             model = Ring.model_validate_json(value)
         except ValidationError as exc:
             log.warning("ring %r: unusable record: %s", ring_id, _first_error(exc))
-            self.rings[ring_id] = RingEntry(ring_id, None, None, f"invalid ring record: {_first_error(exc)}")
+            self.rings[ring_id] = RingEntry(
+                ring_id, None, None, f"invalid ring record: {_first_error(exc)}"
+            )
             return
         if model.ring_id != ring_id:
             log.warning("ring record keyed %r names ring %r; using the key", ring_id, model.ring_id)
         try:
             crypto = self._make_ring(model)
-        except ValueError as exc:  # ringcrypto.MalformedInput: duplicate or invalid members, too big
+        except (
+            ValueError
+        ) as exc:  # ringcrypto.MalformedInput: duplicate or invalid members, too big
             self.rings[ring_id] = RingEntry(ring_id, model, None, f"ring cannot be used: {exc}")
             return
         self.rings[ring_id] = RingEntry(ring_id, model, crypto)
@@ -121,7 +125,9 @@ class ControlState:
         """Check a vote's submission and ring, in the documented order."""
         submission = self.submissions.get(submission_id)
         if submission is None:
-            return Lookup(reason=ReasonCode.UNKNOWN_SUBMISSION, detail=f"no submission {submission_id!r}")
+            return Lookup(
+                reason=ReasonCode.UNKNOWN_SUBMISSION, detail=f"no submission {submission_id!r}"
+            )
         entry = self.rings.get(ring_id)
         if entry is None:
             return Lookup(reason=ReasonCode.UNKNOWN_RING, detail=f"no ring {ring_id!r}")
@@ -133,12 +139,14 @@ class ControlState:
         if ring.genre != submission.genre:
             return Lookup(
                 reason=ReasonCode.RING_GENRE_MISMATCH,
-                detail=f"ring {ring_id!r} is for genre {ring.genre!r}, submission for {submission.genre!r}",
+                detail=f"ring {ring_id!r} is for genre {ring.genre!r}, "
+                f"submission for {submission.genre!r}",
             )
         if not (ring.epoch == submission.epoch == epoch):
             return Lookup(
                 reason=ReasonCode.EPOCH_MISMATCH,
-                detail=f"vote epoch {epoch}, ring epoch {ring.epoch}, submission epoch {submission.epoch}",
+                detail=f"vote epoch {epoch}, ring epoch {ring.epoch}, "
+                f"submission epoch {submission.epoch}",
             )
         return Lookup(ring=entry, submission=submission)
 
@@ -166,14 +174,16 @@ class ControlState:
         self.ready.set()
 
     async def _wait_assigned(self) -> None:
-        """Wait until both topics' partitions are assigned (the worker may still be creating them)."""
+        """Wait until both topics' partitions are assigned (the worker may be creating them)."""
         assert self._consumer is not None
         names = {self.settings.topic("rings"), self.settings.topic("submissions")}
         for _ in range(1200):
             if {tp.topic for tp in self._consumer.assignment()} >= names:
                 return
             await asyncio.sleep(0.05)
-        raise RuntimeError(f"control topics {sorted(names)} not assigned after 60 s: do they exist?")
+        raise RuntimeError(
+            f"control topics {sorted(names)} not assigned after 60 s: do they exist?"
+        )
 
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -186,7 +196,9 @@ class ControlState:
                     self._positions[tp] = records[-1].offset + 1
             async with self._progress:
                 for tp in self._consumer.assignment():
-                    self._positions[tp] = max(self._positions.get(tp, 0), await self._consumer.position(tp))
+                    self._positions[tp] = max(
+                        self._positions.get(tp, 0), await self._consumer.position(tp)
+                    )
                 self._progress.notify_all()
 
     async def sync(self, timeout: float = 10.0) -> bool:

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from models.audit import AuditEvent
 from models.internal import AcceptedVote, CredentialToken
 from models.outputs import Ballot, Rejection, Tally
-from models.audit import AuditEvent
 from models.reasons import ReasonCode
 
 __all__ = ["Outputs", "SourceRecord", "event_scope", "rejection_for"]

@@ -60,7 +60,11 @@ class RevocationFanout:
         except ValidationError as exc:
             await self.outputs.rejection(
                 record.key or b"",
-                rejection_for(record, ReasonCode.MALFORMED, f"credential revocation unreadable: {exc.errors()[0]['msg']}"),
+                rejection_for(
+                    record,
+                    ReasonCode.MALFORMED,
+                    f"credential revocation unreadable: {exc.errors()[0]['msg']}",
+                ),
             )
             return
         key = revoked.credential_hash.encode()
@@ -69,13 +73,22 @@ class RevocationFanout:
         self.state[key] = entry
         for token_id in entry["tokens"]:
             await self.outputs.token_revoked(token_id, f"credential revoked: {revoked.reason}")
-        log.info("credential %s revoked: %d token(s) fanned out", revoked.credential_hash[:12], len(entry["tokens"]))
+        log.info(
+            "credential %s revoked: %d token(s) fanned out",
+            revoked.credential_hash[:12],
+            len(entry["tokens"]),
+        )
 
     async def _index(self, record: SourceRecord) -> None:
         try:
             issued = CredentialToken.model_validate_json(record.value or b"")
         except ValidationError as exc:
-            log.error("unreadable credential index record at %s:%s: %s", record.partition, record.offset, exc)
+            log.error(
+                "unreadable credential index record at %s:%s: %s",
+                record.partition,
+                record.offset,
+                exc,
+            )
             return
         key = issued.credential_hash.encode()
         entry = dict(self.state.get(key) or {"tokens": []})
@@ -83,4 +96,6 @@ class RevocationFanout:
             entry["tokens"] = [*entry["tokens"], issued.token_id]
             self.state[key] = entry
         if entry.get("revoked") is not None:
-            await self.outputs.token_revoked(issued.token_id, f"credential revoked: {entry['revoked']}")
+            await self.outputs.token_revoked(
+                issued.token_id, f"credential revoked: {entry['revoked']}"
+            )

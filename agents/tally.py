@@ -76,7 +76,10 @@ class TallyKeeper:
         """Write the batch's tallies and chain heads, and emit each final Tally."""
         for submission_id, (counts, version) in self._tallies.items():
             with event_scope(self._last[self._partition_of[submission_id]]):
-                self.state[f"t|{submission_id}".encode()] = {"counts": counts.model_dump(), "version": version}
+                self.state[f"t|{submission_id}".encode()] = {
+                    "counts": counts.model_dump(),
+                    "version": version,
+                }
             await self.outputs.tally(self._tally(submission_id, counts, version))
         for partition, (seq, head) in self._chains.items():
             with event_scope(self._last[partition]):
@@ -91,7 +94,9 @@ class TallyKeeper:
             log.error("unreadable accepted vote at %s:%s: %s", record.partition, record.offset, exc)
             await self.outputs.rejection(
                 record.key or b"",
-                rejection_for(record, ReasonCode.MALFORMED, f"internal record unreadable: {exc}"[:2000]),
+                rejection_for(
+                    record, ReasonCode.MALFORMED, f"internal record unreadable: {exc}"[:2000]
+                ),
             )
             return
         entry_key = f"b|{vote.submission_id}|{vote.key_image}".encode()
@@ -106,7 +111,8 @@ class TallyKeeper:
                 rejection_for(
                     record,
                     ReasonCode.DUPLICATE_KEY_IMAGE,
-                    f"key image already used on submission {vote.submission_id!r} by vote {entry['vote_id']}",
+                    f"key image already used on submission {vote.submission_id!r} "
+                    f"by vote {entry['vote_id']}",
                     vote_id=vote.vote_id,
                     token_id=vote.token_id,
                     payload=base64.b64decode(vote.payload_b64),
@@ -153,7 +159,9 @@ class TallyKeeper:
         elif version < entry["version"] - 1:
             log.error(
                 "tally of %s at version %d is behind ballot version %d by more than one",
-                vote.submission_id, version, entry["version"],
+                vote.submission_id,
+                version,
+                entry["version"],
             )
         # Written (and emitted) at the end of the batch either way: the emission may
         # be what the crash lost.
@@ -200,7 +208,9 @@ class TallyKeeper:
             version=version,
         )
 
-    def _set_tally(self, record: SourceRecord, submission_id: str, counts: VoteCounts, version: int) -> None:
+    def _set_tally(
+        self, record: SourceRecord, submission_id: str, counts: VoteCounts, version: int
+    ) -> None:
         self._tallies[submission_id] = (counts, version)
         self._partition_of[submission_id] = record.partition
 

@@ -72,7 +72,10 @@ class TokenState:
         if current is None:
             return Verdict(
                 state=TokenState(
-                    TokenPhase.ISSUED, credential_hash, epoch, issued_offset=offset,
+                    TokenPhase.ISSUED,
+                    credential_hash,
+                    epoch,
+                    issued_offset=offset,
                     changed_offset=offset,
                 )
             )
@@ -140,11 +143,17 @@ class TokenState:
         if self.phase is not TokenPhase.ISSUED:
             raise ValueError(f"cannot spend a token that is {self.phase}")
         return replace(
-            self, phase=TokenPhase.SPENT, spent_by=vote_id, spent_digest=digest,
-            key_image=key_image, changed_offset=offset,
+            self,
+            phase=TokenPhase.SPENT,
+            spent_by=vote_id,
+            spent_digest=digest,
+            key_image=key_image,
+            changed_offset=offset,
         )
 
 
 def vote_digest(signing_bytes: bytes, signature: bytes) -> str:
     """Identity of one exact vote message: a redelivery has the same digest."""
-    return hashlib.sha256(len(signing_bytes).to_bytes(4, "big") + signing_bytes + signature).hexdigest()
+    return hashlib.sha256(
+        len(signing_bytes).to_bytes(4, "big") + signing_bytes + signature
+    ).hexdigest()

@@ -95,7 +95,11 @@ class VoteVerifier:
             item.early = (ReasonCode.MALFORMED, "empty message (null value)", None)
             return item
         if len(value) > MAX_PAYLOAD_BYTES:
-            item.early = (ReasonCode.MALFORMED, f"message is {len(value)} bytes; the limit is {MAX_PAYLOAD_BYTES}", None)
+            item.early = (
+                ReasonCode.MALFORMED,
+                f"message is {len(value)} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+                None,
+            )
             return item
         try:
             message = parse_votes_message(value)
@@ -103,13 +107,19 @@ class VoteVerifier:
             item.early = (ReasonCode.MALFORMED, _describe(exc), None)
             return item
         if record.key != message.token_id.encode("utf-8"):
-            item.early = (ReasonCode.MALFORMED, f"message key {record.key!r} is not its token id {message.token_id!r}", message)
+            item.early = (
+                ReasonCode.MALFORMED,
+                f"message key {record.key!r} is not its token id {message.token_id!r}",
+                message,
+            )
             return item
         if isinstance(message, VoteCast):
             expected = vote_id_for_token(message.token_id)
             if message.vote_id != expected:
                 item.early = (
-                    ReasonCode.MALFORMED, f"vote_id must be {expected} (uuid5 of the token id), got {message.vote_id}", message
+                    ReasonCode.MALFORMED,
+                    f"vote_id must be {expected} (uuid5 of the token id), got {message.vote_id}",
+                    message,
                 )
                 return item
             item.signing_bytes = message.signing_bytes()
@@ -132,7 +142,9 @@ class VoteVerifier:
                     p.lookup = self._lookup(p.message)
 
     def _lookup(self, vote: Any) -> Lookup:
-        return self.control.lookup(submission_id=vote.submission_id, ring_id=vote.ring_id, epoch=vote.epoch)
+        return self.control.lookup(
+            submission_id=vote.submission_id, ring_id=vote.ring_id, epoch=vote.epoch
+        )
 
     # --- step 2: signatures ---------------------------------------------------
 
@@ -148,7 +160,10 @@ class VoteVerifier:
                 state = simulated[key] if key in simulated else self._load(key)
             if isinstance(message, TokenIssued):
                 verdict = TokenState.issue(
-                    state, credential_hash=message.credential_hash, epoch=message.epoch, offset=p.record.offset
+                    state,
+                    credential_hash=message.credential_hash,
+                    epoch=message.epoch,
+                    offset=p.record.offset,
                 )
                 simulated[key] = verdict.state or state
             elif isinstance(message, TokenRevoked):
@@ -162,7 +177,9 @@ class VoteVerifier:
                 and p.lookup.reason is None
             ):
                 p.check = len(items)
-                items.append((p.lookup.ring.crypto, message.context(), p.signing_bytes, p.signature))
+                items.append(
+                    (p.lookup.ring.crypto, message.context(), p.signing_bytes, p.signature)
+                )
         if not items:
             return []
         return await asyncio.get_running_loop().run_in_executor(None, self._verify_batch, items)
@@ -175,7 +192,10 @@ class VoteVerifier:
         state = self._load(key)
         if isinstance(message, TokenIssued):
             verdict = TokenState.issue(
-                state, credential_hash=message.credential_hash, epoch=message.epoch, offset=record.offset
+                state,
+                credential_hash=message.credential_hash,
+                epoch=message.epoch,
+                offset=record.offset,
             )
             if verdict.reason:
                 await self._reject(p, verdict.reason, verdict.detail, message=message)
@@ -183,7 +203,11 @@ class VoteVerifier:
             self._store(key, verdict.state or state)
             # Re-sent on a redelivery too: the index write may be what a crash lost.
             await self.outputs.credential_token(
-                CredentialToken(credential_hash=message.credential_hash, token_id=message.token_id, epoch=message.epoch)
+                CredentialToken(
+                    credential_hash=message.credential_hash,
+                    token_id=message.token_id,
+                    epoch=message.epoch,
+                )
             )
             return
         if isinstance(message, TokenRevoked):
@@ -193,12 +217,19 @@ class VoteVerifier:
             return
         await self._apply_vote(p, state, results)
 
-    async def _apply_vote(self, p: _Parsed, state: TokenState | None, results: list[bytes | None]) -> None:
+    async def _apply_vote(
+        self, p: _Parsed, state: TokenState | None, results: list[bytes | None]
+    ) -> None:
         vote, record = p.message, p.record
         assert isinstance(vote, VoteCast)
         key = record.key or b""
         if state is None:
-            await self._reject(p, ReasonCode.UNKNOWN_TOKEN, f"token {vote.token_id!r} was never issued", message=vote)
+            await self._reject(
+                p,
+                ReasonCode.UNKNOWN_TOKEN,
+                f"token {vote.token_id!r} was never issued",
+                message=vote,
+            )
             return
         digest = vote_digest(p.signing_bytes, p.signature)
         verdict = state.check_spend(vote_epoch=vote.epoch, digest=digest)
@@ -217,13 +248,20 @@ class VoteVerifier:
             await self._reject(p, p.lookup.reason, p.lookup.detail, message=vote)
             return
         if p.check is None:  # pragma: no cover - selection mirrors these checks
-            raise RuntimeError(f"vote at offset {record.offset} reached apply without a signature check")
+            raise RuntimeError(
+                f"vote at offset {record.offset} reached apply without a signature check"
+            )
         key_image = results[p.check]
         if key_image is None:
             reason, detail = self._explain_failure(p)
             await self._reject(p, reason, detail, message=vote)
             return
-        spent = state.spend(vote_id=str(vote.vote_id), digest=digest, key_image=key_image.hex(), offset=record.offset)
+        spent = state.spend(
+            vote_id=str(vote.vote_id),
+            digest=digest,
+            key_image=key_image.hex(),
+            offset=record.offset,
+        )
         self._store(key, spent)
         await self.outputs.accepted(self._accepted(p, key_image.hex()))
 
@@ -240,13 +278,15 @@ class VoteVerifier:
         except ringcrypto.InvalidSignature as exc:
             return ReasonCode.BAD_SIGNATURE, f"signature does not verify: {exc}"
         # The batch said no, the single check says yes: never count such a vote.
-        log.error("batch and single verification disagree at %s:%s", p.record.partition, p.record.offset)
+        log.error(
+            "batch and single verification disagree at %s:%s", p.record.partition, p.record.offset
+        )
         return ReasonCode.BAD_SIGNATURE, "signature rejected by the batch check"
 
     # --- helpers ----------------------------------------------------------------
 
     def _accepted(self, p: _Parsed, key_image: str, *, offset: int | None = None) -> AcceptedVote:
-        """The vote for the tally stage; ``offset`` is the spend's position when it is a redelivery."""
+        """The vote for the tally stage; ``offset``: the spend's position, for a redelivery."""
         vote = p.message
         assert isinstance(vote, VoteCast)
         return AcceptedVote(
@@ -269,7 +309,9 @@ class VoteVerifier:
     def _store(self, key: bytes, state: TokenState) -> None:
         self.tokens[key] = state.to_dict()
 
-    async def _reject(self, p: _Parsed, reason: ReasonCode, detail: str, *, message: Message | None = None) -> None:
+    async def _reject(
+        self, p: _Parsed, reason: ReasonCode, detail: str, *, message: Message | None = None
+    ) -> None:
         token_id = getattr(message, "token_id", None)
         vote_id = getattr(message, "vote_id", None)
         if token_id is None and p.record.key is not None:

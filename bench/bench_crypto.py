@@ -25,9 +25,10 @@ import statistics
 import time
 from pathlib import Path
 
-import ringcrypto
 from rich.console import Console
 from rich.table import Table
+
+import ringcrypto
 
 RING_SIZES = (8, 16, 64, 256)
 CONTEXTS = 8  # votes are spread over this many submissions (contexts)
@@ -49,7 +50,10 @@ def median_time(fn, repeats: int) -> float:
 
 
 def make_ring(n: int) -> tuple[list[ringcrypto.SecretKey], ringcrypto.Ring]:
-    keys = [ringcrypto.SecretKey.from_seed(n.to_bytes(4, "big") + i.to_bytes(28, "big")) for i in range(n)]
+    keys = [
+        ringcrypto.SecretKey.from_seed(n.to_bytes(4, "big") + i.to_bytes(28, "big"))
+        for i in range(n)
+    ]
     return keys, ringcrypto.Ring([k.public_key for k in keys])
 
 
@@ -96,7 +100,8 @@ def bench_ring_size(n: int, repeats: int, scale: float) -> dict:
     return {
         "ring_size": n,
         "single_verify_per_s_per_core": single_count / t_single,
-        "single_verify_batchable_format_per_s_per_core": min(single_count, len(batchable)) / t_single_b,
+        "single_verify_batchable_format_per_s_per_core": min(single_count, len(batchable))
+        / t_single_b,
         "batch_verify_per_s_per_core": batch_size / t_batch,
         "batch_size": batch_size,
         "sign_ms": 1000 * t_sign / sign_n,
@@ -138,10 +143,14 @@ def bench_speedup(repeats: int, scale: float) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller workloads (smoke run)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "crypto.json")
+    ap.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "crypto.json"
+    )
     args = ap.parse_args()
     scale = 0.25 if args.quick else 1.0
     console = Console(width=150)
@@ -156,8 +165,19 @@ def main() -> None:
     _, big = make_ring(1024)
     mem = big.memory_size
 
-    table = Table(title=f"ringcrypto {ringcrypto.__version__} ({ringcrypto.SPEC_VERSION}) — medians of {args.repeats} runs")
-    for col in ("ring", "single verif/s/core", "single (batchable fmt)", "batch verif/s/core", "batch size", "sign ms", "compact B", "batchable B"):
+    table = Table(
+        title=f"ringcrypto {ringcrypto.__version__} ({ringcrypto.SPEC_VERSION}) — medians of {args.repeats} runs"
+    )
+    for col in (
+        "ring",
+        "single verif/s/core",
+        "single (batchable fmt)",
+        "batch verif/s/core",
+        "batch size",
+        "sign ms",
+        "compact B",
+        "batchable B",
+    ):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
@@ -174,9 +194,21 @@ def main() -> None:
 
     r16 = next(r for r in rows if r["ring_size"] == 16)
     checks = {
-        "single_verify_per_s_per_core_ring16": (r16["single_verify_per_s_per_core"], TARGETS["single_verify_per_s_per_core_ring16"], ">="),
-        "batch_verify_per_s_per_core_ring16": (r16["batch_verify_per_s_per_core"], TARGETS["batch_verify_per_s_per_core_ring16"], ">="),
-        "verify_batch_speedup_1_to_2_threads": (speed["batchable"]["speedup"], TARGETS["verify_batch_speedup_1_to_2_threads"], ">="),
+        "single_verify_per_s_per_core_ring16": (
+            r16["single_verify_per_s_per_core"],
+            TARGETS["single_verify_per_s_per_core_ring16"],
+            ">=",
+        ),
+        "batch_verify_per_s_per_core_ring16": (
+            r16["batch_verify_per_s_per_core"],
+            TARGETS["batch_verify_per_s_per_core_ring16"],
+            ">=",
+        ),
+        "verify_batch_speedup_1_to_2_threads": (
+            speed["batchable"]["speedup"],
+            TARGETS["verify_batch_speedup_1_to_2_threads"],
+            ">=",
+        ),
         "ring_1024_memory_bytes": (mem, TARGETS["ring_1024_memory_bytes_max"], "<"),
     }
     t2 = Table(title="targets (ring 16; speed-up on batchable verify_batch)")
@@ -186,7 +218,12 @@ def main() -> None:
     for name, (value, target, op) in checks.items():
         ok = value >= target if op == ">=" else value < target
         met[name] = ok
-        t2.add_row(name, f"{value:,.2f}", f"{op} {target:,}", "[green]yes[/green]" if ok else "[red]no[/red]")
+        t2.add_row(
+            name,
+            f"{value:,.2f}",
+            f"{op} {target:,}",
+            "[green]yes[/green]" if ok else "[red]no[/red]",
+        )
     console.print(t2)
     console.print(
         f"verify_batch thread scaling (median of interleaved pairs): batchable {speed['batchable']['speedup']:.2f}x "
@@ -200,7 +237,12 @@ def main() -> None:
         "spec": ringcrypto.SPEC_VERSION,
         "repeats": args.repeats,
         "quick": args.quick,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+        },
         "ring_sizes": rows,
         "thread_scaling_ring16": speed,
         "ring_1024_memory_bytes": mem,

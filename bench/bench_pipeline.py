@@ -56,16 +56,20 @@ class Watch:
     stamps: list[tuple[bytes, int]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def start(self) -> "Watch":
+    def start(self) -> Watch:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
     def _run(self) -> None:
-        consumer = Consumer({
-            "bootstrap.servers": self.settings.kafka_bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        })
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "group.id": f"bench-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
         consumer.subscribe([self.topic])
         while not self._stop.is_set():
             for msg in consumer.consume(1000, timeout=0.2):
@@ -77,7 +81,9 @@ class Watch:
         deadline = time.monotonic() + timeout
         while len(self.stamps) < n:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.topic}: {len(self.stamps)}/{n} records after {timeout:.0f}s")
+                raise TimeoutError(
+                    f"{self.topic}: {len(self.stamps)}/{n} records after {timeout:.0f}s"
+                )
             time.sleep(0.02)
         return time.monotonic()
 
@@ -90,12 +96,16 @@ def _votes_end_offsets(settings: Settings) -> int:
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-probe"})
     total = 0
     for p in range(settings.partitions):
-        total += consumer.get_watermark_offsets(TopicPartition(settings.topic("votes"), p), timeout=10)[1]
+        total += consumer.get_watermark_offsets(
+            TopicPartition(settings.topic("votes"), p), timeout=10
+        )[1]
     consumer.close()
     return total
 
 
-def _publish(settings: Settings, messages: list[tuple[str, bytes, bytes]], pace: float | None = None) -> dict[bytes, int]:
+def _publish(
+    settings: Settings, messages: list[tuple[str, bytes, bytes]], pace: float | None = None
+) -> dict[bytes, int]:
     """Publish; returns vote key -> produce wall time (ms) for the latency phase."""
     producer = SdkProducer(settings, **{"linger.ms": 1})
     sent: dict[bytes, int] = {}
@@ -114,8 +124,14 @@ def _publish(settings: Settings, messages: list[tuple[str, bytes, bytes]], pace:
 def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -> dict:
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     per_reviewer = max(1, votes // (4 * 16))
-    round_ = build_round(seed=11, genres=4, ring_size=16, submissions_per_genre=max(per_reviewer, 50),
-                         votes_per_reviewer=per_reviewer, attacks=False)
+    round_ = build_round(
+        seed=11,
+        genres=4,
+        ring_size=16,
+        submissions_per_genre=max(per_reviewer, 50),
+        votes_per_reviewer=per_reviewer,
+        attacks=False,
+    )
     base = Settings(topic_prefix=prefix, partitions=12, table_store=store, web_port=free_port())
     ensure_topics(base, internal=True)
     _publish(base, list(round_.control_messages()))
@@ -124,7 +140,11 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
     module = "bench.passthrough_app" if kind == "passthrough" else "streams"
     for i in range(workers):
         s = base.model_copy(update={"web_port": free_port()})
-        procs.append(WorkerProcess(s, log_dir / f"{kind}-{workers}-{i}.log", module=module).start(ready_timeout=120))
+        procs.append(
+            WorkerProcess(s, log_dir / f"{kind}-{workers}-{i}.log", module=module).start(
+                ready_timeout=120
+            )
+        )
     # Completion is counted on Ballots: one per vote, emitted in the same batch step
     # as the Tally that counts it (Tallies are coalesced to one per submission per batch).
     out_topic = base.topic("passthrough") if kind == "passthrough" else base.topic("ballots")
@@ -155,10 +175,16 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
         for p in procs:
             p.stop()
     return {
-        "kind": kind, "workers": workers, "votes": len(round_.votes), "store": store,
-        "burst_votes": half, "votes_per_s": round(rate, 1),
+        "kind": kind,
+        "workers": workers,
+        "votes": len(round_.votes),
+        "store": store,
+        "burst_votes": half,
+        "votes_per_s": round(rate, 1),
         "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
-        "latency_ms_p99": round(statistics.quantiles(latencies, n=100)[98], 1) if len(latencies) > 2 else None,
+        "latency_ms_p99": round(statistics.quantiles(latencies, n=100)[98], 1)
+        if len(latencies) > 2
+        else None,
         "paced_rate": round(rate / 2, 1),
     }
 
@@ -203,14 +229,32 @@ def main() -> int:
     for col in ("kind", "workers", "votes/s", "p50 ms", "p99 ms", "vs passthrough"):
         table.add_column(col, justify="right")
     for row in rows:
-        yard = next(r for r in rows if r["kind"] == "passthrough" and r["workers"] == row["workers"])
+        yard = next(
+            r for r in rows if r["kind"] == "passthrough" and r["workers"] == row["workers"]
+        )
         row["ratio_to_passthrough"] = round(row["votes_per_s"] / yard["votes_per_s"], 3)
-        table.add_row(row["kind"], str(row["workers"]), f"{row['votes_per_s']:.0f}", str(row["latency_ms_p50"]),
-                      str(row["latency_ms_p99"]), f"{row['ratio_to_passthrough']:.0%}")
+        table.add_row(
+            row["kind"],
+            str(row["workers"]),
+            f"{row['votes_per_s']:.0f}",
+            str(row["latency_ms_p50"]),
+            str(row["latency_ms_p99"]),
+            f"{row['ratio_to_passthrough']:.0%}",
+        )
     console.print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"command": " ".join(sys.argv), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                   "results": rows, "logs": str(log_dir)}, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "command": " ".join(sys.argv),
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "results": rows,
+                "logs": str(log_dir),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     console.print(f"wrote {RESULTS}")
     return 0
 

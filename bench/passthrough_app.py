@@ -27,7 +27,13 @@ app = faust.App(
     origin="bench",
 )
 source = app.topic(settings.topic("votes"), key_type=bytes, value_type=bytes)
-sink = app.topic(settings.topic("passthrough"), key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True)
+sink = app.topic(
+    settings.topic("passthrough"),
+    key_type=bytes,
+    value_type=bytes,
+    partitions=settings.partitions,
+    internal=True,
+)
 
 
 @app.agent(source)

@@ -86,7 +86,9 @@ class ReviewRound:
 
     def expected_rejections(self) -> Counter[str]:
         """Reason -> count, with each double-vote pair counted as one duplicate_key_image."""
-        out: Counter[str] = Counter(p.expect for p in self.votes if p.expect not in ("ballot", "pair"))
+        out: Counter[str] = Counter(
+            p.expect for p in self.votes if p.expect not in ("ballot", "pair")
+        )
         out[ReasonCode.DUPLICATE_KEY_IMAGE.value] += len(self.pairs)
         return +out
 
@@ -102,14 +104,20 @@ class ReviewRound:
                         continue
                     counted_pairs.add(pair_key)
                 assert p.submission_id and p.vote_type
-                counts[p.submission_id] = counts.get(p.submission_id, VoteCounts()).plus(VoteType(p.vote_type))
+                counts[p.submission_id] = counts.get(p.submission_id, VoteCounts()).plus(
+                    VoteType(p.vote_type)
+                )
         return counts
 
     def expected_decisions(self) -> dict[str, Decision]:
         return {
             sub: decide(
-                approve=c.approve, reject=c.reject, flag=c.flag, escalate=c.escalate,
-                min_votes=self.min_votes, flag_threshold=self.flag_threshold,
+                approve=c.approve,
+                reject=c.reject,
+                flag=c.flag,
+                escalate=c.escalate,
+                min_votes=self.min_votes,
+                flag_threshold=self.flag_threshold,
             )
             for sub, c in self.expected_tallies().items()
         }
@@ -161,14 +169,21 @@ def build_round(
         keys[g] = [_seeded_key(seed, g, i) for i in range(ring_size)]
         crypto_rings[g] = ringcrypto.Ring([k.public_key for k in keys[g]])
         ring_id = f"ring-{g}-e{epoch}"
-        rings[g] = Ring(ring_id=ring_id, genre=g, epoch=epoch, public_keys=[pk.hex() for pk in crypto_rings[g].public_keys])
+        rings[g] = Ring(
+            ring_id=ring_id,
+            genre=g,
+            epoch=epoch,
+            public_keys=[pk.hex() for pk in crypto_rings[g].public_keys],
+        )
         by_genre[g] = []
         for s in range(submissions_per_genre):
             sub_id = f"sub-{g}-{s:04d}"
             submissions[sub_id] = Submission(submission_id=sub_id, genre=g, epoch=epoch)
             by_genre[g].append(sub_id)
             # Each submission has a "true" leaning the reviewers mostly follow.
-            quality[sub_id] = rng.choice([[0.7, 0.2, 0.05, 0.05], [0.2, 0.7, 0.05, 0.05], [0.3, 0.3, 0.3, 0.1]])
+            quality[sub_id] = rng.choice(
+                [[0.7, 0.2, 0.05, 0.05], [0.2, 0.7, 0.05, 0.05], [0.3, 0.3, 0.3, 0.1]]
+            )
 
     issued_at = datetime(2026, 1, 1, tzinfo=UTC)
     issuances: list[TokenIssued] = []
@@ -177,12 +192,17 @@ def build_round(
 
     def new_tokens(genre: str, member: int, count: int) -> list[str]:
         cred = credential_of.setdefault(
-            (genre, member), hashlib.sha256(f"{seed}/{genre}/{member}/credential".encode()).hexdigest()
+            (genre, member),
+            hashlib.sha256(f"{seed}/{genre}/{member}/credential".encode()).hexdigest(),
         )
         out = []
         for _ in range(count):
             token_id = f"tok-{rng.getrandbits(96):024x}"
-            issuances.append(TokenIssued(token_id=token_id, credential_hash=cred, epoch=epoch, issued_at=issued_at))
+            issuances.append(
+                TokenIssued(
+                    token_id=token_id, credential_hash=cred, epoch=epoch, issued_at=issued_at
+                )
+            )
             out.append(token_id)
         return out
 
@@ -192,11 +212,20 @@ def build_round(
         for member in range(ring_size):
             chosen = rng.sample(by_genre[g], min(votes_per_reviewer, len(by_genre[g])))
             tokens = new_tokens(g, member, len(chosen) + 2)
-            token_pool[(g, member)] = tokens[len(chosen):]
+            token_pool[(g, member)] = tokens[len(chosen) :]
             for sub_id, token in zip(chosen, tokens, strict=False):
                 vote_type = rng.choices(VOTE_TYPES, weights=quality[sub_id])[0]
-                plans.append(dict(genre=g, member=member, sub=sub_id, token=token, vote_type=vote_type,
-                                  expect="ballot", label="honest"))
+                plans.append(
+                    dict(
+                        genre=g,
+                        member=member,
+                        sub=sub_id,
+                        token=token,
+                        vote_type=vote_type,
+                        expect="ballot",
+                        label="honest",
+                    )
+                )
 
     revocations: list[CredentialRevoked] = []
     pairs: list[tuple[str, str]] = []
@@ -210,24 +239,54 @@ def build_round(
             original["expect"] = "pair"
             twin = dict(original, token=spare.pop(), expect="pair", label=Attack.DOUBLE_VOTE)
             plans.append(twin)
-            pairs.append((str(vote_id_for_token(original["token"])), str(vote_id_for_token(twin["token"]))))
+            pairs.append(
+                (str(vote_id_for_token(original["token"])), str(vote_id_for_token(twin["token"])))
+            )
         # Token replays: a used token, another (valid) vote on another submission.
-        for original in rng.sample([p for p in honest if p["expect"] == "ballot"], max(1, len(honest) // 50)):
+        for original in rng.sample(
+            [p for p in honest if p["expect"] == "ballot"], max(1, len(honest) // 50)
+        ):
             other = rng.choice([s for s in by_genre[original["genre"]] if s != original["sub"]])
-            plans.append(dict(original, sub=other, expect=ReasonCode.TOKEN_SPENT.value, label=Attack.TOKEN_REPLAY,
-                              after=original["token"]))
-        # Forged: signed by an outsider's ring; transplanted: a real signature moved to another submission.
+            plans.append(
+                dict(
+                    original,
+                    sub=other,
+                    expect=ReasonCode.TOKEN_SPENT.value,
+                    label=Attack.TOKEN_REPLAY,
+                    after=original["token"],
+                )
+            )
+        # Forged: signed in an outsider's ring; transplanted: a real signature moved to
+        # another submission.
         for _ in range(max(1, len(honest) // 100)):
             g = rng.choice(genre_names)
             member = rng.randrange(ring_size)
             [token] = new_tokens(g, member, 1)
-            plans.append(dict(genre=g, member=member, sub=rng.choice(by_genre[g]), token=token,
-                              vote_type=VoteType.APPROVE, expect=ReasonCode.BAD_SIGNATURE.value, label=Attack.FORGED,
-                              forge=True))
+            plans.append(
+                dict(
+                    genre=g,
+                    member=member,
+                    sub=rng.choice(by_genre[g]),
+                    token=token,
+                    vote_type=VoteType.APPROVE,
+                    expect=ReasonCode.BAD_SIGNATURE.value,
+                    label=Attack.FORGED,
+                    forge=True,
+                )
+            )
             [token] = new_tokens(g, member, 1)
-            plans.append(dict(genre=g, member=member, sub=rng.choice(by_genre[g]), token=token,
-                              vote_type=VoteType.APPROVE, expect=ReasonCode.BAD_SIGNATURE.value,
-                              label=Attack.TRANSPLANT, transplant=True))
+            plans.append(
+                dict(
+                    genre=g,
+                    member=member,
+                    sub=rng.choice(by_genre[g]),
+                    token=token,
+                    vote_type=VoteType.APPROVE,
+                    expect=ReasonCode.BAD_SIGNATURE.value,
+                    label=Attack.TRANSPLANT,
+                    transplant=True,
+                )
+            )
         # A revoked reviewer: its credential is revoked before it votes.
         g = genre_names[0]
         cred = credential_of[(g, 0)]
@@ -239,10 +298,18 @@ def build_round(
         for p in plans:
             if p["genre"] == g and p["member"] == 0 and p["label"] != Attack.REVOKED:
                 p["expect"], p["label"] = ReasonCode.TOKEN_REVOKED.value, Attack.REVOKED
-        pairs = [pair for pair in pairs if not any(
-            str(vote_id_for_token(p["token"])) in pair and p["label"] == Attack.REVOKED for p in plans)]
+        pairs = [
+            pair
+            for pair in pairs
+            if not any(
+                str(vote_id_for_token(p["token"])) in pair and p["label"] == Attack.REVOKED
+                for p in plans
+            )
+        ]
         for p in plans:  # a pair whose other half was revoked is a plain ballot now
-            if p["expect"] == "pair" and not any(str(vote_id_for_token(p["token"])) in pair for pair in pairs):
+            if p["expect"] == "pair" and not any(
+                str(vote_id_for_token(p["token"])) in pair for pair in pairs
+            ):
                 p["expect"] = "ballot"
 
     def sign(plan: dict[str, Any]) -> Planned:
@@ -255,13 +322,23 @@ def build_round(
             key = outsider
         vote = _signed_vote(key, ring, rings[g].ring_id, plan, epoch, batchable)
         if plan.get("transplant"):
-            decoy = _signed_vote(keys[g][plan["member"]], crypto_rings[g], rings[g].ring_id,
-                                 dict(plan, sub=by_genre[g][0] if plan["sub"] != by_genre[g][0] else by_genre[g][1]),
-                                 epoch, batchable)
+            decoy = _signed_vote(
+                keys[g][plan["member"]],
+                crypto_rings[g],
+                rings[g].ring_id,
+                dict(plan, sub=by_genre[g][0] if plan["sub"] != by_genre[g][0] else by_genre[g][1]),
+                epoch,
+                batchable,
+            )
             vote = vote.model_copy(update={"signature": decoy.signature})
         return Planned(
-            key=plan["token"].encode(), value=vote.to_json(), expect=plan["expect"], label=plan["label"],
-            vote_id=str(vote.vote_id), submission_id=plan["sub"], vote_type=str(plan["vote_type"]),
+            key=plan["token"].encode(),
+            value=vote.to_json(),
+            expect=plan["expect"],
+            label=plan["label"],
+            vote_id=str(vote.vote_id),
+            submission_id=plan["sub"],
+            vote_type=str(plan["vote_type"]),
         )
 
     with ThreadPoolExecutor(threads) as pool:
@@ -271,34 +348,72 @@ def build_round(
     order = list(range(len(signed)))
     rng.shuffle(order)
     position = {plans[i]["token"]: n for n, i in enumerate(order) if "after" not in plans[i]}
-    order.sort(key=lambda i: (position.get(plans[i].get("after"), -1) + 0.5) if "after" in plans[i] else
-               position[plans[i]["token"]])
+    order.sort(
+        key=lambda i: (
+            (position.get(plans[i].get("after"), -1) + 0.5)
+            if "after" in plans[i]
+            else position[plans[i]["token"]]
+        )
+    )
     votes = [signed[i] for i in order]
 
     if attacks:
-        junk = [b"not json", b'{"type":"vote_cast"}', b"\x00" * 64, json.dumps({"type": "vote_cast", "epoch": "x"}).encode()]
+        junk = [
+            b"not json",
+            b'{"type":"vote_cast"}',
+            b"\x00" * 64,
+            json.dumps({"type": "vote_cast", "epoch": "x"}).encode(),
+        ]
         for i in range(max(2, len(votes) // 100)):
-            votes.insert(rng.randrange(len(votes)), Planned(
-                key=f"junk-{i}".encode(), value=junk[i % len(junk)], expect=ReasonCode.MALFORMED.value,
-                label=Attack.MALFORMED))
+            votes.insert(
+                rng.randrange(len(votes)),
+                Planned(
+                    key=f"junk-{i}".encode(),
+                    value=junk[i % len(junk)],
+                    expect=ReasonCode.MALFORMED.value,
+                    label=Attack.MALFORMED,
+                ),
+            )
         g = genre_names[-1]
         for i in range(max(1, len(votes) // 200)):
-            plan = dict(genre=g, member=1, sub=by_genre[g][0], token=f"never-issued-{seed}-{i}",
-                        vote_type=VoteType.APPROVE, expect=ReasonCode.UNKNOWN_TOKEN.value, label=Attack.UNKNOWN_TOKEN)
+            plan = dict(
+                genre=g,
+                member=1,
+                sub=by_genre[g][0],
+                token=f"never-issued-{seed}-{i}",
+                vote_type=VoteType.APPROVE,
+                expect=ReasonCode.UNKNOWN_TOKEN.value,
+                label=Attack.UNKNOWN_TOKEN,
+            )
             votes.insert(rng.randrange(len(votes)), sign(plan))
 
     return ReviewRound(
-        seed=seed, epoch=epoch, genres=genre_names, rings=rings, submissions=submissions,
-        issuances=issuances, revocations=revocations, votes=votes, pairs=pairs,
+        seed=seed,
+        epoch=epoch,
+        genres=genre_names,
+        rings=rings,
+        submissions=submissions,
+        issuances=issuances,
+        revocations=revocations,
+        votes=votes,
+        pairs=pairs,
     )
 
 
-def _signed_vote(key: Any, ring: Any, ring_id: str, plan: dict[str, Any], epoch: int, batchable: bool) -> VoteCast:
+def _signed_vote(
+    key: Any, ring: Any, ring_id: str, plan: dict[str, Any], epoch: int, batchable: bool
+) -> VoteCast:
     from connectors.sdk.vote import build_vote
 
     return build_vote(
-        key, ring, submission_id=plan["sub"], ring_id=ring_id, vote_type=plan["vote_type"],
-        token_id=plan["token"], epoch=epoch, batchable=batchable,
+        key,
+        ring,
+        submission_id=plan["sub"],
+        ring_id=ring_id,
+        vote_type=plan["vote_type"],
+        token_id=plan["token"],
+        epoch=epoch,
+        batchable=batchable,
     )
 
 

@@ -46,7 +46,11 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module, *self.command],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.wait_ready(ready_timeout)
         return self
@@ -58,7 +62,10 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}; see {self.log_path}:\n{self.tail()}")
+                raise RuntimeError(
+                    f"worker exited with {self.proc.returncode}; "
+                    f"see {self.log_path}:\n{self.tail()}"
+                )
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200 and json.load(response)["status"] == "ok":
@@ -66,7 +73,9 @@ class WorkerProcess:
             except OSError:
                 pass
             time.sleep(0.5)
-        raise RuntimeError(f"worker not ready after {timeout}s; see {self.log_path}:\n{self.tail()}")
+        raise RuntimeError(
+            f"worker not ready after {timeout}s; see {self.log_path}:\n{self.tail()}"
+        )
 
     def tail(self, lines: int = 30) -> str:
         try:

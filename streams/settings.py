@@ -77,7 +77,9 @@ class Settings(BaseSettings):
         0.005, ge=0, le=1.0, description="seconds the worker's producer waits to fill a batch"
     )
     producer_buffer: int = Field(
-        10_000, ge=100, le=1_000_000,
+        10_000,
+        ge=100,
+        le=1_000_000,
         description="table changelog writes queued before an agent waits for them to drain",
     )
     verify_batch_size: int = Field(256, ge=1, le=10_000)
@@ -120,14 +122,20 @@ class Settings(BaseSettings):
 
         Output topics (:data:`OUTPUT_TOPICS`) take ``output_prefix`` when it is set.
         """
-        prefix = self.output_prefix if self.output_prefix and name in OUTPUT_TOPICS else self.topic_prefix
+        prefix = (
+            self.output_prefix
+            if self.output_prefix and name in OUTPUT_TOPICS
+            else self.topic_prefix
+        )
         return f"{prefix}.{name}"
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``RINGTALLY_*`` variables, for a child process."""
         out = {}
         for name, value in self.model_dump(exclude_none=True).items():
-            out[f"RINGTALLY_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+            out[f"RINGTALLY_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
         return out
 
     def redacted(self) -> dict[str, object]:

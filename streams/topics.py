@@ -16,7 +16,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from .errors import ServiceUnavailable
 from .settings import Settings
 
-__all__ = ["INTERNAL_TOPICS", "TOPICS", "TopicSpec", "ensure_topics", "internal_topic_specs", "topic_specs"]
+__all__ = [
+    "INTERNAL_TOPICS",
+    "TOPICS",
+    "TopicSpec",
+    "ensure_topics",
+    "internal_topic_specs",
+    "topic_specs",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,11 @@ def topic_specs(settings: Settings) -> dict[str, tuple[str, int, bool]]:
 
 
 def ensure_topics(
-    settings: Settings, names: Iterable[str] | None = None, *, internal: bool = False, timeout: float = 30.0
+    settings: Settings,
+    names: Iterable[str] | None = None,
+    *,
+    internal: bool = False,
+    timeout: float = 30.0,
 ) -> None:
     """Create ringtally's topics with their partition counts and cleanup policies (idempotent).
 
@@ -108,4 +119,6 @@ def ensure_topics(
             future.result()
         except KafkaException as exc:
             if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:
-                raise ServiceUnavailable(f"kafka: cannot create topic {name}: {exc.args[0].str()}") from None
+                raise ServiceUnavailable(
+                    f"kafka: cannot create topic {name}: {exc.args[0].str()}"
+                ) from None

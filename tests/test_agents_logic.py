@@ -14,14 +14,14 @@ import secrets
 from datetime import UTC, datetime
 
 import pytest
-import ringcrypto
 
+import ringcrypto
 from agents.control import ControlState
 from agents.records import SourceRecord
 from agents.tally import TallyKeeper
 from agents.verify import VoteVerifier
 from connectors.sdk.vote import build_vote
-from models import AuditEvent, Ring, Submission, TokenIssued, TokenRevoked, first_break
+from models import Ring, Submission, TokenIssued, TokenRevoked, first_break
 from models.internal import AcceptedVote
 from streams.settings import Settings
 
@@ -31,9 +31,14 @@ VOTES = SETTINGS.topic("votes")
 
 class Out:
     def __init__(self) -> None:
-        self.rejections, self.accepted_votes, self.ballots, self.tallies, self.audit_events, self.index = (
-            [] for _ in range(6)
-        )
+        (
+            self.rejections,
+            self.accepted_votes,
+            self.ballots,
+            self.tallies,
+            self.audit_events,
+            self.index,
+        ) = ([] for _ in range(6))
 
     async def rejection(self, key, r):
         self.rejections.append(r)
@@ -68,11 +73,18 @@ def scene():
     ring = ringcrypto.Ring([k.public_key for k in keys])
     control = ControlState(SETTINGS)
     control.apply(
-        SETTINGS.topic("rings"), b"r1",
-        Ring(ring_id="r1", genre="g", epoch=1, public_keys=[pk.hex() for pk in ring.public_keys]).to_json(),
+        SETTINGS.topic("rings"),
+        b"r1",
+        Ring(
+            ring_id="r1", genre="g", epoch=1, public_keys=[pk.hex() for pk in ring.public_keys]
+        ).to_json(),
     )
     for sub in ("s1", "s2"):
-        control.apply(SETTINGS.topic("submissions"), sub.encode(), Submission(submission_id=sub, genre="g", epoch=1).to_json())
+        control.apply(
+            SETTINGS.topic("submissions"),
+            sub.encode(),
+            Submission(submission_id=sub, genre="g", epoch=1).to_json(),
+        )
     return keys, ring, control
 
 
@@ -81,19 +93,34 @@ def _record(offset, key, value, partition=0):
 
 
 def _issue(offset, token, cred="ab" * 32):
-    msg = TokenIssued(token_id=token, credential_hash=cred, epoch=1, issued_at=datetime(2026, 1, 1, tzinfo=UTC))
+    msg = TokenIssued(
+        token_id=token, credential_hash=cred, epoch=1, issued_at=datetime(2026, 1, 1, tzinfo=UTC)
+    )
     return _record(offset, token.encode(), msg.to_json())
 
 
 def _vote(offset, keys, ring, member, token, sub="s1", vote_type="approve"):
-    vote = build_vote(keys[member], ring, submission_id=sub, ring_id="r1", vote_type=vote_type,
-                      token_id=token, epoch=1, batchable=True)
+    vote = build_vote(
+        keys[member],
+        ring,
+        submission_id=sub,
+        ring_id="r1",
+        vote_type=vote_type,
+        token_id=token,
+        epoch=1,
+        batchable=True,
+    )
     return _record(offset, token.encode(), vote.to_json())
 
 
 def _verifier(control, tokens, out):
-    return VoteVerifier(control=control, tokens=tokens, outputs=out,
-                        verify_batch=ringcrypto.verify_batch, verify_one=ringcrypto.verify)
+    return VoteVerifier(
+        control=control,
+        tokens=tokens,
+        outputs=out,
+        verify_batch=ringcrypto.verify_batch,
+        verify_one=ringcrypto.verify,
+    )
 
 
 def test_one_batch_decides_exactly_as_record_by_record(scene):
@@ -116,7 +143,12 @@ def test_one_batch_decides_exactly_as_record_by_record(scene):
     for r in records:
         run(single.process([r]))
     for out in (batched_out, single_out):
-        assert [r.reason.value for r in out.rejections] == ["unknown_token", "token_spent", "token_revoked", "malformed"]
+        assert [r.reason.value for r in out.rejections] == [
+            "unknown_token",
+            "token_spent",
+            "token_revoked",
+            "malformed",
+        ]
         assert [(a.token_id, a.source_offset) for a in out.accepted_votes] == [(t1, 2)]
     assert [r.source_offset for r in batched_out.rejections] == [0, 3, 6, 7]
 
@@ -125,11 +157,19 @@ def test_a_bad_signature_burns_nothing_and_a_good_one_then_spends(scene):
     keys, ring, control = scene
     token = "tok-c"
     good = _vote(2, keys, ring, 3, token)
-    forged_sig = base64.b64encode(bytes(len(base64.b64decode(good.value.split(b'"signature":"')[1].split(b'"')[0])))).decode()
+    forged_sig = base64.b64encode(
+        bytes(len(base64.b64decode(good.value.split(b'"signature":"')[1].split(b'"')[0])))
+    ).decode()
     body = good.value.decode().split('"signature":"')[0] + f'"signature":"{forged_sig}"}}'
     out, tokens = VerifyOut(), {}
-    run(_verifier(control, tokens, out).process([_issue(0, token), _record(1, token.encode(), body.encode()), good]))
-    assert [r.reason.value for r in out.rejections] == ["malformed"]  # zero bytes: not a canonical signature
+    run(
+        _verifier(control, tokens, out).process(
+            [_issue(0, token), _record(1, token.encode(), body.encode()), good]
+        )
+    )
+    assert [r.reason.value for r in out.rejections] == [
+        "malformed"
+    ]  # zero bytes: not a canonical signature
     assert [a.source_offset for a in out.accepted_votes] == [2]
 
 
@@ -148,21 +188,39 @@ def test_redelivery_of_a_spent_vote_forwards_the_same_accepted_vote(scene):
 
 
 def _accepted(vote_id, sub, key_image, vote_type="approve", offset=0, token="t"):
-    return AcceptedVote.model_validate({
-        "vote_id": str(vote_id), "submission_id": sub, "key_image": key_image, "vote_type": vote_type, "ring_id": "r1",
-        "epoch": 1, "token_id": token, "source_partition": 0, "source_offset": offset, "payload_b64": "",
-    }, strict=False)
+    return AcceptedVote.model_validate(
+        {
+            "vote_id": str(vote_id),
+            "submission_id": sub,
+            "key_image": key_image,
+            "vote_type": vote_type,
+            "ring_id": "r1",
+            "epoch": 1,
+            "token_id": token,
+            "source_partition": 0,
+            "source_offset": offset,
+            "payload_b64": "",
+        },
+        strict=False,
+    )
 
 
 def _tally_records(votes, partition=2):
-    return [SourceRecord("accepted", partition, n, v.submission_id.encode(), v.to_json()) for n, v in enumerate(votes)]
+    return [
+        SourceRecord("accepted", partition, n, v.submission_id.encode(), v.to_json())
+        for n, v in enumerate(votes)
+    ]
 
 
 def _votes(n, sub="s1"):
     import uuid
 
-    return [_accepted(uuid.uuid4(), sub, secrets.token_hex(32), ("approve", "reject", "flag")[i % 3], offset=i)
-            for i in range(n)]
+    return [
+        _accepted(
+            uuid.uuid4(), sub, secrets.token_hex(32), ("approve", "reject", "flag")[i % 3], offset=i
+        )
+        for i in range(n)
+    ]
 
 
 def test_tally_counts_each_key_image_once_and_chains_audit_events():
@@ -175,8 +233,20 @@ def test_tally_counts_each_key_image_once_and_chains_audit_events():
     assert [r.reason.value for r in out.rejections] == ["duplicate_key_image"]
     assert out.rejections[0].source_offset == 99 and out.rejections[0].source_topic == VOTES
     [tally] = out.tallies  # one Tally per submission per batch, at its final version
-    assert (tally.version, tally.total, tally.counts.approve, tally.counts.reject, tally.counts.flag) == (5, 5, 2, 2, 1)
-    assert first_break(out.audit_events) is None and [e.sequence for e in out.audit_events] == [1, 2, 3, 4, 5]
+    assert (
+        tally.version,
+        tally.total,
+        tally.counts.approve,
+        tally.counts.reject,
+        tally.counts.flag,
+    ) == (5, 5, 2, 2, 1)
+    assert first_break(out.audit_events) is None and [e.sequence for e in out.audit_events] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
 
 
 @pytest.mark.parametrize("lost", ["tally", "chain", "both"])
@@ -204,7 +274,10 @@ def test_tally_and_chain_head_restored_older_than_the_ballots_are_repaired_on_re
     # and the next new vote continues the chain without a gap
     [nxt] = _votes(1)
     run(replayed.process(_tally_records([nxt])))
-    assert replay_out.audit_events[-1].sequence == 5 and first_break(out.audit_events[:4] + [replay_out.audit_events[-1]]) is None
+    assert (
+        replay_out.audit_events[-1].sequence == 5
+        and first_break(out.audit_events[:4] + [replay_out.audit_events[-1]]) is None
+    )
 
 
 def test_a_vote_redelivered_with_nothing_lost_changes_nothing():
@@ -216,5 +289,9 @@ def test_a_vote_redelivered_with_nothing_lost_changes_nothing():
     again = TallyOut()
     run(TallyKeeper(settings=SETTINGS, state=state, outputs=again).process(_tally_records(votes)))
     assert state == snapshot
-    assert again.ballots == out.ballots and again.audit_events == out.audit_events and again.rejections == []
+    assert (
+        again.ballots == out.ballots
+        and again.audit_events == out.audit_events
+        and again.rejections == []
+    )
     assert again.tallies[-1] == out.tallies[-1]

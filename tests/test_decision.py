@@ -58,4 +58,6 @@ def test_decide_rejects_negative_counts():
 
 
 def test_rules_version_names_rules_and_thresholds():
-    assert rules_version(min_votes=3, flag_threshold=3) == f"{RULES_ID};min_votes=3;flag_threshold=3"
+    assert (
+        rules_version(min_votes=3, flag_threshold=3) == f"{RULES_ID};min_votes=3;flag_threshold=3"
+    )

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from models import (
     MAX_RING_MEMBERS,
     Ballot,
-    Rejection,
     ReasonCode,
+    Rejection,
     Ring,
     TokenIssued,
     TokenRevoked,
@@ -110,12 +110,20 @@ def test_signing_bytes_cover_every_field_but_the_signature():
 def test_signing_bytes_are_injective_across_field_boundaries():
     """Length prefixes: moving a character from one field to the next changes the bytes."""
     a = vote_signing_bytes(
-        vote_id=uuid.UUID(int=1), submission_id="ab", ring_id="c", vote_type="approve",
-        token_id="t", epoch=1,
+        vote_id=uuid.UUID(int=1),
+        submission_id="ab",
+        ring_id="c",
+        vote_type="approve",
+        token_id="t",
+        epoch=1,
     )
     b = vote_signing_bytes(
-        vote_id=uuid.UUID(int=1), submission_id="a", ring_id="bc", vote_type="approve",
-        token_id="t", epoch=1,
+        vote_id=uuid.UUID(int=1),
+        submission_id="a",
+        ring_id="bc",
+        vote_type="approve",
+        token_id="t",
+        epoch=1,
     )
     assert a != b
     assert a.startswith(b"\x00\x00\x00\x11ringtally/vote/v1")
@@ -133,13 +141,23 @@ def test_ring_caps_members():
 
 def test_outputs_round_trip_through_json():
     ballot = Ballot(
-        vote_id=uuid.uuid4(), submission_id="s", key_image="aa" * 32, vote_type=VoteType.FLAG,
-        ring_id="r", epoch=1, source_partition=3, source_offset=99,
+        vote_id=uuid.uuid4(),
+        submission_id="s",
+        key_image="aa" * 32,
+        vote_type=VoteType.FLAG,
+        ring_id="r",
+        epoch=1,
+        source_partition=3,
+        source_offset=99,
     )
     assert Ballot.model_validate_json(ballot.to_json()) == ballot
     rejection = Rejection(
-        reason=ReasonCode.MALFORMED, detail="not JSON", payload_b64="eA==",
-        source_topic="ringtally.votes", source_partition=0, source_offset=1,
+        reason=ReasonCode.MALFORMED,
+        detail="not JSON",
+        payload_b64="eA==",
+        source_topic="ringtally.votes",
+        source_partition=0,
+        source_offset=1,
     )
     assert Rejection.model_validate_json(rejection.to_json()) == rejection
 

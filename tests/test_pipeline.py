@@ -13,9 +13,9 @@ import time
 import uuid
 
 import pytest
-import ringcrypto
 from confluent_kafka import Consumer
 
+import ringcrypto
 from connectors.sdk import Admin, VoteClient, build_vote
 from models import VoteCast
 from models.internal import vote_id_for_token
@@ -36,7 +36,9 @@ class World:
         self.keys = [ringcrypto.SecretKey.generate() for _ in range(members)]
         self.ring = ringcrypto.Ring([k.public_key for k in self.keys])
         self.ring_id = f"ring-{self.tag}"
-        self.admin.register_ring(self.ring_id, genre=self.genre, epoch=epoch, public_keys=self.ring.public_keys)
+        self.admin.register_ring(
+            self.ring_id, genre=self.genre, epoch=epoch, public_keys=self.ring.public_keys
+        )
         self.client = VoteClient(settings, self.keys[0])
 
     def submission(self, genre: str | None = None) -> str:
@@ -48,11 +50,18 @@ class World:
         credential = credential or secrets.token_hex(32)
         return self.admin.issue_tokens(credential, epoch=self.epoch, count=count)
 
-    def vote(self, member: int, submission_id: str, token_id: str, vote_type: str = "approve", **kw) -> VoteCast:
+    def vote(
+        self, member: int, submission_id: str, token_id: str, vote_type: str = "approve", **kw
+    ) -> VoteCast:
         return build_vote(
-            self.keys[member], self.ring, submission_id=submission_id,
-            ring_id=kw.pop("ring_id", self.ring_id), vote_type=vote_type, token_id=token_id,
-            epoch=kw.pop("epoch", self.epoch), batchable=kw.pop("batchable", True),
+            self.keys[member],
+            self.ring,
+            submission_id=submission_id,
+            ring_id=kw.pop("ring_id", self.ring_id),
+            vote_type=vote_type,
+            token_id=token_id,
+            epoch=kw.pop("epoch", self.epoch),
+            batchable=kw.pop("batchable", True),
         )
 
     def publish(self, *votes: VoteCast) -> None:
@@ -91,13 +100,20 @@ def test_a_valid_vote_becomes_a_ballot_and_a_tally(world, outputs):
     assert ballot["key_image"] == world.keys[1].key_image(sub.encode()).hex()
     outputs.wait_for(lambda o: o.latest_tally(sub), what="the tally")
     tally = outputs.latest_tally(sub)
-    assert (tally["counts"]["approve"], tally["total"], tally["version"], tally["decision"]) == (1, 1, 1, "PENDING")
+    assert (tally["counts"]["approve"], tally["total"], tally["version"], tally["decision"]) == (
+        1,
+        1,
+        1,
+        "PENDING",
+    )
 
 
 def test_hundred_votes_racing_on_one_token_give_one_ballot(world, outputs):
     sub = world.submission()
     [token] = world.tokens()
-    votes = [world.vote(i % 4, sub, token, vote_type=("approve", "reject")[i % 2]) for i in range(100)]
+    votes = [
+        world.vote(i % 4, sub, token, vote_type=("approve", "reject")[i % 2]) for i in range(100)
+    ]
     world.publish(*votes)
     outputs.wait_for(lambda o: len(o.outcome(str(votes[0].vote_id))) >= 100, what="100 outcomes")
     outputs.settle()
@@ -158,10 +174,14 @@ def test_a_revoked_credentials_later_votes_are_token_revoked(world, outputs):
 
 def _wait_for_token_revoked(settings, tokens: set[str], timeout: float = 60.0) -> set[str]:
     """Read the votes topic until a TokenRevoked for each token has appeared."""
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([settings.topic("votes")])
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
@@ -182,8 +202,15 @@ def test_forged_and_transplanted_signatures_get_their_reasons(world, outputs):
     tokens = world.tokens(6)
     outsider = ringcrypto.SecretKey.generate()
     outsider_ring = ringcrypto.Ring([outsider.public_key, *world.ring.public_keys[:3]])
-    forged = build_vote(outsider, outsider_ring, submission_id=sub, ring_id=world.ring_id,
-                        vote_type="approve", token_id=tokens[0], epoch=world.epoch)
+    forged = build_vote(
+        outsider,
+        outsider_ring,
+        submission_id=sub,
+        ring_id=world.ring_id,
+        vote_type="approve",
+        token_id=tokens[0],
+        epoch=world.epoch,
+    )
     good = world.vote(1, sub, tokens[1])
 
     def transplant(**change):
@@ -191,9 +218,12 @@ def test_forged_and_transplanted_signatures_get_their_reasons(world, outputs):
         fields.update(change)
         return VoteCast.model_validate_json(json.dumps(fields))
 
-    moved_submission = transplant(submission_id=other_sub, token_id=tokens[2],
-                                  vote_id=str(vote_id_for_token(tokens[2])))
-    moved_type = transplant(vote_type="reject", token_id=tokens[3], vote_id=str(vote_id_for_token(tokens[3])))
+    moved_submission = transplant(
+        submission_id=other_sub, token_id=tokens[2], vote_id=str(vote_id_for_token(tokens[2]))
+    )
+    moved_type = transplant(
+        vote_type="reject", token_id=tokens[3], vote_id=str(vote_id_for_token(tokens[3]))
+    )
     moved_token = transplant(token_id=tokens[4], vote_id=str(vote_id_for_token(tokens[4])))
     wrong_genre_sub = world.submission(genre=f"other-{world.tag}")
     wrong_genre = world.vote(2, wrong_genre_sub, tokens[5])
@@ -230,9 +260,14 @@ def test_decision_rules_on_representative_mixes(pipeline, outputs, mix, decision
     world = World(pipeline[0], members=len(mix))
     sub = world.submission()
     tokens = world.tokens(len(mix))
-    votes = [world.vote(i, sub, t, vote_type=vt) for i, (t, vt) in enumerate(zip(tokens, mix, strict=True))]
+    votes = [
+        world.vote(i, sub, t, vote_type=vt)
+        for i, (t, vt) in enumerate(zip(tokens, mix, strict=True))
+    ]
     world.publish(*votes)
-    outputs.wait_for(lambda o: (o.latest_tally(sub) or {}).get("version") == len(mix), what="final tally")
+    outputs.wait_for(
+        lambda o: (o.latest_tally(sub) or {}).get("version") == len(mix), what="final tally"
+    )
     tally = outputs.latest_tally(sub)
     assert tally["decision"] == decision
     assert tally["rules_version"] == "ringtally-rules-v1;min_votes=3;flag_threshold=3"
@@ -267,7 +302,9 @@ def test_malformed_payloads_become_rejections_and_the_worker_keeps_going(pipelin
         json.dumps({**good, "signature": base64.b64encode(b"\x02" + bytes(100)).decode()}).encode(),
         b"\xff" * (300 * 1024),  # over the payload cap
         # decodes as a vote, but its signature is for a ring of 2,000 members
-        json.dumps({**good, "signature": base64.b64encode(bytes(1 + 64 + 32 * 2000)).decode()}).encode(),
+        json.dumps(
+            {**good, "signature": base64.b64encode(bytes(1 + 64 + 32 * 2000)).decode()}
+        ).encode(),
     ]
     for payload in payloads:
         world.client.publish_raw(key, payload, flush=False)

@@ -19,11 +19,15 @@ pytestmark = pytest.mark.integration
 
 
 def _health(worker: WorkerProcess) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.settings.web_port}/health", timeout=5) as r:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{worker.settings.web_port}/health", timeout=5
+    ) as r:
         return json.load(r)
 
 
-def _wait_split(workers: list[WorkerProcess], partitions: int, timeout: float = 60.0) -> list[list[int]]:
+def _wait_split(
+    workers: list[WorkerProcess], partitions: int, timeout: float = 60.0
+) -> list[list[int]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -40,7 +44,9 @@ def test_two_workers_split_partitions_and_survive_a_kill(stack, tmp_path):
     settings = pipeline_settings(stack, partitions=6)
     ensure_topics(settings)
     first = WorkerProcess(settings, tmp_path / "a.log").start()
-    second = WorkerProcess(settings.model_copy(update={"web_port": free_port()}), tmp_path / "b.log").start()
+    second = WorkerProcess(
+        settings.model_copy(update={"web_port": free_port()}), tmp_path / "b.log"
+    ).start()
     outputs = Outputs(settings)
     try:
         owned = _wait_split([first, second], 6)
@@ -50,7 +56,12 @@ def test_two_workers_split_partitions_and_survive_a_kill(stack, tmp_path):
         submissions = [world.submission() for _ in range(12)]
         tokens = world.tokens(240)
         votes = [
-            world.vote(i % 8, submissions[(i // 8) % 12], token, vote_type=("approve", "reject", "flag")[i % 3])
+            world.vote(
+                i % 8,
+                submissions[(i // 8) % 12],
+                token,
+                vote_type=("approve", "reject", "flag")[i % 3],
+            )
             for i, token in enumerate(tokens)
         ]
         # Each (member, submission) pair votes once: 8 members x 12 submissions = 96 > 240/... keep
@@ -68,15 +79,20 @@ def test_two_workers_split_partitions_and_survive_a_kill(stack, tmp_path):
 
         world.publish(*unique[48:])
         first.kill()  # mid-stream: the second half is in flight
-        outputs.wait_for(lambda o: len({b["vote_id"] for b in o.ballots}) >= 96, timeout=120, what="all ballots")
+        outputs.wait_for(
+            lambda o: len({b["vote_id"] for b in o.ballots}) >= 96, timeout=120, what="all ballots"
+        )
         outputs.settle()
 
         assert _health(second)["votes_partitions"] == list(range(6))
         ballots_by_vote = {b["vote_id"]: json.dumps(b, sort_keys=True) for b in outputs.ballots}
         assert set(ballots_by_vote) == {str(v.vote_id) for v in unique}
         # re-emitted ballots after the crash are byte-identical to the first emission
-        assert all(len({json.dumps(b, sort_keys=True) for b in outputs.ballots if b["vote_id"] == vid}) == 1
-                   for vid in ballots_by_vote)
+        assert all(
+            len({json.dumps(b, sort_keys=True) for b in outputs.ballots if b["vote_id"] == vid})
+            == 1
+            for vid in ballots_by_vote
+        )
         assert outputs.rejections == []
         expected = Counter(v.submission_id for v in unique)
         for submission_id, count in expected.items():

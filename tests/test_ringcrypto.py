@@ -117,7 +117,9 @@ def test_round_trip_larger_rings(n: int) -> None:
 def test_key_image_linkability_properties() -> None:
     keys, ring_a = keys_and_ring(1, 5)
     signer = keys[2]
-    ring_b = Ring([SecretKey.from_seed(seed(50 + i)).public_key for i in range(7)] + [signer.public_key])
+    ring_b = Ring(
+        [SecretKey.from_seed(seed(50 + i)).public_key for i in range(7)] + [signer.public_key]
+    )
     ia = verify(ring_a, b"sub-1", b"yes", sign(signer, ring_a, b"sub-1", b"yes"))
     ib = verify(ring_b, b"sub-1", b"no", sign(signer, ring_b, b"sub-1", b"no", batchable=True))
     assert ia == ib == signer.key_image(b"sub-1")
@@ -209,7 +211,14 @@ def tamper_cases(batchable: bool):
         ("empty", ring, CTX, MSG, b"", MalformedInput),
         ("no responses", ring, CTX, MSG, sig[:65], MalformedInput),
         ("tag 0x03", ring, CTX, MSG, set_bytes(sig, 0, b"\x03"), MalformedInput),
-        ("other tag", ring, CTX, MSG, set_bytes(sig, 0, b"\x01" if batchable else b"\x02"), MalformedInput),
+        (
+            "other tag",
+            ring,
+            CTX,
+            MSG,
+            set_bytes(sig, 0, b"\x01" if batchable else b"\x02"),
+            MalformedInput,
+        ),
     ]
     for j in range(N):
         pks = list(ring.public_keys)
@@ -220,14 +229,36 @@ def tamper_cases(batchable: bool):
     for i in range(N):
         flipped = set_bytes(sig, s_off(i), bytes([sig[s_off(i)] ^ 1]))
         cases.append((f"s_{i} flipped", ring, CTX, MSG, flipped, InvalidSignature))
-        cases.append((f"s_{i} = l", ring, CTX, MSG, set_bytes(sig, s_off(i), ELL_BYTES), MalformedInput))
-        cases.append((f"s_{i} = 2^255-1", ring, CTX, MSG, set_bytes(sig, s_off(i), MAX255), MalformedInput))
+        cases.append(
+            (f"s_{i} = l", ring, CTX, MSG, set_bytes(sig, s_off(i), ELL_BYTES), MalformedInput)
+        )
+        cases.append(
+            (f"s_{i} = 2^255-1", ring, CTX, MSG, set_bytes(sig, s_off(i), MAX255), MalformedInput)
+        )
     if batchable:
         for i in range(N):
             for w, name in ((0, "L"), (1, "R")):
                 off = 65 + 32 * N + 64 * i + 32 * w
-                cases.append((f"{name}_{i} other", ring, CTX, MSG, set_bytes(sig, off, other_pt), InvalidSignature))
-                cases.append((f"{name}_{i} non-canonical", ring, CTX, MSG, set_bytes(sig, off, MAX255), MalformedInput))
+                cases.append(
+                    (
+                        f"{name}_{i} other",
+                        ring,
+                        CTX,
+                        MSG,
+                        set_bytes(sig, off, other_pt),
+                        InvalidSignature,
+                    )
+                )
+                cases.append(
+                    (
+                        f"{name}_{i} non-canonical",
+                        ring,
+                        CTX,
+                        MSG,
+                        set_bytes(sig, off, MAX255),
+                        MalformedInput,
+                    )
+                )
     return cases
 
 
@@ -411,10 +442,16 @@ def test_verify_batch_mixed_with_garbage() -> None:
 
 def test_verify_batch_from_python_threads() -> None:
     keys, ring = keys_and_ring(1300, 8)
-    items = [(ring, b"c", b"%d" % i, sign(keys[i % 8], ring, b"c", b"%d" % i, batchable=True)) for i in range(40)]
+    items = [
+        (ring, b"c", b"%d" % i, sign(keys[i % 8], ring, b"c", b"%d" % i, batchable=True))
+        for i in range(40)
+    ]
     want = verify_batch(items)
     out: list = []
-    threads = [threading.Thread(target=lambda: out.append(verify_batch(items, threads=2))) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: out.append(verify_batch(items, threads=2)))
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -426,7 +463,10 @@ def test_verify_batch_releases_the_gil() -> None:
     # While verify_batch runs in a thread, the main thread must keep running
     # Python code: the longest pause it sees must be far shorter than the call.
     keys, ring = keys_and_ring(1400, 16)
-    items = [(ring, b"c", b"%d" % i, sign(keys[i % 16], ring, b"c", b"%d" % i, batchable=True)) for i in range(300)]
+    items = [
+        (ring, b"c", b"%d" % i, sign(keys[i % 16], ring, b"c", b"%d" % i, batchable=True))
+        for i in range(300)
+    ]
     took: list[float] = []
 
     def work() -> None:
@@ -481,7 +521,9 @@ def py_expand_message_xmd(msg: bytes, dst: bytes, length: int) -> bytes:
     b0 = hashlib.sha512(bytes(128) + msg + length.to_bytes(2, "big") + b"\x00" + dst_prime).digest()
     out, prev = b"", bytes(64)
     for i in range(1, ell + 1):
-        prev = hashlib.sha512(bytes(a ^ b for a, b in zip(b0, prev)) + bytes([i]) + dst_prime).digest()
+        prev = hashlib.sha512(
+            bytes(a ^ b for a, b in zip(b0, prev, strict=True)) + bytes([i]) + dst_prime
+        ).digest()
         out += prev
     return out[:length]
 
@@ -549,7 +591,9 @@ def test_vectors_hashes(vectors: dict) -> None:
         assert ringcrypto.expand_message_xmd(msg, dst, 64).hex() == v["uniform_bytes"]
         assert py_expand_message_xmd(msg, dst, 64).hex() == v["uniform_bytes"]
     for v in vectors["hash_to_group"]:
-        assert ringcrypto.hash_to_group(bytes.fromhex(v["msg"]), v["dst"].encode()).hex() == v["point"]
+        assert (
+            ringcrypto.hash_to_group(bytes.fromhex(v["msg"]), v["dst"].encode()).hex() == v["point"]
+        )
 
 
 def test_vectors_keys_images_rings(vectors: dict) -> None:
@@ -565,13 +609,18 @@ def test_vectors_keys_images_rings(vectors: dict) -> None:
         key = SecretKey.from_bytes(bytes.fromhex(keys[v["key"]]["secret"]))
         ctx = bytes.fromhex(v["context"])
         assert key.key_image(ctx).hex() == v["key_image"]
-        assert ringcrypto.hash_to_group(ctx, b"ringtally-v1:key-image-base").hex() == v["key_image_base"]
+        assert (
+            ringcrypto.hash_to_group(ctx, b"ringtally-v1:key-image-base").hex()
+            == v["key_image_base"]
+        )
     for r in vectors["rings"]:
         ring = Ring([bytes.fromhex(keys[i]["public_key"]) for i in r["keys"]])
         assert [p.hex() for p in ring.public_keys] == r["public_keys"]
         assert ring.digest.hex() == r["digest"]
         pks = b"".join(bytes.fromhex(p) for p in r["public_keys"])
-        digest = hashlib.sha512(lp(b"ringtally-v1:ring") + len(r["public_keys"]).to_bytes(4, "big") + pks)
+        digest = hashlib.sha512(
+            lp(b"ringtally-v1:ring") + len(r["public_keys"]).to_bytes(4, "big") + pks
+        )
         assert digest.hexdigest() == r["digest"]
 
 
@@ -606,8 +655,12 @@ def test_vectors_scalar_side_recomputed_in_python(vectors: dict) -> None:
         ctx, msg = bytes.fromhex(v["context"]), bytes.fromhex(v["message"])
         image, c0 = sig[1:33], int.from_bytes(sig[33:65], "little")
         s = [int.from_bytes(sig[65 + 32 * i : 97 + 32 * i], "little") for i in range(n)]
-        t = hashlib.sha512(lp(b"ringtally-v1:challenge") + lp(ctx) + ring.digest + image + lp(msg)).digest()
-        nonce_seed = hashlib.sha512(lp(b"ringtally-v1:nonce-seed") + x_bytes + bytes.fromhex(v["randomness"]) + t).digest()
+        t = hashlib.sha512(
+            lp(b"ringtally-v1:challenge") + lp(ctx) + ring.digest + image + lp(msg)
+        ).digest()
+        nonce_seed = hashlib.sha512(
+            lp(b"ringtally-v1:nonce-seed") + x_bytes + bytes.fromhex(v["randomness"]) + t
+        ).digest()
         k = [h_s(b"ringtally-v1:nonce", nonce_seed + j.to_bytes(4, "big")) for j in range(n + 1)]
         for i in range(n):
             if i != pi:
@@ -625,7 +678,12 @@ def test_vectors_negative(vectors: dict) -> None:
     classes = {"MalformedInput": MalformedInput, "InvalidSignature": InvalidSignature}
     for v in vectors["negative_signatures"]:
         ring = ring_named(vectors, v["ring"])
-        args = (ring, bytes.fromhex(v["context"]), bytes.fromhex(v["message"]), bytes.fromhex(v["signature"]))
+        args = (
+            ring,
+            bytes.fromhex(v["context"]),
+            bytes.fromhex(v["message"]),
+            bytes.fromhex(v["signature"]),
+        )
         with pytest.raises(classes[v["error_class"]]) as info:
             verify(*args)
         assert info.value.kind == v["error_kind"], v["name"]

@@ -119,15 +119,23 @@ class ReadModelStore:
         tallies = list(tallies)
         keys = [self.marker, self.offsets_key, *(self.key(t.submission_id) for t in tallies)]
         args: list[str | int] = [
-            self.channel, int(require_marker), int(publish), int(set_marker), marker_value,
+            self.channel,
+            int(require_marker),
+            int(publish),
+            int(set_marker),
+            marker_value,
             len(offsets),
         ]
         for partition, nxt in sorted(offsets.items()):
             args += [str(partition), str(nxt)]
         for t in tallies:
             args += [
-                t.version, json.dumps(t.counts.model_dump(mode="json"), separators=(",", ":")),
-                t.total, t.decision.value, t.rules_version, announcement(t),
+                t.version,
+                json.dumps(t.counts.model_dump(mode="json"), separators=(",", ":")),
+                t.total,
+                t.decision.value,
+                t.rules_version,
+                announcement(t),
             ]
         changed = int(await self._script(keys=keys, args=args))
         if changed < 0:

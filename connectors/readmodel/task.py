@@ -20,6 +20,7 @@ set the marker last; then continue live from there.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -172,7 +173,7 @@ class ReadModel:
                     offsets[tp.partition] = recs[-1].offset + 1
                 try:
                     changed = await self._redis(
-                        lambda: self.store.apply(latest.values(), offsets)
+                        functools.partial(self.store.apply, latest.values(), offsets)
                     )
                 except MarkerMissing:
                     await self._rebuild()
@@ -204,7 +205,8 @@ class ReadModel:
         self.rebuilds += 1
         log.warning(
             "redis read model is missing (no %s): rebuilding it from %s",
-            self.store.marker, self.topic,
+            self.store.marker,
+            self.topic,
         )
         await consumer.seek_to_beginning(*self._tps)
         end = await consumer.end_offsets(self._tps)
@@ -234,13 +236,19 @@ class ReadModel:
             )
         await self._redis(
             lambda: self.store.apply(
-                [], positions, publish=False, require_marker=False, set_marker=True,
+                [],
+                positions,
+                publish=False,
+                require_marker=False,
+                set_marker=True,
                 marker_value=f"rebuilt {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
             )
         )
         log.warning(
             "read model rebuilt: %d tallies from %d records in %.1f s",
-            len(latest), records, time.monotonic() - t0,
+            len(latest),
+            records,
+            time.monotonic() - t0,
         )
 
 
