@@ -16,6 +16,7 @@ import faust
 
 from models.internal import AcceptedVote, CredentialToken
 from models.votes import TokenRevoked
+from streams import metrics
 from streams.app import app, settings, topics
 
 from .control import ControlState
@@ -78,9 +79,11 @@ class FaustOutputs:
         await app.producer.send(topic, key, value, None, None, None)
 
     async def rejection(self, key: bytes, rejection: Any) -> None:
+        metrics.REJECTIONS.labels(str(rejection.reason)).inc()
         await self._send(self._names["rejections"], key, rejection.to_json())
 
     async def accepted(self, vote: AcceptedVote) -> None:
+        metrics.ACCEPTED.inc()
         await self._send(self._accepted, vote.submission_id.encode(), vote.to_json())
 
     async def credential_token(self, entry: CredentialToken) -> None:
@@ -88,12 +91,15 @@ class FaustOutputs:
 
     async def token_revoked(self, token_id: str, reason: str) -> None:
         message = TokenRevoked(token_id=token_id, reason=reason[:500])
+        metrics.TOKEN_REVOCATIONS.inc()
         await self._send(self._names["votes"], token_id.encode(), message.to_json())
 
     async def ballot(self, ballot: Any) -> None:
+        metrics.BALLOTS.inc()
         await self._send(self._names["ballots"], ballot.submission_id.encode(), ballot.to_json())
 
     async def tally(self, tally: Any) -> None:
+        metrics.TALLIES.inc()
         await self._send(self._names["tallies"], tally.submission_id.encode(), tally.to_json())
 
     async def audit(self, event: Any) -> None:
@@ -101,6 +107,7 @@ class FaustOutputs:
 
 
 outputs = FaustOutputs()
+metrics.install(app)  # GET /metrics on the worker's web port (streams/metrics.py)
 
 #: Exit status of a worker stopped by an unexpected error (BSD's EX_SOFTWARE).
 EXIT_BUG = 70
@@ -146,7 +153,9 @@ async def verify(stream: faust.StreamT) -> None:
         verify_one=ringcrypto.verify,
     )
     async for events in stream.take_events(settings.verify_batch_size, within=settings.verify_batch_window):
-        await verifier.process([SourceRecord.from_event(e) for e in events])
+        metrics.VOTES_IN.inc(len(events))
+        with metrics.batch("verify", len(events)):
+            await verifier.process([SourceRecord.from_event(e) for e in events])
 
 
 @app.agent(accepted_topic, name="tally")
@@ -155,7 +164,8 @@ async def tally(stream: faust.StreamT) -> None:
     """Accepted votes -> ballots, tallies and audit events."""
     keeper = TallyKeeper(settings=settings, state=tally_table, outputs=outputs)
     async for events in stream.take_events(settings.verify_batch_size, within=settings.verify_batch_window):
-        await keeper.process([SourceRecord.from_event(e) for e in events])
+        with metrics.batch("tally", len(events)):
+            await keeper.process([SourceRecord.from_event(e) for e in events])
 
 
 if settings.fanout:

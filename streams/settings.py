@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     fanout: bool = Field(
         True, description="run the revocation fan-out agent (off for replays: it writes to votes)"
     )
+    metrics_port: int = Field(
+        0, ge=0, le=65535,
+        description="the sink's Prometheus /metrics port (0: off); "
+        "a worker serves /metrics on web_port",
+    )
 
     # --- tally rules ------------------------------------------------------
     min_votes: int = Field(3, ge=1)

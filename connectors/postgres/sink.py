@@ -139,6 +139,8 @@ class Sink:
         self._pending: set[TopicPartition] = set()
         self._end: dict[TopicPartition, int] | None = None
         self._last_kafka_commit = 0.0
+        #: Prometheus endpoint (streams/metrics.py), when Settings.metrics_port is set.
+        self.metrics: Any = None
 
     # --- rebalance callbacks ----------------------------------------------------
 
@@ -167,6 +169,11 @@ class Sink:
         try:
             await check_ready(self._conn, s.postgres_schema)
             await ensure_topics(s)
+            if s.metrics_port:
+                from streams.metrics import SinkMetrics
+
+                self.metrics = SinkMetrics(self).start(s.metrics_port, s.web_host)
+                log.info("metrics on http://%s:%d/metrics", s.web_host, self.metrics.port)
         except BaseException:
             await self._drop_conn()
             raise
@@ -207,6 +214,8 @@ class Sink:
         return self.stats
 
     async def _close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._dlq is not None:
@@ -224,6 +233,8 @@ class Sink:
                 idle_since = time.monotonic()
                 continue
             data = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.batch_size)
+            if self.metrics is not None:
+                self.metrics.sample(consumer, self._expected)
             batch = self._build(data) if data else None
             now = time.monotonic()
             if batch is not None and batch.next_offsets:

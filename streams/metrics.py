@@ -1,0 +1,306 @@
+"""Prometheus metrics for the worker and the sink (prometheus-client).
+
+Worker: served at ``GET /metrics`` by Faust's own web server, on the worker's
+``web_port`` next to ``/health`` (no second port to open or firewall). The
+agents' wiring (:mod:`agents.pipeline`) calls the hooks below; consumer lag is
+computed when the page is scraped, from the Faust consumer's highwater marks
+and committed offsets.
+
+Sink: ``Settings.metrics_port`` (``RINGTALLY_METRICS_PORT``, 0 = off) starts a
+small HTTP server in the sink process (:class:`SinkMetrics`); its counters are
+read from the sink's own :class:`~connectors.postgres.sink.SinkStats` at scrape
+time, and its lag from offsets the sink loop samples.
+
+Names (all prefixed ``ringtally_``)::
+
+    worker                                       sink
+    votes_in_total                               sink_rows_total{table}
+    accepted_total                               sink_records_total
+    ballots_total                                sink_batches_total
+    rejections_total{reason}                     sink_duplicates_total
+    tallies_total                                sink_postgres_outages_total
+    token_revocations_total                      sink_lag{topic,partition}
+    batch_size{stage}            (histogram)     sink_lag_total
+    batch_duration_seconds{stage} (histogram)
+    consumer_lag{topic,partition}
+    consumer_highwater / consumer_committed_offset {topic,partition}
+
+See ``docs/metrics.md`` for what each one means and how to scrape them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+__all__ = [
+    "WORKER_REGISTRY",
+    "SinkMetrics",
+    "batch",
+    "install",
+    "worker_metrics_text",
+]
+
+# --- worker ------------------------------------------------------------------------
+
+#: One registry per worker process (not prometheus-client's global one, so a
+#: test process that also runs sinks never registers a name twice).
+WORKER_REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=WORKER_REGISTRY)
+PlatformCollector(registry=WORKER_REGISTRY)
+
+VOTES_IN = Counter(
+    "ringtally_votes_in",
+    "Records read from the votes topic (votes and token events).",
+    registry=WORKER_REGISTRY,
+)
+ACCEPTED = Counter(
+    "ringtally_accepted",
+    "Votes that passed the verify stage (token, ring and signature good).",
+    registry=WORKER_REGISTRY,
+)
+BALLOTS = Counter(
+    "ringtally_ballots",
+    "Ballots emitted by the tally stage (a redelivered vote re-emits its ballot; "
+    "the sink de-duplicates).",
+    registry=WORKER_REGISTRY,
+)
+REJECTIONS = Counter(
+    "ringtally_rejections",
+    "Rejections emitted, by reason code.",
+    ["reason"],
+    registry=WORKER_REGISTRY,
+)
+TALLIES = Counter(
+    "ringtally_tallies",
+    "Tally updates emitted (at most one per submission per batch).",
+    registry=WORKER_REGISTRY,
+)
+TOKEN_REVOCATIONS = Counter(
+    "ringtally_token_revocations",
+    "TokenRevoked records written by the revocation fan-out.",
+    registry=WORKER_REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "ringtally_batch_size",
+    "Records per agent batch.",
+    ["stage"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048),
+    registry=WORKER_REGISTRY,
+)
+BATCH_SECONDS = Histogram(
+    "ringtally_batch_duration_seconds",
+    "Time to process one agent batch (verify: parse, batch signature check, apply).",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=WORKER_REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "ringtally_consumer_lag",
+    "Highwater minus committed offset, per assigned partition (computed at scrape time).",
+    ["topic", "partition"],
+    registry=WORKER_REGISTRY,
+)
+CONSUMER_HIGHWATER = Gauge(
+    "ringtally_consumer_highwater",
+    "Highwater mark (next offset to be written) per assigned partition.",
+    ["topic", "partition"],
+    registry=WORKER_REGISTRY,
+)
+CONSUMER_COMMITTED = Gauge(
+    "ringtally_consumer_committed_offset",
+    "Offset committed by this worker (next offset to read) per assigned partition.",
+    ["topic", "partition"],
+    registry=WORKER_REGISTRY,
+)
+
+
+@contextlib.contextmanager
+def batch(stage: str, size: int) -> Iterator[None]:
+    """Observe one agent batch: ``with metrics.batch("verify", len(events)): ...``."""
+    BATCH_SIZE.labels(stage).observe(size)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        BATCH_SECONDS.labels(stage).observe(time.perf_counter() - start)
+
+
+async def _sample_consumer(app: Any) -> None:
+    """Refresh the per-partition gauges from the Faust consumer (highwater, committed)."""
+    try:
+        consumer = app.consumer
+        assignment = sorted(consumer.assignment())
+    except Exception:  # noqa: BLE001 - not started yet, or mid-rebalance: no lag to show
+        return
+    for gauge in (CONSUMER_LAG, CONSUMER_HIGHWATER, CONSUMER_COMMITTED):
+        gauge.clear()  # partitions that moved away must not linger
+    for tp in assignment:
+        labels = (tp.topic, str(tp.partition))
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001
+            continue
+        if highwater is None or highwater < 0:
+            continue
+        committed = consumer._committed_offset.get(tp)  # noqa: SLF001 - no public accessor
+        if committed is None:
+            with contextlib.suppress(Exception):
+                committed = await consumer.position(tp)
+        CONSUMER_HIGHWATER.labels(*labels).set(highwater)
+        if committed is not None:
+            CONSUMER_COMMITTED.labels(*labels).set(committed)
+            CONSUMER_LAG.labels(*labels).set(max(0, highwater - committed))
+
+
+async def worker_metrics_text(app: Any) -> bytes:
+    """The worker's metrics in Prometheus' text format."""
+    await _sample_consumer(app)
+    return generate_latest(WORKER_REGISTRY)
+
+
+def install(app: Any) -> None:
+    """Serve ``/metrics`` on the worker's web server (idempotent per app)."""
+    if getattr(app, "_ringtally_metrics", False):
+        return
+    app._ringtally_metrics = True  # noqa: SLF001 - our own marker
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        body = await worker_metrics_text(app)
+        # Faust's web.bytes sets content_type as given; Prometheus wants the version suffix.
+        return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+# --- sink --------------------------------------------------------------------------
+
+
+class _SinkCollector:
+    """Reads a running sink's stats and last lag sample at scrape time."""
+
+    def __init__(self, owner: SinkMetrics) -> None:
+        self.owner = owner
+
+    def collect(self) -> Iterator[Any]:
+        stats = self.owner.sink.stats
+        rows = CounterMetricFamily(
+            "ringtally_sink_rows",
+            "Rows inserted into Postgres, per table (duplicates not counted).",
+            labels=["table"],
+        )
+        rows.add_metric(["ballots"], stats.ballots)
+        rows.add_metric(["rejections"], stats.rejections)
+        rows.add_metric(["audit_log"], stats.audit)
+        rows.add_metric(["tallies"], stats.tallies_changed)
+        rows.add_metric(["sink_dead_letters"], stats.dead_letters)
+        yield rows
+        for name, help_, value in (
+            (
+                "ringtally_sink_records",
+                "Kafka records consumed and committed to Postgres.",
+                stats.records,
+            ),
+            ("ringtally_sink_batches", "Postgres transactions committed.", stats.batches),
+            (
+                "ringtally_sink_duplicates",
+                "Re-emitted records absorbed by the unique keys.",
+                stats.duplicates,
+            ),
+            (
+                "ringtally_sink_postgres_outages",
+                "Times Postgres became unavailable.",
+                stats.postgres_outages,
+            ),
+        ):
+            yield CounterMetricFamily(name, help_, value=value)
+        lag = GaugeMetricFamily(
+            "ringtally_sink_lag",
+            "Records on the topic not yet in Postgres: highwater minus the stored next offset.",
+            labels=["topic", "partition"],
+        )
+        with self.owner.lock:
+            sample = dict(self.owner.lag)
+        for (topic, partition), value in sorted(sample.items()):
+            lag.add_metric([topic, str(partition)], value)
+        yield lag
+        yield GaugeMetricFamily(
+            "ringtally_sink_lag_total",
+            "Sum of ringtally_sink_lag over all partitions.",
+            value=sum(sample.values()),
+        )
+
+
+class SinkMetrics:
+    """The sink's ``/metrics`` endpoint: ``SinkMetrics(sink).start(port)``, ``.stop()``.
+
+    A fresh registry per sink (tests run several sinks in one process). The
+    sink loop calls :meth:`sample` with its consumer; the HTTP thread only ever
+    reads the copied sample and the stats' integers.
+    """
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.lock = threading.Lock()
+        self.lag: dict[tuple[str, int], int] = {}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_SinkCollector(self))
+        self._last_sample = 0.0
+        self._server: Any = None
+        self.port: int | None = None
+
+    def start(self, port: int, host: str = "127.0.0.1") -> SinkMetrics:
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        self.port = server.server_address[1]
+        return self
+
+    def sample(
+        self, consumer: Any, expected: dict[tuple[str, int], int | None], *, every: float = 0.5
+    ) -> None:
+        """Lag per partition from the consumer's highwaters and the offsets stored in Postgres."""
+        now = time.monotonic()
+        if now - self._last_sample < every:
+            return
+        self._last_sample = now
+        lag: dict[tuple[str, int], int] = {}
+        try:
+            assignment = list(consumer.assignment())
+        except Exception:  # noqa: BLE001
+            return
+        for tp in assignment:
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001
+                continue
+            if highwater is None:
+                continue
+            done = expected.get((tp.topic, tp.partition)) or 0
+            lag[(tp.topic, tp.partition)] = max(0, highwater - done)
+        with self.lock:
+            self.lag = lag
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
