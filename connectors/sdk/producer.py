@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from collections.abc import Iterable
-
 from confluent_kafka import Producer
 
 from streams.errors import ServiceUnavailable

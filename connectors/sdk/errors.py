@@ -1,0 +1,22 @@
+"""The SDK's errors. All are :class:`streams.errors.RingtallyError`, so the ``ringtally``
+CLI prints them as one line (with the fix) and exits with their code."""
+
+from __future__ import annotations
+
+from streams.errors import RingtallyError, UsageProblem
+
+__all__ = ["NotFound", "OutcomeTimeout"]
+
+
+class NotFound(UsageProblem):
+    """A ring or submission the caller named is not registered (exit code 2)."""
+
+
+class OutcomeTimeout(RingtallyError):
+    """No ballot or rejection for a published vote before the deadline.
+
+    The vote *was* published; a worker may be down or behind. Exit code 3 in
+    the CLI, so scripts can tell it from a rejection (1) and bad usage (2).
+    """
+
+    exit_code = 3
