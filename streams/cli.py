@@ -22,9 +22,10 @@ __all__ = ["main", "register_commands"]
 def register_commands(cli: click.Group) -> None:
     """Add ringtally's command groups to Faust's root group (idempotent)."""
     from connectors.postgres.cli import COMMANDS as sink_commands
+    from connectors.replay.cli import COMMANDS as replay_commands
     from connectors.stack.cli import stack
 
-    for command in (stack, *sink_commands):
+    for command in (stack, *sink_commands, *replay_commands):
         if command.name not in cli.commands:
             cli.add_command(command)
 

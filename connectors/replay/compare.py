@@ -1,0 +1,277 @@
+"""Live schema vs shadow schema: what a replay changed (nothing, by invariant 6).
+
+Each table is diffed in Postgres with a FULL OUTER JOIN on its identity, so
+only differing rows ever leave the database:
+
+- ballots by ``vote_id``; content: submission, key image, vote type, ring,
+  epoch, source partition and offset;
+- rejections by source position (topic, partition, offset); content: reason,
+  vote id, token id, payload (``detail`` is free text and not compared);
+- tallies by ``submission_id``; content: the four counts, total, decision,
+  rules version and version.
+
+``since`` (partition -> first votes-topic offset at or after ``--from-time``)
+limits ballots and rejections to those whose source is at or after it, and
+tallies to submissions that have such a ballot on either side.
+
+A double vote (one reviewer, two tokens, one submission) is decided by which
+of the two reaches the tally stage first. The two tokens usually live on two
+votes-topic partitions, and Kafka orders nothing across partitions, so a
+replay may count the other one of the pair. :func:`classify` recognises that
+case (same submission and key image, same vote type, each side rejects the
+other's vote as ``duplicate_key_image``) and reports it as an
+:class:`OrderSwap` instead of four unrelated differences; the tallies agree
+either way. ``ringtally replay --strict`` counts swaps as differences.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.postgres.db import quote_ident
+
+__all__ = ["Comparison", "Difference", "OrderSwap", "classify", "compare_schemas"]
+
+BALLOT_FIELDS = (
+    "submission_id",
+    "key_image",
+    "vote_type",
+    "ring_id",
+    "epoch",
+    "source_partition",
+    "source_offset",
+)
+REJECTION_FIELDS = ("reason", "vote_id", "token_id", "payload_b64")
+TALLY_FIELDS = (
+    "approve",
+    "reject",
+    "flag",
+    "escalate",
+    "total",
+    "decision",
+    "rules_version",
+    "version",
+)
+
+
+@dataclass(frozen=True)
+class Difference:
+    kind: str  # "ballot", "rejection", "tally"
+    key: str
+    live: Mapping[str, Any] | None
+    shadow: Mapping[str, Any] | None
+
+    @property
+    def fields(self) -> list[str]:
+        if self.live is None or self.shadow is None:
+            return []
+        return [f for f in self.live if self.live.get(f) != self.shadow.get(f)]
+
+    def describe(self) -> str:
+        if self.shadow is None:
+            return "only in live"
+        if self.live is None:
+            return "only in replay"
+        return "; ".join(f"{f}: {self.live[f]!r} → {self.shadow[f]!r}" for f in self.fields)
+
+
+@dataclass(frozen=True)
+class OrderSwap:
+    """A double vote whose two halves were counted the other way round by the replay."""
+
+    submission_id: str
+    key_image: str
+    live_vote: str
+    shadow_vote: str
+    absorbed: tuple[Difference, ...]
+
+
+@dataclass
+class Comparison:
+    live_schema: str
+    shadow_schema: str
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (live, shadow)
+    differences: list[Difference] = field(default_factory=list)
+    swaps: list[OrderSwap] = field(default_factory=list)
+
+    def failing(self, *, strict: bool = False) -> int:
+        return len(self.differences) + (len(self.swaps) if strict else 0)
+
+
+def _since_filter(alias: str, since: Mapping[int, int] | None, param: int) -> str:
+    if since is None:
+        return "TRUE"
+    return (
+        f"{alias}.source_offset >= coalesce((${param}::bigint[])[{alias}.source_partition + 1], 0)"
+    )
+
+
+async def compare_schemas(
+    conn: Any,
+    live: str,
+    shadow: str,
+    *,
+    votes_topic: str,
+    since: Mapping[int, int] | None = None,
+) -> Comparison:
+    """Diff ballots, rejections and tallies of two sink schemas (names are schema-qualified)."""
+    lq, sq = quote_ident(live), quote_ident(shadow)
+    args: list[Any] = []
+    if since is not None:
+        top = max(since, default=-1)
+        args.append([since.get(p, 0) for p in range(top + 1)])
+    out = Comparison(live, shadow)
+
+    def cols(alias: str, names: Sequence[str]) -> str:
+        return "jsonb_build_object(" + ", ".join(f"'{n}', {alias}.{n}" for n in names) + ")"
+
+    def distinct(names: Sequence[str]) -> str:
+        return (
+            "("
+            + ", ".join(f"l.{n}" for n in names)
+            + ") IS DISTINCT FROM ("
+            + ", ".join(f"s.{n}" for n in names)
+            + ")"
+        )
+
+    # ballots -----------------------------------------------------------------------
+    bl, bs = _since_filter("b", since, 1), _since_filter("b", since, 1)
+    rows = await conn.fetch(
+        f"""
+        WITH l AS (SELECT * FROM {lq}.ballots b WHERE {bl}),
+             s AS (SELECT * FROM {sq}.ballots b WHERE {bs})
+        SELECT coalesce(l.vote_id, s.vote_id)::text AS key,
+               CASE WHEN l.vote_id IS NULL THEN NULL ELSE {cols("l", BALLOT_FIELDS)} END AS live,
+               CASE WHEN s.vote_id IS NULL THEN NULL ELSE {cols("s", BALLOT_FIELDS)} END AS shadow
+        FROM l FULL OUTER JOIN s ON l.vote_id = s.vote_id
+        WHERE l.vote_id IS NULL OR s.vote_id IS NULL OR {distinct(BALLOT_FIELDS)}
+        ORDER BY key
+        """,
+        *args,
+    )
+    out.differences += [_diff("ballot", r) for r in rows]
+
+    # rejections --------------------------------------------------------------------
+    # with --from-time: rejections of votes-topic records at or after the time
+    rejection_where = "TRUE"
+    rargs = list(args)
+    if since is not None:
+        rejection_where = f"{_since_filter('r', since, 1)} AND r.source_topic = $2"
+        rargs.append(votes_topic)
+    rows = await conn.fetch(
+        f"""
+        WITH l AS (SELECT * FROM {lq}.rejections r WHERE {rejection_where}),
+             s AS (SELECT * FROM {sq}.rejections r WHERE {rejection_where})
+        SELECT coalesce(l.source_topic, s.source_topic) || '[' ||
+                   coalesce(l.source_partition, s.source_partition) || ']@' ||
+                   coalesce(l.source_offset, s.source_offset) AS key,
+               CASE WHEN l.id IS NULL THEN NULL ELSE {cols("l", REJECTION_FIELDS)} END AS live,
+               CASE WHEN s.id IS NULL THEN NULL ELSE {cols("s", REJECTION_FIELDS)} END AS shadow
+        FROM l FULL OUTER JOIN s
+          ON (l.source_topic, l.source_partition, l.source_offset)
+           = (s.source_topic, s.source_partition, s.source_offset)
+        WHERE l.id IS NULL OR s.id IS NULL OR {distinct(REJECTION_FIELDS)}
+        ORDER BY coalesce(l.source_partition, s.source_partition),
+                 coalesce(l.source_offset, s.source_offset)
+        """,
+        *rargs,
+    )
+    out.differences += [_diff("rejection", r) for r in rows]
+
+    # tallies -----------------------------------------------------------------------
+    if since is None:
+        scope = "TRUE"
+    else:
+        scope = (
+            f"t.submission_id IN (SELECT submission_id FROM {lq}.ballots b WHERE {bl} "
+            f"UNION SELECT submission_id FROM {sq}.ballots b WHERE {bs})"
+        )
+    rows = await conn.fetch(
+        f"""
+        WITH l AS (SELECT * FROM {lq}.tallies t WHERE {scope}),
+             s AS (SELECT * FROM {sq}.tallies t WHERE {scope})
+        SELECT coalesce(l.submission_id, s.submission_id) AS key,
+               CASE WHEN l.submission_id IS NULL THEN NULL ELSE {cols("l", TALLY_FIELDS)} END
+                   AS live,
+               CASE WHEN s.submission_id IS NULL THEN NULL ELSE {cols("s", TALLY_FIELDS)} END
+                   AS shadow
+        FROM l FULL OUTER JOIN s ON l.submission_id = s.submission_id
+        WHERE l.submission_id IS NULL OR s.submission_id IS NULL OR {distinct(TALLY_FIELDS)}
+        ORDER BY key
+        """,
+        *args,
+    )
+    out.differences += [_diff("tally", r) for r in rows]
+
+    # rows in scope on each side (all rows without --from-time)
+    for table, alias, where, targs in (
+        ("ballots", "b", bl, args),
+        ("rejections", "r", rejection_where, rargs),
+        ("tallies", "t", scope, args),
+    ):
+        a = await conn.fetchval(f"SELECT count(*) FROM {lq}.{table} {alias} WHERE {where}", *targs)
+        b = await conn.fetchval(f"SELECT count(*) FROM {sq}.{table} {alias} WHERE {where}", *targs)
+        out.counts[table] = (a, b)
+    classify(out, votes_topic)
+    return out
+
+
+def _diff(kind: str, row: Any) -> Difference:
+    def load(v: Any) -> dict[str, Any] | None:
+        return None if v is None else (json.loads(v) if isinstance(v, str) else dict(v))
+
+    return Difference(kind, row["key"], load(row["live"]), load(row["shadow"]))
+
+
+def classify(comparison: Comparison, votes_topic: str) -> None:
+    """Move double votes counted the other way round from ``differences`` to ``swaps``."""
+    diffs = comparison.differences
+    ballots_live: dict[tuple[str, str], list[Difference]] = {}
+    ballots_shadow: dict[tuple[str, str], list[Difference]] = {}
+    for d in diffs:
+        if d.kind != "ballot":
+            continue
+        if d.shadow is None and d.live is not None:
+            ballots_live.setdefault((d.live["submission_id"], d.live["key_image"]), []).append(d)
+        elif d.live is None and d.shadow is not None:
+            ballots_shadow.setdefault(
+                (d.shadow["submission_id"], d.shadow["key_image"]), []
+            ).append(d)
+    rejections = {d.key: d for d in diffs if d.kind == "rejection"}
+    absorbed: set[int] = set()
+    for ident, [live_only] in ((k, v) for k, v in ballots_live.items() if len(v) == 1):
+        shadow_side = ballots_shadow.get(ident, [])
+        if len(shadow_side) != 1:
+            continue
+        [shadow_only] = shadow_side
+        lb, sb = live_only.live, shadow_only.shadow
+        assert lb is not None and sb is not None
+        if lb["vote_type"] != sb["vote_type"]:
+            continue  # the tallies differ too: a real difference, not a swap
+        # live counted lb and rejected sb as a duplicate; the replay did the opposite
+        live_rej = rejections.get(_position(votes_topic, sb))
+        shadow_rej = rejections.get(_position(votes_topic, lb))
+        if not (
+            live_rej
+            and live_rej.live
+            and live_rej.shadow is None
+            and live_rej.live["reason"] == "duplicate_key_image"
+            and shadow_rej
+            and shadow_rej.shadow
+            and shadow_rej.live is None
+            and shadow_rej.shadow["reason"] == "duplicate_key_image"
+        ):
+            continue
+        group = (live_only, shadow_only, live_rej, shadow_rej)
+        absorbed.update(id(d) for d in group)
+        comparison.swaps.append(
+            OrderSwap(ident[0], ident[1], live_only.key, shadow_only.key, group)
+        )
+    comparison.differences = [d for d in diffs if id(d) not in absorbed]
+
+
+def _position(topic: str, ballot: Mapping[str, Any]) -> str:
+    return f"{topic}[{ballot['source_partition']}]@{ballot['source_offset']}"
