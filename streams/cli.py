@@ -21,11 +21,12 @@ __all__ = ["main", "register_commands"]
 
 def register_commands(cli: click.Group) -> None:
     """Add ringtally's command groups to Faust's root group (idempotent)."""
+    from connectors.cli import COMMANDS as operator_commands
     from connectors.postgres.cli import COMMANDS as sink_commands
     from connectors.replay.cli import COMMANDS as replay_commands
     from connectors.stack.cli import stack
 
-    for command in (stack, *sink_commands, *replay_commands):
+    for command in (stack, *sink_commands, *replay_commands, *operator_commands):
         if command.name not in cli.commands:
             cli.add_command(command)
 

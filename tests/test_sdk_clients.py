@@ -11,9 +11,9 @@ import secrets
 import uuid
 
 import pytest
-import ringcrypto
 from aiokafka.partitioner import murmur2
 
+import ringcrypto
 from connectors.sdk import (
     Admin,
     AsyncVoteClient,
@@ -40,8 +40,12 @@ class Setup:
         self.genre, self.epoch = f"genre-{tag}", 4
         self.keys = [ringcrypto.SecretKey.generate() for _ in range(members)]
         self.ring_id = f"ring-{tag}"
-        self.admin.register_ring(self.ring_id, genre=self.genre, epoch=self.epoch,
-                                 public_keys=[k.public_key for k in self.keys])
+        self.admin.register_ring(
+            self.ring_id,
+            genre=self.genre,
+            epoch=self.epoch,
+            public_keys=[k.public_key for k in self.keys],
+        )
         self.sub = self.submission()
 
     def submission(self) -> str:
@@ -61,14 +65,16 @@ def setup(pipeline) -> Setup:
 def test_sync_client_waits_for_a_ballot_then_a_duplicate_key_image(setup) -> None:
     first, second = setup.tokens(2)
     with VoteClient(setup.settings, setup.keys[1]) as client:
-        vote_id = client.cast(setup.ring_id, submission_id=setup.sub, vote_type="approve",
-                              token_id=first)
+        vote_id = client.cast(
+            setup.ring_id, submission_id=setup.sub, vote_type="approve", token_id=first
+        )
         ballot = client.wait_outcome(vote_id, timeout=60)
         assert isinstance(ballot, Ballot)
         assert ballot.vote_id == vote_id
         assert ballot.key_image == setup.keys[1].key_image(setup.sub.encode()).hex()
-        again = client.cast_and_wait(setup.ring_id, submission_id=setup.sub, vote_type="reject",
-                                     token_id=second, timeout=60)
+        again = client.cast_and_wait(
+            setup.ring_id, submission_id=setup.sub, vote_type="reject", token_id=second, timeout=60
+        )
     assert isinstance(again, Rejection)
     assert again.reason == "duplicate_key_image"
 
@@ -85,8 +91,9 @@ def test_sync_client_compact_signature_resend_and_a_losing_vote_on_a_spent_token
         # The same bytes again (a retry): the worker re-emits the original ballot.
         assert client.wait_outcome(client.publish(vote), timeout=60) == ballot
         # Another vote on the spent token (freshly signed, so other bytes): rejected.
-        other = client.cast(setup.ring_id, submission_id=setup.sub, vote_type="reject",
-                            token_id=token)
+        other = client.cast(
+            setup.ring_id, submission_id=setup.sub, vote_type="reject", token_id=token
+        )
         assert other == first  # the vote id is the token's
         outcome = client.wait_outcome(other, timeout=60)
     assert isinstance(outcome, Rejection) and outcome.reason == "token_spent"
@@ -100,12 +107,19 @@ def test_wait_outcome_refuses_unknown_votes_and_times_out(setup) -> None:
     from tests.fixtures.pipeline import pipeline_settings
     from tests.fixtures.stack import StackInfo
 
-    lonely = pipeline_settings(StackInfo(setup.settings.kafka_bootstrap, setup.settings.postgres_dsn,
-                                         setup.settings.redis_url, "external"))
+    lonely = pipeline_settings(
+        StackInfo(
+            setup.settings.kafka_bootstrap,
+            setup.settings.postgres_dsn,
+            setup.settings.redis_url,
+            "external",
+        )
+    )
     ring = ringcrypto.Ring([k.public_key for k in setup.keys])
     with VoteClient(lonely, setup.keys[0]) as client:
-        vote_id = client.cast(ring, ring_id="r", epoch=1, submission_id="s", vote_type="approve",
-                              token_id="tok-1")
+        vote_id = client.cast(
+            ring, ring_id="r", epoch=1, submission_id="s", vote_type="approve", token_id="tok-1"
+        )
         with pytest.raises(OutcomeTimeout) as info:
             client.wait_outcome(vote_id, timeout=2)
     assert info.value.exit_code == 3 and "was published" in info.value.one_line()
@@ -123,8 +137,9 @@ async def test_async_client_end_to_end_with_concurrent_waits(setup) -> None:
         assert [type(o) for o in outcomes] == [Ballot] * 3
         assert [o.vote_id for o in outcomes] == ids
         assert len({o.key_image for o in outcomes}) == 3  # unlinkable across submissions
-        dup = await client.cast_and_wait(setup.ring_id, submission_id=subs[0], vote_type="reject",
-                                         token_id=tokens[3], timeout=60)
+        dup = await client.cast_and_wait(
+            setup.ring_id, submission_id=subs[0], vote_type="reject", token_id=tokens[3], timeout=60
+        )
     assert isinstance(dup, Rejection) and dup.reason == "duplicate_key_image"
     assert dup.vote_id is not None and dup.token_id == tokens[3]
 
@@ -137,8 +152,9 @@ def test_deactivated_ring_is_listed_inactive_and_refuses_votes(setup) -> None:
     assert (listed.active, listed.public_keys) == (False, ring.public_keys)
     [token] = setup.tokens(1)
     with VoteClient(setup.settings, setup.keys[0]) as client:
-        outcome = client.cast_and_wait(setup.ring_id, submission_id=setup.sub,
-                                       vote_type="approve", token_id=token, timeout=60)
+        outcome = client.cast_and_wait(
+            setup.ring_id, submission_id=setup.sub, vote_type="approve", token_id=token, timeout=60
+        )
     assert isinstance(outcome, Rejection) and outcome.reason == "inactive_ring"
     with pytest.raises(NotFound):
         setup.admin.deactivate_ring("no-such-ring")
@@ -152,7 +168,9 @@ async def test_sync_and_async_clients_put_a_token_on_the_same_partition(settings
     sync_parts: dict[bytes, int] = {}
     producer = SdkProducer(settings)
     for key in keys:
-        producer.send(votes, key, b"{}", on_delivered=lambda p, _o, k=key: sync_parts.__setitem__(k, p))
+        producer.send(
+            votes, key, b"{}", on_delivered=lambda p, _o, k=key: sync_parts.__setitem__(k, p)
+        )
     producer.flush()
     async with AsyncVoteClient(settings, ringcrypto.SecretKey.generate()) as client:
         async_parts = {key: (await client.publish_raw(key, b"{}"))[0] for key in keys}

@@ -34,7 +34,13 @@ class Admin:
     # --- rings and submissions ---------------------------------------------------------
 
     def register_ring(
-        self, ring_id: str, *, genre: str, epoch: int, public_keys: Sequence[bytes], active: bool = True
+        self,
+        ring_id: str,
+        *,
+        genre: str,
+        epoch: int,
+        public_keys: Sequence[bytes],
+        active: bool = True,
     ) -> Ring:
         """Validate the members with ringcrypto (strict decoding, no duplicates) and publish.
 
@@ -45,7 +51,11 @@ class Admin:
 
         ringcrypto.Ring(list(public_keys), max_size=self.settings.max_ring_size)
         ring = Ring(
-            ring_id=ring_id, genre=genre, epoch=epoch, public_keys=[pk.hex() for pk in public_keys], active=active
+            ring_id=ring_id,
+            genre=genre,
+            epoch=epoch,
+            public_keys=[pk.hex() for pk in public_keys],
+            active=active,
         )
         self._publish("rings", ring_id, ring.to_json())
         return ring
@@ -82,12 +92,18 @@ class Admin:
             raise ValueError(f"count must be at least 1, got {count}")
         now = datetime.now(UTC)
         issued = [
-            TokenIssued(token_id=secrets.token_hex(16), credential_hash=credential_hash, epoch=epoch,
-                        issued_at=now)
+            TokenIssued(
+                token_id=secrets.token_hex(16),
+                credential_hash=credential_hash,
+                epoch=epoch,
+                issued_at=now,
+            )
             for _ in range(count)
         ]  # all validated before the first send
         for token in issued:
-            self._producer.send(self.settings.topic("votes"), token.token_id.encode(), token.to_json())
+            self._producer.send(
+                self.settings.topic("votes"), token.token_id.encode(), token.to_json()
+            )
         self._producer.flush()
         return [t.token_id for t in issued]
 

@@ -59,8 +59,15 @@ class AsyncVoteClient(_Signer):
     reader serves every wait (see :mod:`connectors.sdk.outcome`).
     """
 
-    def __init__(self, settings: Settings, key: Any, *, batchable: bool = True,
-                 ensure: bool = True, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        key: Any,
+        *,
+        batchable: bool = True,
+        ensure: bool = True,
+        timeout: float = 30.0,
+    ) -> None:
         super().__init__(settings, key, batchable)
         self.timeout = timeout
         self._ensure = ensure
@@ -79,17 +86,29 @@ class AsyncVoteClient(_Signer):
 
         if self._ensure:
             await asyncio.to_thread(
-                ensure_topics, self.settings, ["votes", "ballots", "rejections"], timeout=self.timeout
+                ensure_topics,
+                self.settings,
+                ["votes", "ballots", "rejections"],
+                timeout=self.timeout,
             )
-        common = {"bootstrap_servers": self.settings.kafka_bootstrap,
-                  "request_timeout_ms": int(self.timeout * 1000)}
+        common = {
+            "bootstrap_servers": self.settings.kafka_bootstrap,
+            "request_timeout_ms": int(self.timeout * 1000),
+        }
         self._producer = AIOKafkaProducer(
-            **common, enable_idempotence=True, acks="all", client_id="ringtally-sdk-async",
+            **common,
+            enable_idempotence=True,
+            acks="all",
+            client_id="ringtally-sdk-async",
             linger_ms=5,
         )
         self._consumer = AIOKafkaConsumer(
-            **common, group_id=None, enable_auto_commit=False, isolation_level="read_committed",
-            auto_offset_reset="earliest", client_id="ringtally-sdk-outcomes",
+            **common,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            client_id="ringtally-sdk-outcomes",
         )
         try:
             await self._producer.start()
@@ -126,24 +145,51 @@ class AsyncVoteClient(_Signer):
         return self._named_rings[ring_id]
 
     async def sign(
-        self, ring: Any, *, submission_id: str, vote_type: VoteType | str, token_id: str,
-        ring_id: str | None = None, epoch: int | None = None, batchable: bool | None = None,
+        self,
+        ring: Any,
+        *,
+        submission_id: str,
+        vote_type: VoteType | str,
+        token_id: str,
+        ring_id: str | None = None,
+        epoch: int | None = None,
+        batchable: bool | None = None,
     ) -> VoteCast:
         """A signed vote, not published (signed in a worker thread)."""
         if isinstance(ring, str):
             ring = await self.lookup_ring(ring)
         return await asyncio.to_thread(
-            self._build, ring, submission_id=submission_id, vote_type=vote_type,
-            token_id=token_id, ring_id=ring_id, epoch=epoch, batchable=batchable,
+            self._build,
+            ring,
+            submission_id=submission_id,
+            vote_type=vote_type,
+            token_id=token_id,
+            ring_id=ring_id,
+            epoch=epoch,
+            batchable=batchable,
         )
 
     async def cast(
-        self, ring: Any, *, submission_id: str, vote_type: VoteType | str, token_id: str,
-        ring_id: str | None = None, epoch: int | None = None, batchable: bool | None = None,
+        self,
+        ring: Any,
+        *,
+        submission_id: str,
+        vote_type: VoteType | str,
+        token_id: str,
+        ring_id: str | None = None,
+        epoch: int | None = None,
+        batchable: bool | None = None,
     ) -> UUID:
         """Sign and publish one vote (acknowledged by the broker on return); returns its vote id."""
-        vote = await self.sign(ring, submission_id=submission_id, vote_type=vote_type,
-                               token_id=token_id, ring_id=ring_id, epoch=epoch, batchable=batchable)
+        vote = await self.sign(
+            ring,
+            submission_id=submission_id,
+            vote_type=vote_type,
+            token_id=token_id,
+            ring_id=ring_id,
+            epoch=epoch,
+            batchable=batchable,
+        )
         return await self.publish(vote)
 
     async def cast_and_wait(self, ring: Any, *, timeout: float = 30.0, **kwargs: Any) -> Outcome:
@@ -188,7 +234,8 @@ class AsyncVoteClient(_Signer):
             if remaining <= 0:
                 raise OutcomeTimeout(
                     f"vote {vote_id} was published but has no ballot or rejection after "
-                    f"{timeout:g}s", fix="is a worker running and caught up? (ringtally worker)",
+                    f"{timeout:g}s",
+                    fix="is a worker running and caught up? (ringtally worker)",
                 )
             async with self._scan:  # one reader at a time; the others find their match cached
                 if self._tracker.has_outcome(vote_id) or not self._tracker.knows(vote_id):

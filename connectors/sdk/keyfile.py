@@ -58,12 +58,16 @@ _WARNING = (
 class KeyFileError(UsageProblem):
     """A key file cannot be created or used; the message names the file and the fix (exit 2)."""
 
-    def __init__(self, path: str | os.PathLike[str], problem: str, *, fix: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], problem: str, *, fix: str | None = None
+    ) -> None:
         super().__init__(f"key file {os.fspath(path)}: {problem}", fix=fix)
         self.path = Path(path)
 
 
-def create_key_file(path: str | os.PathLike[str], key: Any = None, *, overwrite: bool = False) -> bytes:
+def create_key_file(
+    path: str | os.PathLike[str], key: Any = None, *, overwrite: bool = False
+) -> bytes:
     """Write ``key`` (a ``ringcrypto.SecretKey``; a fresh one if None) to ``path``, mode 0600.
 
     Returns the public key. Refuses an existing file unless ``overwrite``.
@@ -93,7 +97,8 @@ def create_key_file(path: str | os.PathLike[str], key: Any = None, *, overwrite:
     except FileExistsError:
         del data
         raise KeyFileError(
-            path, "already exists; refusing to overwrite a key",
+            path,
+            "already exists; refusing to overwrite a key",
             fix="choose another path, or pass --force / overwrite=True to replace it",
         ) from None
     except OSError as exc:
@@ -103,7 +108,7 @@ def create_key_file(path: str | os.PathLike[str], key: Any = None, *, overwrite:
         os.fchmod(fd, 0o600)  # a permissive umask cannot widen it; a strict one is kept
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     except OSError as exc:
         os.close(fd)
@@ -125,7 +130,9 @@ def load_key_file(path: str | os.PathLike[str]) -> Any:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        raise KeyFileError(path, "does not exist", fix="create one with 'ringtally keys new PATH'") from None
+        raise KeyFileError(
+            path, "does not exist", fix="create one with 'ringtally keys new PATH'"
+        ) from None
     except OSError as exc:
         raise KeyFileError(path, f"cannot open: {exc.strerror}") from None
     try:
@@ -135,8 +142,11 @@ def load_key_file(path: str | os.PathLike[str]) -> Any:
         mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:
             raise KeyFileError(
-                path, f"is readable or writable by group/others (mode {mode:04o}); a key file is a secret",
-                fix=f"run 'chmod 600 {path}' (and consider the key compromised if others could read it)",
+                path,
+                f"is readable or writable by group/others (mode {mode:04o}); "
+                "a key file is a secret",
+                fix=f"run 'chmod 600 {path}' (and consider the key compromised if others "
+                "could read it)",
             )
         if info.st_size > _MAX_BYTES:
             raise KeyFileError(path, f"is {info.st_size} bytes, too large for a key file")
@@ -156,21 +166,29 @@ def _parse(path: Path, raw: bytes) -> Any:
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise KeyFileError(path, f"is not valid JSON ({type(exc).__name__}: {exc})", fix=fix) from None
+        raise KeyFileError(
+            path, f"is not valid JSON ({type(exc).__name__}: {exc})", fix=fix
+        ) from None
     try:
         if not isinstance(document, dict):
             raise KeyFileError(path, "is not a JSON object", fix=fix)
         if document.get("version") != KEY_FILE_VERSION:
             raise KeyFileError(
-                path, f"has version {document.get('version')!r}, this ringtally reads version "
-                f"{KEY_FILE_VERSION}", fix=fix,
+                path,
+                f"has version {document.get('version')!r}, this ringtally reads version "
+                f"{KEY_FILE_VERSION}",
+                fix=fix,
             )
         if document.get("type", KEY_FILE_TYPE) != KEY_FILE_TYPE:
-            raise KeyFileError(path, f"has type {document.get('type')!r}, not {KEY_FILE_TYPE!r}", fix=fix)
+            raise KeyFileError(
+                path, f"has type {document.get('type')!r}, not {KEY_FILE_TYPE!r}", fix=fix
+            )
         public_hex, secret_hex = document.get("public_key"), document.get("secret_key")
         for name, value in (("public_key", public_hex), ("secret_key", secret_hex)):
             if not isinstance(value, str) or not _HEX32.match(value):
-                raise KeyFileError(path, f"{name} is missing or not 64 lowercase hex digits", fix=fix)
+                raise KeyFileError(
+                    path, f"{name} is missing or not 64 lowercase hex digits", fix=fix
+                )
         secret = bytes.fromhex(secret_hex)  # type: ignore[arg-type]
         try:
             key = ringcrypto.SecretKey.from_bytes(secret)

@@ -65,8 +65,14 @@ class _Pending:
 class Tracker:
     """Registered votes, the reader's cursor, and the outcomes found so far."""
 
-    def __init__(self, votes_topic: str, ballots_topic: str, rejections_topic: str,
-                 *, max_pending: int = 100_000) -> None:
+    def __init__(
+        self,
+        votes_topic: str,
+        ballots_topic: str,
+        rejections_topic: str,
+        *,
+        max_pending: int = 100_000,
+    ) -> None:
         self.votes_topic = votes_topic
         self.ballots_topic = ballots_topic
         self.rejections_topic = rejections_topic

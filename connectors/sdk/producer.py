@@ -9,6 +9,7 @@ the partition the workers expect.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,22 @@ from streams.errors import ServiceUnavailable
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
-__all__ = ["SdkProducer", "ensure_topics"]  # ensure_topics re-exported for SDK users
+__all__ = [
+    "KAFKA_LOGGER",
+    "SdkProducer",
+    "ensure_topics",
+    "kafka_config",
+]  # ensure_topics re-exported
+
+#: librdkafka's own log lines (connection failures and the like) from every SDK client go
+#: here instead of straight to stderr; the ``ringtally`` CLI silences it (its errors are
+#: raised as one-line exceptions), an application configures it like any logger.
+KAFKA_LOGGER = logging.getLogger("ringtally.sdk.kafka")
+
+
+def kafka_config(settings: Settings, **extra: object) -> dict[str, object]:
+    """Base confluent-kafka configuration of every SDK client."""
+    return {"bootstrap.servers": settings.kafka_bootstrap, "logger": KAFKA_LOGGER, **extra}
 
 
 class SdkProducer:
@@ -26,7 +42,7 @@ class SdkProducer:
 
     def __init__(self, settings: Settings, **overrides: object) -> None:
         config: dict[str, object] = {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **kafka_config(settings),
             "enable.idempotence": True,
             "acks": "all",
             "partitioner": "murmur2_random",
@@ -76,4 +92,6 @@ class SdkProducer:
             )
         if self._errors:
             errors, self._errors = self._errors, []
-            raise ServiceUnavailable(f"kafka: delivery failed: {errors[0]} (+{len(errors) - 1} more)")
+            raise ServiceUnavailable(
+                f"kafka: delivery failed: {errors[0]} (+{len(errors) - 1} more)"
+            )

@@ -28,8 +28,16 @@ from streams.errors import ServiceUnavailable
 from streams.settings import Settings
 
 from .errors import NotFound
+from .producer import kafka_config
 
-__all__ = ["end_offsets", "get_ring", "list_rings", "list_submissions", "read_compacted"]
+__all__ = [
+    "check_kafka",
+    "end_offsets",
+    "get_ring",
+    "list_rings",
+    "list_submissions",
+    "read_compacted",
+]
 
 Position = tuple[str, int]  # (topic, partition)
 
@@ -42,18 +50,32 @@ def _unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
     )
 
 
+def check_kafka(settings: Settings, *, timeout: float = 10.0) -> None:
+    """Raise ServiceUnavailable (one line, no librdkafka noise) unless Kafka answers in time."""
+    try:
+        AdminClient(kafka_config(settings)).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise _unavailable(settings, exc) from None
+
+
 def end_offsets(
-    settings: Settings, topics: Iterable[str], *, admin: AdminClient | None = None, timeout: float = 10.0
+    settings: Settings,
+    topics: Iterable[str],
+    *,
+    admin: AdminClient | None = None,
+    timeout: float = 10.0,
 ) -> dict[Position, int]:
-    """The ``read_committed`` end offset of every partition of ``topics`` (full names), in one request."""
-    admin = admin or AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    """The ``read_committed`` end offset of each partition of ``topics`` (full names)."""
+    admin = admin or AdminClient(kafka_config(settings))
     topics = list(topics)
     try:
         metadata = admin.list_topics(timeout=timeout).topics
         request = {}
         for topic in topics:
             if topic not in metadata or metadata[topic].error is not None:
-                raise NotFound(f"topic {topic} does not exist", fix="run 'ringtally stack up' / a worker first")
+                raise NotFound(
+                    f"topic {topic} does not exist", fix="run 'ringtally stack up' / a worker first"
+                )
             for partition in metadata[topic].partitions:
                 request[TopicPartition(topic, partition)] = OffsetSpec.latest()
         futures = admin.list_offsets(
@@ -67,18 +89,22 @@ def end_offsets(
 def read_compacted(settings: Settings, short: str, *, timeout: float = 30.0) -> dict[bytes, bytes]:
     """The last value per key of topic ``short`` (e.g. ``"rings"``); tombstones remove a key."""
     topic = settings.topic(short)
-    ends = {p: end for (_, p), end in end_offsets(settings, [topic], timeout=min(timeout, 10.0)).items()}
+    ends = {
+        p: end for (_, p), end in end_offsets(settings, [topic], timeout=min(timeout, 10.0)).items()
+    }
     pending = {p for p, end in ends.items() if end > 0}
     state: dict[bytes, bytes] = {}
     if not pending:
         return state
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": f"ringtally-sdk-reader-{uuid.uuid4().hex[:12]}",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-        "client.id": "ringtally-sdk-reader",
-    })
+    consumer = Consumer(
+        {
+            **kafka_config(settings),
+            "group.id": f"ringtally-sdk-reader-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "client.id": "ringtally-sdk-reader",
+        }
+    )
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
         deadline = time.monotonic() + timeout

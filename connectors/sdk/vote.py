@@ -27,7 +27,7 @@ from streams.settings import Settings
 
 from .errors import OutcomeTimeout
 from .outcome import Outcome, Tracker
-from .producer import SdkProducer, ensure_topics
+from .producer import SdkProducer, ensure_topics, kafka_config
 from .reader import _unavailable, end_offsets, get_ring
 
 __all__ = ["VoteClient", "build_vote", "resolve_ring"]
@@ -73,14 +73,16 @@ def build_vote(
 
 
 def resolve_ring(ring: Any, max_size: int = 1024) -> tuple[Any, str | None, int | None]:
-    """``(ringcrypto.Ring, ring_id or None, epoch or None)`` from a ringcrypto.Ring or a models.Ring."""
+    """``(ringcrypto.Ring, ring_id | None, epoch | None)`` from a ringcrypto.Ring or models.Ring."""
     import ringcrypto
 
     if isinstance(ring, RingRecord):
         return ringcrypto.Ring(ring.public_key_bytes(), max_size=max_size), ring.ring_id, ring.epoch
     if isinstance(ring, ringcrypto.Ring):
         return ring, None, None
-    raise TypeError(f"ring must be a ringcrypto.Ring, a models.Ring or a ring id, not {type(ring).__name__}")
+    raise TypeError(
+        f"ring must be a ringcrypto.Ring, a models.Ring or a ring id, not {type(ring).__name__}"
+    )
 
 
 class _Signer:
@@ -103,8 +105,15 @@ class _Signer:
         return resolve_ring(ring, self.settings.max_ring_size)
 
     def _build(
-        self, ring: Any, *, submission_id: str, vote_type: VoteType | str, token_id: str,
-        ring_id: str | None, epoch: int | None, batchable: bool | None,
+        self,
+        ring: Any,
+        *,
+        submission_id: str,
+        vote_type: VoteType | str,
+        token_id: str,
+        ring_id: str | None,
+        epoch: int | None,
+        batchable: bool | None,
     ) -> VoteCast:
         crypto_ring, known_id, known_epoch = self._ring(ring)
         ring_id = ring_id or known_id
@@ -112,8 +121,13 @@ class _Signer:
         if ring_id is None or epoch is None:
             raise TypeError("ring_id and epoch are required with a ringcrypto.Ring")
         return build_vote(
-            self.key, crypto_ring, submission_id=submission_id, ring_id=ring_id,
-            vote_type=vote_type, token_id=token_id, epoch=epoch,
+            self.key,
+            crypto_ring,
+            submission_id=submission_id,
+            ring_id=ring_id,
+            vote_type=vote_type,
+            token_id=token_id,
+            epoch=epoch,
             batchable=self.batchable if batchable is None else batchable,
         )
 
@@ -132,8 +146,14 @@ class VoteClient(_Signer):
     """
 
     def __init__(
-        self, settings: Settings, key: Any, *, producer: SdkProducer | None = None,
-        batchable: bool = True, ensure: bool = True, timeout: float = 30.0,
+        self,
+        settings: Settings,
+        key: Any,
+        *,
+        producer: SdkProducer | None = None,
+        batchable: bool = True,
+        ensure: bool = True,
+        timeout: float = 30.0,
     ) -> None:
         super().__init__(settings, key, batchable)
         self.timeout = timeout
@@ -151,23 +171,51 @@ class VoteClient(_Signer):
     # --- publishing -----------------------------------------------------------------
 
     def sign(
-        self, ring: Any, *, submission_id: str, vote_type: VoteType | str, token_id: str,
-        ring_id: str | None = None, epoch: int | None = None, batchable: bool | None = None,
+        self,
+        ring: Any,
+        *,
+        submission_id: str,
+        vote_type: VoteType | str,
+        token_id: str,
+        ring_id: str | None = None,
+        epoch: int | None = None,
+        batchable: bool | None = None,
     ) -> VoteCast:
         """A signed vote, not published."""
         if isinstance(ring, str):
             ring = self.lookup_ring(ring)
-        return self._build(ring, submission_id=submission_id, vote_type=vote_type,
-                           token_id=token_id, ring_id=ring_id, epoch=epoch, batchable=batchable)
+        return self._build(
+            ring,
+            submission_id=submission_id,
+            vote_type=vote_type,
+            token_id=token_id,
+            ring_id=ring_id,
+            epoch=epoch,
+            batchable=batchable,
+        )
 
     def cast(
-        self, ring: Any, *, submission_id: str, vote_type: VoteType | str, token_id: str,
-        ring_id: str | None = None, epoch: int | None = None, batchable: bool | None = None,
+        self,
+        ring: Any,
+        *,
+        submission_id: str,
+        vote_type: VoteType | str,
+        token_id: str,
+        ring_id: str | None = None,
+        epoch: int | None = None,
+        batchable: bool | None = None,
         flush: bool = True,
     ) -> UUID:
         """Sign and publish one vote; returns its vote id (for :meth:`wait_outcome`)."""
-        vote = self.sign(ring, submission_id=submission_id, vote_type=vote_type, token_id=token_id,
-                         ring_id=ring_id, epoch=epoch, batchable=batchable)
+        vote = self.sign(
+            ring,
+            submission_id=submission_id,
+            vote_type=vote_type,
+            token_id=token_id,
+            ring_id=ring_id,
+            epoch=epoch,
+            batchable=batchable,
+        )
         return self.publish(vote, flush=flush)
 
     def cast_and_wait(self, ring: Any, *, timeout: float = 30.0, **kwargs: Any) -> Outcome:
@@ -235,10 +283,12 @@ class VoteClient(_Signer):
                 targets = self._tracker.seek_targets()
                 if targets:
                     self._tracker.advance(targets)
-                    consumer.assign([
-                        TopicPartition(topic, partition, offset)
-                        for (topic, partition), offset in self._tracker.cursor.items()
-                    ])
+                    consumer.assign(
+                        [
+                            TopicPartition(topic, partition, offset)
+                            for (topic, partition), offset in self._tracker.cursor.items()
+                        ]
+                    )
                 remaining = deadline - time.monotonic()
                 for msg in consumer.consume(1000, timeout=max(0.0, min(0.5, remaining))):
                     if msg.error() is None:
@@ -249,7 +299,8 @@ class VoteClient(_Signer):
                 if time.monotonic() >= deadline:
                     raise OutcomeTimeout(
                         f"vote {vote_id} was published but has no ballot or rejection after "
-                        f"{timeout:g}s", fix="is a worker running and caught up? (ringtally worker)",
+                        f"{timeout:g}s",
+                        fix="is a worker running and caught up? (ringtally worker)",
                     )
         except KafkaException as exc:
             raise _unavailable(self.settings, exc) from None
@@ -258,19 +309,21 @@ class VoteClient(_Signer):
         now = time.monotonic()
         if self._mark is None or now - self._mark[0] > _MARK_REUSE_SECONDS:
             if self._admin is None:
-                self._admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+                self._admin = AdminClient(kafka_config(self.settings))
             self._mark = (now, end_offsets(self.settings, self._tracker.topics, admin=self._admin))
         return self._mark[1]
 
     def _outcome_consumer(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = Consumer({
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "group.id": f"ringtally-sdk-outcomes-{uuid.uuid4().hex[:12]}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "client.id": "ringtally-sdk-outcomes",
-            })
+            self._consumer = Consumer(
+                {
+                    **kafka_config(self.settings),
+                    "group.id": f"ringtally-sdk-outcomes-{uuid.uuid4().hex[:12]}",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "client.id": "ringtally-sdk-outcomes",
+                }
+            )
         return self._consumer
 
     def close(self) -> None:

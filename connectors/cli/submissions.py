@@ -1,0 +1,74 @@
+"""``ringtally submissions``: register and list submissions (the compacted submissions topic)."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import (
+    EPOCH,
+    IDENTIFIER,
+    KAFKA_TIMEOUT,
+    echo_json,
+    kafka_settings,
+    one_line_errors,
+    print_table,
+)
+
+__all__ = ["submissions"]
+
+
+@click.group("submissions")
+def submissions() -> None:
+    """Submissions: what reviewers vote on.
+
+    \b
+    Example:
+      ringtally submissions add sub-42 --genre poetry --epoch 7
+      ringtally submissions list
+    """
+
+
+@submissions.command("add")
+@click.argument("submission_id", type=IDENTIFIER)
+@click.option("--genre", required=True, type=IDENTIFIER, help="Its genre (picks the ring).")
+@click.option("--epoch", required=True, type=EPOCH, help="The epoch it is reviewed in.")
+@one_line_errors
+def submissions_add(submission_id: str, genre: str, epoch: int) -> None:
+    """Register (or redefine) a submission.
+
+    \b
+    Example:
+      ringtally submissions add sub-42 --genre poetry --epoch 7
+    """
+    from connectors.sdk.admin import Admin
+
+    sub = Admin(kafka_settings(), timeout=KAFKA_TIMEOUT).register_submission(
+        submission_id, genre=genre, epoch=epoch
+    )
+    click.echo(f"registered submission {sub.submission_id} (genre {sub.genre}, epoch {sub.epoch})")
+
+
+@submissions.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@one_line_errors
+def submissions_list(as_json: bool) -> None:
+    """List the registered submissions (read from the submissions topic).
+
+    \b
+    Example:
+      ringtally submissions list --json
+    """
+    from connectors.sdk.producer import ensure_topics
+    from connectors.sdk.reader import list_submissions
+
+    settings = kafka_settings()
+    ensure_topics(settings, ["submissions"], timeout=KAFKA_TIMEOUT)
+    found = list_submissions(settings)
+    if as_json:
+        echo_json([s.model_dump(mode="json") for s in found.values()])
+        return
+    print_table(
+        f"submissions on {settings.topic('submissions')}",
+        ["submission", "genre", "epoch"],
+        [(s.submission_id, s.genre, s.epoch) for s in found.values()],
+    )
