@@ -56,6 +56,8 @@ TALLY_FIELDS = (
     "version",
 )
 
+FIELDS = {"ballot": BALLOT_FIELDS, "rejection": REJECTION_FIELDS, "tally": TALLY_FIELDS}
+
 
 @dataclass(frozen=True)
 class Difference:
@@ -68,7 +70,8 @@ class Difference:
     def fields(self) -> list[str]:
         if self.live is None or self.shadow is None:
             return []
-        return [f for f in self.live if self.live.get(f) != self.shadow.get(f)]
+        order = FIELDS.get(self.kind, tuple(self.live))  # jsonb does not keep key order
+        return [f for f in order if self.live.get(f) != self.shadow.get(f)]
 
     def describe(self) -> str:
         if self.shadow is None:

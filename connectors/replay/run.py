@@ -315,9 +315,10 @@ def render(result: ReplayResult, console: Console) -> None:
             + ", ".join(f"{p}:{o}" for p, o in sorted(result.since.items()))
             + ")"
         )
-    table = Table(
-        title=f"Replay {c.shadow_schema} vs live {c.live_schema} — {scope}", title_justify="left"
+    console.print(
+        f"replay schema {c.shadow_schema} vs live schema {c.live_schema}; compared: {scope}"
     )
+    table = Table()
     for col in ("table", "live rows", "replay rows", "differences"):
         table.add_column(col, justify="left" if col == "table" else "right")
     kinds = {"ballots": "ballot", "rejections": "rejection", "tallies": "tally"}
