@@ -106,9 +106,8 @@ def test_small_demo_matches_ground_truth(stack, tmp_path):
     from tests.fixtures.stack import make_settings
 
     prefix = f"t-{uuid.uuid4().hex[:8]}"
-    base = make_settings(
-        stack, prefix
-    )  # registers the prefix: topics and schema dropped at the end
+    # make_settings registers the prefix: its topics and schema are dropped at session end
+    base = make_settings(stack, prefix, data_dir=tmp_path)
     config = DemoConfig(
         genres=2,
         ring_size=16,
