@@ -1,0 +1,1068 @@
+"""Chaos harness: a seeded vote workload through the whole stack while faults are injected.
+
+    python bench/chaos.py --votes 50000 --seed 1            # full run, writes bench/results/chaos.json
+    python bench/chaos.py --short                          # ~3,000 votes, a few faults (what make test runs)
+
+What runs: a PRIVATE local stack (its own Kafka and PostgreSQL, on free ports,
+under ``.ringtally/chaos/<run>``; the shared stack is never touched, so
+restarting "the broker" disturbs nobody else), one or two real ``ringtally
+worker`` processes (RocksDB tables) and a real ``ringtally sink`` process.
+
+The workload is :func:`connectors.simulation.build_round` (seeded): honest
+votes plus double votes, token replays, a revoked reviewer, forged and
+transplanted signatures, malformed messages and never-issued tokens, each
+planned message with the outcome it must reach. Every message's votes-topic
+position is captured from the producer's delivery report, so rejections are
+matched to planned messages by (partition, offset), not by counting.
+
+Faults, on a seeded schedule (each one fires when a seeded fraction of the
+planned outcomes has been seen on the output topics, plus a seeded jitter, so
+they land mid-stream whatever the machine's speed), each followed by recovery:
+
+* ``worker_kill``      SIGKILL of a worker (the restarted one reuses its RocksDB dir);
+* ``rebalance``        a second worker joins (partitions split), then leaves
+                       (SIGTERM, or SIGKILL for every second rebalance);
+* ``broker_restart``   the private Kafka stopped and started again;
+* ``postgres_restart`` the private PostgreSQL stopped (fast shutdown) and started;
+* ``sink_kill``        SIGKILL of the sink while Postgres shows its connection
+                       inside a transaction (mid-batch), then restarted.
+
+A supervisor restarts any process that died on its own and records it (a
+worker exiting with 70 is an agent bug). At the end the harness waits until
+every planned message has an outcome and the sink has caught up with the
+output topics, then checks the invariants against the ground truth and prints
+two tables (faults with recovery times; invariants expected vs got).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from connectors.simulation import ReviewRound, build_round  # noqa: E402
+from models.reasons import ReasonCode  # noqa: E402
+from streams.runner import WorkerProcess, free_port  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+
+__all__ = ["ChaosConfig", "ChaosResult", "main", "run_chaos"]
+
+RESULTS_DIR = ROOT / "bench" / "results"
+FAULT_KINDS = ("worker_kill", "rebalance", "broker_restart", "postgres_restart", "sink_kill")
+#: Exit status of a worker that hit an internal bug (agents.pipeline.EXIT_BUG).
+EXIT_BUG = 70
+#: A fault after which no new outcome appears for this long is a liveness failure.
+LIVENESS_S = 60.0
+
+
+# --- configuration ------------------------------------------------------------------
+
+
+@dataclass
+class ChaosConfig:
+    votes: int = 50_000
+    seed: int = 1
+    worker_kills: int = 12
+    rebalances: int = 2
+    broker_restarts: int = 1
+    postgres_restarts: int = 1
+    sink_kills: int = 2
+    #: votes/s the producer is paced at (the pipeline does ~700-800/s on 2 cores)
+    rate: float = 350.0
+    partitions: int = 12
+    store: str = "rocksdb"
+    ring_size: int = 16
+    sink_batch: int = 2000
+    #: seconds the whole run may take before it gives up (the checks still run)
+    deadline: float = 3600.0
+    keep: bool = False
+    short: bool = False
+
+    @classmethod
+    def short_run(cls, **over: Any) -> ChaosConfig:
+        base = dict(votes=3000, worker_kills=3, rebalances=1, broker_restarts=1, postgres_restarts=1,
+                    sink_kills=1, rate=60.0, sink_batch=300, deadline=600.0, short=True)
+        base.update(over)
+        return cls(**base)
+
+
+@dataclass
+class Fault:
+    kind: str
+    #: fraction of planned outcomes seen when it fires
+    at_fraction: float
+    jitter: float
+    detail: dict[str, Any] = field(default_factory=dict)
+    fired_at: float | None = None  # seconds since the votes started
+    progress_at_fire: int | None = None
+    recovery_s: float | None = None  # until the affected piece is back and healthy
+    flowing_s: float | None = None  # until new outcomes were seen again (None: nothing in flight)
+    error: str | None = None
+
+
+@dataclass
+class Check:
+    name: str
+    expected: Any
+    got: Any
+    ok: bool
+    note: str = ""
+
+
+@dataclass
+class ChaosResult:
+    config: dict[str, Any]
+    workload: dict[str, Any]
+    faults: list[Fault]
+    unplanned: list[dict[str, Any]]
+    checks: list[Check]
+    timings: dict[str, float]
+    logs: str
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "config": self.config,
+            "workload": self.workload,
+            "faults": [asdict(f) for f in self.faults],
+            "unplanned_exits": self.unplanned,
+            "checks": [asdict(c) for c in self.checks],
+            "timings": self.timings,
+            "logs": self.logs,
+        }
+
+
+# --- workload -------------------------------------------------------------------------
+
+
+def _round_shape(votes: int, ring_size: int) -> dict[str, int]:
+    """Genres/submissions/votes-per-reviewer giving at least ``votes`` planned messages.
+
+    build_round adds ~7.6 % attack traffic to its honest votes: doubles and
+    replays (2 % each), forged and transplanted (1 % each), then malformed
+    (1 %) and never-issued tokens (0.5 %) on top.
+    """
+    per_reviewer = max(5, min(100, votes // 500))
+    genres = 1
+    while True:
+        honest = genres * ring_size * per_reviewer
+        planned = honest + 2 * (honest // 50) + 2 * (honest // 100)
+        planned += max(2, planned // 100)
+        planned += max(1, planned // 200)
+        if planned >= votes:
+            break
+        genres += 1
+    return {"genres": genres, "ring_size": ring_size, "votes_per_reviewer": per_reviewer,
+            "submissions_per_genre": 2 * per_reviewer}
+
+
+def build_workload(cfg: ChaosConfig) -> ReviewRound:
+    shape = _round_shape(cfg.votes, cfg.ring_size)
+    return build_round(seed=cfg.seed, attacks=True, batchable=True, threads=2, **shape)
+
+
+def fault_schedule(cfg: ChaosConfig) -> list[Fault]:
+    """Seeded: which faults, in which order, at which fraction of the outcomes."""
+    rng = random.Random(f"chaos-schedule/{cfg.seed}")
+    kinds = (["worker_kill"] * cfg.worker_kills + ["rebalance"] * cfg.rebalances
+             + ["broker_restart"] * cfg.broker_restarts + ["postgres_restart"] * cfg.postgres_restarts
+             + ["sink_kill"] * cfg.sink_kills)
+    rng.shuffle(kinds)
+    n = len(kinds)
+    # Evenly spread over 3 %..92 % of the outcomes, each point moved a little.
+    fractions = sorted(min(0.92, max(0.03, 0.03 + 0.89 * (i + rng.uniform(0.1, 0.9)) / n))
+                       for i in range(n))
+    return [Fault(kind=k, at_fraction=round(f, 4), jitter=round(rng.uniform(0.0, 1.5), 3))
+            for k, f in zip(kinds, fractions, strict=True)]
+
+
+# --- watching the output topics ---------------------------------------------------------
+
+
+class Watcher:
+    """Reads ballots, rejections, tallies and audit in a thread; indexes them by source position."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.votes_topic = settings.topic("votes")
+        self.lock = threading.Lock()
+        self.ballots: dict[str, set[bytes]] = defaultdict(set)  # vote_id -> distinct record bytes
+        self.ballot_pos: dict[tuple[int, int], set[str]] = defaultdict(set)  # position -> vote ids
+        self.rejections: dict[tuple[str, int, int], set[str]] = defaultdict(set)  # source -> reasons
+        self.tallies: dict[str, dict[int, set[bytes]]] = defaultdict(lambda: defaultdict(set))
+        self.audit: dict[tuple[str, int], set[str]] = defaultdict(set)  # (chain, seq) -> hashes
+        self.records = Counter()
+        self.positions: set[tuple[int, int]] = set()  # votes-topic positions with any outcome
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
+
+    def start(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    @property
+    def progress(self) -> int:
+        return len(self.positions)
+
+    def _run(self) -> None:
+        s = self.settings
+        consumer = Consumer({
+            "bootstrap.servers": s.kafka_bootstrap, "group.id": f"chaos-watch-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False,
+            "isolation.level": "read_committed", "log_level": 2,
+        })
+        kinds = {s.topic(k): k for k in ("ballots", "rejections", "tallies", "audit")}
+        consumer.subscribe(list(kinds))
+        try:
+            while not self._stop.is_set():
+                for msg in consumer.consume(2000, timeout=0.2):
+                    if msg.error() is None:
+                        self._add(kinds[msg.topic()], msg.value())
+        finally:
+            consumer.close()
+
+    def _add(self, kind: str, value: bytes) -> None:
+        body = json.loads(value)
+        with self.lock:
+            self.records[kind] += 1
+            if kind == "ballots":
+                pos = (body["source_partition"], body["source_offset"])
+                self.ballots[body["vote_id"]].add(value)
+                self.ballot_pos[pos].add(body["vote_id"])
+                self.positions.add(pos)
+            elif kind == "rejections":
+                src = (body["source_topic"], body["source_partition"], body["source_offset"])
+                self.rejections[src].add(body["reason"])
+                if src[0] == self.votes_topic:
+                    self.positions.add(src[1:])
+            elif kind == "tallies":
+                self.tallies[body["submission_id"]][body["version"]].add(value)
+            else:
+                self.audit[(body["chain"], body["sequence"])].add(body["hash"])
+
+
+def _topic_records(settings: Settings, topic: str, timeout: float = 120.0) -> list[tuple[bytes | None, bytes]]:
+    """Every record of ``topic`` up to its current end (key, value)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"chaos-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "log_level": 2})
+    try:
+        meta = consumer.list_topics(topic, timeout=30).topics[topic]
+        tps = []
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            if high > low:
+                tps.append((p, low, high))
+        consumer.assign([TopicPartition(topic, p, low) for p, low, _ in tps])
+        remaining = {p: high for p, _, high in tps}
+        out: list[tuple[bytes | None, bytes]] = []
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            for msg in consumer.consume(5000, timeout=0.5):
+                if msg.error() is None:
+                    out.append((msg.key(), msg.value()))
+                    if msg.offset() + 1 >= remaining.get(msg.partition(), 0):
+                        remaining.pop(msg.partition(), None)
+        return out
+    finally:
+        consumer.close()
+
+
+def _end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"chaos-{uuid.uuid4().hex}",
+                         "log_level": 2})
+    try:
+        out = {}
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=30).topics[topic]
+            for p in meta.partitions:
+                high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                if high:
+                    out[(topic, p)] = high
+        return out
+    finally:
+        consumer.close()
+
+
+# --- the cluster under test ----------------------------------------------------------------
+
+
+class Cluster:
+    """Private Kafka + Postgres, workers and the sink, with the fault operations."""
+
+    def __init__(self, cfg: ChaosConfig, run_dir: Path, console: Console) -> None:
+        from connectors.stack import LocalStack
+
+        self.cfg = cfg
+        self.console = console
+        self.run_dir = run_dir
+        self.log_dir = run_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.settings = Settings(
+            topic_prefix="chaos",
+            postgres_schema="chaos",
+            data_dir=run_dir / "data",
+            kafka_bootstrap=f"127.0.0.1:{free_port()}",
+            kafka_controller_port=free_port(),
+            postgres_dsn=f"postgresql://ringtally@127.0.0.1:{free_port()}/ringtally",
+            redis_url=f"redis://127.0.0.1:{free_port()}/0",  # unused: the sink runs without the read model
+            partitions=cfg.partitions,
+            table_store=cfg.store,
+            web_port=free_port(),
+            verify_batch_window=0.02,
+        )
+        self.stack = LocalStack(self.settings, cache_dir=ROOT / ".ringtally" / "cache")
+        self.ports = [self.settings.web_port, free_port()]
+        self.workers: dict[int, WorkerProcess] = {}
+        self.sink: subprocess.Popen | None = None
+        self.sink_runs = 0
+        self.lock = threading.RLock()
+        #: exits nobody asked for: {"piece", "code", "at", "tail"}
+        self.unplanned: list[dict[str, Any]] = []
+        self.t0 = time.monotonic()
+
+    # --- services ---------------------------------------------------------------
+
+    def up(self) -> None:
+        self.stack.up(["kafka", "postgres"], timeout=120)
+        from connectors.postgres.migrate import migrate
+        from connectors.stack.service import run_async
+        from streams.topics import ensure_topics
+
+        run_async(lambda: migrate(self.settings))
+        ensure_topics(self.settings, internal=True)
+
+    def down(self) -> None:
+        with self.lock:
+            for w in self.workers.values():
+                with contextlib.suppress(Exception):
+                    w.kill()
+            self._kill_sink()
+        with contextlib.suppress(Exception):
+            self.stack.down(["kafka", "postgres"])
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGTALLY_")}
+        env.update(self.settings.to_env())
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    # --- workers ------------------------------------------------------------------
+
+    def start_worker(self, slot: int) -> float:
+        """Start (or restart) worker ``slot``; returns seconds until /health said ok."""
+        t = time.monotonic()
+        settings = self.settings.model_copy(update={"web_port": self.ports[slot]})
+        w = WorkerProcess(settings, self.log_dir / f"worker-{slot}.log")
+        with self.lock:
+            self.workers[slot] = w
+        w.start(ready_timeout=180)
+        return time.monotonic() - t
+
+    def kill_worker(self, slot: int) -> None:
+        with self.lock:
+            w = self.workers.pop(slot)
+        w.kill()
+
+    def stop_worker(self, slot: int) -> None:
+        with self.lock:
+            w = self.workers.pop(slot)
+        w.stop()
+
+    def health(self, slot: int) -> dict[str, Any] | None:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[slot]}/health", timeout=3) as r:
+                return json.load(r)
+        except Exception:  # noqa: BLE001 - 503 while rebalancing, refused while down
+            return None
+
+    def wait_owned(self, slots: list[int], timeout: float = 180.0) -> float:
+        """Wait until ``slots`` (all healthy) own every votes partition between them, disjointly."""
+        t = time.monotonic()
+        deadline = t + timeout
+        while time.monotonic() < deadline:
+            owned = [self.health(s) for s in slots]
+            if all(o and o["status"] == "ok" and o["votes_partitions"] for o in owned):
+                parts = [p for o in owned for p in o["votes_partitions"]]  # type: ignore[index]
+                if sorted(parts) == list(range(self.cfg.partitions)):
+                    return time.monotonic() - t
+            time.sleep(0.3)
+        raise TimeoutError(f"workers {slots} never owned all partitions")
+
+    # --- sink -----------------------------------------------------------------------
+
+    def start_sink(self) -> None:
+        self.sink_runs += 1
+        log = (self.log_dir / "sink.log").open("ab")
+        with self.lock:
+            self.sink = subprocess.Popen(
+                [sys.executable, "-c", "from streams.cli import main; main()", "sink", "--no-readmodel",
+                 "--batch-size", str(self.cfg.sink_batch)],
+                cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        log.close()
+
+    def _kill_sink(self) -> None:
+        if self.sink is not None and self.sink.poll() is None:
+            os.killpg(self.sink.pid, signal.SIGKILL)
+            self.sink.wait(30)
+
+    def stop_sink(self) -> None:
+        with self.lock:
+            if self.sink is not None and self.sink.poll() is None:
+                os.killpg(self.sink.pid, signal.SIGTERM)
+                try:
+                    self.sink.wait(60)
+                except subprocess.TimeoutExpired:
+                    self._kill_sink()
+            self.sink = None
+
+    # --- supervision ----------------------------------------------------------------
+
+    def supervise(self) -> None:
+        """Restart whatever died without being asked to, and write it down."""
+        with self.lock:
+            dead = [(slot, w) for slot, w in self.workers.items() if w.proc is not None and w.proc.poll() is not None]
+            sink_dead = self.sink is not None and self.sink.poll() is not None
+        for slot, w in dead:
+            code = w.proc.returncode if w.proc else None
+            self.unplanned.append({"piece": f"worker-{slot}", "code": code, "at": round(time.monotonic() - self.t0, 1),
+                                   "tail": w.tail(15)})
+            self.console.print(f"[red]worker-{slot} exited on its own with {code}; restarting[/]")
+            with contextlib.suppress(Exception):
+                self.start_worker(slot)
+        if sink_dead:
+            assert self.sink is not None
+            code = self.sink.returncode
+            tail = "\n".join((self.log_dir / "sink.log").read_text(errors="replace").splitlines()[-15:])
+            self.unplanned.append({"piece": "sink", "code": code, "at": round(time.monotonic() - self.t0, 1),
+                                   "tail": tail})
+            self.console.print(f"[red]the sink exited on its own with {code}; restarting[/]")
+            self.start_sink()
+
+    # --- postgres helpers -------------------------------------------------------------
+
+    def pg(self, query: str, *args: Any) -> Any:
+        import asyncpg
+
+        from connectors.stack.service import run_async
+
+        async def go() -> Any:
+            conn = await asyncpg.connect(self.settings.postgres_dsn, timeout=5)
+            try:
+                return await conn.fetch(query, *args)
+            finally:
+                await conn.close()
+
+        return run_async(go)
+
+    def pg_count(self) -> int | None:
+        """Rows the sink has written (ballots + rejections + audit), None while Postgres is away."""
+        try:
+            rows = self.pg("SELECT (SELECT count(*) FROM chaos.ballots) + (SELECT count(*) FROM chaos.rejections)"
+                           " + (SELECT count(*) FROM chaos.audit_log) AS n")
+            return int(rows[0]["n"])
+        except Exception:  # noqa: BLE001 - Postgres restarting
+            return None
+
+    def sink_caught_up(self) -> bool:
+        """The offsets stored in Postgres reach the output topics' end offsets."""
+        s = self.settings
+        try:
+            ends = _end_offsets(s, [s.topic(k) for k in ("ballots", "tallies", "rejections", "audit")])
+            stored = {(r["topic"], r["partition"]): r["next_offset"]
+                      for r in self.pg("SELECT topic, partition, next_offset FROM chaos.sink_offsets")}
+        except Exception:  # noqa: BLE001 - a service is restarting
+            return False
+        return all(stored.get(k, 0) >= v for k, v in ends.items())
+
+    def sink_in_transaction(self) -> bool:
+        try:
+            rows = self.pg(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'ringtally-sink' "
+                "AND state IN ('active', 'idle in transaction')")
+            return rows[0]["n"] > 0
+        except Exception:  # noqa: BLE001
+            return False
+
+
+# --- fault injection ----------------------------------------------------------------------
+
+
+class Injector(threading.Thread):
+    """Fires the scheduled faults in order, each when its share of outcomes has been seen."""
+
+    def __init__(self, cluster: Cluster, watcher: Watcher, faults: list[Fault], total: int, seed: int,
+                 t0: float, console: Console) -> None:
+        super().__init__(name="injector", daemon=True)
+        self.cluster, self.watcher, self.faults, self.total = cluster, watcher, faults, total
+        self.rng = random.Random(f"chaos-injector/{seed}")
+        self.t0 = t0
+        self.console = console
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        #: a fault is being injected or recovered from right now
+        self.busy = False
+        #: share of the round the producer may run ahead of the next fault
+        self.lead = 0.06
+
+    def run(self) -> None:
+        try:
+            for n, fault in enumerate(self.faults, 1):
+                while self.watcher.progress < fault.at_fraction * self.total:
+                    if self.stop_event.wait(0.2):
+                        return
+                    self.cluster.supervise()
+                time.sleep(fault.jitter)
+                fault.fired_at = round(time.monotonic() - self.t0, 2)
+                fault.progress_at_fire = self.watcher.progress
+                self.console.print(f"[yellow]fault {n}/{len(self.faults)}: {fault.kind} at "
+                                   f"{fault.progress_at_fire}/{self.total} outcomes (t={fault.fired_at}s)[/]")
+                self.busy = True
+                try:
+                    getattr(self, f"_{fault.kind}")(fault)
+                except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+                    fault.error = f"{type(exc).__name__}: {exc}"
+                    self.console.print(f"[red]  {fault.kind} failed: {fault.error}[/]")
+                finally:
+                    self.busy = False
+                self.cluster.supervise()
+                self.console.print(f"  recovered in {fault.recovery_s}s, outputs flowing after {fault.flowing_s}s")
+            while not self.stop_event.wait(0.5):
+                self.cluster.supervise()
+        except BaseException as exc:  # noqa: BLE001
+            self.error = exc
+
+    def publish_limit(self) -> float:
+        """How many votes may be published now: up to a little past the next unfired fault."""
+        pending = [f for f in self.faults if f.fired_at is None]
+        if not pending:
+            return float("inf")
+        return (pending[0].at_fraction + self.lead) * self.total
+
+    def _flowing(self, since: float, fault: Fault, timeout: float = 180.0) -> None:
+        """Seconds from ``since`` until a new outcome shows up (None when nothing is pending)."""
+        before = self.watcher.progress
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.watcher.progress > before:
+                fault.flowing_s = round(time.monotonic() - since, 2)
+                return
+            if self.watcher.progress >= self.total:
+                return
+            time.sleep(0.1)
+            self.cluster.supervise()
+
+    def _worker_kill(self, fault: Fault) -> None:
+        c = self.cluster
+        slots = sorted(c.workers)
+        slot = self.rng.choice(slots)
+        fault.detail["slot"] = slot
+        t = time.monotonic()
+        c.kill_worker(slot)
+        fault.detail["ready_s"] = round(c.start_worker(slot), 2)
+        c.wait_owned(sorted(c.workers))
+        fault.recovery_s = round(time.monotonic() - t, 2)
+        self._flowing(t, fault)
+
+    def _rebalance(self, fault: Fault) -> None:
+        c = self.cluster
+        t = time.monotonic()
+        c.start_worker(1)
+        c.wait_owned([0, 1])
+        fault.detail["join_s"] = round(time.monotonic() - t, 2)
+        fault.detail["split"] = [len(c.health(s)["votes_partitions"]) for s in (0, 1)]  # type: ignore[index]
+        time.sleep(self.rng.uniform(3.0, 8.0))
+        crash = self.rng.random() < 0.5
+        fault.detail["leave"] = "SIGKILL" if crash else "SIGTERM"
+        t_leave = time.monotonic()
+        if crash:
+            c.kill_worker(1)
+        else:
+            c.stop_worker(1)
+        c.wait_owned([0])
+        fault.detail["leave_s"] = round(time.monotonic() - t_leave, 2)
+        fault.recovery_s = round(time.monotonic() - t, 2)
+        self._flowing(t_leave, fault)
+
+    def _broker_restart(self, fault: Fault) -> None:
+        c = self.cluster
+        t = time.monotonic()
+        c.stack.down(["kafka"])
+        pause = self.rng.uniform(2.0, 6.0)
+        fault.detail["down_s"] = round(pause, 2)
+        time.sleep(pause)
+        c.stack.up(["kafka"], timeout=120)
+        fault.detail["kafka_up_s"] = round(time.monotonic() - t, 2)
+        time.sleep(2.0)
+        c.supervise()
+        c.wait_owned(sorted(c.workers), timeout=240)
+        fault.recovery_s = round(time.monotonic() - t, 2)
+        self._flowing(t, fault, timeout=240)
+
+    def _postgres_restart(self, fault: Fault) -> None:
+        c = self.cluster
+        t = time.monotonic()
+        c.stack.down(["postgres"])
+        pause = self.rng.uniform(2.0, 6.0)
+        fault.detail["down_s"] = round(pause, 2)
+        time.sleep(pause)
+        c.stack.up(["postgres"], timeout=120)
+        fault.detail["postgres_up_s"] = round(time.monotonic() - t, 2)
+        self._sink_writing(c.pg_count() or 0)
+        fault.recovery_s = round(time.monotonic() - t, 2)
+
+    def _sink_writing(self, before: int, timeout: float = 180.0) -> None:
+        """Wait until the sink has written rows past ``before``, or has caught up with the topics."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            n = self.cluster.pg_count()
+            if n is not None and (n > before or self.cluster.sink_caught_up()):
+                return
+            time.sleep(0.2)
+            self.cluster.supervise()
+
+    def _sink_kill(self, fault: Fault) -> None:
+        c = self.cluster
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not c.sink_in_transaction():
+            time.sleep(0.005)
+        fault.detail["mid_transaction"] = c.sink_in_transaction()
+        t = time.monotonic()
+        with c.lock:
+            c._kill_sink()
+            c.sink = None
+        fault.detail["rows_before"] = before = c.pg_count() or 0
+        c.start_sink()
+        self._sink_writing(before)
+        fault.recovery_s = round(time.monotonic() - t, 2)
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def _wait_index(settings: Settings, topic: str, wanted: set[str], timeout: float) -> None:
+    """Read ``topic`` until it names every token id in ``wanted`` (credential index / revocations)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"chaos-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 2})
+    consumer.subscribe([topic])
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while not wanted <= seen:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: {len(wanted - seen)} of {len(wanted)} token ids never appeared")
+            for msg in consumer.consume(5000, timeout=0.5):
+                if msg.error() is None and msg.value():
+                    body = json.loads(msg.value())
+                    if topic.endswith("credential-index") or body.get("type") == "token_revoked":
+                        seen.add(body.get("token_id"))
+    finally:
+        consumer.close()
+
+
+def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path | None = None) -> ChaosResult:
+    console = console or Console()
+    from connectors.sdk import SdkProducer
+
+    started = time.monotonic()
+    run_dir = ROOT / ".ringtally" / "chaos" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    console.print(f"[bold]chaos run[/] seed {cfg.seed}, {cfg.votes} votes target, dir {run_dir}")
+    rnd = build_workload(cfg)
+    total = len(rnd.votes)
+    timings = {"build_s": round(time.monotonic() - started, 1)}
+    console.print(f"workload: {total} planned messages ({dict(rnd.attack_counts())}), "
+                  f"{len(rnd.issuances)} tokens, {len(rnd.submissions)} submissions, built in {timings['build_s']}s")
+    faults = fault_schedule(cfg)
+    cluster = Cluster(cfg, run_dir, console)
+    watcher: Watcher | None = None
+    injector: Injector | None = None
+    positions: dict[int, tuple[int, int]] = {}
+    control_positions: dict[tuple[int, int], str] = {}
+    checks: list[Check] = []
+    try:
+        t = time.monotonic()
+        cluster.up()
+        timings["stack_up_s"] = round(time.monotonic() - t, 1)
+        t = time.monotonic()
+        cluster.start_worker(0)
+        cluster.wait_owned([0])
+        timings["first_worker_ready_s"] = round(time.monotonic() - t, 1)
+        cluster.start_sink()
+        s = cluster.settings
+        producer = SdkProducer(s, **{"linger.ms": 5, "message.timeout.ms": 600_000, "log_level": 2})
+
+        # control: rings, submissions, token issuances; wait for the credential index
+        def control_cb(short: str, key: bytes) -> Any:
+            def cb(p: int, o: int) -> None:
+                if short == "votes":
+                    control_positions[(p, o)] = "token_issued"
+            return cb
+
+        for short, key, value in rnd.control_messages():
+            producer.send(s.topic(short), key, value, on_delivered=control_cb(short, key))
+        producer.flush(120)
+        t = time.monotonic()
+        _wait_index(s, f"{s.group_id}-credential-index", {i.token_id for i in rnd.issuances}, 600)
+        revoked_creds = {r.credential_hash for r in rnd.revocations}
+        for r in rnd.revocations:
+            producer.send(s.topic("revocations"), r.credential_hash.encode(), r.to_json())
+        producer.flush(60)
+        _wait_index(s, s.topic("votes"),
+                    {i.token_id for i in rnd.issuances if i.credential_hash in revoked_creds}, 300)
+        timings["control_s"] = round(time.monotonic() - t, 1)
+
+        # votes, paced, while the injector works
+        watcher = Watcher(s).start()
+        t0 = time.monotonic()
+        injector = Injector(cluster, watcher, faults, total, cfg.seed, t0, console)
+        injector.start()
+
+        def vote_cb(i: int) -> Any:
+            def cb(p: int, o: int) -> None:
+                positions[i] = (p, o)
+            return cb
+
+        for i, planned in enumerate(rnd.votes):
+            delay = t0 + i / cfg.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            # Never run far ahead of the next pending fault: it must find votes in flight,
+            # not an idle pipeline that has already finished the round.
+            while i > injector.publish_limit() and not injector.stop_event.is_set() and injector.is_alive():
+                producer._producer.poll(0.2)
+                t0 += 0.2  # the pacing clock stops while gated
+            producer.send(s.topic("votes"), planned.key, planned.value, on_delivered=vote_cb(i))
+        producer.flush(600)
+        timings["publish_s"] = round(time.monotonic() - t0, 1)
+        console.print(f"published {total} votes in {timings['publish_s']}s; waiting for the outcomes and faults")
+
+        # every planned message must reach an outcome; the injector must have fired everything
+        deadline = started + cfg.deadline
+        last_report = 0.0
+        stall = 60.0 if cfg.short else 180.0
+        last_progress, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            done_faults = all(f.fired_at is not None and (f.recovery_s is not None or f.error) for f in faults)
+            if watcher.progress >= total and done_faults:
+                break
+            if watcher.progress != last_progress:
+                last_progress, last_change = watcher.progress, time.monotonic()
+            elif time.monotonic() - last_change > stall and not injector.busy:
+                console.print(f"[red]no new outcome for {stall:.0f}s at {watcher.progress}/{total}: checking now[/]")
+                break
+            if injector.error:
+                raise injector.error
+            if time.monotonic() - last_report > 15:
+                last_report = time.monotonic()
+                console.print(f"  outcomes {watcher.progress}/{total}, faults fired "
+                              f"{sum(f.fired_at is not None for f in faults)}/{len(faults)}")
+            time.sleep(0.5)
+        timings["outcomes_s"] = round(time.monotonic() - t0, 1)
+        injector.stop_event.set()
+        injector.join(60)
+
+        # the sink must catch up with the output topics
+        t = time.monotonic()
+        outputs = [s.topic(k) for k in ("ballots", "tallies", "rejections", "audit")]
+        while time.monotonic() < deadline + 300:
+            cluster.supervise()
+            ends = _end_offsets(s, outputs)
+            if cluster.sink_caught_up():
+                time.sleep(4)  # settle: nothing new on the topics for a few seconds
+                if _end_offsets(s, outputs) == ends and cluster.sink_caught_up():
+                    break
+            time.sleep(1.0)
+        timings["sink_catch_up_s"] = round(time.monotonic() - t, 1)
+        watcher.stop()
+        cluster.stop_sink()
+        checks = verify(cluster, rnd, watcher, positions, control_positions)
+    finally:
+        _ignore_interrupts(True)  # a second Ctrl-C must not skip the cleanup
+        if injector is not None:
+            injector.stop_event.set()
+        if watcher is not None:
+            watcher.stop()
+        logs = scan_logs(cluster.log_dir)
+        cluster.down()
+        if not cfg.keep:
+            shutil.rmtree(run_dir / "data", ignore_errors=True)
+        _ignore_interrupts(False)
+    timings["total_s"] = round(time.monotonic() - started, 1)
+    checks.append(Check("no unplanned process exits (a worker exit 70 is an agent bug)", 0,
+                        len(cluster.unplanned), not cluster.unplanned,
+                        "; ".join(f"{u['piece']} exit {u['code']} at {u['at']}s" for u in cluster.unplanned)))
+    slow = [f"{f.kind}@{f.fired_at}s: {f.flowing_s}s" for f in faults
+            if f.flowing_s is not None and f.flowing_s > LIVENESS_S]
+    checks.append(Check(f"liveness: outputs flowing again within {LIVENESS_S:.0f}s of every fault", 0, len(slow),
+                        len(slow) == 0, "; ".join(slow)))
+    checks.append(Check("no Traceback / CRITICAL in worker and sink logs", 0, logs["tracebacks"] + logs["critical"],
+                        logs["tracebacks"] + logs["critical"] == 0, logs["first"] or ""))
+    result = ChaosResult(
+        config=asdict(cfg), workload={"planned": total, "labels": dict(rnd.attack_counts()),
+                                      "tokens": len(rnd.issuances), "submissions": len(rnd.submissions),
+                                      "rings": len(rnd.rings), "double_vote_pairs": len(rnd.pairs),
+                                      "expected_ballots": len(rnd.expected_ballots()) + len(rnd.pairs),
+                                      "expected_rejections": dict(rnd.expected_rejections())},
+        faults=faults, unplanned=cluster.unplanned, checks=checks, timings=timings,
+        logs=str(cluster.log_dir),
+    )
+    result.timings["log_errors"] = logs["errors"]
+    report(result, console)
+    if results is not None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        payload = result.to_json()
+        payload["command"] = " ".join(sys.argv)
+        payload["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        payload["machine"] = {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()]}
+        results.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        console.print(f"wrote {results}")
+    return result
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+def verify(cluster: Cluster, rnd: ReviewRound, watcher: Watcher, positions: dict[int, tuple[int, int]],
+           control_positions: dict[tuple[int, int], str]) -> list[Check]:
+    """Postgres and the topics against the ground truth of the workload."""
+    s = cluster.settings
+    votes_topic = s.topic("votes")
+    checks: list[Check] = []
+
+    def check(name: str, expected: Any, got: Any, note: str = "", ok: bool | None = None) -> None:
+        checks.append(Check(name, expected, got, (expected == got) if ok is None else ok, note))
+
+    planned = rnd.votes
+    check("every planned message was acknowledged by Kafka (position known)", len(planned), len(positions))
+    by_pos = {positions[i]: p for i, p in enumerate(planned) if i in positions}
+    ballots = cluster.pg("SELECT vote_id::text AS vote_id, submission_id, key_image, vote_type, source_partition,"
+                         " source_offset FROM chaos.ballots")
+    rejections = cluster.pg("SELECT vote_id::text AS vote_id, reason, source_topic, source_partition, source_offset"
+                            " FROM chaos.rejections")
+    tallies = {r["submission_id"]: r for r in cluster.pg("SELECT * FROM chaos.tallies")}
+
+    # -- ballots: every valid vote exactly once
+    expected_ballots = rnd.expected_ballots()
+    pair_ids = {v for pair in rnd.pairs for v in pair}
+    got_ids = [b["vote_id"] for b in ballots]
+    got_set = set(got_ids)
+    lost = expected_ballots - got_set
+    extra = got_set - expected_ballots - pair_ids
+    check("valid votes counted (Postgres ballots ⊇ expected)", len(expected_ballots),
+          len(expected_ballots & got_set), f"lost: {sorted(lost)[:5]}" if lost else "")
+    check("no ballot for a vote that must not count", 0, len(extra), f"e.g. {sorted(extra)[:5]}" if extra else "")
+    check("no vote counted twice (ballot rows per vote_id)", len(got_set), len(got_ids))
+    pair_results = Counter(sum(v in got_set for v in pair) for pair in rnd.pairs)
+    check("double-vote pairs: exactly one of each pair counted", len(rnd.pairs), pair_results.get(1, 0),
+          f"pairs with 0 ballots: {pair_results.get(0, 0)}, with 2: {pair_results.get(2, 0)}")
+    ballot_pos = {(b["source_partition"], b["source_offset"]): b for b in ballots}
+    wrong_pos = [b["vote_id"] for pos, b in ballot_pos.items()
+                 if pos not in by_pos or by_pos[pos].vote_id != b["vote_id"]]
+    check("each ballot points at its own votes-topic position", 0, len(wrong_pos))
+
+    # -- rejections: each invalid message rejected once, with its reason
+    rej_by_pos: dict[tuple[int, int], list[str]] = defaultdict(list)
+    foreign = []
+    for r in rejections:
+        if r["source_topic"] != votes_topic:
+            foreign.append(r)
+        else:
+            rej_by_pos[(r["source_partition"], r["source_offset"])].append(r["reason"])
+    wrong_reason: list[str] = []
+    missing_rej: list[str] = []
+    pair_dup_ok = 0
+    for pos, p in by_pos.items():
+        got = rej_by_pos.get(pos, [])
+        if p.expect == "ballot":
+            if got:
+                wrong_reason.append(f"{p.label}@{pos}: valid vote rejected as {got}")
+        elif p.expect == "pair":
+            counted = p.vote_id in got_set
+            if counted and got:
+                wrong_reason.append(f"pair@{pos}: counted AND rejected {got}")
+            elif not counted:
+                if got == [ReasonCode.DUPLICATE_KEY_IMAGE.value]:
+                    pair_dup_ok += 1
+                else:
+                    wrong_reason.append(f"pair@{pos}: not counted, rejection {got}")
+        elif not got:
+            missing_rej.append(f"{p.label}@{pos} expected {p.expect}")
+        elif got != [p.expect]:
+            wrong_reason.append(f"{p.label}@{pos}: expected {p.expect}, got {got}")
+    n_invalid = sum(p.expect not in ("ballot", "pair") for p in planned)
+    check("invalid messages rejected (matched by source partition/offset)", n_invalid,
+          n_invalid - len(missing_rej), "; ".join(missing_rej[:3]))
+    check("rejections with the wrong reason / valid votes rejected", 0, len(wrong_reason), "; ".join(wrong_reason[:3]))
+    check("double-vote losers rejected as duplicate_key_image", len(rnd.pairs), pair_dup_ok)
+    unplanned = [pos for pos in rej_by_pos if pos not in by_pos]
+    control_rej = [pos for pos in unplanned if pos in control_positions]
+    check("no rejection at an unplanned position (token issuances, fan-out revocations)", 0, len(unplanned),
+          f"{len(control_rej)} at TokenIssued positions" if unplanned else "")
+    check("no rejection of a non-votes record", 0, len(foreign))
+    exp_reasons = rnd.expected_rejections()
+    got_reasons = Counter(r["reason"] for r in rejections)
+    for reason in sorted(set(exp_reasons) | set(got_reasons)):
+        check(f"rejections: {reason}", exp_reasons.get(reason, 0), got_reasons.get(reason, 0))
+    every = sum(1 for pos in by_pos if (pos in ballot_pos) + bool(rej_by_pos.get(pos)) == 1)
+    check("every planned message has exactly one outcome (ballot xor rejection)", len(by_pos), every)
+
+    # -- tallies: Postgres and the tallies topic equal the ground truth
+    exp_tallies = rnd.expected_tallies()
+    exp_decisions = rnd.expected_decisions()
+    bad_pg = [sub for sub, c in exp_tallies.items()
+              if sub not in tallies or (tallies[sub]["approve"], tallies[sub]["reject"], tallies[sub]["flag"],
+                                        tallies[sub]["escalate"]) != (c.approve, c.reject, c.flag, c.escalate)]
+    extra_pg = set(tallies) - set(exp_tallies)
+    check("Postgres tallies equal the ground truth (per submission)", len(exp_tallies),
+          len(exp_tallies) - len(bad_pg), f"wrong: {bad_pg[:3]}; extra: {sorted(extra_pg)[:3]}",
+          ok=not bad_pg and not extra_pg)
+    bad_dec = [sub for sub, d in exp_decisions.items() if sub in tallies and tallies[sub]["decision"] != d.value]
+    check("Postgres decisions equal the ground truth", len(exp_decisions), len(exp_decisions) - len(bad_dec))
+    bad_version = [sub for sub, r in tallies.items() if r["version"] != r["total"]]
+    check("tally version == total (one version per counted vote)", 0, len(bad_version))
+    by_sub = Counter(b["submission_id"] for b in ballots)
+    bad_ballot_sum = [sub for sub, r in tallies.items() if r["total"] != by_sub.get(sub, 0)]
+    check("tally totals equal ballot rows per submission", 0, len(bad_ballot_sum))
+    topic_latest: dict[str, dict[str, Any]] = {}
+    forks = 0
+    for sub, versions in watcher.tallies.items():
+        forks += sum(len(v) > 1 for v in versions.values())
+        top = max(versions)
+        topic_latest[sub] = json.loads(next(iter(versions[top])))
+    bad_topic = [sub for sub, c in exp_tallies.items()
+                 if sub not in topic_latest or topic_latest[sub]["counts"] != c.model_dump()
+                 or topic_latest[sub]["decision"] != exp_decisions[sub].value]
+    check("tallies topic: latest tally per submission equals the ground truth", len(exp_tallies),
+          len(exp_tallies) - len(bad_topic), f"wrong: {bad_topic[:3]}")
+    check("tallies topic: one content per (submission, version)", 0, forks)
+    reemit = sum(len(v) > 1 for v in watcher.ballots.values())
+    check("ballots topic: re-emitted ballots byte-identical", 0, reemit)
+    audit_forks = sum(len(h) > 1 for h in watcher.audit.values())
+    check("audit topic: one event per (chain, sequence)", 0, audit_forks)
+
+    # -- audit chain and sink health
+    audit_rows = cluster.pg("SELECT count(*) AS n, count(DISTINCT vote_id) AS v FROM chaos.audit_log")[0]
+    check("audit_log: one event per ballot", len(ballots), audit_rows["n"])
+    dead = cluster.pg("SELECT reason, count(*) AS n FROM chaos.sink_dead_letters GROUP BY reason")
+    check("sink dead letters", 0, sum(r["n"] for r in dead), ", ".join(f"{r['reason']}={r['n']}" for r in dead))
+    verify_cmd = subprocess.run(
+        [sys.executable, "-c", "from streams.cli import main; main()", "audit", "verify", "--quiet"],
+        cwd=ROOT, env=cluster.env(), capture_output=True, text=True, timeout=600,
+    )
+    check("ringtally audit verify", "exit 0", f"exit {verify_cmd.returncode}",
+          (verify_cmd.stdout.strip() or verify_cmd.stderr.strip())[-300:])
+    return checks
+
+
+def scan_logs(log_dir: Path) -> dict[str, Any]:
+    """Count ERROR lines, Tracebacks and CRITICALs in the workers' and the sink's logs."""
+    out: dict[str, Any] = {"errors": 0, "tracebacks": 0, "critical": 0, "first": None, "by_file": {}}
+    for path in sorted(log_dir.glob("*.log")):
+        text = path.read_text(errors="replace")
+        errors = sum(1 for line in text.splitlines() if " ERROR " in line or "[ERROR]" in line)
+        tracebacks = text.count("Traceback (most recent call last)")
+        critical = sum(1 for line in text.splitlines() if "CRITICAL" in line)
+        out["by_file"][path.name] = {"errors": errors, "tracebacks": tracebacks, "critical": critical}
+        out["errors"] += errors
+        out["tracebacks"] += tracebacks
+        out["critical"] += critical
+        if (tracebacks or critical) and out["first"] is None:
+            lines = text.splitlines()
+            idx = next(i for i, line in enumerate(lines) if "Traceback" in line or "CRITICAL" in line)
+            out["first"] = f"{path.name}: " + " | ".join(lines[max(0, idx - 2):idx + 8])[:1500]
+    return out
+
+
+def report(result: ChaosResult, console: Console) -> None:
+    faults = Table(title="faults injected")
+    for col in ("#", "kind", "fired at (s)", "outcomes seen", "recovery (s)", "outputs flowing (s)", "detail"):
+        faults.add_column(col, justify="right" if col not in ("kind", "detail") else "left")
+    for n, f in enumerate(result.faults, 1):
+        detail = ", ".join(f"{k}={v}" for k, v in f.detail.items())
+        if f.error:
+            detail = f"[red]{f.error}[/] " + detail
+        faults.add_row(str(n), f.kind, str(f.fired_at), str(f.progress_at_fire), str(f.recovery_s),
+                       str(f.flowing_s), detail)
+    console.print(faults)
+    if result.unplanned:
+        console.print("[red]unplanned exits:[/]", [(u["piece"], u["code"], u["at"]) for u in result.unplanned])
+    inv = Table(title=f"invariants ({result.workload['planned']} planned messages)")
+    for col in ("invariant", "expected", "got", "result", "note"):
+        inv.add_column(col)
+    for c in result.checks:
+        inv.add_row(c.name, str(c.expected), str(c.got), "[green]PASS[/]" if c.ok else "[red]FAIL[/]", c.note[:120])
+    console.print(inv)
+    console.print(f"timings: {result.timings}")
+    console.print("[bold green]ALL INVARIANTS HOLD[/]" if result.ok else "[bold red]INVARIANT VIOLATED[/]")
+
+
+def _ignore_interrupts(on: bool) -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN if on else signal.default_int_handler)
+
+
+def _sigterm(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt  # runs the cleanup (private stack down) when a timeout kills us
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _sigterm)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--votes", type=int, default=None, help="planned messages, at least (default 50000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--short", action="store_true", help="~3,000 votes and a few faults (as in make test)")
+    parser.add_argument("--rate", type=float, default=None, help="votes/s the producer is paced at")
+    parser.add_argument("--worker-kills", type=int, default=None)
+    parser.add_argument("--rebalances", type=int, default=None)
+    parser.add_argument("--broker-restarts", type=int, default=None)
+    parser.add_argument("--postgres-restarts", type=int, default=None)
+    parser.add_argument("--sink-kills", type=int, default=None)
+    parser.add_argument("--store", choices=["rocksdb", "memory"], default="rocksdb")
+    parser.add_argument("--keep", action="store_true", help="keep the private stack's data dir")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="JSON output (default bench/results/chaos.json, or chaos-short.json)")
+    args = parser.parse_args(argv)
+    over = {k: v for k, v in {
+        "votes": args.votes, "seed": args.seed, "rate": args.rate, "worker_kills": args.worker_kills,
+        "rebalances": args.rebalances, "broker_restarts": args.broker_restarts,
+        "postgres_restarts": args.postgres_restarts, "sink_kills": args.sink_kills, "store": args.store,
+        "keep": args.keep}.items() if v is not None}
+    cfg = ChaosConfig.short_run(**over) if args.short else ChaosConfig(**over)
+    results = args.results or RESULTS_DIR / ("chaos-short.json" if args.short else "chaos.json")
+    result = run_chaos(cfg, results=results)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
