@@ -199,8 +199,11 @@ def reset_group_offsets(
     if proc.returncode != 0 or "Error:" in out or "Error:" in err:
         lines = [ln for ln in (out + "\n" + err).splitlines() if ln.strip() and "SLF4J" not in ln]
         problem = next((ln for ln in lines if "Error" in ln), lines[-1] if lines else "")
+        active = "inactive" in problem
         raise UsageProblem(
             f"kafka-consumer-groups refused to reset group {group}: {problem.strip()[:300]}",
-            fix="stop every member of the group first (the group must be inactive)",
+            fix="stop every member of the group first (the group must be inactive)"
+            if active
+            else "check the group and topic names (does the topic exist?)",
         )
     return out
