@@ -50,8 +50,18 @@ from .procs import SinkProcess
 __all__ = ["DemoConfig", "DemoResult", "render", "run_demo"]
 
 #: Topic prefixes and schemas the demo makes (and may drop on the next run).
-DEMO_PREFIX = re.compile(r"^demo-\d{8}-\d{6}")
-DEMO_SCHEMA = re.compile(r"^demo_\d{8}_\d{6}")
+DEMO_PREFIX = re.compile(r"^demo-(\d{8}-\d{6})")
+DEMO_SCHEMA = re.compile(r"^demo_(\d{8}_\d{6})")
+#: Earlier runs younger than this are left alone: another demo may still be running.
+MIN_AGE_TO_DROP = 15 * 60.0
+
+
+def _old_enough(stamp: str) -> bool:
+    try:
+        started = time.mktime(time.strptime(stamp.replace("_", "-"), "%Y%m%d-%H%M%S"))
+    except ValueError:
+        return False
+    return time.time() - started >= MIN_AGE_TO_DROP
 
 
 @dataclass
@@ -116,15 +126,19 @@ def demo_settings(prefix: str, config: DemoConfig) -> Settings:
 
 
 def drop_old_runs(settings: Settings, keep_prefix: str) -> tuple[int, int]:
-    """Delete topics and schemas of earlier demo runs (only names the demo makes)."""
+    """Delete topics and schemas of earlier demo runs (only names the demo makes).
+
+    Runs started less than 15 minutes ago are kept: a demo may be running
+    beside this one on the same stack.
+    """
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    topics = [
-        t
-        for t in admin.list_topics(timeout=10).topics
-        if DEMO_PREFIX.match(t) and not t.startswith(keep_prefix)
-    ]
+    topics = []
+    for t in admin.list_topics(timeout=10).topics:
+        m = DEMO_PREFIX.match(t)
+        if m and not t.startswith(keep_prefix) and _old_enough(m.group(1)):
+            topics.append(t)
     if topics:
         for future in admin.delete_topics(topics, operation_timeout=30).values():
             with contextlib.suppress(Exception):
@@ -136,13 +150,28 @@ def drop_old_runs(settings: Settings, keep_prefix: str) -> tuple[int, int]:
         conn = await connect(settings, search_path=False)
         try:
             names = [r["nspname"] for r in await conn.fetch("SELECT nspname FROM pg_namespace")]
-            old = [n for n in names if DEMO_SCHEMA.match(n) and n != settings.postgres_schema]
+            old = [
+                n
+                for n in names
+                if (m := DEMO_SCHEMA.match(n))
+                and n != settings.postgres_schema
+                and _old_enough(m.group(1))
+            ]
             for name in old:
                 await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(name)} CASCADE")
             return len(old)
         finally:
             await conn.close()
 
+    demo_dir = settings.data_dir / "demo"
+    if demo_dir.is_dir():  # their logs and charts too
+        for entry in demo_dir.iterdir():
+            m = DEMO_PREFIX.match(entry.name)
+            if m and not entry.name.startswith(keep_prefix) and _old_enough(m.group(1)):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
     return len(topics), asyncio.run(drop())
 
 
