@@ -1,0 +1,61 @@
+"""The SDK's public API is exactly what ``__all__`` says (in the style of asyncpg's
+tests/test_exceptions.py): adding or removing a public name is a deliberate change here."""
+
+from __future__ import annotations
+
+import types
+
+import connectors.sdk as sdk
+
+EXPECTED = [
+    "Admin",
+    "AsyncVoteClient",
+    "KeyFileError",
+    "NotFound",
+    "Outcome",
+    "OutcomeTimeout",
+    "SdkProducer",
+    "VoteClient",
+    "build_vote",
+    "create_key_file",
+    "end_offsets",
+    "ensure_topics",
+    "get_ring",
+    "list_rings",
+    "list_submissions",
+    "load_key_file",
+    "read_compacted",
+]
+
+
+def test_all_is_exactly_the_public_api() -> None:
+    assert sorted(sdk.__all__) == EXPECTED
+    assert len(set(sdk.__all__)) == len(sdk.__all__)
+
+
+def test_every_exported_name_exists_and_nothing_else_public_leaks() -> None:
+    for name in sdk.__all__:
+        assert hasattr(sdk, name), name
+    public = {
+        name
+        for name, value in vars(sdk).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public == set(sdk.__all__)
+
+
+def test_errors_are_ringtally_errors_with_cli_exit_codes() -> None:
+    from streams.errors import RingtallyError
+
+    assert issubclass(sdk.KeyFileError, RingtallyError) and sdk.KeyFileError.exit_code == 2
+    assert issubclass(sdk.NotFound, RingtallyError) and sdk.NotFound.exit_code == 2
+    assert issubclass(sdk.OutcomeTimeout, RingtallyError) and sdk.OutcomeTimeout.exit_code == 3
+
+
+def test_submodules_declare_all() -> None:
+    from connectors.sdk import admin, aio, errors, keyfile, outcome, producer, reader, vote
+
+    for module in (admin, aio, errors, keyfile, outcome, producer, reader, vote):
+        assert isinstance(module.__all__, list), module.__name__
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
