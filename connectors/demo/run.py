@@ -72,7 +72,7 @@ class DemoConfig:
     submissions_per_genre: int = 75
     votes_per_reviewer: int = 50
     #: votes per second while publishing (0: as fast as the producer goes)
-    rate: float = 300.0
+    rate: float = 200.0
     partitions: int = 6
     table_store: str = "rocksdb"
     prefix: str | None = None
