@@ -30,6 +30,7 @@ import _common
 with atheris.instrument_imports():
     from agents.control import ControlState
     from agents.records import SourceRecord
+    from agents.tokens import vote_digest
     from agents.verify import VoteVerifier
     from models import Ring, Submission, TokenIssued, TokenRevoked
     from models.votes import VoteCast, parse_votes_message
@@ -151,7 +152,9 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802
         assert isinstance(vote, VoteCast)
         image = ringcrypto.verify(RING, vote.context(), vote.signing_bytes(), vote.signature_bytes())
         assert image.hex() == v.key_image, "accepted vote whose key image is not its signature's"
-        digests.setdefault(v.token_id, set()).add(hashlib.sha256(raw).digest())
+        # the vote's identity is its digest (signing bytes + signature), not its JSON bytes:
+        # the same vote re-serialised is a replay of it
+        digests.setdefault(v.token_id, set()).add(vote_digest(vote.signing_bytes(), vote.signature_bytes()))
     for token, ds in digests.items():
         assert len(ds) == 1, f"token {token} spent by {len(ds)} different votes"
     for r in records:
