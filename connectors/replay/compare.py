@@ -104,12 +104,19 @@ class Comparison:
         return len(self.differences) + (len(self.swaps) if strict else 0)
 
 
-def _since_filter(alias: str, since: Mapping[int, int] | None, param: int) -> str:
-    if since is None:
-        return "TRUE"
+def _position_filter(alias: str) -> str:
+    """Source position in [since, until) per partition; $1 since[], $2 until[] (NULL: open)."""
+    part = f"{alias}.source_partition + 1"
     return (
-        f"{alias}.source_offset >= coalesce((${param}::bigint[])[{alias}.source_partition + 1], 0)"
+        f"($1::bigint[] IS NULL OR {alias}.source_offset >= coalesce(($1::bigint[])[{part}], 0)) "
+        f"AND ($2::bigint[] IS NULL OR {alias}.source_offset < coalesce(($2::bigint[])[{part}], 0))"
     )
+
+
+def _array(offsets: Mapping[int, int] | None) -> list[int] | None:
+    if offsets is None:
+        return None
+    return [offsets.get(p, 0) for p in range(max(offsets, default=-1) + 1)]
 
 
 async def compare_schemas(
@@ -119,13 +126,18 @@ async def compare_schemas(
     *,
     votes_topic: str,
     since: Mapping[int, int] | None = None,
+    until: Mapping[int, int] | None = None,
 ) -> Comparison:
-    """Diff ballots, rejections and tallies of two sink schemas (names are schema-qualified)."""
+    """Diff ballots, rejections and tallies of two sink schemas (names are schema-qualified).
+
+    ``since`` / ``until``: per votes partition, the first offset compared and
+    the first one not compared (``until``: the end offsets the replay was run
+    to, so votes the live pipeline received meanwhile are not counted as
+    differences). Rejections from another source topic are compared only
+    without ``since``.
+    """
     lq, sq = quote_ident(live), quote_ident(shadow)
-    args: list[Any] = []
-    if since is not None:
-        top = max(since, default=-1)
-        args.append([since.get(p, 0) for p in range(top + 1)])
+    args: list[Any] = [_array(since), _array(until), votes_topic]
     out = Comparison(live, shadow)
 
     def cols(alias: str, names: Sequence[str]) -> str:
@@ -140,12 +152,25 @@ async def compare_schemas(
             + ")"
         )
 
+    # Every query takes the same three parameters; Postgres refuses a parameter a
+    # statement never mentions (its type is unknown), hence the no-op mentions.
+    ballot_where = f"{_position_filter('b')} AND $3::text IS NOT NULL"
+    rejection_where = (
+        f"CASE WHEN r.source_topic = $3::text THEN {_position_filter('r')} "
+        "ELSE $1::bigint[] IS NULL END"
+    )
+    tally_where = (
+        f"$2::bigint[] IS NOT DISTINCT FROM $2::bigint[] AND $3::text IS NOT NULL AND "
+        f"($1::bigint[] IS NULL OR t.submission_id IN ("
+        f"SELECT submission_id FROM {lq}.ballots b WHERE {_position_filter('b')} "
+        f"UNION SELECT submission_id FROM {sq}.ballots b WHERE {_position_filter('b')}))"
+    )
+
     # ballots -----------------------------------------------------------------------
-    bl, bs = _since_filter("b", since, 1), _since_filter("b", since, 1)
     rows = await conn.fetch(
         f"""
-        WITH l AS (SELECT * FROM {lq}.ballots b WHERE {bl}),
-             s AS (SELECT * FROM {sq}.ballots b WHERE {bs})
+        WITH l AS (SELECT * FROM {lq}.ballots b WHERE {ballot_where}),
+             s AS (SELECT * FROM {sq}.ballots b WHERE {ballot_where})
         SELECT coalesce(l.vote_id, s.vote_id)::text AS key,
                CASE WHEN l.vote_id IS NULL THEN NULL ELSE {cols("l", BALLOT_FIELDS)} END AS live,
                CASE WHEN s.vote_id IS NULL THEN NULL ELSE {cols("s", BALLOT_FIELDS)} END AS shadow
@@ -158,12 +183,6 @@ async def compare_schemas(
     out.differences += [_diff("ballot", r) for r in rows]
 
     # rejections --------------------------------------------------------------------
-    # with --from-time: rejections of votes-topic records at or after the time
-    rejection_where = "TRUE"
-    rargs = list(args)
-    if since is not None:
-        rejection_where = f"{_since_filter('r', since, 1)} AND r.source_topic = $2"
-        rargs.append(votes_topic)
     rows = await conn.fetch(
         f"""
         WITH l AS (SELECT * FROM {lq}.rejections r WHERE {rejection_where}),
@@ -180,22 +199,15 @@ async def compare_schemas(
         ORDER BY coalesce(l.source_partition, s.source_partition),
                  coalesce(l.source_offset, s.source_offset)
         """,
-        *rargs,
+        *args,
     )
     out.differences += [_diff("rejection", r) for r in rows]
 
     # tallies -----------------------------------------------------------------------
-    if since is None:
-        scope = "TRUE"
-    else:
-        scope = (
-            f"t.submission_id IN (SELECT submission_id FROM {lq}.ballots b WHERE {bl} "
-            f"UNION SELECT submission_id FROM {sq}.ballots b WHERE {bs})"
-        )
     rows = await conn.fetch(
         f"""
-        WITH l AS (SELECT * FROM {lq}.tallies t WHERE {scope}),
-             s AS (SELECT * FROM {sq}.tallies t WHERE {scope})
+        WITH l AS (SELECT * FROM {lq}.tallies t WHERE {tally_where}),
+             s AS (SELECT * FROM {sq}.tallies t WHERE {tally_where})
         SELECT coalesce(l.submission_id, s.submission_id) AS key,
                CASE WHEN l.submission_id IS NULL THEN NULL ELSE {cols("l", TALLY_FIELDS)} END
                    AS live,
@@ -209,14 +221,14 @@ async def compare_schemas(
     )
     out.differences += [_diff("tally", r) for r in rows]
 
-    # rows in scope on each side (all rows without --from-time)
-    for table, alias, where, targs in (
-        ("ballots", "b", bl, args),
-        ("rejections", "r", rejection_where, rargs),
-        ("tallies", "t", scope, args),
+    # rows in scope on each side
+    for table, alias, where in (
+        ("ballots", "b", ballot_where),
+        ("rejections", "r", rejection_where),
+        ("tallies", "t", tally_where),
     ):
-        a = await conn.fetchval(f"SELECT count(*) FROM {lq}.{table} {alias} WHERE {where}", *targs)
-        b = await conn.fetchval(f"SELECT count(*) FROM {sq}.{table} {alias} WHERE {where}", *targs)
+        a = await conn.fetchval(f"SELECT count(*) FROM {lq}.{table} {alias} WHERE {where}", *args)
+        b = await conn.fetchval(f"SELECT count(*) FROM {sq}.{table} {alias} WHERE {where}", *args)
         out.counts[table] = (a, b)
     classify(out, votes_topic)
     return out

@@ -21,8 +21,9 @@ import asyncio
 import contextlib
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -70,6 +71,7 @@ class ReplayResult:
     since: dict[int, int] | None
     kept: bool
     strict: bool
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failing(self) -> int:
@@ -152,6 +154,7 @@ async def _run(live: Settings, config: ReplayConfig, console: Console) -> Replay
         shadow, logs / "sink.log", args=("--no-readmodel", "--group-id", f"{shadow.group_id}-sink")
     )
     comparison: Comparison | None = None
+    notes: list[str] = []
     try:
         await asyncio.to_thread(ensure_topics, shadow, internal=True)
         await migrate(shadow)
@@ -161,8 +164,14 @@ async def _run(live: Settings, config: ReplayConfig, console: Console) -> Replay
             shadow, probe, votes_topic, votes_end, worker, sink, conn, config, console
         )
         comparison = await compare_schemas(
-            conn, live.postgres_schema, shadow.postgres_schema, votes_topic=votes_topic, since=since
+            conn,
+            live.postgres_schema,
+            shadow.postgres_schema,
+            votes_topic=votes_topic,
+            since=since,
+            until=votes_end,
         )
+        notes = await _live_notes(live, probe, conn, votes_end)
     finally:
         probe.close()
         worker.stop()
@@ -181,7 +190,50 @@ async def _run(live: Settings, config: ReplayConfig, console: Console) -> Replay
         since,
         kept=config.keep,
         strict=config.strict,
+        notes=notes,
     )
+
+
+async def _live_notes(
+    live: Settings, probe: OffsetProbe, conn: Any, votes_end: dict[int, int]
+) -> list[str]:
+    """Warnings when the live side is not a fair yardstick (it moved on, or lags behind)."""
+    from connectors.postgres.db import quote_ident
+
+    notes = []
+    votes_topic = live.topic("votes")
+    now_end = await asyncio.to_thread(probe.end, votes_topic)
+    grown = sum(now_end.values()) - sum(votes_end.values())
+    if grown > 0:
+        notes.append(
+            f"the votes topic grew by {grown:,} records during the replay: ballots and rejections "
+            "are compared up to the end offsets noted at start, but tallies are whole-history "
+            "numbers and may differ for submissions voted on since"
+        )
+    committed = await asyncio.to_thread(probe.committed, live.group_id, votes_topic)
+    behind = sum(max(0, end - committed.get(p, 0)) for p, end in votes_end.items())
+    if behind:
+        notes.append(
+            f"the live worker group {live.group_id} has not committed {behind:,} of the replayed "
+            "records: differences may be live lag, not divergence"
+        )
+    stored = {
+        (r["topic"], r["partition"]): r["next_offset"]
+        for r in await conn.fetch(
+            f"SELECT topic, partition, next_offset FROM {quote_ident(live.postgres_schema)}"
+            ".sink_offsets"
+        )
+    }
+    lag = 0
+    for short in ("ballots", "tallies", "rejections"):
+        topic = live.topic(short)
+        for p, end in (await asyncio.to_thread(probe.end, topic)).items():
+            lag += max(0, end - stored.get((topic, p), 0))
+    if lag:
+        notes.append(
+            f"the live sink is {lag:,} records behind its topics: differences may be sink lag"
+        )
+    return notes
 
 
 async def _wait_caught_up(
@@ -355,8 +407,17 @@ def render(result: ReplayResult, console: Console) -> None:
     console.print(
         f"replayed {result.votes_records:,} votes-topic records in {result.seconds:.0f} s; {kept}"
     )
+    for note in result.notes:
+        console.print(f"[yellow]note: {note}")
     if result.ok:
-        console.print("[bold green]no differences[/bold green]")
+        swapped = len(c.swaps)
+        extra = (
+            f" ({swapped} double vote{'s' * (swapped != 1)} resolved the other way round, "
+            "as listed; --strict counts them)"
+            if swapped
+            else ""
+        )
+        console.print(f"[bold green]no differences[/bold green]{extra}")
     else:
         console.print(f"[bold red]{result.failing} differences[/bold red]")
 
