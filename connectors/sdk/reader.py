@@ -17,6 +17,7 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     IsolationLevel,
+    KafkaError,
     KafkaException,
     TopicPartition,
 )
@@ -65,25 +66,50 @@ def end_offsets(
     admin: AdminClient | None = None,
     timeout: float = 10.0,
 ) -> dict[Position, int]:
-    """The ``read_committed`` end offset of each partition of ``topics`` (full names)."""
+    """The ``read_committed`` end offset of each partition of ``topics`` (full names).
+
+    Retriable broker errors (a topic created a moment ago whose partition
+    leaders are not elected or not yet known everywhere) are retried until
+    ``timeout``.
+    """
     admin = admin or AdminClient(kafka_config(settings))
     topics = list(topics)
-    try:
-        metadata = admin.list_topics(timeout=timeout).topics
-        request = {}
-        for topic in topics:
-            if topic not in metadata or metadata[topic].error is not None:
-                raise NotFound(
-                    f"topic {topic} does not exist", fix="run 'ringtally stack up' / a worker first"
-                )
-            for partition in metadata[topic].partitions:
-                request[TopicPartition(topic, partition)] = OffsetSpec.latest()
-        futures = admin.list_offsets(
-            request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout
-        )
-        return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
-    except KafkaException as exc:
-        raise _unavailable(settings, exc) from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _end_offsets_once(admin, topics, timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            retriable = (
+                getattr(err, "retriable", lambda: False)()
+                or getattr(err, "code", lambda: None)() in _NOT_READY
+            )
+            if not retriable or time.monotonic() + 0.2 > deadline:
+                raise _unavailable(settings, exc) from None
+            time.sleep(0.2)
+
+
+_NOT_READY = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def _end_offsets_once(admin: AdminClient, topics: list[str], timeout: float) -> dict[Position, int]:
+    metadata = admin.list_topics(timeout=timeout).topics
+    request = {}
+    for topic in topics:
+        if topic not in metadata or metadata[topic].error is not None:
+            raise NotFound(
+                f"topic {topic} does not exist", fix="run 'ringtally stack up' / a worker first"
+            )
+        for partition in metadata[topic].partitions:
+            request[TopicPartition(topic, partition)] = OffsetSpec.latest()
+    futures = admin.list_offsets(
+        request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout
+    )
+    return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
 
 
 def read_compacted(settings: Settings, short: str, *, timeout: float = 30.0) -> dict[bytes, bytes]:
