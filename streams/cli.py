@@ -34,8 +34,15 @@ def register_commands(cli: click.Group) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``ringtally`` console script."""
     from faust.cli.faust import cli
+    from pydantic import ValidationError
 
-    from streams.app import app
+    try:
+        from streams.app import app
+    except ValidationError as exc:  # a RINGTALLY_* variable with a bad value
+        err = exc.errors()[0]
+        name = "RINGTALLY_" + "_".join(str(p) for p in err.get("loc", ())).upper()
+        print(f"ringtally: error: {name}: {err.get('msg', 'invalid value')}", file=sys.stderr)
+        sys.exit(2)
 
     import agents.pipeline  # noqa: F401  (registers the agents on the app)
 

@@ -260,3 +260,18 @@ def test_keys_new_from_a_seed_is_deterministic_and_force_replaces(tmp_path) -> N
     c = ringtally(None, "keys", "new", str(tmp_path / "a.key"), "--force")
     assert c.code == 0 and c.out.strip() != expected
     assert stat.S_IMODE(os.stat(tmp_path / "a.key").st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    [
+        ("RINGTALLY_PARTITIONS", "abc", "RINGTALLY_PARTITIONS: Input should be a valid integer"),
+        ("RINGTALLY_DATA_DIR", "", "RINGTALLY_DATA_DIR: Value error, must not be empty"),
+        ("RINGTALLY_TABLE_STORE", "sqlite", "RINGTALLY_TABLE_STORE"),
+    ],
+)
+def test_a_bad_setting_in_the_environment_is_one_line_and_exit_2(variable, value, needle) -> None:
+    result = ringtally(None, "stack", "status", env={**os.environ, variable: value})
+    assert result.code == 2, result
+    assert result.err.strip().count("\n") == 0 and needle in result.err, result.err
+    assert "Traceback" not in result.out + result.err
