@@ -564,11 +564,15 @@ class Injector(threading.Thread):
             self.error = exc
 
     def publish_limit(self) -> float:
-        """How many votes may be published now: up to a little past the next unfired fault."""
-        pending = [f for f in self.faults if f.fired_at is None]
-        if not pending:
+        """How many votes may be published now: a bounded backlog ahead of the outcomes seen.
+
+        The producer never runs more than ``lead`` of the round ahead of the pipeline,
+        so each fault (fired at a share of the outcomes) finds votes in flight, and the
+        pipeline is never idle while a long fault (a rebalance) is being recovered from.
+        """
+        if all(f.fired_at is not None for f in self.faults):
             return float("inf")
-        return (pending[0].at_fraction + self.lead) * self.total
+        return self.watcher.progress + self.lead * self.total
 
     def _flowing(self, since: float, fault: Fault, timeout: float = 180.0) -> None:
         """Seconds from ``since`` until a new outcome shows up (None when nothing is pending)."""
