@@ -71,7 +71,10 @@ class FaustOutputs:
     """
 
     def __init__(self) -> None:
-        self._names = {short: settings.topic(short) for short in ("votes", "rejections", "ballots", "tallies", "audit")}
+        self._names = {
+            short: settings.topic(short)
+            for short in ("votes", "rejections", "ballots", "tallies", "audit")
+        }
         self._accepted = accepted_topic.get_topic_name()
         self._credential_index = credential_index_topic.get_topic_name()
 
@@ -113,7 +116,9 @@ metrics.install(app)  # GET /metrics on the worker's web port (streams/metrics.p
 EXIT_BUG = 70
 
 
-def stop_worker_on_bug(body: Callable[[faust.StreamT], Awaitable[None]]) -> Callable[[faust.StreamT], Awaitable[None]]:
+def stop_worker_on_bug(
+    body: Callable[[faust.StreamT], Awaitable[None]],
+) -> Callable[[faust.StreamT], Awaitable[None]]:
     """An unexpected exception in an agent stops the whole worker, loudly.
 
     Bad *input* never gets here (it becomes a rejection); this is for bugs. Left
@@ -128,7 +133,12 @@ def stop_worker_on_bug(body: Callable[[faust.StreamT], Awaitable[None]]) -> Call
         try:
             await body(stream)
         except Exception:
-            log.critical("agent %s failed; stopping the worker (exit %d)", body.__name__, EXIT_BUG, exc_info=True)
+            log.critical(
+                "agent %s failed; stopping the worker (exit %d)",
+                body.__name__,
+                EXIT_BUG,
+                exc_info=True,
+            )
             logging.shutdown()
             os._exit(EXIT_BUG)
 
@@ -143,7 +153,9 @@ async def verify(stream: faust.StreamT) -> None:
 
     await control.ensure_started()
     log.info(
-        "verify: control topics read (%d rings, %d submissions)", len(control.rings), len(control.submissions)
+        "verify: control topics read (%d rings, %d submissions)",
+        len(control.rings),
+        len(control.submissions),
     )
     verifier = VoteVerifier(
         control=control,
@@ -152,7 +164,9 @@ async def verify(stream: faust.StreamT) -> None:
         verify_batch=ringcrypto.verify_batch,
         verify_one=ringcrypto.verify,
     )
-    async for events in stream.take_events(settings.verify_batch_size, within=settings.verify_batch_window):
+    async for events in stream.take_events(
+        settings.verify_batch_size, within=settings.verify_batch_window
+    ):
         metrics.VOTES_IN.inc(len(events))
         with metrics.batch("verify", len(events)):
             await verifier.process([SourceRecord.from_event(e) for e in events])
@@ -163,7 +177,9 @@ async def verify(stream: faust.StreamT) -> None:
 async def tally(stream: faust.StreamT) -> None:
     """Accepted votes -> ballots, tallies and audit events."""
     keeper = TallyKeeper(settings=settings, state=tally_table, outputs=outputs)
-    async for events in stream.take_events(settings.verify_batch_size, within=settings.verify_batch_window):
+    async for events in stream.take_events(
+        settings.verify_batch_size, within=settings.verify_batch_window
+    ):
         with metrics.batch("tally", len(events)):
             await keeper.process([SourceRecord.from_event(e) for e in events])
 
@@ -185,7 +201,9 @@ if settings.fanout:
     async def revocation_fanout(stream: faust.StreamT) -> None:
         """Credential revocations -> one TokenRevoked per token of the credential."""
         fanout = RevocationFanout(
-            revocations_topic=settings.topic("revocations"), state=credentials_table, outputs=outputs
+            revocations_topic=settings.topic("revocations"),
+            state=credentials_table,
+            outputs=outputs,
         )
         async for event in stream.events():
             await fanout.process([SourceRecord.from_event(event)])

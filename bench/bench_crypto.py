@@ -166,7 +166,8 @@ def main() -> None:
     mem = big.memory_size
 
     table = Table(
-        title=f"ringcrypto {ringcrypto.__version__} ({ringcrypto.SPEC_VERSION}) — medians of {args.repeats} runs"
+        title=f"ringcrypto {ringcrypto.__version__} ({ringcrypto.SPEC_VERSION}) "
+        f"— medians of {args.repeats} runs"
     )
     for col in (
         "ring",
@@ -226,10 +227,14 @@ def main() -> None:
         )
     console.print(t2)
     console.print(
-        f"verify_batch thread scaling (median of interleaved pairs): batchable {speed['batchable']['speedup']:.2f}x "
-        f"(best {speed['batchable']['speedup_max']:.2f}x, process got {speed['batchable']['cores_obtained_threads2']:.2f} cores), "
-        f"compact {speed['compact']['speedup']:.2f}x (best {speed['compact']['speedup_max']:.2f}x); "
-        f"Ring(1024) memory ≈ {mem:,} bytes; 1-min load average before/after: {load_before[0]:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+        f"verify_batch thread scaling (median of interleaved pairs): "
+        f"batchable {speed['batchable']['speedup']:.2f}x "
+        f"(best {speed['batchable']['speedup_max']:.2f}x, "
+        f"process got {speed['batchable']['cores_obtained_threads2']:.2f} cores), "
+        f"compact {speed['compact']['speedup']:.2f}x "
+        f"(best {speed['compact']['speedup_max']:.2f}x); "
+        f"Ring(1024) memory ≈ {mem:,} bytes; 1-min load average before/after: "
+        f"{load_before[0]:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
 
     result = {
@@ -249,7 +254,8 @@ def main() -> None:
         "targets": TARGETS,
         "targets_met": met,
         "load_average_before_after": [load_before, os.getloadavg()],
-        "note": "machine may be shared with other workloads (see load averages); figures are medians of repeated runs",
+        "note": "machine may be shared with other workloads (see load averages); "
+        "figures are medians of repeated runs",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

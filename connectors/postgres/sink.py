@@ -90,10 +90,10 @@ class _Rebalance(ConsumerRebalanceListener):
         self.sink = sink
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        self.sink._revoked(revoked)
+        self.sink.on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        self.sink._assigned(assigned)
+        self.sink.on_assigned(assigned)
 
 
 class _Stopping(Exception):
@@ -144,14 +144,14 @@ class Sink:
 
     # --- rebalance callbacks ----------------------------------------------------
 
-    def _revoked(self, revoked: Any) -> None:
+    def on_revoked(self, revoked: Any) -> None:
         for tp in revoked:
             self._pending.discard(tp)
             self._expected.pop((tp.topic, tp.partition), None)
         if revoked:
             log.info("partitions revoked: %s", _tps(revoked))
 
-    def _assigned(self, assigned: Any) -> None:
+    def on_assigned(self, assigned: Any) -> None:
         if not assigned:
             return
         assert self._consumer is not None

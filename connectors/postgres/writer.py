@@ -38,7 +38,7 @@ import asyncpg
 
 from models import Decision
 
-from .decode import Decoded, DeadLetter, Record
+from .decode import DeadLetter, Decoded, Record
 from .dlq import DeadLetterTopic
 from .offsets import TP, check_and_lock, store
 
@@ -69,21 +69,43 @@ CREATE TEMP TABLE IF NOT EXISTS sink_in_audit (
 
 _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "ballots": (
-        ("k_partition", "int"), ("k_offset", "bigint"), ("vote_id", "uuid"),
-        ("submission_id", "text"), ("key_image", "text"), ("vote_type", "text"),
-        ("ring_id", "text"), ("epoch", "bigint"), ("source_partition", "int"),
+        ("k_partition", "int"),
+        ("k_offset", "bigint"),
+        ("vote_id", "uuid"),
+        ("submission_id", "text"),
+        ("key_image", "text"),
+        ("vote_type", "text"),
+        ("ring_id", "text"),
+        ("epoch", "bigint"),
+        ("source_partition", "int"),
         ("source_offset", "bigint"),
     ),
     "rejections": (
-        ("k_partition", "int"), ("k_offset", "bigint"), ("vote_id", "uuid"),
-        ("token_id", "text"), ("reason", "text"), ("detail", "text"), ("payload_b64", "text"),
-        ("source_topic", "text"), ("source_partition", "int"), ("source_offset", "bigint"),
+        ("k_partition", "int"),
+        ("k_offset", "bigint"),
+        ("vote_id", "uuid"),
+        ("token_id", "text"),
+        ("reason", "text"),
+        ("detail", "text"),
+        ("payload_b64", "text"),
+        ("source_topic", "text"),
+        ("source_partition", "int"),
+        ("source_offset", "bigint"),
     ),
     "audit": (
-        ("k_partition", "int"), ("k_offset", "bigint"), ("chain", "text"),
-        ("sequence", "bigint"), ("prev_hash", "text"), ("hash", "text"), ("kind", "text"),
-        ("vote_id", "uuid"), ("submission_id", "text"), ("key_image", "text"),
-        ("reason", "text"), ("decision", "text"), ("source_partition", "int"),
+        ("k_partition", "int"),
+        ("k_offset", "bigint"),
+        ("chain", "text"),
+        ("sequence", "bigint"),
+        ("prev_hash", "text"),
+        ("hash", "text"),
+        ("kind", "text"),
+        ("vote_id", "uuid"),
+        ("submission_id", "text"),
+        ("key_image", "text"),
+        ("reason", "text"),
+        ("decision", "text"),
+        ("source_partition", "int"),
         ("source_offset", "bigint"),
     ),
 }
@@ -214,23 +236,57 @@ def _ts(ms: int) -> datetime:
 def _rows(kind: str, items: list[Decoded]) -> list[tuple[object, ...]]:
     if kind == "ballots":
         return [
-            (d.record.partition, d.record.offset, b.vote_id, b.submission_id, b.key_image,
-             b.vote_type.value, b.ring_id, b.epoch, b.source_partition, b.source_offset)
-            for d in items for b in (d.model,)
+            (
+                d.record.partition,
+                d.record.offset,
+                b.vote_id,
+                b.submission_id,
+                b.key_image,
+                b.vote_type.value,
+                b.ring_id,
+                b.epoch,
+                b.source_partition,
+                b.source_offset,
+            )
+            for d in items
+            for b in (d.model,)
         ]
     if kind == "rejections":
         return [
-            (d.record.partition, d.record.offset, r.vote_id, r.token_id, r.reason.value, r.detail,
-             r.payload_b64, r.source_topic, r.source_partition, r.source_offset)
-            for d in items for r in (d.model,)
+            (
+                d.record.partition,
+                d.record.offset,
+                r.vote_id,
+                r.token_id,
+                r.reason.value,
+                r.detail,
+                r.payload_b64,
+                r.source_topic,
+                r.source_partition,
+                r.source_offset,
+            )
+            for d in items
+            for r in (d.model,)
         ]
     return [
-        (d.record.partition, d.record.offset, a.chain, a.sequence, a.prev_hash, a.hash,
-         a.kind.value, a.vote_id, a.submission_id, a.key_image,
-         a.reason.value if a.reason is not None else None,
-         a.decision.value if a.decision is not None else None,
-         a.source_partition, a.source_offset)
-        for d in items for a in (d.model,)
+        (
+            d.record.partition,
+            d.record.offset,
+            a.chain,
+            a.sequence,
+            a.prev_hash,
+            a.hash,
+            a.kind.value,
+            a.vote_id,
+            a.submission_id,
+            a.key_image,
+            a.reason.value if a.reason is not None else None,
+            a.decision.value if a.decision is not None else None,
+            a.source_partition,
+            a.source_offset,
+        )
+        for d in items
+        for a in (d.model,)
     ]
 
 
@@ -238,8 +294,12 @@ class BatchWriter:
     """Writes batches on one connection (temp tables are per connection)."""
 
     def __init__(
-        self, conn: asyncpg.Connection, topics: dict[str, str], *,
-        dlq: DeadLetterTopic | None = None, loader: Loader = "copy",
+        self,
+        conn: asyncpg.Connection,
+        topics: dict[str, str],
+        *,
+        dlq: DeadLetterTopic | None = None,
+        loader: Loader = "copy",
     ) -> None:
         self.conn = conn
         self.topics = topics  # short kind -> full topic name
@@ -300,10 +360,16 @@ class BatchWriter:
                     rec = self._find("ballots", batch.ballots, row["k_partition"], row["k_offset"])
                     why = (
                         "(submission_id, key_image) already counted under another vote_id"
-                        if row["other_vote"] else "vote_id already stored with different fields"
+                        if row["other_vote"]
+                        else "vote_id already stored with different fields"
                     )
-                    log.error("ballot conflict at %s[%d]@%d: %s", rec.topic, rec.partition,
-                              rec.offset, why)
+                    log.error(
+                        "ballot conflict at %s[%d]@%d: %s",
+                        rec.topic,
+                        rec.partition,
+                        rec.offset,
+                        why,
+                    )
                     res.dead.append(DeadLetter(rec, "ballot_conflict", why))
                 res.ballot_duplicates -= len(res.dead)  # only ballot conflicts so far
 
@@ -322,8 +388,9 @@ class BatchWriter:
                         f"audit fork: chain {row['chain']} sequence {row['sequence']} is stored "
                         f"with hash {row['stored_hash']}, this event has {row['incoming_hash']}"
                     )
-                    log.error("AUDIT FORK at %s[%d]@%d: %s", rec.topic, rec.partition,
-                              rec.offset, why)
+                    log.error(
+                        "AUDIT FORK at %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, why
+                    )
                     res.dead.append(DeadLetter(rec, "audit_fork", why))
                 res.audit_duplicates -= len(forks)
 
@@ -336,14 +403,18 @@ class BatchWriter:
             if dead:
                 await conn.execute(
                     _DEAD_LETTERS,
-                    [d.record.topic for d in dead], [d.record.partition for d in dead],
-                    [d.record.offset for d in dead], [d.reason for d in dead],
-                    [d.detail for d in dead], [d.record.key for d in dead],
+                    [d.record.topic for d in dead],
+                    [d.record.partition for d in dead],
+                    [d.record.offset for d in dead],
+                    [d.reason for d in dead],
+                    [d.detail for d in dead],
+                    [d.record.key for d in dead],
                     [d.record.value for d in dead],
                 )
                 if self.dlq is not None:
                     unsent = [
-                        d for d in dead
+                        d
+                        for d in dead
                         if (d.record.topic, d.record.partition, d.record.offset)
                         not in batch.dlq_sent
                     ]
@@ -377,10 +448,14 @@ class BatchWriter:
         ts = [d.model for d in latest.values()]
         changed = await self.conn.fetch(
             _UPSERT_TALLIES,
-            [t.submission_id for t in ts], [t.counts.approve for t in ts],
-            [t.counts.reject for t in ts], [t.counts.flag for t in ts],
-            [t.counts.escalate for t in ts], [t.total for t in ts],
-            [t.decision.value for t in ts], [t.rules_version for t in ts],
+            [t.submission_id for t in ts],
+            [t.counts.approve for t in ts],
+            [t.counts.reject for t in ts],
+            [t.counts.flag for t in ts],
+            [t.counts.escalate for t in ts],
+            [t.total for t in ts],
+            [t.decision.value for t in ts],
+            [t.rules_version for t in ts],
             [t.version for t in ts],
         )
         res.tallies_changed = [r["submission_id"] for r in changed]
@@ -388,7 +463,8 @@ class BatchWriter:
         if first_esc:
             subs = sorted(first_esc)
             await self.conn.execute(
-                _UPSERT_ESCALATIONS, subs,
+                _UPSERT_ESCALATIONS,
+                subs,
                 [first_esc[s].model.version for s in subs],
                 [_ts(first_esc[s].record.timestamp_ms) for s in subs],
                 [last_esc[s].model.version for s in subs],
@@ -396,4 +472,3 @@ class BatchWriter:
                 [last_esc[s].model.total for s in subs],
             )
             res.escalations = len(subs)
-
