@@ -659,9 +659,10 @@ class Injector(threading.Thread):
     def _sink_kill(self, fault: Fault) -> None:
         c = self.cluster
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not c.sink_in_transaction():
+        inside = False
+        while time.monotonic() < deadline and not (inside := c.sink_in_transaction()):
             time.sleep(0.005)
-        fault.detail["mid_transaction"] = c.sink_in_transaction()
+        fault.detail["mid_transaction"] = inside
         t = time.monotonic()
         with c.lock:
             c._kill_sink()
@@ -757,15 +758,16 @@ def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path
                 positions[i] = (p, o)
             return cb
 
+        pace0 = t0  # the pacing clock: it stops while the producer is gated
         for i, planned in enumerate(rnd.votes):
-            delay = t0 + i / cfg.rate - time.monotonic()
+            delay = pace0 + i / cfg.rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             # Never run far ahead of the next pending fault: it must find votes in flight,
             # not an idle pipeline that has already finished the round.
             while i > injector.publish_limit() and not injector.stop_event.is_set() and injector.is_alive():
                 producer._producer.poll(0.2)
-                t0 += 0.2  # the pacing clock stops while gated
+                pace0 += 0.2
             producer.send(s.topic("votes"), planned.key, planned.value, on_delivered=vote_cb(i))
         producer.flush(600)
         timings["publish_s"] = round(time.monotonic() - t0, 1)
