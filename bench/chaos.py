@@ -575,7 +575,12 @@ class Injector(threading.Thread):
         return self.watcher.progress + self.lead * self.total
 
     def _flowing(self, since: float, fault: Fault, timeout: float = 180.0) -> None:
-        """Seconds from ``since`` until a new outcome shows up (None when nothing is pending)."""
+        """Seconds from ``since`` until a new outcome shows up (None when nothing is pending).
+
+        With the producer always allowed a backlog ahead of the outcomes, "no new
+        outcome for ``timeout`` while the round is unfinished" is a stall: it is
+        recorded as ``stalled`` and fails the liveness check.
+        """
         before = self.watcher.progress
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -586,6 +591,8 @@ class Injector(threading.Thread):
                 return
             time.sleep(0.1)
             self.cluster.supervise()
+        fault.flowing_s = round(time.monotonic() - since, 2)
+        fault.detail["stalled"] = f"no new outcome for {timeout:.0f}s at {self.watcher.progress}/{self.total}"
 
     def _worker_kill(self, fault: Fault) -> None:
         c = self.cluster
@@ -1072,3 +1079,27 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def markdown(results: Path) -> str:
+    """The fault and invariant tables of a results file, as Markdown (for docs/reliability.md)."""
+    d = json.loads(results.read_text())
+    w = d["workload"]
+    out = [f"`{d.get('command', '')}` — {d.get('when', '')}, {w['planned']:,} planned messages "
+           f"({w['tokens']:,} tokens, {w['submissions']:,} submissions, {w['rings']} rings of "
+           f"{d['config']['ring_size']}), {len(d['faults'])} faults, total {d['timings'].get('total_s')} s "
+           f"(signing the round: {d['timings'].get('build_s')} s), load average at the end "
+           f"{d.get('machine', {}).get('load_avg')}.", "",
+           "| # | fault | fired at (s) | outcomes seen | recovery (s) | outputs flowing (s) | detail |",
+           "| ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+    for n, f in enumerate(d["faults"], 1):
+        detail = ", ".join(f"{k}={v}" for k, v in f["detail"].items())
+        if f["error"]:
+            detail = f"**{f['error']}** " + detail
+        out.append(f"| {n} | {f['kind']} | {f['fired_at']} | {f['progress_at_fire']} | {f['recovery_s']} | "
+                   f"{f['flowing_s'] if f['flowing_s'] is not None else '—'} | {detail} |")
+    out += ["", "| invariant | expected | got | result |", "| --- | ---: | ---: | --- |"]
+    for c in d["checks"]:
+        note = f" ({c['note'][:120]})" if c["note"] and not c["ok"] else ""
+        out.append(f"| {c['name']}{note} | {c['expected']} | {c['got']} | {'PASS' if c['ok'] else '**FAIL**'} |")
+    return "\n".join(out)

@@ -41,7 +41,7 @@ from streams.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 GENRES = 40
-SUBS_PER_GENRE = 1200
+SUBS_PER_GENRE = 2000
 RING = 16
 
 
@@ -77,7 +77,8 @@ def control_records(seed: int) -> list[tuple[str, bytes, bytes]]:
     return out
 
 
-def generator(settings_json: str, seed: int, rate: float, seconds: float, counter: Any, stop: Any) -> None:
+def generator(settings_json: str, seed: int, rate: float, seconds: float, counter: Any, stop: Any,
+              start: int = 0) -> None:
     """Child process: sign and publish honest votes at ``rate``/s for ``seconds``."""
     import ringcrypto
     from connectors.sdk import SdkProducer
@@ -91,10 +92,10 @@ def generator(settings_json: str, seed: int, rate: float, seconds: float, counte
     votes = settings.topic("votes")
     issued_at = datetime(2026, 1, 1, tzinfo=UTC)
     t0 = time.monotonic()
-    n = 0
+    n = start
     # vote n: genre n % GENRES, member (n // GENRES) % RING, submission n // (GENRES * RING): unique key images
     while not stop.is_set() and time.monotonic() - t0 < seconds:
-        delay = t0 + n / rate - time.monotonic()
+        delay = t0 + (n - start) / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         genre = f"g{n % GENRES}"
@@ -113,6 +114,13 @@ def generator(settings_json: str, seed: int, rate: float, seconds: float, counte
             counter.value = n
     producer.flush(120)
     counter.value = n
+
+
+def _ballots(cluster: Cluster) -> int:
+    try:
+        return int(cluster.pg("SELECT count(*) AS n FROM chaos.ballots")[0]["n"])
+    except Exception:  # noqa: BLE001
+        return 0
 
 
 def group_lag(settings: Settings, group: str, topic: str) -> int | None:
@@ -176,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=None, help="votes/s (default: half of pipeline.json)")
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--calibrate", type=float, default=90.0,
+                        help="seconds of an unpaced run first, to measure this workload's max (0: use pipeline.json)")
     parser.add_argument("--name", default="soak", help="results as bench/results/<name>.json/.png")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
@@ -185,13 +195,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _sigterm)
     console = Console()
-    if args.rate is None:
+    calibration: dict[str, Any] = {}
+    if args.rate is None and not args.calibrate:
         rows = json.loads((RESULTS / "pipeline.json").read_text())["results"]
         best = next(r for r in rows if r["kind"] == "ringtally" and r["workers"] == 1)
         args.rate = round(best["votes_per_s"] / 2, 1)
         rate_from = f"half of {best['votes_per_s']} votes/s (bench/results/pipeline.json, 1 worker, {best['store']})"
     else:
-        rate_from = "--rate"
+        rate_from = "--rate"  # or the calibration below
     run_dir = ROOT / ".ringtally" / "soak" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     cfg = ChaosConfig(partitions=12, store="rocksdb", sink_batch=2000)
     cluster = Cluster(cfg, run_dir, console)
@@ -211,12 +222,36 @@ def main(argv: list[str] | None = None) -> int:
         for short, key, value in control_records(args.seed):
             producer.send(cluster.settings.topic(short), key, value)
         producer.flush(120)
+        ctx = mp.get_context("spawn")
+        start = 0
+        if args.calibrate:
+            # this workload's own maximum: the generator unpaced, ballots counted over the last part
+            stop, counter = ctx.Event(), ctx.Value("q", 0)
+            gen = ctx.Process(target=generator, args=(cluster.settings.model_dump_json(), args.seed, 1e9,
+                                                       args.calibrate, counter, stop), daemon=True)
+            gen.start()
+            time.sleep(args.calibrate / 3)
+            b0, p0, c0 = _ballots(cluster), counter.value, time.monotonic()
+            gen.join(args.calibrate + 60)
+            b1, p1, c1 = _ballots(cluster), counter.value, time.monotonic()
+            measured = (b1 - b0) / (c1 - c0)
+            calibration = {"seconds": args.calibrate, "ballots_per_s": round(measured, 1),
+                           "published_per_s": round((p1 - p0) / (c1 - c0), 1)}
+            start = counter.value
+            t_drain = time.monotonic()
+            while _ballots(cluster) < start and time.monotonic() - t_drain < 300:
+                time.sleep(2)
+            calibration["drain_s"] = round(time.monotonic() - t_drain, 1)
+            if args.rate is None:
+                args.rate = round(measured / 2, 1)
+                rate_from = (f"half of {measured:.0f} votes/s measured by a {args.calibrate:.0f} s unpaced run of "
+                             f"this workload (TokenIssued + VoteCast per vote)")
+            console.print(f"calibration: {calibration}")
         console.print(f"soak: {args.minutes} min at {args.rate} votes/s ({rate_from}); dir {run_dir}")
         seconds = args.minutes * 60
-        ctx = mp.get_context("spawn")
-        stop, counter = ctx.Event(), ctx.Value("q", 0)
+        stop, counter = ctx.Event(), ctx.Value("q", start)
         gen = ctx.Process(target=generator, args=(cluster.settings.model_dump_json(), args.seed, args.rate,
-                                                   seconds, counter, stop), daemon=True)
+                                                   seconds, counter, stop, start), daemon=True)
         t0 = time.monotonic()
         gen.start()
         next_sample = t0
@@ -226,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 w = cluster.workers.get(0)
                 sample = {
                     "t": round(time.monotonic() - t0, 1),
-                    "published": counter.value,
+                    "published": counter.value - start,
                     "worker_rss_kib": _rss_kib(w.proc.pid) if w and w.proc else None,
                     "sink_rss_kib": _rss_kib(cluster.sink.pid) if cluster.sink else None,
                     "worker_lag": group_lag(cluster.settings, cluster.settings.group_id, cluster.settings.topic("votes")),
@@ -244,10 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         gen.join(60)
         # drain: the pipeline and the sink catch up with what was published
         drain_t = time.monotonic()
-        published = counter.value
+        published = counter.value - start
         while time.monotonic() - drain_t < 300:
-            n = cluster.pg("SELECT count(*) AS n FROM chaos.ballots")[0]["n"]
-            if n >= published and (sink_lag(cluster) or 0) == 0:
+            n = _ballots(cluster)
+            if n >= counter.value and (sink_lag(cluster) or 0) == 0:
                 break
             time.sleep(2)
         drain_s = round(time.monotonic() - drain_t, 1)
@@ -273,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "command": " ".join(sys.argv), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "minutes": args.minutes, "rate_votes_per_s": args.rate, "rate_from": rate_from,
-        "published_votes": published, "ballots_in_postgres": final_ballots,
+        "calibration": calibration, "published_votes": published,
+        "published_votes_including_calibration": published + start, "ballots_in_postgres": final_ballots,
         "rejections": {r["reason"]: r["n"] for r in rejections},
         "drain_s": drain_s,
         "worker_rss_mib": {"first_quarter": quarter_mean("worker_rss_kib", 0), "last_quarter": quarter_mean("worker_rss_kib", 1),
@@ -296,13 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(title=f"soak {args.minutes:g} min at {args.rate} votes/s")
     table.add_column("figure")
     table.add_column("value")
-    for k in ("published_votes", "ballots_in_postgres", "rejections", "drain_s", "worker_rss_mib", "sink_rss_mib",
+    for k in ("calibration", "published_votes", "published_votes_including_calibration", "ballots_in_postgres", "rejections", "drain_s", "worker_rss_mib", "sink_rss_mib",
               "worker_lag", "sink_lag", "unplanned_exits"):
         table.add_row(k, str(summary[k]))
     table.add_row("log errors / tracebacks / critical", f"{logs['errors']} / {logs['tracebacks']} / {logs['critical']}")
     console.print(table)
     console.print(f"wrote {RESULTS / (args.name + '.json')} and {RESULTS / (args.name + '.png')}")
-    ok = final_ballots == published and not cluster.unplanned and logs["tracebacks"] == 0
+    ok = final_ballots == published + start and not cluster.unplanned and logs["tracebacks"] == 0
     return 0 if ok else 1
 
 

@@ -34,7 +34,7 @@ def test_hostile_messages_are_each_rejected_and_never_counted(stack, tmp_path):
 
 
 F3 = ("F3: the rejection of an over-cap payload carries it whole (agents/records.py rejection_for, "
-      "payload_b64): from ~786 KB the Rejection exceeds the producer's 1 MB max_request_size, the send "
+      "payload_b64): from ~745 KB the Rejection exceeds Faust's producer_max_request_size (1,000,000 bytes), the send "
       "raises ProducerSendError and the worker exits 70 (and again on every redelivery)")
 
 
