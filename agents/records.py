@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from models.audit import AuditEvent
+from models.fields import MAX_PAYLOAD_BYTES
 from models.internal import AcceptedVote, CredentialToken
 from models.outputs import Ballot, Rejection, Tally
 from models.reasons import ReasonCode
@@ -62,13 +63,18 @@ def rejection_for(
 ) -> Rejection:
     """A rejection that points at the record (or at ``source``, the original position)."""
     topic, partition, offset = source or (record.topic, record.partition, record.offset)
-    raw = record.value if payload is None else payload
+    raw = (record.value if payload is None else payload) or b""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        # Kept whole, an oversized payload would make the rejection itself larger
+        # than the producer's request limit, and the worker could never get past it.
+        detail = f"payload kept: first {MAX_PAYLOAD_BYTES} of {len(raw)} bytes; {detail}"
+        raw = raw[:MAX_PAYLOAD_BYTES]
     return Rejection(
         vote_id=vote_id,
         token_id=token_id,
         reason=reason,
         detail=detail[:2000],
-        payload_b64=base64.b64encode(raw or b"").decode("ascii"),
+        payload_b64=base64.b64encode(raw).decode("ascii"),
         source_topic=topic,
         source_partition=partition,
         source_offset=offset,

@@ -46,8 +46,9 @@ class TokenState:
     """A token as the table stores it (``to_dict``/``from_dict`` for the JSON changelog)."""
 
     phase: TokenPhase
-    credential_hash: str | None
-    epoch: int | None
+    #: None only for a token revoked before its issuance arrived.
+    credential_hash: str | None = None
+    epoch: int | None = None
     issued_offset: int | None = None
     spent_by: str | None = None
     spent_digest: str | None = None
