@@ -1,7 +1,7 @@
 """Chaos harness: a seeded vote workload through the whole stack while faults are injected.
 
-    python bench/chaos.py --votes 50000 --seed 1            # full run, writes bench/results/chaos.json
-    python bench/chaos.py --short                          # ~3,000 votes, a few faults (what make test runs)
+    python bench/chaos.py --votes 50000 --seed 1   # full run: bench/results/chaos.json
+    python bench/chaos.py --short                  # ~3,000 votes, a few faults (make test)
 
 What runs: a PRIVATE local stack (its own Kafka and PostgreSQL, on free ports,
 under ``.ringtally/chaos/<run>``; the shared stack is never touched, so
@@ -101,8 +101,18 @@ class ChaosConfig:
 
     @classmethod
     def short_run(cls, **over: Any) -> ChaosConfig:
-        base = dict(votes=3000, worker_kills=3, rebalances=1, broker_restarts=1, postgres_restarts=1,
-                    sink_kills=1, rate=60.0, sink_batch=300, deadline=600.0, short=True)
+        base = dict(
+            votes=3000,
+            worker_kills=3,
+            rebalances=1,
+            broker_restarts=1,
+            postgres_restarts=1,
+            sink_kills=1,
+            rate=60.0,
+            sink_batch=300,
+            deadline=600.0,
+            short=True,
+        )
         base.update(over)
         return cls(**base)
 
@@ -177,8 +187,12 @@ def _round_shape(votes: int, ring_size: int) -> dict[str, int]:
         if planned >= votes:
             break
         genres += 1
-    return {"genres": genres, "ring_size": ring_size, "votes_per_reviewer": per_reviewer,
-            "submissions_per_genre": 2 * per_reviewer}
+    return {
+        "genres": genres,
+        "ring_size": ring_size,
+        "votes_per_reviewer": per_reviewer,
+        "submissions_per_genre": 2 * per_reviewer,
+    }
 
 
 def build_workload(cfg: ChaosConfig) -> ReviewRound:
@@ -189,16 +203,23 @@ def build_workload(cfg: ChaosConfig) -> ReviewRound:
 def fault_schedule(cfg: ChaosConfig) -> list[Fault]:
     """Seeded: which faults, in which order, at which fraction of the outcomes."""
     rng = random.Random(f"chaos-schedule/{cfg.seed}")
-    kinds = (["worker_kill"] * cfg.worker_kills + ["rebalance"] * cfg.rebalances
-             + ["broker_restart"] * cfg.broker_restarts + ["postgres_restart"] * cfg.postgres_restarts
-             + ["sink_kill"] * cfg.sink_kills)
+    kinds = (
+        ["worker_kill"] * cfg.worker_kills
+        + ["rebalance"] * cfg.rebalances
+        + ["broker_restart"] * cfg.broker_restarts
+        + ["postgres_restart"] * cfg.postgres_restarts
+        + ["sink_kill"] * cfg.sink_kills
+    )
     rng.shuffle(kinds)
     n = len(kinds)
     # Evenly spread over 3 %..92 % of the outcomes, each point moved a little.
-    fractions = sorted(min(0.92, max(0.03, 0.03 + 0.89 * (i + rng.uniform(0.1, 0.9)) / n))
-                       for i in range(n))
-    return [Fault(kind=k, at_fraction=round(f, 4), jitter=round(rng.uniform(0.0, 1.5), 3))
-            for k, f in zip(kinds, fractions, strict=True)]
+    fractions = sorted(
+        min(0.92, max(0.03, 0.03 + 0.89 * (i + rng.uniform(0.1, 0.9)) / n)) for i in range(n)
+    )
+    return [
+        Fault(kind=k, at_fraction=round(f, 4), jitter=round(rng.uniform(0.0, 1.5), 3))
+        for k, f in zip(kinds, fractions, strict=True)
+    ]
 
 
 # --- watching the output topics ---------------------------------------------------------
@@ -213,7 +234,9 @@ class Watcher:
         self.lock = threading.Lock()
         self.ballots: dict[str, set[bytes]] = defaultdict(set)  # vote_id -> distinct record bytes
         self.ballot_pos: dict[tuple[int, int], set[str]] = defaultdict(set)  # position -> vote ids
-        self.rejections: dict[tuple[str, int, int], set[str]] = defaultdict(set)  # source -> reasons
+        self.rejections: dict[tuple[str, int, int], set[str]] = defaultdict(
+            set
+        )  # source -> reasons
         self.tallies: dict[str, dict[int, set[bytes]]] = defaultdict(lambda: defaultdict(set))
         self.audit: dict[tuple[str, int], set[str]] = defaultdict(set)  # (chain, seq) -> hashes
         self.records = Counter()
@@ -235,11 +258,16 @@ class Watcher:
 
     def _run(self) -> None:
         s = self.settings
-        consumer = Consumer({
-            "bootstrap.servers": s.kafka_bootstrap, "group.id": f"chaos-watch-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False,
-            "isolation.level": "read_committed", "log_level": 2,
-        })
+        consumer = Consumer(
+            {
+                "bootstrap.servers": s.kafka_bootstrap,
+                "group.id": f"chaos-watch-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "log_level": 2,
+            }
+        )
         kinds = {s.topic(k): k for k in ("ballots", "rejections", "tallies", "audit")}
         consumer.subscribe(list(kinds))
         try:
@@ -270,10 +298,18 @@ class Watcher:
                 self.audit[(body["chain"], body["sequence"])].add(body["hash"])
 
 
-def _topic_records(settings: Settings, topic: str, timeout: float = 120.0) -> list[tuple[bytes | None, bytes]]:
+def _topic_records(
+    settings: Settings, topic: str, timeout: float = 120.0
+) -> list[tuple[bytes | None, bytes]]:
     """Every record of ``topic`` up to its current end (key, value)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"chaos-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "log_level": 2})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"chaos-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "log_level": 2,
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=30).topics[topic]
         tps = []
@@ -297,8 +333,13 @@ def _topic_records(settings: Settings, topic: str, timeout: float = 120.0) -> li
 
 
 def _end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"chaos-{uuid.uuid4().hex}",
-                         "log_level": 2})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"chaos-{uuid.uuid4().hex}",
+            "log_level": 2,
+        }
+    )
     try:
         out = {}
         for topic in topics:
@@ -333,7 +374,7 @@ class Cluster:
             kafka_bootstrap=f"127.0.0.1:{free_port()}",
             kafka_controller_port=free_port(),
             postgres_dsn=f"postgresql://ringtally@127.0.0.1:{free_port()}/ringtally",
-            redis_url=f"redis://127.0.0.1:{free_port()}/0",  # unused: the sink runs without the read model
+            redis_url=f"redis://127.0.0.1:{free_port()}/0",  # unused: sink runs without read model
             partitions=cfg.partitions,
             table_store=cfg.store,
             web_port=free_port(),
@@ -401,7 +442,9 @@ class Cluster:
         import urllib.request
 
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[slot]}/health", timeout=3) as r:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.ports[slot]}/health", timeout=3
+            ) as r:
                 return json.load(r)
         except Exception:  # noqa: BLE001 - 503 while rebalancing, refused while down
             return None
@@ -426,9 +469,20 @@ class Cluster:
         log = (self.log_dir / "sink.log").open("ab")
         with self.lock:
             self.sink = subprocess.Popen(
-                [sys.executable, "-c", "from streams.cli import main; main()", "sink", "--no-readmodel",
-                 "--batch-size", str(self.cfg.sink_batch)],
-                cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-c",
+                    "from streams.cli import main; main()",
+                    "sink",
+                    "--no-readmodel",
+                    "--batch-size",
+                    str(self.cfg.sink_batch),
+                ],
+                cwd=ROOT,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         log.close()
 
@@ -452,21 +506,39 @@ class Cluster:
     def supervise(self) -> None:
         """Restart whatever died without being asked to, and write it down."""
         with self.lock:
-            dead = [(slot, w) for slot, w in self.workers.items() if w.proc is not None and w.proc.poll() is not None]
+            dead = [
+                (slot, w)
+                for slot, w in self.workers.items()
+                if w.proc is not None and w.proc.poll() is not None
+            ]
             sink_dead = self.sink is not None and self.sink.poll() is not None
         for slot, w in dead:
             code = w.proc.returncode if w.proc else None
-            self.unplanned.append({"piece": f"worker-{slot}", "code": code, "at": round(time.monotonic() - self.t0, 1),
-                                   "tail": w.tail(15)})
+            self.unplanned.append(
+                {
+                    "piece": f"worker-{slot}",
+                    "code": code,
+                    "at": round(time.monotonic() - self.t0, 1),
+                    "tail": w.tail(15),
+                }
+            )
             self.console.print(f"[red]worker-{slot} exited on its own with {code}; restarting[/]")
             with contextlib.suppress(Exception):
                 self.start_worker(slot)
         if sink_dead:
             assert self.sink is not None
             code = self.sink.returncode
-            tail = "\n".join((self.log_dir / "sink.log").read_text(errors="replace").splitlines()[-15:])
-            self.unplanned.append({"piece": "sink", "code": code, "at": round(time.monotonic() - self.t0, 1),
-                                   "tail": tail})
+            tail = "\n".join(
+                (self.log_dir / "sink.log").read_text(errors="replace").splitlines()[-15:]
+            )
+            self.unplanned.append(
+                {
+                    "piece": "sink",
+                    "code": code,
+                    "at": round(time.monotonic() - self.t0, 1),
+                    "tail": tail,
+                }
+            )
             self.console.print(f"[red]the sink exited on its own with {code}; restarting[/]")
             self.start_sink()
 
@@ -489,8 +561,11 @@ class Cluster:
     def pg_count(self) -> int | None:
         """Rows the sink has written (ballots + rejections + audit), None while Postgres is away."""
         try:
-            rows = self.pg("SELECT (SELECT count(*) FROM chaos.ballots) + (SELECT count(*) FROM chaos.rejections)"
-                           " + (SELECT count(*) FROM chaos.audit_log) AS n")
+            rows = self.pg(
+                "SELECT (SELECT count(*) FROM chaos.ballots)"
+                " + (SELECT count(*) FROM chaos.rejections)"
+                " + (SELECT count(*) FROM chaos.audit_log) AS n"
+            )
             return int(rows[0]["n"])
         except Exception:  # noqa: BLE001 - Postgres restarting
             return None
@@ -499,9 +574,13 @@ class Cluster:
         """The offsets stored in Postgres reach the output topics' end offsets."""
         s = self.settings
         try:
-            ends = _end_offsets(s, [s.topic(k) for k in ("ballots", "tallies", "rejections", "audit")])
-            stored = {(r["topic"], r["partition"]): r["next_offset"]
-                      for r in self.pg("SELECT topic, partition, next_offset FROM chaos.sink_offsets")}
+            ends = _end_offsets(
+                s, [s.topic(k) for k in ("ballots", "tallies", "rejections", "audit")]
+            )
+            stored = {
+                (r["topic"], r["partition"]): r["next_offset"]
+                for r in self.pg("SELECT topic, partition, next_offset FROM chaos.sink_offsets")
+            }
         except Exception:  # noqa: BLE001 - a service is restarting
             return False
         return all(stored.get(k, 0) >= v for k, v in ends.items())
@@ -509,8 +588,10 @@ class Cluster:
     def sink_in_transaction(self) -> bool:
         try:
             rows = self.pg(
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'ringtally-sink' "
-                "AND state IN ('active', 'idle in transaction')")
+                "SELECT count(*) AS n FROM pg_stat_activity "
+                "WHERE application_name = 'ringtally-sink' "
+                "AND state IN ('active', 'idle in transaction')"
+            )
             return rows[0]["n"] > 0
         except Exception:  # noqa: BLE001
             return False
@@ -522,8 +603,16 @@ class Cluster:
 class Injector(threading.Thread):
     """Fires the scheduled faults in order, each when its share of outcomes has been seen."""
 
-    def __init__(self, cluster: Cluster, watcher: Watcher, faults: list[Fault], total: int, seed: int,
-                 t0: float, console: Console) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        watcher: Watcher,
+        faults: list[Fault],
+        total: int,
+        seed: int,
+        t0: float,
+        console: Console,
+    ) -> None:
         super().__init__(name="injector", daemon=True)
         self.cluster, self.watcher, self.faults, self.total = cluster, watcher, faults, total
         self.rng = random.Random(f"chaos-injector/{seed}")
@@ -546,8 +635,10 @@ class Injector(threading.Thread):
                 time.sleep(fault.jitter)
                 fault.fired_at = round(time.monotonic() - self.t0, 2)
                 fault.progress_at_fire = self.watcher.progress
-                self.console.print(f"[yellow]fault {n}/{len(self.faults)}: {fault.kind} at "
-                                   f"{fault.progress_at_fire}/{self.total} outcomes (t={fault.fired_at}s)[/]")
+                self.console.print(
+                    f"[yellow]fault {n}/{len(self.faults)}: {fault.kind} at "
+                    f"{fault.progress_at_fire}/{self.total} outcomes (t={fault.fired_at}s)[/]"
+                )
                 self.busy = True
                 try:
                     getattr(self, f"_{fault.kind}")(fault)
@@ -557,7 +648,9 @@ class Injector(threading.Thread):
                 finally:
                     self.busy = False
                 self.cluster.supervise()
-                self.console.print(f"  recovered in {fault.recovery_s}s, outputs flowing after {fault.flowing_s}s")
+                self.console.print(
+                    f"  recovered in {fault.recovery_s}s, outputs flowing after {fault.flowing_s}s"
+                )
             while not self.stop_event.wait(0.5):
                 self.cluster.supervise()
         except BaseException as exc:  # noqa: BLE001
@@ -592,7 +685,9 @@ class Injector(threading.Thread):
             time.sleep(0.1)
             self.cluster.supervise()
         fault.flowing_s = round(time.monotonic() - since, 2)
-        fault.detail["stalled"] = f"no new outcome for {timeout:.0f}s at {self.watcher.progress}/{self.total}"
+        fault.detail["stalled"] = (
+            f"no new outcome for {timeout:.0f}s at {self.watcher.progress}/{self.total}"
+        )
 
     def _worker_kill(self, fault: Fault) -> None:
         c = self.cluster
@@ -654,7 +749,7 @@ class Injector(threading.Thread):
         fault.recovery_s = round(time.monotonic() - t, 2)
 
     def _sink_writing(self, before: int, timeout: float = 180.0) -> None:
-        """Wait until the sink has written rows past ``before``, or has caught up with the topics."""
+        """Wait until the sink wrote rows past ``before``, or caught up with the topics."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             n = self.cluster.pg_count()
@@ -684,16 +779,25 @@ class Injector(threading.Thread):
 
 
 def _wait_index(settings: Settings, topic: str, wanted: set[str], timeout: float) -> None:
-    """Read ``topic`` until it names every token id in ``wanted`` (credential index / revocations)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"chaos-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 2})
+    """Read ``topic`` until it names every token id in ``wanted`` (index / revocations)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"chaos-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 2,
+        }
+    )
     consumer.subscribe([topic])
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
     try:
         while not wanted <= seen:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}: {len(wanted - seen)} of {len(wanted)} token ids never appeared")
+                raise TimeoutError(
+                    f"{topic}: {len(wanted - seen)} of {len(wanted)} token ids never appeared"
+                )
             for msg in consumer.consume(5000, timeout=0.5):
                 if msg.error() is None and msg.value():
                     body = json.loads(msg.value())
@@ -703,18 +807,25 @@ def _wait_index(settings: Settings, topic: str, wanted: set[str], timeout: float
         consumer.close()
 
 
-def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path | None = None) -> ChaosResult:
+def run_chaos(
+    cfg: ChaosConfig, *, console: Console | None = None, results: Path | None = None
+) -> ChaosResult:
     console = console or Console()
     from connectors.sdk import SdkProducer
 
     started = time.monotonic()
-    run_dir = ROOT / ".ringtally" / "chaos" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    run_dir = (
+        ROOT / ".ringtally" / "chaos" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    )
     console.print(f"[bold]chaos run[/] seed {cfg.seed}, {cfg.votes} votes target, dir {run_dir}")
     rnd = build_workload(cfg)
     total = len(rnd.votes)
     timings = {"build_s": round(time.monotonic() - started, 1)}
-    console.print(f"workload: {total} planned messages ({dict(rnd.attack_counts())}), "
-                  f"{len(rnd.issuances)} tokens, {len(rnd.submissions)} submissions, built in {timings['build_s']}s")
+    console.print(
+        f"workload: {total} planned messages ({dict(rnd.attack_counts())}), "
+        f"{len(rnd.issuances)} tokens, {len(rnd.submissions)} submissions, "
+        f"built in {timings['build_s']}s"
+    )
     faults = fault_schedule(cfg)
     cluster = Cluster(cfg, run_dir, console)
     watcher: Watcher | None = None
@@ -739,6 +850,7 @@ def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path
             def cb(p: int, o: int) -> None:
                 if short == "votes":
                     control_positions[(p, o)] = "token_issued"
+
             return cb
 
         for short, key, value in rnd.control_messages():
@@ -750,8 +862,12 @@ def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path
         for r in rnd.revocations:
             producer.send(s.topic("revocations"), r.credential_hash.encode(), r.to_json())
         producer.flush(60)
-        _wait_index(s, s.topic("votes"),
-                    {i.token_id for i in rnd.issuances if i.credential_hash in revoked_creds}, 300)
+        _wait_index(
+            s,
+            s.topic("votes"),
+            {i.token_id for i in rnd.issuances if i.credential_hash in revoked_creds},
+            300,
+        )
         timings["control_s"] = round(time.monotonic() - t, 1)
 
         # votes, paced, while the injector works
@@ -763,6 +879,7 @@ def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path
         def vote_cb(i: int) -> Any:
             def cb(p: int, o: int) -> None:
                 positions[i] = (p, o)
+
             return cb
 
         pace0 = t0  # the pacing clock: it stops while the producer is gated
@@ -772,13 +889,20 @@ def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path
                 time.sleep(delay)
             # Never run far ahead of the next pending fault: it must find votes in flight,
             # not an idle pipeline that has already finished the round.
-            while i > injector.publish_limit() and not injector.stop_event.is_set() and injector.is_alive():
+            while (
+                i > injector.publish_limit()
+                and not injector.stop_event.is_set()
+                and injector.is_alive()
+            ):
                 producer._producer.poll(0.2)
                 pace0 += 0.2
             producer.send(s.topic("votes"), planned.key, planned.value, on_delivered=vote_cb(i))
         producer.flush(600)
         timings["publish_s"] = round(time.monotonic() - t0, 1)
-        console.print(f"published {total} votes in {timings['publish_s']}s; waiting for the outcomes and faults")
+        console.print(
+            f"published {total} votes in {timings['publish_s']}s; "
+            "waiting for the outcomes and faults"
+        )
 
         # every planned message must reach an outcome; the injector must have fired everything
         deadline = started + cfg.deadline
@@ -786,20 +910,27 @@ def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path
         stall = 60.0 if cfg.short else 180.0
         last_progress, last_change = -1, time.monotonic()
         while time.monotonic() < deadline:
-            done_faults = all(f.fired_at is not None and (f.recovery_s is not None or f.error) for f in faults)
+            done_faults = all(
+                f.fired_at is not None and (f.recovery_s is not None or f.error) for f in faults
+            )
             if watcher.progress >= total and done_faults:
                 break
             if watcher.progress != last_progress:
                 last_progress, last_change = watcher.progress, time.monotonic()
             elif time.monotonic() - last_change > stall and not injector.busy:
-                console.print(f"[red]no new outcome for {stall:.0f}s at {watcher.progress}/{total}: checking now[/]")
+                console.print(
+                    f"[red]no new outcome for {stall:.0f}s at {watcher.progress}/{total}: "
+                    "checking now[/]"
+                )
                 break
             if injector.error:
                 raise injector.error
             if time.monotonic() - last_report > 15:
                 last_report = time.monotonic()
-                console.print(f"  outcomes {watcher.progress}/{total}, faults fired "
-                              f"{sum(f.fired_at is not None for f in faults)}/{len(faults)}")
+                console.print(
+                    f"  outcomes {watcher.progress}/{total}, faults fired "
+                    f"{sum(f.fired_at is not None for f in faults)}/{len(faults)}"
+                )
             time.sleep(0.5)
         timings["outcomes_s"] = round(time.monotonic() - t0, 1)
         injector.stop_event.set()
@@ -832,22 +963,54 @@ def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path
             shutil.rmtree(run_dir / "data", ignore_errors=True)
         _ignore_interrupts(False)
     timings["total_s"] = round(time.monotonic() - started, 1)
-    checks.append(Check("no unplanned process exits (a worker exit 70 is an agent bug)", 0,
-                        len(cluster.unplanned), not cluster.unplanned,
-                        "; ".join(f"{u['piece']} exit {u['code']} at {u['at']}s" for u in cluster.unplanned)))
-    slow = [f"{f.kind}@{f.fired_at}s: {f.flowing_s}s" for f in faults
-            if f.flowing_s is not None and f.flowing_s > LIVENESS_S]
-    checks.append(Check(f"liveness: outputs flowing again within {LIVENESS_S:.0f}s of every fault", 0, len(slow),
-                        len(slow) == 0, "; ".join(slow)))
-    checks.append(Check("no Traceback / CRITICAL in worker and sink logs", 0, logs["tracebacks"] + logs["critical"],
-                        logs["tracebacks"] + logs["critical"] == 0, logs["first"] or ""))
+    checks.append(
+        Check(
+            "no unplanned process exits (a worker exit 70 is an agent bug)",
+            0,
+            len(cluster.unplanned),
+            not cluster.unplanned,
+            "; ".join(f"{u['piece']} exit {u['code']} at {u['at']}s" for u in cluster.unplanned),
+        )
+    )
+    slow = [
+        f"{f.kind}@{f.fired_at}s: {f.flowing_s}s"
+        for f in faults
+        if f.flowing_s is not None and f.flowing_s > LIVENESS_S
+    ]
+    checks.append(
+        Check(
+            f"liveness: outputs flowing again within {LIVENESS_S:.0f}s of every fault",
+            0,
+            len(slow),
+            len(slow) == 0,
+            "; ".join(slow),
+        )
+    )
+    checks.append(
+        Check(
+            "no Traceback / CRITICAL in worker and sink logs",
+            0,
+            logs["tracebacks"] + logs["critical"],
+            logs["tracebacks"] + logs["critical"] == 0,
+            logs["first"] or "",
+        )
+    )
     result = ChaosResult(
-        config=asdict(cfg), workload={"planned": total, "labels": dict(rnd.attack_counts()),
-                                      "tokens": len(rnd.issuances), "submissions": len(rnd.submissions),
-                                      "rings": len(rnd.rings), "double_vote_pairs": len(rnd.pairs),
-                                      "expected_ballots": len(rnd.expected_ballots()) + len(rnd.pairs),
-                                      "expected_rejections": dict(rnd.expected_rejections())},
-        faults=faults, unplanned=cluster.unplanned, checks=checks, timings=timings,
+        config=asdict(cfg),
+        workload={
+            "planned": total,
+            "labels": dict(rnd.attack_counts()),
+            "tokens": len(rnd.issuances),
+            "submissions": len(rnd.submissions),
+            "rings": len(rnd.rings),
+            "double_vote_pairs": len(rnd.pairs),
+            "expected_ballots": len(rnd.expected_ballots()) + len(rnd.pairs),
+            "expected_rejections": dict(rnd.expected_rejections()),
+        },
+        faults=faults,
+        unplanned=cluster.unplanned,
+        checks=checks,
+        timings=timings,
         logs=str(cluster.log_dir),
     )
     result.timings["log_errors"] = logs["errors"]
@@ -857,7 +1020,10 @@ def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path
         payload = result.to_json()
         payload["command"] = " ".join(sys.argv)
         payload["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        payload["machine"] = {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()]}
+        payload["machine"] = {
+            "cpus": os.cpu_count(),
+            "load_avg": [round(x, 2) for x in os.getloadavg()],
+        }
         results.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         console.print(f"wrote {results}")
     return result
@@ -866,8 +1032,13 @@ def run_chaos(cfg: ChaosConfig, *, console: Console | None = None, results: Path
 # --- checks -------------------------------------------------------------------------------------
 
 
-def verify(cluster: Cluster, rnd: ReviewRound, watcher: Watcher, positions: dict[int, tuple[int, int]],
-           control_positions: dict[tuple[int, int], str]) -> list[Check]:
+def verify(
+    cluster: Cluster,
+    rnd: ReviewRound,
+    watcher: Watcher,
+    positions: dict[int, tuple[int, int]],
+    control_positions: dict[tuple[int, int], str],
+) -> list[Check]:
     """Postgres and the topics against the ground truth of the workload."""
     s = cluster.settings
     votes_topic = s.topic("votes")
@@ -877,12 +1048,20 @@ def verify(cluster: Cluster, rnd: ReviewRound, watcher: Watcher, positions: dict
         checks.append(Check(name, expected, got, (expected == got) if ok is None else ok, note))
 
     planned = rnd.votes
-    check("every planned message was acknowledged by Kafka (position known)", len(planned), len(positions))
+    check(
+        "every planned message was acknowledged by Kafka (position known)",
+        len(planned),
+        len(positions),
+    )
     by_pos = {positions[i]: p for i, p in enumerate(planned) if i in positions}
-    ballots = cluster.pg("SELECT vote_id::text AS vote_id, submission_id, key_image, vote_type, source_partition,"
-                         " source_offset FROM chaos.ballots")
-    rejections = cluster.pg("SELECT vote_id::text AS vote_id, reason, source_topic, source_partition, source_offset"
-                            " FROM chaos.rejections")
+    ballots = cluster.pg(
+        "SELECT vote_id::text AS vote_id, submission_id, key_image, vote_type, source_partition,"
+        " source_offset FROM chaos.ballots"
+    )
+    rejections = cluster.pg(
+        "SELECT vote_id::text AS vote_id, reason, source_topic, source_partition, source_offset"
+        " FROM chaos.rejections"
+    )
     tallies = {r["submission_id"]: r for r in cluster.pg("SELECT * FROM chaos.tallies")}
 
     # -- ballots: every valid vote exactly once
@@ -892,16 +1071,32 @@ def verify(cluster: Cluster, rnd: ReviewRound, watcher: Watcher, positions: dict
     got_set = set(got_ids)
     lost = expected_ballots - got_set
     extra = got_set - expected_ballots - pair_ids
-    check("valid votes counted (Postgres ballots ⊇ expected)", len(expected_ballots),
-          len(expected_ballots & got_set), f"lost: {sorted(lost)[:5]}" if lost else "")
-    check("no ballot for a vote that must not count", 0, len(extra), f"e.g. {sorted(extra)[:5]}" if extra else "")
+    check(
+        "valid votes counted (Postgres ballots ⊇ expected)",
+        len(expected_ballots),
+        len(expected_ballots & got_set),
+        f"lost: {sorted(lost)[:5]}" if lost else "",
+    )
+    check(
+        "no ballot for a vote that must not count",
+        0,
+        len(extra),
+        f"e.g. {sorted(extra)[:5]}" if extra else "",
+    )
     check("no vote counted twice (ballot rows per vote_id)", len(got_set), len(got_ids))
     pair_results = Counter(sum(v in got_set for v in pair) for pair in rnd.pairs)
-    check("double-vote pairs: exactly one of each pair counted", len(rnd.pairs), pair_results.get(1, 0),
-          f"pairs with 0 ballots: {pair_results.get(0, 0)}, with 2: {pair_results.get(2, 0)}")
+    check(
+        "double-vote pairs: exactly one of each pair counted",
+        len(rnd.pairs),
+        pair_results.get(1, 0),
+        f"pairs with 0 ballots: {pair_results.get(0, 0)}, with 2: {pair_results.get(2, 0)}",
+    )
     ballot_pos = {(b["source_partition"], b["source_offset"]): b for b in ballots}
-    wrong_pos = [b["vote_id"] for pos, b in ballot_pos.items()
-                 if pos not in by_pos or by_pos[pos].vote_id != b["vote_id"]]
+    wrong_pos = [
+        b["vote_id"]
+        for pos, b in ballot_pos.items()
+        if pos not in by_pos or by_pos[pos].vote_id != b["vote_id"]
+    ]
     check("each ballot points at its own votes-topic position", 0, len(wrong_pos))
 
     # -- rejections: each invalid message rejected once, with its reason
@@ -934,34 +1129,70 @@ def verify(cluster: Cluster, rnd: ReviewRound, watcher: Watcher, positions: dict
         elif got != [p.expect]:
             wrong_reason.append(f"{p.label}@{pos}: expected {p.expect}, got {got}")
     n_invalid = sum(p.expect not in ("ballot", "pair") for p in planned)
-    check("invalid messages rejected (matched by source partition/offset)", n_invalid,
-          n_invalid - len(missing_rej), "; ".join(missing_rej[:3]))
-    check("rejections with the wrong reason / valid votes rejected", 0, len(wrong_reason), "; ".join(wrong_reason[:3]))
+    check(
+        "invalid messages rejected (matched by source partition/offset)",
+        n_invalid,
+        n_invalid - len(missing_rej),
+        "; ".join(missing_rej[:3]),
+    )
+    check(
+        "rejections with the wrong reason / valid votes rejected",
+        0,
+        len(wrong_reason),
+        "; ".join(wrong_reason[:3]),
+    )
     check("double-vote losers rejected as duplicate_key_image", len(rnd.pairs), pair_dup_ok)
     unplanned = [pos for pos in rej_by_pos if pos not in by_pos]
     control_rej = [pos for pos in unplanned if pos in control_positions]
-    check("no rejection at an unplanned position (token issuances, fan-out revocations)", 0, len(unplanned),
-          f"{len(control_rej)} at TokenIssued positions" if unplanned else "")
+    check(
+        "no rejection at an unplanned position (token issuances, fan-out revocations)",
+        0,
+        len(unplanned),
+        f"{len(control_rej)} at TokenIssued positions" if unplanned else "",
+    )
     check("no rejection of a non-votes record", 0, len(foreign))
     exp_reasons = rnd.expected_rejections()
     got_reasons = Counter(r["reason"] for r in rejections)
     for reason in sorted(set(exp_reasons) | set(got_reasons)):
         check(f"rejections: {reason}", exp_reasons.get(reason, 0), got_reasons.get(reason, 0))
     every = sum(1 for pos in by_pos if (pos in ballot_pos) + bool(rej_by_pos.get(pos)) == 1)
-    check("every planned message has exactly one outcome (ballot xor rejection)", len(by_pos), every)
+    check(
+        "every planned message has exactly one outcome (ballot xor rejection)", len(by_pos), every
+    )
 
     # -- tallies: Postgres and the tallies topic equal the ground truth
     exp_tallies = rnd.expected_tallies()
     exp_decisions = rnd.expected_decisions()
-    bad_pg = [sub for sub, c in exp_tallies.items()
-              if sub not in tallies or (tallies[sub]["approve"], tallies[sub]["reject"], tallies[sub]["flag"],
-                                        tallies[sub]["escalate"]) != (c.approve, c.reject, c.flag, c.escalate)]
+    bad_pg = [
+        sub
+        for sub, c in exp_tallies.items()
+        if sub not in tallies
+        or (
+            tallies[sub]["approve"],
+            tallies[sub]["reject"],
+            tallies[sub]["flag"],
+            tallies[sub]["escalate"],
+        )
+        != (c.approve, c.reject, c.flag, c.escalate)
+    ]
     extra_pg = set(tallies) - set(exp_tallies)
-    check("Postgres tallies equal the ground truth (per submission)", len(exp_tallies),
-          len(exp_tallies) - len(bad_pg), f"wrong: {bad_pg[:3]}; extra: {sorted(extra_pg)[:3]}",
-          ok=not bad_pg and not extra_pg)
-    bad_dec = [sub for sub, d in exp_decisions.items() if sub in tallies and tallies[sub]["decision"] != d.value]
-    check("Postgres decisions equal the ground truth", len(exp_decisions), len(exp_decisions) - len(bad_dec))
+    check(
+        "Postgres tallies equal the ground truth (per submission)",
+        len(exp_tallies),
+        len(exp_tallies) - len(bad_pg),
+        f"wrong: {bad_pg[:3]}; extra: {sorted(extra_pg)[:3]}",
+        ok=not bad_pg and not extra_pg,
+    )
+    bad_dec = [
+        sub
+        for sub, d in exp_decisions.items()
+        if sub in tallies and tallies[sub]["decision"] != d.value
+    ]
+    check(
+        "Postgres decisions equal the ground truth",
+        len(exp_decisions),
+        len(exp_decisions) - len(bad_dec),
+    )
     bad_version = [sub for sub, r in tallies.items() if r["version"] != r["total"]]
     check("tally version == total (one version per counted vote)", 0, len(bad_version))
     by_sub = Counter(b["submission_id"] for b in ballots)
@@ -973,11 +1204,19 @@ def verify(cluster: Cluster, rnd: ReviewRound, watcher: Watcher, positions: dict
         forks += sum(len(v) > 1 for v in versions.values())
         top = max(versions)
         topic_latest[sub] = json.loads(next(iter(versions[top])))
-    bad_topic = [sub for sub, c in exp_tallies.items()
-                 if sub not in topic_latest or topic_latest[sub]["counts"] != c.model_dump()
-                 or topic_latest[sub]["decision"] != exp_decisions[sub].value]
-    check("tallies topic: latest tally per submission equals the ground truth", len(exp_tallies),
-          len(exp_tallies) - len(bad_topic), f"wrong: {bad_topic[:3]}")
+    bad_topic = [
+        sub
+        for sub, c in exp_tallies.items()
+        if sub not in topic_latest
+        or topic_latest[sub]["counts"] != c.model_dump()
+        or topic_latest[sub]["decision"] != exp_decisions[sub].value
+    ]
+    check(
+        "tallies topic: latest tally per submission equals the ground truth",
+        len(exp_tallies),
+        len(exp_tallies) - len(bad_topic),
+        f"wrong: {bad_topic[:3]}",
+    )
     check("tallies topic: one content per (submission, version)", 0, forks)
     reemit = sum(len(v) > 1 for v in watcher.ballots.values())
     check("ballots topic: re-emitted ballots byte-identical", 0, reemit)
@@ -985,59 +1224,118 @@ def verify(cluster: Cluster, rnd: ReviewRound, watcher: Watcher, positions: dict
     check("audit topic: one event per (chain, sequence)", 0, audit_forks)
 
     # -- audit chain and sink health
-    audit_rows = cluster.pg("SELECT count(*) AS n, count(DISTINCT vote_id) AS v FROM chaos.audit_log")[0]
+    audit_rows = cluster.pg(
+        "SELECT count(*) AS n, count(DISTINCT vote_id) AS v FROM chaos.audit_log"
+    )[0]
     check("audit_log: one event per ballot", len(ballots), audit_rows["n"])
     dead = cluster.pg("SELECT reason, count(*) AS n FROM chaos.sink_dead_letters GROUP BY reason")
-    check("sink dead letters", 0, sum(r["n"] for r in dead), ", ".join(f"{r['reason']}={r['n']}" for r in dead))
-    verify_cmd = subprocess.run(
-        [sys.executable, "-c", "from streams.cli import main; main()", "audit", "verify", "--quiet"],
-        cwd=ROOT, env=cluster.env(), capture_output=True, text=True, timeout=600,
+    check(
+        "sink dead letters",
+        0,
+        sum(r["n"] for r in dead),
+        ", ".join(f"{r['reason']}={r['n']}" for r in dead),
     )
-    check("ringtally audit verify", "exit 0", f"exit {verify_cmd.returncode}",
-          (verify_cmd.stdout.strip() or verify_cmd.stderr.strip())[-300:])
+    verify_cmd = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from streams.cli import main; main()",
+            "audit",
+            "verify",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    check(
+        "ringtally audit verify",
+        "exit 0",
+        f"exit {verify_cmd.returncode}",
+        (verify_cmd.stdout.strip() or verify_cmd.stderr.strip())[-300:],
+    )
     return checks
 
 
 def scan_logs(log_dir: Path) -> dict[str, Any]:
     """Count ERROR lines, Tracebacks and CRITICALs in the workers' and the sink's logs."""
-    out: dict[str, Any] = {"errors": 0, "tracebacks": 0, "critical": 0, "first": None, "by_file": {}}
+    out: dict[str, Any] = {
+        "errors": 0,
+        "tracebacks": 0,
+        "critical": 0,
+        "first": None,
+        "by_file": {},
+    }
     for path in sorted(log_dir.glob("*.log")):
         text = path.read_text(errors="replace")
         errors = sum(1 for line in text.splitlines() if " ERROR " in line or "[ERROR]" in line)
         tracebacks = text.count("Traceback (most recent call last)")
         critical = sum(1 for line in text.splitlines() if "CRITICAL" in line)
-        out["by_file"][path.name] = {"errors": errors, "tracebacks": tracebacks, "critical": critical}
+        out["by_file"][path.name] = {
+            "errors": errors,
+            "tracebacks": tracebacks,
+            "critical": critical,
+        }
         out["errors"] += errors
         out["tracebacks"] += tracebacks
         out["critical"] += critical
         if (tracebacks or critical) and out["first"] is None:
             lines = text.splitlines()
-            idx = next(i for i, line in enumerate(lines) if "Traceback" in line or "CRITICAL" in line)
-            out["first"] = f"{path.name}: " + " | ".join(lines[max(0, idx - 2):idx + 8])[:1500]
+            idx = next(
+                i for i, line in enumerate(lines) if "Traceback" in line or "CRITICAL" in line
+            )
+            out["first"] = f"{path.name}: " + " | ".join(lines[max(0, idx - 2) : idx + 8])[:1500]
     return out
 
 
 def report(result: ChaosResult, console: Console) -> None:
     faults = Table(title="faults injected")
-    for col in ("#", "kind", "fired at (s)", "outcomes seen", "recovery (s)", "outputs flowing (s)", "detail"):
+    for col in (
+        "#",
+        "kind",
+        "fired at (s)",
+        "outcomes seen",
+        "recovery (s)",
+        "outputs flowing (s)",
+        "detail",
+    ):
         faults.add_column(col, justify="right" if col not in ("kind", "detail") else "left")
     for n, f in enumerate(result.faults, 1):
         detail = ", ".join(f"{k}={v}" for k, v in f.detail.items())
         if f.error:
             detail = f"[red]{f.error}[/] " + detail
-        faults.add_row(str(n), f.kind, str(f.fired_at), str(f.progress_at_fire), str(f.recovery_s),
-                       str(f.flowing_s), detail)
+        faults.add_row(
+            str(n),
+            f.kind,
+            str(f.fired_at),
+            str(f.progress_at_fire),
+            str(f.recovery_s),
+            str(f.flowing_s),
+            detail,
+        )
     console.print(faults)
     if result.unplanned:
-        console.print("[red]unplanned exits:[/]", [(u["piece"], u["code"], u["at"]) for u in result.unplanned])
+        console.print(
+            "[red]unplanned exits:[/]", [(u["piece"], u["code"], u["at"]) for u in result.unplanned]
+        )
     inv = Table(title=f"invariants ({result.workload['planned']} planned messages)")
     for col in ("invariant", "expected", "got", "result", "note"):
         inv.add_column(col)
     for c in result.checks:
-        inv.add_row(c.name, str(c.expected), str(c.got), "[green]PASS[/]" if c.ok else "[red]FAIL[/]", c.note[:120])
+        inv.add_row(
+            c.name,
+            str(c.expected),
+            str(c.got),
+            "[green]PASS[/]" if c.ok else "[red]FAIL[/]",
+            c.note[:120],
+        )
     console.print(inv)
     console.print(f"timings: {result.timings}")
-    console.print("[bold green]ALL INVARIANTS HOLD[/]" if result.ok else "[bold red]INVARIANT VIOLATED[/]")
+    console.print(
+        "[bold green]ALL INVARIANTS HOLD[/]" if result.ok else "[bold red]INVARIANT VIOLATED[/]"
+    )
 
 
 def _ignore_interrupts(on: bool) -> None:
@@ -1052,9 +1350,13 @@ def _sigterm(_signum: int, _frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--votes", type=int, default=None, help="planned messages, at least (default 50000)")
+    parser.add_argument(
+        "--votes", type=int, default=None, help="planned messages, at least (default 50000)"
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--short", action="store_true", help="~3,000 votes and a few faults (as in make test)")
+    parser.add_argument(
+        "--short", action="store_true", help="~3,000 votes and a few faults (as in make test)"
+    )
     parser.add_argument("--rate", type=float, default=None, help="votes/s the producer is paced at")
     parser.add_argument("--worker-kills", type=int, default=None)
     parser.add_argument("--rebalances", type=int, default=None)
@@ -1063,14 +1365,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sink-kills", type=int, default=None)
     parser.add_argument("--store", choices=["rocksdb", "memory"], default="rocksdb")
     parser.add_argument("--keep", action="store_true", help="keep the private stack's data dir")
-    parser.add_argument("--results", type=Path, default=None,
-                        help="JSON output (default bench/results/chaos.json, or chaos-short.json)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="JSON output (default bench/results/chaos.json, or chaos-short.json)",
+    )
     args = parser.parse_args(argv)
-    over = {k: v for k, v in {
-        "votes": args.votes, "seed": args.seed, "rate": args.rate, "worker_kills": args.worker_kills,
-        "rebalances": args.rebalances, "broker_restarts": args.broker_restarts,
-        "postgres_restarts": args.postgres_restarts, "sink_kills": args.sink_kills, "store": args.store,
-        "keep": args.keep}.items() if v is not None}
+    over = {
+        k: v
+        for k, v in {
+            "votes": args.votes,
+            "seed": args.seed,
+            "rate": args.rate,
+            "worker_kills": args.worker_kills,
+            "rebalances": args.rebalances,
+            "broker_restarts": args.broker_restarts,
+            "postgres_restarts": args.postgres_restarts,
+            "sink_kills": args.sink_kills,
+            "store": args.store,
+            "keep": args.keep,
+        }.items()
+        if v is not None
+    }
     cfg = ChaosConfig.short_run(**over) if args.short else ChaosConfig(**over)
     results = args.results or RESULTS_DIR / ("chaos-short.json" if args.short else "chaos.json")
     result = run_chaos(cfg, results=results)
@@ -1085,21 +1402,32 @@ def markdown(results: Path) -> str:
     """The fault and invariant tables of a results file, as Markdown (for docs/reliability.md)."""
     d = json.loads(results.read_text())
     w = d["workload"]
-    out = [f"`{d.get('command', '')}` — {d.get('when', '')}, {w['planned']:,} planned messages "
-           f"({w['tokens']:,} tokens, {w['submissions']:,} submissions, {w['rings']} rings of "
-           f"{d['config']['ring_size']}), {len(d['faults'])} faults, total {d['timings'].get('total_s')} s "
-           f"(signing the round: {d['timings'].get('build_s')} s), load average at the end "
-           f"{d.get('machine', {}).get('load_avg')}.", "",
-           "| # | fault | fired at (s) | outcomes seen | recovery (s) | outputs flowing (s) | detail |",
-           "| ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+    out = [
+        f"`{d.get('command', '')}` — {d.get('when', '')}, {w['planned']:,} planned messages "
+        f"({w['tokens']:,} tokens, {w['submissions']:,} submissions, {w['rings']} rings of "
+        f"{d['config']['ring_size']}), {len(d['faults'])} faults, "
+        f"total {d['timings'].get('total_s')} s "
+        f"(signing the round: {d['timings'].get('build_s')} s), load average at the end "
+        f"{d.get('machine', {}).get('load_avg')}.",
+        "",
+        "| # | fault | fired at (s) | outcomes seen | recovery (s) "
+        "| outputs flowing (s) | detail |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for n, f in enumerate(d["faults"], 1):
         detail = ", ".join(f"{k}={v}" for k, v in f["detail"].items())
         if f["error"]:
             detail = f"**{f['error']}** " + detail
-        out.append(f"| {n} | {f['kind']} | {f['fired_at']} | {f['progress_at_fire']} | {f['recovery_s']} | "
-                   f"{f['flowing_s'] if f['flowing_s'] is not None else '—'} | {detail} |")
+        out.append(
+            f"| {n} | {f['kind']} | {f['fired_at']} | {f['progress_at_fire']} "
+            f"| {f['recovery_s']} | "
+            f"{f['flowing_s'] if f['flowing_s'] is not None else '—'} | {detail} |"
+        )
     out += ["", "| invariant | expected | got | result |", "| --- | ---: | ---: | --- |"]
     for c in d["checks"]:
         note = f" ({c['note'][:120]})" if c["note"] and not c["ok"] else ""
-        out.append(f"| {c['name']}{note} | {c['expected']} | {c['got']} | {'PASS' if c['ok'] else '**FAIL**'} |")
+        out.append(
+            f"| {c['name']}{note} | {c['expected']} | {c['got']} "
+            f"| {'PASS' if c['ok'] else '**FAIL**'} |"
+        )
     return "\n".join(out)

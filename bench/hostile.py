@@ -1,6 +1,6 @@
 """Hostile input: ≥100,000 crafted bad messages interleaved with valid votes, through a real worker.
 
-    python bench/hostile.py                      # 100,000 hostile + ~5,000 valid, writes bench/results/hostile.json
+    python bench/hostile.py   # 100,000 hostile + ~5,000 valid: bench/results/hostile.json
     python bench/hostile.py --hostile 5000       # smaller
 
 Runs on a PRIVATE Kafka (free port, under ``.ringtally/hostile/<run>``) with one
@@ -148,13 +148,17 @@ class World:
         self.seed = seed
 
         def key(*parts: object) -> Any:
-            return ringcrypto.SecretKey.from_seed(hashlib.sha256(json.dumps([seed, "hostile", *parts]).encode()).digest())
+            return ringcrypto.SecretKey.from_seed(
+                hashlib.sha256(json.dumps([seed, "hostile", *parts]).encode()).digest()
+            )
 
         self.keys = {g: [key(g, i) for i in range(16)] for g in ("genre-0", "genre-1")}
         self.rings = {g: ringcrypto.Ring([k.public_key for k in ks]) for g, ks in self.keys.items()}
         self.ring_ids = {g: f"ring-{g}" for g in self.keys}
         self.outsider = key("outsider")
-        self.other_ring = ringcrypto.Ring([self.outsider.public_key, *self.rings["genre-0"].public_keys[1:]])
+        self.other_ring = ringcrypto.Ring(
+            [self.outsider.public_key, *self.rings["genre-0"].public_keys[1:]]
+        )
         self.subs = {g: [f"sub-{g}-{i:03d}" for i in range(60)] for g in self.keys}
         self.credential = hashlib.sha256(f"{seed}/hostile-credential".encode()).hexdigest()
         self.tokens = 0
@@ -162,39 +166,92 @@ class World:
     def control(self) -> list[tuple[str, bytes, bytes | None]]:
         out: list[tuple[str, bytes, bytes | None]] = []
         for g, ring in self.rings.items():
-            model = Ring(ring_id=self.ring_ids[g], genre=g, epoch=EPOCH, public_keys=[pk.hex() for pk in ring.public_keys])
+            model = Ring(
+                ring_id=self.ring_ids[g],
+                genre=g,
+                epoch=EPOCH,
+                public_keys=[pk.hex() for pk in ring.public_keys],
+            )
             out.append(("rings", model.ring_id.encode(), model.to_json()))
             for sub in self.subs[g]:
-                out.append(("submissions", sub.encode(), Submission(submission_id=sub, genre=g, epoch=EPOCH).to_json()))
-        inactive = Ring(ring_id="ring-inactive", genre="genre-0", epoch=EPOCH,
-                        public_keys=[pk.hex() for pk in self.rings["genre-0"].public_keys], active=False)
+                out.append(
+                    (
+                        "submissions",
+                        sub.encode(),
+                        Submission(submission_id=sub, genre=g, epoch=EPOCH).to_json(),
+                    )
+                )
+        inactive = Ring(
+            ring_id="ring-inactive",
+            genre="genre-0",
+            epoch=EPOCH,
+            public_keys=[pk.hex() for pk in self.rings["genre-0"].public_keys],
+            active=False,
+        )
         out.append(("rings", b"ring-inactive", inactive.to_json()))
         # 1,025 members: over the model's cap, so the worker refuses to use it (unknown_ring)
-        members = [self.rc.SecretKey.from_seed(hashlib.sha256(b"big%d" % i).digest()).public_key.hex()
-                   for i in range(1025)]
-        big = {"type": "ring", "ring_id": "ring-oversized", "genre": "genre-0", "epoch": EPOCH,
-               "public_keys": members, "active": True}
+        members = [
+            self.rc.SecretKey.from_seed(hashlib.sha256(b"big%d" % i).digest()).public_key.hex()
+            for i in range(1025)
+        ]
+        big = {
+            "type": "ring",
+            "ring_id": "ring-oversized",
+            "genre": "genre-0",
+            "epoch": EPOCH,
+            "public_keys": members,
+            "active": True,
+        }
         out.append(("rings", b"ring-oversized", json.dumps(big).encode()))
         return out
 
     def issue(self) -> tuple[str, bytes]:
         self.tokens += 1
         token = f"htok-{self.seed}-{self.tokens:07d}"
-        issued = TokenIssued(token_id=token, credential_hash=self.credential, epoch=EPOCH,
-                             issued_at=datetime(2026, 1, 1, tzinfo=UTC))
+        issued = TokenIssued(
+            token_id=token,
+            credential_hash=self.credential,
+            epoch=EPOCH,
+            issued_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
         return token, issued.to_json()
 
-    def vote(self, token: str, member: int, sub: str, genre: str = "genre-0", *, vote_type: str = "approve",
-             ring_id: str | None = None, epoch: int = EPOCH, context: str | None = None, ring: Any = None,
-             key: Any = None, message_of: VoteCast | None = None, batchable: bool = True) -> VoteCast:
+    def vote(
+        self,
+        token: str,
+        member: int,
+        sub: str,
+        genre: str = "genre-0",
+        *,
+        vote_type: str = "approve",
+        ring_id: str | None = None,
+        epoch: int = EPOCH,
+        context: str | None = None,
+        ring: Any = None,
+        key: Any = None,
+        message_of: VoteCast | None = None,
+        batchable: bool = True,
+    ) -> VoteCast:
         """A vote whose signature is made over whatever the arguments say (honest by default)."""
         unsigned = VoteCast.model_construct(
-            vote_id=vote_id_for_token(token), submission_id=sub, ring_id=ring_id or self.ring_ids[genre],
-            vote_type=VoteType(vote_type), token_id=token, epoch=epoch)
+            vote_id=vote_id_for_token(token),
+            submission_id=sub,
+            ring_id=ring_id or self.ring_ids[genre],
+            vote_type=VoteType(vote_type),
+            token_id=token,
+            epoch=epoch,
+        )
         signing = (message_of or unsigned).signing_bytes()
-        sig = self.rc.sign(key or self.keys[genre][member], ring or self.rings[genre],
-                           (context or sub).encode(), signing, batchable=batchable)
-        return VoteCast.model_validate({**unsigned.model_dump(), "signature": base64.b64encode(sig).decode()})
+        sig = self.rc.sign(
+            key or self.keys[genre][member],
+            ring or self.rings[genre],
+            (context or sub).encode(),
+            signing,
+            batchable=batchable,
+        )
+        return VoteCast.model_validate(
+            {**unsigned.model_dump(), "signature": base64.b64encode(sig).decode()}
+        )
 
 
 def _with_sig(vote: VoteCast, sig: bytes) -> bytes:
@@ -218,20 +275,26 @@ def mutate_signature(kind: str, sig: bytes, n: int, rng: random.Random) -> bytes
     b = bytearray(sig)
     if kind == "sig:non_canonical_scalar":
         at = rng.choice(_scalar_slots(n))
-        value = int.from_bytes(b[at:at + 32], "little")
+        value = int.from_bytes(b[at : at + 32], "little")
         bad = rng.choice([value + ELL, ELL, 2**256 - 1, ELL + rng.randrange(2**200)])
-        b[at:at + 32] = bad.to_bytes(32, "little")
+        b[at : at + 32] = bad.to_bytes(32, "little")
     elif kind == "sig:identity_key_image":
         b[1:33] = bytes(32)
     elif kind == "sig:invalid_key_image":
-        b[1:33] = rng.choice([b"\xff" * 32, (2**255 - 19).to_bytes(32, "little"), b"\x01" + bytes(31),
-                              _invalid_point(rng)])
+        b[1:33] = rng.choice(
+            [
+                b"\xff" * 32,
+                (2**255 - 19).to_bytes(32, "little"),
+                b"\x01" + bytes(31),
+                _invalid_point(rng),
+            ]
+        )
     elif kind == "sig:invalid_L_R_point":
         at = 65 + 32 * n + 32 * rng.randrange(2 * n)
-        b[at:at + 32] = rng.choice([b"\xff" * 32, b"\x01" + bytes(31), _invalid_point(rng)])
+        b[at : at + 32] = rng.choice([b"\xff" * 32, b"\x01" + bytes(31), _invalid_point(rng)])
     elif kind == "sig:identity_L_R":
         at = 65 + 32 * n + 32 * rng.randrange(2 * n)
-        b[at:at + 32] = bytes(32)
+        b[at : at + 32] = bytes(32)
     elif kind == "sig:wrong_length":
         cut = rng.choice([1, 31, 32, 95, 96, len(b) - 1, -1, -32, -33])
         if cut > 0:
@@ -239,9 +302,13 @@ def mutate_signature(kind: str, sig: bytes, n: int, rng: random.Random) -> bytes
         else:
             b = b + os.urandom(-cut) if rng.random() < 0.5 else b + bytes(-cut)
     elif kind == "sig:bad_tag":
-        b[0] = rng.choice([0x00, 0x01, 0x03, 0x7F, 0xFF])  # 0x01 with the batchable length: tag mismatch
+        b[0] = rng.choice(
+            [0x00, 0x01, 0x03, 0x7F, 0xFF]
+        )  # 0x01 with the batchable length: tag mismatch
     elif kind == "sig:ring_2000_length":
-        b = bytearray(b"\x01" + b[1:65] + os.urandom(32 * 2000))  # compact length of a 2,000-member ring
+        b = bytearray(
+            b"\x01" + b[1:65] + os.urandom(32 * 2000)
+        )  # compact length of a 2,000-member ring
     elif kind == "sig:bit_flip":
         for _ in range(rng.choice([1, 1, 1, 2, 8])):
             at = rng.randrange(1, len(b))
@@ -252,7 +319,7 @@ def mutate_signature(kind: str, sig: bytes, n: int, rng: random.Random) -> bytes
         rand_key = ringcrypto.SecretKey.from_seed(rng.randbytes(32))
         b[1:33] = rand_key.key_image(b"x")
         for at in _scalar_slots(n):
-            b[at:at + 32] = rng.randrange(ELL).to_bytes(32, "little")
+            b[at : at + 32] = rng.randrange(ELL).to_bytes(32, "little")
     else:
         raise ValueError(kind)
     return bytes(b)
@@ -267,38 +334,78 @@ def _invalid_point(rng: random.Random) -> bytes:
 # --- JSON-level mutations ------------------------------------------------------------------
 
 
-def json_mutation(kind: str, base: dict[str, Any], rng: random.Random) -> tuple[bytes | None, bytes | None]:
+def json_mutation(
+    kind: str, base: dict[str, Any], rng: random.Random
+) -> tuple[bytes | None, bytes | None]:
     """(key, value) of one malformed message derived from a valid vote ``base``."""
     key = base["token_id"].encode()
     raw = json.dumps(base).encode()
     if kind == "random_bytes":
-        return rng.randbytes(rng.randrange(1, 8)), rng.randbytes(rng.choice([0, 1, 2, 17, 64, 512, 4096]))
+        return rng.randbytes(rng.randrange(1, 8)), rng.randbytes(
+            rng.choice([0, 1, 2, 17, 64, 512, 4096])
+        )
     if kind == "truncated_json":
         return key, raw[: rng.randrange(0, len(raw) - 1)]
     if kind == "invalid_json":
         options = [
-            raw.replace(b":", b"=", 1), raw + b"}", b"{" + raw, raw.replace(b'"', b"'"), raw[:-1] + b",}",
-            b"\xef\xbb\xbf" + raw, raw.replace(b"{", b"[", 1), b"NaN", b"[]", b"{}", b'"vote"', b"null", b"1e999",
-            raw.replace(b'"epoch": 1', b'"epoch": NaN'), raw.replace(b'"epoch": 1', b'"epoch": Infinity'),
-            b"\x00" + raw, raw + b"\x00", raw.replace(b'"', b"", 2),
+            raw.replace(b":", b"=", 1),
+            raw + b"}",
+            b"{" + raw,
+            raw.replace(b'"', b"'"),
+            raw[:-1] + b",}",
+            b"\xef\xbb\xbf" + raw,
+            raw.replace(b"{", b"[", 1),
+            b"NaN",
+            b"[]",
+            b"{}",
+            b'"vote"',
+            b"null",
+            b"1e999",
+            raw.replace(b'"epoch": 1', b'"epoch": NaN'),
+            raw.replace(b'"epoch": 1', b'"epoch": Infinity'),
+            b"\x00" + raw,
+            raw + b"\x00",
+            raw.replace(b'"', b"", 2),
         ]
         return key, rng.choice(options)
     body = dict(base)
     if kind == "wrong_types":
-        field_, bad = rng.choice([
-            ("epoch", "1"), ("epoch", 1.0), ("epoch", True), ("epoch", None), ("epoch", -1), ("epoch", 2**32),
-            ("epoch", [1]), ("vote_id", 12345), ("vote_id", "not-a-uuid"), ("vote_id", None),
-            ("submission_id", 7), ("submission_id", ["a"]), ("submission_id", {"$gt": ""}),
-            ("vote_type", "APPROVE"), ("vote_type", "yes"), ("vote_type", 1), ("signature", 123),
-            ("signature", None), ("signature", ["AA=="]), ("type", "vote"), ("type", None), ("ring_id", ""),
-            ("token_id", 1), ("token_id", None),
-        ])
+        field_, bad = rng.choice(
+            [
+                ("epoch", "1"),
+                ("epoch", 1.0),
+                ("epoch", True),
+                ("epoch", None),
+                ("epoch", -1),
+                ("epoch", 2**32),
+                ("epoch", [1]),
+                ("vote_id", 12345),
+                ("vote_id", "not-a-uuid"),
+                ("vote_id", None),
+                ("submission_id", 7),
+                ("submission_id", ["a"]),
+                ("submission_id", {"$gt": ""}),
+                ("vote_type", "APPROVE"),
+                ("vote_type", "yes"),
+                ("vote_type", 1),
+                ("signature", 123),
+                ("signature", None),
+                ("signature", ["AA=="]),
+                ("type", "vote"),
+                ("type", None),
+                ("ring_id", ""),
+                ("token_id", 1),
+                ("token_id", None),
+            ]
+        )
         body[field_] = bad
     elif kind == "missing_or_extra_fields":
         if rng.random() < 0.5:
             body.pop(rng.choice(sorted(body)))
         else:
-            body[rng.choice(["extra", "admin", "__proto__", "weight", "signed_message"])] = rng.choice([1, "x", True])
+            body[rng.choice(["extra", "admin", "__proto__", "weight", "signed_message"])] = (
+                rng.choice([1, "x", True])
+            )
     elif kind == "oversized_strings":
         field_ = rng.choice(["submission_id", "ring_id", "token_id", "vote_type"])
         body[field_] = "A" * rng.choice([129, 1000, 100_000])
@@ -306,13 +413,19 @@ def json_mutation(kind: str, base: dict[str, Any], rng: random.Random) -> tuple[
             key = body[field_].encode()
     elif kind == "non_ascii_or_bad_utf8":
         if rng.random() < 0.5:
-            body[rng.choice(["submission_id", "ring_id"])] = rng.choice(["sub-é", "ring\u200b", "a b", "\u0000x",
-                                                                       "\ud800", "sub\n1"])
+            body[rng.choice(["submission_id", "ring_id"])] = rng.choice(
+                ["sub-é", "ring\u200b", "a b", "\u0000x", "\ud800", "sub\n1"]
+            )
         else:
-            return key, raw.replace(b'"approve"', b'"appr\xff\xfeve"').replace(b'"reject"', b'"rej\xc3\x28"')
+            return key, raw.replace(b'"approve"', b'"appr\xff\xfeve"').replace(
+                b'"reject"', b'"rej\xc3\x28"'
+            )
     elif kind == "huge_numbers":
-        text = raw.decode().replace('"epoch": 1', '"epoch": ' + rng.choice(["1" + "0" * 400, "1e400", "-1",
-                                                                               "18446744073709551616", "1.5"]))
+        text = raw.decode().replace(
+            '"epoch": 1',
+            '"epoch": '
+            + rng.choice(["1" + "0" * 400, "1e400", "-1", "18446744073709551616", "1.5"]),
+        )
         return key, text.encode()
     elif kind == "deep_nesting":
         depth = rng.choice([1000, 10_000, 60_000])
@@ -325,10 +438,18 @@ def json_mutation(kind: str, base: dict[str, Any], rng: random.Random) -> tuple[
         body["vote_id"] = str(uuid.UUID(int=rng.getrandbits(128)))
     elif kind == "non_canonical_base64":
         sig = body["signature"]
-        body["signature"] = rng.choice([sig.rstrip("=") if sig.endswith("=") else sig + "=", sig + "\n",
-                                        sig.replace("+", "-").replace("/", "_") if ("+" in sig or "/" in sig)
-                                        else " " + sig, sig[:-2] + "B=" if sig.endswith("A=") else "!" + sig[1:],
-                                        "", "===="])
+        body["signature"] = rng.choice(
+            [
+                sig.rstrip("=") if sig.endswith("=") else sig + "=",
+                sig + "\n",
+                sig.replace("+", "-").replace("/", "_")
+                if ("+" in sig or "/" in sig)
+                else " " + sig,
+                sig[:-2] + "B=" if sig.endswith("A=") else "!" + sig[1:],
+                "",
+                "====",
+            ]
+        )
     else:
         raise ValueError(kind)
     return key, json.dumps(body).encode()
@@ -337,12 +458,16 @@ def json_mutation(kind: str, base: dict[str, Any], rng: random.Random) -> tuple[
 # --- the plan ---------------------------------------------------------------------------------
 
 
-def build_plan(hostile: int = 100_000, valid: int = 5000, *, seed: int = 3, huge: bool = True) -> HostilePlan:
+def build_plan(
+    hostile: int = 100_000, valid: int = 5000, *, seed: int = 3, huge: bool = True
+) -> HostilePlan:
     """Valid votes and ``hostile`` hostile messages, interleaved (per-token order kept)."""
     rng = random.Random(seed)
     world = World(seed, rng)
     control = world.control()
-    groups: list[list[Msg]] = []  # each group: messages of one key, in the order they must be published
+    groups: list[
+        list[Msg]
+    ] = []  # each group: messages of one key, in the order they must be published
     counts = {c: max(1, round(share * hostile)) for c, (share, _) in CATEGORIES.items()}
     if not huge:
         counts["huge:at_cap"] = counts["huge:over_cap"] = 0
@@ -358,8 +483,12 @@ def build_plan(hostile: int = 100_000, valid: int = 5000, *, seed: int = 3, huge
     sig_kinds = [c for c in CATEGORIES if c.startswith("sig:")]
     sig_queue = [k for k in sig_kinds for _ in range(counts[k])]
     rng.shuffle(sig_queue)
-    after_queue = [k for k in ("after:compact_conversion", "after:token_replay") for _ in range(counts[k])]
-    per_token = -(-len(sig_queue) // valid)  # hostile messages hammered on each valid vote's token first
+    after_queue = [
+        k for k in ("after:compact_conversion", "after:token_replay") for _ in range(counts[k])
+    ]
+    per_token = -(
+        -len(sig_queue) // valid
+    )  # hostile messages hammered on each valid vote's token first
     valid_votes: list[VoteCast] = []
     for g, member, sub in pairs[:valid]:
         token, issued = world.issue()
@@ -389,18 +518,25 @@ def build_plan(hostile: int = 100_000, valid: int = 5000, *, seed: int = 3, huge
                 base.update(token_id=token, vote_id=str(vote_id_for_token(token)))
                 single(Msg(token.encode(), json.dumps(base).encode(), kind, CATEGORIES[kind][1]))
             elif kind == "token_conflict":
-                other = TokenIssued(token_id=base["token_id"], credential_hash=hashlib.sha256(rng.randbytes(8)).hexdigest(),
-                                    epoch=EPOCH, issued_at=datetime(2026, 1, 2, tzinfo=UTC))
+                other = TokenIssued(
+                    token_id=base["token_id"],
+                    credential_hash=hashlib.sha256(rng.randbytes(8)).hexdigest(),
+                    epoch=EPOCH,
+                    issued_at=datetime(2026, 1, 2, tzinfo=UTC),
+                )
                 single(Msg(base["token_id"].encode(), other.to_json(), kind, CATEGORIES[kind][1]))
             elif kind == "huge:at_cap":
                 body = dict(base, signature="A" * 8)
                 text = json.dumps(body)
                 pad = MAX_PAYLOAD_BYTES - len(text) - rng.choice([0, 1, 100])
-                body["signature"] = "QUFB" * (pad // 4) + "A" * 8  # far over the signature's max length
+                body["signature"] = (
+                    "QUFB" * (pad // 4) + "A" * 8
+                )  # far over the signature's max length
                 value = json.dumps(body).encode()[:MAX_PAYLOAD_BYTES]
                 single(Msg(base["token_id"].encode(), value, kind, MAL))
             elif kind == "huge:over_cap":
-                # up to 700 KB: from ~745 KB the rejection itself is over the producer's 1,000,000-byte cap (F3,
+                # up to 700 KB: from ~745 KB the rejection itself was over the producer's
+                # 1,000,000-byte cap (F3,
                 # tests/test_hostile.py), which kills the worker; --over-cap-max raises the limit
                 size = rng.choice([MAX_PAYLOAD_BYTES + 1, 300_000, 500_000, 700_000, OVER_CAP_MAX])
                 value = json.dumps(base).encode()
@@ -418,14 +554,21 @@ def build_plan(hostile: int = 100_000, valid: int = 5000, *, seed: int = 3, huge
     for gi in tickets:
         messages.append(groups[gi][cursor[gi]])
         cursor[gi] += 1
-    # a conflicting issuance must come after the issuance it conflicts with: control goes first anyway
+    # a conflicting issuance must follow the issuance it conflicts with (control goes first)
     n_valid = sum(m.category == "valid" for m in messages)
-    return HostilePlan(seed=seed, control=control, messages=messages, valid=n_valid,
-                       hostile=len(messages) - n_valid, by_category=by_category)
+    return HostilePlan(
+        seed=seed,
+        control=control,
+        messages=messages,
+        valid=n_valid,
+        hostile=len(messages) - n_valid,
+        by_category=by_category,
+    )
 
 
-def _sig_attack(kind: str, world: World, vote: VoteCast, genre: str, member: int, sub: str,
-                rng: random.Random) -> Msg:
+def _sig_attack(
+    kind: str, world: World, vote: VoteCast, genre: str, member: int, sub: str, rng: random.Random
+) -> Msg:
     token = vote.token_id
     key = token.encode()
     expect = CATEGORIES[kind][1]
@@ -437,15 +580,25 @@ def _sig_attack(kind: str, world: World, vote: VoteCast, genre: str, member: int
         elif kind == "sig:other_ring":
             forged = world.vote(token, 0, sub, genre, ring=world.other_ring, key=world.outsider)
         elif kind == "sig:other_message":
-            changed = world.vote(token, member, sub, genre, vote_type=rng.choice(["reject", "flag", "escalate"]))
-            forged = vote.model_copy(update={"signature": changed.signature})  # signature of another vote type
+            changed = world.vote(
+                token, member, sub, genre, vote_type=rng.choice(["reject", "flag", "escalate"])
+            )
+            forged = vote.model_copy(
+                update={"signature": changed.signature}
+            )  # signature of another vote type
         else:
             other_token = f"{token}-x"
             theirs = world.vote(other_token, member, sub, genre)
             forged = vote.model_copy(update={"signature": theirs.signature})
         return Msg(key, forged.to_json(), kind, expect)
-    if kind in ("sig:unknown_ring", "sig:oversized_ring_registered", "sig:inactive_ring", "sig:ring_genre_mismatch",
-                "sig:unknown_submission", "sig:epoch_mismatch"):
+    if kind in (
+        "sig:unknown_ring",
+        "sig:oversized_ring_registered",
+        "sig:inactive_ring",
+        "sig:ring_genre_mismatch",
+        "sig:unknown_submission",
+        "sig:epoch_mismatch",
+    ):
         body = json.loads(vote.to_json())
         if kind == "sig:unknown_ring":
             body["ring_id"] = f"no-such-ring-{rng.randrange(10**6)}"
@@ -466,11 +619,14 @@ def _sig_attack(kind: str, world: World, vote: VoteCast, genre: str, member: int
 def _after_attack(kind: str, vote: VoteCast) -> Msg:
     sig = _sig(vote)
     if kind == "after:compact_conversion":
-        # SPEC §6.4 format malleability: a valid compact signature, same key image; the token is spent
-        compact = b"\x01" + sig[1:65 + 32 * 16]
+        # SPEC §6.4 format malleability: a valid compact signature, same key image;
+        # the token is spent
+        compact = b"\x01" + sig[1 : 65 + 32 * 16]
         return Msg(vote.token_id.encode(), _with_sig(vote, compact), kind, CATEGORIES[kind][1])
     body = json.loads(vote.to_json())
-    body["vote_type"] = "reject"  # a different vote on the spent token (signature irrelevant: spent first)
+    body["vote_type"] = (
+        "reject"  # a different vote on the spent token (signature irrelevant: spent first)
+    )
     return Msg(vote.token_id.encode(), json.dumps(body).encode(), kind, CATEGORIES[kind][1])
 
 
@@ -492,19 +648,31 @@ class HostileOutcome:
 
 
 def publish(settings: Settings, plan: HostilePlan, console: Console) -> dict[int, tuple[int, int]]:
-    """Control records, then the messages; returns message index -> votes-topic (partition, offset)."""
+    """Control records, then the messages; returns message index -> (partition, offset)."""
     from connectors.sdk import SdkProducer
 
-    producer = SdkProducer(settings, **{"linger.ms": 20, "message.max.bytes": 1_000_000, "log_level": 2,
-                                        "message.timeout.ms": 300_000})
+    producer = SdkProducer(
+        settings,
+        **{
+            "linger.ms": 20,
+            "message.max.bytes": 1_000_000,
+            "log_level": 2,
+            "message.timeout.ms": 300_000,
+        },
+    )
     for short, key, value in plan.control:
         producer.send(settings.topic(short), key, value)
     producer.flush(120)
     positions: dict[int, tuple[int, int]] = {}
     for i, m in enumerate(plan.messages):
-        producer._producer.produce(settings.topic("votes"), key=m.key, value=m.value,
-                                   on_delivery=lambda err, msg, i=i: (positions.__setitem__(i, (msg.partition(), msg.offset()))
-                                                                      if err is None else None))
+        producer._producer.produce(
+            settings.topic("votes"),
+            key=m.key,
+            value=m.value,
+            on_delivery=lambda err, msg, i=i: (
+                positions.__setitem__(i, (msg.partition(), msg.offset())) if err is None else None
+            ),
+        )
         if i % 1000 == 0:
             producer._producer.poll(0)
         while len(producer._producer) > 50_000:
@@ -513,14 +681,22 @@ def publish(settings: Settings, plan: HostilePlan, console: Console) -> dict[int
     return positions
 
 
-def check(plan: HostilePlan, positions: dict[int, tuple[int, int]], watcher: Any,
-          worker_exits: list[dict[str, Any]], logs: dict[str, Any], votes_topic: str) -> HostileOutcome:
+def check(
+    plan: HostilePlan,
+    positions: dict[int, tuple[int, int]],
+    watcher: Any,
+    worker_exits: list[dict[str, Any]],
+    logs: dict[str, Any],
+    votes_topic: str,
+) -> HostileOutcome:
     rejections = watcher.rejections  # (topic, partition, offset) -> set of reasons
     ballot_pos = watcher.ballot_pos  # (partition, offset) -> vote ids
     checks: list[dict[str, Any]] = []
 
     def add(name: str, expected: Any, got: Any, note: str = "") -> None:
-        checks.append({"name": name, "expected": expected, "got": got, "ok": expected == got, "note": note})
+        checks.append(
+            {"name": name, "expected": expected, "got": got, "ok": expected == got, "note": note}
+        )
 
     add("every message acknowledged by Kafka", len(plan.messages), len(positions))
     forgeries, missing, wrong, double, lost_valid = [], [], [], [], []
@@ -547,21 +723,46 @@ def check(plan: HostilePlan, positions: dict[int, tuple[int, int]], watcher: Any
             double.append((m.category, pos, outcome))
         elif outcome[0] not in m.expect:
             wrong.append((m.category, pos, outcome[0]))
-    add("accepted forgeries (a ballot at a hostile message's position)", 0, len(forgeries), str(forgeries[:3]))
+    add(
+        "accepted forgeries (a ballot at a hostile message's position)",
+        0,
+        len(forgeries),
+        str(forgeries[:3]),
+    )
     add("hostile messages with no outcome", 0, len(missing), str(missing[:3]))
     add("hostile messages with more than one outcome", 0, len(double), str(double[:3]))
     add("hostile messages rejected with an unexpected reason", 0, len(wrong), str(wrong[:5]))
-    add("valid votes counted (incl. those whose token was hammered first)", plan.valid, plan.valid - len(lost_valid),
-        str(lost_valid[:3]))
-    add("worker exits (70 = agent bug)", 0, len(worker_exits), "; ".join(f"exit {e['code']}" for e in worker_exits))
-    add("Traceback / CRITICAL in the worker log", 0, logs["tracebacks"] + logs["critical"], logs.get("first") or "")
-    return HostileOutcome(checks=checks, reasons=dict(reasons.most_common()),
-                          by_category={k: dict(v) for k, v in sorted(per_cat.items())},
-                          worker_exits=worker_exits, logs=logs, timings={})
+    add(
+        "valid votes counted (incl. those whose token was hammered first)",
+        plan.valid,
+        plan.valid - len(lost_valid),
+        str(lost_valid[:3]),
+    )
+    add(
+        "worker exits (70 = agent bug)",
+        0,
+        len(worker_exits),
+        "; ".join(f"exit {e['code']}" for e in worker_exits),
+    )
+    add(
+        "Traceback / CRITICAL in the worker log",
+        0,
+        logs["tracebacks"] + logs["critical"],
+        logs.get("first") or "",
+    )
+    return HostileOutcome(
+        checks=checks,
+        reasons=dict(reasons.most_common()),
+        by_category={k: dict(v) for k, v in sorted(per_cat.items())},
+        worker_exits=worker_exits,
+        logs=logs,
+        timings={},
+    )
 
 
-def run_hostile(settings: Settings, plan: HostilePlan, log_dir: Path, console: Console,
-                timeout: float = 1800.0) -> HostileOutcome:
+def run_hostile(
+    settings: Settings, plan: HostilePlan, log_dir: Path, console: Console, timeout: float = 1800.0
+) -> HostileOutcome:
     """Start a worker on ``settings``, publish ``plan``, wait for every outcome, check."""
     from bench.chaos import Watcher, scan_logs
     from streams.topics import ensure_topics
@@ -591,8 +792,13 @@ def run_hostile(settings: Settings, plan: HostilePlan, log_dir: Path, console: C
                 console.print(f"[red]no new outcome for 120 s at {done}/{len(wanted)}[/]")
                 break
             if worker.proc is not None and worker.proc.poll() is not None:
-                exits.append({"code": worker.proc.returncode, "at": round(time.monotonic() - t, 1),
-                              "tail": worker.tail(20)})
+                exits.append(
+                    {
+                        "code": worker.proc.returncode,
+                        "at": round(time.monotonic() - t, 1),
+                        "tail": worker.tail(20),
+                    }
+                )
                 console.print(f"[red]worker exited with {worker.proc.returncode}; restarting[/]")
                 worker = WorkerProcess(settings, log_dir / "worker.log").start(ready_timeout=180)
             if time.monotonic() - last_report > 15:
@@ -607,8 +813,9 @@ def run_hostile(settings: Settings, plan: HostilePlan, log_dir: Path, console: C
         worker.stop()
     logs = scan_logs(log_dir)
     outcome = check(plan, positions, watcher, exits, logs, settings.topic("votes"))
-    outcome.checks.append({"name": "worker alive at the end", "expected": True, "got": alive, "ok": alive,
-                           "note": ""})
+    outcome.checks.append(
+        {"name": "worker alive at the end", "expected": True, "got": alive, "ok": alive, "note": ""}
+    )
     outcome.timings = timings
     return outcome
 
@@ -619,8 +826,12 @@ def report(plan: HostilePlan, out: HostileOutcome, console: Console) -> None:
         table.add_column(col)
     for cat, outcomes in out.by_category.items():
         allowed = "ballot" if cat == "valid" else ",".join(sorted(CATEGORIES[cat][1]))
-        table.add_row(cat, str(plan.by_category.get(cat, sum(outcomes.values()))), allowed,
-                      ", ".join(f"{k}={v}" for k, v in outcomes.items()))
+        table.add_row(
+            cat,
+            str(plan.by_category.get(cat, sum(outcomes.values()))),
+            allowed,
+            ", ".join(f"{k}={v}" for k, v in outcomes.items()),
+        )
     console.print(table)
     reasons = Table(title="rejections by reason")
     reasons.add_column("reason")
@@ -632,8 +843,13 @@ def report(plan: HostilePlan, out: HostileOutcome, console: Console) -> None:
     for col in ("check", "expected", "got", "result", "note"):
         checks.add_column(col)
     for c in out.checks:
-        checks.add_row(c["name"], str(c["expected"]), str(c["got"]), "[green]PASS[/]" if c["ok"] else "[red]FAIL[/]",
-                       c["note"][:150])
+        checks.add_row(
+            c["name"],
+            str(c["expected"]),
+            str(c["got"]),
+            "[green]PASS[/]" if c["ok"] else "[red]FAIL[/]",
+            c["note"][:150],
+        )
     console.print(checks)
 
 
@@ -642,7 +858,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hostile", type=int, default=100_000)
     parser.add_argument("--valid", type=int, default=1920)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--no-huge", action="store_true", help="leave out the 256 KiB..900 KB payloads")
+    parser.add_argument(
+        "--no-huge", action="store_true", help="leave out the 256 KiB..900 KB payloads"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
@@ -655,14 +873,24 @@ def main(argv: list[str] | None = None) -> int:
     t = time.monotonic()
     plan = build_plan(args.hostile, args.valid, seed=args.seed, huge=not args.no_huge)
     build_s = round(time.monotonic() - t, 1)
-    console.print(f"plan: {plan.hostile} hostile, {plan.valid} valid, {len(plan.control)} control records "
-                  f"({build_s}s)")
+    console.print(
+        f"plan: {plan.hostile} hostile, {plan.valid} valid, {len(plan.control)} control records "
+        f"({build_s}s)"
+    )
     from connectors.stack import LocalStack
 
-    run_dir = ROOT / ".ringtally" / "hostile" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    settings = Settings(topic_prefix="hostile", data_dir=run_dir / "data",
-                        kafka_bootstrap=f"127.0.0.1:{free_port()}", kafka_controller_port=free_port(),
-                        partitions=12, table_store="memory", web_port=free_port())
+    run_dir = (
+        ROOT / ".ringtally" / "hostile" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    )
+    settings = Settings(
+        topic_prefix="hostile",
+        data_dir=run_dir / "data",
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        kafka_controller_port=free_port(),
+        partitions=12,
+        table_store="memory",
+        web_port=free_port(),
+    )
     stack = LocalStack(settings, cache_dir=ROOT / ".ringtally" / "cache")
     try:
         stack.up(["kafka"], timeout=120)
@@ -674,11 +902,19 @@ def main(argv: list[str] | None = None) -> int:
     out.timings["build_s"] = build_s
     report(plan, out, console)
     payload = {
-        "ok": out.ok, "command": " ".join(sys.argv), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "seed": args.seed, "hostile": plan.hostile, "valid": plan.valid,
-        "sent_by_category": dict(sorted(plan.by_category.items())), "outcomes_by_category": out.by_category,
-        "rejections_by_reason": out.reasons, "checks": out.checks, "worker_exits": out.worker_exits,
-        "log_scan": {k: v for k, v in out.logs.items() if k != "by_file"}, "timings": out.timings,
+        "ok": out.ok,
+        "command": " ".join(sys.argv),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seed": args.seed,
+        "hostile": plan.hostile,
+        "valid": plan.valid,
+        "sent_by_category": dict(sorted(plan.by_category.items())),
+        "outcomes_by_category": out.by_category,
+        "rejections_by_reason": out.reasons,
+        "checks": out.checks,
+        "worker_exits": out.worker_exits,
+        "log_scan": {k: v for k, v in out.logs.items() if k != "by_file"},
+        "timings": out.timings,
         "logs": str(run_dir / "logs"),
         "machine": {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()]},
     }

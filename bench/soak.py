@@ -1,4 +1,4 @@
-"""Soak: the full pipeline (worker + sink + Postgres) at half its maximum throughput for a long while.
+"""Soak: the full pipeline (worker + sink + Postgres) at half its maximum throughput, for long.
 
     python bench/soak.py --minutes 30            # writes bench/results/soak.json and soak.png
 
@@ -58,8 +58,13 @@ def _rss_kib(pid: int) -> int | None:
 def _keys(seed: int) -> dict[str, list[Any]]:
     import ringcrypto
 
-    return {f"g{g}": [ringcrypto.SecretKey.from_seed(hashlib.sha256(f"soak/{seed}/{g}/{i}".encode()).digest())
-                      for i in range(RING)] for g in range(GENRES)}
+    return {
+        f"g{g}": [
+            ringcrypto.SecretKey.from_seed(hashlib.sha256(f"soak/{seed}/{g}/{i}".encode()).digest())
+            for i in range(RING)
+        ]
+        for g in range(GENRES)
+    }
 
 
 def control_records(seed: int) -> list[tuple[str, bytes, bytes]]:
@@ -69,7 +74,12 @@ def control_records(seed: int) -> list[tuple[str, bytes, bytes]]:
     out = []
     for genre, keys in _keys(seed).items():
         ring = ringcrypto.Ring([k.public_key for k in keys])
-        model = Ring(ring_id=f"ring-{genre}", genre=genre, epoch=1, public_keys=[pk.hex() for pk in ring.public_keys])
+        model = Ring(
+            ring_id=f"ring-{genre}",
+            genre=genre,
+            epoch=1,
+            public_keys=[pk.hex() for pk in ring.public_keys],
+        )
         out.append(("rings", model.ring_id.encode(), model.to_json()))
         for s in range(SUBS_PER_GENRE):
             sub = Submission(submission_id=f"sub-{genre}-{s:05d}", genre=genre, epoch=1)
@@ -77,8 +87,15 @@ def control_records(seed: int) -> list[tuple[str, bytes, bytes]]:
     return out
 
 
-def generator(settings_json: str, seed: int, rate: float, seconds: float, counter: Any, stop: Any,
-              start: int = 0) -> None:
+def generator(
+    settings_json: str,
+    seed: int,
+    rate: float,
+    seconds: float,
+    counter: Any,
+    stop: Any,
+    start: int = 0,
+) -> None:
     """Child process: sign and publish honest votes at ``rate``/s for ``seconds``."""
     import ringcrypto
     from connectors.sdk import SdkProducer
@@ -93,7 +110,8 @@ def generator(settings_json: str, seed: int, rate: float, seconds: float, counte
     issued_at = datetime(2026, 1, 1, tzinfo=UTC)
     t0 = time.monotonic()
     n = start
-    # vote n: genre n % GENRES, member (n // GENRES) % RING, submission n // (GENRES * RING): unique key images
+    # vote n: genre n % GENRES, member (n // GENRES) % RING, submission n // (GENRES * RING):
+    # unique key images
     while not stop.is_set() and time.monotonic() - t0 < seconds:
         delay = t0 + (n - start) / rate - time.monotonic()
         if delay > 0:
@@ -103,11 +121,23 @@ def generator(settings_json: str, seed: int, rate: float, seconds: float, counte
         sub = f"sub-{genre}-{(n // (GENRES * RING)) % SUBS_PER_GENRE:05d}"
         token = f"soak-{seed}-{n:08d}"
         cred = hashlib.sha256(f"soak/{seed}/{genre}/{member}".encode()).hexdigest()
-        producer.send(votes, token.encode(),
-                      TokenIssued(token_id=token, credential_hash=cred, epoch=1, issued_at=issued_at).to_json())
-        vote = build_vote(keys[genre][member], rings[genre], submission_id=sub, ring_id=f"ring-{genre}",
-                          vote_type=("approve", "reject", "flag", "escalate")[n % 4], token_id=token, epoch=1,
-                          batchable=True)
+        producer.send(
+            votes,
+            token.encode(),
+            TokenIssued(
+                token_id=token, credential_hash=cred, epoch=1, issued_at=issued_at
+            ).to_json(),
+        )
+        vote = build_vote(
+            keys[genre][member],
+            rings[genre],
+            submission_id=sub,
+            ring_id=f"ring-{genre}",
+            vote_type=("approve", "reject", "flag", "escalate")[n % 4],
+            token_id=token,
+            epoch=1,
+            batchable=True,
+        )
         producer.send(votes, token.encode(), vote.to_json())
         n += 1
         if n % 200 == 0:
@@ -124,8 +154,14 @@ def _ballots(cluster: Cluster) -> int:
 
 
 def group_lag(settings: Settings, group: str, topic: str) -> int | None:
-    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group, "enable.auto.commit": False,
-                  "log_level": 2})
+    c = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "log_level": 2,
+        }
+    )
     try:
         tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
         committed = c.committed(tps, timeout=10)
@@ -144,8 +180,10 @@ def sink_lag(cluster: Cluster) -> int | None:
     s = cluster.settings
     try:
         ends = _end_offsets(s, [s.topic(k) for k in ("ballots", "tallies", "rejections", "audit")])
-        stored = {(r["topic"], r["partition"]): r["next_offset"]
-                  for r in cluster.pg("SELECT topic, partition, next_offset FROM chaos.sink_offsets")}
+        stored = {
+            (r["topic"], r["partition"]): r["next_offset"]
+            for r in cluster.pg("SELECT topic, partition, next_offset FROM chaos.sink_offsets")
+        }
     except Exception:  # noqa: BLE001
         return None
     return sum(max(0, end - stored.get(k, 0)) for k, end in ends.items())
@@ -165,10 +203,16 @@ def chart(samples: list[dict[str, Any]], path: Path, title: str) -> None:
     ax1.legend(loc="upper left")
     ax1.grid(alpha=0.3)
     ax1.set_title(title)
-    ax2.plot(t, [s["worker_lag"] if s["worker_lag"] is not None else float("nan") for s in samples],
-             label="worker lag (votes topic)")
-    ax2.plot(t, [s["sink_lag"] if s["sink_lag"] is not None else float("nan") for s in samples],
-             label="sink lag (output topics)")
+    ax2.plot(
+        t,
+        [s["worker_lag"] if s["worker_lag"] is not None else float("nan") for s in samples],
+        label="worker lag (votes topic)",
+    )
+    ax2.plot(
+        t,
+        [s["sink_lag"] if s["sink_lag"] is not None else float("nan") for s in samples],
+        label="sink lag (output topics)",
+    )
     ax2.set_ylabel("records")
     ax2.set_xlabel("minutes")
     ax2.legend(loc="upper left")
@@ -181,11 +225,17 @@ def chart(samples: list[dict[str, Any]], path: Path, title: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--rate", type=float, default=None, help="votes/s (default: half of pipeline.json)")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="votes/s (default: half of pipeline.json)"
+    )
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--calibrate", type=float, default=90.0,
-                        help="seconds of an unpaced run first, to measure this workload's max (0: use pipeline.json)")
+    parser.add_argument(
+        "--calibrate",
+        type=float,
+        default=90.0,
+        help="seconds of an unpaced run first, to measure the max (0: use pipeline.json)",
+    )
     parser.add_argument("--name", default="soak", help="results as bench/results/<name>.json/.png")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
@@ -200,10 +250,15 @@ def main(argv: list[str] | None = None) -> int:
         rows = json.loads((RESULTS / "pipeline.json").read_text())["results"]
         best = next(r for r in rows if r["kind"] == "ringtally" and r["workers"] == 1)
         args.rate = round(best["votes_per_s"] / 2, 1)
-        rate_from = f"half of {best['votes_per_s']} votes/s (bench/results/pipeline.json, 1 worker, {best['store']})"
+        rate_from = (
+            f"half of {best['votes_per_s']} votes/s "
+            f"(bench/results/pipeline.json, 1 worker, {best['store']})"
+        )
     else:
         rate_from = "--rate"  # or the calibration below
-    run_dir = ROOT / ".ringtally" / "soak" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    run_dir = (
+        ROOT / ".ringtally" / "soak" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    )
     cfg = ChaosConfig(partitions=12, store="rocksdb", sink_batch=2000)
     cluster = Cluster(cfg, run_dir, console)
     samples: list[dict[str, Any]] = []
@@ -227,16 +282,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.calibrate:
             # this workload's own maximum: the generator unpaced, ballots counted over the last part
             stop, counter = ctx.Event(), ctx.Value("q", 0)
-            gen = ctx.Process(target=generator, args=(cluster.settings.model_dump_json(), args.seed, 1e9,
-                                                       args.calibrate, counter, stop), daemon=True)
+            gen = ctx.Process(
+                target=generator,
+                args=(
+                    cluster.settings.model_dump_json(),
+                    args.seed,
+                    1e9,
+                    args.calibrate,
+                    counter,
+                    stop,
+                ),
+                daemon=True,
+            )
             gen.start()
             time.sleep(args.calibrate / 3)
             b0, p0, c0 = _ballots(cluster), counter.value, time.monotonic()
             gen.join(args.calibrate + 60)
             b1, p1, c1 = _ballots(cluster), counter.value, time.monotonic()
             measured = (b1 - b0) / (c1 - c0)
-            calibration = {"seconds": args.calibrate, "ballots_per_s": round(measured, 1),
-                           "published_per_s": round((p1 - p0) / (c1 - c0), 1)}
+            calibration = {
+                "seconds": args.calibrate,
+                "ballots_per_s": round(measured, 1),
+                "published_per_s": round((p1 - p0) / (c1 - c0), 1),
+            }
             start = counter.value
             t_drain = time.monotonic()
             while _ballots(cluster) < start and time.monotonic() - t_drain < 300:
@@ -244,14 +312,30 @@ def main(argv: list[str] | None = None) -> int:
             calibration["drain_s"] = round(time.monotonic() - t_drain, 1)
             if args.rate is None:
                 args.rate = round(measured / 2, 1)
-                rate_from = (f"half of {measured:.0f} votes/s measured by a {args.calibrate:.0f} s unpaced run of "
-                             f"this workload (TokenIssued + VoteCast per vote)")
+                rate_from = (
+                    f"half of {measured:.0f} votes/s measured by a "
+                    f"{args.calibrate:.0f} s unpaced run of "
+                    f"this workload (TokenIssued + VoteCast per vote)"
+                )
             console.print(f"calibration: {calibration}")
-        console.print(f"soak: {args.minutes} min at {args.rate} votes/s ({rate_from}); dir {run_dir}")
+        console.print(
+            f"soak: {args.minutes} min at {args.rate} votes/s ({rate_from}); dir {run_dir}"
+        )
         seconds = args.minutes * 60
         stop, counter = ctx.Event(), ctx.Value("q", start)
-        gen = ctx.Process(target=generator, args=(cluster.settings.model_dump_json(), args.seed, args.rate,
-                                                   seconds, counter, stop, start), daemon=True)
+        gen = ctx.Process(
+            target=generator,
+            args=(
+                cluster.settings.model_dump_json(),
+                args.seed,
+                args.rate,
+                seconds,
+                counter,
+                stop,
+                start,
+            ),
+            daemon=True,
+        )
         t0 = time.monotonic()
         gen.start()
         next_sample = t0
@@ -264,15 +348,22 @@ def main(argv: list[str] | None = None) -> int:
                     "published": counter.value - start,
                     "worker_rss_kib": _rss_kib(w.proc.pid) if w and w.proc else None,
                     "sink_rss_kib": _rss_kib(cluster.sink.pid) if cluster.sink else None,
-                    "worker_lag": group_lag(cluster.settings, cluster.settings.group_id, cluster.settings.topic("votes")),
+                    "worker_lag": group_lag(
+                        cluster.settings, cluster.settings.group_id, cluster.settings.topic("votes")
+                    ),
                     "sink_lag": sink_lag(cluster),
                     "ballots_pg": (cluster.pg("SELECT count(*) AS n FROM chaos.ballots")[0]["n"]),
                 }
                 samples.append(sample)
                 if len(samples) % 6 == 1:
-                    console.print(f"  t={sample['t']:>6}s published {sample['published']:>7} ballots {sample['ballots_pg']:>7} "
-                                  f"worker {((sample['worker_rss_kib'] or 0) / 1024):.0f} MiB lag {sample['worker_lag']} "
-                                  f"sink {((sample['sink_rss_kib'] or 0) / 1024):.0f} MiB lag {sample['sink_lag']}")
+                    console.print(
+                        f"  t={sample['t']:>6}s published {sample['published']:>7} "
+                        f"ballots {sample['ballots_pg']:>7} "
+                        f"worker {((sample['worker_rss_kib'] or 0) / 1024):.0f} MiB "
+                        f"lag {sample['worker_lag']} "
+                        f"sink {((sample['sink_rss_kib'] or 0) / 1024):.0f} MiB "
+                        f"lag {sample['sink_lag']}"
+                    )
             cluster.supervise()
             time.sleep(1.0)
         stop.set()
@@ -287,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(2)
         drain_s = round(time.monotonic() - drain_t, 1)
         final_ballots = cluster.pg("SELECT count(*) AS n FROM chaos.ballots")[0]["n"]
-        rejections = cluster.pg("SELECT reason, count(*) AS n FROM chaos.rejections GROUP BY reason")
+        rejections = cluster.pg(
+            "SELECT reason, count(*) AS n FROM chaos.rejections GROUP BY reason"
+        )
     finally:
         stop.set()
         if gen is not None and gen.is_alive():
@@ -306,19 +399,35 @@ def main(argv: list[str] | None = None) -> int:
         return round(sum(part) / len(part) / 1024, 1)
 
     summary = {
-        "command": " ".join(sys.argv), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "minutes": args.minutes, "rate_votes_per_s": args.rate, "rate_from": rate_from,
-        "calibration": calibration, "published_votes": published,
-        "published_votes_including_calibration": published + start, "ballots_in_postgres": final_ballots,
+        "command": " ".join(sys.argv),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "minutes": args.minutes,
+        "rate_votes_per_s": args.rate,
+        "rate_from": rate_from,
+        "calibration": calibration,
+        "published_votes": published,
+        "published_votes_including_calibration": published + start,
+        "ballots_in_postgres": final_ballots,
         "rejections": {r["reason"]: r["n"] for r in rejections},
         "drain_s": drain_s,
-        "worker_rss_mib": {"first_quarter": quarter_mean("worker_rss_kib", 0), "last_quarter": quarter_mean("worker_rss_kib", 1),
-                           "max": round(max((s["worker_rss_kib"] or 0) for s in samples) / 1024, 1)},
-        "sink_rss_mib": {"first_quarter": quarter_mean("sink_rss_kib", 0), "last_quarter": quarter_mean("sink_rss_kib", 1),
-                         "max": round(max((s["sink_rss_kib"] or 0) for s in samples) / 1024, 1)},
-        "worker_lag": {"max": max((s["worker_lag"] or 0) for s in samples),
-                       "last": samples[-1]["worker_lag"]},
-        "sink_lag": {"max": max((s["sink_lag"] or 0) for s in samples), "last": samples[-1]["sink_lag"]},
+        "worker_rss_mib": {
+            "first_quarter": quarter_mean("worker_rss_kib", 0),
+            "last_quarter": quarter_mean("worker_rss_kib", 1),
+            "max": round(max((s["worker_rss_kib"] or 0) for s in samples) / 1024, 1),
+        },
+        "sink_rss_mib": {
+            "first_quarter": quarter_mean("sink_rss_kib", 0),
+            "last_quarter": quarter_mean("sink_rss_kib", 1),
+            "max": round(max((s["sink_rss_kib"] or 0) for s in samples) / 1024, 1),
+        },
+        "worker_lag": {
+            "max": max((s["worker_lag"] or 0) for s in samples),
+            "last": samples[-1]["worker_lag"],
+        },
+        "sink_lag": {
+            "max": max((s["sink_lag"] or 0) for s in samples),
+            "last": samples[-1]["sink_lag"],
+        },
         "log_scan": {k: v for k, v in logs.items()},
         "unplanned_exits": cluster.unplanned,
         "machine": {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()]},
@@ -327,15 +436,32 @@ def main(argv: list[str] | None = None) -> int:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    chart(samples, RESULTS / f"{args.name}.png",
-          f"soak: {args.minutes:g} min at {args.rate} votes/s (worker + sink, private stack)")
+    chart(
+        samples,
+        RESULTS / f"{args.name}.png",
+        f"soak: {args.minutes:g} min at {args.rate} votes/s (worker + sink, private stack)",
+    )
     table = Table(title=f"soak {args.minutes:g} min at {args.rate} votes/s")
     table.add_column("figure")
     table.add_column("value")
-    for k in ("calibration", "published_votes", "published_votes_including_calibration", "ballots_in_postgres", "rejections", "drain_s", "worker_rss_mib", "sink_rss_mib",
-              "worker_lag", "sink_lag", "unplanned_exits"):
+    for k in (
+        "calibration",
+        "published_votes",
+        "published_votes_including_calibration",
+        "ballots_in_postgres",
+        "rejections",
+        "drain_s",
+        "worker_rss_mib",
+        "sink_rss_mib",
+        "worker_lag",
+        "sink_lag",
+        "unplanned_exits",
+    ):
         table.add_row(k, str(summary[k]))
-    table.add_row("log errors / tracebacks / critical", f"{logs['errors']} / {logs['tracebacks']} / {logs['critical']}")
+    table.add_row(
+        "log errors / tracebacks / critical",
+        f"{logs['errors']} / {logs['tracebacks']} / {logs['critical']}",
+    )
     console.print(table)
     console.print(f"wrote {RESULTS / (args.name + '.json')} and {RESULTS / (args.name + '.png')}")
     ok = final_ballots == published + start and not cluster.unplanned and logs["tracebacks"] == 0

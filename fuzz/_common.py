@@ -16,11 +16,20 @@ def seed_vote() -> bytes:
     import hashlib
 
     import ringcrypto
-
     from connectors.sdk.vote import build_vote
 
-    keys = [ringcrypto.SecretKey.from_seed(hashlib.sha256(b"fuzz%d" % i).digest()) for i in range(4)]
+    keys = [
+        ringcrypto.SecretKey.from_seed(hashlib.sha256(b"fuzz%d" % i).digest()) for i in range(4)
+    ]
     ring = ringcrypto.Ring([k.public_key for k in keys])
-    vote = build_vote(keys[1], ring, submission_id="s1", ring_id="r1", vote_type="approve",
-                      token_id="tok-1", epoch=1, batchable=True)
+    vote = build_vote(
+        keys[1],
+        ring,
+        submission_id="s1",
+        ring_id="r1",
+        vote_type="approve",
+        token_id="tok-1",
+        epoch=1,
+        batchable=True,
+    )
     return vote.to_json()

@@ -9,9 +9,8 @@ building the crypto ring of a valid Ring record returns or raises
 
 import sys
 
-import atheris
-
 import _common  # noqa: F401
+import atheris
 
 with atheris.instrument_imports():
     from pydantic import ValidationError

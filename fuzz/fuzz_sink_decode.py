@@ -9,9 +9,8 @@ documented codes and its detail fits the 2,000-character column.
 
 import sys
 
-import atheris
-
 import _common  # noqa: F401
+import atheris
 
 with atheris.instrument_imports():
     from connectors.postgres.decode import KINDS, DeadLetter, Decoded, Record, decode

@@ -15,9 +15,8 @@ trip; and the properties the pipeline relies on hold for every sequence:
 import os
 import sys
 
-import atheris
-
 import _common  # noqa: F401
+import atheris
 
 with atheris.instrument_imports():
     from agents.tokens import TokenPhase, TokenState, vote_digest
@@ -38,14 +37,20 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802
         op = fdp.ConsumeIntInRange(0, 3)
         before = state
         if op == 0:
-            verdict = TokenState.issue(state, credential_hash=fdp.PickValueInList(CREDS),
-                                       epoch=fdp.ConsumeIntInRange(0, 2), offset=offset)
+            verdict = TokenState.issue(
+                state,
+                credential_hash=fdp.PickValueInList(CREDS),
+                epoch=fdp.ConsumeIntInRange(0, 2),
+                offset=offset,
+            )
             if verdict.state is not None:
                 state = verdict.state
         elif op == 1:
             if state is None and SKIP_F2:
                 continue
-            verdict = TokenState.revoke(state, reason=fdp.ConsumeUnicodeNoSurrogates(8), offset=offset)
+            verdict = TokenState.revoke(
+                state, reason=fdp.ConsumeUnicodeNoSurrogates(8), offset=offset
+            )
             if verdict.state is not None:
                 state = verdict.state
         else:
@@ -65,7 +70,11 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802
             else:
                 assert verdict.reason in ReasonCode
         if before is not None and before.phase is TokenPhase.SPENT:
-            assert state is not None and state.phase is TokenPhase.SPENT and state.spent_digest == before.spent_digest
+            assert (
+                state is not None
+                and state.phase is TokenPhase.SPENT
+                and state.spent_digest == before.spent_digest
+            )
         if state is not None:
             assert TokenState.from_dict(state.to_dict()) == state
             if state.phase is not TokenPhase.ISSUED:

@@ -18,14 +18,12 @@ lists for its outputs. Properties (DESIGN invariants 2-4):
 
 import asyncio
 import base64
-import os
 import hashlib
 import json
+import os
 import sys
 
 import atheris
-
-import _common
 
 with atheris.instrument_imports():
     from agents.control import ControlState
@@ -45,19 +43,43 @@ VOTES = SETTINGS.topic("votes")
 KEYS = [ringcrypto.SecretKey.from_seed(hashlib.sha256(b"fuzz%d" % i).digest()) for i in range(4)]
 RING = ringcrypto.Ring([k.public_key for k in KEYS])
 CONTROL = ControlState(SETTINGS)
-CONTROL.apply(SETTINGS.topic("rings"), b"r1",
-              Ring(ring_id="r1", genre="g", epoch=1, public_keys=[pk.hex() for pk in RING.public_keys]).to_json())
+CONTROL.apply(
+    SETTINGS.topic("rings"),
+    b"r1",
+    Ring(
+        ring_id="r1", genre="g", epoch=1, public_keys=[pk.hex() for pk in RING.public_keys]
+    ).to_json(),
+)
 for _sub in ("s1", "s2"):
-    CONTROL.apply(SETTINGS.topic("submissions"), _sub.encode(),
-                  Submission(submission_id=_sub, genre="g", epoch=1).to_json())
+    CONTROL.apply(
+        SETTINGS.topic("submissions"),
+        _sub.encode(),
+        Submission(submission_id=_sub, genre="g", epoch=1).to_json(),
+    )
 TOKENS = ["tok-1", "tok-2"]
 from connectors.sdk.vote import build_vote  # noqa: E402
 
-VALID = {(t, s, m): build_vote(KEYS[m], RING, submission_id=s, ring_id="r1", vote_type="approve", token_id=t,
-                               epoch=1, batchable=m % 2 == 0).to_json()
-         for t in TOKENS for s in ("s1", "s2") for m in range(2)}
-ISSUE = {t: TokenIssued(token_id=t, credential_hash="ab" * 32, epoch=1,
-                        issued_at=datetime(2026, 1, 1, tzinfo=UTC)).to_json() for t in TOKENS}
+VALID = {
+    (t, s, m): build_vote(
+        KEYS[m],
+        RING,
+        submission_id=s,
+        ring_id="r1",
+        vote_type="approve",
+        token_id=t,
+        epoch=1,
+        batchable=m % 2 == 0,
+    ).to_json()
+    for t in TOKENS
+    for s in ("s1", "s2")
+    for m in range(2)
+}
+ISSUE = {
+    t: TokenIssued(
+        token_id=t, credential_hash="ab" * 32, epoch=1, issued_at=datetime(2026, 1, 1, tzinfo=UTC)
+    ).to_json()
+    for t in TOKENS
+}
 LOOP = asyncio.new_event_loop()
 #: Finding F2 (tests/test_hostile_known_bugs.py): a TokenRevoked for a token with no
 #: state crashes the verifier; batches only revoke issued tokens unless FUZZ_INCLUDE_F2=1.
@@ -95,18 +117,30 @@ def _record(fdp: atheris.FuzzedDataProvider) -> tuple[bytes | None, bytes | None
         return token.encode(), TokenRevoked(token_id=token, reason="fuzz").to_json()
     if choice == 2:
         return fdp.ConsumeBytes(8) or None, fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 64))
-    value = bytearray(VALID[(token, fdp.PickValueInList(["s1", "s2"]), fdp.ConsumeIntInRange(0, 1))])
+    value = bytearray(
+        VALID[(token, fdp.PickValueInList(["s1", "s2"]), fdp.ConsumeIntInRange(0, 1))]
+    )
     if choice == 3:
         return token.encode(), bytes(value)
     if choice == 4:  # overwrite a run of bytes
         at = fdp.ConsumeIntInRange(0, len(value) - 1)
         chunk = fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 16))
-        value[at:at + len(chunk)] = chunk
+        value[at : at + len(chunk)] = chunk
     elif choice == 5:  # change one field's value
         body = json.loads(value)
         name = fdp.PickValueInList(sorted(body))
-        body[name] = fdp.PickValueInList([fdp.ConsumeUnicodeNoSurrogates(12), fdp.ConsumeIntInRange(-2, 3), None,
-                                          "s2", "r1", "tok-1", "tok-2", "reject"])
+        body[name] = fdp.PickValueInList(
+            [
+                fdp.ConsumeUnicodeNoSurrogates(12),
+                fdp.ConsumeIntInRange(-2, 3),
+                None,
+                "s2",
+                "r1",
+                "tok-1",
+                "tok-2",
+                "reject",
+            ]
+        )
         value = bytearray(json.dumps(body).encode())
     elif choice == 6:  # corrupt the decoded signature
         body = json.loads(value)
@@ -115,7 +149,7 @@ def _record(fdp: atheris.FuzzedDataProvider) -> tuple[bytes | None, bytes | None
             at = fdp.ConsumeIntInRange(0, len(sig) - 1)
             sig[at] = fdp.ConsumeIntInRange(0, 255)
             if fdp.ConsumeBool():
-                del sig[fdp.ConsumeIntInRange(0, len(sig) - 1):]
+                del sig[fdp.ConsumeIntInRange(0, len(sig) - 1) :]
         body["signature"] = base64.b64encode(bytes(sig)).decode()
         value = bytearray(json.dumps(body).encode())
     else:  # insert bytes
@@ -134,11 +168,21 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802
     revokes = any(r.value and b'"token_revoked"' in r.value for r in records)
     if fdp.ConsumeBool() or (SKIP_F2 and revokes):  # most batches start with issued tokens
         for t in TOKENS:
-            tokens[t.encode()] = {"phase": "issued", "credential_hash": "ab" * 32, "epoch": 1,
-                                  "issued_offset": 0, "changed_offset": 0}
+            tokens[t.encode()] = {
+                "phase": "issued",
+                "credential_hash": "ab" * 32,
+                "epoch": 1,
+                "issued_offset": 0,
+                "changed_offset": 0,
+            }
     out = Out()
-    verifier = VoteVerifier(control=CONTROL, tokens=tokens, outputs=out, verify_batch=ringcrypto.verify_batch,
-                            verify_one=ringcrypto.verify)
+    verifier = VoteVerifier(
+        control=CONTROL,
+        tokens=tokens,
+        outputs=out,
+        verify_batch=ringcrypto.verify_batch,
+        verify_one=ringcrypto.verify,
+    )
     LOOP.run_until_complete(verifier.process(records))
 
     rejected = [r.source_offset for r in out.rejections]
@@ -150,11 +194,15 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802
         raw = base64.b64decode(v.payload_b64)
         vote = parse_votes_message(raw)
         assert isinstance(vote, VoteCast)
-        image = ringcrypto.verify(RING, vote.context(), vote.signing_bytes(), vote.signature_bytes())
+        image = ringcrypto.verify(
+            RING, vote.context(), vote.signing_bytes(), vote.signature_bytes()
+        )
         assert image.hex() == v.key_image, "accepted vote whose key image is not its signature's"
         # the vote's identity is its digest (signing bytes + signature), not its JSON bytes:
         # the same vote re-serialised is a replay of it
-        digests.setdefault(v.token_id, set()).add(vote_digest(vote.signing_bytes(), vote.signature_bytes()))
+        digests.setdefault(v.token_id, set()).add(
+            vote_digest(vote.signing_bytes(), vote.signature_bytes())
+        )
     for token, ds in digests.items():
         assert len(ds) == 1, f"token {token} spent by {len(ds)} different votes"
     for r in records:
@@ -165,7 +213,9 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802
             except Exception:  # noqa: BLE001
                 raise AssertionError(f"record at {r.offset} has no outcome") from None
             if isinstance(msg, VoteCast):  # a replay is accepted under its original offset
-                assert any(v.vote_id == msg.vote_id for v in out.accepted_votes), f"vote at {r.offset} vanished"
+                assert any(v.vote_id == msg.vote_id for v in out.accepted_votes), (
+                    f"vote at {r.offset} vanished"
+                )
 
 
 if __name__ == "__main__":

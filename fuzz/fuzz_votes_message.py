@@ -10,9 +10,8 @@ decoded signature without raising, and survive a JSON round trip unchanged.
 
 import sys
 
-import atheris
-
 import _common  # noqa: F401  (sys.path)
+import atheris
 
 with atheris.instrument_imports():
     from pydantic import ValidationError

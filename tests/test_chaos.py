@@ -1,4 +1,4 @@
-"""The chaos harness, short: ~3,000 votes through workers, sink and Postgres while faults are injected.
+"""The chaos harness, short: ~3,000 votes through workers, sink and Postgres under faults.
 
 Runs ``bench/chaos.py --short`` in-process: a private Kafka and PostgreSQL (own
 ports and data dir, so the broker and database restarts disturb no other test),

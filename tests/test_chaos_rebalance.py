@@ -31,7 +31,9 @@ PARTITIONS = 12
 
 def _owned(worker: WorkerProcess) -> list[int] | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.settings.web_port}/health", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{worker.settings.web_port}/health", timeout=5
+        ) as r:
             body = json.load(r)
     except OSError:
         return None
@@ -49,14 +51,19 @@ def _wait(cond, timeout: float, what: str) -> None:  # noqa: ANN001
 def _votes(world: World, subs: list[str], start: int, n: int) -> list:
     # member i % 8 on submission (i // 8): a unique key image per vote
     tokens = world.tokens(n)
-    return [world.vote(i % 8, subs[i // 8], t) for i, t in zip(range(start, start + n), tokens, strict=True)]
+    return [
+        world.vote(i % 8, subs[i // 8], t)
+        for i, t in zip(range(start, start + n), tokens, strict=True)
+    ]
 
 
 def test_partitions_taken_back_after_a_graceful_leave_are_processed_promptly(stack, tmp_path):
     settings = pipeline_settings(stack, partitions=PARTITIONS, table_store="rocksdb")
     ensure_topics(settings)
     first = WorkerProcess(settings, tmp_path / "a.log").start()
-    second = WorkerProcess(settings.model_copy(update={"web_port": free_port()}), tmp_path / "b.log")
+    second = WorkerProcess(
+        settings.model_copy(update={"web_port": free_port()}), tmp_path / "b.log"
+    )
     outputs = Outputs(settings)
     try:
         world = World(settings, members=8)
@@ -66,19 +73,35 @@ def test_partitions_taken_back_after_a_graceful_leave_are_processed_promptly(sta
         outputs.wait_for(lambda o: len({b["vote_id"] for b in o.ballots}) >= 24, what="first batch")
 
         second.start()
-        _wait(lambda: (a := _owned(first)) and (b := _owned(second)) and sorted(a + b) == list(range(PARTITIONS)),
-              90, "partitions split between the two workers")
+        _wait(
+            lambda: (
+                (a := _owned(first))
+                and (b := _owned(second))
+                and sorted(a + b) == list(range(PARTITIONS))
+            ),
+            90,
+            "partitions split between the two workers",
+        )
         batch2 = _votes(world, subs, 24, 24)
         world.publish(*batch2)
-        outputs.wait_for(lambda o: len({b["vote_id"] for b in o.ballots}) >= 48, what="second batch")
+        outputs.wait_for(
+            lambda o: len({b["vote_id"] for b in o.ballots}) >= 48, what="second batch"
+        )
 
         second.stop()  # SIGTERM: a graceful leave
-        _wait(lambda: _owned(first) == list(range(PARTITIONS)), 90, "the first worker owns everything again")
+        _wait(
+            lambda: _owned(first) == list(range(PARTITIONS)),
+            90,
+            "the first worker owns everything again",
+        )
         batch3 = _votes(world, subs, 48, 48)
         world.publish(*batch3)
         t = time.monotonic()
-        outputs.wait_for(lambda o: len({b["vote_id"] for b in o.ballots}) >= 96, timeout=30,
-                         what="votes on every partition after the leave, within 30 s")
+        outputs.wait_for(
+            lambda o: len({b["vote_id"] for b in o.ballots}) >= 96,
+            timeout=30,
+            what="votes on every partition after the leave, within 30 s",
+        )
         assert time.monotonic() - t < 30
     finally:
         outputs.close()

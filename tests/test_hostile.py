@@ -15,7 +15,6 @@ import pytest
 from rich.console import Console
 
 from bench.hostile import build_plan, report, run_hostile
-from connectors.sdk import ensure_topics
 from tests.fixtures.pipeline import Outputs, pipeline_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -40,13 +39,16 @@ def test_hostile_messages_are_each_rejected_and_never_counted(stack, tmp_path):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("size", [
-    256 * 1024 + 1,
-    700_000,
-    900_000,  # F3 (fixed): the rejection keeps only the first 256 KiB of the payload
-])
+@pytest.mark.parametrize(
+    "size",
+    [
+        256 * 1024 + 1,
+        700_000,
+        900_000,  # F3 (fixed): the rejection keeps only the first 256 KiB of the payload
+    ],
+)
 def test_an_oversized_payload_is_rejected_and_the_worker_lives(pipeline, size):
-    """Over the 256 KiB cap but under Kafka's 1 MB: a malformed rejection, the worker keeps going."""
+    """Over the 256 KiB cap, under Kafka's 1 MB: a malformed rejection; the worker goes on."""
     settings, worker = pipeline
     from tests.test_pipeline import World
 
@@ -55,8 +57,11 @@ def test_an_oversized_payload_is_rejected_and_the_worker_lives(pipeline, size):
     world.client.publish_raw(token.encode(), b'{"pad":"' + b"x" * (size - 10) + b'"}')
     outputs = Outputs(settings)
     try:
-        outputs.wait_for(lambda o: any(r.get("token_id") == token for r in o.rejections) or not worker.alive(),
-                         timeout=60, what="the rejection")
+        outputs.wait_for(
+            lambda o: any(r.get("token_id") == token for r in o.rejections) or not worker.alive(),
+            timeout=60,
+            what="the rejection",
+        )
         assert worker.alive(), f"worker exited with {worker.proc.returncode}:\n{worker.tail(10)}"
         [rej] = [r for r in outputs.rejections if r.get("token_id") == token]
         assert rej["reason"] == "malformed" and "limit" in rej["detail"]

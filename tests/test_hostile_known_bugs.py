@@ -36,7 +36,10 @@ from streams.settings import Settings
 
 SETTINGS = Settings(topic_prefix="unit", partitions=1)
 VOTES = SETTINGS.topic("votes")
-F2 = "F2: TokenState.to_dict drops None credential_hash/epoch that from_dict requires (agents/tokens.py:59-63)"
+F2 = (
+    "F2: TokenState.to_dict dropped None credential_hash/epoch that from_dict required "
+    "(agents/tokens.py:59-63)"
+)
 
 
 def test_a_token_revoked_before_its_issuance_survives_the_table_round_trip():
@@ -62,18 +65,29 @@ class _Out:
 
 
 def test_issuance_after_an_early_revocation_keeps_the_token_revoked():
-    """The documented path "revoked before its issuance arrived: it stays revoked" crashes the verifier."""
+    """The documented path "revoked before its issuance arrived: it stays revoked" (crashed)."""
     from agents.control import ControlState
 
     tokens: dict = {}
     out = _Out()
-    verifier = VoteVerifier(control=ControlState(SETTINGS), tokens=tokens, outputs=out,
-                            verify_batch=lambda items: [None] * len(items), verify_one=lambda *a: b"")
+    verifier = VoteVerifier(
+        control=ControlState(SETTINGS),
+        tokens=tokens,
+        outputs=out,
+        verify_batch=lambda items: [None] * len(items),
+        verify_one=lambda *a: b"",
+    )
     revoke = TokenRevoked(token_id="t1", reason="leaked").to_json()
-    issue = TokenIssued(token_id="t1", credential_hash="ab" * 32, epoch=1,
-                        issued_at=datetime(2026, 1, 1, tzinfo=UTC)).to_json()
+    issue = TokenIssued(
+        token_id="t1",
+        credential_hash="ab" * 32,
+        epoch=1,
+        issued_at=datetime(2026, 1, 1, tzinfo=UTC),
+    ).to_json()
     asyncio.run(verifier.process([SourceRecord(VOTES, 0, 0, b"t1", revoke)]))
-    asyncio.run(verifier.process([SourceRecord(VOTES, 0, 1, b"t1", issue)]))  # a later batch: loads the table
+    asyncio.run(
+        verifier.process([SourceRecord(VOTES, 0, 1, b"t1", issue)])
+    )  # a later batch: loads the table
     assert tokens[b"t1"]["phase"] == "revoked"
     assert out.rejections == []
 
@@ -94,10 +108,16 @@ def test_a_worker_survives_a_revocation_for_an_unknown_token_followed_by_a_vote(
     outputs = Outputs(settings)
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and worker.alive() and not outputs.outcome(str(vote.vote_id)):
+        while (
+            time.monotonic() < deadline
+            and worker.alive()
+            and not outputs.outcome(str(vote.vote_id))
+        ):
             outputs.poll(0.5)
         assert worker.alive(), f"worker exited with {worker.proc.returncode}:\n{worker.tail(8)}"
         found = outputs.outcome(str(vote.vote_id))
-        assert [(k, o["reason"]) for k, o in found] == [("rejection", "token_revoked")], json.dumps(found)
+        assert [(k, o["reason"]) for k, o in found] == [("rejection", "token_revoked")], json.dumps(
+            found
+        )
     finally:
-        outputs.close()  # the module's worker is not restarted: it would die again on the same record
+        outputs.close()
