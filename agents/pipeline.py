@@ -49,6 +49,8 @@ def _table(name: str, help_: str) -> faust.TableT:
         # key_type=bytes makes Faust use the raw codec for keys both when writing
         # the changelog and when recovering from it; values are JSON objects.
         key_type=bytes,
+        # a fresh dict per table: Faust's store pops keys from it
+        options=settings.rocksdb_options(),
         help=help_,
     )
 

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, le=16)
     table_store: Literal["rocksdb", "memory"] = "rocksdb"
     standby_replicas: int = Field(0, ge=0, le=8)
+    rocksdb_write_buffer: int = Field(
+        4 * 1024 * 1024, ge=1024 * 1024, description="bytes per memtable, per table partition"
+    )
+    rocksdb_write_buffers: int = Field(2, ge=2, le=8, description="memtables per table partition")
+    rocksdb_block_cache: int = Field(
+        8 * 1024 * 1024, ge=1024 * 1024, description="read cache bytes per table partition"
+    )
     data_dir: Path = Field(Path(".ringtally"), description="stack data, table stores, jar cache")
 
     # --- worker ---------------------------------------------------------
@@ -142,6 +149,20 @@ class Settings(BaseSettings):
                 str(value).lower() if isinstance(value, bool) else str(value)
             )
         return out
+
+    def rocksdb_options(self) -> dict[str, int]:
+        """RocksDB options for one table (Faust opens one database per table partition).
+
+        Faust's defaults (3 x 64 MiB memtables and a 2 GiB block cache per
+        database, 36 databases for 12 partitions) let a worker's memory follow
+        its table state for gigabytes before RocksDB flushes (reliability F6).
+        """
+        return {
+            "write_buffer_size": self.rocksdb_write_buffer,
+            "max_write_buffer_number": self.rocksdb_write_buffers,
+            "block_cache_size": self.rocksdb_block_cache,
+            "block_cache_compressed_size": self.rocksdb_block_cache,
+        }
 
     def redacted(self) -> dict[str, object]:
         """Settings as a dict safe to print or log: passwords in URLs masked."""
