@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -90,17 +90,6 @@ class Watch:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
-
-
-def _votes_end_offsets(settings: Settings) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-probe"})
-    total = 0
-    for p in range(settings.partitions):
-        total += consumer.get_watermark_offsets(
-            TopicPartition(settings.topic("votes"), p), timeout=10
-        )[1]
-    consumer.close()
-    return total
 
 
 def _publish(

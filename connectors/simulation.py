@@ -16,7 +16,6 @@ which one won.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import random
@@ -415,7 +414,3 @@ def _signed_vote(
         epoch=epoch,
         batchable=batchable,
     )
-
-
-def payload_b64(planned: Planned) -> str:
-    return base64.b64encode(planned.value).decode("ascii")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -340,9 +339,3 @@ class VoteClient(_Signer):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def ring_of(public_keys: Sequence[bytes], max_size: int = 1024) -> Any:
-    import ringcrypto
-
-    return ringcrypto.Ring(list(public_keys), max_size=max_size)
