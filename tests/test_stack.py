@@ -35,9 +35,12 @@ from connectors.stack.paths import StackPaths
 from connectors.stack.postgres import parse_dsn
 from connectors.stack.process import (
     ProcessRecord,
+    pid_running,
     port_free,
     port_owner,
+    read_cmdline,
     read_record,
+    start_ticks,
     write_record,
 )
 from connectors.stack.redis import parse_redis_url
@@ -114,6 +117,10 @@ def iso_stack() -> Iterator[LocalStack]:
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     """An unrelated live process, to stand in for a PID the kernel reused."""
     proc = subprocess.Popen(["sleep", "300"])
+    # Popen returns once exec has begun; wait until /proc shows the new argv.
+    deadline = time.monotonic() + 10
+    while read_cmdline(proc.pid) != ["sleep", "300"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     yield proc
     proc.kill()
     proc.wait()
@@ -169,7 +176,12 @@ def test_read_properties(tmp_path: Path) -> None:
 def test_process_record_checks_start_time_and_marker(tmp_path: Path, sleeper) -> None:
     pidfile = tmp_path / "x.pid"
     rec = write_record(pidfile, sleeper.pid, "300")  # "sleep 300" carries the marker "300"
-    assert read_record(pidfile) == rec and rec.matches()
+    assert read_record(pidfile) == rec
+    # each of the three checks on its own first, so a failure says which one
+    assert pid_running(sleeper.pid), open(f"/proc/{sleeper.pid}/stat").read()
+    assert start_ticks(sleeper.pid) == rec.start_ticks
+    assert "300" in " ".join(read_cmdline(sleeper.pid) or []), read_cmdline(sleeper.pid)
+    assert rec.matches()
     assert not rec.matches("some-other-marker")
     reused = ProcessRecord(sleeper.pid, (rec.start_ticks or 0) + 1, "300")
     assert not reused.matches()  # same PID, different start time: not ours
