@@ -172,6 +172,7 @@ async def verify(stream: faust.StreamT) -> None:
         metrics.VOTES_IN.inc(len(events))
         with metrics.batch("verify", len(events)):
             await verifier.process([SourceRecord.from_event(e) for e in events])
+            await app.hand_over_table_writes()
 
 
 @app.agent(accepted_topic, name="tally")
@@ -184,6 +185,7 @@ async def tally(stream: faust.StreamT) -> None:
     ):
         with metrics.batch("tally", len(events)):
             await keeper.process([SourceRecord.from_event(e) for e in events])
+            await app.hand_over_table_writes()
 
 
 if settings.fanout:
@@ -209,3 +211,4 @@ if settings.fanout:
         )
         async for event in stream.events():
             await fanout.process([SourceRecord.from_event(event)])
+            await app.hand_over_table_writes()

@@ -63,6 +63,36 @@ class TokenState:
     def from_dict(cls, data: dict[str, Any]) -> TokenState:
         return cls(**{**data, "phase": TokenPhase(data["phase"])})
 
+    def as_of(self, offset: int) -> TokenState | None:
+        """The state that the token's record at ``offset`` saw when it was first applied.
+
+        A token's life is a line whose steps are recorded with their offsets:
+        issued (``issued_offset``), then spent or revoked (``changed_offset``).
+        So the state an earlier record saw can be read back from the current
+        one, and a record that comes again (a crash before the commit, a
+        rebalance) is decided exactly as the first time, however far its
+        partition got in between.
+        """
+        if self.phase is TokenPhase.ISSUED or self.changed_offset is None:
+            issued = self.issued_offset
+            return None if issued is not None and offset <= issued else self
+        if offset > self.changed_offset:
+            return self
+        if self.issued_offset is None or offset <= self.issued_offset:
+            return None  # before its issuance (or revoked before it was issued)
+        return TokenState(
+            TokenPhase.ISSUED,
+            self.credential_hash,
+            self.epoch,
+            issued_offset=self.issued_offset,
+            changed_offset=self.issued_offset,
+        )
+
+    def newer_than(self, offset: int) -> bool:
+        """Did a record after ``offset`` already change this token? (then it comes again)"""
+        last = self.changed_offset if self.changed_offset is not None else self.issued_offset
+        return last is not None and offset < last
+
     # --- transitions ----------------------------------------------------
 
     @staticmethod
@@ -84,7 +114,11 @@ class TokenState:
             return Verdict(replay=True)
         if current.credential_hash is None and current.phase is TokenPhase.REVOKED:
             # Revoked before its issuance arrived: it stays revoked, now with its owner.
-            return Verdict(state=replace(current, credential_hash=credential_hash, epoch=epoch))
+            return Verdict(
+                state=replace(
+                    current, credential_hash=credential_hash, epoch=epoch, issued_offset=offset
+                )
+            )
         return Verdict(
             reason=ReasonCode.TOKEN_CONFLICT,
             detail=(

@@ -157,7 +157,8 @@ class VoteVerifier:
                 continue
             key = p.record.key or b""
             with event_scope(p.record):
-                state = simulated[key] if key in simulated else self._load(key)
+                stored = self._load(key)
+            state = simulated[key] if key in simulated else stored
             if isinstance(message, TokenIssued):
                 verdict = TokenState.issue(
                     state,
@@ -170,11 +171,13 @@ class VoteVerifier:
                 verdict = TokenState.revoke(state, reason=message.reason, offset=p.record.offset)
                 simulated[key] = verdict.state or state
             elif (
-                state is not None
-                and state.phase is TokenPhase.ISSUED
-                and state.epoch == message.epoch
-                and p.lookup is not None
+                p.lookup is not None
                 and p.lookup.reason is None
+                and any(
+                    s is not None and s.phase is TokenPhase.ISSUED and s.epoch == message.epoch
+                    # every state step 3 may decide against: checking too many is harmless
+                    for s in (state, stored, stored and stored.as_of(p.record.offset))
+                )
             ):
                 p.check = len(items)
                 items.append(
@@ -189,7 +192,12 @@ class VoteVerifier:
     async def _apply(self, p: _Parsed, results: list[bytes | None]) -> None:
         message, record = p.message, p.record
         key = record.key or b""
-        state = self._load(key)
+        current = self._load(key)
+        # A record older than the token's last change is coming again (crash,
+        # rebalance): decide it against the state it saw the first time, and
+        # never write that older state back.
+        again = current is not None and current.newer_than(record.offset)
+        state = current.as_of(record.offset) if current is not None and again else current
         if isinstance(message, TokenIssued):
             verdict = TokenState.issue(
                 state,
@@ -200,7 +208,8 @@ class VoteVerifier:
             if verdict.reason:
                 await self._reject(p, verdict.reason, verdict.detail, message=message)
                 return
-            self._store(key, verdict.state or state)
+            if not again:
+                self._store(key, verdict.state or state)
             # Re-sent on a redelivery too: the index write may be what a crash lost.
             await self.outputs.credential_token(
                 CredentialToken(
@@ -212,14 +221,21 @@ class VoteVerifier:
             return
         if isinstance(message, TokenRevoked):
             verdict = TokenState.revoke(state, reason=message.reason, offset=record.offset)
-            if verdict.state is not None:
+            if verdict.state is not None and not again:
                 self._store(key, verdict.state)
             return
-        await self._apply_vote(p, state, results)
+        await self._apply_vote(p, state, results, later=current if again else None)
 
     async def _apply_vote(
-        self, p: _Parsed, state: TokenState | None, results: list[bytes | None]
+        self,
+        p: _Parsed,
+        state: TokenState | None,
+        results: list[bytes | None],
+        *,
+        later: TokenState | None = None,
     ) -> None:
+        """Decide one vote against ``state``; ``later``: the token's current state
+        when the vote is coming again after later records changed it."""
         vote, record = p.message, p.record
         assert isinstance(vote, VoteCast)
         key = record.key or b""
@@ -256,6 +272,9 @@ class VoteVerifier:
             reason, detail = self._explain_failure(p)
             await self._reject(p, reason, detail, message=vote)
             return
+        if later is not None:
+            await self._reject_overtaken(p, later)
+            return
         spent = state.spend(
             vote_id=str(vote.vote_id),
             digest=digest,
@@ -264,6 +283,32 @@ class VoteVerifier:
         )
         self._store(key, spent)
         await self.outputs.accepted(self._accepted(p, key_image.hex()))
+
+    async def _reject_overtaken(self, p: _Parsed, later: TokenState) -> None:
+        """A valid vote coming again finds its token spent or revoked by a later record.
+
+        Decided in offset order it would have spent the token, so the later
+        record was applied before it at some point: one vote per token still
+        holds (the token stays as it is), but the order did not. Logged loudly.
+        """
+        vote = p.message
+        assert isinstance(vote, VoteCast)
+        log.error(
+            "vote at %s:%s would have spent token %r, which a later record (offset %s) "
+            "already %s: records of this token were applied out of offset order",
+            p.record.partition,
+            p.record.offset,
+            vote.token_id,
+            later.changed_offset,
+            later.phase,
+        )
+        reason = (
+            ReasonCode.TOKEN_REVOKED
+            if later.phase is TokenPhase.REVOKED
+            else ReasonCode.TOKEN_SPENT
+        )
+        detail = f"token {later.phase} at offset {later.changed_offset}, after this vote's offset"
+        await self._reject(p, reason, detail, message=vote)
 
     def _explain_failure(self, p: _Parsed) -> tuple[ReasonCode, str]:
         """Why a signature failed: undecodable (malformed) or not valid (bad_signature)."""

@@ -30,8 +30,24 @@ class RingtallyApp(faust.App):
         self.producer.buffer.max_messages = self.ringtally_settings.producer_buffer
         await super().on_first_start()
 
+    async def hand_over_table_writes(self) -> None:
+        """Wait until every queued table (changelog) write is with the Kafka client.
 
-def create_app(settings: Settings) -> faust.App:
+        Agents call this at the end of each batch, before Faust acknowledges the
+        batch's records. Faust's own pre-commit flush gives up on its queue once
+        0.1 s pass without a send (``ProducerBuffer.flush_atmost``), so under load
+        or a broker hiccup an offset could be committed while the table writes
+        of the records before it were still queued; a crash then lost state for
+        records that are never redelivered (finding F7 in docs/reliability.md).
+        Writes handed to the client here are covered by the client flush that
+        Faust does run to completion before every commit.
+        """
+        buffer = self.producer.buffer
+        while buffer.size:
+            await buffer.flush()
+
+
+def create_app(settings: Settings) -> RingtallyApp:
     """A Faust app wired to these settings (brokers, store, partitions, web port)."""
     store = "rocksdb://" if settings.table_store == "rocksdb" else "memory://"
     # One directory per worker instance (the web port tells them apart), so two

@@ -96,7 +96,9 @@ class Settings(BaseSettings):
         True, description="run the revocation fan-out agent (off for replays: it writes to votes)"
     )
     metrics_port: int = Field(
-        0, ge=0, le=65535,
+        0,
+        ge=0,
+        le=65535,
         description="the sink's Prometheus /metrics port (0: off); "
         "a worker serves /metrics on web_port",
     )

@@ -295,3 +295,47 @@ def test_a_vote_redelivered_with_nothing_lost_changes_nothing():
         and again.rejections == []
     )
     assert again.tallies[-1] == out.tallies[-1]
+
+
+def test_a_redelivered_vote_gets_the_reason_it_got_the_first_time(scene):
+    """After a crash, records come again against a state that later records changed.
+
+    A forged vote rejected as bad_signature before an honest vote spent the
+    token must be bad_signature again, not token_spent, and nothing is rewritten.
+    """
+    keys, ring, control = scene
+    token = "tok-redelivered"
+    forged = _vote(1, keys, ring, 0, token, sub="s2")
+    body = forged.value.replace(b'"approve"', b'"reject"')  # signature no longer matches
+    forged = _record(1, forged.key, body)
+    honest = _vote(2, keys, ring, 1, token)
+    out, tokens = VerifyOut(), {}
+    verifier = _verifier(control, tokens, out)
+    run(verifier.process([_issue(0, token), forged, honest]))
+    state_after = copy.deepcopy(tokens)
+    run(verifier.process([_issue(0, token), forged, honest]))  # all three again
+    assert [(r.source_offset, r.reason.value) for r in out.rejections] == [
+        (1, "bad_signature"),
+        (1, "bad_signature"),
+    ]
+    assert [a.source_offset for a in out.accepted_votes] == [2, 2]
+    assert tokens == state_after  # the older states were never written back
+
+
+def test_a_vote_that_finds_its_token_spent_by_a_later_offset_is_refused_and_logged(scene, caplog):
+    """Records applied out of offset order (F7): the first valid vote comes after the second.
+
+    One vote per token holds whatever the order: the earlier vote is refused,
+    the token stays spent by the later one, and the error names the offsets.
+    """
+    keys, ring, control = scene
+    token = "tok-overtaken"
+    first, second = _vote(1, keys, ring, 0, token), _vote(2, keys, ring, 1, token, sub="s2")
+    out, tokens = VerifyOut(), {}
+    verifier = _verifier(control, tokens, out)
+    run(verifier.process([_issue(0, token), second]))
+    run(verifier.process([first]))
+    assert [a.source_offset for a in out.accepted_votes] == [2]
+    assert [(r.source_offset, r.reason.value) for r in out.rejections] == [(1, "token_spent")]
+    assert "out of offset order" in caplog.text
+    assert tokens[token.encode()]["changed_offset"] == 2

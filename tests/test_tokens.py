@@ -76,3 +76,18 @@ def test_state_round_trips_through_its_table_form():
 
 def test_vote_digest_separates_message_and_signature():
     assert vote_digest(b"ab", b"c") != vote_digest(b"a", b"bc")
+
+
+def test_as_of_reads_back_the_state_each_earlier_record_saw():
+    issued = _issued()  # issued at offset 10
+    spent = issued.spend(vote_id="v", digest="d", key_image="ki", offset=12)
+    assert spent.as_of(9) is None and spent.as_of(10) is None  # before / at the issuance
+    assert spent.as_of(11) == issued  # between issuance and spend: still issued
+    assert spent.as_of(12) == issued  # the spending vote itself saw an issued token
+    assert spent.as_of(13) == spent
+    assert [spent.newer_than(o) for o in (11, 12, 13)] == [True, False, False]
+    revoked = TokenState.revoke(issued, reason="x", offset=15).state
+    assert revoked.as_of(14) == issued and revoked.as_of(16) == revoked
+    early = TokenState.revoke(None, reason="early", offset=3).state
+    late_issue = TokenState.issue(early, credential_hash=CRED, epoch=1, offset=5).state
+    assert late_issue.as_of(2) is None and late_issue.as_of(4) == late_issue
