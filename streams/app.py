@@ -9,12 +9,20 @@ Faust's deserializer.
 
 from __future__ import annotations
 
+import logging
+import time
+
 import faust
 
+from . import metrics
+from .consumer import RingtallyTransport
 from .settings import Settings, get_settings
+from .stall import PartitionProgress, StallDetector
 from .topics import ensure_topics, topic_specs
 
 __all__ = ["app", "create_app", "settings", "topics"]
+
+log = logging.getLogger(__name__)
 
 
 class RingtallyApp(faust.App):
@@ -29,6 +37,10 @@ class RingtallyApp(faust.App):
         # 256 votes that is a stall per batch. The cap bounds memory, nothing else.
         self.producer.buffer.max_messages = self.ringtally_settings.producer_buffer
         await super().on_first_start()
+
+    def _new_transport(self) -> faust.types.TransportT:
+        # Faust's aiokafka transport, with the consumer fix of streams.consumer.
+        return RingtallyTransport(self.conf.broker_consumer, self)
 
     async def hand_over_table_writes(self) -> None:
         """Wait until every queued table (changelog) write is with the Kafka client.
@@ -110,3 +122,42 @@ async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Re
         "rebalancing": bool(app.rebalancing),
     }
     return web.json(body, status=200 if ready else 503)
+
+
+stall_detector = StallDetector(stall_after=settings.stall_after)
+
+
+@app.timer(interval=5.0)
+async def seek_stalled_partitions() -> None:
+    """Seek back when an owned partition has records waiting and stopped moving (streams.stall)."""
+    consumer = app.consumer
+    if not settings.stall_after or app.rebalancing or app.in_recovery or not consumer.flow_active:
+        stall_detector.reset()
+        return
+    # The agents' source partitions (acked topics; table changelogs are not);
+    # ``_read_offset`` has no public accessor, and is what the stall leaves behind.
+    progress = {
+        tp: PartitionProgress(
+            read=consumer._read_offset.get(tp),  # noqa: SLF001
+            highwater=consumer.highwater(tp),
+        )
+        for tp in consumer.assignment()
+        if app.topics.acks_enabled_for(tp.topic)
+    }
+    stalled = stall_detector.observe(time.monotonic(), progress)
+    if not stalled:
+        return
+    log.warning(
+        "partitions with records waiting made no progress for %.0f s: %s; "
+        "seeking back to the committed offsets",
+        settings.stall_after,
+        ", ".join(
+            f"{tp.topic}[{tp.partition}] read={progress[tp].read} end={progress[tp].highwater}"
+            for tp in stalled
+        ),
+    )
+    metrics.STALL_SEEKS.inc()
+    try:
+        await consumer.perform_seek()  # never-committed partitions too (streams.consumer)
+    except Exception as exc:  # the broker may be what is missing: look again next time
+        log.warning("seek back to committed offsets failed: %r", exc)

@@ -20,6 +20,7 @@ Names (all prefixed ``ringtally_``)::
     rejections_total{reason}                     sink_duplicates_total
     tallies_total                                sink_postgres_outages_total
     token_revocations_total                      sink_lag{topic,partition}
+    stall_seeks_total
     batch_size{stage}            (histogram)     sink_lag_total
     batch_duration_seconds{stage} (histogram)
     consumer_lag{topic,partition}
@@ -109,6 +110,11 @@ BATCH_SECONDS = Histogram(
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=WORKER_REGISTRY,
+)
+STALL_SEEKS = Counter(
+    "ringtally_stall_seeks_total",
+    "times the worker sought back to committed offsets because an owned partition "
+    "with records waiting stopped moving (streams.stall)",
 )
 CONSUMER_LAG = Gauge(
     "ringtally_consumer_lag",

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     session_timeout: float = Field(
         10.0, ge=1.0, le=300.0, description="seconds before a silent worker's partitions move"
     )
+    stall_after: float = Field(
+        20.0,
+        ge=0,
+        le=3600.0,
+        description="seconds an owned partition with records waiting may stay unread "
+        "before the worker seeks back to its committed offsets (0: never)",
+    )
     producer_linger: float = Field(
         0.005, ge=0, le=1.0, description="seconds the worker's producer waits to fill a batch"
     )

@@ -1,0 +1,40 @@
+"""The stall watchdog's bookkeeping (streams.stall): when a partition counts as stalled."""
+
+from streams.stall import PartitionProgress, StallDetector
+
+
+def test_behind_means_records_wait_beyond_the_read_offset():
+    assert PartitionProgress(read=None, highwater=59).behind  # records, none delivered
+    assert PartitionProgress(read=40, highwater=59).behind
+    assert not PartitionProgress(read=58, highwater=59).behind  # last one delivered
+    assert not PartitionProgress(read=59, highwater=59).behind  # sought to the end
+    assert not PartitionProgress(read=None, highwater=0).behind  # empty partition
+    assert not PartitionProgress(read=None, highwater=None).behind  # end not known yet
+
+
+def test_a_partition_is_stalled_only_when_behind_and_unmoving_long_enough():
+    detector = StallDetector(stall_after=20)
+    stuck, moving, idle = "votes-3", "votes-0", "votes-1"
+    views = {
+        stuck: PartitionProgress(None, 59),
+        moving: PartitionProgress(10, 100),
+        idle: PartitionProgress(57, 57),
+    }
+    assert detector.observe(0, views) == []
+    views[moving] = PartitionProgress(30, 100)  # progress restarts its clock
+    assert detector.observe(15, views) == []
+    views[moving] = PartitionProgress(60, 100)
+    assert detector.observe(20, views) == [stuck]
+    # reported once, then again only after another full period without progress
+    assert detector.observe(25, views) == []
+    assert detector.observe(40, views) == [stuck, moving]  # moving stopped at 20, too
+
+
+def test_a_partition_that_catches_up_or_moves_away_is_forgotten():
+    detector = StallDetector(stall_after=10)
+    detector.observe(0, {"a": PartitionProgress(None, 5), "b": PartitionProgress(1, 9)})
+    detector.observe(5, {"a": PartitionProgress(4, 5)})  # a caught up, b was revoked
+    assert detector.observe(30, {"a": PartitionProgress(4, 5), "b": PartitionProgress(1, 9)}) == []
+    detector.reset()
+    assert detector.observe(31, {"b": PartitionProgress(1, 9)}) == []
+    assert detector.observe(41, {"b": PartitionProgress(1, 9)}) == ["b"]
