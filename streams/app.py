@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 import faust
 
@@ -134,12 +135,14 @@ async def seek_stalled_partitions() -> None:
     if not settings.stall_after or app.rebalancing or app.in_recovery or not consumer.flow_active:
         stall_detector.reset()
         return
-    # The agents' source partitions (acked topics; table changelogs are not);
-    # ``_read_offset`` has no public accessor, and is what the stall leaves behind.
+    # The agents' source partitions (acked topics; table changelogs are not).
+    # ``_read_offset`` and ``_unacked_messages`` have no public accessors.
+    in_flight = Counter(m.tp for m in list(consumer._unacked_messages))  # noqa: SLF001
     progress = {
         tp: PartitionProgress(
             read=consumer._read_offset.get(tp),  # noqa: SLF001
             highwater=consumer.highwater(tp),
+            in_flight=in_flight[tp],
         )
         for tp in consumer.assignment()
         if app.topics.acks_enabled_for(tp.topic)
@@ -148,8 +151,8 @@ async def seek_stalled_partitions() -> None:
     if not stalled:
         return
     log.warning(
-        "partitions with records waiting made no progress for %.0f s: %s; "
-        "seeking back to the committed offsets",
+        "partitions with records waiting and none in flight made no progress for %.0f s: "
+        "%s; seeking them back to their committed offsets",
         settings.stall_after,
         ", ".join(
             f"{tp.topic}[{tp.partition}] read={progress[tp].read} end={progress[tp].highwater}"
@@ -158,6 +161,6 @@ async def seek_stalled_partitions() -> None:
     )
     metrics.STALL_SEEKS.inc()
     try:
-        await consumer.perform_seek()  # never-committed partitions too (streams.consumer)
+        await consumer.seek_back(stalled)
     except Exception as exc:  # the broker may be what is missing: look again next time
         log.warning("seek back to committed offsets failed: %r", exc)

@@ -28,22 +28,38 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
-        await self.rewind_uncommitted(self.assignment())
-
-    async def rewind_uncommitted(self, tps: Iterable[TP]) -> None:
-        """Seek those of the agents' partitions in ``tps`` never committed to their start."""
         committed = self._committed_offset
         never = [
-            tp for tp in tps if self.app.topics.acks_enabled_for(tp.topic) and not committed.get(tp)
+            tp
+            for tp in self.assignment()
+            if self.app.topics.acks_enabled_for(tp.topic) and not committed.get(tp)
         ]
-        if never:
-            starts = await self.earliest_offsets(*never)
+        await self.seek_back(never)
+
+    async def seek_back(self, tps: Iterable[TP]) -> None:
+        """Seek each partition to its committed offset, or its first one if it has none.
+
+        Only for partitions with nothing in flight (a rebalance, or a stall):
+        records already with the agents would otherwise come twice.
+        """
+        tps = list(tps)
+        if not tps:
+            return
+        starts = await self.earliest_offsets(*tps)
+        ends = await self.highwaters(*tps)
+        targets = {}
+        for tp in tps:
+            committed = self._committed_offset.get(tp)
+            target = committed if committed else starts.get(tp)
+            if target is not None and target < (ends.get(tp) or 0):  # empty: nothing to fetch
+                targets[tp] = target
+        if targets:
             self.log.info(
-                "seeking never-committed partitions to their start: %s",
-                ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in starts.items()),
+                "seeking back: %s",
+                ", ".join(f"{tp.topic}[{tp.partition}]->{off}" for tp, off in targets.items()),
             )
-            for tp, offset in starts.items():
-                await self.seek(tp, offset)
+        for tp, offset in targets.items():
+            await self.seek(tp, offset)
 
 
 class RingtallyTransport(faust_aiokafka.Transport):

@@ -1,22 +1,18 @@
 """Stall watchdog: partitions a worker owns, with records waiting, that stopped moving.
 
-Seen here after rebalances (finding F1 in docs/reliability.md): the worker owns
-a partition, the Kafka client has fetched up to its end, yet the records never
+Seen after rebalances (finding F1 in docs/reliability.md): the worker owns a
+partition, the Kafka client has fetched up to its end, yet the records never
 reached the agents (Faust's read offset for it stays empty or behind) and
-nothing happens until new input or a restart. It was caught live twice with
-``/debug``-style dumps: client position at the partition's end, Faust's read
-offset unset, streams idle and waiting for input. Faust drops fetched records
-when a rebalance interrupts their delivery (``Consumer._drain_messages`` waits
-on ``suspend_flow``; ``getmany`` stops on a generation change) and relies on a
-later seek that, in these runs, never came.
+nothing happens until new input or a restart.
 
-The watchdog supplies that seek. Every few seconds, outside rebalances and
-recovery, it compares each owned source partition's end (Faust's highwater)
-with Faust's read offset. A partition that stays behind with its read offset
-unchanged for ``stall_after`` seconds is declared stalled, logged, counted, and
-the consumer is sought back to its committed offsets: redelivered records are
-decided again exactly as before (the agents are idempotent), so the seek costs
-time, never correctness.
+:mod:`streams.consumer` fixes the one cause found; this watchdog is the net for
+any other. Every few seconds, outside rebalances and recovery, it compares
+each owned source partition's end (Faust's highwater) with Faust's read
+offset. A partition that stays behind, with nothing in flight and its read
+offset unchanged for ``stall_after`` seconds, is declared stalled, logged,
+counted, and that partition alone is sought back to its committed offset (its
+first offset if it has none): the records come again and are decided exactly
+as before (the agents are idempotent).
 """
 
 from __future__ import annotations
@@ -32,16 +28,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class PartitionProgress:
-    """What the consumer says of one partition: last offset read, and the end."""
+    """What the consumer says of one partition: last offset read, the end, and
+    how many records it delivered that the agents have not yet acknowledged."""
 
     read: int | None
     highwater: int | None
+    in_flight: int = 0
 
     @property
     def behind(self) -> bool:
-        """Records wait beyond the read offset (a slack of one covers Faust's two
-        conventions for ``read``: last delivered, or next to read after a seek)."""
-        if not self.highwater:
+        """Records wait beyond the read offset, and none is with the agents.
+
+        A slack of one covers Faust's two conventions for ``read`` (last
+        delivered, or next to read after a seek). A partition with records in
+        flight is busy, not stalled: its stream buffer may be full while a slow
+        agent works through it, and seeking it back would deliver those records
+        twice and break Faust's commit bookkeeping.
+        """
+        if not self.highwater or self.in_flight:
             return False
         return self.read is None or self.highwater - self.read > 1
 

@@ -34,9 +34,10 @@ F7_CHECKS = {
 
 
 def _only_f7(failed) -> bool:  # noqa: ANN001
-    """F7 (docs/reliability.md, open): once under faults, a token-replay pair was applied
-    out of offset order (the replay counted, the honest vote rejected token_spent). One
-    vote per token still held; which one won depended on timing."""
+    """F7 (docs/reliability.md): once under faults, a token-replay pair was applied out of
+    offset order (the replay counted, the honest vote rejected token_spent). One vote per
+    token still held. The mechanism found was fixed in cf6936f; this stays as a guard
+    (loud, one retry) until enough runs show nothing else produces the same symptom."""
     return bool(failed) and all(
         c.name in F7_CHECKS and ("token_replay" in str(c.note) or "token_spent" in str(c.note))
         for c in failed
@@ -48,7 +49,7 @@ def test_short_chaos_run_keeps_every_invariant(local_binaries, tmp_path):
     result = run_chaos(ChaosConfig.short_run(seed=1), results=tmp_path / "chaos-short.json")
     failed = [c for c in result.checks if not c.ok]
     if _only_f7(failed):
-        # Known, open, rare (F7): say so loudly, then demand a clean run on another seed.
+        # F7's symptom again: say so loudly, then demand a clean run on another seed.
         warnings.warn(
             "F7 seen again: " + json.dumps([c.__dict__ for c in failed], default=str),
             stacklevel=1,

@@ -10,6 +10,8 @@ def test_behind_means_records_wait_beyond_the_read_offset():
     assert not PartitionProgress(read=59, highwater=59).behind  # sought to the end
     assert not PartitionProgress(read=None, highwater=0).behind  # empty partition
     assert not PartitionProgress(read=None, highwater=None).behind  # end not known yet
+    # records with the agents: busy (a full stream buffer behind a slow agent), not stalled
+    assert not PartitionProgress(read=1768, highwater=1875, in_flight=4096).behind
 
 
 def test_a_partition_is_stalled_only_when_behind_and_unmoving_long_enough():
