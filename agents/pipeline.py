@@ -209,6 +209,8 @@ if settings.fanout:
             state=credentials_table,
             outputs=outputs,
         )
-        async for event in stream.events():
-            await fanout.process([SourceRecord.from_event(event)])
+        async for events in stream.take_events(
+            settings.verify_batch_size, within=settings.verify_batch_window
+        ):
+            await fanout.process([SourceRecord.from_event(e) for e in events])
             await app.hand_over_table_writes()
