@@ -39,6 +39,7 @@ from rich.table import Table  # noqa: E402
 from connectors.sdk import SdkProducer  # noqa: E402
 from connectors.simulation import build_round  # noqa: E402
 from models.internal import vote_id_for_token  # noqa: E402
+from streams.errors import ServiceUnavailable  # noqa: E402
 from streams.runner import WorkerProcess, free_port  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
@@ -207,13 +208,17 @@ def main() -> int:
     args = parser.parse_args()
     rows = []
     log_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("benchmarking", total=len(args.workers) * 2)
-        for workers in args.workers:
-            for kind in ("ringtally", "passthrough"):
-                progress.update(task, description=f"{kind}, {workers} worker(s)")
-                rows.append(run_config(kind, workers, args.votes, args.store, log_dir))
-                progress.advance(task)
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("benchmarking", total=len(args.workers) * 2)
+            for workers in args.workers:
+                for kind in ("ringtally", "passthrough"):
+                    progress.update(task, description=f"{kind}, {workers} worker(s)")
+                    rows.append(run_config(kind, workers, args.votes, args.store, log_dir))
+                    progress.advance(task)
+    except ServiceUnavailable as exc:  # the local stack is not up: one line, not a traceback
+        print(f"bench_pipeline: {exc} (start it with: ringtally stack up)", file=sys.stderr)
+        return 2
     table = Table(title=f"pipeline: ring 16, 12 partitions, {args.store} tables")
     for col in ("kind", "workers", "votes/s", "p50 ms", "p99 ms", "vs passthrough"):
         table.add_column(col, justify="right")
