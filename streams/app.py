@@ -9,13 +9,14 @@ Faust's deserializer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
 
 import faust
 
-from . import metrics
+from . import metrics, taskdump
 from .consumer import RingtallyTransport
 from .settings import Settings, get_settings
 from .stall import PartitionProgress, StallDetector
@@ -37,6 +38,7 @@ class RingtallyApp(faust.App):
         # makes the agent wait whenever more than 100 are pending: with batches of
         # 256 votes that is a stall per batch. The cap bounds memory, nothing else.
         self.producer.buffer.max_messages = self.ringtally_settings.producer_buffer
+        taskdump.install(asyncio.get_running_loop())  # kill -USR2: where each task waits
         await super().on_first_start()
 
     def _new_transport(self) -> faust.types.TransportT:
