@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from models.internal import AcceptedVote, CredentialToken
 from models.outputs import Ballot, Rejection, Tally
 from models.reasons import ReasonCode
 
-__all__ = ["Outputs", "SourceRecord", "event_scope", "rejection_for"]
+__all__ = ["Outputs", "SourceRecord", "event_scope", "in_log_order", "rejection_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,19 @@ def rejection_for(
         source_partition=partition,
         source_offset=offset,
     )
+
+
+def in_log_order(records: Sequence[SourceRecord]) -> list[SourceRecord]:
+    """The batch sorted by (topic, partition, offset), each position once.
+
+    Faust can hand a batch its records out of log order: after a rebalance it
+    seeks back to the committed offsets while records fetched before the seek
+    are still in the stream's buffer, so an old record at offset n+1 can come
+    before the re-fetched one at n (finding F7). Deciding in log order within
+    the batch keeps a token's first valid vote the one that spends it.
+    """
+    unique = {(r.topic, r.partition, r.offset): r for r in records}
+    return [unique[k] for k in sorted(unique)]
 
 
 @contextlib.contextmanager

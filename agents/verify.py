@@ -33,7 +33,7 @@ from models.reasons import ReasonCode
 from models.votes import TokenIssued, TokenRevoked, VoteCast, parse_votes_message
 
 from .control import ControlState, Lookup
-from .records import Outputs, SourceRecord, event_scope, rejection_for
+from .records import Outputs, SourceRecord, event_scope, in_log_order, rejection_for
 from .tokens import TokenPhase, TokenState, vote_digest
 
 __all__ = ["VoteVerifier"]
@@ -75,7 +75,7 @@ class VoteVerifier:
         self._verify_one = verify_one
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
-        parsed = [self._parse(r) for r in records]
+        parsed = [self._parse(r) for r in in_log_order(records)]
         await self._resolve_control(parsed)
         results = await self._check_signatures(parsed)
         for item in parsed:  # outcomes are emitted in offset order, whatever step decided them

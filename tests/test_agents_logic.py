@@ -339,3 +339,14 @@ def test_a_vote_that_finds_its_token_spent_by_a_later_offset_is_refused_and_logg
     assert [(r.source_offset, r.reason.value) for r in out.rejections] == [(1, "token_spent")]
     assert "out of offset order" in caplog.text
     assert tokens[token.encode()]["changed_offset"] == 2
+
+
+def test_a_batch_handed_over_out_of_log_order_is_decided_in_log_order(scene):
+    """After a seek back, Faust can put an old buffered record before a re-fetched earlier one."""
+    keys, ring, control = scene
+    token = "tok-shuffled"
+    honest, replay = _vote(1, keys, ring, 0, token), _vote(2, keys, ring, 1, token, sub="s2")
+    out, tokens = VerifyOut(), {}
+    run(_verifier(control, tokens, out).process([_issue(0, token), replay, honest, replay]))
+    assert [a.source_offset for a in out.accepted_votes] == [1]
+    assert [(r.source_offset, r.reason.value) for r in out.rejections] == [(2, "token_spent")]
