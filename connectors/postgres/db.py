@@ -29,6 +29,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.TransactionRollbackError,  # class 40: serialization failure, deadlock
     asyncpg.InterfaceError,  # "connection is closed" after the server went away
+    # "cannot switch to state 15; another operation is in progress": a connection
+    # whose last query the server's shutdown cut off mid-protocol (seen in CI twice
+    # during a Postgres restart); only a fresh connection recovers from it.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
