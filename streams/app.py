@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 
 import faust
 
 from . import metrics, taskdump
 from .consumer import RingtallyTransport
 from .settings import Settings, get_settings
-from .stall import PartitionProgress, StallDetector
+from .stall import StallDetector
 from .topics import ensure_topics, topic_specs
 
 __all__ = ["app", "create_app", "settings", "topics"]
@@ -38,7 +37,7 @@ class RingtallyApp(faust.App):
         # makes the agent wait whenever more than 100 are pending: with batches of
         # 256 votes that is a stall per batch. The cap bounds memory, nothing else.
         self.producer.buffer.max_messages = self.ringtally_settings.producer_buffer
-        taskdump.install(asyncio.get_running_loop())  # kill -USR2: where each task waits
+        taskdump.install(asyncio.get_running_loop(), self)  # kill -USR2: where each task waits
         await super().on_first_start()
 
     def _new_transport(self) -> faust.types.TransportT:
@@ -127,42 +126,65 @@ async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Re
     return web.json(body, status=200 if ready else 503)
 
 
-stall_detector = StallDetector(stall_after=settings.stall_after)
+read_watch = StallDetector(stall_after=settings.stall_after)
+commit_watch = StallDetector(stall_after=settings.stall_after)
+_last_task_dump = [float("-inf")]
 
 
 @app.timer(interval=5.0)
 async def seek_stalled_partitions() -> None:
-    """Seek back when an owned partition has records waiting and stopped moving (streams.stall)."""
+    """Watch each owned source partition's read and commit progress (streams.stall).
+
+    Seek back a partition with records waiting that stopped being read, or
+    whose commit is held by a hole (records dropped on their way to the
+    agents); log a record an agent holds for ``stall_after`` seconds, with
+    where every task waits (at most every 5 minutes).
+    """
     consumer = app.consumer
     if not settings.stall_after or app.rebalancing or app.in_recovery or not consumer.flow_active:
-        stall_detector.reset()
+        read_watch.reset()
+        commit_watch.reset()
         return
     # The agents' source partitions (acked topics; table changelogs are not).
-    # ``_read_offset`` and ``_unacked_messages`` have no public accessors.
-    in_flight = Counter(m.tp for m in list(consumer._unacked_messages))  # noqa: SLF001
-    progress = {
-        tp: PartitionProgress(
-            read=consumer._read_offset.get(tp),  # noqa: SLF001
-            highwater=consumer.highwater(tp),
-            in_flight=in_flight[tp],
+    owned = [tp for tp in consumer.assignment() if app.topics.acks_enabled_for(tp.topic)]
+    reads, commits = consumer.progress(owned)
+    now = time.monotonic()
+    stalled = read_watch.observe(now, reads)
+    blocked = commit_watch.observe(now, commits)
+    holes = [tp for tp in blocked if commits[tp].blocker == "hole"]
+    stuck = [tp for tp in blocked if commits[tp].blocker == "in_flight"]
+    if stuck:
+        metrics.STUCK_RECORDS.inc(len(stuck))
+        log.warning(
+            "records with an agent for over %.0f s without being acknowledged: %s",
+            settings.stall_after,
+            ", ".join(f"{tp.topic}[{tp.partition}]@{commits[tp].oldest_in_flight}" for tp in stuck),
         )
-        for tp in consumer.assignment()
-        if app.topics.acks_enabled_for(tp.topic)
-    }
-    stalled = stall_detector.observe(time.monotonic(), progress)
-    if not stalled:
+        if now - _last_task_dump[0] >= 300:
+            _last_task_dump[0] = now
+            log.warning("asyncio tasks:\n%s", taskdump.task_chains(app))
+    if stalled:
+        log.warning(
+            "partitions with records waiting and none in flight made no progress for %.0f s: %s",
+            settings.stall_after,
+            ", ".join(
+                f"{tp.topic}[{tp.partition}] read={reads[tp].read} end={reads[tp].highwater}"
+                for tp in stalled
+            ),
+        )
+    if holes:
+        log.warning(
+            "commits held for %.0f s by records neither acknowledged nor in flight: %s",
+            settings.stall_after,
+            ", ".join(
+                f"{tp.topic}[{tp.partition}] {c.committed}..{c.lowest_acked - 1}"
+                for tp, c in ((tp, commits[tp]) for tp in holes)
+            ),
+        )
+    if not (stalled or holes):
         return
-    log.warning(
-        "partitions with records waiting and none in flight made no progress for %.0f s: "
-        "%s; seeking them back to their committed offsets",
-        settings.stall_after,
-        ", ".join(
-            f"{tp.topic}[{tp.partition}] read={progress[tp].read} end={progress[tp].highwater}"
-            for tp in stalled
-        ),
-    )
     metrics.STALL_SEEKS.inc()
     try:
-        await consumer.seek_back(stalled)
+        await consumer.seek_back(stalled + [tp for tp in holes if tp not in stalled])
     except Exception as exc:  # the broker may be what is missing: look again next time
         log.warning("seek back to committed offsets failed: %r", exc)

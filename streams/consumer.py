@@ -11,6 +11,12 @@ docs/reliability.md), and once a new record arrives it is processed and
 committed past the hole. Here ``perform_seek`` also rewinds such partitions to
 their first offset, which is what ``auto_offset_reset=earliest`` means for
 them. The records come again; the agents decide them as the first time.
+
+Faust also leaves a message in its in-flight set for good when its offset was
+acknowledged before (a record delivered twice after a seek back) or lies below
+the committed offset: ``ack`` here takes every acknowledged message out, so
+the stall watchdogs (:mod:`streams.stall`) do not mistake such a partition for
+a busy one (finding F8). :meth:`RingtallyConsumer.progress` is what they read.
 """
 
 from __future__ import annotations
@@ -18,13 +24,45 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP
+from faust.types import TP, Message
+
+from .stall import CommitProgress, PartitionProgress
 
 __all__ = ["RingtallyConsumer", "RingtallyTransport"]
 
 
 class RingtallyConsumer(faust_aiokafka.Consumer):
     """aiokafka consumer whose seek back to committed offsets covers never-committed partitions."""
+
+    def ack(self, message: Message) -> bool:
+        newly = super().ack(message)
+        if message.acked:  # Faust keeps duplicates and below-commit messages "in flight"
+            self._unacked_messages.discard(message)
+        return newly
+
+    def progress(
+        self, tps: Iterable[TP]
+    ) -> tuple[dict[TP, PartitionProgress], dict[TP, CommitProgress]]:
+        """Read and commit bookkeeping of these partitions, for :mod:`streams.stall`."""
+        in_flight: dict[TP, list[int]] = {}
+        for message in list(self._unacked_messages):
+            if not message.acked:
+                in_flight.setdefault(message.tp, []).append(message.offset)
+        reads, commits = {}, {}
+        for tp in tps:
+            offsets = in_flight.get(tp, [])
+            acked = self._acked.get(tp)
+            reads[tp] = PartitionProgress(
+                read=self._read_offset.get(tp),
+                highwater=self.highwater(tp),
+                in_flight=len(offsets),
+            )
+            commits[tp] = CommitProgress(
+                committed=self._committed_offset.get(tp),
+                lowest_acked=min(acked) if acked else None,
+                oldest_in_flight=min(offsets) if offsets else None,
+            )
+        return reads, commits
 
     async def perform_seek(self) -> None:
         await super().perform_seek()

@@ -114,7 +114,14 @@ BATCH_SECONDS = Histogram(
 STALL_SEEKS = Counter(
     "ringtally_stall_seeks_total",
     "times the worker sought back to committed offsets because an owned partition "
-    "with records waiting stopped moving (streams.stall)",
+    "stopped being read, or its commit was held by records never delivered (streams.stall)",
+    registry=WORKER_REGISTRY,
+)
+STUCK_RECORDS = Counter(
+    "ringtally_stuck_records_total",
+    "times a record stayed with an agent, unacknowledged, for RINGTALLY_STALL_AFTER "
+    "seconds (streams.stall; logged with a task dump)",
+    registry=WORKER_REGISTRY,
 )
 CONSUMER_LAG = Gauge(
     "ringtally_consumer_lag",

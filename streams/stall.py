@@ -1,4 +1,4 @@
-"""Stall watchdog: partitions a worker owns, with records waiting, that stopped moving.
+"""Stall watchdogs: partitions a worker owns that stopped moving, read or commit.
 
 Seen after rebalances (finding F1 in docs/reliability.md): the worker owns a
 partition, the Kafka client has fetched up to its end, yet the records never
@@ -13,6 +13,15 @@ offset unchanged for ``stall_after`` seconds, is declared stalled, logged,
 counted, and that partition alone is sought back to its committed offset (its
 first offset if it has none): the records come again and are decided exactly
 as before (the agents are idempotent).
+
+The second watchdog looks at the commit side (finding F8): Faust commits a
+partition up to the first offset nobody acknowledged. Records after it may be
+processed and acknowledged for ever while the commit stays put, and the
+records at the hole are never decided. :class:`CommitProgress` tells the two
+ways this happens apart: a *hole* (records neither acknowledged nor with the
+agents: dropped on their way, so seek back and deliver them again) and a
+*stuck* record (with an agent that never finished it: log it and where every
+task waits, since seeking back would not free the agent).
 """
 
 from __future__ import annotations
@@ -20,8 +29,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["PartitionProgress", "StallDetector"]
+__all__ = ["CommitProgress", "PartitionProgress", "StallDetector"]
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +59,64 @@ class PartitionProgress:
             return False
         return self.read is None or self.highwater - self.read > 1
 
+    @property
+    def marker(self) -> Hashable | None:
+        """For :class:`StallDetector`: None unless behind, else what moves with progress."""
+        return ("read", self.read) if self.behind else None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitProgress:
+    """One partition's commit bookkeeping: the committed offset (the next to
+    process), the lowest offset acknowledged beyond it, and the oldest offset
+    delivered to an agent and not yet acknowledged."""
+
+    committed: int | None
+    lowest_acked: int | None
+    oldest_in_flight: int | None = None
+
+    @property
+    def blocker(self) -> str | None:
+        """``"hole"``, ``"in_flight"`` or None: what the commit waits for.
+
+        A hole: offsets from ``committed`` up to the lowest acknowledged one
+        that are neither acknowledged nor with an agent. Faust commits past a
+        head gap of exactly one offset (it takes it for a transaction marker),
+        so only a gap of two or more counts. ``in_flight``: the oldest record
+        with an agent, normal for a moment and a fault only if it stays the
+        oldest for long (an agent that never finishes it).
+        """
+        in_flight = self.oldest_in_flight
+        if self.committed is not None and self.lowest_acked is not None:
+            covered = in_flight is not None and in_flight < self.lowest_acked
+            if self.lowest_acked - self.committed > 1 and not covered:
+                return "hole"
+        return "in_flight" if in_flight is not None else None
+
+    @property
+    def marker(self) -> Hashable | None:
+        """For :class:`StallDetector`: None if nothing is pending, else what moves with progress."""
+        blocker = self.blocker
+        if blocker == "hole":
+            return (blocker, self.committed, self.lowest_acked)
+        if blocker == "in_flight":
+            return (blocker, self.oldest_in_flight)
+        return None
+
 
 @dataclass
 class StallDetector:
-    """Pure bookkeeping: which partitions have been behind, and unmoving, long enough."""
+    """Pure bookkeeping: which partitions have been in trouble, and unmoving, long enough.
+
+    Each look gives a partition's *marker*: None while it is fine, otherwise
+    a value that changes whenever it makes progress (see ``marker`` on
+    :class:`PartitionProgress` and :class:`CommitProgress`).
+    """
 
     stall_after: float
-    _since: dict[Hashable, tuple[int | None, float]] = field(default_factory=dict)
+    _since: dict[Hashable, tuple[Hashable, float]] = field(default_factory=dict)
 
-    def observe(self, now: float, partitions: Mapping[Hashable, PartitionProgress]) -> list:
+    def observe(self, now: float, partitions: Mapping[Hashable, Any]) -> list:
         """Record one look at the partitions; return those stalled as of ``now``.
 
         A stalled partition's clock restarts, so a stall that a seek did not
@@ -68,15 +127,16 @@ class StallDetector:
             if tp not in partitions:
                 del self._since[tp]
         for tp, progress in partitions.items():
-            if not progress.behind:
+            marker = progress.marker
+            if marker is None:
                 self._since.pop(tp, None)
                 continue
             seen = self._since.get(tp)
-            if seen is None or seen[0] != progress.read:
-                self._since[tp] = (progress.read, now)
+            if seen is None or seen[0] != marker:
+                self._since[tp] = (marker, now)
             elif now - seen[1] >= self.stall_after:
                 stalled.append(tp)
-                self._since[tp] = (progress.read, now)
+                self._since[tp] = (marker, now)
         return stalled
 
     def reset(self) -> None:

@@ -3,7 +3,9 @@
 mode's ``SIGUSR1`` dump shows each task's outermost frame only; an agent shows
 as ``Agent._execute_actor`` whatever it waits on. Following ``cr_await`` (and
 ``ag_await`` through async generators such as ``Stream.take_events``) down to
-the innermost frame names the line a stuck agent is parked on.
+the innermost frame names the line a stuck task is parked on. An agent's task
+awaits its actor through a coroutine wrapper that hides the coroutine, so each
+agent's actors are walked on their own, from the agent function down.
 """
 
 from __future__ import annotations
@@ -45,19 +47,33 @@ def _frames(awaitable: Any) -> list[FrameType]:
     return frames
 
 
-def task_chains() -> str:
-    """One block per task: its name, then each coroutine frame from outer to inner."""
+def _agent_actors(app: Any) -> list[tuple[str, Any]]:
+    """(agent name, coroutine or async generator of its function) for each running actor."""
+    found = []
+    for name, agent in dict(getattr(app, "agents", {}) or {}).items():
+        for actor in list(getattr(agent, "_actors", ())):
+            it = getattr(actor, "it", None)
+            if it is not None:
+                found.append((name, it))
+    return found
+
+
+def task_chains(app: Any = None) -> str:
+    """One block per task (and per agent actor of ``app``): its name, then each
+    coroutine frame from outer to inner."""
+    roots = [(f"task {task.get_name()}", task.get_coro()) for task in asyncio.all_tasks()]
+    roots += [(f"agent {name}", it) for name, it in _agent_actors(app)]
     lines = []
-    for task in asyncio.all_tasks():
-        lines.append(f"task {task.get_name()}:")
-        for frame in _frames(task.get_coro()):
+    for label, awaitable in roots:
+        lines.append(f"{label}:")
+        for frame in _frames(awaitable):
             code = frame.f_code
             lines.append(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}")
     return "\n".join(lines)
 
 
-def install(loop: asyncio.AbstractEventLoop) -> None:
+def install(loop: asyncio.AbstractEventLoop, app: Any = None) -> None:
     """Log :func:`task_chains` on SIGUSR2."""
     loop.add_signal_handler(
-        signal.SIGUSR2, lambda: log.warning("asyncio tasks:\n%s", task_chains())
+        signal.SIGUSR2, lambda: log.warning("asyncio tasks:\n%s", task_chains(app))
     )

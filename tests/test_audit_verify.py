@@ -35,8 +35,10 @@ async def chains(settings):  # noqa: ANN001, ANN201
 async def superuser(settings) -> asyncpg.Connection:  # noqa: ANN001
     """A superuser connection to the test database (the stack's 'postgres' role), or skip."""
     parts = urlsplit(settings.postgres_dsn)
-    candidates = [parts._replace(netloc=f"postgres@{parts.hostname}:{parts.port or 5432}")
-                  .geturl(), settings.postgres_dsn]
+    candidates = [
+        parts._replace(netloc=f"postgres@{parts.hostname}:{parts.port or 5432}").geturl(),
+        settings.postgres_dsn,
+    ]
     for dsn in candidates:
         try:
             conn = await asyncpg.connect(dsn)
@@ -52,7 +54,11 @@ async def superuser(settings) -> asyncpg.Connection:  # noqa: ANN001
 def audit_cli(settings) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
     return subprocess.run(
         [sys.executable, "-c", "from streams.cli import main; main()", "audit", "verify"],
-        cwd=ROOT, env=settings_env(settings), capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -64,7 +70,8 @@ async def test_intact_chains_check_out(chains) -> None:
 
 async def test_update_delete_truncate_are_refused_by_the_database(chains) -> None:
     conn = await asyncpg.connect(
-        chains.postgres_dsn, server_settings={"search_path": chains.postgres_schema})
+        chains.postgres_dsn, server_settings={"search_path": chains.postgres_schema}
+    )
     try:
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
             await conn.execute("UPDATE audit_log SET decision = 'APPROVED' WHERE sequence = 1")
@@ -82,8 +89,8 @@ async def test_a_tampered_row_is_named_by_chain_and_sequence(chains) -> None:
     try:
         await su.execute("SET session_replication_role = replica")  # triggers off
         await su.execute(
-            "UPDATE audit_log SET submission_id = 'forged' WHERE chain = 'tally-1' "
-            "AND sequence = 7")
+            "UPDATE audit_log SET submission_id = 'forged' WHERE chain = 'tally-1' AND sequence = 7"
+        )
     finally:
         await su.close()
     out = audit_cli(chains)
@@ -99,14 +106,14 @@ async def test_a_deleted_row_and_a_rechained_row_are_found(chains) -> None:
         await su.execute("DELETE FROM audit_log WHERE chain = 'tally-0' AND sequence = 12")
         # an attacker who recomputes the hash of the row they changed still breaks the next link
         await su.execute(
-            "UPDATE audit_log SET hash = repeat('a', 64) WHERE chain = 'tally-2' AND sequence = 4")
+            "UPDATE audit_log SET hash = repeat('a', 64) WHERE chain = 'tally-2' AND sequence = 4"
+        )
         await su.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
     finally:
         await su.close()
     result = await verify(chains)
     found = {(b.chain, b.sequence, b.problem) for b in result.breaks}
-    assert found == {("tally-0", 12, "missing; next is 13"),
-                     ("tally-2", 4, "content altered")}
+    assert found == {("tally-0", 12, "missing; next is 13"), ("tally-2", 4, "content altered")}
     assert result.events == 59 and result.chains == 3
     only = await verify(chains, chain="tally-1")
     assert only.ok and only.events == 20

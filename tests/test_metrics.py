@@ -97,6 +97,9 @@ def test_worker_and_sink_metrics_move_after_votes(stack, tmp_path):
             == records
         )
         assert "ringtally_consumer_lag" in worker_m
+        # the watchdogs' counters are served, and a calm run never trips them
+        assert worker_m["ringtally_stall_seeks_total"] == [({}, 0.0)]
+        assert worker_m["ringtally_stuck_records_total"] == [({}, 0.0)]
 
         assert _total(sink_m, "ringtally_sink_rows_total", table="ballots") == _total(
             worker_m, "ringtally_ballots_total"

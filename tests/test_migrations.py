@@ -27,8 +27,12 @@ async def scratch(settings):  # noqa: ANN001, ANN201
 
 def ringtally(settings, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
     return subprocess.run(
-        [*RINGTALLY, *args], cwd=ROOT, env=settings_env(settings), capture_output=True,
-        text=True, timeout=120,
+        [*RINGTALLY, *args],
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -42,15 +46,28 @@ async def test_migrate_twice_is_a_no_op(scratch) -> None:
     conn = await asyncpg.connect(scratch.postgres_dsn)
     try:
         rows = await conn.fetch(
-            f'SELECT version, checksum FROM "{scratch.postgres_schema}".schema_migrations')
-        tables = {r["table_name"] for r in await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
-            scratch.postgres_schema)}
+            f'SELECT version, checksum FROM "{scratch.postgres_schema}".schema_migrations'
+        )
+        tables = {
+            r["table_name"]
+            for r in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
+                scratch.postgres_schema,
+            )
+        }
     finally:
         await conn.close()
     assert [r["version"] for r in rows] == [m.version for m in discover()]
-    assert {"ballots", "rejections", "tallies", "audit_log", "escalations", "sink_offsets",
-            "sink_dead_letters", "schema_migrations"} <= tables
+    assert {
+        "ballots",
+        "rejections",
+        "tallies",
+        "audit_log",
+        "escalations",
+        "sink_offsets",
+        "sink_dead_letters",
+        "schema_migrations",
+    } <= tables
 
 
 async def test_an_edited_applied_migration_is_refused(scratch, tmp_path) -> None:
@@ -76,7 +93,9 @@ async def test_the_cli_refuses_an_edited_migration_in_one_line(scratch, tmp_path
     try:
         await conn.execute(
             f'UPDATE "{scratch.postgres_schema}".schema_migrations SET checksum = $1 '
-            "WHERE version = 1", "0" * 64)
+            "WHERE version = 1",
+            "0" * 64,
+        )
     finally:
         await conn.close()
     out = ringtally(scratch, "db", "migrate")
@@ -93,8 +112,9 @@ async def test_a_failing_migration_changes_nothing(scratch, tmp_path) -> None:
         await migrate(scratch, mdir)
     conn = await asyncpg.connect(scratch.postgres_dsn)
     try:
-        exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL",
-                                     f"{scratch.postgres_schema}.ballots")
+        exists = await conn.fetchval(
+            "SELECT to_regclass($1) IS NOT NULL", f"{scratch.postgres_schema}.ballots"
+        )
     finally:
         await conn.close()
     assert not exists  # one transaction: 0001 rolled back with 0002

@@ -29,13 +29,20 @@ async def redis(settings):  # noqa: ANN001, ANN201
 
 
 async def tallies(settings, *items) -> None:  # noqa: ANN001
-    await produce(settings, "tallies", [t.to_json() for t in items],
-                  keys=[t.submission_id.encode() for t in items])
+    await produce(
+        settings,
+        "tallies",
+        [t.to_json() for t in items],
+        keys=[t.submission_id.encode() for t in items],
+    )
 
 
 async def test_latest_version_per_submission(settings, redis) -> None:
-    await tallies(settings, *(make_tally("s1", v, approve=v) for v in (1, 2, 5, 3)),
-                  make_tally("s2", 3, reject=3, decision=Decision.REJECTED))
+    await tallies(
+        settings,
+        *(make_tally("s1", v, approve=v) for v in (1, 2, 5, 3)),
+        make_tally("s2", 3, reject=3, decision=Decision.REJECTED),
+    )
     await ReadModel(settings, once=True).run()
     store = ReadModelStore(redis, settings.topic_prefix)
     s1 = await store.get("s1")
@@ -66,10 +73,14 @@ async def test_pubsub_announces_each_change(settings, redis) -> None:
         assert msg is not None, "no announcement"
         data = json.loads(msg["data"])
         assert data == {
-            "type": "tally", "submission_id": "s9", "counts": {
-                "approve": 0, "reject": 0, "flag": 2, "escalate": 0},
-            "total": 2, "decision": "PENDING", "version": 2,
-            "rules_version": "ringtally-rules-v1;min_votes=3;flag_threshold=3"}
+            "type": "tally",
+            "submission_id": "s9",
+            "counts": {"approve": 0, "reject": 0, "flag": 2, "escalate": 0},
+            "total": 2,
+            "decision": "PENDING",
+            "version": 2,
+            "rules_version": "ringtally-rules-v1;min_votes=3;flag_threshold=3",
+        }
         await tallies(settings, make_tally("s9", 1, flag=1))  # stale: no announcement
         await tallies(settings, make_tally("s9", 3, flag=3, decision=Decision.ESCALATED))
         msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=20)
@@ -81,8 +92,9 @@ async def test_pubsub_announces_each_change(settings, redis) -> None:
 
 
 async def test_a_flushed_read_model_comes_back_from_the_tallies_topic(settings, redis) -> None:
-    await tallies(settings, *(make_tally(f"s{i}", v, approve=v)
-                              for i in range(20) for v in (1, 3, 2)))
+    await tallies(
+        settings, *(make_tally(f"s{i}", v, approve=v) for i in range(20) for v in (1, 3, 2))
+    )
     store = ReadModelStore(redis, settings.topic_prefix)
     stop = asyncio.Event()
     rm = ReadModel(settings, stop=stop, marker_check=0.2)
@@ -127,17 +139,23 @@ async def test_ringtally_sink_runs_the_read_model_too(settings, redis) -> None:
 
     await migrate(settings)
     try:
-        await tallies(settings, *(make_tally(f"s{i}", v, approve=v)
-                                  for i in range(10) for v in (2, 7, 5)))
+        await tallies(
+            settings, *(make_tally(f"s{i}", v, approve=v) for i in range(10) for v in (2, 7, 5))
+        )
         out = subprocess.run(
             [sys.executable, "-c", "from streams.cli import main; main()", "sink", "--once"],
-            cwd=Path(__file__).resolve().parents[1], env=settings_env(settings),
-            capture_output=True, text=True, timeout=120)
+            cwd=Path(__file__).resolve().parents[1],
+            env=settings_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         conn = await asyncpg.connect(settings.postgres_dsn)
         try:
             rows = await conn.fetch(
-                f'SELECT submission_id, version FROM "{settings.postgres_schema}".tallies')
+                f'SELECT submission_id, version FROM "{settings.postgres_schema}".tallies'
+            )
         finally:
             await conn.close()
         store = ReadModelStore(redis, settings.topic_prefix)

@@ -53,13 +53,20 @@ async def count(conn: asyncpg.Connection, table: str) -> int:
 
 async def test_rows_land_and_offsets_are_stored(settings, pg) -> None:
     ballots = [make_ballot(i, f"sub-{i % 5}") for i in range(200)]
-    await produce(settings, "ballots", [b.to_json() for b in ballots],
-                  keys=[b.submission_id.encode() for b in ballots])
+    await produce(
+        settings,
+        "ballots",
+        [b.to_json() for b in ballots],
+        keys=[b.submission_id.encode() for b in ballots],
+    )
     await produce(settings, "rejections", [make_rejection(i).to_json() for i in range(30)])
-    await produce(settings, "audit", [e.to_json() for e in audit_chain("tally-0", 40)],
-                  partition=0)
-    await produce(settings, "tallies", [make_tally("sub-1", v, approve=v).to_json()
-                                        for v in range(1, 11)], keys=[b"sub-1"] * 10)
+    await produce(settings, "audit", [e.to_json() for e in audit_chain("tally-0", 40)], partition=0)
+    await produce(
+        settings,
+        "tallies",
+        [make_tally("sub-1", v, approve=v).to_json() for v in range(1, 11)],
+        keys=[b"sub-1"] * 10,
+    )
     stats = await run_sink(settings)
     assert stats.records == 200 + 30 + 40 + 10
     assert await count(pg, "ballots") == 200
@@ -75,7 +82,11 @@ async def test_rows_land_and_offsets_are_stored(settings, pg) -> None:
     b = ballots[7]
     got = await pg.fetchrow("SELECT * FROM ballots WHERE vote_id = $1", b.vote_id)
     assert (got["submission_id"], got["key_image"], got["vote_type"], got["epoch"]) == (
-        b.submission_id, b.key_image, b.vote_type.value, b.epoch)
+        b.submission_id,
+        b.key_image,
+        b.vote_type.value,
+        b.epoch,
+    )
 
 
 async def test_records_delivered_twice_make_no_duplicate_rows(settings, pg) -> None:
@@ -102,9 +113,12 @@ async def test_records_delivered_twice_make_no_duplicate_rows(settings, pg) -> N
 
 async def test_a_lower_tally_version_never_overwrites_a_higher_one(settings, pg) -> None:
     # same batch: v5 then v3
-    await produce(settings, "tallies", [make_tally("s-a", 5, approve=5).to_json(),
-                                        make_tally("s-a", 3, approve=3).to_json()],
-                  keys=[b"s-a", b"s-a"])
+    await produce(
+        settings,
+        "tallies",
+        [make_tally("s-a", 5, approve=5).to_json(), make_tally("s-a", 3, approve=3).to_json()],
+        keys=[b"s-a", b"s-a"],
+    )
     await run_sink(settings)
     assert await pg.fetchval("SELECT version FROM tallies WHERE submission_id='s-a'") == 5
     # a later batch: v4 (stale) is ignored, v6 replaces
@@ -128,8 +142,7 @@ async def test_escalations_keep_first_and_latest(settings, pg) -> None:
     ]
     await produce(settings, "tallies", [t.to_json() for t in tallies[:3]], keys=[b"s-e"] * 3)
     await run_sink(settings)
-    await produce(settings, "tallies", [t.to_json() for t in tallies[3:]],
-                  keys=[b"s-e", b"s-ok"])
+    await produce(settings, "tallies", [t.to_json() for t in tallies[3:]], keys=[b"s-e", b"s-ok"])
     await run_sink(settings)
     rows = await pg.fetch("SELECT * FROM escalations")
     assert [r["submission_id"] for r in rows] == ["s-e"]
@@ -149,14 +162,22 @@ async def test_undecodable_records_go_to_the_dead_letter_topic(settings, pg) -> 
     assert await count(pg, "ballots") == 10  # the records after the bad ones still land
     dead = await pg.fetch("SELECT * FROM sink_dead_letters ORDER BY source_offset")
     assert [(d["source_offset"], d["reason"]) for d in dead] == [
-        (5, "bad_json"), (6, "invalid_message"), (7, "empty_value")]
-    assert await pg.fetchval(
-        "SELECT next_offset FROM sink_offsets WHERE topic = $1 AND partition = 2",
-        settings.topic("ballots"),
-    ) == 13
+        (5, "bad_json"),
+        (6, "invalid_message"),
+        (7, "empty_value"),
+    ]
+    assert (
+        await pg.fetchval(
+            "SELECT next_offset FROM sink_offsets WHERE topic = $1 AND partition = 2",
+            settings.topic("ballots"),
+        )
+        == 13
+    )
     consumer = AIOKafkaConsumer(
-        settings.topic("sink-dlq"), bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        settings.topic("sink-dlq"),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:
@@ -191,8 +212,7 @@ async def test_an_audit_fork_is_dead_lettered_and_an_identical_copy_ignored(
     assert dead["reason"] == "audit_fork"
     assert "chain tally-2 sequence 3" in dead["detail"]
     assert any("AUDIT FORK" in r.getMessage() for r in caplog.records)
-    stored = await pg.fetchval(
-        "SELECT hash FROM audit_log WHERE chain='tally-2' AND sequence=3")
+    stored = await pg.fetchval("SELECT hash FROM audit_log WHERE chain='tally-2' AND sequence=3")
     assert stored == chain[2].hash
 
 
@@ -226,11 +246,18 @@ async def test_two_sinks_in_one_group_rebalance_without_loss_or_doubles(settings
     import asyncio
 
     ballots = [make_ballot(i, f"sub-{i % 40}") for i in range(30_000)]
-    await produce(settings, "ballots", [b.to_json() for b in ballots],
-                  keys=[b.submission_id.encode() for b in ballots])
-    await produce(settings, "tallies", [make_tally(f"sub-{s}", v).to_json()
-                                        for v in range(1, 6) for s in range(40)],
-                  keys=[f"sub-{s}".encode() for _ in range(1, 6) for s in range(40)])
+    await produce(
+        settings,
+        "ballots",
+        [b.to_json() for b in ballots],
+        keys=[b.submission_id.encode() for b in ballots],
+    )
+    await produce(
+        settings,
+        "tallies",
+        [make_tally(f"sub-{s}", v).to_json() for v in range(1, 6) for s in range(40)],
+        keys=[f"sub-{s}".encode() for _ in range(1, 6) for s in range(40)],
+    )
     # small batches keep the first sink busy long enough for the group to rebalance
     first = Sink(settings, batch_size=25, until_idle=3)
     second = Sink(settings, batch_size=25, until_idle=3)
@@ -244,7 +271,8 @@ async def test_two_sinks_in_one_group_rebalance_without_loss_or_doubles(settings
     assert await pg.fetchval("SELECT count(DISTINCT vote_id) FROM ballots") == 30_000
     assert await pg.fetchval("SELECT min(version) FROM tallies") == 5
     stored = await pg.fetchval(
-        "SELECT sum(next_offset) FROM sink_offsets WHERE topic = $1", settings.topic("ballots"))
+        "SELECT sum(next_offset) FROM sink_offsets WHERE topic = $1", settings.topic("ballots")
+    )
     assert stored == 30_000
 
 
@@ -259,6 +287,10 @@ async def test_a_record_postgres_refuses_is_dead_lettered_not_blocking(settings,
     assert await count(pg, "rejections") == 9
     dead = await pg.fetchrow("SELECT reason, source_offset FROM sink_dead_letters")
     assert (dead["reason"], dead["source_offset"]) == ("unstorable", 5)
-    assert await pg.fetchval(
-        "SELECT next_offset FROM sink_offsets WHERE topic = $1 AND partition = 0",
-        settings.topic("rejections")) == 10
+    assert (
+        await pg.fetchval(
+            "SELECT next_offset FROM sink_offsets WHERE topic = $1 AND partition = 0",
+            settings.topic("rejections"),
+        )
+        == 10
+    )

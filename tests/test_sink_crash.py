@@ -46,8 +46,9 @@ def sink_cmd(*args: str) -> list[str]:
 
 
 async def end_offsets(settings) -> dict[tuple[str, int], int]:  # noqa: ANN001
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                                isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         specs = topic_specs(settings)
@@ -62,24 +63,39 @@ async def end_offsets(settings) -> dict[tuple[str, int], int]:  # noqa: ANN001
 
 async def produce_workload(settings) -> None:  # noqa: ANN001
     ballots = [make_ballot(i, f"sub-{i % N_SUBS}") for i in range(N_BALLOTS)]
-    await produce(settings, "ballots", [b.to_json() for b in ballots],
-                  keys=[b.submission_id.encode() for b in ballots])
+    await produce(
+        settings,
+        "ballots",
+        [b.to_json() for b in ballots],
+        keys=[b.submission_id.encode() for b in ballots],
+    )
     # the agents' at-least-once re-emission after a crash: 3,000 identical copies
     again = ballots[5000:8000]
-    await produce(settings, "ballots", [b.to_json() for b in again],
-                  keys=[b.submission_id.encode() for b in again])
-    tallies = [make_tally(f"sub-{s}", v, approve=v) for v in range(1, VERSIONS + 1)
-               for s in range(N_SUBS)]
-    await produce(settings, "tallies", [t.to_json() for t in tallies],
-                  keys=[t.submission_id.encode() for t in tallies])
+    await produce(
+        settings,
+        "ballots",
+        [b.to_json() for b in again],
+        keys=[b.submission_id.encode() for b in again],
+    )
+    tallies = [
+        make_tally(f"sub-{s}", v, approve=v) for v in range(1, VERSIONS + 1) for s in range(N_SUBS)
+    ]
+    await produce(
+        settings,
+        "tallies",
+        [t.to_json() for t in tallies],
+        keys=[t.submission_id.encode() for t in tallies],
+    )
     await produce(settings, "rejections", [make_rejection(i).to_json() for i in range(2000)])
     for p in range(3):
-        await produce(settings, "audit", [e.to_json() for e in audit_chain(f"tally-{p}", 1000)],
-                      partition=p)
+        await produce(
+            settings, "audit", [e.to_json() for e in audit_chain(f"tally-{p}", 1000)], partition=p
+        )
 
 
-async def kill_mid_transaction(proc: subprocess.Popen, conn: asyncpg.Connection,
-                               schema: str, min_ballots: int) -> int:
+async def kill_mid_transaction(
+    proc: subprocess.Popen, conn: asyncpg.Connection, schema: str, min_ballots: int
+) -> int:
     """SIGKILL the sink once it has written ``min_ballots`` and is inside a transaction."""
     deadline = asyncio.get_running_loop().time() + 120
     while asyncio.get_running_loop().time() < deadline:
@@ -89,7 +105,8 @@ async def kill_mid_transaction(proc: subprocess.Popen, conn: asyncpg.Connection,
             busy = await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                 "'ringtally-sink' AND datname = current_database() "
-                "AND state IN ('active', 'idle in transaction')")
+                "AND state IN ('active', 'idle in transaction')"
+            )
             if busy:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
@@ -115,7 +132,11 @@ async def test_sigkill_mid_batch_then_restart_matches_the_topics(settings, tmp_p
             logs.append(log)
             proc = subprocess.Popen(
                 sink_cmd("--batch-size", "400", "--no-readmodel"),
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             try:
                 seen.append(await kill_mid_transaction(proc, conn, schema, at))
             finally:
@@ -124,22 +145,33 @@ async def test_sigkill_mid_batch_then_restart_matches_the_topics(settings, tmp_p
                     proc.wait()
         assert seen[0] < seen[1] < N_BALLOTS
         final = subprocess.run(
-            sink_cmd("--once", "--no-readmodel"), cwd=ROOT, env=env,
-            capture_output=True, text=True, timeout=300)
+            sink_cmd("--once", "--no-readmodel"),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert final.returncode == 0, final.stderr[-3000:]
 
         q = f'SELECT count(*) FROM "{schema}".%s'
         assert await conn.fetchval(q % "ballots") == N_BALLOTS
-        assert await conn.fetchval(
-            f'SELECT count(DISTINCT vote_id) FROM "{schema}".ballots') == N_BALLOTS
+        assert (
+            await conn.fetchval(f'SELECT count(DISTINCT vote_id) FROM "{schema}".ballots')
+            == N_BALLOTS
+        )
         assert await conn.fetchval(q % "rejections") == 2000
         assert await conn.fetchval(q % "audit_log") == 3000
         assert await conn.fetchval(q % "sink_dead_letters") == 0
         rows = await conn.fetch(f'SELECT submission_id, version, approve FROM "{schema}".tallies')
         assert len(rows) == N_SUBS
         assert {(r["version"], r["approve"]) for r in rows} == {(VERSIONS, VERSIONS)}
-        stored = {(r["topic"], r["partition"]): r["next_offset"] for r in await conn.fetch(
-            f'SELECT topic, partition, next_offset FROM "{schema}".sink_offsets')}
+        stored = {
+            (r["topic"], r["partition"]): r["next_offset"]
+            for r in await conn.fetch(
+                f'SELECT topic, partition, next_offset FROM "{schema}".sink_offsets'
+            )
+        }
         assert stored == await end_offsets(settings)
     finally:
         for log in logs:

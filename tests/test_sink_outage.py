@@ -59,14 +59,31 @@ async def test_postgres_restart_loses_and_doubles_nothing(private_postgres, tmp_
     await migrate(settings)
     await ensure_topics(settings)
     first = [make_ballot(i, f"sub-{i % 50}") for i in range(20_000)]
-    await produce(settings, "ballots", [b.to_json() for b in first],
-                  keys=[b.submission_id.encode() for b in first])
+    await produce(
+        settings,
+        "ballots",
+        [b.to_json() for b in first],
+        keys=[b.submission_id.encode() for b in first],
+    )
     log_path = tmp_path / "sink.log"
     log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from streams.cli import main; main()", "sink",
-         "--batch-size", "200", "--until-idle", "4", "--no-readmodel"],
-        cwd=ROOT, env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-c",
+            "from streams.cli import main; main()",
+            "sink",
+            "--batch-size",
+            "200",
+            "--until-idle",
+            "4",
+            "--no-readmodel",
+        ],
+        cwd=ROOT,
+        env=settings_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     schema = settings.postgres_schema
 
     async def ballots() -> int:
@@ -81,10 +98,18 @@ async def test_postgres_restart_loses_and_doubles_nothing(private_postgres, tmp_
         await asyncio.to_thread(local.down, ["postgres"])  # SIGINT: fast shutdown, mid-stream
         # the pipeline keeps producing while Postgres is away
         more = [make_ballot(i, f"sub-{i % 50}") for i in range(20_000, 25_000)]
-        await produce(settings, "ballots", [b.to_json() for b in more],
-                      keys=[b.submission_id.encode() for b in more])
-        await produce(settings, "tallies", [make_tally("sub-1", v).to_json() for v in (3, 9, 4)],
-                      keys=[b"sub-1"] * 3)
+        await produce(
+            settings,
+            "ballots",
+            [b.to_json() for b in more],
+            keys=[b.submission_id.encode() for b in more],
+        )
+        await produce(
+            settings,
+            "tallies",
+            [make_tally("sub-1", v).to_json() for v in (3, 9, 4)],
+            keys=[b"sub-1"] * 3,
+        )
         await asyncio.sleep(3)
         assert proc.poll() is None, "the sink must wait out the outage, not exit"
         await asyncio.to_thread(local.up, ["postgres"])
@@ -99,13 +124,19 @@ async def test_postgres_restart_loses_and_doubles_nothing(private_postgres, tmp_
     conn = await asyncpg.connect(settings.postgres_dsn)
     try:
         assert await conn.fetchval(f'SELECT count(*) FROM "{schema}".ballots') == 25_000
-        assert await conn.fetchval(
-            f'SELECT count(DISTINCT vote_id) FROM "{schema}".ballots') == 25_000
-        assert await conn.fetchval(
-            f'SELECT version FROM "{schema}".tallies WHERE submission_id = \'sub-1\'') == 9
+        assert (
+            await conn.fetchval(f'SELECT count(DISTINCT vote_id) FROM "{schema}".ballots') == 25_000
+        )
+        assert (
+            await conn.fetchval(
+                f"SELECT version FROM \"{schema}\".tallies WHERE submission_id = 'sub-1'"
+            )
+            == 9
+        )
         stored = await conn.fetchval(
             f'SELECT sum(next_offset) FROM "{schema}".sink_offsets WHERE topic = $1',
-            settings.topic("ballots"))
+            settings.topic("ballots"),
+        )
         assert stored == 25_000
     finally:
         await conn.close()

@@ -1,6 +1,6 @@
 """The stall watchdog's bookkeeping (streams.stall): when a partition counts as stalled."""
 
-from streams.stall import PartitionProgress, StallDetector
+from streams.stall import CommitProgress, PartitionProgress, StallDetector
 
 
 def test_behind_means_records_wait_beyond_the_read_offset():
@@ -40,3 +40,38 @@ def test_a_partition_that_catches_up_or_moves_away_is_forgotten():
     detector.reset()
     assert detector.observe(31, {"b": PartitionProgress(1, 9)}) == []
     assert detector.observe(41, {"b": PartitionProgress(1, 9)}) == ["b"]
+
+
+def test_a_commit_is_held_by_a_hole_only_when_no_record_covers_it():
+    # committed 10 (the next to process), 14.. acknowledged: 10..13 never came
+    assert CommitProgress(committed=10, lowest_acked=14).blocker == "hole"
+    # the same gap while 11 is with an agent: on its way, not a hole
+    assert CommitProgress(committed=10, lowest_acked=14, oldest_in_flight=11).blocker == "in_flight"
+    # records in flight after the gap do not cover it
+    assert CommitProgress(committed=10, lowest_acked=14, oldest_in_flight=20).blocker == "hole"
+    # a gap of one Faust commits past (a transaction marker): not a hole
+    assert CommitProgress(committed=10, lowest_acked=11).blocker is None
+    assert CommitProgress(committed=10, lowest_acked=10).blocker is None
+    assert CommitProgress(committed=None, lowest_acked=14).blocker is None  # never committed
+    assert CommitProgress(committed=10, lowest_acked=None).blocker is None  # idle
+    assert CommitProgress(committed=10, lowest_acked=None, oldest_in_flight=10).blocker == (
+        "in_flight"
+    )
+
+
+def test_the_detector_reports_a_hole_or_a_record_in_flight_that_lasts():
+    detector = StallDetector(stall_after=20)
+    views = {
+        "hole": CommitProgress(10, 14, oldest_in_flight=30),
+        "busy": CommitProgress(10, None, oldest_in_flight=10),
+        "fine": CommitProgress(10, 10),
+    }
+    assert detector.observe(0, views) == []
+    # the busy partition works through its records; the hole's later records, too
+    views["busy"] = CommitProgress(12, None, oldest_in_flight=12)
+    views["hole"] = CommitProgress(10, 14, oldest_in_flight=45)
+    assert detector.observe(20, views) == ["hole"]
+    views["busy"] = CommitProgress(12, 13, oldest_in_flight=12)  # 12 never finishes
+    assert detector.observe(30, views) == []
+    # the hole, not cured, is reported again a period after the first report
+    assert detector.observe(40, views) == ["hole", "busy"]

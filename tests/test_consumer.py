@@ -1,0 +1,67 @@
+"""The worker's consumer bookkeeping (streams.consumer), on a Faust consumer never started."""
+
+from __future__ import annotations
+
+import pytest
+from faust.types import TP, Message
+
+from streams.app import app, settings
+
+
+@pytest.fixture()
+def consumer(monkeypatch):
+    consumer = app.consumer
+    # Acks count only for topics an agent subscribed to; no agent runs here.
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 100)
+    yield consumer
+    for name in ("_unacked_messages", "_acked", "_acked_index", "_committed_offset"):
+        getattr(consumer, name).clear()
+
+
+VOTES0 = TP(settings.topic("votes"), 0)
+
+
+def _delivered(consumer, offset: int) -> Message:
+    message = Message(
+        topic=VOTES0.topic,
+        partition=VOTES0.partition,
+        offset=offset,
+        timestamp=0.0,
+        timestamp_type=0,
+        headers=None,
+        key=b"token",
+        value=b"{}",
+        checksum=None,
+        tp=VOTES0,
+    )
+    consumer.track_message(message)
+    return message
+
+
+def test_acknowledged_messages_leave_the_in_flight_set_even_when_delivered_twice(consumer):
+    """Faust keeps a redelivered duplicate, or a message below the commit, in flight
+    for good; the stall watchdog would then take the partition for a busy one (F8)."""
+    consumer._committed_offset[VOTES0] = 10
+    first, again = _delivered(consumer, 12), _delivered(consumer, 12)
+    below = _delivered(consumer, 5)
+    waiting = _delivered(consumer, 13)
+    assert consumer.ack(first) is True
+    assert consumer.ack(again) is False  # not counted twice
+    assert consumer.ack(below) is False  # below the commit: nothing to count
+    assert set(consumer._unacked_messages) == {waiting}
+    assert consumer._acked[VOTES0] == [12]
+
+
+def test_progress_reports_the_hole_in_front_of_the_acknowledged_records(consumer):
+    consumer._committed_offset[VOTES0] = 10
+    for offset in (14, 15):
+        consumer.ack(_delivered(consumer, offset))
+    reads, commits = consumer.progress([VOTES0])
+    assert commits[VOTES0].blocker == "hole"  # 10..13 neither acknowledged nor in flight
+    assert (commits[VOTES0].committed, commits[VOTES0].lowest_acked) == (10, 14)
+    assert reads[VOTES0].highwater == 100
+    on_its_way = _delivered(consumer, 11)  # the in-flight set is weak: keep the message
+    _, commits = consumer.progress([VOTES0])
+    assert commits[VOTES0].blocker == "in_flight"
+    assert commits[VOTES0].oldest_in_flight == on_its_way.offset == 11
