@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from models.internal import AcceptedVote, CredentialToken
 from models.votes import TokenRevoked
@@ -20,6 +21,7 @@ from streams import metrics
 from streams.app import app, settings, topics
 
 from .control import ControlState
+from .order import LogOrder
 from .records import SourceRecord
 from .revocation import RevocationFanout
 from .tally import TallyKeeper
@@ -118,6 +120,50 @@ metrics.install(app)  # GET /metrics on the worker's web port (streams/metrics.p
 EXIT_BUG = 70
 
 
+class OrderedBatches:
+    """An agent's batches, cut down to what may be decided now (:mod:`agents.order`).
+
+    Records that came ahead of their partition's next offset are kept
+    unacknowledged (one more reference, so the stream's ack is not the last)
+    and their partition is sought back: they come again after the missing ones,
+    and that second coming is the one decided and acknowledged. Nothing may
+    keep a held-back record alive past its batch: Faust's in-flight set is
+    weak, and a rebalance waits until it is empty.
+    """
+
+    def __init__(self) -> None:
+        self.order = LogOrder(committed=lambda tp: app.consumer.next_to_process(TP(*tp)))
+        self._generation: int | None = None
+
+    async def ready(self, events: list[Any]) -> list[SourceRecord]:
+        generation = app.consumer_generation_id
+        if generation != self._generation:  # a rebalance: marks start again from the commits
+            self.order.reset()
+            self._generation = generation
+        admitted = self.order.admit([SourceRecord.from_event(e) for e in events])
+        events.clear()  # the caller's copy of the batch (take_events keeps its own)
+        for record in admitted.ahead:
+            record.event.message.incref()
+        if admitted.seek:
+            metrics.ORDER_SEEKS.inc(len(admitted.seek))
+            first_ahead: dict[tuple[str, int], int] = {}
+            for r in admitted.ahead:
+                first_ahead.setdefault((r.topic, r.partition), r.offset)
+            log.warning(
+                "records ahead of their partition's next offset, held back; seeking back: %s",
+                ", ".join(
+                    f"{t}[{p}] next {offset}, got {first_ahead[(t, p)]}"
+                    for (t, p), offset in admitted.seek.items()
+                ),
+            )
+            targets = {TP(t, p): offset for (t, p), offset in admitted.seek.items()}
+            try:
+                await app.consumer.seek_wait(targets)
+            except Exception as exc:  # noqa: BLE001 - the order stays held; retried next batch
+                log.warning("seek back failed (%r); retrying with the next records", exc)
+        return admitted.ready
+
+
 def stop_worker_on_bug(
     body: Callable[[faust.StreamT], Awaitable[None]],
 ) -> Callable[[faust.StreamT], Awaitable[None]]:
@@ -166,12 +212,13 @@ async def verify(stream: faust.StreamT) -> None:
         verify_batch=ringcrypto.verify_batch,
         verify_one=ringcrypto.verify,
     )
+    batches = OrderedBatches()
     async for events in stream.take_events(
         settings.verify_batch_size, within=settings.verify_batch_window
     ):
         metrics.VOTES_IN.inc(len(events))
         with metrics.batch("verify", len(events)):
-            await verifier.process([SourceRecord.from_event(e) for e in events])
+            await verifier.process(await batches.ready(events))
             await app.hand_over_table_writes()
 
 
@@ -180,11 +227,12 @@ async def verify(stream: faust.StreamT) -> None:
 async def tally(stream: faust.StreamT) -> None:
     """Accepted votes -> ballots, tallies and audit events."""
     keeper = TallyKeeper(settings=settings, state=tally_table, outputs=outputs)
+    batches = OrderedBatches()
     async for events in stream.take_events(
         settings.verify_batch_size, within=settings.verify_batch_window
     ):
         with metrics.batch("tally", len(events)):
-            await keeper.process([SourceRecord.from_event(e) for e in events])
+            await keeper.process(await batches.ready(events))
             await app.hand_over_table_writes()
 
 

@@ -22,6 +22,7 @@ a busy one (finding F8). :meth:`RingtallyConsumer.progress` is what they read.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
@@ -34,11 +35,21 @@ __all__ = ["RingtallyConsumer", "RingtallyTransport"]
 class RingtallyConsumer(faust_aiokafka.Consumer):
     """aiokafka consumer whose seek back to committed offsets covers never-committed partitions."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: First offset of partitions never committed, as last looked up.
+        self._first_offsets: dict[TP, int] = {}
+        super().__init__(*args, **kwargs)
+
     def ack(self, message: Message) -> bool:
         newly = super().ack(message)
         if message.acked:  # Faust keeps duplicates and below-commit messages "in flight"
             self._unacked_messages.discard(message)
         return newly
+
+    def next_to_process(self, tp: TP) -> int | None:
+        """The committed offset, or for a partition never committed its first offset
+        (when :meth:`seek_back` has looked it up); None if not known."""
+        return self._committed_offset.get(tp) or self._first_offsets.get(tp)
 
     def progress(
         self, tps: Iterable[TP]
@@ -84,6 +95,7 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
         if not tps:
             return
         starts = await self.earliest_offsets(*tps)
+        self._first_offsets.update(starts)
         ends = await self.highwaters(*tps)
         targets = {}
         for tp in tps:
@@ -96,8 +108,8 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
                 "seeking back: %s",
                 ", ".join(f"{tp.topic}[{tp.partition}]->{off}" for tp, off in targets.items()),
             )
-        for tp, offset in targets.items():
-            await self.seek(tp, offset)
+        if targets:  # through the consumer's thread: safe while the fetcher runs
+            await self.seek_wait(targets)
 
 
 class RingtallyTransport(faust_aiokafka.Transport):

@@ -117,6 +117,12 @@ STALL_SEEKS = Counter(
     "stopped being read, or its commit was held by records never delivered (streams.stall)",
     registry=WORKER_REGISTRY,
 )
+ORDER_SEEKS = Counter(
+    "ringtally_order_seeks_total",
+    "times an agent got a record ahead of its partition's next offset, held it back "
+    "and sought the partition back (agents.order)",
+    registry=WORKER_REGISTRY,
+)
 STUCK_RECORDS = Counter(
     "ringtally_stuck_records_total",
     "times a record stayed with an agent, unacknowledged, for RINGTALLY_STALL_AFTER "

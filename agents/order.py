@@ -1,0 +1,113 @@
+"""Log order: each source partition's records are decided in offset order, none skipped.
+
+The agents' outcomes depend on order: a token's first valid vote spends it, a
+key image's first vote counts. Kafka delivers each partition in order, but
+Faust does not always pass that order on: after a seek back (a rebalance, a
+stall) a record fetched before the seek can reach an agent ahead of the
+re-fetched records before it, and a record dropped on its way (its delivery
+cancelled when the flow stopped) leaves a hole the later records run past
+(findings F7 and F8 in docs/reliability.md). Sorting a batch fixes disorder
+within it, not across batches.
+
+:class:`LogOrder` keeps, per partition, the next offset to decide. A record
+at that offset is decided and the mark moves on; a record below it was decided
+before (a redelivery, decided again as its first time); a record above it is
+*ahead*: it is not decided now, and the partition is sought back to the mark so
+the missing records come, followed by this one again. The caller keeps ahead
+records unacknowledged, so no commit passes them before their second coming is
+decided. A gap that is real (offsets Kafka never returns, such as transaction
+markers) would come back after every seek: one that outlasts ``accept_gap_after``
+seconds is accepted, and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .records import SourceRecord, in_log_order
+
+__all__ = ["Admitted", "LogOrder"]
+
+log = logging.getLogger(__name__)
+
+Partition = tuple[str, int]
+
+
+@dataclass
+class Admitted:
+    """One batch sorted out: what to decide now, what came ahead, where to seek."""
+
+    ready: list[SourceRecord] = field(default_factory=list)
+    ahead: list[SourceRecord] = field(default_factory=list)
+    #: Partitions to seek back, and to which offset (the next one to decide).
+    seek: dict[Partition, int] = field(default_factory=dict)
+
+
+@dataclass
+class LogOrder:
+    """Per-partition next offset to decide (pure bookkeeping; the agent does the seeking).
+
+    ``committed`` gives a partition's committed offset (the next one to
+    process) when it is first seen after a :meth:`reset`; None for a
+    partition never committed, whose first record is then taken as its start.
+    """
+
+    committed: Callable[[Partition], int | None]
+    accept_gap_after: float = 10.0
+    seek_every: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    _next: dict[Partition, int] = field(default_factory=dict)
+    #: Partition -> (mark the gap is at, when first seen, when last sought).
+    _gap: dict[Partition, tuple[int, float, float]] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        """Forget every mark: the assignment changed, start again from the commits."""
+        self._next.clear()
+        self._gap.clear()
+
+    def admit(self, records: Sequence[SourceRecord]) -> Admitted:
+        out = Admitted()
+        now = self.clock()
+        for record in in_log_order(records):
+            tp = (record.topic, record.partition)
+            mark = self._next.get(tp)
+            if mark is None:
+                mark = self.committed(tp)
+                if mark is None:
+                    mark = record.offset
+            if record.offset > mark and self._gap_is_real(tp, mark, now):
+                log.warning(
+                    "%s[%d]: offsets %d..%d never came after %.0f s of seeking back; "
+                    "taking them for a real gap (transaction markers?)",
+                    *tp,
+                    mark,
+                    record.offset - 1,
+                    self.accept_gap_after,
+                )
+                mark = record.offset
+            if record.offset > mark:
+                out.ahead.append(record)
+                self._ask_seek(tp, mark, now, out)
+            else:
+                out.ready.append(record)
+                if record.offset == mark:
+                    mark += 1
+                    self._gap.pop(tp, None)
+            self._next[tp] = mark
+        return out
+
+    def _gap_is_real(self, tp: Partition, mark: int, now: float) -> bool:
+        gap = self._gap.get(tp)
+        return gap is not None and gap[0] == mark and now - gap[1] >= self.accept_gap_after
+
+    def _ask_seek(self, tp: Partition, mark: int, now: float, out: Admitted) -> None:
+        gap = self._gap.get(tp)
+        if gap is None or gap[0] != mark:
+            self._gap[tp] = (mark, now, now)
+            out.seek[tp] = mark
+        elif now - gap[2] >= self.seek_every:
+            self._gap[tp] = (mark, gap[1], now)
+            out.seek[tp] = mark

@@ -1,0 +1,80 @@
+"""Log order (agents.order): per partition, records are decided in offset order, none skipped."""
+
+from __future__ import annotations
+
+from agents.order import LogOrder
+from agents.records import SourceRecord
+
+
+def _r(offset: int, partition: int = 0, topic: str = "votes") -> SourceRecord:
+    return SourceRecord(topic, partition, offset, b"k", b"v")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _offsets(records: list[SourceRecord]) -> list[int]:
+    return [r.offset for r in records]
+
+
+def test_records_in_order_from_the_commit_are_all_ready():
+    order = LogOrder(committed=lambda tp: 10)
+    admitted = order.admit([_r(11), _r(10), _r(12)])
+    assert _offsets(admitted.ready) == [10, 11, 12]
+    assert admitted.ahead == [] and admitted.seek == {}
+
+
+def test_a_record_ahead_of_a_missing_one_is_held_back_until_the_missing_one_came():
+    # F7: 6285 reached the agent in a batch before the one holding 6284
+    order = LogOrder(committed=lambda tp: 6284)
+    first = order.admit([_r(6285)])
+    assert first.ready == [] and _offsets(first.ahead) == [6285]
+    assert first.seek == {("votes", 0): 6284}
+    # after the seek back: 6284, then 6285 again, in order
+    again = order.admit([_r(6284), _r(6285)])
+    assert _offsets(again.ready) == [6284, 6285] and again.ahead == []
+
+
+def test_a_record_below_the_mark_was_decided_before_and_is_ready_again():
+    order = LogOrder(committed=lambda tp: 0)
+    order.admit([_r(0), _r(1), _r(2)])
+    assert _offsets(order.admit([_r(1)]).ready) == [1]  # a redelivery: decided as its first time
+    assert _offsets(order.admit([_r(3)]).ready) == [3]
+
+
+def test_partitions_are_independent_and_a_never_committed_one_starts_at_its_first_record():
+    starts = {("votes", 0): 5, ("votes", 1): None}
+    order = LogOrder(committed=starts.get)
+    admitted = order.admit([_r(7, 0), _r(40, 1), _r(41, 1), _r(5, 0)])
+    assert _offsets(admitted.ready) == [5, 40, 41]
+    assert _offsets(admitted.ahead) == [7]
+    assert admitted.seek == {("votes", 0): 6}
+
+
+def test_seeks_are_not_repeated_for_every_batch_and_a_gap_that_never_fills_is_accepted():
+    clock = _Clock()
+    order = LogOrder(committed=lambda tp: 100, accept_gap_after=10, seek_every=1, clock=clock)
+    assert order.admit([_r(102)]).seek == {("votes", 0): 100}
+    clock.now = 0.5
+    assert order.admit([_r(102)]).seek == {}  # sought half a second ago
+    clock.now = 2
+    assert order.admit([_r(102), _r(103)]).seek == {("votes", 0): 100}
+    clock.now = 12  # 100 and 101 never come (transaction markers, say): a real gap
+    admitted = order.admit([_r(102), _r(103)])
+    assert _offsets(admitted.ready) == [102, 103] and admitted.seek == {}
+    assert _offsets(order.admit([_r(104)]).ready) == [104]
+
+
+def test_reset_starts_again_from_the_committed_offsets():
+    committed = {("votes", 0): 3}
+    order = LogOrder(committed=committed.get)
+    order.admit([_r(3), _r(4)])
+    committed[("votes", 0)] = 9  # another worker went on while the partition was away
+    order.reset()
+    admitted = order.admit([_r(10)])
+    assert admitted.ready == [] and admitted.seek == {("votes", 0): 9}
