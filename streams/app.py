@@ -15,7 +15,7 @@ import time
 
 import faust
 
-from . import metrics, taskdump
+from . import logfilter, metrics, taskdump
 from .consumer import RingtallyTransport
 from .settings import Settings, get_settings
 from .stall import StallDetector
@@ -38,6 +38,7 @@ class RingtallyApp(faust.App):
         # 256 votes that is a stall per batch. The cap bounds memory, nothing else.
         self.producer.buffer.max_messages = self.ringtally_settings.producer_buffer
         taskdump.install(asyncio.get_running_loop(), self)  # kill -USR2: where each task waits
+        logfilter.install()  # the Kafka client's retry loops: one line per kind every 5 s
         await super().on_first_start()
 
     def _new_transport(self) -> faust.types.TransportT:
