@@ -55,10 +55,18 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
         self, tps: Iterable[TP]
     ) -> tuple[dict[TP, PartitionProgress], dict[TP, CommitProgress]]:
         """Read and commit bookkeeping of these partitions, for :mod:`streams.stall`."""
+        # In flight: delivered, and its offset acknowledged by no copy of it. A
+        # record held back by the agents (agents.order) stays unacknowledged
+        # after its second coming was; it is not in flight any more.
         in_flight: dict[TP, list[int]] = {}
         for message in list(self._unacked_messages):
-            if not message.acked:
-                in_flight.setdefault(message.tp, []).append(message.offset)
+            tp, offset = message.tp, message.offset
+            committed = self._committed_offset.get(tp)
+            done = (committed is not None and offset < committed) or offset in (
+                self._acked_index.get(tp) or ()
+            )
+            if not (message.acked or done):
+                in_flight.setdefault(tp, []).append(offset)
         reads, commits = {}, {}
         for tp in tps:
             offsets = in_flight.get(tp, [])

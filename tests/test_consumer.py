@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from faust.types import TP, Message
+from faust.types.tuples import ConsumerMessage
 
 from streams.app import app, settings
 
@@ -23,7 +24,7 @@ VOTES0 = TP(settings.topic("votes"), 0)
 
 
 def _delivered(consumer, offset: int) -> Message:
-    message = Message(
+    message = ConsumerMessage(  # what the transport makes: its final ack reaches the consumer
         topic=VOTES0.topic,
         partition=VOTES0.partition,
         offset=offset,
@@ -36,6 +37,7 @@ def _delivered(consumer, offset: int) -> Message:
         tp=VOTES0,
     )
     consumer.track_message(message)
+    message.incref()  # as the conductor does, for the one stream it goes to
     return message
 
 
@@ -65,3 +67,18 @@ def test_progress_reports_the_hole_in_front_of_the_acknowledged_records(consumer
     _, commits = consumer.progress([VOTES0])
     assert commits[VOTES0].blocker == "in_flight"
     assert commits[VOTES0].oldest_in_flight == on_its_way.offset == 11
+
+
+def test_a_held_back_copy_is_not_in_flight_once_its_offset_is_acknowledged(consumer):
+    """agents.order keeps a record that came ahead unacknowledged; its second coming
+    is acknowledged. The first copy must not pass for a record an agent is stuck on."""
+    consumer._committed_offset[VOTES0] = 10
+    held = _delivered(consumer, 12)
+    held.incref()  # as agents.order does: the stream's ack is not the last
+    assert held.ack(consumer) is False and not held.acked
+    second = _delivered(consumer, 12)
+    assert second.ack(consumer) is True
+    _, commits = consumer.progress([VOTES0])
+    assert held in consumer._unacked_messages
+    assert commits[VOTES0].oldest_in_flight is None
+    assert commits[VOTES0].blocker == "hole"  # 10 and 11 never came: seen, not masked
