@@ -57,11 +57,10 @@ class LogOrder:
 
     committed: Callable[[Partition], int | None]
     accept_gap_after: float = 10.0
-    seek_every: float = 1.0
     clock: Callable[[], float] = time.monotonic
     _next: dict[Partition, int] = field(default_factory=dict)
-    #: Partition -> (mark the gap is at, when first seen, when last sought).
-    _gap: dict[Partition, tuple[int, float, float]] = field(default_factory=dict)
+    #: Partition -> (mark the gap is at, when first seen).
+    _gap: dict[Partition, tuple[int, float]] = field(default_factory=dict)
 
     def reset(self) -> None:
         """Forget every mark: the assignment changed, start again from the commits."""
@@ -89,8 +88,13 @@ class LogOrder:
                 )
                 mark = record.offset
             if record.offset > mark:
+                # Seek back on every batch that brings records ahead, however
+                # recent the last seek: they may be the partition's last ones,
+                # and without a seek nothing would come to fill the gap.
                 out.ahead.append(record)
-                self._ask_seek(tp, mark, now, out)
+                out.seek[tp] = mark
+                if self._gap.get(tp, (None,))[0] != mark:
+                    self._gap[tp] = (mark, now)
             else:
                 out.ready.append(record)
                 if record.offset == mark:
@@ -102,12 +106,3 @@ class LogOrder:
     def _gap_is_real(self, tp: Partition, mark: int, now: float) -> bool:
         gap = self._gap.get(tp)
         return gap is not None and gap[0] == mark and now - gap[1] >= self.accept_gap_after
-
-    def _ask_seek(self, tp: Partition, mark: int, now: float, out: Admitted) -> None:
-        gap = self._gap.get(tp)
-        if gap is None or gap[0] != mark:
-            self._gap[tp] = (mark, now, now)
-            out.seek[tp] = mark
-        elif now - gap[2] >= self.seek_every:
-            self._gap[tp] = (mark, gap[1], now)
-            out.seek[tp] = mark
