@@ -82,3 +82,15 @@ def test_a_held_back_copy_is_not_in_flight_once_its_offset_is_acknowledged(consu
     assert held in consumer._unacked_messages
     assert commits[VOTES0].oldest_in_flight is None
     assert commits[VOTES0].blocker == "hole"  # 10 and 11 never came: seen, not masked
+
+
+def test_a_jump_in_offsets_is_not_taken_for_acknowledged_records(consumer):
+    """F10: after a seek back, a record fetched before it jumps past undecided ones;
+    Faust would count the skipped offsets as acknowledged and commit past them."""
+    import asyncio
+
+    consumer._committed_offset[VOTES0] = 10
+    asyncio.run(consumer._add_gap(VOTES0, 11, 40))
+    consumer.ack(_delivered(consumer, 10))
+    consumer.ack(_delivered(consumer, 41))
+    assert consumer._new_offset(VOTES0) == 11  # 11..40 were never decided
