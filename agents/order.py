@@ -15,23 +15,23 @@ before (a redelivery, decided again as its first time); a record above it is
 *ahead*: it is not decided now, and the partition is sought back to the mark so
 the missing records come, followed by this one again. The caller keeps ahead
 records unacknowledged, so no commit passes them before their second coming is
-decided. A gap that is real (offsets Kafka never returns, such as transaction
-markers) would come back after every seek: one that outlasts ``accept_gap_after``
-seconds is accepted, and logged.
+decided.
+
+A gap is never skipped. Only transaction markers make real gaps in a topic
+that is not compacted, and nothing writes our source topics transactionally;
+should something do so, its partition holds (and says so in the log at every
+batch) rather than have a record decided out of order or not at all. Time is
+no proof that a gap is real: after a broker outage every gap is old.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .records import SourceRecord, in_log_order
 
 __all__ = ["Admitted", "LogOrder"]
-
-log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
 
@@ -56,20 +56,14 @@ class LogOrder:
     """
 
     committed: Callable[[Partition], int | None]
-    accept_gap_after: float = 10.0
-    clock: Callable[[], float] = time.monotonic
     _next: dict[Partition, int] = field(default_factory=dict)
-    #: Partition -> (mark the gap is at, when first seen).
-    _gap: dict[Partition, tuple[int, float]] = field(default_factory=dict)
 
     def reset(self) -> None:
         """Forget every mark: the assignment changed, start again from the commits."""
         self._next.clear()
-        self._gap.clear()
 
     def admit(self, records: Sequence[SourceRecord]) -> Admitted:
         out = Admitted()
-        now = self.clock()
         for record in in_log_order(records):
             tp = (record.topic, record.partition)
             mark = self._next.get(tp)
@@ -77,32 +71,15 @@ class LogOrder:
                 mark = self.committed(tp)
                 if mark is None:
                     mark = record.offset
-            if record.offset > mark and self._gap_is_real(tp, mark, now):
-                log.warning(
-                    "%s[%d]: offsets %d..%d never came after %.0f s of seeking back; "
-                    "taking them for a real gap (transaction markers?)",
-                    *tp,
-                    mark,
-                    record.offset - 1,
-                    self.accept_gap_after,
-                )
-                mark = record.offset
             if record.offset > mark:
                 # Seek back on every batch that brings records ahead, however
                 # recent the last seek: they may be the partition's last ones,
                 # and without a seek nothing would come to fill the gap.
                 out.ahead.append(record)
                 out.seek[tp] = mark
-                if self._gap.get(tp, (None,))[0] != mark:
-                    self._gap[tp] = (mark, now)
             else:
                 out.ready.append(record)
                 if record.offset == mark:
                     mark += 1
-                    self._gap.pop(tp, None)
             self._next[tp] = mark
         return out
-
-    def _gap_is_real(self, tp: Partition, mark: int, now: float) -> bool:
-        gap = self._gap.get(tp)
-        return gap is not None and gap[0] == mark and now - gap[1] >= self.accept_gap_after
