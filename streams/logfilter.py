@@ -17,8 +17,8 @@ __all__ = ["KAFKA_CLIENT_LOGGERS", "RepeatFilter", "install"]
 
 #: The loggers of aiokafka's retry loops (a filter applies to its own logger only).
 KAFKA_CLIENT_LOGGERS = (
+    "aiokafka",  # aiokafka/client.py logs here: connect and metadata retries
     "aiokafka.conn",
-    "aiokafka.client",
     "aiokafka.consumer.fetcher",
     "aiokafka.consumer.group_coordinator",
     "aiokafka.producer.sender",

@@ -31,6 +31,31 @@ def test_repeats_are_dropped_for_a_while_then_counted_on_the_next_one_through():
     assert f.filter(quiet) and quiet.getMessage().endswith("refused")  # nothing dropped since
 
 
+def test_the_flood_of_a_broker_outage_comes_out_as_one_line_per_kind():
+    import aiokafka.client as client_module
+
+    caught: list[logging.LogRecord] = []
+
+    class _Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            caught.append(record)
+
+    handler = _Catch()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        install()
+        for _ in range(1000):  # what aiokafka's client does in a fraction of a second
+            client_module.log.error("Unable connect to node with id %s: %s", 1, "refused")
+            client_module.log.error("Unable to update metadata from %s", [1])
+    finally:
+        root.removeHandler(handler)
+    assert [r.getMessage() for r in caught] == [
+        "Unable connect to node with id 1: refused",
+        "Unable to update metadata from [1]",
+    ]
+
+
 def test_install_puts_one_shared_filter_on_each_client_logger():
     first = install()
     assert install() is first
