@@ -26,7 +26,7 @@ no proof that a gap is real: after a broker outage every gap is old.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .records import SourceRecord, in_log_order
@@ -58,6 +58,10 @@ class LogOrder:
     committed: Callable[[Partition], int | None]
     _next: dict[Partition, int] = field(default_factory=dict)
 
+    def unknown(self, partitions: Iterable[Partition]) -> set[Partition]:
+        """Of these partitions, those with no mark yet (their start gets looked up)."""
+        return {tp for tp in partitions if tp not in self._next}
+
     def reset(self) -> None:
         """Forget every mark: the assignment changed, start again from the commits."""
         self._next.clear()
@@ -65,7 +69,7 @@ class LogOrder:
     def admit(self, records: Sequence[SourceRecord]) -> Admitted:
         out = Admitted()
         for record in in_log_order(records):
-            tp = (record.topic, record.partition)
+            tp = record.partition_key
             mark = self._next.get(tp)
             if mark is None:
                 mark = self.committed(tp)

@@ -140,7 +140,14 @@ class OrderedBatches:
         if generation != self._generation:  # a rebalance: marks start again from the commits
             self.order.reset()
             self._generation = generation
-        admitted = self.order.admit([SourceRecord.from_event(e) for e in events])
+        records = [SourceRecord.from_event(e) for e in events]
+        unknown = self.order.unknown(r.partition_key for r in records)
+        if unknown:  # where a partition with no commit starts, before its first mark
+            try:
+                await app.consumer.look_up_first_offsets(TP(*tp) for tp in unknown)
+            except Exception as exc:  # noqa: BLE001 - its first record is the start then
+                log.warning("could not look up first offsets of %s: %r", sorted(unknown), exc)
+        admitted = self.order.admit(records)
         events.clear()  # the caller's copy of the batch (take_events keeps its own)
         for record in admitted.ahead:
             record.event.message.incref()

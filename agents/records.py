@@ -34,6 +34,11 @@ class SourceRecord:
     #: The Faust event the record came from (None in unit tests).
     event: Any = field(default=None, compare=False, repr=False)
 
+    @property
+    def partition_key(self) -> tuple[str, int]:
+        """(topic, partition): where this record's offset counts."""
+        return (self.topic, self.partition)
+
     @classmethod
     def from_event(cls, event: Any) -> SourceRecord:
         msg = event.message

@@ -60,6 +60,19 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
         is what a transaction's commit marker leaves).
         """
 
+    async def look_up_first_offsets(self, tps: Iterable[TP]) -> None:
+        """Learn the first offset of each of these partitions that has no commit.
+
+        :meth:`next_to_process` needs it for a partition never committed, and
+        the agents may see such a partition's records before any seek back
+        looked it up (Faust delivers records during table recovery).
+        """
+        missing = [
+            tp for tp in tps if not self._committed_offset.get(tp) and tp not in self._first_offsets
+        ]
+        if missing:
+            self._first_offsets.update(await self.earliest_offsets(*missing))
+
     def next_to_process(self, tp: TP) -> int | None:
         """The committed offset, or for a partition never committed its first offset
         (when :meth:`seek_back` has looked it up); None if not known."""

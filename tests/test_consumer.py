@@ -94,3 +94,25 @@ def test_a_jump_in_offsets_is_not_taken_for_acknowledged_records(consumer):
     consumer.ack(_delivered(consumer, 10))
     consumer.ack(_delivered(consumer, 41))
     assert consumer._new_offset(VOTES0) == 11  # 11..40 were never decided
+
+
+def test_a_partition_never_committed_starts_at_its_first_offset(consumer, monkeypatch):
+    """agents.order marks a partition from next_to_process; for one never committed it
+    must be the partition's first offset, not whatever record happened to come first."""
+    import asyncio
+
+    asked: list[tuple] = []
+
+    async def earliest(*tps):
+        asked.append(tps)
+        return {tp: 7 for tp in tps}
+
+    monkeypatch.setattr(consumer, "earliest_offsets", earliest)
+    monkeypatch.setattr(consumer, "_first_offsets", {})
+    votes1 = TP(VOTES0.topic, 1)
+    consumer._committed_offset[VOTES0] = 30
+    asyncio.run(consumer.look_up_first_offsets([VOTES0, votes1]))
+    asyncio.run(consumer.look_up_first_offsets([votes1]))  # known now: not asked again
+    assert asked == [(votes1,)]
+    assert consumer.next_to_process(VOTES0) == 30
+    assert consumer.next_to_process(votes1) == 7

@@ -68,3 +68,12 @@ def test_reset_starts_again_from_the_committed_offsets():
     order.reset()
     admitted = order.admit([_r(10)])
     assert admitted.ready == [] and admitted.seek == {("votes", 0): 9}
+
+
+def test_partitions_without_a_mark_are_named_so_their_start_can_be_looked_up():
+    order = LogOrder(committed=lambda tp: 0)
+    assert order.unknown([("votes", 0), ("votes", 1)]) == {("votes", 0), ("votes", 1)}
+    order.admit([_r(0, 0)])
+    assert order.unknown([("votes", 0), ("votes", 1)]) == {("votes", 1)}
+    order.reset()
+    assert order.unknown([("votes", 0)]) == {("votes", 0)}
