@@ -2,12 +2,13 @@
 
 The agents' outcomes depend on order: a token's first valid vote spends it, a
 key image's first vote counts. Kafka delivers each partition in order, but
-Faust does not always pass that order on: after a seek back (a rebalance, a
-stall) a record fetched before the seek can reach an agent ahead of the
-re-fetched records before it, and a record dropped on its way (its delivery
-cancelled when the flow stopped) leaves a hole the later records run past
-(findings F7 and F8 in docs/reliability.md). Sorting a batch fixes disorder
-within it, not across batches.
+Faust does not always pass that order on. After a restart or a rebalance it
+hands the agents records during table recovery, before it seeks back to the
+committed offsets, and the records in front of them come later or not at all
+(seen on every partition of a restarted worker: next offset 6497, first
+record 6505); after any seek back, records fetched before it can still arrive
+ahead of the re-fetched ones (findings F7 and F8 in docs/reliability.md).
+Sorting a batch fixes disorder within it, not across batches.
 
 :class:`LogOrder` keeps, per partition, the next offset to decide. A record
 at that offset is decided and the mark moves on; a record below it was decided

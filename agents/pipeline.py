@@ -166,7 +166,7 @@ class OrderedBatches:
             targets = {TP(t, p): offset for (t, p), offset in admitted.seek.items()}
             try:
                 await app.consumer.seek_wait(targets)
-            except Exception as exc:  # noqa: BLE001 - the order stays held; retried next batch
+            except Exception as exc:  # noqa: BLE001 - still held: the next batch or the watchdog
                 log.warning("seek back failed (%r); retrying with the next records", exc)
         return admitted.ready
 
