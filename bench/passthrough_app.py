@@ -16,6 +16,8 @@ app = faust.App(
     f"{settings.group_id}-passthrough",
     broker=[f"kafka://{h}" for h in settings.kafka_bootstrap.split(",")],
     store="memory://",
+    # Under the data dir like the real worker's (Faust's default is the cwd).
+    datadir=str(settings.data_dir / "workers" / f"{settings.group_id}-passthrough"),
     key_serializer="raw",
     value_serializer="raw",
     topic_partitions=settings.partitions,
