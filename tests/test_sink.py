@@ -22,6 +22,7 @@ from connectors.postgres.testing import (
     make_rejection,
     make_tally,
     produce,
+    produce_ballots,
 )
 from connectors.postgres.topics import ensure_topics
 from models import Decision
@@ -53,12 +54,7 @@ async def count(conn: asyncpg.Connection, table: str) -> int:
 
 async def test_rows_land_and_offsets_are_stored(settings, pg) -> None:
     ballots = [make_ballot(i, f"sub-{i % 5}") for i in range(200)]
-    await produce(
-        settings,
-        "ballots",
-        [b.to_json() for b in ballots],
-        keys=[b.submission_id.encode() for b in ballots],
-    )
+    await produce_ballots(settings, ballots)
     await produce(settings, "rejections", [make_rejection(i).to_json() for i in range(30)])
     await produce(settings, "audit", [e.to_json() for e in audit_chain("tally-0", 40)], partition=0)
     await produce(
@@ -246,12 +242,7 @@ async def test_two_sinks_in_one_group_rebalance_without_loss_or_doubles(settings
     import asyncio
 
     ballots = [make_ballot(i, f"sub-{i % 40}") for i in range(30_000)]
-    await produce(
-        settings,
-        "ballots",
-        [b.to_json() for b in ballots],
-        keys=[b.submission_id.encode() for b in ballots],
-    )
+    await produce_ballots(settings, ballots)
     await produce(
         settings,
         "tallies",

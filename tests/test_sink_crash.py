@@ -28,6 +28,7 @@ from connectors.postgres.testing import (
     make_rejection,
     make_tally,
     produce,
+    produce_ballots,
     settings_env,
 )
 from connectors.postgres.topics import OUTPUTS, ensure_topics
@@ -63,20 +64,10 @@ async def end_offsets(settings) -> dict[tuple[str, int], int]:  # noqa: ANN001
 
 async def produce_workload(settings) -> None:  # noqa: ANN001
     ballots = [make_ballot(i, f"sub-{i % N_SUBS}") for i in range(N_BALLOTS)]
-    await produce(
-        settings,
-        "ballots",
-        [b.to_json() for b in ballots],
-        keys=[b.submission_id.encode() for b in ballots],
-    )
+    await produce_ballots(settings, ballots)
     # the agents' at-least-once re-emission after a crash: 3,000 identical copies
     again = ballots[5000:8000]
-    await produce(
-        settings,
-        "ballots",
-        [b.to_json() for b in again],
-        keys=[b.submission_id.encode() for b in again],
-    )
+    await produce_ballots(settings, again)
     tallies = [
         make_tally(f"sub-{s}", v, approve=v) for v in range(1, VERSIONS + 1) for s in range(N_SUBS)
     ]

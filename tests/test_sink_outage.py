@@ -21,7 +21,14 @@ import asyncpg
 import pytest
 
 from connectors.postgres.migrate import migrate
-from connectors.postgres.testing import make_ballot, make_tally, produce, settings_env, wait_until
+from connectors.postgres.testing import (
+    make_ballot,
+    make_tally,
+    produce,
+    produce_ballots,
+    settings_env,
+    wait_until,
+)
 from connectors.postgres.topics import ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,12 +66,7 @@ async def test_postgres_restart_loses_and_doubles_nothing(private_postgres, tmp_
     await migrate(settings)
     await ensure_topics(settings)
     first = [make_ballot(i, f"sub-{i % 50}") for i in range(20_000)]
-    await produce(
-        settings,
-        "ballots",
-        [b.to_json() for b in first],
-        keys=[b.submission_id.encode() for b in first],
-    )
+    await produce_ballots(settings, first)
     log_path = tmp_path / "sink.log"
     log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -98,12 +100,7 @@ async def test_postgres_restart_loses_and_doubles_nothing(private_postgres, tmp_
         await asyncio.to_thread(local.down, ["postgres"])  # SIGINT: fast shutdown, mid-stream
         # the pipeline keeps producing while Postgres is away
         more = [make_ballot(i, f"sub-{i % 50}") for i in range(20_000, 25_000)]
-        await produce(
-            settings,
-            "ballots",
-            [b.to_json() for b in more],
-            keys=[b.submission_id.encode() for b in more],
-        )
+        await produce_ballots(settings, more)
         await produce(
             settings,
             "tallies",

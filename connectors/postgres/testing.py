@@ -28,6 +28,7 @@ __all__ = [
     "make_rejection",
     "make_tally",
     "produce",
+    "produce_ballots",
     "settings_env",
     "wait_until",
 ]
@@ -129,6 +130,16 @@ async def produce(
     finally:
         await producer.stop()
     return n
+
+
+async def produce_ballots(settings: Settings, ballots: Sequence[Ballot]) -> int:
+    """Produce ballots as the tally agent does: keyed by their submission id."""
+    return await produce(
+        settings,
+        "ballots",
+        [b.to_json() for b in ballots],
+        keys=[b.submission_id.encode() for b in ballots],
+    )
 
 
 async def drop_schema(settings: Settings) -> None:
