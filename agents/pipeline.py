@@ -155,7 +155,7 @@ class OrderedBatches:
             metrics.ORDER_SEEKS.inc(len(admitted.seek))
             first_ahead: dict[tuple[str, int], int] = {}
             for r in admitted.ahead:
-                first_ahead.setdefault((r.topic, r.partition), r.offset)
+                first_ahead.setdefault(r.partition_key, r.offset)
             log.warning(
                 "records ahead of their partition's next offset, held back; seeking back: %s",
                 ", ".join(

@@ -75,7 +75,8 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
 
     def next_to_process(self, tp: TP) -> int | None:
         """The committed offset, or for a partition never committed its first offset
-        (when :meth:`seek_back` has looked it up); None if not known."""
+        (as :meth:`seek_back` or :meth:`look_up_first_offsets` last saw it); None if
+        not known."""
         return self._committed_offset.get(tp) or self._first_offsets.get(tp)
 
     def progress(
@@ -134,8 +135,7 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
         ends = await self.highwaters(*tps)
         targets = {}
         for tp in tps:
-            committed = self._committed_offset.get(tp)
-            target = committed if committed else starts.get(tp)
+            target = self.next_to_process(tp)  # the commit, else the start just looked up
             if target is not None and target < (ends.get(tp) or 0):  # empty: nothing to fetch
                 targets[tp] = target
         if targets:
