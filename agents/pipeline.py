@@ -6,11 +6,12 @@ The decisions live in :mod:`agents.verify`, :mod:`agents.tally` and
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from faust.types import TP
@@ -19,13 +20,14 @@ from models.internal import AcceptedVote, CredentialToken
 from models.votes import TokenRevoked
 from streams import metrics
 from streams.app import app, settings, topics
+from streams.tables import BatchedTable
 
 from .control import ControlState
 from .order import LogOrder
 from .records import SourceRecord
 from .revocation import RevocationFanout
 from .tally import TallyKeeper
-from .verify import VoteVerifier
+from .verify import PreparedBatch, VoteVerifier
 
 __all__ = ["accepted_topic", "control", "credential_index_topic"]
 
@@ -45,15 +47,21 @@ def _internal_topic(name: str) -> faust.TopicT:
 
 
 def _table(name: str, help_: str) -> faust.TableT:
-    return app.Table(
-        name,
-        partitions=settings.partitions,
-        # key_type=bytes makes Faust use the raw codec for keys both when writing
-        # the changelog and when recovering from it; values are JSON objects.
-        key_type=bytes,
-        # a fresh dict per table: Faust's store pops keys from it
-        options=settings.rocksdb_options(),
-        help=help_,
+    # A BatchedTable: its changelog writes leave when the agent's batch is done
+    # (streams/tables.py), and each agent hands them over before acknowledging.
+    return app.tables.add(
+        BatchedTable(
+            app,
+            name=name,
+            beacon=app.tables.beacon,
+            partitions=settings.partitions,
+            # key_type=bytes makes Faust use the raw codec for keys both when writing
+            # the changelog and when recovering from it; values are JSON objects.
+            key_type=bytes,
+            # a fresh dict per table: Faust's store pops keys from it
+            options=settings.rocksdb_options(),
+            help=help_,
+        )
     )
 
 
@@ -83,7 +91,7 @@ class FaustOutputs:
         self._credential_index = credential_index_topic.get_topic_name()
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
-        await app.producer.send(topic, key, value, None, None, None)
+        await app.producer.send_record(topic, key, value)
 
     async def rejection(self, key: bytes, rejection: Any) -> None:
         metrics.REJECTIONS.labels(str(rejection.reason)).inc()
@@ -188,16 +196,61 @@ def stop_worker_on_bug(
         try:
             await body(stream)
         except Exception:
-            log.critical(
-                "agent %s failed; stopping the worker (exit %d)",
-                body.__name__,
-                EXIT_BUG,
-                exc_info=True,
-            )
-            logging.shutdown()
-            os._exit(EXIT_BUG)
+            _stop_worker(f"agent {body.__name__}")
 
     return guarded
+
+
+def _stop_worker(what: str) -> NoReturn:
+    log.critical("%s failed; stopping the worker (exit %d)", what, EXIT_BUG, exc_info=True)
+    logging.shutdown()
+    os._exit(EXIT_BUG)
+
+
+class AppliedInTurn:
+    """Verify batches prepared by the agent and applied, in order, by a task of their own.
+
+    Preparing a batch starts its signature checks (a thread, the GIL
+    released); applying it walks the token table and emits outcomes. Done in
+    turn inside the agent, the checks and the event loop each waited for the
+    other. Here the agent prepares batch n+1 (its checks start) while this
+    task applies batch n. Each record keeps one extra reference until its
+    batch is applied and its table writes are with the Kafka client, so the
+    stream's own acknowledgement is never the last one and no commit passes
+    a record that is not decided yet. At most one prepared batch waits.
+    """
+
+    def __init__(self, verifier: VoteVerifier) -> None:
+        self.verifier = verifier
+        self._waiting: asyncio.Queue[tuple[list[SourceRecord], PreparedBatch]] = asyncio.Queue(
+            maxsize=1
+        )
+        self._task = asyncio.create_task(self._apply_in_turn(), name="verify-apply")
+
+    async def submit(self, records: list[SourceRecord]) -> None:
+        """Prepare these records and queue them (waits while a batch is already queued)."""
+        if self._task.done():  # it stops the worker on a bug; this is only a safety net
+            raise RuntimeError("the verify applier stopped")
+        for record in records:
+            record.event.message.incref()  # acknowledged when applied (_apply_in_turn)
+        await self._waiting.put((records, await self.verifier.prepare(records)))
+
+    async def _apply_in_turn(self) -> None:
+        try:
+            while True:
+                records, prepared = await self._waiting.get()
+                with metrics.batch("verify", len(records)):
+                    await self.verifier.apply(prepared)
+                    await app.hand_over_table_writes()
+                for record in records:
+                    record.event.ack()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _stop_worker("verify applier")
+
+    def close(self) -> None:
+        self._task.cancel()
 
 
 @app.agent(topics["votes"], name="verify")
@@ -220,13 +273,15 @@ async def verify(stream: faust.StreamT) -> None:
         verify_one=ringcrypto.verify,
     )
     batches = OrderedBatches()
-    async for events in stream.take_events(
-        settings.verify_batch_size, within=settings.verify_batch_window
-    ):
-        metrics.VOTES_IN.inc(len(events))
-        with metrics.batch("verify", len(events)):
-            await verifier.process(await batches.ready(events))
-            await app.hand_over_table_writes()
+    applier = AppliedInTurn(verifier)
+    try:
+        async for events in stream.take_events(
+            settings.verify_batch_size, within=settings.verify_batch_window
+        ):
+            metrics.VOTES_IN.inc(len(events))
+            await applier.submit(await batches.ready(events))
+    finally:
+        applier.close()
 
 
 @app.agent(accepted_topic, name="tally")

@@ -15,7 +15,7 @@ Idempotence: each transition recognises the event it has already applied
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -57,7 +57,8 @@ class TokenState:
     revoked_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # Not dataclasses.asdict: it deep-copies, and every field here is a scalar.
+        return {name: value for name in _FIELDS if (value := getattr(self, name)) is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TokenState:
@@ -185,6 +186,10 @@ class TokenState:
             key_image=key_image,
             changed_offset=offset,
         )
+
+
+#: TokenState's field names, in order (what ``to_dict`` writes when set).
+_FIELDS = tuple(f.name for f in fields(TokenState))
 
 
 def vote_digest(signing_bytes: bytes, signature: bytes) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -93,6 +94,19 @@ class Watch:
         self._thread.join(5)
 
 
+def _machine_cpu_seconds() -> float:
+    """CPU seconds used by every process on the machine so far (user + system, /proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    busy = sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7))  # user nice system irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used by one process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _publish(
     settings: Settings, messages: list[tuple[str, bytes, bytes]], pace: float | None = None
 ) -> dict[bytes, int]:
@@ -113,6 +127,7 @@ def _publish(
 
 def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -> dict:
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
+    load_before = os.getloadavg()[0]
     per_reviewer = max(1, votes // (4 * 16))
     round_ = build_round(
         seed=11,
@@ -152,9 +167,15 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
         burst = [("votes", p.key, p.value) for p in round_.votes]
         half = len(burst) * 3 // 4
         t0 = time.monotonic()
+        machine0 = _machine_cpu_seconds()
+        workers0 = sum(_process_cpu_seconds(p.proc.pid) for p in procs)
         _publish(base, burst[:half])
         t1 = watch.wait_count(baseline + half, 600)
         rate = half / (t1 - t0)
+        # CPU per vote during the burst: the workers', and the whole machine's
+        # (broker, workers, this benchmark's producer and consumer, anything else).
+        workers_cpu_ms = (sum(_process_cpu_seconds(p.proc.pid) for p in procs) - workers0) * 1000
+        machine_cpu_ms = (_machine_cpu_seconds() - machine0) * 1000
         # Latency at about half the measured rate, on the remaining quarter.
         paced = burst[half:]
         sent = _publish(base, paced, pace=rate / 2)
@@ -176,6 +197,9 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
         if len(latencies) > 2
         else None,
         "paced_rate": round(rate / 2, 1),
+        "workers_cpu_ms_per_vote": round(workers_cpu_ms / half, 3),
+        "machine_cpu_ms_per_vote": round(machine_cpu_ms / half, 3),
+        "load_before": round(load_before, 2),
     }
 
 
@@ -220,7 +244,16 @@ def main() -> int:
         print(f"bench_pipeline: {exc} (start it with: ringtally stack up)", file=sys.stderr)
         return 2
     table = Table(title=f"pipeline: ring 16, 12 partitions, {args.store} tables")
-    for col in ("kind", "workers", "votes/s", "p50 ms", "p99 ms", "vs passthrough"):
+    for col in (
+        "kind",
+        "workers",
+        "votes/s",
+        "p50 ms",
+        "p99 ms",
+        "vs passthrough",
+        "worker CPU ms/vote",
+        "machine CPU ms/vote",
+    ):
         table.add_column(col, justify="right")
     for row in rows:
         yard = next(
@@ -234,6 +267,8 @@ def main() -> int:
             str(row["latency_ms_p50"]),
             str(row["latency_ms_p99"]),
             f"{row['ratio_to_passthrough']:.0%}",
+            f"{row['workers_cpu_ms_per_vote']:.2f}",
+            f"{row['machine_cpu_ms_per_vote']:.2f}",
         )
     console.print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -17,16 +17,24 @@ acknowledged before (a record delivered twice after a seek back) or lies below
 the committed offset: ``ack`` here takes every acknowledged message out, so
 the stall watchdogs (:mod:`streams.stall`) do not mistake such a partition for
 a busy one (finding F8). :meth:`RingtallyConsumer.progress` is what they read.
+
+The fetch loop (:meth:`RingtallyConsumer._drain_messages`) hands each record
+to the agents' queues directly when nothing can make that wait; Faust races
+every delivery against the flow's suspension with two new tasks, which cost
+about a tenth of the worker's CPU in the vote path (docs/pipeline.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
+from mode import ServiceT
 
+from .producer import RingtallyProducer
 from .stall import CommitProgress, PartitionProgress
 
 __all__ = ["RingtallyConsumer", "RingtallyTransport"]
@@ -59,6 +67,71 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
         offsets (and, as Faust allows, a single missing one at its head, which
         is what a transaction's commit marker leaves).
         """
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        """The fetch loop: every record fetched goes to the agents' queues, in order.
+
+        Faust's loop races each delivery against ``suspend_flow`` so that a
+        delivery stuck on a full queue or a suspended flow (a rebalance) is
+        dropped rather than made after it. That race costs two tasks per
+        record. Here a delivery that cannot wait (flow running, queues with
+        room, producer buffer below its cap, subscriptions not being rebuilt)
+        is awaited directly: it completes without yielding, so nothing can
+        change under it. Anything else takes Faust's race. Records below the
+        partition's read offset are dropped, as Faust does; offset jumps are
+        not gaps here (:meth:`_add_gap`).
+        """
+        deliver = self.callback
+        read_offset = self._read_offset
+        commit_every = self._commit_every
+        since_yield = 0
+        try:
+            while not (self.should_stop or fetcher.should_stop):
+                records = self.getmany(timeout=1.0)
+                await asyncio.sleep(0)  # getmany may return at once, again and again
+                if self.should_stop:
+                    continue
+                async for tp, message in records:
+                    since_yield += 1
+                    if since_yield > 100:  # let the agents and timers run
+                        since_yield = 0
+                        await asyncio.sleep(0)
+                    last = read_offset.get(tp)
+                    if last is not None and message.offset < last:
+                        continue  # fetched again before a seek took effect
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    if self._delivery_cannot_wait():
+                        await deliver(message)
+                    else:
+                        await self.wait_first(deliver(message), self.suspend_flow.wait())
+                    read_offset[tp] = message.offset
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("fetch loop failed: %r", exc)
+            raise
+
+    def _delivery_cannot_wait(self) -> bool:
+        """True when handing a record to the agents' queues completes without waiting."""
+        app = self.app
+        if self.suspend_flow.is_set() or not app.flow_control.is_active():
+            return False
+        buffer = app.producer.buffer
+        if buffer.size > buffer.max_messages:
+            return False
+        conductor = app.topics
+        lock = getattr(conductor, "_tp_to_callback_lock", None)
+        if lock is None or lock.locked():
+            return False
+        return not any(channel.queue.full() for channel in conductor)
 
     async def look_up_first_offsets(self, tps: Iterable[TP]) -> None:
         """Learn the first offset of each of these partitions that has no commit.
@@ -148,6 +221,8 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
 
 
 class RingtallyTransport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with :class:`RingtallyConsumer`."""
+    """Faust's aiokafka transport with :class:`RingtallyConsumer` and
+    :class:`~streams.producer.RingtallyProducer`."""
 
     Consumer = RingtallyConsumer
+    Producer = RingtallyProducer
