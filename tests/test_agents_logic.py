@@ -350,3 +350,67 @@ def test_a_batch_handed_over_out_of_log_order_is_decided_in_log_order(scene):
     run(_verifier(control, tokens, out).process([_issue(0, token), replay, honest, replay]))
     assert [a.source_offset for a in out.accepted_votes] == [1]
     assert [(r.source_offset, r.reason.value) for r in out.rejections] == [(2, "token_spent")]
+
+
+def test_a_batch_prepared_before_the_one_ahead_of_it_is_applied_decides_the_same(scene):
+    """The worker prepares batch n+1 (its signature checks start) while batch n is
+    applied: outcomes must be those of deciding the batches one after the other."""
+    keys, ring, control = scene
+    first = [
+        _issue(0, "tok-p1"),
+        _vote(1, keys, ring, 0, "tok-p1"),  # spends tok-p1
+        _issue(2, "tok-p2"),
+    ]
+    second = [
+        _vote(3, keys, ring, 1, "tok-p1", vote_type="reject"),  # already spent by batch 1
+        _vote(4, keys, ring, 2, "tok-p2"),  # issued in batch 1, not yet applied when prepared
+        _vote(5, keys, ring, 3, "tok-p3"),  # never issued
+    ]
+
+    async def ahead(verifier):
+        a = await verifier.prepare(first)
+        b = await verifier.prepare(second)
+        await verifier.apply(a)
+        await verifier.apply(b)
+
+    async def in_turn(verifier):
+        await verifier.process(first)
+        await verifier.process(second)
+
+    outcomes = []
+    for drive in (ahead, in_turn):
+        out = VerifyOut()
+        run(drive(_verifier(control, {}, out)))
+        outcomes.append(
+            (
+                [(a.token_id, a.source_offset) for a in out.accepted_votes],
+                [(r.reason.value, r.source_offset) for r in out.rejections],
+            )
+        )
+    assert (
+        outcomes[0]
+        == outcomes[1]
+        == (
+            [("tok-p1", 1), ("tok-p2", 4)],
+            [("token_spent", 3), ("unknown_token", 5)],
+        )
+    )
+
+
+def test_a_vote_whose_check_was_not_foreseen_is_checked_when_applied(scene):
+    """Selection is only a saving: a vote prepared before its token's issuance was
+    even prepared is still decided on its own signature check."""
+    keys, ring, control = scene
+    issue = [_issue(0, "tok-q")]
+    votes = [_vote(1, keys, ring, 0, "tok-q"), _vote(2, keys, ring, 1, "tok-q")]
+    out = VerifyOut()
+
+    async def drive(verifier):
+        prepared_votes = await verifier.prepare(votes)  # tok-q unknown: nothing selected
+        assert all(p.check is None for p in prepared_votes.parsed)
+        await verifier.process(issue)
+        await verifier.apply(prepared_votes)
+
+    run(drive(_verifier(control, {}, out)))
+    assert [(a.token_id, a.source_offset) for a in out.accepted_votes] == [("tok-q", 1)]
+    assert [(r.reason.value, r.source_offset) for r in out.rejections] == [("token_spent", 2)]
