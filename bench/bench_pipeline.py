@@ -46,12 +46,13 @@ from connectors.sdk import SdkProducer  # noqa: E402
 from connectors.simulation import build_round  # noqa: E402
 from models.internal import vote_id_for_token  # noqa: E402
 from streams.errors import ServiceUnavailable  # noqa: E402
-from streams.runner import WorkerProcess, free_port  # noqa: E402
+from streams.runner import WorkerProcess, free_port, wait_group_settled  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
-console = Console()
+# Wide enough for the table on a pipe too (rich would fold it at 80 columns).
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 @dataclass
@@ -155,6 +156,7 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
                 ready_timeout=120
             )
         )
+    wait_group_settled(procs, base.partitions, timeout=120)
     # Completion is counted on Ballots: one per vote, emitted in the same batch step
     # as the Tally that counts it (Tallies are coalesced to one per submission per batch).
     out_topic = base.topic("passthrough") if kind == "passthrough" else base.topic("ballots")
@@ -260,6 +262,12 @@ def main() -> int:
                         )
                         pair[kind] = run_config(kind, workers, args.votes, args.store, log_dir)
                         pair[kind]["repeat"] = repeat
+                        progress.console.log(
+                            f"{kind}, {workers} worker(s), run {repeat + 1}: "
+                            f"{pair[kind]['votes_per_s']:.0f} votes/s, "
+                            f"p50/p99 {pair[kind]['latency_ms_p50']}/"
+                            f"{pair[kind]['latency_ms_p99']} ms"
+                        )
                         progress.advance(task)
                     pair["ringtally"]["ratio_to_passthrough"] = round(
                         pair["ringtally"]["votes_per_s"] / pair["passthrough"]["votes_per_s"], 3
@@ -290,14 +298,13 @@ def main() -> int:
             row["kind"],
             str(row["workers"]),
             f"{row['votes_per_s']:.0f}",
-            " ".join(f"{v:.0f}" for v in row["votes_per_s_runs"]),
-            f"{row['latency_ms_p50']:.0f}",
-            f"{row['latency_ms_p99']:.0f}",
+            "/".join(f"{v:.0f}" for v in row["votes_per_s_runs"]),
+            _ms(row["latency_ms_p50"]),
+            _ms(row["latency_ms_p99"]),
             f"{row['ratio_to_passthrough']:.0%}" if row["kind"] == "ringtally" else "",
             f"{row['workers_cpu_ms_per_vote']:.2f}",
             f"{row['machine_cpu_ms_per_vote']:.2f}",
         )
-    console.print(table)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(
         json.dumps(
@@ -312,8 +319,13 @@ def main() -> int:
         )
         + "\n"
     )
+    console.print(table)
     console.print(f"wrote {args.results}")
     return 0
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def _medians(runs: list[dict]) -> list[dict]:

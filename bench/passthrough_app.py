@@ -46,7 +46,18 @@ async def passthrough(stream: faust.StreamT) -> None:
 
 @app.page("/health")
 async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
-    return web.json({"status": "ok" if not app.rebalancing else "starting"})
+    # The same readiness as the worker's (streams/app.py), so the benchmark waits alike.
+    ready = bool(app.producer.started) and not app.rebalancing and not app.in_recovery
+    votes = settings.topic("votes")
+    return web.json(
+        {
+            "status": "ok" if ready else "starting",
+            "votes_partitions": sorted(
+                tp.partition for tp in app.consumer.assignment() if tp.topic == votes
+            ),
+        },
+        status=200 if ready else 503,
+    )
 
 
 if __name__ == "__main__":

@@ -124,7 +124,9 @@ async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Re
     """Liveness and readiness for operators and ``make demo``: JSON, 200 when ready."""
     assignment = app.consumer.assignment()
     votes = settings.topic("votes")
-    ready = bool(app.producer.started) and not app.rebalancing
+    # Ready once the group's assignment is applied *and* the tables recovered:
+    # records reaching a worker in recovery wait, or come again after it.
+    ready = bool(app.producer.started) and not app.rebalancing and not app.in_recovery
     body = {
         "status": "ok" if ready else "starting",
         "app_id": settings.group_id,
@@ -132,6 +134,7 @@ async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Re
         "assigned_partitions": len(assignment),
         "votes_partitions": sorted(tp.partition for tp in assignment if tp.topic == votes),
         "rebalancing": bool(app.rebalancing),
+        "in_recovery": bool(app.in_recovery),
     }
     return web.json(body, status=200 if ready else 503)
 

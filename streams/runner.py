@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,17 @@ class WorkerProcess:
             f"worker not ready after {timeout}s; see {self.log_path}:\n{self.tail()}"
         )
 
+    def health(self) -> dict | None:
+        """The worker's /health body, or None if it does not answer."""
+        url = f"http://127.0.0.1:{self.settings.web_port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:  # 503 while starting: the body still says why
+            return json.load(exc)
+        except (OSError, ValueError):
+            return None
+
     def tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -99,3 +111,24 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+def wait_group_settled(workers: list[WorkerProcess], partitions: int, timeout: float) -> None:
+    """Wait until these workers, all ready, own each votes partition exactly once
+    (each some: so no more workers than partitions).
+
+    A worker says ready after its own assignment; when a second one joins, the
+    group rebalances again. Load sent before that settles meets table recovery
+    and seeks back (docs/reliability.md), which is not what a benchmark measures.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        bodies = [w.health() for w in workers]
+        # Each worker owning some partition: a worker that has not joined yet says
+        # ok with none while the others still own everything.
+        if all(b and b.get("status") == "ok" and b["votes_partitions"] for b in bodies):
+            owned = sorted(p for b in bodies for p in b["votes_partitions"])
+            if owned == list(range(partitions)):
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"{len(workers)} worker(s) did not settle on {partitions} partitions")
