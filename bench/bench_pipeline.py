@@ -48,7 +48,7 @@ from models.internal import vote_id_for_token  # noqa: E402
 from streams.errors import ServiceUnavailable  # noqa: E402
 from streams.runner import WorkerProcess, free_port, wait_group_settled  # noqa: E402
 from streams.settings import Settings  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
+from streams.topics import delete_topics, ensure_topics, topics_with_prefix  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
 # Wide enough for the table on a pipe too (rich would fold it at 80 columns).
@@ -192,6 +192,8 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
         watch.stop()
         for p in procs:
             p.stop()
+        # A broker keeps every partition's files open: leave nothing behind.
+        delete_topics(base.kafka_bootstrap, topics_with_prefix(base.kafka_bootstrap, [prefix]))
     return {
         "kind": kind,
         "workers": workers,

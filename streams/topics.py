@@ -20,9 +20,11 @@ __all__ = [
     "INTERNAL_TOPICS",
     "TOPICS",
     "TopicSpec",
+    "delete_topics",
     "ensure_topics",
     "internal_topic_specs",
     "topic_specs",
+    "topics_with_prefix",
 ]
 
 
@@ -122,3 +124,33 @@ def ensure_topics(
                 raise ServiceUnavailable(
                     f"kafka: cannot create topic {name}: {exc.args[0].str()}"
                 ) from None
+
+
+def delete_topics(bootstrap: str, names: Iterable[str], *, timeout: float = 30.0) -> int:
+    """Delete these topics, best effort (a topic already gone is no error); returns how many.
+
+    For throw-away prefixes (tests, benchmarks, demos, replay shadows): a
+    broker keeps every partition's files open, and partitions left behind run
+    after run end in "Too many open files" and a broker that shuts itself down.
+    """
+    names = list(names)
+    if not names:
+        return 0
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deleted = 0
+    for future in admin.delete_topics(names, operation_timeout=timeout).values():
+        try:
+            future.result(timeout=timeout)
+            deleted += 1
+        except Exception:  # noqa: BLE001, S112 - best effort: it may be gone already
+            continue
+    return deleted
+
+
+def topics_with_prefix(
+    bootstrap: str, prefixes: Iterable[str], *, timeout: float = 10.0
+) -> list[str]:
+    """Existing topics named ``<prefix>.…`` or ``<prefix>-…`` (internal ones) for these prefixes."""
+    starts = tuple(f"{p}{sep}" for p in prefixes for sep in ".-")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return [t for t in admin.list_topics(timeout=timeout).topics if t.startswith(starts)]

@@ -133,16 +133,15 @@ def drop_old_runs(settings: Settings, keep_prefix: str) -> tuple[int, int]:
     """
     from confluent_kafka.admin import AdminClient
 
+    from streams.topics import delete_topics
+
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     topics = []
     for t in admin.list_topics(timeout=10).topics:
         m = DEMO_PREFIX.match(t)
         if m and not t.startswith(keep_prefix) and _old_enough(m.group(1)):
             topics.append(t)
-    if topics:
-        for future in admin.delete_topics(topics, operation_timeout=30).values():
-            with contextlib.suppress(Exception):
-                future.result(timeout=30)
+    delete_topics(settings.kafka_bootstrap, topics)
 
     async def drop() -> int:
         from connectors.postgres.db import connect, quote_ident

@@ -320,19 +320,13 @@ def drop_shadow(shadow: Settings) -> None:
     """Delete the shadow's topics, consumer groups and schema (best effort, names checked)."""
     from confluent_kafka.admin import AdminClient
 
+    from streams.topics import delete_topics, topics_with_prefix
+
     prefix = shadow.output_prefix
     if not prefix or "-replay-" not in prefix:
         raise UsageProblem(f"refusing to drop {prefix!r}: not a replay's shadow prefix")
+    delete_topics(shadow.kafka_bootstrap, topics_with_prefix(shadow.kafka_bootstrap, [prefix]))
     admin = AdminClient({"bootstrap.servers": shadow.kafka_bootstrap})
-    topics = [
-        t
-        for t in admin.list_topics(timeout=10).topics
-        if t.startswith((f"{prefix}.", f"{prefix}-"))
-    ]
-    if topics:
-        for future in admin.delete_topics(topics, operation_timeout=30).values():
-            with contextlib.suppress(Exception):
-                future.result(timeout=30)
     with contextlib.suppress(Exception):
         futures = admin.delete_consumer_groups(
             [shadow.group_id, f"{shadow.group_id}-sink"], request_timeout=10
