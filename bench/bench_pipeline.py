@@ -57,11 +57,14 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 
 @dataclass
 class Watch:
-    """Counts records on one topic in a background thread, keeping their Kafka timestamps."""
+    """Counts distinct records on one topic in a background thread, keeping their Kafka
+    timestamps (the first copy's): a record that comes twice (a redelivery after a
+    rebalance re-emits the same bytes) is counted once."""
 
     settings: Settings
     topic: str
     stamps: list[tuple[bytes, int]] = field(default_factory=list)
+    _seen: set[bytes] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Watch:
@@ -81,7 +84,8 @@ class Watch:
         consumer.subscribe([self.topic])
         while not self._stop.is_set():
             for msg in consumer.consume(1000, timeout=0.2):
-                if msg.error() is None:
+                if msg.error() is None and msg.value() not in self._seen:
+                    self._seen.add(msg.value())
                     self.stamps.append((msg.value(), msg.timestamp()[1]))
         consumer.close()
 
