@@ -68,11 +68,6 @@ class BatchedTable(faust.Table):
             raise TypeError(f"table {self.name}: deletes need the current event's partition")
         self._queued.append((partition, key, None))  # a tombstone
 
-    @property
-    def queued(self) -> int:
-        """Changelog records written to the table and not yet handed over."""
-        return len(self._queued)
-
     async def hand_over(self) -> None:
         """Give every queued changelog record to the Kafka client, in write order."""
         async with self._handing_over:
