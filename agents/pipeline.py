@@ -20,7 +20,6 @@ from models.internal import AcceptedVote, CredentialToken
 from models.votes import TokenRevoked
 from streams import metrics
 from streams.app import app, settings, topics
-from streams.tables import BatchedTable
 
 from .control import ControlState
 from .order import LogOrder
@@ -47,21 +46,17 @@ def _internal_topic(name: str) -> faust.TopicT:
 
 
 def _table(name: str, help_: str) -> faust.TableT:
-    # A BatchedTable: its changelog writes leave when the agent's batch is done
-    # (streams/tables.py), and each agent hands them over before acknowledging.
-    return app.tables.add(
-        BatchedTable(
-            app,
-            name=name,
-            beacon=app.tables.beacon,
-            partitions=settings.partitions,
-            # key_type=bytes makes Faust use the raw codec for keys both when writing
-            # the changelog and when recovering from it; values are JSON objects.
-            key_type=bytes,
-            # a fresh dict per table: Faust's store pops keys from it
-            options=settings.rocksdb_options(),
-            help=help_,
-        )
+    # A streams.tables.BatchedTable (the app's Table class): its changelog writes
+    # leave when the agent's batch is done, handed over before acknowledging.
+    return app.Table(
+        name,
+        partitions=settings.partitions,
+        # key_type=bytes makes Faust use the raw codec for keys both when writing
+        # the changelog and when recovering from it; values are JSON objects.
+        key_type=bytes,
+        # a fresh dict per table: Faust's store pops keys from it
+        options=settings.rocksdb_options(),
+        help=help_,
     )
 
 

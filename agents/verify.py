@@ -215,9 +215,7 @@ class VoteVerifier:
                 )
             ):
                 p.check = len(items)
-                items.append(
-                    (p.lookup.ring.crypto, message.context(), p.signing_bytes, p.signature)
-                )
+                items.append(_signature_item(p))
         loop = asyncio.get_running_loop()
         return _Checks(
             [
@@ -350,21 +348,18 @@ class VoteVerifier:
 
     async def _check_one(self, p: _Parsed) -> bytes | None:
         """One vote's signature, checked on its own: its key image, or None."""
-        vote = p.message
-        assert isinstance(vote, VoteCast) and p.lookup is not None and p.lookup.ring is not None
-        item = (p.lookup.ring.crypto, vote.context(), p.signing_bytes, p.signature)
         loop = asyncio.get_running_loop()
-        (key_image,) = await loop.run_in_executor(self._checker, self._verify_batch, [item])
+        (key_image,) = await loop.run_in_executor(
+            self._checker, self._verify_batch, [_signature_item(p)]
+        )
         return key_image
 
     def _explain_failure(self, p: _Parsed) -> tuple[ReasonCode, str]:
         """Why a signature failed: undecodable (malformed) or not valid (bad_signature)."""
         import ringcrypto
 
-        vote = p.message
-        assert isinstance(vote, VoteCast) and p.lookup is not None and p.lookup.ring is not None
         try:
-            self._verify_one(p.lookup.ring.crypto, vote.context(), p.signing_bytes, p.signature)
+            self._verify_one(*_signature_item(p))
         except ringcrypto.MalformedInput as exc:
             return ReasonCode.MALFORMED, f"signature: {exc}"
         except ringcrypto.InvalidSignature as exc:
@@ -410,6 +405,13 @@ class VoteVerifier:
             token_id = p.record.key[:1024].decode("utf-8", "replace")
         rejection = rejection_for(p.record, reason, detail, vote_id=vote_id, token_id=token_id)
         await self.outputs.rejection(p.record.key or b"", rejection)
+
+
+def _signature_item(p: _Parsed) -> tuple[Any, bytes, bytes, bytes]:
+    """What ringcrypto checks for a vote: (ring, context, signed message, signature)."""
+    vote = p.message
+    assert isinstance(vote, VoteCast) and p.lookup is not None and p.lookup.ring is not None
+    return (p.lookup.ring.crypto, vote.context(), p.signing_bytes, p.signature)
 
 
 @dataclass(slots=True)

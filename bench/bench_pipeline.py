@@ -44,6 +44,7 @@ from rich.table import Table  # noqa: E402
 
 from connectors.sdk import SdkProducer  # noqa: E402
 from connectors.simulation import build_round  # noqa: E402
+from connectors.stack.process import cpu_seconds  # noqa: E402
 from models.internal import vote_id_for_token  # noqa: E402
 from streams.errors import ServiceUnavailable  # noqa: E402
 from streams.runner import WorkerProcess, free_port, wait_group_settled  # noqa: E402
@@ -111,10 +112,8 @@ def _machine_cpu_seconds() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-def _process_cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) used by one process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _workers_cpu_seconds(procs: list[WorkerProcess]) -> float:
+    return sum(cpu_seconds(p.proc.pid) or 0.0 for p in procs)
 
 
 def _publish(
@@ -179,13 +178,13 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
         half = len(burst) * 3 // 4
         t0 = time.monotonic()
         machine0 = _machine_cpu_seconds()
-        workers0 = sum(_process_cpu_seconds(p.proc.pid) for p in procs)
+        workers0 = _workers_cpu_seconds(procs)
         _publish(base, burst[:half])
         t1 = watch.wait_count(baseline + half, 600)
         rate = half / (t1 - t0)
         # CPU per vote during the burst: the workers', and the whole machine's
         # (broker, workers, this benchmark's producer and consumer, anything else).
-        workers_cpu_ms = (sum(_process_cpu_seconds(p.proc.pid) for p in procs) - workers0) * 1000
+        workers_cpu_ms = (_workers_cpu_seconds(procs) - workers0) * 1000
         machine_cpu_ms = (_machine_cpu_seconds() - machine0) * 1000
         # Latency at about half the measured rate, on the remaining quarter.
         paced = burst[half:]

@@ -94,6 +94,9 @@ def create_app(settings: Settings) -> RingtallyApp:
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         key_serializer="raw",
         value_serializer="raw",
+        # app.Table makes BatchedTables: changelog writes leave once per batch
+        # (streams/tables.py), handed over by hand_over_table_writes.
+        Table=BatchedTable,
         web_host=settings.web_host,
         web_port=settings.web_port,
         autodiscover=False,

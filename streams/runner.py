@@ -58,7 +58,6 @@ class WorkerProcess:
 
     def wait_ready(self, timeout: float) -> None:
         """Poll the worker's /health until it says ok (raises with the log's tail otherwise)."""
-        url = f"http://127.0.0.1:{self.settings.web_port}/health"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
@@ -67,12 +66,9 @@ class WorkerProcess:
                     f"worker exited with {self.proc.returncode}; "
                     f"see {self.log_path}:\n{self.tail()}"
                 )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200 and json.load(response)["status"] == "ok":
-                        return
-            except OSError:
-                pass
+            body = self.health()
+            if body and body.get("status") == "ok":  # 200 exactly then (503 otherwise)
+                return
             time.sleep(0.5)
         raise RuntimeError(
             f"worker not ready after {timeout}s; see {self.log_path}:\n{self.tail()}"

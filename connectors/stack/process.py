@@ -26,6 +26,7 @@ from pathlib import Path
 
 __all__ = [
     "ProcessRecord",
+    "cpu_seconds",
     "describe_pid",
     "file_lock",
     "pid_running",
@@ -66,6 +67,14 @@ def _stat_fields(pid: int) -> list[str] | None:
         return None
     # comm (field 2) may hold spaces and parentheses: split after the last ')'
     return raw[raw.rfind(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time the process has used so far (user + system), None if it is gone."""
+    fields = _stat_fields(pid)
+    if not fields or len(fields) <= 12:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_ticks(pid: int) -> int | None:
