@@ -33,6 +33,8 @@ class SourceRecord:
     value: bytes | None
     #: The Faust event the record came from (None in unit tests).
     event: Any = field(default=None, compare=False, repr=False)
+    #: The record's Kafka timestamp in milliseconds (None when the broker gave none).
+    timestamp_ms: int | None = None
 
     @property
     def partition_key(self) -> tuple[str, int]:
@@ -42,7 +44,9 @@ class SourceRecord:
     @classmethod
     def from_event(cls, event: Any) -> SourceRecord:
         msg = event.message
-        return cls(msg.topic, msg.partition, msg.offset, msg.key, msg.value, event)
+        # Faust turns Kafka's integer milliseconds into float seconds; round() undoes it.
+        ts = None if msg.timestamp is None else round(msg.timestamp * 1000)
+        return cls(msg.topic, msg.partition, msg.offset, msg.key, msg.value, event, ts)
 
 
 class Outputs(Protocol):

@@ -2,20 +2,34 @@
 
 State, in ONE changelog-backed table partition per accepted-topic partition::
 
-    b|<submission>|<key image>  -> {vote_id, version, event}  written once per ballot
-    t|<submission>              -> {counts, version}          the running tally
-    c|<partition>               -> {seq, hash}                head of the audit chain
+    b|<submission>|<key image>  -> {winner, changes}     the vote counted, and its history
+    t|<submission>              -> {counts, version}    the running tally
+    c|<partition>               -> {seq, hash}          head of the audit chain
 
-Why the ballot entry stores its tally version and audit event: after a crash
-(SIGKILL), Faust restores each key to *some* write of it: the changelog's, or
-a RocksDB write that never reached the changelog. Ballot entries are written
-once, so they are either there or not; the tally and the chain head may be
-older than the ballots present. Redelivered votes (everything after the last
-committed offset comes again) then repair them: a ballot whose version is one
-past the tally's re-applies its count, a chain head behind a stored event moves
-up to it, and the stored event is re-emitted byte for byte. So a vote is never
-counted twice, a counted vote is never lost, and the audit chain never forks
-or skips a sequence number.
+Which vote counts when two share a key image (one reviewer, two tokens, one
+submission): the one cast first, by the votes-topic record's timestamp, then
+its (partition, offset). Those are properties of the input log, so a replay
+into fresh state counts the same vote (DESIGN invariant 6) although the two
+usually sit on different votes partitions and may reach this stage in either
+order. A vote cast later is rejected ``duplicate_key_image``; a vote cast
+EARLIER than the one counted retracts it: the tally moves that vote's count to
+the earlier one (a new version), the counted vote gets its
+``duplicate_key_image`` rejection, the audit chain a ``retraction`` event, and
+the earlier vote a Ballot whose ``supersedes`` names the retracted one (the
+sink replaces that row). The last Ballot of a key image on the ballots topic
+is therefore always the one that counts.
+
+Crash repair: after a SIGKILL, Faust restores each key to *some* write of it:
+the changelog's, or a RocksDB write that never reached the changelog. Each
+entry keeps every change it made to the tally (the version it produced, the
+vote types moved, its audit events), and the entries of a batch are written
+before its tally and chain heads, so a restored tally or chain head may be
+older than the entries beside it, never newer. Redelivered votes (everything
+after the last committed offset comes again, in the same order) then repair
+them: a vote whose change is one version past the tally re-applies it, a chain
+head behind a stored event moves up to it, and the stored events are
+re-emitted byte for byte. So a vote is never counted twice, a counted vote is
+never lost, and the audit chain never forks or skips a sequence number.
 
 Within a batch, each submission's tally and each partition's chain head are
 written (and the Tally emitted) once, at the end, after every ballot entry of
@@ -29,11 +43,13 @@ import base64
 import logging
 from collections.abc import MutableMapping, Sequence
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
 from models.audit import AuditEvent, AuditKind, genesis_hash
-from models.decision import decide, rules_version
+from models.decision import Decision, decide, rules_version
+from models.fields import VoteType
 from models.internal import AcceptedVote
 from models.outputs import Ballot, Tally, VoteCounts
 from models.reasons import ReasonCode
@@ -100,93 +116,204 @@ class TallyKeeper:
             )
             return
         entry_key = f"b|{vote.submission_id}|{vote.key_image}".encode()
-        entry = self.state.get(entry_key)
-        if entry is None:
-            await self._count(record, vote, entry_key)
-        elif entry["vote_id"] == str(vote.vote_id):
-            await self._redeliver(record, vote, entry_key, entry)
+        raw = self.state.get(entry_key)
+        if raw is None:
+            await self._count(record, vote, entry_key, None)
+            return
+        entry = _Entry.load(raw)
+        change = entry.change_by(str(vote.vote_id))
+        if change is not None:
+            await self._redeliver(record, vote, entry_key, entry, change)
+        elif _order(vote) < entry.winner_order():
+            await self._count(record, vote, entry_key, entry)
         else:
-            await self.outputs.rejection(
-                vote.token_id.encode(),
-                rejection_for(
-                    record,
-                    ReasonCode.DUPLICATE_KEY_IMAGE,
-                    f"key image already used on submission {vote.submission_id!r} "
-                    f"by vote {entry['vote_id']}",
-                    vote_id=vote.vote_id,
-                    token_id=vote.token_id,
-                    payload=base64.b64decode(vote.payload_b64),
-                    source=(self.votes_topic, vote.source_partition, vote.source_offset),
-                ),
-            )
+            await self._reject_duplicate(vote, record, entry.winner["vote_id"], later=True)
 
-    async def _count(self, record: SourceRecord, vote: AcceptedVote, entry_key: bytes) -> None:
+    async def _count(
+        self, record: SourceRecord, vote: AcceptedVote, entry_key: bytes, entry: _Entry | None
+    ) -> None:
+        """Count ``vote``; when ``entry`` holds a vote cast after it, retract that one."""
         counts, version = self._load_tally(vote.submission_id)
+        retracted = None if entry is None else entry.winner
+        if retracted is not None:
+            counts = counts.minus(VoteType(retracted["vote_type"]))
         counts, version = counts.plus(vote.vote_type), version + 1
-        tally = self._tally(vote.submission_id, counts, version)  # for the audit event's decision
+        decision = self._tally(vote.submission_id, counts, version).decision
         seq, head = self._load_chain(record.partition)
-        event = AuditEvent.chained(
-            prev_hash=head,
-            chain=_chain(record.partition),
-            sequence=seq + 1,
-            kind=AuditKind.BALLOT,
-            vote_id=vote.vote_id,
-            submission_id=vote.submission_id,
-            key_image=vote.key_image,
-            decision=tally.decision,
-            source_partition=vote.source_partition,
-            source_offset=vote.source_offset,
+        events = []
+        if retracted is not None:
+            events.append(
+                self._event(
+                    record.partition,
+                    seq + 1,
+                    head,
+                    AuditKind.RETRACTION,
+                    vote.submission_id,
+                    vote.key_image,
+                    decision,
+                    retracted,
+                    reason=ReasonCode.DUPLICATE_KEY_IMAGE,
+                )
+            )
+            seq, head = events[-1].sequence, events[-1].hash
+        events.append(
+            self._event(
+                record.partition,
+                seq + 1,
+                head,
+                AuditKind.BALLOT,
+                vote.submission_id,
+                vote.key_image,
+                decision,
+                _winner(vote),
+            )
         )
+        change = {
+            "by": str(vote.vote_id),
+            "version": version,
+            "plus": vote.vote_type.value,
+            "events": [e.model_dump_json() for e in events],
+        }
+        if retracted is not None:
+            change["retracted"] = retracted
+        changes = [] if entry is None else entry.changes
         # Write order matters: the ballot entry now, tally and chain head at the
         # end of the batch (see the module docstring).
-        self.state[entry_key] = {
-            "vote_id": str(vote.vote_id),
-            "version": version,
-            "event": event.model_dump_json(),
-        }
+        self.state[entry_key] = {"winner": _winner(vote), "changes": [*changes, change]}
         self._set_tally(record, vote.submission_id, counts, version)
-        self._chains[record.partition] = (event.sequence, event.hash)
-        await self._emit(vote, event)
+        self._chains[record.partition] = (events[-1].sequence, events[-1].hash)
+        await self._emit(record, vote, change, events, winner=True)
 
     async def _redeliver(
-        self, record: SourceRecord, vote: AcceptedVote, entry_key: bytes, entry: dict[str, Any]
+        self,
+        record: SourceRecord,
+        vote: AcceptedVote,
+        entry_key: bytes,
+        entry: _Entry,
+        change: dict[str, Any],
     ) -> None:
-        event = AuditEvent.model_validate_json(entry["event"])
+        """A vote that changed this entry before: repair what a crash lost, count nothing twice."""
+        events = [AuditEvent.model_validate_json(e) for e in change["events"]]
         counts, version = self._load_tally(vote.submission_id)
-        if version == entry["version"] - 1:
-            counts, version = counts.plus(vote.vote_type), version + 1
+        if version == change["version"] - 1:
+            if "retracted" in change:
+                counts = counts.minus(VoteType(change["retracted"]["vote_type"]))
+            counts, version = counts.plus(VoteType(change.get("plus", vote.vote_type))), version + 1
             log.warning("tally of %s repaired to version %d", vote.submission_id, version)
-        elif version < entry["version"] - 1:
+        elif version < change["version"] - 1:
             log.error(
                 "tally of %s at version %d is behind ballot version %d by more than one",
                 vote.submission_id,
                 version,
-                entry["version"],
+                change["version"],
             )
         # Written (and emitted) at the end of the batch either way: the emission may
         # be what the crash lost.
         self._set_tally(record, vote.submission_id, counts, version)
         seq, _ = self._load_chain(record.partition)
-        if seq < event.sequence:
-            self._chains[record.partition] = (event.sequence, event.hash)
+        if seq < events[-1].sequence:
+            self._chains[record.partition] = (events[-1].sequence, events[-1].hash)
         # Rewrite the entry so that a write only RocksDB had reaches the changelog.
-        self.state[entry_key] = entry
-        await self._emit(vote, event)
+        self.state[entry_key] = entry.raw
+        winner = entry.winner["vote_id"] == str(vote.vote_id)
+        await self._emit(record, vote, change, events, winner=winner)
+        if not winner:  # counted once, retracted since by a vote cast before it
+            await self._reject_duplicate(vote, record, entry.winner["vote_id"], later=False)
 
-    async def _emit(self, vote: AcceptedVote, event: AuditEvent) -> None:
-        await self.outputs.ballot(
-            Ballot(
-                vote_id=vote.vote_id,
-                submission_id=vote.submission_id,
-                key_image=vote.key_image,
-                vote_type=vote.vote_type,
-                ring_id=vote.ring_id,
-                epoch=vote.epoch,
-                source_partition=vote.source_partition,
-                source_offset=vote.source_offset,
+    async def _emit(
+        self,
+        record: SourceRecord,
+        vote: AcceptedVote,
+        change: dict[str, Any],
+        events: list[AuditEvent],
+        *,
+        winner: bool,
+    ) -> None:
+        """Send what ``change`` decided (byte for byte the same on a redelivery).
+
+        The audit events always go (a crash may have lost them, and the chain must
+        not skip); the ballot only while ``vote`` is the one counted, so the last
+        ballot of a key image on the ballots topic is always the winner's.
+        """
+        retracted = change.get("retracted")
+        if winner:
+            if retracted is not None:
+                await self.outputs.rejection(
+                    retracted["token_id"].encode(),
+                    rejection_for(
+                        record,
+                        ReasonCode.DUPLICATE_KEY_IMAGE,
+                        f"retracted: vote {vote.vote_id} has the same key image on submission "
+                        f"{vote.submission_id!r} and was cast before this one",
+                        vote_id=UUID(retracted["vote_id"]),
+                        token_id=retracted["token_id"],
+                        payload=base64.b64decode(retracted["payload_b64"]),
+                        source=(
+                            self.votes_topic,
+                            retracted["source_partition"],
+                            retracted["source_offset"],
+                        ),
+                    ),
+                )
+            await self.outputs.ballot(
+                Ballot(
+                    vote_id=vote.vote_id,
+                    submission_id=vote.submission_id,
+                    key_image=vote.key_image,
+                    vote_type=vote.vote_type,
+                    ring_id=vote.ring_id,
+                    epoch=vote.epoch,
+                    source_partition=vote.source_partition,
+                    source_offset=vote.source_offset,
+                    supersedes=None if retracted is None else UUID(retracted["vote_id"]),
+                )
             )
+        for event in events:
+            await self.outputs.audit(event)
+
+    async def _reject_duplicate(
+        self, vote: AcceptedVote, record: SourceRecord, counted: str, *, later: bool
+    ) -> None:
+        how = "cast after" if later else "retracted: cast after"
+        await self.outputs.rejection(
+            vote.token_id.encode(),
+            rejection_for(
+                record,
+                ReasonCode.DUPLICATE_KEY_IMAGE,
+                f"{how} vote {counted}, which has the same key image on submission "
+                f"{vote.submission_id!r}",
+                vote_id=vote.vote_id,
+                token_id=vote.token_id,
+                payload=base64.b64decode(vote.payload_b64),
+                source=(self.votes_topic, vote.source_partition, vote.source_offset),
+            ),
         )
-        await self.outputs.audit(event)
+
+    def _event(
+        self,
+        partition: int,
+        sequence: int,
+        prev_hash: str,
+        kind: AuditKind,
+        submission_id: str,
+        key_image: str,
+        decision: Decision,
+        subject: dict[str, Any],
+        reason: ReasonCode | None = None,
+    ) -> AuditEvent:
+        return AuditEvent.chained(
+            prev_hash=prev_hash,
+            chain=_chain(partition),
+            sequence=sequence,
+            kind=kind,
+            vote_id=subject["vote_id"],
+            submission_id=submission_id,
+            key_image=key_image,
+            reason=reason,
+            decision=decision,
+            source_partition=subject["source_partition"],
+            source_offset=subject["source_offset"],
+        )
 
     # --- state helpers ---------------------------------------------------------
 
@@ -233,3 +360,64 @@ class TallyKeeper:
 
 def _chain(partition: int) -> str:
     return f"tally-{partition}"
+
+
+#: The order of a vote whose record has no timestamp: after every timestamped one.
+_UNTIMED = 2**63
+
+
+def _order(vote: AcceptedVote) -> tuple[int, int, int]:
+    """Which of two votes with one key image was cast first: timestamp, then position.
+
+    Both are properties of the votes-topic records, so a replay into fresh state
+    picks the same winner whatever order the two reach this stage in.
+    """
+    ts = vote.source_timestamp_ms
+    return (_UNTIMED if ts is None else ts, vote.source_partition, vote.source_offset)
+
+
+def _winner(vote: AcceptedVote) -> dict[str, Any]:
+    """What the entry keeps of its counted vote: enough to retract it later."""
+    return {
+        "vote_id": str(vote.vote_id),
+        "vote_type": vote.vote_type.value,
+        "token_id": vote.token_id,
+        "source_partition": vote.source_partition,
+        "source_offset": vote.source_offset,
+        "order": list(_order(vote)),
+        "payload_b64": vote.payload_b64,
+    }
+
+
+class _Entry:
+    """A ballot entry: the vote counted for (submission, key image), and how it got there.
+
+    ``changes`` lists every change the entry made to the tally, in order: the
+    first vote counted, then each retraction-and-count by a vote cast earlier.
+    Each keeps the tally version it produced and its audit events, so the vote
+    that made it can repair a tally or chain head a crash set back, whichever
+    of the key image's votes comes again.
+
+    Entries written before retractions existed (``vote_id``, ``version``,
+    ``event``) read as one change whose vote can never be retracted: they keep
+    no order, and keep counting as they always did.
+    """
+
+    __slots__ = ("changes", "raw", "winner")
+
+    def __init__(self, raw: dict[str, Any], winner: dict[str, Any], changes: list) -> None:
+        self.raw, self.winner, self.changes = raw, winner, changes
+
+    @classmethod
+    def load(cls, raw: dict[str, Any]) -> _Entry:
+        if "winner" in raw:
+            return cls(raw, raw["winner"], raw["changes"])
+        legacy = {"by": raw["vote_id"], "version": raw["version"], "events": [raw["event"]]}
+        return cls(raw, {"vote_id": raw["vote_id"]}, [legacy])
+
+    def change_by(self, vote_id: str) -> dict[str, Any] | None:
+        return next((c for c in self.changes if c["by"] == vote_id), None)
+
+    def winner_order(self) -> tuple[int, int, int]:
+        order = self.winner.get("order")
+        return (-1, -1, -1) if order is None else tuple(order)

@@ -376,6 +376,7 @@ class VoteVerifier:
         """The vote for the tally stage; ``offset``: the spend's position, for a redelivery."""
         vote = p.message
         assert isinstance(vote, VoteCast)
+        source_offset = p.record.offset if offset is None else offset
         return AcceptedVote(
             vote_id=vote.vote_id,
             submission_id=vote.submission_id,
@@ -385,7 +386,9 @@ class VoteVerifier:
             epoch=vote.epoch,
             token_id=vote.token_id,
             source_partition=p.record.partition,
-            source_offset=p.record.offset if offset is None else offset,
+            source_offset=source_offset,
+            # A copy of the spending vote (another offset) has another timestamp: none is sent.
+            source_timestamp_ms=p.record.timestamp_ms if source_offset == p.record.offset else None,
             payload_b64=base64.b64encode(p.record.value or b"").decode("ascii"),
         )
 

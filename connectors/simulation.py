@@ -91,6 +91,14 @@ class ReviewRound:
         out[ReasonCode.DUPLICATE_KEY_IMAGE.value] += len(self.pairs)
         return +out
 
+    def double_votes_per_submission(self) -> Counter[str]:
+        """Submission -> double votes on it. Each may retract a counted vote once (when its
+        later-cast half arrives first), which costs the tally one more version."""
+        halves = Counter(
+            p.submission_id for p in self.votes if p.expect == "pair" and p.submission_id
+        )
+        return Counter({sub: n // 2 for sub, n in halves.items()})
+
     def expected_tallies(self) -> dict[str, VoteCounts]:
         counts: dict[str, VoteCounts] = {}
         pair_members = {vid for pair in self.pairs for vid in pair}

@@ -34,6 +34,8 @@ __all__ = ["AuditEvent", "AuditKind", "ChainBreak", "first_break", "genesis_hash
 class AuditKind(StrEnum):
     BALLOT = "ballot"
     REJECTION = "rejection"
+    #: A counted ballot withdrawn: another vote with its key image was cast first.
+    RETRACTION = "retraction"
 
 
 class AuditEvent(WireModel):

@@ -44,6 +44,10 @@ class AcceptedVote(WireModel):
     token_id: Identifier
     source_partition: Partition
     source_offset: Offset
+    #: The votes-topic record's timestamp (ms): with the position, it decides which
+    #: of two votes sharing a key image counts (see agents/tally.py). None: a copy
+    #: of an already-spent vote, or a record from before the field existed.
+    source_timestamp_ms: int | None = None
     payload_b64: str = Field(max_length=400_000)
 
 

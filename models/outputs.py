@@ -32,6 +32,12 @@ class Ballot(WireModel):
     epoch: Epoch
     source_partition: Partition
     source_offset: Offset
+    supersedes: UUID | None = Field(
+        None,
+        description="the vote_id of the ballot this one replaces: same submission and key "
+        "image, but this vote was cast first (that ballot's vote gets a duplicate_key_image "
+        "rejection)",
+    )
 
 
 class Rejection(WireModel):
@@ -60,6 +66,10 @@ class VoteCounts(WireModel):
     def plus(self, vote_type: VoteType) -> VoteCounts:
         """These counts with one more vote of ``vote_type``."""
         return self.model_copy(update={vote_type.value: getattr(self, vote_type.value) + 1})
+
+    def minus(self, vote_type: VoteType) -> VoteCounts:
+        """These counts with one vote of ``vote_type`` withdrawn."""
+        return self.model_copy(update={vote_type.value: getattr(self, vote_type.value) - 1})
 
 
 class Tally(WireModel):

@@ -63,7 +63,7 @@ def test_checker_matches_a_faithful_observation():
         ),
         (
             lambda o: o.tallies.update({"s2": TallyView((1, 1, 0, 1), "ESCALATED", 4)}),
-            "tallies: version = total",
+            "tallies: version = total + retractions",
         ),
         (lambda o: o.tallies.pop("s2"), "tallies: submissions"),
     ],

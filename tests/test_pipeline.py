@@ -17,6 +17,7 @@ from confluent_kafka import Consumer
 
 import ringcrypto
 from connectors.sdk import Admin, VoteClient, build_vote
+from connectors.sdk.producer import SdkProducer
 from models import VoteCast
 from models.internal import vote_id_for_token
 from tests.fixtures.pipeline import Outputs
@@ -137,6 +138,41 @@ def test_same_reviewer_twice_on_one_submission_is_a_duplicate_key_image(world, o
     assert (kind, rejection["reason"]) == ("rejection", "duplicate_key_image")
     assert base64.b64decode(rejection["payload_b64"]) == b.to_json()
     assert rejection["source_topic"] == world.settings.topic("votes")
+
+
+def test_a_double_vote_counts_the_half_cast_first_even_when_it_arrives_last(world, outputs):
+    """DESIGN invariant 6: the record timestamps, not arrival order, pick the counted half."""
+    sub = world.submission()
+    first, second = world.tokens(2)
+    cast_first = world.vote(3, sub, first, vote_type="flag")
+    cast_later = world.vote(3, sub, second, vote_type="reject")
+    producer = SdkProducer(world.settings)
+    now = int(time.time() * 1000)
+    votes = world.settings.topic("votes")
+    producer.send(votes, second.encode(), cast_later.to_json(), timestamp_ms=now)
+    producer.flush()
+    outputs.wait_for(lambda o: o.outcome(str(cast_later.vote_id)), what="the later vote's ballot")
+    assert _only_outcome(outputs, cast_later.vote_id)[0] == "ballot"
+    producer.send(votes, first.encode(), cast_first.to_json(), timestamp_ms=now - 60_000)
+    producer.flush()
+    outputs.wait_for(
+        lambda o: (
+            o.outcome(str(cast_first.vote_id)) and len(o.outcome(str(cast_later.vote_id))) > 1
+        ),
+        what="the earlier vote's ballot and the retraction",
+    )
+    outputs.settle()
+    kind, ballot = _only_outcome(outputs, cast_first.vote_id)
+    assert kind == "ballot" and ballot["supersedes"] == str(cast_later.vote_id)
+    later = outputs.outcome(str(cast_later.vote_id))
+    assert [k for k, _ in later] == ["ballot", "rejection"]
+    assert later[1][1]["reason"] == "duplicate_key_image"
+    assert base64.b64decode(later[1][1]["payload_b64"]) == cast_later.to_json()
+    tally = outputs.latest_tally(sub)
+    assert (tally["counts"]["flag"], tally["counts"]["reject"], tally["total"]) == (1, 0, 1)
+    assert tally["version"] == 2
+    kinds = [e["kind"] for e in outputs.audit if e.get("submission_id") == sub]
+    assert kinds == ["ballot", "retraction", "ballot"]
 
 
 def test_one_reviewer_on_two_submissions_gives_unlinkable_ballots(world, outputs):

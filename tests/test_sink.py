@@ -26,6 +26,7 @@ from connectors.postgres.testing import (
 )
 from connectors.postgres.topics import ensure_topics
 from models import Decision
+from models.fields import VoteType
 
 pytestmark = pytest.mark.integration
 
@@ -220,6 +221,46 @@ async def test_a_conflicting_ballot_is_dead_lettered(settings, pg) -> None:
     assert stats.ballots == 1 and stats.dead_letters == 1
     reason = await pg.fetchval("SELECT reason FROM sink_dead_letters")
     assert reason == "ballot_conflict"
+
+
+async def test_a_superseding_ballot_replaces_the_retracted_one(settings, pg) -> None:
+    """The tally stage retracted a counted vote for one cast earlier (same key image)."""
+
+    def superseded_pair(submission: str) -> tuple:
+        counted = make_ballot(1, submission)
+        earlier = counted.model_copy(
+            update={
+                "vote_id": make_ballot(2, submission).vote_id,
+                "vote_type": VoteType.FLAG,
+                "source_offset": 0,
+                "supersedes": counted.vote_id,
+            }
+        )
+        return counted, earlier
+
+    async def stored(submission: str) -> list[tuple]:
+        rows = await pg.fetch(
+            "SELECT vote_id, vote_type FROM ballots WHERE submission_id = $1", submission
+        )
+        return [(r["vote_id"], r["vote_type"]) for r in rows]
+
+    # across two transactions
+    counted, earlier = superseded_pair("sub-a")
+    await produce(settings, "ballots", [counted.to_json()], partition=0)
+    await run_sink(settings)
+    assert await stored("sub-a") == [(counted.vote_id, counted.vote_type.value)]
+    await produce(settings, "ballots", [earlier.to_json()], partition=0)
+    stats = await run_sink(settings)
+    assert stats.dead_letters == 0
+    assert await stored("sub-a") == [(earlier.vote_id, "flag")]
+    # both in one poll (one transaction, or two: the same end), then the winner again
+    counted, earlier = superseded_pair("sub-b")
+    for batch in ([counted, earlier], [earlier]):
+        await produce(settings, "ballots", [b.to_json() for b in batch], partition=0)
+        stats = await run_sink(settings)
+        assert stats.dead_letters == 0
+        assert await stored("sub-b") == [(earlier.vote_id, "flag")]
+    assert await count(pg, "sink_dead_letters") == 0
 
 
 async def test_the_sink_refuses_an_unmigrated_schema(settings) -> None:

@@ -14,8 +14,10 @@ What is compared (the truth only claims what does not depend on timing, see
   else;
 - rejections: the count per reason code;
 - tallies: per submission, the counts of each vote type, the decision, and
-  ``version == total`` (every counted ballot bumps the version by one); no
-  tally for a submission nobody validly voted on.
+  ``total <= version <= total + double votes on it`` (every counted ballot
+  bumps the version by one, and so does each retraction: a double vote whose
+  later-cast half arrived first); no tally for a submission nobody validly
+  voted on.
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ class Truth:
     ballots: frozenset[str]
     pairs: tuple[tuple[str, str], ...]
     rejections: Mapping[str, int]
-    #: submission -> (counts, decision); version is expected to equal the total.
+    #: submission -> (counts, decision).
     tallies: Mapping[str, tuple[tuple[int, int, int, int], str]]
+    #: submission -> double votes on it (each may retract once: one more version).
+    double_votes: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_round(cls, round_: Any) -> Truth:
@@ -75,6 +79,7 @@ class Truth:
                 sub: (tuple(getattr(c, t) for t in VOTE_TYPES), str(decisions[sub]))  # type: ignore[misc]
                 for sub, c in counts.items()
             },
+            double_votes=round_.double_votes_per_submission(),
         )
 
     @property
@@ -170,8 +175,12 @@ def _check_tallies(truth: Truth, tallies: Mapping[str, TallyView], src: str) -> 
             count_bad.append(f"{sub}: expected {want}, got {seen.describe()}")
         if seen.decision != decision:
             decision_bad.append(f"{sub}: expected {decision}, got {seen.decision}")
-        if seen.version != seen.total:
-            version_bad.append(f"{sub}: version {seen.version} but total {seen.total}")
+        retractions = truth.double_votes.get(sub, 0)
+        if not seen.total <= seen.version <= seen.total + retractions:
+            version_bad.append(
+                f"{sub}: version {seen.version} but total {seen.total} "
+                f"(+ at most {retractions} retractions)"
+            )
     n = len(truth.tallies)
     exact = n - len(count_bad)
     extra = sorted(set(tallies) - set(truth.tallies))
@@ -203,7 +212,7 @@ def _check_tallies(truth: Truth, tallies: Mapping[str, TallyView], src: str) -> 
         ),
         CheckLine(
             src,
-            "tallies: version = total",
+            "tallies: version = total + retractions",
             f"{len(tallies)} of {len(tallies)}",
             f"{len(tallies) - len(version_bad)} of {len(tallies)}",
             not version_bad,

@@ -2,8 +2,9 @@
 
 :class:`TopicWatch` reads topics from the beginning in a background thread
 (confluent-kafka, ``read_committed``, no commits) and keeps, de-duplicated,
-every ballot (by vote id), rejection (by source position) and tally, each
-with its Kafka timestamp, for the progress bar, the check and the chart.
+every ballot (by vote id; a ballot that ``supersedes`` another removes it),
+rejection (by source position) and tally, each with its Kafka timestamp,
+for the progress bar, the check and the chart.
 :func:`read_postgres` reads the same three things from the sink's tables.
 """
 
@@ -95,6 +96,8 @@ class TopicWatch:
         body = json.loads(msg.value())
         if kind == "ballots":
             self.ballots.setdefault(body["vote_id"], (ts, body))
+            if body.get("supersedes"):  # that vote's ballot was retracted (agents/tally.py)
+                self.ballots.pop(body["supersedes"], None)
         elif kind == "rejections":
             position = (body["source_topic"], body["source_partition"], body["source_offset"])
             self.rejections.setdefault(position, (ts, body["reason"]))

@@ -6,10 +6,13 @@ the body:
 
 1. BEGIN; lock the batch's ``sink_offsets`` rows and check they still hold the
    offsets this batch was read from (fencing, see :mod:`.offsets`).
-2. ballots: bulk-load into a temp table, ``INSERT … SELECT … ON CONFLICT DO
-   NOTHING`` (vote_id and (submission_id, key_image) absorb duplicates); a
-   skipped row that is NOT an identical copy of a stored one is a conflict ->
-   dead letter.
+2. ballots: a ballot that ``supersedes`` another (the tally stage retracted
+   a vote for one cast earlier with the same key image) first deletes the row
+   stored for its (submission_id, key_image), and an earlier ballot of the
+   batch it replaces is skipped. Then bulk-load into a temp table, ``INSERT …
+   SELECT … ON CONFLICT DO NOTHING`` (vote_id and (submission_id, key_image)
+   absorb duplicates); a skipped row that is NOT an identical copy of a
+   stored one is a conflict -> dead letter.
 3. rejections: same, keyed by the original votes-topic position.
 4. audit: same, keyed by (chain, sequence); an identical duplicate is
    ignored, a different event at a stored (chain, sequence) is a FORK -> logged
@@ -151,6 +154,13 @@ _BALLOT_CONFLICTS = """
           (i.submission_id, i.key_image, i.vote_type, i.ring_id, i.epoch,
            i.source_partition, i.source_offset)"""
 
+# The stored ballot of each (submission, key image) that an incoming ballot supersedes.
+_DELETE_SUPERSEDED = """
+    DELETE FROM ballots b
+    USING unnest($1::text[], $2::text[], $3::uuid[]) AS i(submission_id, key_image, vote_id)
+    WHERE b.submission_id = i.submission_id AND b.key_image = i.key_image
+      AND b.vote_id <> i.vote_id"""
+
 _AUDIT_FORKS = """
     SELECT i.k_partition, i.k_offset, i.chain, i.sequence, a.hash AS stored_hash,
            i.hash AS incoming_hash
@@ -219,6 +229,8 @@ class Batch:
 class WriteResult:
     ballots: int = 0
     ballot_duplicates: int = 0
+    #: Stored ballots deleted because a ballot of the batch supersedes them.
+    ballots_replaced: int = 0
     rejections: int = 0
     rejection_duplicates: int = 0
     audit: int = 0
@@ -290,6 +302,24 @@ def _rows(kind: str, items: list[Decoded]) -> list[tuple[object, ...]]:
     ]
 
 
+def _without_replaced(ballots: list[Decoded]) -> tuple[list[Decoded], int]:
+    """The batch's ballots less those a later ballot of the batch supersedes; and how many.
+
+    The tally stage's last ballot for a (submission, key image) is the one that
+    counts, and one key's ballots share a partition, so they arrive in order.
+    """
+    last: dict[tuple[str, str], Decoded] = {}
+    for d in ballots:
+        last[(d.model.submission_id, d.model.key_image)] = d
+    kept = [
+        d
+        for d in ballots
+        if (latest := last[(d.model.submission_id, d.model.key_image)]) is d
+        or latest.model.supersedes is None
+    ]
+    return kept, len(ballots) - len(kept)
+
+
 class BatchWriter:
     """Writes batches on one connection (temp tables are per connection)."""
 
@@ -353,8 +383,20 @@ class BatchWriter:
             # step 1: fence on the offsets this batch was read from
             await check_and_lock(conn, batch.expected)
 
-            # step 2: ballots, duplicates absorbed, conflicts dead-lettered
-            res.ballots, res.ballot_duplicates = await self._insert("ballots", batch.ballots)
+            # step 2: ballots: superseded ones replaced, duplicates absorbed, conflicts
+            # dead-lettered
+            ballots, skipped = _without_replaced(batch.ballots)
+            superseding = [d.model for d in ballots if d.model.supersedes is not None]
+            if superseding:
+                status = await conn.execute(
+                    _DELETE_SUPERSEDED,
+                    [b.submission_id for b in superseding],
+                    [b.key_image for b in superseding],
+                    [b.vote_id for b in superseding],
+                )
+                res.ballots_replaced = int(status.split()[-1])
+            res.ballots, res.ballot_duplicates = await self._insert("ballots", ballots)
+            res.ballot_duplicates += skipped
             if res.ballot_duplicates:
                 for row in await conn.fetch(_BALLOT_CONFLICTS):
                     rec = self._find("ballots", batch.ballots, row["k_partition"], row["k_offset"])

@@ -5,14 +5,13 @@ reset-offsets`` wraps Kafka's own ``kafka-consumer-groups`` tool
 (:func:`reset_group_offsets`). See ``docs/replay.md``.
 """
 
-from .compare import Comparison, Difference, OrderSwap, compare_schemas
+from .compare import Comparison, Difference, compare_schemas
 from .offsets import committed_offsets, end_offsets, offsets_for_time, reset_group_offsets
 from .run import ReplayConfig, ReplayResult, drop_shadow, render, run_replay, shadow_settings
 
 __all__ = [
     "Comparison",
     "Difference",
-    "OrderSwap",
     "ReplayConfig",
     "ReplayResult",
     "committed_offsets",

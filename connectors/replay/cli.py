@@ -31,9 +31,6 @@ __all__ = ["COMMANDS", "replay", "reset_offsets"]
 )
 @click.option("--keep", is_flag=True, help="Keep the shadow topics, groups and schema.")
 @click.option(
-    "--strict", is_flag=True, help="Count double votes resolved the other way round as differences."
-)
-@click.option(
     "--store",
     type=click.Choice(["memory", "rocksdb"]),
     default="memory",
@@ -53,7 +50,6 @@ def replay(
     from_beginning: bool,
     from_time: str | None,
     keep: bool,
-    strict: bool,
     store: str,
     stall_timeout: float,
     quiet: bool,
@@ -82,7 +78,6 @@ def replay(
     config = ReplayConfig(
         from_time=parse_time(from_time) if from_time else None,
         keep=keep,
-        strict=strict,
         table_store=store,
         stall_timeout=stall_timeout,
         live=not quiet and console.is_terminal,

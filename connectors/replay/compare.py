@@ -14,14 +14,11 @@ only differing rows ever leave the database:
 limits ballots and rejections to those whose source is at or after it, and
 tallies to submissions that have such a ballot on either side.
 
-A double vote (one reviewer, two tokens, one submission) is decided by which
-of the two reaches the tally stage first. The two tokens usually live on two
-votes-topic partitions, and Kafka orders nothing across partitions, so a
-replay may count the other one of the pair. :func:`classify` recognises that
-case (same submission and key image, same vote type, each side rejects the
-other's vote as ``duplicate_key_image``) and reports it as an
-:class:`OrderSwap` instead of four unrelated differences; the tallies agree
-either way. ``ringtally replay --strict`` counts swaps as differences.
+A tally's ``version`` is not compared: it counts the changes the tally went
+through, and a double vote (one reviewer, two tokens, one submission) whose
+later-cast half arrived first costs one more change (its retraction) than one
+that arrived in cast order. Which vote counts, and so the counts and decision,
+does not depend on arrival order (see ``agents/tally.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +30,7 @@ from typing import Any
 
 from connectors.postgres.db import quote_ident
 
-__all__ = ["Comparison", "Difference", "OrderSwap", "classify", "compare_schemas"]
+__all__ = ["Comparison", "Difference", "compare_schemas"]
 
 BALLOT_FIELDS = (
     "submission_id",
@@ -53,7 +50,6 @@ TALLY_FIELDS = (
     "total",
     "decision",
     "rules_version",
-    "version",
 )
 
 FIELDS = {"ballot": BALLOT_FIELDS, "rejection": REJECTION_FIELDS, "tally": TALLY_FIELDS}
@@ -81,27 +77,12 @@ class Difference:
         return "; ".join(f"{f}: {self.live[f]!r} → {self.shadow[f]!r}" for f in self.fields)
 
 
-@dataclass(frozen=True)
-class OrderSwap:
-    """A double vote whose two halves were counted the other way round by the replay."""
-
-    submission_id: str
-    key_image: str
-    live_vote: str
-    shadow_vote: str
-    absorbed: tuple[Difference, ...]
-
-
 @dataclass
 class Comparison:
     live_schema: str
     shadow_schema: str
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (live, shadow)
     differences: list[Difference] = field(default_factory=list)
-    swaps: list[OrderSwap] = field(default_factory=list)
-
-    def failing(self, *, strict: bool = False) -> int:
-        return len(self.differences) + (len(self.swaps) if strict else 0)
 
 
 def _position_filter(alias: str) -> str:
@@ -230,7 +211,6 @@ async def compare_schemas(
         a = await conn.fetchval(f"SELECT count(*) FROM {lq}.{table} {alias} WHERE {where}", *args)
         b = await conn.fetchval(f"SELECT count(*) FROM {sq}.{table} {alias} WHERE {where}", *args)
         out.counts[table] = (a, b)
-    classify(out, votes_topic)
     return out
 
 
@@ -239,54 +219,3 @@ def _diff(kind: str, row: Any) -> Difference:
         return None if v is None else (json.loads(v) if isinstance(v, str) else dict(v))
 
     return Difference(kind, row["key"], load(row["live"]), load(row["shadow"]))
-
-
-def classify(comparison: Comparison, votes_topic: str) -> None:
-    """Move double votes counted the other way round from ``differences`` to ``swaps``."""
-    diffs = comparison.differences
-    ballots_live: dict[tuple[str, str], list[Difference]] = {}
-    ballots_shadow: dict[tuple[str, str], list[Difference]] = {}
-    for d in diffs:
-        if d.kind != "ballot":
-            continue
-        if d.shadow is None and d.live is not None:
-            ballots_live.setdefault((d.live["submission_id"], d.live["key_image"]), []).append(d)
-        elif d.live is None and d.shadow is not None:
-            ballots_shadow.setdefault(
-                (d.shadow["submission_id"], d.shadow["key_image"]), []
-            ).append(d)
-    rejections = {d.key: d for d in diffs if d.kind == "rejection"}
-    absorbed: set[int] = set()
-    for ident, [live_only] in ((k, v) for k, v in ballots_live.items() if len(v) == 1):
-        shadow_side = ballots_shadow.get(ident, [])
-        if len(shadow_side) != 1:
-            continue
-        [shadow_only] = shadow_side
-        lb, sb = live_only.live, shadow_only.shadow
-        assert lb is not None and sb is not None
-        if lb["vote_type"] != sb["vote_type"]:
-            continue  # the tallies differ too: a real difference, not a swap
-        # live counted lb and rejected sb as a duplicate; the replay did the opposite
-        live_rej = rejections.get(_position(votes_topic, sb))
-        shadow_rej = rejections.get(_position(votes_topic, lb))
-        if not (
-            live_rej
-            and live_rej.live
-            and live_rej.shadow is None
-            and live_rej.live["reason"] == "duplicate_key_image"
-            and shadow_rej
-            and shadow_rej.shadow
-            and shadow_rej.live is None
-            and shadow_rej.shadow["reason"] == "duplicate_key_image"
-        ):
-            continue
-        group = (live_only, shadow_only, live_rej, shadow_rej)
-        absorbed.update(id(d) for d in group)
-        comparison.swaps.append(
-            OrderSwap(ident[0], ident[1], live_only.key, shadow_only.key, group)
-        )
-    comparison.differences = [d for d in diffs if id(d) not in absorbed]
-
-
-def _position(topic: str, ballot: Mapping[str, Any]) -> str:
-    return f"{topic}[{ballot['source_partition']}]@{ballot['source_offset']}"

@@ -54,7 +54,6 @@ SHOWN = 40
 class ReplayConfig:
     from_time: datetime | None = None
     keep: bool = False
-    strict: bool = False
     table_store: str = "memory"
     #: seconds without progress before the replay gives up
     stall_timeout: float = 120.0
@@ -70,12 +69,11 @@ class ReplayResult:
     votes_records: int
     since: dict[int, int] | None
     kept: bool
-    strict: bool
     notes: list[str] = field(default_factory=list)
 
     @property
     def failing(self) -> int:
-        return self.comparison.failing(strict=self.strict)
+        return len(self.comparison.differences)
 
     @property
     def ok(self) -> bool:
@@ -189,7 +187,6 @@ async def _run(live: Settings, config: ReplayConfig, console: Console) -> Replay
         total,
         since,
         kept=config.keep,
-        strict=config.strict,
         notes=notes,
     )
 
@@ -381,18 +378,6 @@ def render(result: ReplayResult, console: Console) -> None:
         if len(c.differences) > SHOWN:
             diff.add_row("…", f"{len(c.differences) - SHOWN} more", "")
         console.print(diff)
-    if c.swaps:
-        swaps = Table(
-            title=f"Double votes counted the other way round ({len(c.swaps)}): which of a "
-            "reviewer's two votes on one submission counts depends on arrival order across "
-            "partitions" + (" — counted as differences (--strict)" if result.strict else ""),
-            title_justify="left",
-        )
-        for col in ("submission", "live counted", "replay counted"):
-            swaps.add_column(col)
-        for s in c.swaps[:SHOWN]:
-            swaps.add_row(s.submission_id, s.live_vote, s.shadow_vote)
-        console.print(swaps)
     kept = (
         f"kept: topics {result.shadow.output_prefix}.*, schema {result.shadow.postgres_schema}"
         if result.kept
@@ -404,14 +389,7 @@ def render(result: ReplayResult, console: Console) -> None:
     for note in result.notes:
         console.print(f"[yellow]note: {note}")
     if result.ok:
-        swapped = len(c.swaps)
-        extra = (
-            f" ({swapped} double vote{'s' * (swapped != 1)} resolved the other way round, "
-            "as listed; --strict counts them)"
-            if swapped
-            else ""
-        )
-        console.print(f"[bold green]no differences[/bold green]{extra}")
+        console.print("[bold green]no differences[/bold green]")
     else:
         console.print(f"[bold red]{result.failing} differences[/bold red]")
 

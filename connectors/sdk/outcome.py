@@ -29,6 +29,13 @@ redelivery and re-emits the *original* Ballot, with the original position. So
 when this client publishes the same bytes again (a retry after a timeout), a
 Ballot at the position of any earlier publish of those bytes by this client
 matches too: the vote was counted, once.
+
+The outcome is the first match, and only a double vote can have a second:
+when a reviewer votes twice on one submission and the later-cast vote is
+counted before the earlier one arrives, the earlier one then counts and the
+later one's Ballot is retracted by a ``duplicate_key_image`` Rejection (see
+``agents/tally.py``). The client that cast both learns it from the earlier
+vote's Ballot, whose ``supersedes`` names the retracted vote.
 """
 
 from __future__ import annotations

@@ -59,10 +59,15 @@ class SdkProducer:
         key: bytes,
         value: bytes,
         on_delivered: Callable[[int, int], None] | None = None,
+        *,
+        timestamp_ms: int | None = None,
     ) -> None:
         """Queue one record (delivery is confirmed by :meth:`flush`).
 
         ``on_delivered(partition, offset)`` is called once the broker has it.
+        ``timestamp_ms``: the record's timestamp (default: now). For votes it
+        is the cast time that decides which of a reviewer's two votes on one
+        submission counts: the earlier.
         """
 
         def report(err: object, msg: Any) -> None:
@@ -72,7 +77,9 @@ class SdkProducer:
 
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, on_delivery=report)
+                self._producer.produce(
+                    topic, key=key, value=value, on_delivery=report, timestamp=timestamp_ms or 0
+                )
                 break
             except BufferError:  # local queue full: let deliveries drain
                 self._producer.poll(0.1)
