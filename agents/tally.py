@@ -138,7 +138,7 @@ class TallyKeeper:
         if retracted is not None:
             counts = counts.minus(VoteType(retracted["vote_type"]))
         counts, version = counts.plus(vote.vote_type), version + 1
-        decision = self._tally(vote.submission_id, counts, version).decision
+        decision = self._decide(counts)
         seq, head = self._load_chain(record.partition)
         events = []
         if retracted is not None:
@@ -317,8 +317,8 @@ class TallyKeeper:
 
     # --- state helpers ---------------------------------------------------------
 
-    def _tally(self, submission_id: str, counts: VoteCounts, version: int) -> Tally:
-        decision = decide(
+    def _decide(self, counts: VoteCounts) -> Decision:
+        return decide(
             approve=counts.approve,
             reject=counts.reject,
             flag=counts.flag,
@@ -326,6 +326,9 @@ class TallyKeeper:
             min_votes=self.min_votes,
             flag_threshold=self.flag_threshold,
         )
+
+    def _tally(self, submission_id: str, counts: VoteCounts, version: int) -> Tally:
+        decision = self._decide(counts)
         return Tally(
             submission_id=submission_id,
             counts=counts,
