@@ -45,7 +45,7 @@ def trusted_issuer_keys(settings: Settings) -> list[bytes]:
     (one line, with the fix) when there is neither.
     """
     if settings.issuer_public_keys:
-        return [bytes.fromhex(k) for k in settings.issuer_public_keys]
+        return settings.issuer_public_key_list
     path = settings.issuer_public_key_path
     fix = (
         "set RINGTALLY_ISSUER_PUBLIC_KEYS to the issuer's public key(s), or on a development "

@@ -30,11 +30,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["OUTPUT_TOPICS", "Settings", "get_settings", "redact_url"]
 
@@ -124,8 +124,8 @@ class Settings(BaseSettings):
     )
 
     # --- issuer (finding F5) ------------------------------------------------
-    issuer_public_keys: Annotated[tuple[str, ...], NoDecode] = Field(
-        (),
+    issuer_public_keys: str = Field(
+        "",
         description="issuer public keys (64 hex each, comma-separated) whose signatures on "
         "token and credential events the workers accept; empty: trust <data_dir>/issuer.pub",
     )
@@ -146,22 +146,16 @@ class Settings(BaseSettings):
             raise ValueError(f"must match {_NAME.pattern}, got {value!r}")
         return value
 
-    @field_validator("issuer_public_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: object) -> object:
-        if isinstance(value, str):  # from the environment: "hex,hex"
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
     @field_validator("issuer_public_keys")
     @classmethod
-    def _hex_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for key in value:
+    def _hex_keys(cls, value: str) -> str:
+        keys = [part.strip() for part in value.split(",") if part.strip()]
+        for key in keys:
             if not _HEX_KEY.match(key):
                 raise ValueError(f"an issuer public key is 64 lowercase hex digits, got {key!r}")
-        if len(set(value)) != len(value):
+        if len(set(keys)) != len(keys):
             raise ValueError("an issuer public key is listed twice")
-        return value
+        return ",".join(keys)  # one spelling, whatever the spaces
 
     @field_validator("data_dir", mode="before")
     @classmethod
@@ -179,6 +173,11 @@ class Settings(BaseSettings):
     def group_id(self) -> str:
         """Faust app id, which is also the consumer group and changelog prefix."""
         return self.app_id or f"{self.topic_prefix}-worker"
+
+    @property
+    def issuer_public_key_list(self) -> list[bytes]:
+        """``issuer_public_keys`` as 32-byte keys (empty: none configured)."""
+        return [bytes.fromhex(k) for k in self.issuer_public_keys.split(",") if k]
 
     @property
     def issuer_key_path(self) -> Path:
@@ -206,11 +205,9 @@ class Settings(BaseSettings):
         """These settings as ``RINGTALLY_*`` variables, for a child process."""
         out = {}
         for name, value in self.model_dump(exclude_none=True).items():
-            if isinstance(value, bool):
-                value = str(value).lower()
-            elif isinstance(value, tuple):
-                value = ",".join(value)
-            out[f"RINGTALLY_{name.upper()}"] = str(value)
+            out[f"RINGTALLY_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
         return out
 
     def rocksdb_options(self) -> dict[str, int]:

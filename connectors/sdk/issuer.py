@@ -35,7 +35,7 @@ from streams.settings import Settings
 
 from .keyfile import KeyFileError, create_key_file, load_key_file
 
-__all__ = ["Issuer", "load_issuer"]
+__all__ = ["Issuer", "load_issuer", "pin_issuer"]
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,34 @@ def load_issuer(settings: Settings) -> Issuer:
     issuer = Issuer(key)
     del key
     _write_public_key(settings.issuer_public_key_path, issuer.public_key)
-    trusted = settings.issuer_public_keys
-    if trusted and issuer.public_key.hex() not in trusted:
+    trusted = settings.issuer_public_key_list
+    if trusted and issuer.public_key not in trusted:
         log.warning(
             "issuer key %s is not among RINGTALLY_ISSUER_PUBLIC_KEYS: workers with these "
             "settings will reject what it signs (unauthorized_token_event)",
             path,
         )
     return issuer
+
+
+def pin_issuer(settings: Settings, source: Settings | None = None) -> Settings:
+    """``settings``, signing with and trusting exactly the issuer key of ``source``.
+
+    For throw-away data dirs (tests, benchmarks, chaos runs): their workers and
+    their ``Admin`` then use the development key of ``source`` (default: the
+    process's own settings, so ``<project>/.ringtally/issuer.key``) instead of
+    each creating a key of its own in its data dir.
+    """
+    from streams.settings import get_settings
+
+    source = source or get_settings()
+    issuer = load_issuer(source)
+    return settings.model_copy(
+        update={
+            "issuer_key_file": source.issuer_key_path,
+            "issuer_public_keys": issuer.public_key.hex(),
+        }
+    )
 
 
 def _write_public_key(path: Path, public_key: bytes) -> None:
