@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"ringtally: error: {name}: {err.get('msg', 'invalid value')}", file=sys.stderr)
         sys.exit(2)
 
-    import agents.pipeline  # noqa: F401  (registers the agents on the app)
+    import agents.pipeline  # registers the agents on the app
 
     register_commands(cli)
     # The steps of faust.App.main(), minus its unconditional standalone click run.
