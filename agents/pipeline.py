@@ -16,12 +16,14 @@ from typing import Any, NoReturn
 import faust
 from faust.types import TP
 
+from models.control import CredentialRevoked
 from models.internal import AcceptedVote, CredentialToken
 from models.votes import TokenRevoked
 from streams import metrics
 from streams.app import app, settings, topics
 
 from .control import ControlState
+from .issuer import IssuerKeys, trusted_issuer_keys
 from .order import LogOrder
 from .records import SourceRecord
 from .revocation import RevocationFanout
@@ -99,8 +101,12 @@ class FaustOutputs:
     async def credential_token(self, entry: CredentialToken) -> None:
         await self._send(self._credential_index, entry.credential_hash.encode(), entry.to_json())
 
-    async def token_revoked(self, token_id: str, reason: str) -> None:
-        message = TokenRevoked(token_id=token_id, reason=reason[:500])
+    async def token_revoked(self, token_id: str, revocation: CredentialRevoked) -> None:
+        message = TokenRevoked(
+            token_id=token_id,
+            reason=f"credential revoked: {revocation.reason}"[:500],
+            credential_revocation=revocation,
+        )
         metrics.TOKEN_REVOCATIONS.inc()
         await self._send(self._names["votes"], token_id.encode(), message.to_json())
 
@@ -117,6 +123,16 @@ class FaustOutputs:
 
 
 outputs = FaustOutputs()
+
+
+@functools.cache
+def issuer_keys() -> IssuerKeys:
+    """The issuer keys this worker trusts (``ringtally worker`` checks them before starting)."""
+    keys = IssuerKeys(trusted_issuer_keys(settings))
+    log.info("trusting issuer key(s) %s", ", ".join(pk.hex() for pk in keys.public_keys))
+    return keys
+
+
 metrics.install(app)  # GET /metrics on the worker's web port (streams/metrics.py)
 
 #: Exit status of a worker stopped by an unexpected error (BSD's EX_SOFTWARE).
@@ -266,6 +282,7 @@ async def verify(stream: faust.StreamT) -> None:
         outputs=outputs,
         verify_batch=ringcrypto.verify_batch,
         verify_one=ringcrypto.verify,
+        issuer=issuer_keys(),
     )
     batches = OrderedBatches()
     applier = AppliedInTurn(verifier)
@@ -313,6 +330,7 @@ if settings.fanout:
             revocations_topic=settings.topic("revocations"),
             state=credentials_table,
             outputs=outputs,
+            issuer=issuer_keys(),
         )
         async for events in stream.take_events(
             settings.verify_batch_size, within=settings.verify_batch_window

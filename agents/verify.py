@@ -16,6 +16,16 @@ bulk never changes an outcome:
    checking the next ones (the event loop and the check use one core each).
 
 Only a valid signature spends a token (DESIGN invariant 4).
+
+Token events must come from the issuer (finding F5, :mod:`agents.issuer`): a
+TokenIssued applies only with a valid issuer signature; a TokenRevoked only
+with its own issuer signature, or with the issuer-signed CredentialRevoked
+that caused it when the token was issued to that credential. Anything else
+changes nothing and becomes an ``unauthorized_token_event`` rejection.
+Issuer signatures (a ring of one: ~71 µs each, docs/security.md) are checked
+in step 2 with the votes' signatures, off the event loop. Step 1 assumes
+token events are authorised when it picks the votes to check: a forged one
+at worst makes a vote checked needlessly, or singly in step 3.
 """
 
 from __future__ import annotations
@@ -30,12 +40,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from models.base import IssuerSigned
 from models.fields import MAX_PAYLOAD_BYTES
 from models.internal import AcceptedVote, CredentialToken, vote_id_for_token
 from models.reasons import ReasonCode
 from models.votes import TokenIssued, TokenRevoked, VoteCast, parse_votes_message
 
 from .control import ControlState, Lookup
+from .issuer import IssuerKeys
 from .records import Outputs, SourceRecord, event_scope, in_log_order, rejection_for
 from .tokens import TokenPhase, TokenState, vote_digest
 
@@ -60,6 +72,9 @@ class _Parsed:
     lookup: Lookup | None = None
     #: Index into the batch's signature results, when the signature was checked.
     check: int | None = None
+    #: A token event's issuer signature check, and its index in the batch's results.
+    issuer_item: tuple[Any, bytes, bytes, bytes] | None = None
+    issuer_check: int | None = None
     #: Set when parsing already decided the record: (reason, detail, message).
     early: tuple[ReasonCode, str, Message | None] | None = None
 
@@ -75,8 +90,10 @@ class VoteVerifier:
         outputs: Outputs,
         verify_batch: Callable[[list[tuple[Any, bytes, bytes, bytes]]], list[bytes | None]],
         verify_one: Callable[[Any, bytes, bytes, bytes], bytes],
+        issuer: IssuerKeys,
     ) -> None:
         self.control = control
+        self.issuer = issuer
         self.tokens = tokens
         self.outputs = outputs
         self._verify_batch = verify_batch
@@ -194,6 +211,11 @@ class VoteVerifier:
             with event_scope(p.record):
                 stored = self._load(key)
             state = simulated[key] if key in simulated else stored
+            if not isinstance(message, VoteCast):
+                p.issuer_item = self.issuer.batch_item(_issuer_signed(message))
+                if p.issuer_item is not None:
+                    p.issuer_check = len(items)
+                    items.append(p.issuer_item)
             if isinstance(message, TokenIssued):
                 verdict = TokenState.issue(
                     state,
@@ -236,6 +258,10 @@ class VoteVerifier:
         again = current is not None and current.newer_than(record.offset)
         state = current.as_of(record.offset) if current is not None and again else current
         if isinstance(message, TokenIssued):
+            problem = await self._issuer_problem(p, message, results)
+            if problem is not None:
+                await self._reject(p, ReasonCode.UNAUTHORIZED_TOKEN_EVENT, problem, message=message)
+                return
             verdict = TokenState.issue(
                 state,
                 credential_hash=message.credential_hash,
@@ -257,11 +283,51 @@ class VoteVerifier:
             )
             return
         if isinstance(message, TokenRevoked):
-            verdict = TokenState.revoke(state, reason=message.reason, offset=record.offset)
+            problem, reason = await self._authorise_revocation(p, message, state, results)
+            if problem is not None:
+                await self._reject(p, ReasonCode.UNAUTHORIZED_TOKEN_EVENT, problem, message=message)
+                return
+            verdict = TokenState.revoke(state, reason=reason, offset=record.offset)
             if verdict.state is not None and not again:
                 self._store(key, verdict.state)
             return
         await self._apply_vote(p, state, results, later=current if again else None)
+
+    async def _issuer_problem(
+        self, p: _Parsed, message: IssuerSigned, results: _Checks
+    ) -> str | None:
+        """None when the issuer signed ``message`` (a token event or its embedded revocation)."""
+        if p.issuer_item is not None and p.issuer_check is not None:
+            if await results.key_image(p.issuer_check) is not None:
+                self.issuer.verified(p.issuer_item)
+                return None
+        # Not checked in step 2, or failed under the key guessed there: every trusted key.
+        return self.issuer.check(message)
+
+    async def _authorise_revocation(
+        self, p: _Parsed, message: TokenRevoked, state: TokenState | None, results: _Checks
+    ) -> tuple[str | None, str]:
+        """(why not, None when authorised; the revocation reason to record).
+
+        Embedded credential revocations revoke only tokens issued to that
+        credential, and the reason recorded is the signed one, not the
+        TokenRevoked's own (unsigned) text.
+        """
+        revocation = message.credential_revocation
+        if revocation is None:
+            return await self._issuer_problem(p, message, results), message.reason
+        problem = await self._issuer_problem(p, revocation, results)
+        if problem is not None:
+            return f"embedded {problem}", ""
+        owner = state.credential_hash if state is not None else None
+        if owner != revocation.credential_hash:
+            held = f"credential {owner}" if owner else "no known credential (never issued)"
+            return (
+                f"the embedded revocation is for credential {revocation.credential_hash}; "
+                f"token {message.token_id!r} belongs to {held}",
+                "",
+            )
+        return None, f"credential revoked: {revocation.reason}"
 
     async def _apply_vote(
         self,
@@ -408,6 +474,13 @@ class VoteVerifier:
             token_id = p.record.key[:1024].decode("utf-8", "replace")
         rejection = rejection_for(p.record, reason, detail, vote_id=vote_id, token_id=token_id)
         await self.outputs.rejection(p.record.key or b"", rejection)
+
+
+def _issuer_signed(message: TokenIssued | TokenRevoked) -> IssuerSigned:
+    """What the issuer signed for a token event: itself, or its embedded credential revocation."""
+    if isinstance(message, TokenRevoked) and message.credential_revocation is not None:
+        return message.credential_revocation
+    return message
 
 
 def _signature_item(p: _Parsed) -> tuple[Any, bytes, bytes, bytes]:

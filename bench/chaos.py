@@ -61,6 +61,7 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from connectors.sdk.issuer import pin_issuer  # noqa: E402
 from connectors.simulation import ReviewRound, build_round  # noqa: E402
 from models.reasons import ReasonCode  # noqa: E402
 from streams.runner import WorkerProcess, free_port  # noqa: E402
@@ -367,18 +368,21 @@ class Cluster:
         self.run_dir = run_dir
         self.log_dir = run_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.settings = Settings(
-            topic_prefix="chaos",
-            postgres_schema="chaos",
-            data_dir=run_dir / "data",
-            kafka_bootstrap=f"127.0.0.1:{free_port()}",
-            kafka_controller_port=free_port(),
-            postgres_dsn=f"postgresql://ringtally@127.0.0.1:{free_port()}/ringtally",
-            redis_url=f"redis://127.0.0.1:{free_port()}/0",  # unused: sink runs without read model
-            partitions=cfg.partitions,
-            table_store=cfg.store,
-            web_port=free_port(),
-            verify_batch_window=0.02,
+        self.settings = pin_issuer(  # the development issuer key, not one per run dir
+            Settings(
+                topic_prefix="chaos",
+                postgres_schema="chaos",
+                data_dir=run_dir / "data",
+                kafka_bootstrap=f"127.0.0.1:{free_port()}",
+                kafka_controller_port=free_port(),
+                postgres_dsn=f"postgresql://ringtally@127.0.0.1:{free_port()}/ringtally",
+                # unused: the sink runs without the read model
+                redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                partitions=cfg.partitions,
+                table_store=cfg.store,
+                web_port=free_port(),
+                verify_batch_window=0.02,
+            )
         )
         self.stack = LocalStack(self.settings, cache_dir=ROOT / ".ringtally" / "cache")
         self.ports = [self.settings.web_port, free_port()]

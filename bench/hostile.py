@@ -52,11 +52,12 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from models import Ring, Submission, TokenIssued, VoteCast, VoteType  # noqa: E402
+from connectors.sdk.issuer import Issuer, load_issuer, pin_issuer  # noqa: E402
+from models import Ring, Submission, VoteCast, VoteType  # noqa: E402
 from models.fields import MAX_PAYLOAD_BYTES  # noqa: E402
 from models.internal import vote_id_for_token  # noqa: E402
 from streams.runner import WorkerProcess, free_port  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from streams.settings import Settings, get_settings  # noqa: E402
 
 __all__ = ["CATEGORIES", "HostilePlan", "Msg", "build_plan", "check", "main", "run_hostile"]
 
@@ -108,6 +109,8 @@ CATEGORIES: dict[str, tuple[float, frozenset[str]]] = {
     "sig:epoch_mismatch": (0.01, frozenset({"epoch_mismatch"})),
     "unknown_token": (0.02, frozenset({"unknown_token"})),
     "token_conflict": (0.005, frozenset({"token_conflict"})),
+    # finding F5: a TokenIssued the issuer did not sign (a voter minting its own token)
+    "token:self_issued": (0.005, frozenset({"unauthorized_token_event"})),
     "after:compact_conversion": (0.01, frozenset({"token_spent"})),
     "after:token_replay": (0.01, frozenset({"token_spent"})),
     "huge:at_cap": (0.002, MAL),
@@ -162,6 +165,9 @@ class World:
         self.subs = {g: [f"sub-{g}-{i:03d}" for i in range(60)] for g in self.keys}
         self.credential = hashlib.sha256(f"{seed}/hostile-credential".encode()).hexdigest()
         self.tokens = 0
+        #: the development issuer key, which pin_issuer makes the workers trust
+        self.issuer = load_issuer(get_settings())
+        self.self_issuer = Issuer(self.outsider)  # a key the workers do not trust
 
     def control(self) -> list[tuple[str, bytes, bytes | None]]:
         out: list[tuple[str, bytes, bytes | None]] = []
@@ -208,8 +214,8 @@ class World:
     def issue(self) -> tuple[str, bytes]:
         self.tokens += 1
         token = f"htok-{self.seed}-{self.tokens:07d}"
-        issued = TokenIssued(
-            token_id=token,
+        issued = self.issuer.token_issued(
+            token,
             credential_hash=self.credential,
             epoch=EPOCH,
             issued_at=datetime(2026, 1, 1, tzinfo=UTC),
@@ -518,13 +524,19 @@ def build_plan(
                 base.update(token_id=token, vote_id=str(vote_id_for_token(token)))
                 single(Msg(token.encode(), json.dumps(base).encode(), kind, CATEGORIES[kind][1]))
             elif kind == "token_conflict":
-                other = TokenIssued(
-                    token_id=base["token_id"],
+                other = world.issuer.token_issued(
+                    base["token_id"],
                     credential_hash=hashlib.sha256(rng.randbytes(8)).hexdigest(),
                     epoch=EPOCH,
                     issued_at=datetime(2026, 1, 2, tzinfo=UTC),
                 )
                 single(Msg(base["token_id"].encode(), other.to_json(), kind, CATEGORIES[kind][1]))
+            elif kind == "token:self_issued":
+                token = f"self-issued-{seed}-{i}"
+                minted = world.self_issuer.token_issued(
+                    token, credential_hash=world.credential, epoch=EPOCH
+                )
+                single(Msg(token.encode(), minted.to_json(), kind, CATEGORIES[kind][1]))
             elif kind == "huge:at_cap":
                 body = dict(base, signature="A" * 8)
                 text = json.dumps(body)
@@ -882,14 +894,16 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = (
         ROOT / ".ringtally" / "hostile" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     )
-    settings = Settings(
-        topic_prefix="hostile",
-        data_dir=run_dir / "data",
-        kafka_bootstrap=f"127.0.0.1:{free_port()}",
-        kafka_controller_port=free_port(),
-        partitions=12,
-        table_store="memory",
-        web_port=free_port(),
+    settings = pin_issuer(  # the development issuer key, not one per run dir
+        Settings(
+            topic_prefix="hostile",
+            data_dir=run_dir / "data",
+            kafka_bootstrap=f"127.0.0.1:{free_port()}",
+            kafka_controller_port=free_port(),
+            partitions=12,
+            table_store="memory",
+            web_port=free_port(),
+        )
     )
     stack = LocalStack(settings, cache_dir=ROOT / ".ringtally" / "cache")
     try:

@@ -99,10 +99,11 @@ def generator(
     """Child process: sign and publish honest votes at ``rate``/s for ``seconds``."""
     import ringcrypto
     from connectors.sdk import SdkProducer
+    from connectors.sdk.issuer import load_issuer
     from connectors.sdk.vote import build_vote
-    from models import TokenIssued
 
     settings = Settings.model_validate_json(settings_json)
+    issuer = load_issuer(settings)  # signs each TokenIssued (finding F5)
     keys = _keys(seed)
     rings = {g: ringcrypto.Ring([k.public_key for k in ks]) for g, ks in keys.items()}
     producer = SdkProducer(settings, **{"linger.ms": 5, "log_level": 2})
@@ -124,8 +125,8 @@ def generator(
         producer.send(
             votes,
             token.encode(),
-            TokenIssued(
-                token_id=token, credential_hash=cred, epoch=1, issued_at=issued_at
+            issuer.token_issued(
+                token, credential_hash=cred, epoch=1, issued_at=issued_at
             ).to_json(),
         )
         vote = build_vote(

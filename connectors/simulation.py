@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.sdk.issuer import Issuer, load_issuer
 from models import CredentialRevoked, Ring, Submission, TokenIssued, VoteCast, VoteCounts, VoteType
 from models.decision import Decision, decide
 from models.internal import vote_id_for_token
@@ -160,9 +161,20 @@ def build_round(
     epoch: int = 1,
     batchable: bool = True,
     threads: int = 2,
+    issuer: Issuer | None = None,
 ) -> ReviewRound:
-    """A round: every reviewer votes on ``votes_per_reviewer`` submissions of its genre."""
+    """A round: every reviewer votes on ``votes_per_reviewer`` submissions of its genre.
+
+    Token issuances and credential revocations are signed by ``issuer``
+    (default: the development issuer key of the process's settings, created on
+    first use; the key a worker with default settings trusts).
+    """
     import ringcrypto
+
+    if issuer is None:
+        from streams.settings import get_settings
+
+        issuer = load_issuer(get_settings())
 
     rng = random.Random(seed)
     genre_names = [f"genre-{g}" for g in range(genres)]
@@ -206,8 +218,8 @@ def build_round(
         for _ in range(count):
             token_id = f"tok-{rng.getrandbits(96):024x}"
             issuances.append(
-                TokenIssued(
-                    token_id=token_id, credential_hash=cred, epoch=epoch, issued_at=issued_at
+                issuer.token_issued(
+                    token_id, credential_hash=cred, epoch=epoch, issued_at=issued_at
                 )
             )
             out.append(token_id)
@@ -297,7 +309,7 @@ def build_round(
         # A revoked reviewer: its credential is revoked before it votes.
         g = genre_names[0]
         cred = credential_of[(g, 0)]
-        revocations.append(CredentialRevoked(credential_hash=cred, reason="reviewer misconduct"))
+        revocations.append(issuer.credential_revoked(cred, "reviewer misconduct"))
         for p in plans:
             if p["genre"] == g and p["member"] == 0 and p["label"] == "honest":
                 p["expect"], p["label"] = ReasonCode.TOKEN_REVOKED.value, Attack.REVOKED

@@ -2,7 +2,8 @@
 
 Each input becomes a batch of 1-8 votes-topic records: mutated copies of a
 valid vote (bytes replaced, inserted, cut; JSON fields swapped), raw bytes,
-token issuances and revocations, under a few token keys. The real verifier
+token issuances and revocations (issuer-signed, or unsigned: finding F5), under a
+few token keys. The real verifier
 runs with the real ``ringcrypto`` batch check, a dict for its token table and
 lists for its outputs. Properties (DESIGN invariants 2-4):
 
@@ -27,10 +28,12 @@ import atheris
 
 with atheris.instrument_imports():
     from agents.control import ControlState
+    from agents.issuer import IssuerKeys
     from agents.records import SourceRecord
     from agents.tokens import vote_digest
     from agents.verify import VoteVerifier
-    from models import Ring, Submission, TokenIssued, TokenRevoked
+    from connectors.sdk.issuer import Issuer
+    from models import Ring, Submission, TokenIssued
     from models.votes import VoteCast, parse_votes_message
     from streams.settings import Settings
 
@@ -42,6 +45,8 @@ SETTINGS = Settings(topic_prefix="fuzz", partitions=1)
 VOTES = SETTINGS.topic("votes")
 KEYS = [ringcrypto.SecretKey.from_seed(hashlib.sha256(b"fuzz%d" % i).digest()) for i in range(4)]
 RING = ringcrypto.Ring([k.public_key for k in KEYS])
+ISSUER = Issuer(ringcrypto.SecretKey.from_seed(hashlib.sha256(b"fuzz issuer").digest()))
+ISSUER_KEYS = IssuerKeys([ISSUER.public_key])
 CONTROL = ControlState(SETTINGS)
 CONTROL.apply(
     SETTINGS.topic("rings"),
@@ -74,10 +79,14 @@ VALID = {
     for s in ("s1", "s2")
     for m in range(2)
 }
+_AT = datetime(2026, 1, 1, tzinfo=UTC)
 ISSUE = {
-    t: TokenIssued(
-        token_id=t, credential_hash="ab" * 32, epoch=1, issued_at=datetime(2026, 1, 1, tzinfo=UTC)
-    ).to_json()
+    t: ISSUER.token_issued(t, credential_hash="ab" * 32, epoch=1, issued_at=_AT).to_json()
+    for t in TOKENS
+}
+#: Unsigned: rejected unauthorized_token_event, the token stays unknown.
+FORGED_ISSUE = {
+    t: TokenIssued(token_id=t, credential_hash="ab" * 32, epoch=1, issued_at=_AT).to_json()
     for t in TOKENS
 }
 LOOP = asyncio.new_event_loop()
@@ -112,9 +121,9 @@ def _record(fdp: atheris.FuzzedDataProvider) -> tuple[bytes | None, bytes | None
     token = fdp.PickValueInList(TOKENS)
     choice = fdp.ConsumeIntInRange(0, 7)
     if choice == 0:
-        return token.encode(), ISSUE[token]
+        return token.encode(), (ISSUE if fdp.ConsumeBool() else FORGED_ISSUE)[token]
     if choice == 1:
-        return token.encode(), TokenRevoked(token_id=token, reason="fuzz").to_json()
+        return token.encode(), ISSUER.token_revoked(token, "fuzz").to_json()
     if choice == 2:
         return fdp.ConsumeBytes(8) or None, fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 64))
     value = bytearray(
@@ -182,6 +191,7 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802
         outputs=out,
         verify_batch=ringcrypto.verify_batch,
         verify_one=ringcrypto.verify,
+        issuer=ISSUER_KEYS,
     )
     LOOP.run_until_complete(verifier.process(records))
 

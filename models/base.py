@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["WireModel"]
+from .fields import decode_signature
+
+__all__ = ["IssuerSigned", "WireModel"]
 
 
 class WireModel(BaseModel):
@@ -19,3 +21,17 @@ class WireModel(BaseModel):
     def to_json(self) -> bytes:
         """Compact JSON bytes, the form every ringtally topic carries."""
         return self.model_dump_json().encode("utf-8")
+
+
+class IssuerSigned:
+    """Mixin of the messages the issuer signs (finding F5): each declares an
+    ``issuer_signature`` field (``IssuerSignature | None``; not annotated here, so
+    pydantic keeps each model's own field order) and ``signing_bytes()``."""
+
+    def signing_bytes(self) -> bytes:
+        raise NotImplementedError
+
+    def issuer_signature_bytes(self) -> bytes | None:
+        """The decoded issuer signature (already checked to be canonical base64), if any."""
+        signature: str | None = getattr(self, "issuer_signature", None)
+        return None if signature is None else decode_signature(signature)

@@ -6,8 +6,16 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import WireModel
-from .fields import MAX_RING_MEMBERS, CredentialHash, Epoch, HexPoint, Identifier
+from .base import IssuerSigned, WireModel
+from .encoding import credential_revoked_signing_bytes
+from .fields import (
+    MAX_RING_MEMBERS,
+    CredentialHash,
+    Epoch,
+    HexPoint,
+    Identifier,
+    IssuerSignature,
+)
 
 __all__ = ["CredentialRevoked", "Ring", "Submission"]
 
@@ -36,9 +44,24 @@ class Submission(WireModel):
     epoch: Epoch
 
 
-class CredentialRevoked(WireModel):
-    """A credential withdrawn; its unspent tokens are revoked (key: credential_hash)."""
+class CredentialRevoked(IssuerSigned, WireModel):
+    """A credential withdrawn; its unspent tokens are revoked (key: credential_hash).
+
+    Signed by the issuer (finding F5): the revocation fan-out acts only on a
+    revocation whose ``issuer_signature`` verifies, and embeds it in every
+    TokenRevoked it writes, so the verify stage can check the issuer's word
+    without the workers holding the issuer key. An unsigned one is parsed
+    (``None``) so that it becomes an ``unauthorized_token_event`` rejection,
+    not a ``malformed`` one.
+    """
 
     type: Literal["credential_revoked"] = "credential_revoked"
     credential_hash: CredentialHash
     reason: str = Field(max_length=500)
+    issuer_signature: IssuerSignature | None = None
+
+    def signing_bytes(self) -> bytes:
+        """What the issuer signs: every field but the signature."""
+        return credential_revoked_signing_bytes(
+            credential_hash=self.credential_hash, reason=self.reason
+        )

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_SIGNATURE_B64",
     "Base64Signature",
     "CredentialHash",
+    "IssuerSignature",
     "Epoch",
     "HexDigest",
     "HexPoint",
@@ -34,6 +35,8 @@ __all__ = [
 MAX_RING_MEMBERS = 1024
 #: Base64 length of the largest signature: batchable, 1,024 members (1 + 32 + 32 + 96·n bytes).
 MAX_SIGNATURE_B64 = 4 * -(-(1 + 32 + 32 + 96 * MAX_RING_MEMBERS) // 3)
+#: Base64 length of the largest issuer signature: a ring of one member, batchable (161 bytes).
+MAX_ISSUER_SIGNATURE_B64 = 4 * -(-(1 + 32 + 32 + 96) // 3)
 #: A message longer than this is rejected as malformed before it is parsed.
 MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -81,4 +84,15 @@ def _check_signature(value: str) -> str:
 #: A ringcrypto signature (compact or batchable), base64.
 Base64Signature = Annotated[
     str, Field(min_length=4, max_length=MAX_SIGNATURE_B64), AfterValidator(_check_signature)
+]
+
+#: The issuer's ringcrypto signature over a ring of one key (compact or batchable), base64.
+IssuerSignature = Annotated[
+    str,
+    Field(
+        min_length=4,
+        max_length=MAX_ISSUER_SIGNATURE_B64,
+        description="base64 of a ringcrypto signature by the issuer key (a ring of one member)",
+    ),
+    AfterValidator(_check_signature),
 ]

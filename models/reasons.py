@@ -34,6 +34,10 @@ class ReasonCode(StrEnum):
     RING_GENRE_MISMATCH = "ring_genre_mismatch", "the ring's genre is not the submission's genre"
     UNKNOWN_SUBMISSION = "unknown_submission", "no submission with this id is registered"
     BAD_SIGNATURE = "bad_signature", "the ring signature does not verify over the rebuilt message"
+    UNAUTHORIZED_TOKEN_EVENT = (
+        "unauthorized_token_event",
+        "a token or credential event no trusted issuer key signed, or revoking another's token",
+    )
     DUPLICATE_KEY_IMAGE = (
         "duplicate_key_image",
         "this ring member already voted on this submission (same key image)",

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"ringtally: error: {name}: {err.get('msg', 'invalid value')}", file=sys.stderr)
         sys.exit(2)
 
-    import agents.pipeline  # noqa: F401  (registers the agents on the app)
+    import agents.pipeline  # registers the agents on the app
 
     register_commands(cli)
     # The steps of faust.App.main(), minus its unconditional standalone click run.
@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     app.worker_init_post_autodiscover()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        if "worker" in args:  # refuse to start, in one line, before Faust starts anything
+            agents.pipeline.issuer_keys()
         code = cli.main(args=args, prog_name="ringtally", standalone_mode=False, app=app)
     except click.exceptions.Abort:
         print("ringtally: aborted", file=sys.stderr)

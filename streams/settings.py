@@ -11,6 +11,18 @@ Environment variables (each field's name upper-cased, prefixed)::
     RINGTALLY_KAFKA_BOOTSTRAP      RINGTALLY_POSTGRES_DSN   RINGTALLY_REDIS_URL
     RINGTALLY_TOPIC_PREFIX         RINGTALLY_PARTITIONS     RINGTALLY_REPLICATION_FACTOR
     RINGTALLY_TABLE_STORE          RINGTALLY_DATA_DIR       ...
+
+Issuer keys (finding F5: token lifecycle events are signed by the issuer)::
+
+    RINGTALLY_ISSUER_PUBLIC_KEYS   the keys a worker trusts: 64-hex public keys,
+                                   comma-separated (several during a key rotation)
+    RINGTALLY_ISSUER_KEY_FILE      the issuing side's secret key file
+
+A development machine needs neither: the issuing side (``ringtally stack up``,
+the SDK's ``Admin``, the CLI) creates ``<data_dir>/issuer.key`` (mode 0600,
+the ``ringtally keys new`` format) on first use, with its public key beside it
+in ``<data_dir>/issuer.pub``, and a worker with no configured keys trusts
+that public key. A worker never reads the secret key file.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["OUTPUT_TOPICS", "Settings", "get_settings", "redact_url"]
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 #: The topics the pipeline writes and the sink reads (see ``Settings.output_prefix``).
 OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "sink-dlq"})
@@ -110,6 +123,18 @@ class Settings(BaseSettings):
         "a worker serves /metrics on web_port",
     )
 
+    # --- issuer (finding F5) ------------------------------------------------
+    issuer_public_keys: str = Field(
+        "",
+        description="issuer public keys (64 hex each, comma-separated) whose signatures on "
+        "token and credential events the workers accept; empty: trust <data_dir>/issuer.pub",
+    )
+    issuer_key_file: Path | None = Field(
+        None,
+        description="the issuer's secret key file (issuing side only; never a worker's); "
+        "default <data_dir>/issuer.key, created on first use",
+    )
+
     # --- tally rules ------------------------------------------------------
     min_votes: int = Field(3, ge=1)
     flag_threshold: int = Field(3, ge=1)
@@ -121,6 +146,17 @@ class Settings(BaseSettings):
             raise ValueError(f"must match {_NAME.pattern}, got {value!r}")
         return value
 
+    @field_validator("issuer_public_keys")
+    @classmethod
+    def _hex_keys(cls, value: str) -> str:
+        keys = [part.strip() for part in value.split(",") if part.strip()]
+        for key in keys:
+            if not _HEX_KEY.match(key):
+                raise ValueError(f"an issuer public key is 64 lowercase hex digits, got {key!r}")
+        if len(set(keys)) != len(keys):
+            raise ValueError("an issuer public key is listed twice")
+        return ",".join(keys)  # one spelling, whatever the spaces
+
     @field_validator("data_dir", mode="before")
     @classmethod
     def _not_empty(cls, value: object) -> object:
@@ -128,15 +164,30 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty (an empty value would mean the current directory)")
         return value
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "issuer_key_file")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().resolve()
 
     @property
     def group_id(self) -> str:
         """Faust app id, which is also the consumer group and changelog prefix."""
         return self.app_id or f"{self.topic_prefix}-worker"
+
+    @property
+    def issuer_public_key_list(self) -> list[bytes]:
+        """``issuer_public_keys`` as 32-byte keys (empty: none configured)."""
+        return [bytes.fromhex(k) for k in self.issuer_public_keys.split(",") if k]
+
+    @property
+    def issuer_key_path(self) -> Path:
+        """The issuer's secret key file (``issuer_key_file``, else ``<data_dir>/issuer.key``)."""
+        return self.issuer_key_file or self.data_dir / "issuer.key"
+
+    @property
+    def issuer_public_key_path(self) -> Path:
+        """Where the issuing side leaves its public key for workers: ``issuer.pub`` beside it."""
+        return self.issuer_key_path.with_suffix(".pub")
 
     def topic(self, name: str) -> str:
         """Full topic name for a short name: ``topic("votes") == "ringtally.votes"``.
@@ -179,6 +230,7 @@ class Settings(BaseSettings):
         for key in ("postgres_dsn", "redis_url"):
             out[key] = redact_url(out[key])
         out["data_dir"] = str(self.data_dir)
+        out["issuer_key_file"] = str(self.issuer_key_path)  # the path only, never the key
         return out
 
 

@@ -21,9 +21,10 @@ from agents.records import SourceRecord
 from agents.tally import TallyKeeper
 from agents.verify import VoteVerifier
 from connectors.sdk.vote import build_vote
-from models import Ring, Submission, TokenIssued, TokenRevoked, first_break
+from models import Ring, Submission, first_break
 from models.internal import AcceptedVote
 from streams.settings import Settings
+from tests.fixtures.issuer import ISSUER, issuer_keys
 
 SETTINGS = Settings(topic_prefix="unit", partitions=4)
 VOTES = SETTINGS.topic("votes")
@@ -93,8 +94,8 @@ def _record(offset, key, value, partition=0):
 
 
 def _issue(offset, token, cred="ab" * 32):
-    msg = TokenIssued(
-        token_id=token, credential_hash=cred, epoch=1, issued_at=datetime(2026, 1, 1, tzinfo=UTC)
+    msg = ISSUER.token_issued(
+        token, credential_hash=cred, epoch=1, issued_at=datetime(2026, 1, 1, tzinfo=UTC)
     )
     return _record(offset, token.encode(), msg.to_json())
 
@@ -120,6 +121,7 @@ def _verifier(control, tokens, out):
         outputs=out,
         verify_batch=ringcrypto.verify_batch,
         verify_one=ringcrypto.verify,
+        issuer=issuer_keys(),
     )
 
 
@@ -133,7 +135,7 @@ def test_one_batch_decides_exactly_as_record_by_record(scene):
         _vote(2, keys, ring, 0, t1),  # spends t1
         _vote(3, keys, ring, 1, t1, vote_type="reject"),  # t1 already spent
         _issue(4, t2),
-        _record(5, t2.encode(), TokenRevoked(token_id=t2, reason="stolen").to_json()),
+        _record(5, t2.encode(), ISSUER.token_revoked(t2, "stolen").to_json()),
         _vote(6, keys, ring, 2, t2),  # revoked
         _record(7, b"junk", b"{not json"),
     ]

@@ -11,7 +11,9 @@ import uuid
 import pytest
 import redis
 
+from agents.issuer import IssuerKeys, trusted_issuer_keys
 from connectors.sdk import end_offsets, read_compacted
+from models import CredentialRevoked
 from tests.test_cli_runner import ringtally
 
 pytestmark = pytest.mark.integration
@@ -316,3 +318,28 @@ def test_deactivated_ring_and_revoked_credential(cli_settings, tmp_path) -> None
     assert credential in out
     revocations = read_compacted(s, "revocations")
     assert json.loads(revocations[credential.encode()])["reason"] == "credential leaked"
+    # signed by the issuer key the worker trusts (finding F5)
+    revocation = CredentialRevoked.model_validate_json(revocations[credential.encode()])
+    assert IssuerKeys(trusted_issuer_keys(s)).check(revocation) is None
+
+
+def test_tokens_revoke_revokes_one_token_signed_by_the_issuer(cli_settings, tmp_path) -> None:
+    s = cli_settings
+    tag = uuid.uuid4().hex[:8]
+    ring, sub, genre = f"ring-{tag}", f"sub-{tag}", f"genre-{tag}"
+    make_reviewers(s, tmp_path, "alice")
+    alice = str(tmp_path / "alice.key")
+    ok(ringtally(s, "rings", "add", ring, "--genre", genre, "--epoch", "1", "--key-file", alice))
+    ok(ringtally(s, "submissions", "add", sub, "--genre", genre, "--epoch", "1"))
+    credential = secrets.token_hex(32)
+    revoked, kept = ok(
+        ringtally(s, "tokens", "issue", "--credential", credential, "--epoch", "1", "--count", "2")
+    ).split()
+    assert ok(ringtally(s, "tokens", "revoke", revoked, "--reason", "lost")).strip() == (
+        f"revoked token {revoked}"
+    )
+    vote = ["vote", "--key-file", alice, "--ring", ring, "--type", "approve", "--wait", "60"]
+    result = ringtally(s, *vote, "--submission", sub, "--token", revoked)
+    assert result.code == 1 and "token_revoked" in result.out, result
+    # the other token of the credential is untouched
+    assert ringtally(s, *vote, "--submission", sub, "--token", kept).code == 0

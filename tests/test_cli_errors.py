@@ -139,6 +139,8 @@ CASES = {
     "revoke-hash": (["revoke", HASH[:-1] + "g", "--reason", "r"], "credential hash"),
     "revoke-no-reason": (["revoke", HASH], "Missing option '--reason'"),
     "revoke-empty-reason": (["revoke", HASH, "--reason", " "], "--reason"),
+    "tokens-revoke-id": (["tokens", "revoke", "has space", "--reason", "r"], "an id"),
+    "tokens-revoke-empty-reason": (["tokens", "revoke", "tok-1", "--reason", " "], "--reason"),
     # vote
     "vote-type": ([*VOTE[:-4], "--type", "maybe", "--token", "tok-1"], "'maybe' is not one of"),
     "vote-keyfile": (["vote", "--key-file", "{home}/nope.key", *VOTE[3:]], "does not exist"),
@@ -223,6 +225,7 @@ def test_an_unmigrated_schema_is_one_line_with_the_fix(world) -> None:
         ["submissions", "add"],
         ["submissions", "list"],
         ["tokens", "issue"],
+        ["tokens", "revoke"],
         ["revoke"],
         ["vote"],
         ["produce"],
@@ -268,10 +271,38 @@ def test_keys_new_from_a_seed_is_deterministic_and_force_replaces(tmp_path) -> N
         ("RINGTALLY_PARTITIONS", "abc", "RINGTALLY_PARTITIONS: Input should be a valid integer"),
         ("RINGTALLY_DATA_DIR", "", "RINGTALLY_DATA_DIR: Value error, must not be empty"),
         ("RINGTALLY_TABLE_STORE", "sqlite", "RINGTALLY_TABLE_STORE"),
+        ("RINGTALLY_ISSUER_PUBLIC_KEYS", "abc", "RINGTALLY_ISSUER_PUBLIC_KEYS"),
     ],
 )
 def test_a_bad_setting_in_the_environment_is_one_line_and_exit_2(variable, value, needle) -> None:
     result = ringtally(None, "stack", "status", env={**os.environ, variable: value})
+    assert result.code == 2, result
+    assert result.err.strip().count("\n") == 0 and needle in result.err, result.err
+    assert "Traceback" not in result.out + result.err
+
+
+def test_a_worker_with_no_issuer_key_refuses_to_start_in_one_line(tmp_path) -> None:
+    """Finding F5: a worker that trusts no issuer key could accept no token; it says so."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGTALLY_ISSUER")}
+    result = ringtally(None, "worker", env={**env, "RINGTALLY_DATA_DIR": str(tmp_path)})
+    assert result.code == 2, result
+    assert result.err.strip().count("\n") == 0, result.err
+    assert "no issuer public key configured" in result.err and "RINGTALLY_ISSUER_PUBLIC_KEYS" in (
+        result.err
+    )
+    assert "Traceback" not in result.out + result.err
+
+
+@pytest.mark.parametrize(
+    ("key_file", "needle"), [("nope.key", "does not exist"), ("loose.key", "group/others")]
+)
+def test_a_missing_or_loose_issuer_key_file_is_one_line_and_exit_2(world, key_file, needle):
+    settings, home = world
+    result = ringtally(
+        settings,
+        *("tokens", "issue", "--credential", HASH, "--epoch", "1", "--count", "1"),
+        env={"RINGTALLY_ISSUER_KEY_FILE": str(home / key_file)},
+    )
     assert result.code == 2, result
     assert result.err.strip().count("\n") == 0 and needle in result.err, result.err
     assert "Traceback" not in result.out + result.err

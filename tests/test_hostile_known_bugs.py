@@ -31,8 +31,8 @@ import pytest
 from agents.records import SourceRecord
 from agents.tokens import TokenState
 from agents.verify import VoteVerifier
-from models import TokenIssued, TokenRevoked
 from streams.settings import Settings
+from tests.fixtures.issuer import ISSUER, issuer_keys
 
 SETTINGS = Settings(topic_prefix="unit", partitions=1)
 VOTES = SETTINGS.topic("votes")
@@ -76,13 +76,11 @@ def test_issuance_after_an_early_revocation_keeps_the_token_revoked():
         outputs=out,
         verify_batch=lambda items: [None] * len(items),
         verify_one=lambda *a: b"",
+        issuer=issuer_keys(),
     )
-    revoke = TokenRevoked(token_id="t1", reason="leaked").to_json()
-    issue = TokenIssued(
-        token_id="t1",
-        credential_hash="ab" * 32,
-        epoch=1,
-        issued_at=datetime(2026, 1, 1, tzinfo=UTC),
+    revoke = ISSUER.token_revoked("t1", "leaked").to_json()
+    issue = ISSUER.token_issued(
+        "t1", credential_hash="ab" * 32, epoch=1, issued_at=datetime(2026, 1, 1, tzinfo=UTC)
     ).to_json()
     asyncio.run(verifier.process([SourceRecord(VOTES, 0, 0, b"t1", revoke)]))
     asyncio.run(
@@ -102,7 +100,8 @@ def test_a_worker_survives_a_revocation_for_an_unknown_token_followed_by_a_vote(
     world = World(settings)
     sub = world.submission()
     token = f"early-{uuid.uuid4().hex[:8]}"
-    world.client.publish_raw(token.encode(), TokenRevoked(token_id=token, reason="early").to_json())
+    revoked = world.admin.issuer.token_revoked(token, "early")  # the issuer, before issuing
+    world.client.publish_raw(token.encode(), revoked.to_json())
     vote = world.vote(0, sub, token)
     world.publish(vote)
     outputs = Outputs(settings)

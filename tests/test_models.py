@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from models import (
     MAX_RING_MEMBERS,
     Ballot,
+    CredentialRevoked,
     ReasonCode,
     Rejection,
     Ring,
@@ -21,6 +22,12 @@ from models import (
     VoteType,
     parse_votes_message,
     vote_signing_bytes,
+)
+from models.encoding import (
+    ISSUER_CONTEXT,
+    credential_revoked_signing_bytes,
+    token_issued_signing_bytes,
+    token_revoked_signing_bytes,
 )
 from models.schema import main as schema_main
 
@@ -48,8 +55,16 @@ def test_votes_topic_union_dispatches_on_type():
         token_id="t", credential_hash="ab" * 32, epoch=1, issued_at=datetime.now(UTC)
     )
     assert parse_votes_message(issued.to_json()) == issued
-    revoked = TokenRevoked(token_id="t", reason="credential revoked")
+    revoked = TokenRevoked(token_id="t", reason="lost", issuer_signature=SIG)
     assert parse_votes_message(revoked.to_json()) == revoked
+    fanned = TokenRevoked(
+        token_id="t",
+        reason="credential revoked: leaked",
+        credential_revocation=CredentialRevoked(
+            credential_hash="ab" * 32, reason="leaked", issuer_signature=SIG
+        ),
+    )
+    assert parse_votes_message(fanned.to_json()) == fanned
 
 
 @pytest.mark.parametrize(
@@ -176,3 +191,116 @@ def test_every_reason_code_has_a_meaning():
 def test_exported_schemas_match_the_models(capsys):
     """Fails when a model changes without `python -m models.schema` being rerun."""
     assert schema_main(["--check"]) == 0, capsys.readouterr().out
+
+
+# --- issuer-signed messages (finding F5) ---------------------------------------------------
+
+AT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+HEAD = "00000013" + b"ringtally/issuer/v1".hex()  # lp(protocol)
+CRED = "00000020" + "ab" * 32  # lp(32 raw bytes of the credential hash)
+
+
+def test_issuer_signing_bytes_match_the_fixed_vectors():
+    """models/encoding.py's layout, byte by byte: a change here breaks every issued token."""
+    issued = token_issued_signing_bytes(
+        token_id="tok-1", credential_hash="ab" * 32, epoch=7, issued_at=AT
+    )
+    assert issued.hex() == (
+        HEAD
+        + "0000000c" + b"token_issued".hex()
+        + "00000005" + b"tok-1".hex()
+        + CRED
+        + "0000000000000007"  # u64 epoch
+        + "0006475ef6574f35"  # i64 1767323045678901 microseconds since 1970 UTC
+    )  # fmt: skip
+    assert token_revoked_signing_bytes(token_id="tok-1", reason="lost").hex() == (
+        HEAD
+        + "0000000d" + b"token_revoked".hex()
+        + "00000005" + b"tok-1".hex()
+        + "00000004" + b"lost".hex()
+    )  # fmt: skip
+    assert credential_revoked_signing_bytes(credential_hash="ab" * 32, reason="leaked").hex() == (
+        HEAD
+        + "00000012" + b"credential_revoked".hex()
+        + CRED
+        + "00000006" + b"leaked".hex()
+    )  # fmt: skip
+    assert ISSUER_CONTEXT == b"ringtally/v1/issuer"
+
+
+def test_a_fixed_issuer_signature_verifies_over_the_model_signing_bytes():
+    """Known answer: the test issuer's signature (randomness 07..07, hazmat) of the vector."""
+    import ringcrypto
+    from tests.fixtures.issuer import ISSUER, issuer_keys
+
+    assert ISSUER.public_key.hex() == (
+        "063cbf38d142e5c1ee4f213183b8bca7b1ec63759331377b9dc55c6fa86ed05f"
+    )
+    signed = TokenIssued(
+        token_id="tok-1",
+        credential_hash="ab" * 32,
+        epoch=7,
+        issued_at=AT,
+        issuer_signature="AYyplZYdREu8kjl+39LOCrv/K/8IlsubeWOSEhlR+p4VTF82SN04UgxEy9071+jD49Sc3EvpfrPI"
+        "GIGdfhEucwehQ/mas5+jg1D76YU5B1kY1PA1wHWtWRNIZx+HtbSGBg==",
+    )
+    assert issuer_keys().check(signed) is None
+    ring = ringcrypto.Ring([ISSUER.public_key])
+    assert ringcrypto.verify(
+        ring, ISSUER_CONTEXT, signed.signing_bytes(), signed.issuer_signature_bytes()
+    )
+    for changed in ({"epoch": 8}, {"token_id": "tok-2"}, {"issued_at": datetime.now(UTC)}):
+        assert issuer_keys().check(signed.model_copy(update=changed)) is not None, changed
+
+
+def test_the_same_instant_in_another_timezone_signs_the_same_bytes():
+    from datetime import timedelta, timezone
+
+    later_zone = AT.astimezone(timezone(timedelta(hours=2)))
+    fields = {"token_id": "t", "credential_hash": "ab" * 32, "epoch": 1}
+    assert token_issued_signing_bytes(**fields, issued_at=later_zone) == (
+        token_issued_signing_bytes(**fields, issued_at=AT)
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"issued_at": "2026-01-01T00:00:00"},  # no timezone: the instant is undefined
+        {"issuer_signature": "***"},
+        {"issuer_signature": "AQ"},  # not canonical base64
+        {"issuer_signature": "A" * 400},  # longer than any ring-of-one signature
+    ],
+)
+def test_malformed_token_issuances_raise_validation_error(payload):
+    body = {
+        "type": "token_issued",
+        "token_id": "t",
+        "credential_hash": "ab" * 32,
+        "epoch": 1,
+        "issued_at": "2026-01-01T00:00:00Z",
+        **payload,
+    }
+    with pytest.raises(ValidationError):
+        parse_votes_message(json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    "authorisation",
+    [
+        {},
+        {
+            "issuer_signature": SIG,
+            "credential_revocation": {"credential_hash": "ab" * 32, "reason": "x"},
+        },
+    ],
+    ids=["neither", "both"],
+)
+def test_a_token_revocation_carries_exactly_one_authorisation(authorisation):
+    body = {"type": "token_revoked", "token_id": "t", "reason": "x", **authorisation}
+    with pytest.raises(ValidationError, match="exactly one"):
+        parse_votes_message(json.dumps(body).encode())
+
+
+def test_the_unauthorized_reason_code_has_a_meaning():
+    assert ReasonCode("unauthorized_token_event").meaning

@@ -10,6 +10,7 @@ import connectors.sdk as sdk
 EXPECTED = [
     "Admin",
     "AsyncVoteClient",
+    "Issuer",
     "KeyFileError",
     "NotFound",
     "Outcome",
@@ -23,6 +24,7 @@ EXPECTED = [
     "get_ring",
     "list_rings",
     "list_submissions",
+    "load_issuer",
     "load_key_file",
     "read_compacted",
 ]

@@ -7,6 +7,7 @@ import click
 from ._common import (
     CREDENTIAL_HASH,
     EPOCH,
+    IDENTIFIER,
     KAFKA_TIMEOUT,
     echo_json,
     kafka_settings,
@@ -69,6 +70,33 @@ def tokens_issue(credential: str, epoch: int, count: int, as_json: bool) -> None
             click.echo(token_id)
 
 
+@tokens.command("revoke")
+@click.argument("token_id", type=IDENTIFIER)
+@click.option(
+    "--reason", required=True, help="Why (kept with the token's revocation, max 500 chars)."
+)
+@one_line_errors
+def tokens_revoke(token_id: str, reason: str) -> None:
+    """Revoke one token, signed by the issuer: a later vote with it is rejected (token_revoked).
+
+    A vote it already cast stays counted.
+
+    \b
+    Example:
+      ringtally tokens revoke 5f0c9a1e2b7d4c3a8e6f1d2c3b4a5968 --reason "token leaked"
+    """
+    from connectors.sdk.admin import Admin
+
+    _check_reason(reason)
+    Admin(kafka_settings(), timeout=KAFKA_TIMEOUT).revoke_token(token_id, reason)
+    click.echo(f"revoked token {token_id}")
+
+
+def _check_reason(reason: str) -> None:
+    if not reason.strip() or len(reason) > 500:
+        raise click.BadParameter("must be 1-500 characters", param_hint="'--reason'")
+
+
 @click.command("revoke")
 @click.argument("credential_hash", type=CREDENTIAL_HASH)
 @click.option(
@@ -88,7 +116,6 @@ def revoke(credential_hash: str, reason: str) -> None:
     """
     from connectors.sdk.admin import Admin
 
-    if not reason.strip() or len(reason) > 500:
-        raise click.BadParameter("must be 1-500 characters", param_hint="'--reason'")
+    _check_reason(reason)
     Admin(kafka_settings(), timeout=KAFKA_TIMEOUT).revoke_credential(credential_hash, reason)
     click.echo(f"revoked credential {credential_hash}: its unspent tokens will be revoked")

@@ -107,21 +107,26 @@ class DemoResult:
 
 
 def demo_settings(prefix: str, config: DemoConfig) -> Settings:
+    from connectors.sdk.issuer import pin_issuer
+
     base = config.base or Settings()
-    return Settings(
-        kafka_bootstrap=base.kafka_bootstrap,
-        postgres_dsn=base.postgres_dsn,
-        redis_url=base.redis_url,
-        data_dir=base.data_dir,
-        topic_prefix=prefix,
-        output_prefix=None,
-        app_id=f"{prefix}-worker",
-        postgres_schema=prefix.replace("-", "_"),
-        partitions=config.partitions,
-        table_store=config.table_store,
-        web_port=free_port(),
-        metrics_port=free_port(),
-        fanout=True,
+    return pin_issuer(  # the workers trust the issuer key that signs the round (finding F5)
+        Settings(
+            kafka_bootstrap=base.kafka_bootstrap,
+            postgres_dsn=base.postgres_dsn,
+            redis_url=base.redis_url,
+            data_dir=base.data_dir,
+            topic_prefix=prefix,
+            output_prefix=None,
+            app_id=f"{prefix}-worker",
+            postgres_schema=prefix.replace("-", "_"),
+            partitions=config.partitions,
+            table_store=config.table_store,
+            web_port=free_port(),
+            metrics_port=free_port(),
+            fanout=True,
+        ),
+        base,
     )
 
 
@@ -210,7 +215,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
 async def _run(config: DemoConfig, console: Console) -> DemoResult:
     from connectors.postgres.db import connect
     from connectors.postgres.migrate import migrate
-    from connectors.sdk import SdkProducer
+    from connectors.sdk import SdkProducer, load_issuer
     from connectors.simulation import build_round
     from streams.topics import ensure_topics
 
@@ -237,6 +242,7 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
             ring_size=config.ring_size,
             submissions_per_genre=config.submissions_per_genre,
             votes_per_reviewer=config.votes_per_reviewer,
+            issuer=load_issuer(settings),
         )
     round_.min_votes, round_.flag_threshold = settings.min_votes, settings.flag_threshold
     truth = Truth.from_round(round_)

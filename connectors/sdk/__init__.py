@@ -6,6 +6,7 @@ Everything public is listed in ``__all__`` (``tests/test_sdk_api.py`` pins it):
 * :class:`VoteClient` / :class:`AsyncVoteClient` — sign, publish, ``wait_outcome``;
 * :func:`build_vote` — a signed :class:`~models.VoteCast` without publishing;
 * :class:`Admin` — rings, submissions, tokens, revocations;
+* :class:`Issuer` / :func:`load_issuer` — the issuer key that signs token events;
 * :func:`create_key_file` / :func:`load_key_file` / :class:`KeyFileError` — key files;
 * :func:`list_rings`, :func:`get_ring`, :func:`list_submissions`, :func:`read_compacted`,
   :func:`end_offsets` — reading topics back;
@@ -16,6 +17,7 @@ Everything public is listed in ``__all__`` (``tests/test_sdk_api.py`` pins it):
 from .admin import Admin
 from .aio import AsyncVoteClient
 from .errors import NotFound, OutcomeTimeout
+from .issuer import Issuer, load_issuer
 from .keyfile import KeyFileError, create_key_file, load_key_file
 from .outcome import Outcome
 from .producer import SdkProducer, ensure_topics
@@ -25,6 +27,7 @@ from .vote import VoteClient, build_vote
 __all__ = [
     "Admin",
     "AsyncVoteClient",
+    "Issuer",
     "KeyFileError",
     "NotFound",
     "Outcome",
@@ -38,6 +41,7 @@ __all__ = [
     "get_ring",
     "list_rings",
     "list_submissions",
+    "load_issuer",
     "load_key_file",
     "read_compacted",
 ]

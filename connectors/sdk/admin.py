@@ -3,6 +3,11 @@
 Every method validates with the wire models (and ringcrypto for ring
 members) before anything is sent, and flushes before it returns: when it
 returns, the broker has the record (idempotent producer, acks=all).
+
+Token events and credential revocations are signed with the issuer key
+(finding F5; :mod:`.issuer`): ``Admin(settings)`` loads it from
+``settings.issuer_key_path`` on first use (creating the development key
+there if it is the default path), or takes an :class:`~.issuer.Issuer`.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from models.control import CredentialRevoked, Ring, Submission
-from models.votes import TokenIssued
+from models.votes import TokenRevoked
 from streams.settings import Settings
 
+from .issuer import Issuer, load_issuer
 from .producer import SdkProducer, ensure_topics
 from .reader import get_ring, list_rings, list_submissions
 
@@ -25,11 +31,24 @@ class Admin:
     """Publishes control messages (rings, submissions) and token lifecycle events."""
 
     def __init__(
-        self, settings: Settings, *, producer: SdkProducer | None = None, timeout: float = 30.0
+        self,
+        settings: Settings,
+        *,
+        producer: SdkProducer | None = None,
+        issuer: Issuer | None = None,
+        timeout: float = 30.0,
     ) -> None:
         self.settings = settings
         ensure_topics(settings, timeout=timeout)
         self._producer = producer or SdkProducer(settings)
+        self._issuer = issuer
+
+    @property
+    def issuer(self) -> Issuer:
+        """The issuer key that signs token events (loaded on first use)."""
+        if self._issuer is None:
+            self._issuer = load_issuer(self.settings)
+        return self._issuer
 
     # --- rings and submissions ---------------------------------------------------------
 
@@ -92,14 +111,11 @@ class Admin:
             raise ValueError(f"count must be at least 1, got {count}")
         now = datetime.now(UTC)
         issued = [
-            TokenIssued(
-                token_id=secrets.token_hex(16),
-                credential_hash=credential_hash,
-                epoch=epoch,
-                issued_at=now,
+            self.issuer.token_issued(
+                secrets.token_hex(16), credential_hash=credential_hash, epoch=epoch, issued_at=now
             )
             for _ in range(count)
-        ]  # all validated before the first send
+        ]  # all validated and signed before the first send
         for token in issued:
             self._producer.send(
                 self.settings.topic("votes"), token.token_id.encode(), token.to_json()
@@ -109,8 +125,14 @@ class Admin:
 
     def revoke_credential(self, credential_hash: str, reason: str) -> CredentialRevoked:
         """Revoke a credential: the workers revoke each of its unspent tokens."""
-        revoked = CredentialRevoked(credential_hash=credential_hash, reason=reason)
+        revoked = self.issuer.credential_revoked(credential_hash, reason)
         self._publish("revocations", credential_hash, revoked.to_json())
+        return revoked
+
+    def revoke_token(self, token_id: str, reason: str) -> TokenRevoked:
+        """Revoke one token directly (its later vote is rejected ``token_revoked``)."""
+        revoked = self.issuer.token_revoked(token_id, reason)
+        self._publish("votes", token_id, revoked.to_json())
         return revoked
 
     def _publish(self, short: str, key: str, value: bytes) -> None:

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
+from streams.errors import RingtallyError
+
 from .errors import StackError, display_path
 from .paths import PIECES
 from .process import tail_lines
@@ -162,7 +164,23 @@ def up(pieces: tuple[str, ...], timeout: float | None) -> None:
             "adopted": f"adopted in {res.seconds:.1f}s",
         }[res.action]
         click.echo(f"{name:<9}127.0.0.1:{svc.ports[0]:<6} pid {res.pid:<8} healthy, {how}")
+    _ensure_issuer_key(local.settings)
     click.echo(f"stack up: {len(results)} healthy in {time.monotonic() - t0:.1f}s")
+
+
+def _ensure_issuer_key(settings: Any) -> None:
+    """The development issuer key (finding F5): created on the first ``stack up`` when no
+    issuer key file is configured, so that workers trust ``<data_dir>/issuer.pub``."""
+    if settings.issuer_key_file is not None or settings.issuer_public_keys:
+        return  # configured explicitly: the operator manages the issuer key
+    from connectors.sdk.issuer import load_issuer
+
+    try:
+        issuer = load_issuer(settings)
+    except RingtallyError as exc:
+        _fail([f"stack: issuer key: {exc.one_line()}"])
+        return
+    click.echo(f"issuer   {settings.issuer_key_path} public key {issuer.public_key.hex()}")
 
 
 @stack.command()
