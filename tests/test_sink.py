@@ -251,7 +251,7 @@ async def test_a_superseding_ballot_replaces_the_retracted_one(settings, pg) -> 
     assert await stored("sub-a") == [(counted.vote_id, counted.vote_type.value)]
     await produce(settings, "ballots", [earlier.to_json()], partition=0)
     stats = await run_sink(settings)
-    assert stats.dead_letters == 0
+    assert stats.dead_letters == 0 and stats.ballots_replaced == 1
     assert await stored("sub-a") == [(earlier.vote_id, "flag")]
     # both in one poll (one transaction, or two: the same end), then the winner again
     counted, earlier = superseded_pair("sub-b")

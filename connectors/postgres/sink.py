@@ -65,6 +65,8 @@ class SinkStats:
     records: int = 0
     batches: int = 0
     ballots: int = 0
+    #: stored ballots replaced by a ballot that supersedes them (a retracted double vote)
+    ballots_replaced: int = 0
     rejections: int = 0
     audit: int = 0
     tallies_changed: int = 0
@@ -77,7 +79,8 @@ class SinkStats:
         secs = max(time.monotonic() - self.started, 1e-9)
         return (
             f"{self.records} records in {self.batches} batches ({self.records / secs:,.0f}/s): "
-            f"{self.ballots} ballots, {self.rejections} rejections, {self.audit} audit events, "
+            f"{self.ballots} ballots ({self.ballots_replaced} replaced), "
+            f"{self.rejections} rejections, {self.audit} audit events, "
             f"{self.tallies_changed} tally changes, {self.duplicates} duplicates absorbed, "
             f"{self.dead_letters} dead-lettered"
         )
@@ -418,6 +421,7 @@ class Sink:
         st.records += batch.records
         st.batches += 1
         st.ballots += r.ballots
+        st.ballots_replaced += r.ballots_replaced
         st.rejections += r.rejections
         st.audit += r.audit
         st.tallies_changed += len(r.tallies_changed)
