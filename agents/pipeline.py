@@ -25,6 +25,7 @@ from streams.app import app, settings, topics
 from .control import ControlState
 from .issuer import IssuerKeys, trusted_issuer_keys
 from .order import LogOrder
+from .record_reader import RecordReader
 from .records import SourceRecord
 from .revocation import RevocationFanout
 from .tally import TallyKeeper
@@ -300,7 +301,12 @@ async def verify(stream: faust.StreamT) -> None:
 @stop_worker_on_bug
 async def tally(stream: faust.StreamT) -> None:
     """Accepted votes -> ballots, tallies and audit events."""
-    keeper = TallyKeeper(settings=settings, state=tally_table, outputs=outputs)
+    keeper = TallyKeeper(
+        settings=settings,
+        state=tally_table,
+        outputs=outputs,
+        read_vote=RecordReader(settings, settings.topic("votes")).read,
+    )
     batches = OrderedBatches()
     async for events in stream.take_events(
         settings.verify_batch_size, within=settings.verify_batch_window

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -66,10 +66,19 @@ class TallyKeeper:
     """Counts each key image once per submission and keeps the decision current."""
 
     def __init__(
-        self, *, settings: Settings, state: MutableMapping[bytes, dict[str, Any]], outputs: Outputs
+        self,
+        *,
+        settings: Settings,
+        state: MutableMapping[bytes, dict[str, Any]],
+        outputs: Outputs,
+        read_vote: Callable[[int, int], Awaitable[bytes | None]] | None = None,
     ) -> None:
+        """``read_vote(partition, offset)``: a votes-topic record's raw value, or None when
+        the log no longer holds it (:class:`~agents.record_reader.RecordReader`); needed only
+        to retract a vote."""
         self.state = state
         self.outputs = outputs
+        self.read_vote = read_vote
         self.min_votes = settings.min_votes
         self.flag_threshold = settings.flag_threshold
         self.rules_version = rules_version(
@@ -238,16 +247,17 @@ class TallyKeeper:
         retracted = change.get("retracted")
         if winner:
             if retracted is not None:
+                payload, lost = await self._payload(retracted)
                 await self.outputs.rejection(
                     retracted["token_id"].encode(),
                     rejection_for(
                         record,
                         ReasonCode.DUPLICATE_KEY_IMAGE,
                         f"retracted: vote {vote.vote_id} has the same key image on submission "
-                        f"{vote.submission_id!r} and was cast before this one",
+                        f"{vote.submission_id!r} and was cast before this one{lost}",
                         vote_id=UUID(retracted["vote_id"]),
                         token_id=retracted["token_id"],
-                        payload=base64.b64decode(retracted["payload_b64"]),
+                        payload=payload,
                         source=(
                             self.votes_topic,
                             retracted["source_partition"],
@@ -270,6 +280,16 @@ class TallyKeeper:
             )
         for event in events:
             await self.outputs.audit(event)
+
+    async def _payload(self, retracted: dict[str, Any]) -> tuple[bytes, str]:
+        """The retracted vote's raw payload, read back from the votes topic (see
+        :mod:`agents.record_reader`); and a note for the detail when it is gone."""
+        if self.read_vote is None:
+            raise RuntimeError("TallyKeeper needs read_vote to retract a vote")
+        raw = await self.read_vote(retracted["source_partition"], retracted["source_offset"])
+        if raw is None:
+            return b"", " (payload not kept: the votes topic no longer holds the record)"
+        return raw, ""
 
     async def _reject_duplicate(
         self, vote: AcceptedVote, record: SourceRecord, counted: str, *, later: bool
@@ -380,7 +400,8 @@ def _order(vote: AcceptedVote) -> tuple[int, int, int]:
 
 
 def _winner(vote: AcceptedVote) -> dict[str, Any]:
-    """What the entry keeps of its counted vote: enough to retract it later."""
+    """What the entry keeps of its counted vote: enough to retract it later (the payload,
+    needed only then, is read back from the votes topic)."""
     return {
         "vote_id": str(vote.vote_id),
         "vote_type": vote.vote_type.value,
@@ -388,7 +409,6 @@ def _winner(vote: AcceptedVote) -> dict[str, Any]:
         "source_partition": vote.source_partition,
         "source_offset": vote.source_offset,
         "order": list(_order(vote)),
-        "payload_b64": vote.payload_b64,
     }
 
 

@@ -77,8 +77,13 @@ class Store:
         )
 
 
+#: (partition, offset) -> raw value: the votes topic the tests' votes came from.
+VOTES_TOPIC: dict[tuple[int, int], bytes] = {}
+
+
 def _vote(vote_type, *, ts, partition, offset, key_image=KEY_IMAGE, sub="s1"):
     token = uuid.uuid4().hex
+    VOTES_TOPIC[(partition, offset)] = f"raw vote {token}".encode()
     return AcceptedVote.model_validate(
         {
             "vote_id": str(uuid.uuid4()),
@@ -97,6 +102,11 @@ def _vote(vote_type, *, ts, partition, offset, key_image=KEY_IMAGE, sub="s1"):
     )
 
 
+async def _read_vote(partition, offset):
+    """TallyKeeper's read_vote: the raw votes-topic value of every vote made by _vote."""
+    return VOTES_TOPIC.get((partition, offset))
+
+
 def _records(votes, start=0, partition=1):
     return [
         SourceRecord("accepted", partition, start + n, v.submission_id.encode(), v.to_json())
@@ -105,7 +115,7 @@ def _records(votes, start=0, partition=1):
 
 
 def _run(state, store, votes, *, start=0, batch=None):
-    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=store)
+    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=store, read_vote=_read_vote)
     records = _records(votes, start)
     step = batch or len(records)
     for i in range(0, len(records), step):
@@ -166,7 +176,7 @@ def test_a_vote_cast_earlier_retracts_the_counted_one_in_the_open():
 
 
 def test_a_vote_without_timestamp_loses_to_a_timed_one_and_position_breaks_ties():
-    untimed = _vote("flag", ts=None, partition=0, offset=0)
+    untimed = _vote("flag", ts=None, partition=0, offset=11)
     same_ts_later_partition = _vote("reject", ts=100, partition=5, offset=0)
     store = Store()
     _run({}, store, [untimed, same_ts_later_partition, FIRST])
@@ -176,7 +186,7 @@ def test_a_vote_without_timestamp_loses_to_a_timed_one_and_position_breaks_ties(
 def _history(votes, batch):
     """Process ``votes`` batch by batch, keeping the state after each batch."""
     state, store, snapshots = {}, Store(), [{}]
-    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=store)
+    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=store, read_vote=_read_vote)
     records = _records(votes)
     for i in range(0, len(records), batch):
         asyncio.run(keeper.process(records[i : i + batch]))

@@ -1,0 +1,86 @@
+"""Reading one votes-topic record back by its position, for a retraction's rejection.
+
+A ballot entry does not keep its vote's raw payload: that would make every
+entry (and its changelog record, which compaction never removes, since each
+key image is a new key) five times larger for an event that is rare. When a
+vote cast earlier retracts a counted one (:mod:`agents.tally`), the
+retracted vote's Rejection still carries its raw payload, as every rejection
+does: it is read back from the votes topic at the position the entry kept.
+The votes topic is the log of record (a replay reads it from offset 0), so
+the record is there unless retention has removed it, and then the rejection
+says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.settings import Settings
+
+__all__ = ["RecordReader"]
+
+log = logging.getLogger(__name__)
+
+
+class RecordReader:
+    """One group-less consumer that fetches single records of one topic on demand."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+
+    async def read(self, partition: int, offset: int) -> bytes | None:
+        """The value at ``partition``/``offset``; None when the log no longer holds it.
+
+        Waits (logging every 30 s) while the broker cannot be reached: giving
+        up would write the rejection without its payload for good.
+        """
+        tp = TopicPartition(self.topic, partition)
+        async with self._lock:
+            consumer = await self._started()
+            consumer.assign([tp])
+            while True:
+                consumer.seek(tp, offset)
+                found = await self._fetch(consumer, tp, offset, timeout=30.0)
+                if found is not _PENDING:
+                    return found  # type: ignore[return-value]
+                log.warning("votes record %s[%d]@%d not fetched yet", self.topic, partition, offset)
+
+    async def _fetch(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, *, timeout: float
+    ) -> bytes | None | object:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+            for record in batch.get(tp, ()):
+                if record.offset == offset:
+                    return record.value or b""
+                if record.offset > offset:  # below the log start: removed by retention
+                    return None
+        return _PENDING
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",  # an offset below the log start reads its first
+                client_id=f"{self.settings.group_id}-record-reader",
+            )
+            await self._consumer.start()
+        return self._consumer
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+
+_PENDING = object()
