@@ -46,24 +46,25 @@ class RecordReader:
             consumer.assign([tp])
             while True:
                 consumer.seek(tp, offset)
-                found = await self._fetch(consumer, tp, offset, timeout=30.0)
-                if found is not _PENDING:
-                    return found  # type: ignore[return-value]
+                done, value = await self._fetch(consumer, tp, offset, timeout=30.0)
+                if done:
+                    return value
                 log.warning("votes record %s[%d]@%d not fetched yet", self.topic, partition, offset)
 
     async def _fetch(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, *, timeout: float
-    ) -> bytes | None | object:
+    ) -> tuple[bool, bytes | None]:
+        """(True, the value or None when removed), or (False, None) when nothing came in time."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             batch = await consumer.getmany(tp, timeout_ms=500, max_records=1)
             for record in batch.get(tp, ()):
                 if record.offset == offset:
-                    return record.value or b""
+                    return True, record.value or b""
                 if record.offset > offset:  # below the log start: removed by retention
-                    return None
-        return _PENDING
+                    return True, None
+        return False, None
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -81,6 +82,3 @@ class RecordReader:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
-
-
-_PENDING = object()

@@ -149,6 +149,7 @@ class TallyKeeper:
         counts, version = counts.plus(vote.vote_type), version + 1
         decision = self._decide(counts)
         seq, head = self._load_chain(record.partition)
+        winner = _winner(vote)
         events = []
         if retracted is not None:
             events.append(
@@ -157,8 +158,7 @@ class TallyKeeper:
                     seq + 1,
                     head,
                     AuditKind.RETRACTION,
-                    vote.submission_id,
-                    vote.key_image,
+                    vote,
                     decision,
                     retracted,
                     reason=ReasonCode.DUPLICATE_KEY_IMAGE,
@@ -166,16 +166,7 @@ class TallyKeeper:
             )
             seq, head = events[-1].sequence, events[-1].hash
         events.append(
-            self._event(
-                record.partition,
-                seq + 1,
-                head,
-                AuditKind.BALLOT,
-                vote.submission_id,
-                vote.key_image,
-                decision,
-                _winner(vote),
-            )
+            self._event(record.partition, seq + 1, head, AuditKind.BALLOT, vote, decision, winner)
         )
         change = {
             "by": str(vote.vote_id),
@@ -188,7 +179,7 @@ class TallyKeeper:
         changes = [] if entry is None else entry.changes
         # Write order matters: the ballot entry now, tally and chain head at the
         # end of the batch (see the module docstring).
-        self.state[entry_key] = {"winner": _winner(vote), "changes": [*changes, change]}
+        self.state[entry_key] = {"winner": winner, "changes": [*changes, change]}
         self._set_tally(record, vote.submission_id, counts, version)
         self._chains[record.partition] = (events[-1].sequence, events[-1].hash)
         await self._emit(record, vote, change, events, winner=True)
@@ -248,22 +239,14 @@ class TallyKeeper:
         if winner:
             if retracted is not None:
                 payload, lost = await self._payload(retracted)
-                await self.outputs.rejection(
-                    retracted["token_id"].encode(),
-                    rejection_for(
-                        record,
-                        ReasonCode.DUPLICATE_KEY_IMAGE,
-                        f"retracted: vote {vote.vote_id} has the same key image on submission "
-                        f"{vote.submission_id!r} and was cast before this one{lost}",
-                        vote_id=UUID(retracted["vote_id"]),
-                        token_id=retracted["token_id"],
-                        payload=payload,
-                        source=(
-                            self.votes_topic,
-                            retracted["source_partition"],
-                            retracted["source_offset"],
-                        ),
-                    ),
+                await self._duplicate(
+                    record,
+                    f"retracted: vote {vote.vote_id} has the same key image on submission "
+                    f"{vote.submission_id!r} and was cast before this one{lost}",
+                    vote_id=UUID(retracted["vote_id"]),
+                    token_id=retracted["token_id"],
+                    payload=payload,
+                    position=(retracted["source_partition"], retracted["source_offset"]),
                 )
             await self.outputs.ballot(
                 Ballot(
@@ -295,17 +278,37 @@ class TallyKeeper:
         self, vote: AcceptedVote, record: SourceRecord, counted: str, *, later: bool
     ) -> None:
         how = "cast after" if later else "retracted: cast after"
+        await self._duplicate(
+            record,
+            f"{how} vote {counted}, which has the same key image on submission "
+            f"{vote.submission_id!r}",
+            vote_id=vote.vote_id,
+            token_id=vote.token_id,
+            payload=base64.b64decode(vote.payload_b64),
+            position=(vote.source_partition, vote.source_offset),
+        )
+
+    async def _duplicate(
+        self,
+        record: SourceRecord,
+        detail: str,
+        *,
+        vote_id: UUID,
+        token_id: str,
+        payload: bytes,
+        position: tuple[int, int],
+    ) -> None:
+        """A ``duplicate_key_image`` rejection of the vote at ``position`` on the votes topic."""
         await self.outputs.rejection(
-            vote.token_id.encode(),
+            token_id.encode(),
             rejection_for(
                 record,
                 ReasonCode.DUPLICATE_KEY_IMAGE,
-                f"{how} vote {counted}, which has the same key image on submission "
-                f"{vote.submission_id!r}",
-                vote_id=vote.vote_id,
-                token_id=vote.token_id,
-                payload=base64.b64decode(vote.payload_b64),
-                source=(self.votes_topic, vote.source_partition, vote.source_offset),
+                detail,
+                vote_id=vote_id,
+                token_id=token_id,
+                payload=payload,
+                source=(self.votes_topic, *position),
             ),
         )
 
@@ -315,20 +318,20 @@ class TallyKeeper:
         sequence: int,
         prev_hash: str,
         kind: AuditKind,
-        submission_id: str,
-        key_image: str,
+        vote: AcceptedVote,
         decision: Decision,
         subject: dict[str, Any],
         reason: ReasonCode | None = None,
     ) -> AuditEvent:
+        """An event of ``vote``'s key image about ``subject`` (a :func:`_winner` record)."""
         return AuditEvent.chained(
             prev_hash=prev_hash,
             chain=_chain(partition),
             sequence=sequence,
             kind=kind,
             vote_id=subject["vote_id"],
-            submission_id=submission_id,
-            key_image=key_image,
+            submission_id=vote.submission_id,
+            key_image=vote.key_image,
             reason=reason,
             decision=decision,
             source_partition=subject["source_partition"],
