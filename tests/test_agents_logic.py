@@ -22,8 +22,8 @@ from agents.tally import TallyKeeper
 from agents.verify import VoteVerifier
 from connectors.sdk.vote import build_vote
 from models import Ring, Submission, first_break
-from models.internal import AcceptedVote
 from streams.settings import Settings
+from tests.fixtures.accepted import accepted_vote
 from tests.fixtures.issuer import ISSUER, issuer_keys
 
 SETTINGS = Settings(topic_prefix="unit", partitions=4)
@@ -189,24 +189,6 @@ def test_redelivery_of_a_spent_vote_forwards_the_same_accepted_vote(scene):
     assert out.accepted_votes[1].source_offset == 1
 
 
-def _accepted(vote_id, sub, key_image, vote_type="approve", offset=0, token="t"):
-    return AcceptedVote.model_validate(
-        {
-            "vote_id": str(vote_id),
-            "submission_id": sub,
-            "key_image": key_image,
-            "vote_type": vote_type,
-            "ring_id": "r1",
-            "epoch": 1,
-            "token_id": token,
-            "source_partition": 0,
-            "source_offset": offset,
-            "payload_b64": "",
-        },
-        strict=False,
-    )
-
-
 def _tally_records(votes, partition=2):
     return [
         SourceRecord("accepted", partition, n, v.submission_id.encode(), v.to_json())
@@ -218,7 +200,7 @@ def _votes(n, sub="s1"):
     import uuid
 
     return [
-        _accepted(
+        accepted_vote(
             uuid.uuid4(), sub, secrets.token_hex(32), ("approve", "reject", "flag")[i % 3], offset=i
         )
         for i in range(n)
@@ -227,7 +209,7 @@ def _votes(n, sub="s1"):
 
 def test_tally_counts_each_key_image_once_and_chains_audit_events():
     votes = _votes(5)
-    dup = _accepted(__import__("uuid").uuid4(), "s1", votes[0].key_image, offset=99)
+    dup = accepted_vote(__import__("uuid").uuid4(), "s1", votes[0].key_image, offset=99)
     out, state = TallyOut(), {}
     keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=out)
     run(keeper.process(_tally_records([*votes, dup])))

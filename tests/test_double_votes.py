@@ -20,8 +20,8 @@ import pytest
 from agents.records import SourceRecord
 from agents.tally import TallyKeeper
 from models import first_break
-from models.internal import AcceptedVote
 from streams.settings import Settings
+from tests.fixtures.accepted import accepted_vote
 
 SETTINGS = Settings(topic_prefix="unit", partitions=4)
 KEY_IMAGE = "ab" * 32
@@ -84,21 +84,16 @@ VOTES_TOPIC: dict[tuple[int, int], bytes] = {}
 def _vote(vote_type, *, ts, partition, offset, key_image=KEY_IMAGE, sub="s1"):
     token = uuid.uuid4().hex
     VOTES_TOPIC[(partition, offset)] = f"raw vote {token}".encode()
-    return AcceptedVote.model_validate(
-        {
-            "vote_id": str(uuid.uuid4()),
-            "submission_id": sub,
-            "key_image": key_image,
-            "vote_type": vote_type,
-            "ring_id": "r1",
-            "epoch": 1,
-            "token_id": token,
-            "source_partition": partition,
-            "source_offset": offset,
-            "source_timestamp_ms": ts,
-            "payload_b64": base64.b64encode(f"raw vote {token}".encode()).decode(),
-        },
-        strict=False,
+    return accepted_vote(
+        uuid.uuid4(),
+        sub,
+        key_image,
+        vote_type,
+        token=token,
+        partition=partition,
+        offset=offset,
+        timestamp_ms=ts,
+        payload=VOTES_TOPIC[(partition, offset)],
     )
 
 
