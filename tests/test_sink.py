@@ -279,26 +279,55 @@ def test_announcement_json_shape() -> None:
 
 
 async def test_two_sinks_in_one_group_rebalance_without_loss_or_doubles(settings, pg) -> None:
-    """A second sink joins mid-stream: partitions move, each seeks to its Postgres offset."""
+    """A second sink joins mid-stream: partitions move, each seeks to its Postgres offset.
+
+    The second wave of ballots is produced only once the second sink holds
+    partitions, so both sinks write whatever the speed of the first: before,
+    a fast first sink could finish everything before the group rebalanced.
+    """
     import asyncio
 
+    async def until(condition, what: str, timeout: float = 90.0) -> None:  # noqa: ANN001
+        async def poll() -> None:
+            while not await condition():
+                await asyncio.sleep(0.05)
+
+        try:
+            await asyncio.wait_for(poll(), timeout)
+        except TimeoutError:
+            pytest.fail(f"{what}: not within {timeout:.0f} s")
+
     ballots = [make_ballot(i, f"sub-{i % 40}") for i in range(30_000)]
-    await produce_ballots(settings, ballots)
+    await produce_ballots(settings, ballots[:15_000])
     await produce(
         settings,
         "tallies",
         [make_tally(f"sub-{s}", v).to_json() for v in range(1, 6) for s in range(40)],
         keys=[f"sub-{s}".encode() for _ in range(1, 6) for s in range(40)],
     )
-    # small batches keep the first sink busy long enough for the group to rebalance
-    first = Sink(settings, batch_size=25, until_idle=3)
-    second = Sink(settings, batch_size=25, until_idle=3)
+    stop = asyncio.Event()
+    first = Sink(settings, batch_size=25, stop=stop)
+    second = Sink(settings, batch_size=25, stop=stop)
     t1 = asyncio.create_task(first.run())
-    while await count(pg, "ballots") < 1000:
-        await asyncio.sleep(0.02)
-    t2 = asyncio.create_task(second.run())
-    s1, s2 = await asyncio.gather(t1, t2)
+    t2: asyncio.Task | None = None
+    try:
+        await until(lambda: _at_least(pg, "ballots", 1000), "the first sink's first 1,000 ballots")
+        t2 = asyncio.create_task(second.run())
+
+        async def second_holds_ballots() -> bool:
+            consumer = second._consumer  # noqa: SLF001 - the group's view is what is awaited
+            held = consumer.assignment() if consumer is not None else set()
+            return any(tp.topic == settings.topic("ballots") for tp in held)
+
+        await until(second_holds_ballots, "the second sink's share of the ballots partitions")
+        await produce_ballots(settings, ballots[15_000:])
+        await until(lambda: _at_least(pg, "ballots", 30_000), "all 30,000 ballots in Postgres")
+        await until(_tallies_at(pg, 5), "every tally at version 5")
+    finally:
+        stop.set()
+        s1, s2 = await asyncio.gather(t1, *([t2] if t2 is not None else []))
     assert s1.records > 0 and s2.records > 0, "both sinks should have written"
+    assert s1.ballots + s2.ballots >= 30_000
     assert await count(pg, "ballots") == 30_000
     assert await pg.fetchval("SELECT count(DISTINCT vote_id) FROM ballots") == 30_000
     assert await pg.fetchval("SELECT min(version) FROM tallies") == 5
@@ -306,6 +335,18 @@ async def test_two_sinks_in_one_group_rebalance_without_loss_or_doubles(settings
         "SELECT sum(next_offset) FROM sink_offsets WHERE topic = $1", settings.topic("ballots")
     )
     assert stored == 30_000
+
+
+async def _at_least(conn: asyncpg.Connection, table: str, n: int) -> bool:
+    return await count(conn, table) >= n
+
+
+def _tallies_at(conn: asyncpg.Connection, version: int):  # noqa: ANN202
+    async def check() -> bool:
+        row = await conn.fetchrow("SELECT count(*) AS n, min(version) AS v FROM tallies")
+        return row["n"] == 40 and row["v"] == version
+
+    return check
 
 
 async def test_a_record_postgres_refuses_is_dead_lettered_not_blocking(settings, pg) -> None:
