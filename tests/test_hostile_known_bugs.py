@@ -106,7 +106,7 @@ def test_a_worker_survives_a_revocation_for_an_unknown_token_followed_by_a_vote(
     world.publish(vote)
     outputs = Outputs(settings)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a group join, then the two records
         while (
             time.monotonic() < deadline
             and worker.alive()

@@ -62,20 +62,27 @@ def test_worker_and_sink_metrics_move_after_votes(stack, tmp_path):
         producer.flush()
         records = len(round_.issuances) + len(round_.votes)
 
-        deadline = time.monotonic() + 60
-        while True:
+        # Settled: the worker took every record, the sink has stored every ballot and
+        # rejection the worker counted, and its lag is 0, on two scrapes in a row (one
+        # scrape can fall between two waves of ballots, and the lag gauge lags itself).
+        deadline = time.monotonic() + 90
+        settled = 0
+        while settled < 2:
+            time.sleep(0.5)
             worker_m = _scrape(settings.web_port)
             sink_m = _scrape(settings.metrics_port)
+            if time.monotonic() > deadline:
+                pytest.fail(f"metrics never settled; last: worker {worker_m}, sink {sink_m}")
             done = (
                 _total(worker_m, "ringtally_votes_in_total") >= records
-                and _total(sink_m, "ringtally_sink_rows_total", table="ballots") > 0
+                and _total(worker_m, "ringtally_ballots_total") > 0
+                and _total(sink_m, "ringtally_sink_rows_total", table="ballots")
+                == _total(worker_m, "ringtally_ballots_total")
                 and _total(sink_m, "ringtally_sink_lag_total") == 0
                 and _total(sink_m, "ringtally_sink_rows_total", table="rejections")
                 >= _total(worker_m, "ringtally_rejections_total")
             )
-            if done or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+            settled = settled + 1 if done else 0
 
         votes = settings.topic("votes")
         assert _total(worker_m, "ringtally_votes_in_total") >= records

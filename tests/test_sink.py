@@ -23,6 +23,7 @@ from connectors.postgres.testing import (
     make_tally,
     produce,
     produce_ballots,
+    wait_until,
 )
 from connectors.postgres.topics import ensure_topics
 from models import Decision
@@ -287,16 +288,6 @@ async def test_two_sinks_in_one_group_rebalance_without_loss_or_doubles(settings
     """
     import asyncio
 
-    async def until(condition, what: str, timeout: float = 90.0) -> None:  # noqa: ANN001
-        async def poll() -> None:
-            while not await condition():
-                await asyncio.sleep(0.05)
-
-        try:
-            await asyncio.wait_for(poll(), timeout)
-        except TimeoutError:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-
     ballots = [make_ballot(i, f"sub-{i % 40}") for i in range(30_000)]
     await produce_ballots(settings, ballots[:15_000])
     await produce(
@@ -311,7 +302,7 @@ async def test_two_sinks_in_one_group_rebalance_without_loss_or_doubles(settings
     t1 = asyncio.create_task(first.run())
     t2: asyncio.Task | None = None
     try:
-        await until(lambda: _at_least(pg, "ballots", 1000), "the first sink's first 1,000 ballots")
+        await wait_until(lambda: _at_least(pg, "ballots", 1000), 90, what="1,000 ballots")
         t2 = asyncio.create_task(second.run())
 
         async def second_holds_ballots() -> bool:
@@ -319,10 +310,10 @@ async def test_two_sinks_in_one_group_rebalance_without_loss_or_doubles(settings
             held = consumer.assignment() if consumer is not None else set()
             return any(tp.topic == settings.topic("ballots") for tp in held)
 
-        await until(second_holds_ballots, "the second sink's share of the ballots partitions")
+        await wait_until(second_holds_ballots, 90, what="the second sink's ballots partitions")
         await produce_ballots(settings, ballots[15_000:])
-        await until(lambda: _at_least(pg, "ballots", 30_000), "all 30,000 ballots in Postgres")
-        await until(_tallies_at(pg, 5), "every tally at version 5")
+        await wait_until(lambda: _at_least(pg, "ballots", 30_000), 90, what="30,000 ballots")
+        await wait_until(_tallies_at(pg, 5), 90, what="every tally at version 5")
     finally:
         stop.set()
         s1, s2 = await asyncio.gather(t1, *([t2] if t2 is not None else []))

@@ -78,7 +78,7 @@ async def test_postgres_restart_loses_and_doubles_nothing(private_postgres, tmp_
             "--batch-size",
             "200",
             "--until-idle",
-            "4",
+            "12",  # outlives the outage's start even when the first 20,000 went fast
             "--no-readmodel",
         ],
         cwd=ROOT,
@@ -107,7 +107,9 @@ async def test_postgres_restart_loses_and_doubles_nothing(private_postgres, tmp_
             [make_tally("sub-1", v).to_json() for v in (3, 9, 4)],
             keys=[b"sub-1"] * 3,
         )
-        await asyncio.sleep(3)
+        # the sink met the outage (it writes the new ballots) and waits it out
+        await wait_until(lambda: _logged(log_path, "postgres unavailable"), 60, what="the outage")
+        await asyncio.sleep(2)
         assert proc.poll() is None, "the sink must wait out the outage, not exit"
         await asyncio.to_thread(local.up, ["postgres"])
         code = await asyncio.to_thread(proc.wait, 180)
@@ -140,6 +142,10 @@ async def test_postgres_restart_loses_and_doubles_nothing(private_postgres, tmp_
     # logged once per state change, not once per retry
     assert out.count("postgres unavailable") == 1, out[-3000:]
     assert out.count("postgres back after") == 1, out[-3000:]
+
+
+async def _logged(path: Path, text: str) -> bool:
+    return text in path.read_text()
 
 
 async def _at_least(count, n: int) -> bool:  # noqa: ANN001
