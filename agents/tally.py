@@ -71,11 +71,11 @@ class TallyKeeper:
         settings: Settings,
         state: MutableMapping[bytes, dict[str, Any]],
         outputs: Outputs,
-        read_vote: Callable[[int, int], Awaitable[bytes | None]] | None = None,
+        read_vote: Callable[[int, int], Awaitable[bytes | None]],
     ) -> None:
         """``read_vote(partition, offset)``: a votes-topic record's raw value, or None when
-        the log no longer holds it (:class:`~agents.record_reader.RecordReader`); needed only
-        to retract a vote."""
+        the log no longer holds it (:class:`~agents.record_reader.RecordReader`); called
+        only to reject a vote here (a double vote), for the rejection's payload."""
         self.state = state
         self.outputs = outputs
         self.read_vote = read_vote
@@ -238,7 +238,9 @@ class TallyKeeper:
         retracted = change.get("retracted")
         if winner:
             if retracted is not None:
-                payload, lost = await self._payload(retracted)
+                payload, lost = await self._read_back(
+                    retracted["source_partition"], retracted["source_offset"]
+                )
                 await self._duplicate(
                     record,
                     f"retracted: vote {vote.vote_id} has the same key image on submission "
@@ -264,12 +266,10 @@ class TallyKeeper:
         for event in events:
             await self.outputs.audit(event)
 
-    async def _payload(self, retracted: dict[str, Any]) -> tuple[bytes, str]:
-        """The retracted vote's raw payload, read back from the votes topic (see
+    async def _read_back(self, partition: int, offset: int) -> tuple[bytes, str]:
+        """A vote's raw payload, read back from the votes topic at its position (see
         :mod:`agents.record_reader`); and a note for the detail when it is gone."""
-        if self.read_vote is None:
-            raise RuntimeError("TallyKeeper needs read_vote to retract a vote")
-        raw = await self.read_vote(retracted["source_partition"], retracted["source_offset"])
+        raw = await self.read_vote(partition, offset)
         if raw is None:
             return b"", " (payload not kept: the votes topic no longer holds the record)"
         return raw, ""
@@ -278,13 +278,17 @@ class TallyKeeper:
         self, vote: AcceptedVote, record: SourceRecord, counted: str, *, later: bool
     ) -> None:
         how = "cast after" if later else "retracted: cast after"
+        if vote.payload_b64 is not None:  # an accepted vote from before session 6 carries it
+            payload, lost = base64.b64decode(vote.payload_b64), ""
+        else:
+            payload, lost = await self._read_back(vote.source_partition, vote.source_offset)
         await self._duplicate(
             record,
             f"{how} vote {counted}, which has the same key image on submission "
-            f"{vote.submission_id!r}",
+            f"{vote.submission_id!r}{lost}",
             vote_id=vote.vote_id,
             token_id=vote.token_id,
-            payload=base64.b64decode(vote.payload_b64),
+            payload=payload,
             position=(vote.source_partition, vote.source_offset),
         )
 

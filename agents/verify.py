@@ -31,7 +31,6 @@ at worst makes a vote checked needlessly, or singly in step 3.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -455,7 +454,6 @@ class VoteVerifier:
             source_offset=source_offset,
             # A copy of the spending vote (another offset) has another timestamp: none is sent.
             source_timestamp_ms=p.record.timestamp_ms if source_offset == p.record.offset else None,
-            payload_b64=base64.b64encode(p.record.value or b"").decode("ascii"),
         )
 
     def _load(self, key: bytes) -> TokenState | None:

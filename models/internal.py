@@ -2,9 +2,12 @@
 
 ``AcceptedVote`` carries a verified vote from the verify agent (keyed by
 token) to the tally agent (keyed by submission). It keeps the ORIGINAL
-votes-topic position and raw payload, so a rejection at the tally stage
-points at the message the producer sent, and a replay into fresh state (whose
-internal topics have other offsets) produces the same outputs.
+votes-topic position, so a rejection at the tally stage points at the message
+the producer sent, and a replay into fresh state (whose internal topics have
+other offsets) produces the same outputs. It does not carry the raw payload:
+the rare rejection at the tally stage (a double vote) reads it back from the
+votes topic at that position (:mod:`agents.record_reader`). Carried, it
+tripled the size of every accepted vote, the worker's busiest record.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ class AcceptedVote(WireModel):
     #: of two votes sharing a key image counts (see agents/tally.py). None: a copy
     #: of an already-spent vote, or a record from before the field existed.
     source_timestamp_ms: int | None = None
-    payload_b64: str = Field(max_length=400_000)
+    #: Written by workers before session 6 only (records still in flight at an upgrade).
+    payload_b64: str | None = Field(default=None, max_length=400_000)
 
 
 class CredentialToken(WireModel):

@@ -207,15 +207,21 @@ def _votes(n, sub="s1"):
     ]
 
 
+async def _votes_topic(partition: int, offset: int) -> bytes:
+    """TallyKeeper's read_vote: a stand-in raw value for every votes-topic position."""
+    return f"vote at {partition}/{offset}".encode()
+
+
 def test_tally_counts_each_key_image_once_and_chains_audit_events():
     votes = _votes(5)
     dup = accepted_vote(__import__("uuid").uuid4(), "s1", votes[0].key_image, offset=99)
     out, state = TallyOut(), {}
-    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=out)
+    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=out, read_vote=_votes_topic)
     run(keeper.process(_tally_records([*votes, dup])))
     assert len(out.ballots) == 5
     assert [r.reason.value for r in out.rejections] == ["duplicate_key_image"]
     assert out.rejections[0].source_offset == 99 and out.rejections[0].source_topic == VOTES
+    assert base64.b64decode(out.rejections[0].payload_b64) == b"vote at 0/99"  # read back
     [tally] = out.tallies  # one Tally per submission per batch, at its final version
     assert (
         tally.version,
@@ -239,7 +245,7 @@ def test_tally_and_chain_head_restored_older_than_the_ballots_are_repaired_on_re
     tally/chain-head writes did: the redelivered batch must repair, not recount."""
     votes = _votes(4)
     out, state = TallyOut(), {}
-    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=out)
+    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=out, read_vote=_votes_topic)
     run(keeper.process(_tally_records(votes[:2])))
     before = copy.deepcopy(state)  # what the changelog held after the first batch
     run(keeper.process(_tally_records(votes[2:])))
@@ -249,7 +255,9 @@ def test_tally_and_chain_head_restored_older_than_the_ballots_are_repaired_on_re
     if lost in ("chain", "both"):
         crashed[b"c|2"] = before[b"c|2"]
     replay_out = TallyOut()
-    replayed = TallyKeeper(settings=SETTINGS, state=crashed, outputs=replay_out)
+    replayed = TallyKeeper(
+        settings=SETTINGS, state=crashed, outputs=replay_out, read_vote=_votes_topic
+    )
     run(replayed.process(_tally_records(votes[2:])))  # redelivered after the crash
     assert crashed[b"t|s1"] == state[b"t|s1"] and crashed[b"c|2"] == state[b"c|2"]
     assert [b.vote_id for b in replay_out.ballots] == [v.vote_id for v in votes[2:]]
@@ -267,11 +275,15 @@ def test_tally_and_chain_head_restored_older_than_the_ballots_are_repaired_on_re
 def test_a_vote_redelivered_with_nothing_lost_changes_nothing():
     votes = _votes(3)
     out, state = TallyOut(), {}
-    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=out)
+    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=out, read_vote=_votes_topic)
     run(keeper.process(_tally_records(votes)))
     snapshot = copy.deepcopy(state)
     again = TallyOut()
-    run(TallyKeeper(settings=SETTINGS, state=state, outputs=again).process(_tally_records(votes)))
+    run(
+        TallyKeeper(settings=SETTINGS, state=state, outputs=again, read_vote=_votes_topic).process(
+            _tally_records(votes)
+        )
+    )
     assert state == snapshot
     assert (
         again.ballots == out.ballots

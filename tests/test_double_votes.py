@@ -93,7 +93,6 @@ def _vote(vote_type, *, ts, partition, offset, key_image=KEY_IMAGE, sub="s1"):
         partition=partition,
         offset=offset,
         timestamp_ms=ts,
-        payload=VOTES_TOPIC[(partition, offset)],
     )
 
 
@@ -143,10 +142,10 @@ def test_every_arrival_order_counts_the_first_cast_vote_and_ends_the_same(order)
     rejected = {r.vote_id: r for r in arrived.rejections.values()}
     assert set(rejected) == {SECOND.vote_id, THIRD.vote_id}
     assert all(r.reason.value == "duplicate_key_image" for r in rejected.values())
-    # each rejection keeps its own vote's raw payload and votes-topic position
-    assert base64.b64decode(rejected[SECOND.vote_id].payload_b64) == base64.b64decode(
-        SECOND.payload_b64
-    )
+    # each rejection keeps its own vote's raw payload (read back from the votes topic)
+    # and votes-topic position
+    assert base64.b64decode(rejected[SECOND.vote_id].payload_b64) == VOTES_TOPIC[(0, 2)]
+    assert base64.b64decode(rejected[THIRD.vote_id].payload_b64) == VOTES_TOPIC[(1, 9)]
     assert (rejected[THIRD.vote_id].source_partition, rejected[THIRD.vote_id].source_offset) == (
         1,
         9,
@@ -234,3 +233,43 @@ def test_an_entry_written_before_retractions_existed_keeps_its_vote():
     assert store.ballots[("s1", KEY_IMAGE)].vote_id == legacy_vote.vote_id
     assert [r.vote_id for r in store.rejections.values()] == [FIRST.vote_id]
     assert store.tallies["s1"].version == 1
+
+
+def test_a_later_vote_whose_record_is_gone_is_rejected_without_its_payload():
+    """Retention removed the later vote's votes record: the rejection says so, nothing else."""
+
+    async def gone(partition, offset):
+        return None
+
+    store = Store()
+    keeper = TallyKeeper(settings=SETTINGS, state={}, outputs=store, read_vote=gone)
+    asyncio.run(keeper.process(_records([FIRST, SECOND])))
+    [rejection] = store.rejections.values()
+    assert rejection.vote_id == SECOND.vote_id and rejection.payload_b64 == ""
+    assert "no longer holds the record" in rejection.detail
+    assert store.ballots[("s1", KEY_IMAGE)].vote_id == FIRST.vote_id
+
+
+def test_an_accepted_vote_that_carries_its_payload_is_rejected_with_it_unread():
+    """Accepted votes written before session 6 carry the raw vote: no read-back for them."""
+
+    async def unreachable(partition, offset):
+        raise AssertionError("read back a payload the accepted vote carried")
+
+    carried = accepted_vote(
+        uuid.uuid4(),
+        "s1",
+        KEY_IMAGE,
+        "flag",
+        token="old",
+        partition=4,
+        offset=8,
+        timestamp_ms=900,
+        payload=b"raw vote as carried",
+    )
+    store = Store()
+    keeper = TallyKeeper(settings=SETTINGS, state={}, outputs=store, read_vote=unreachable)
+    asyncio.run(keeper.process(_records([FIRST, carried])))
+    [rejection] = store.rejections.values()
+    assert base64.b64decode(rejection.payload_b64) == b"raw vote as carried"
+    assert "no longer holds" not in rejection.detail
