@@ -7,6 +7,7 @@ processing and a replay from offset 0 reach the same decisions.
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
@@ -22,7 +23,6 @@ from .fields import (
     Identifier,
     IssuerSignature,
     VoteType,
-    decode_signature,
 )
 
 __all__ = ["TokenIssued", "TokenRevoked", "VoteCast", "VotesMessage", "parse_votes_message"]
@@ -56,8 +56,9 @@ class VoteCast(WireModel):
         return self.submission_id.encode("utf-8")
 
     def signature_bytes(self) -> bytes:
-        """The decoded signature (already checked to be canonical base64)."""
-        return decode_signature(self.signature)
+        """The decoded signature. Parsing checked it is canonical base64 (the model is
+        frozen), so it is decoded here without checking again: half the cost."""
+        return base64.b64decode(self.signature)
 
 
 class TokenIssued(IssuerSigned, WireModel):
