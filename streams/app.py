@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> RingtallyApp:
         producer_linger=settings.producer_linger,
         # aiokafka keeps one open batch per partition; when it is full, the agent
         # sending waits until the request in flight returns. At Faust's 16 KiB an
-        # accepted vote (about 3 KiB, it carries the signed payload) filled it
+        # accepted vote (about 3 KiB while it carried the signed payload) filled it
         # every few records: 1,123 -> 1,560 votes/s with 256 KiB (docs/pipeline.md).
         producer_max_batch_size=256 * 1024,
         broker_session_timeout=settings.session_timeout,
