@@ -175,6 +175,40 @@ def test_a_bad_signature_burns_nothing_and_a_good_one_then_spends(scene):
     assert [a.source_offset for a in out.accepted_votes] == [2]
 
 
+class LaggingControl(ControlState):
+    """A control reader that has not read the ring yet: the record arrives on sync."""
+
+    def __init__(self, scene_control: ControlState, ring_record: bytes) -> None:
+        super().__init__(SETTINGS)
+        self.submissions = scene_control.submissions
+        self.pending, self.syncs = [ring_record], 0
+
+    async def sync(self, timeout: float = 10.0) -> bool:
+        self.syncs += 1
+        while self.pending:
+            self.apply(SETTINGS.topic("rings"), b"r1", self.pending.pop())
+        return True
+
+
+def test_a_vote_naming_a_ring_not_read_yet_waits_for_the_control_topics(scene):
+    """Registered before the vote was produced, read after it: the vote must not be
+    ``unknown_ring`` because the control reader trailed the votes."""
+    keys, ring, _ = scene
+    registered = Ring(
+        ring_id="r1", genre="g", epoch=1, public_keys=[pk.hex() for pk in ring.public_keys]
+    ).to_json()
+    lagging = LaggingControl(scene[2], registered)
+    out = VerifyOut()
+    batch = [_issue(0, "tok-new-ring"), _vote(1, keys, ring, 0, "tok-new-ring")]
+    run(_verifier(lagging, {}, out).process(batch))
+    assert out.rejections == [] and [a.source_offset for a in out.accepted_votes] == [1]
+    assert lagging.syncs == 1
+    out = VerifyOut()
+    batch = [_issue(0, "tok-known-ring"), _vote(1, keys, ring, 1, "tok-known-ring")]
+    run(_verifier(lagging, {}, out).process(batch))
+    assert len(out.accepted_votes) == 1 and lagging.syncs == 1  # a known ring: no wait
+
+
 def test_redelivery_of_a_spent_vote_forwards_the_same_accepted_vote(scene):
     keys, ring, control = scene
     token = "tok-d"
