@@ -51,24 +51,39 @@ console = Console()
 
 def sink_proc(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-c", "from streams.cli import main; main()", "sink", "--no-readmodel",
-         *args],
-        cwd=ROOT, env=settings_env(settings), stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-c",
+            "from streams.cli import main; main()",
+            "sink",
+            "--no-readmodel",
+            *args,
+        ],
+        cwd=ROOT,
+        env=settings_env(settings),
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
 
 
 async def produce_ballots(settings: Settings, n: int, offset: int = 0) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                linger_ms=20, max_batch_size=1024 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        linger_ms=20,
+        max_batch_size=1024 * 1024,
+    )
     await producer.start()
     t0 = time.perf_counter()
     try:
         futs = []
         for i in range(offset, offset + n):
             b = make_ballot(i, f"sub-{i % 997}")
-            futs.append(await producer.send(settings.topic("ballots"), b.to_json(),
-                                            key=b.submission_id.encode()))
+            futs.append(
+                await producer.send(
+                    settings.topic("ballots"), b.to_json(), key=b.submission_id.encode()
+                )
+            )
             if len(futs) >= 20_000:
                 await asyncio.gather(*futs)
                 futs.clear()
@@ -83,8 +98,16 @@ async def throughput_run(base: Settings, n: int, loader: str, batch: int, run: i
     await migrate(settings)
     conn = await asyncpg.connect(settings.postgres_dsn)
     table = f'"{settings.postgres_schema}".ballots'
-    proc = sink_proc(settings, "--once", "--loader", loader, "--batch-size", str(batch),
-                     "--group-id", f"{settings.topic_prefix}-{loader}-{run}")
+    proc = sink_proc(
+        settings,
+        "--once",
+        "--loader",
+        loader,
+        "--batch-size",
+        str(batch),
+        "--group-id",
+        f"{settings.topic_prefix}-{loader}-{run}",
+    )
     first = last = None
     try:
         while True:
@@ -108,8 +131,14 @@ async def throughput_run(base: Settings, n: int, loader: str, batch: int, run: i
     assert first is not None and last is not None
     seconds = last - first[0]
     rows = n - first[1]
-    return {"loader": loader, "batch_size": batch, "run": run, "rows": rows,
-            "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds)}
+    return {
+        "loader": loader,
+        "batch_size": batch,
+        "run": run,
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds),
+    }
 
 
 async def lag_run(base: Settings, rate: int, seconds: float, start_at: int) -> dict:
@@ -131,7 +160,8 @@ async def lag_run(base: Settings, rate: int, seconds: float, start_at: int) -> d
             nonlocal last_id
             while True:
                 rows = await conn.fetch(
-                    f"SELECT id, vote_id FROM {table} WHERE id > $1 ORDER BY id", last_id)
+                    f"SELECT id, vote_id FROM {table} WHERE id > $1 ORDER BY id", last_id
+                )
                 now = time.perf_counter()
                 for r in rows:
                     seen.setdefault(r["vote_id"], now)
@@ -140,8 +170,9 @@ async def lag_run(base: Settings, rate: int, seconds: float, start_at: int) -> d
                 await asyncio.sleep(0.01)
 
         poller = asyncio.create_task(poll())
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                    linger_ms=1)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1
+        )
         await producer.start()
         try:
             total = int(rate * seconds)
@@ -153,8 +184,9 @@ async def lag_run(base: Settings, rate: int, seconds: float, start_at: int) -> d
                     await asyncio.sleep(delay)
                 b = make_ballot(start_at + k, f"sub-{k % 997}")
                 produced[b.vote_id] = time.perf_counter()
-                await producer.send(settings.topic("ballots"), b.to_json(),
-                                    key=b.submission_id.encode())
+                await producer.send(
+                    settings.topic("ballots"), b.to_json(), key=b.submission_id.encode()
+                )
             await producer.flush()
         finally:
             await producer.stop()
@@ -169,17 +201,25 @@ async def lag_run(base: Settings, rate: int, seconds: float, start_at: int) -> d
         await drop_schema(settings)
     lags = sorted((seen[v] - t) * 1000 for v, t in produced.items() if v in seen)
     q = statistics.quantiles(lags, n=100)
-    return {"rate_per_s": rate, "seconds": seconds, "records": len(produced),
-            "landed": len(lags), "p50_ms": round(q[49], 1), "p99_ms": round(q[98], 1),
-            "max_ms": round(lags[-1], 1)}
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "records": len(produced),
+        "landed": len(lags),
+        "p50_ms": round(q[49], 1),
+        "p99_ms": round(q[98], 1),
+        "max_ms": round(lags[-1], 1),
+    }
 
 
 async def main(args: argparse.Namespace) -> None:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     base = Settings(topic_prefix=prefix, postgres_schema=prefix.replace("-", "_"))
     await ensure_topics(base)
-    console.print(f"[bold]sink bench[/] prefix {prefix}, {args.records:,} ballots, "
-                  f"{base.partitions} partitions")
+    console.print(
+        f"[bold]sink bench[/] prefix {prefix}, {args.records:,} ballots, "
+        f"{base.partitions} partitions"
+    )
     produce_s = await produce_ballots(base, args.records)
     console.print(f"produced {args.records:,} ballots in {produce_s:.1f} s")
     runs = []
@@ -199,28 +239,44 @@ async def main(args: argparse.Namespace) -> None:
             await admin.close()
     medians = {
         loader: round(statistics.median(r["rows_per_s"] for r in runs if r["loader"] == loader))
-        for loader in args.loaders.split(",") if args.runs
+        for loader in args.loaders.split(",")
+        if args.runs
     }
     table = Table(title="ringtally sink")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for loader, v in medians.items():
-        table.add_row(f"ballot rows/s, loader={loader}, batch {args.batch_size} (median of "
-                      f"{args.runs})", f"{v:,}")
+        table.add_row(
+            f"ballot rows/s, loader={loader}, batch {args.batch_size} (median of {args.runs})",
+            f"{v:,}",
+        )
     table.add_row(f"lag p50 at {args.rate}/s", f"{lag['p50_ms']} ms")
     table.add_row(f"lag p99 at {args.rate}/s", f"{lag['p99_ms']} ms")
     table.add_row("lag max", f"{lag['max_ms']} ms")
     table.add_row("records landed / produced", f"{lag['landed']:,} / {lag['records']:,}")
     console.print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "command": "python bench/bench_sink.py " + " ".join(sys.argv[1:]),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "records": args.records, "partitions": base.partitions, "batch_size": args.batch_size,
-        "throughput_median_rows_per_s": medians, "throughput_runs": runs, "lag": lag,
-    }, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "command": "python bench/bench_sink.py " + " ".join(sys.argv[1:]),
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "records": args.records,
+                "partitions": base.partitions,
+                "batch_size": args.batch_size,
+                "throughput_median_rows_per_s": medians,
+                "throughput_runs": runs,
+                "lag": lag,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     console.print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 

@@ -67,7 +67,8 @@ class _ChainCheck:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"])
             self.broken = ChainBreak(
-                chain=self.chain, sequence=seq,
+                chain=self.chain,
+                sequence=seq,
                 problem=f"row is not a valid audit event ({where}: {first['msg']})",
             )
             return
@@ -106,7 +107,8 @@ async def verify(
         async with conn.transaction(readonly=True, isolation="repeatable_read"):
             cursor = conn.cursor(
                 f"SELECT {_COLUMNS} FROM audit_log {where} ORDER BY chain, sequence",
-                *args, prefetch=prefetch,
+                *args,
+                prefetch=prefetch,
             )
             async for row in cursor:
                 if current is None or row["chain"] != current.chain:

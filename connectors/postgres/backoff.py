@@ -18,7 +18,12 @@ class Outage:
     """The up/down state of one dependency, and how long to wait before the next try."""
 
     def __init__(
-        self, what: str, log: logging.Logger, *, base: float = 0.1, cap: float = 5.0,
+        self,
+        what: str,
+        log: logging.Logger,
+        *,
+        base: float = 0.1,
+        cap: float = 5.0,
         doing: str = "pausing consumption",
     ) -> None:
         self.what, self.log, self.base, self.cap, self.doing = what, log, base, cap, doing
@@ -36,7 +41,10 @@ class Outage:
             self.down_since = time.monotonic()
             self.log.warning(
                 "%s unavailable (%s: %s); %s, retrying with backoff up to %.0f s",
-                self.what, type(exc).__name__, str(exc).replace("\n", " ")[:200], self.doing,
+                self.what,
+                type(exc).__name__,
+                str(exc).replace("\n", " ")[:200],
+                self.doing,
                 self.cap,
             )
         else:

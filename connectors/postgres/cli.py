@@ -34,9 +34,7 @@ def _logging(verbose: bool = False) -> None:
     root = logging.getLogger("ringtally")
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
         root.addHandler(handler)
         root.propagate = False
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -57,7 +55,9 @@ def _run(make: Callable[[asyncio.Event], Awaitable[_T]]) -> _T:
 
 
 _SCHEMA = click.option(
-    "--schema", default=None, metavar="NAME",
+    "--schema",
+    default=None,
+    metavar="NAME",
     help="Postgres schema (default: RINGTALLY_POSTGRES_SCHEMA, else 'ringtally').",
 )
 
@@ -95,9 +95,10 @@ def db_migrate(schema: str | None, dry_run: bool) -> None:
     if result.applied:
         for mig in result.applied:
             click.echo(f"{verb} {mig.path.name}")
-        click.echo(f"schema {result.schema} at version {result.version}" + (
-            " (dry run: nothing changed)" if dry_run else ""
-        ))
+        click.echo(
+            f"schema {result.schema} at version {result.version}"
+            + (" (dry run: nothing changed)" if dry_run else "")
+        )
     else:
         click.echo(f"schema {result.schema} is up to date (version {result.version})")
 
@@ -120,10 +121,18 @@ def db_status(schema: str | None) -> None:
         conn = await connect(settings)
         try:
             version = await check_ready(conn, settings.postgres_schema)
-            click.echo(f"schema {settings.postgres_schema}: version {version} "
-                       f"({len(discover())} migrations known)")
-            for table in ("ballots", "rejections", "tallies", "escalations", "audit_log",
-                          "sink_dead_letters"):
+            click.echo(
+                f"schema {settings.postgres_schema}: version {version} "
+                f"({len(discover())} migrations known)"
+            )
+            for table in (
+                "ballots",
+                "rejections",
+                "tallies",
+                "escalations",
+                "audit_log",
+                "sink_dead_letters",
+            ):
                 n = await conn.fetchval(f"SELECT count(*) FROM {table}")
                 click.echo(f"  {table:<18} {n:>12,} rows")
             rows = await conn.fetch(
@@ -131,8 +140,10 @@ def db_status(schema: str | None) -> None:
                 "FROM sink_offsets GROUP BY topic ORDER BY topic"
             )
             for r in rows:
-                click.echo(f"  offsets {r['topic']}: {r['parts']} partitions, "
-                           f"{r['total']:,} records consumed")
+                click.echo(
+                    f"  offsets {r['topic']}: {r['parts']} partitions, "
+                    f"{r['total']:,} records consumed"
+                )
         finally:
             await conn.close()
 
@@ -144,22 +155,49 @@ def db_status(schema: str | None) -> None:
 
 @click.command("sink")
 @_SCHEMA
-@click.option("--once", is_flag=True,
-              help="Stop once caught up with the end offsets seen at start.")
-@click.option("--until-idle", type=float, default=None, metavar="SECONDS",
-              help="Stop after SECONDS without a record (tests, benches).")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=5000, show_default=True,
-              help="Most records per Postgres transaction.")
-@click.option("--loader", type=click.Choice(["copy", "unnest"]), default="copy",
-              show_default=True, help="How a batch is bulk-loaded into Postgres.")
+@click.option(
+    "--once", is_flag=True, help="Stop once caught up with the end offsets seen at start."
+)
+@click.option(
+    "--until-idle",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Stop after SECONDS without a record (tests, benches).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=5000,
+    show_default=True,
+    help="Most records per Postgres transaction.",
+)
+@click.option(
+    "--loader",
+    type=click.Choice(["copy", "unnest"]),
+    default="copy",
+    show_default=True,
+    help="How a batch is bulk-loaded into Postgres.",
+)
 @click.option("--group-id", default=None, help="Kafka consumer group (default <prefix>-sink).")
 @click.option("--migrate", "do_migrate", is_flag=True, help="Run 'db migrate' first.")
-@click.option("--readmodel/--no-readmodel", default=True, show_default=True,
-              help="Also keep the Redis read model current (in this process).")
+@click.option(
+    "--readmodel/--no-readmodel",
+    default=True,
+    show_default=True,
+    help="Also keep the Redis read model current (in this process).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def sink(
-    schema: str | None, once: bool, until_idle: float | None, batch_size: int, loader: str,
-    group_id: str | None, do_migrate: bool, readmodel: bool, verbose: bool,
+    schema: str | None,
+    once: bool,
+    until_idle: float | None,
+    batch_size: int,
+    loader: str,
+    group_id: str | None,
+    do_migrate: bool,
+    readmodel: bool,
+    verbose: bool,
 ) -> None:
     """Copy ballots, tallies, rejections and audit events into Postgres, exactly once.
 
@@ -184,9 +222,13 @@ def sink(
 
     async def go(stop: asyncio.Event) -> None:
         s = Sink(
-            settings, batch_size=batch_size, group_id=group_id,
+            settings,
+            batch_size=batch_size,
+            group_id=group_id,
             loader=loader,  # type: ignore[arg-type]
-            once=once, until_idle=until_idle, stop=stop,
+            once=once,
+            until_idle=until_idle,
+            stop=stop,
         )
         if not readmodel:
             await s.run()
@@ -216,8 +258,13 @@ async def _relay(src: asyncio.Event, dst: asyncio.Event) -> None:
 
 @click.command("readmodel")
 @click.option("--once", is_flag=True, help="Stop once caught up with the tallies topic.")
-@click.option("--until-idle", type=float, default=None, metavar="SECONDS",
-              help="Stop after SECONDS without a record.")
+@click.option(
+    "--until-idle",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Stop after SECONDS without a record.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def readmodel(once: bool, until_idle: float | None, verbose: bool) -> None:
     """Keep the Redis read model (latest tally per submission) current, on its own.
@@ -274,13 +321,18 @@ def audit_verify(schema: str | None, chain: str | None, quiet: bool) -> None:
     total = asyncio.run(count_events(settings, chain))
     show = not quiet and console.is_terminal and total > 10_000
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=console, disable=not show, transient=True,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
+        transient=True,
     ) as bar:
         task = bar.add_task("verifying audit chains", total=total)
-        result = asyncio.run(verify(
-            settings, chain=chain, progress=lambda n: bar.update(task, completed=n)
-        ))
+        result = asyncio.run(
+            verify(settings, chain=chain, progress=lambda n: bar.update(task, completed=n))
+        )
     if result.ok:
         click.echo(f"all {result.events} events in {result.chains} chains check out")
         return
@@ -291,8 +343,6 @@ def audit_verify(schema: str | None, chain: str | None, quiet: bool) -> None:
         f"{len(result.breaks)} of {result.chains} chains broken; first: chain {first.chain} "
         f"sequence {first.sequence}: {first.problem}"
     )
-
-
 
 
 COMMANDS: tuple[click.Command, ...] = (db, sink, audit, readmodel)

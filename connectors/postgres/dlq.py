@@ -71,8 +71,7 @@ class DeadLetterTopic:
                 self.topic,
                 value=d.record.value,
                 # Kafka needs a key or a value: an empty key stands in for a keyless tombstone
-                key=d.record.key if d.record.key is not None or d.record.value is not None
-                else b"",
+                key=d.record.key if d.record.key is not None or d.record.value is not None else b"",
                 headers=dlq_headers(d),
             )
             for d in dead
@@ -80,6 +79,11 @@ class DeadLetterTopic:
         await asyncio.gather(*futures)
         for d in dead:
             log.warning(
-                "dead-lettered %s[%d]@%d to %s: %s (%s)", d.record.topic, d.record.partition,
-                d.record.offset, self.topic, d.reason, d.detail[:200],
+                "dead-lettered %s[%d]@%d to %s: %s (%s)",
+                d.record.topic,
+                d.record.partition,
+                d.record.offset,
+                self.topic,
+                d.reason,
+                d.detail[:200],
             )

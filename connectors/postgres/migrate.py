@@ -81,9 +81,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def _check_applied(
-    schema: str, files: list[Migration], applied: dict[int, asyncpg.Record]
-) -> None:
+def _check_applied(schema: str, files: list[Migration], applied: dict[int, asyncpg.Record]) -> None:
     by_version = {m.version: m for m in files}
     for version, row in sorted(applied.items()):
         mig = by_version.get(version)
@@ -111,7 +109,10 @@ class _DryRun(Exception):
 
 
 async def _apply(
-    conn: asyncpg.Connection, schema: str, files: list[Migration], result: MigrateResult,
+    conn: asyncpg.Connection,
+    schema: str,
+    files: list[Migration],
+    result: MigrateResult,
     dry_run: bool,
 ) -> None:
     # 1. serialise migrators of this schema (released at commit/rollback)
@@ -141,7 +142,9 @@ async def _apply(
                 ) from None
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                mig.version, mig.name, mig.checksum,
+                mig.version,
+                mig.name,
+                mig.checksum,
             )
         result.applied.append(mig)
 

@@ -45,7 +45,8 @@ async def load(conn: asyncpg.Connection, tps: Iterable[TP]) -> dict[TP, int]:
         "SELECT o.topic, o.partition, o.next_offset FROM sink_offsets o "
         "JOIN unnest($1::text[], $2::int[]) AS w(topic, partition) "
         "ON o.topic = w.topic AND o.partition = w.partition",
-        [t for t, _ in tps], [p for _, p in tps],
+        [t for t, _ in tps],
+        [p for _, p in tps],
     )
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
@@ -62,7 +63,8 @@ async def check_and_lock(conn: asyncpg.Connection, expected: Mapping[TP, int | N
         "JOIN unnest($1::text[], $2::int[]) AS w(topic, partition) "
         "ON o.topic = w.topic AND o.partition = w.partition "
         "ORDER BY o.topic, o.partition FOR UPDATE OF o",
-        [t for t, _ in tps], [p for _, p in tps],
+        [t for t, _ in tps],
+        [p for _, p in tps],
     )
     found: dict[TP, int | None] = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
     fresh = [tp for tp in tps if expected[tp] is None and tp not in found]
@@ -71,7 +73,8 @@ async def check_and_lock(conn: asyncpg.Connection, expected: Mapping[TP, int | N
             "INSERT INTO sink_offsets (topic, partition, next_offset) "
             "SELECT t, p, 0 FROM unnest($1::text[], $2::int[]) AS u(t, p) "
             "ON CONFLICT (topic, partition) DO NOTHING RETURNING topic, partition",
-            [t for t, _ in fresh], [p for _, p in fresh],
+            [t for t, _ in fresh],
+            [p for _, p in fresh],
         )
         mine = {(r["topic"], r["partition"]) for r in inserted}
         for tp in fresh:
@@ -89,5 +92,7 @@ async def store(conn: asyncpg.Connection, next_offsets: Mapping[TP, int]) -> Non
         "SELECT t, p, n FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u(t, p, n) "
         "ON CONFLICT (topic, partition) DO UPDATE "
         "SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-        [t for t, _ in tps], [p for _, p in tps], [next_offsets[tp] for tp in tps],
+        [t for t, _ in tps],
+        [p for _, p in tps],
+        [next_offsets[tp] for tp in tps],
     )

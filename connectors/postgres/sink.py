@@ -204,7 +204,10 @@ class Sink:
             ) from None
         log.info(
             "sink started: %s -> postgres schema %s (group %s, batch %d, loader %s)",
-            ", ".join(self.topics.values()), s.postgres_schema, self.group_id, self.batch_size,
+            ", ".join(self.topics.values()),
+            s.postgres_schema,
+            self.group_id,
+            self.batch_size,
             self.loader,
         )
         try:
@@ -274,9 +277,7 @@ class Sink:
             self._conn = await connect(self.settings)
             self._writer = None
         if self._writer is None:
-            self._writer = BatchWriter(
-                self._conn, self.topics, dlq=self._dlq, loader=self.loader
-            )
+            self._writer = BatchWriter(self._conn, self.topics, dlq=self._dlq, loader=self.loader)
         return self._conn
 
     async def _drop_conn(self) -> None:
@@ -340,7 +341,8 @@ class Sink:
             consumer.resume(*tps)
         log.info(
             "seeked %d partition(s) to their postgres offsets (%d from the beginning)",
-            len(tps), len(fresh),
+            len(tps),
+            len(fresh),
         )
 
     def _mark_all_pending(self) -> None:
@@ -399,7 +401,10 @@ class Sink:
                 if batch.records > 1:
                     log.error(
                         "postgres refused a batch of %d records (%s: %s); "
-                        "retrying record by record", batch.records, type(exc).__name__, exc,
+                        "retrying record by record",
+                        batch.records,
+                        type(exc).__name__,
+                        exc,
                     )
                     for one in _split(batch):
                         if self._pending:  # an offset conflict: everything is re-read anyway
@@ -476,9 +481,7 @@ def _unstorable(one: Batch, exc: BaseException) -> Batch:
     if not items:
         raise exc  # a dead letter itself was refused: a bug, not bad data
     rec = items[0].record
-    dead = DeadLetter(
-        rec, "unstorable", f"postgres refused it: {type(exc).__name__}: {exc}"[:2000]
-    )
+    dead = DeadLetter(rec, "unstorable", f"postgres refused it: {type(exc).__name__}: {exc}"[:2000])
     log.error("dead-lettering %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, dead.detail)
     out = Batch(dead=[dead], expected=one.expected, next_offsets=one.next_offsets, records=1)
     out.dlq_sent = one.dlq_sent

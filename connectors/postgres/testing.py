@@ -54,8 +54,14 @@ def make_ballot(i: int, submission: str = "sub-1", *, partition: int = 0) -> Bal
 
 
 def make_tally(
-    submission: str, version: int, *, approve: int = 0, reject: int = 0, flag: int = 0,
-    escalate: int = 0, decision: Decision | None = None,
+    submission: str,
+    version: int,
+    *,
+    approve: int = 0,
+    reject: int = 0,
+    flag: int = 0,
+    escalate: int = 0,
+    decision: Decision | None = None,
 ) -> Tally:
     counts = VoteCounts(approve=approve, reject=reject, flag=flag, escalate=escalate)
     return Tally(
@@ -90,10 +96,16 @@ def audit_chain(chain: str, n: int, *, submission: str = "sub-1") -> list[AuditE
     prev = genesis_hash(chain)
     for seq in range(1, n + 1):
         ev = AuditEvent.chained(
-            prev_hash=prev, chain=chain, sequence=seq, kind="ballot",
-            vote_id=str(uuid.uuid5(_NS, f"{chain}/{seq}")), submission_id=submission,
+            prev_hash=prev,
+            chain=chain,
+            sequence=seq,
+            kind="ballot",
+            vote_id=str(uuid.uuid5(_NS, f"{chain}/{seq}")),
+            submission_id=submission,
             key_image=hashlib.sha256(f"{chain}/{seq}".encode()).hexdigest(),
-            decision="PENDING", source_partition=0, source_offset=seq,
+            decision="PENDING",
+            source_partition=0,
+            source_offset=seq,
         )
         out.append(ev)
         prev = ev.hash
@@ -111,7 +123,9 @@ async def produce(
 ) -> int:
     """Produce values to ``<prefix>.<kind>`` (keys cycle over partitions by hash); returns count."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=linger_ms,
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        linger_ms=linger_ms,
         max_batch_size=512 * 1024,
     )
     await producer.start()
