@@ -394,10 +394,19 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
             ):  # type: ignore[arg-type]
                 break
             await asyncio.sleep(0.2)
-        await asyncio.sleep(0.3)
-        topic_view = watch.observed()
-        pg_view = await read_postgres(conn)
-        lines = check(truth, pg_view) + check(truth, topic_view)
+        # The last outputs may still be on their way to the watcher or the sink (a
+        # retraction's ballot and tally go to other topics than its rejection): compare
+        # until both agree with the ground truth, for at most 15 s more.
+        settle_by = time.monotonic() + 15.0
+        while True:
+            topic_view = watch.observed()
+            pg_view = await read_postgres(conn)
+            lines = check(truth, pg_view) + check(truth, topic_view)
+            if all_match(lines) or time.monotonic() > settle_by:
+                break
+            if not worker.alive() or not sink.alive():
+                break
+            await asyncio.sleep(0.5)
 
         metrics: dict[str, float] = {}
         with contextlib.suppress(Exception):
