@@ -1,11 +1,13 @@
-"""Reading one votes-topic record back by its position, for a retraction's rejection.
+"""Reading one votes-topic record back by its position, for a double vote's rejection.
 
-A ballot entry does not keep its vote's raw payload: that would make every
-entry (and its changelog record, which compaction never removes, since each
-key image is a new key) five times larger for an event that is rare. When a
-vote cast earlier retracts a counted one (:mod:`agents.tally`), the
-retracted vote's Rejection still carries its raw payload, as every rejection
-does: it is read back from the votes topic at the position the entry kept.
+Neither the accepted vote nor the ballot entry keeps the vote's raw payload:
+that would make every accepted vote three times larger, and every entry (and
+its changelog record, which compaction never removes, since each key image is
+a new key) five times larger, for an event that is rare. When the tally stage
+rejects a double vote (:mod:`agents.tally`: the half cast later, or a counted
+vote retracted by one cast before it), the Rejection still carries the raw
+payload, as every rejection does: it is read back from the votes topic at the
+vote's position.
 The votes topic is the log of record (a replay reads it from offset 0), so
 the record is there unless retention has removed it, and then the rejection
 says so.

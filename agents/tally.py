@@ -238,16 +238,12 @@ class TallyKeeper:
         retracted = change.get("retracted")
         if winner:
             if retracted is not None:
-                payload, lost = await self._read_back(
-                    retracted["source_partition"], retracted["source_offset"]
-                )
                 await self._duplicate(
                     record,
                     f"retracted: vote {vote.vote_id} has the same key image on submission "
-                    f"{vote.submission_id!r} and was cast before this one{lost}",
+                    f"{vote.submission_id!r} and was cast before this one",
                     vote_id=UUID(retracted["vote_id"]),
                     token_id=retracted["token_id"],
-                    payload=payload,
                     position=(retracted["source_partition"], retracted["source_offset"]),
                 )
             await self.outputs.ballot(
@@ -266,30 +262,19 @@ class TallyKeeper:
         for event in events:
             await self.outputs.audit(event)
 
-    async def _read_back(self, partition: int, offset: int) -> tuple[bytes, str]:
-        """A vote's raw payload, read back from the votes topic at its position (see
-        :mod:`agents.record_reader`); and a note for the detail when it is gone."""
-        raw = await self.read_vote(partition, offset)
-        if raw is None:
-            return b"", " (payload not kept: the votes topic no longer holds the record)"
-        return raw, ""
-
     async def _reject_duplicate(
         self, vote: AcceptedVote, record: SourceRecord, counted: str, *, later: bool
     ) -> None:
         how = "cast after" if later else "retracted: cast after"
-        if vote.payload_b64 is not None:  # an accepted vote from before session 6 carries it
-            payload, lost = base64.b64decode(vote.payload_b64), ""
-        else:
-            payload, lost = await self._read_back(vote.source_partition, vote.source_offset)
         await self._duplicate(
             record,
             f"{how} vote {counted}, which has the same key image on submission "
-            f"{vote.submission_id!r}{lost}",
+            f"{vote.submission_id!r}",
             vote_id=vote.vote_id,
             token_id=vote.token_id,
-            payload=payload,
             position=(vote.source_partition, vote.source_offset),
+            # an accepted vote written before session 6 carries its payload
+            payload=None if vote.payload_b64 is None else base64.b64decode(vote.payload_b64),
         )
 
     async def _duplicate(
@@ -299,10 +284,19 @@ class TallyKeeper:
         *,
         vote_id: UUID,
         token_id: str,
-        payload: bytes,
         position: tuple[int, int],
+        payload: bytes | None = None,
     ) -> None:
-        """A ``duplicate_key_image`` rejection of the vote at ``position`` on the votes topic."""
+        """A ``duplicate_key_image`` rejection of the vote at ``position`` on the votes topic.
+
+        Its raw payload, unless given, is read back from the votes topic there (see
+        :mod:`agents.record_reader`); when the log no longer holds it, the detail says so.
+        """
+        if payload is None:
+            payload = await self.read_vote(*position)
+            if payload is None:
+                payload = b""
+                detail += " (payload not kept: the votes topic no longer holds the record)"
         await self.outputs.rejection(
             token_id.encode(),
             rejection_for(
