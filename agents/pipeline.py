@@ -105,7 +105,7 @@ class FaustOutputs:
     async def token_revoked(self, token_id: str, revocation: CredentialRevoked) -> None:
         message = TokenRevoked(
             token_id=token_id,
-            reason=f"credential revoked: {revocation.reason}"[:500],
+            reason=revocation.token_reason()[:500],
             credential_revocation=revocation,
         )
         metrics.TOKEN_REVOCATIONS.inc()

@@ -326,7 +326,7 @@ class VoteVerifier:
                 f"token {message.token_id!r} belongs to {held}",
                 "",
             )
-        return None, f"credential revoked: {revocation.reason}"
+        return None, revocation.token_reason()
 
     async def _apply_vote(
         self,

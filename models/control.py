@@ -65,3 +65,7 @@ class CredentialRevoked(IssuerSigned, WireModel):
         return credential_revoked_signing_bytes(
             credential_hash=self.credential_hash, reason=self.reason
         )
+
+    def token_reason(self) -> str:
+        """The reason each token it revokes records (the fan-out's TokenRevoked says it too)."""
+        return f"credential revoked: {self.reason}"
