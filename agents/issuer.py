@@ -25,7 +25,7 @@ from typing import Any
 from models.base import IssuerSigned
 from models.encoding import ISSUER_CONTEXT
 from streams.errors import UsageProblem
-from streams.settings import Settings
+from streams.settings import HEX_PUBLIC_KEY, Settings
 
 __all__ = ["IssuerKeys", "IssuerKeysMissing", "trusted_issuer_keys"]
 
@@ -57,13 +57,9 @@ def trusted_issuer_keys(settings: Settings) -> list[bytes]:
         raise IssuerKeysMissing(f"no issuer public key configured and no {path}", fix=fix) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise IssuerKeysMissing(f"cannot read {path}: {exc}", fix=fix) from None
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) != 32 or key.hex() != text:
+    if not HEX_PUBLIC_KEY.match(text):
         raise IssuerKeysMissing(f"{path} does not hold a 64-hex public key", fix=fix)
-    return [key]
+    return [bytes.fromhex(text)]
 
 
 class IssuerKeys:

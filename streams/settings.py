@@ -36,10 +36,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["OUTPUT_TOPICS", "Settings", "get_settings", "redact_url"]
+__all__ = ["HEX_PUBLIC_KEY", "OUTPUT_TOPICS", "Settings", "get_settings", "redact_url"]
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-_HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
+#: A 32-byte public key as written in settings and in ``issuer.pub``: 64 lowercase hex.
+HEX_PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 #: The topics the pipeline writes and the sink reads (see ``Settings.output_prefix``).
 OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "sink-dlq"})
@@ -151,7 +152,7 @@ class Settings(BaseSettings):
     def _hex_keys(cls, value: str) -> str:
         keys = [part.strip() for part in value.split(",") if part.strip()]
         for key in keys:
-            if not _HEX_KEY.match(key):
+            if not HEX_PUBLIC_KEY.match(key):
                 raise ValueError(f"an issuer public key is 64 lowercase hex digits, got {key!r}")
         if len(set(keys)) != len(keys):
             raise ValueError("an issuer public key is listed twice")
