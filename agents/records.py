@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -111,15 +110,12 @@ def event_scope(record: SourceRecord) -> Iterator[None]:
     store) from the *current event*. A ``take_events`` batch spans partitions
     and leaves the last buffered event current, so without this every write of
     a batch would land on one partition. Faust has no public setter for that
-    context; this is the one place that touches its contextvar.
+    context: :func:`streams.tables.current_event` sets it.
     """
     if record.event is None:
         yield
         return
-    from faust.streams import _current_event
+    from streams.tables import current_event
 
-    token = _current_event.set(weakref.ref(record.event))
-    try:
+    with current_event(record.event):
         yield
-    finally:
-        _current_event.reset(token)

@@ -8,7 +8,14 @@ keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["RingtallyError", "ServiceUnavailable", "UsageProblem"]
+__all__ = [
+    "KafkaUnavailable",
+    "PostgresUnavailable",
+    "RedisUnavailable",
+    "RingtallyError",
+    "ServiceUnavailable",
+    "UsageProblem",
+]
 
 
 class RingtallyError(Exception):
@@ -35,3 +42,15 @@ class ServiceUnavailable(RingtallyError):
     """Kafka, Postgres or Redis did not answer (exit code 2: nothing was done)."""
 
     exit_code = 2
+
+
+class KafkaUnavailable(ServiceUnavailable):
+    """The Kafka bootstrap servers did not answer."""
+
+
+class PostgresUnavailable(ServiceUnavailable):
+    """Postgres did not answer (refused, timed out, shutting down)."""
+
+
+class RedisUnavailable(ServiceUnavailable):
+    """Redis did not answer."""

@@ -38,14 +38,34 @@ this order).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import faust
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
-__all__ = ["BatchedTable"]
+__all__ = ["BatchedTable", "current_event"]
+
+
+@contextlib.contextmanager
+def current_event(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's *current event* for the duration of the block.
+
+    Faust chooses a table write's changelog partition (and RocksDB partition
+    store) from the current event. Faust has no public setter for that
+    context; this is the one place that touches its contextvar.
+    """
+    from faust.streams import _current_event
+
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class BatchedTable(faust.Table):

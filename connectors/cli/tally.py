@@ -126,8 +126,8 @@ def _from_redis(settings, submission: str | None, limit: int) -> list[dict]:  # 
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    from connectors.postgres.errors import RedisUnavailable
     from connectors.readmodel.store import ReadModelStore
+    from streams.errors import RedisUnavailable
     from streams.settings import redact_url
 
     async def go() -> list[dict]:

@@ -8,8 +8,8 @@ Modules, one concept each:
 ``offsets``       the sink's positions, stored in Postgres beside the rows
 ``writer``        one batch -> one transaction (rows + offsets), duplicates absorbed
 ``dlq``           the dead-letter topic ``<prefix>.sink-dlq``
-``backoff``       capped exponential backoff that logs once per state change
 ``sink``          the consumer loop (``ringtally sink``)
+``metrics``       the sink's ``/metrics`` endpoint
 ``audit_verify``  recompute every audit hash chain (``ringtally audit verify``)
 ``cli``           the click commands
 """

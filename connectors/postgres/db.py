@@ -13,9 +13,8 @@ import asyncio
 
 import asyncpg
 
+from streams.errors import PostgresUnavailable
 from streams.settings import Settings, redact_url
-
-from .errors import PostgresUnavailable
 
 __all__ = ["TRANSIENT", "connect", "quote_ident", "unavailable"]
 

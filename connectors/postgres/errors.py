@@ -1,34 +1,21 @@
 """The sink's errors: each says what went wrong in one line, and the fix where known.
 
+The services being down (``KafkaUnavailable``, ``PostgresUnavailable``,
+``RedisUnavailable``) are :mod:`streams.errors`, shared with the read model.
 All are :class:`streams.errors.RingtallyError` subclasses, so the ``ringtally``
 CLI prints them as one line with a non-zero exit code, never a traceback.
 """
 
 from __future__ import annotations
 
-from streams.errors import RingtallyError, ServiceUnavailable
+from streams.errors import RingtallyError
 
 __all__ = [
     "AuditChainBroken",
-    "KafkaUnavailable",
     "MigrationError",
     "MigrationMismatch",
-    "PostgresUnavailable",
-    "RedisUnavailable",
     "SchemaNotReady",
 ]
-
-
-class PostgresUnavailable(ServiceUnavailable):
-    """Postgres did not answer (refused, timed out, shutting down)."""
-
-
-class KafkaUnavailable(ServiceUnavailable):
-    """The Kafka bootstrap servers did not answer."""
-
-
-class RedisUnavailable(ServiceUnavailable):
-    """Redis did not answer."""
 
 
 class MigrationError(RingtallyError):

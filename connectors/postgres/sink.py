@@ -37,13 +37,13 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from streams.backoff import Outage
+from streams.errors import KafkaUnavailable, PostgresUnavailable
 from streams.settings import Settings
 
-from .backoff import Outage
 from .db import TRANSIENT, connect
 from .decode import DeadLetter, Decoded, Record, decode
 from .dlq import DeadLetterTopic
-from .errors import KafkaUnavailable, PostgresUnavailable
 from .migrate import check_ready
 from .offsets import TP, OffsetConflict, load
 from .topics import DLQ, ensure_topics, output_topics
@@ -142,7 +142,7 @@ class Sink:
         self._pending: set[TopicPartition] = set()
         self._end: dict[TopicPartition, int] | None = None
         self._last_kafka_commit = 0.0
-        #: Prometheus endpoint (streams/metrics.py), when Settings.metrics_port is set.
+        #: Prometheus endpoint (metrics.py), when Settings.metrics_port is set.
         self.metrics: Any = None
 
     # --- rebalance callbacks ----------------------------------------------------
@@ -173,7 +173,7 @@ class Sink:
             await check_ready(self._conn, s.postgres_schema)
             await ensure_topics(s)
             if s.metrics_port:
-                from streams.metrics import SinkMetrics
+                from .metrics import SinkMetrics
 
                 self.metrics = SinkMetrics(self).start(s.metrics_port, s.web_host)
                 log.info("metrics on http://%s:%d/metrics", s.web_host, self.metrics.port)

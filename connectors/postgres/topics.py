@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.errors import ServiceUnavailable
+from streams.errors import KafkaUnavailable, ServiceUnavailable
 from streams.settings import Settings
 from streams.topics import ensure_topics as create_topics
-
-from .errors import KafkaUnavailable
 
 __all__ = ["DLQ", "OUTPUTS", "ensure_topics", "output_topics"]
 

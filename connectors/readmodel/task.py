@@ -31,9 +31,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from connectors.postgres.backoff import Outage
-from connectors.postgres.errors import KafkaUnavailable, RedisUnavailable
 from models import Tally
+from streams.backoff import Outage
+from streams.errors import KafkaUnavailable, RedisUnavailable
 from streams.settings import Settings, redact_url
 
 from .store import MarkerMissing, ReadModelStore

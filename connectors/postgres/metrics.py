@@ -1,0 +1,137 @@
+"""The sink's Prometheus ``/metrics`` endpoint (prometheus-client).
+
+``Settings.metrics_port`` (``RINGTALLY_METRICS_PORT``, 0 = off) starts a small
+HTTP server in the sink process (:class:`SinkMetrics`); its counters are read
+from the sink's own :class:`~connectors.postgres.sink.SinkStats` at scrape
+time, and its lag from offsets the sink loop samples. The names (all
+``ringtally_sink_*``) are listed in :mod:`streams.metrics` beside the
+worker's, and explained in ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+__all__ = ["SinkMetrics"]
+
+
+class _SinkCollector:
+    """Reads a running sink's stats and last lag sample at scrape time."""
+
+    def __init__(self, owner: SinkMetrics) -> None:
+        self.owner = owner
+
+    def collect(self) -> Iterator[Any]:
+        stats = self.owner.sink.stats
+        rows = CounterMetricFamily(
+            "ringtally_sink_rows",
+            "Rows inserted into Postgres, per table (duplicates not counted).",
+            labels=["table"],
+        )
+        rows.add_metric(["ballots"], stats.ballots)
+        rows.add_metric(["rejections"], stats.rejections)
+        rows.add_metric(["audit_log"], stats.audit)
+        rows.add_metric(["tallies"], stats.tallies_changed)
+        rows.add_metric(["sink_dead_letters"], stats.dead_letters)
+        yield rows
+        for name, help_, value in (
+            (
+                "ringtally_sink_records",
+                "Kafka records consumed and committed to Postgres.",
+                stats.records,
+            ),
+            ("ringtally_sink_batches", "Postgres transactions committed.", stats.batches),
+            (
+                "ringtally_sink_duplicates",
+                "Re-emitted records absorbed by the unique keys.",
+                stats.duplicates,
+            ),
+            (
+                "ringtally_sink_postgres_outages",
+                "Times Postgres became unavailable.",
+                stats.postgres_outages,
+            ),
+        ):
+            yield CounterMetricFamily(name, help_, value=value)
+        lag = GaugeMetricFamily(
+            "ringtally_sink_lag",
+            "Records on the topic not yet in Postgres: highwater minus the stored next offset.",
+            labels=["topic", "partition"],
+        )
+        with self.owner.lock:
+            sample = dict(self.owner.lag)
+        for (topic, partition), value in sorted(sample.items()):
+            lag.add_metric([topic, str(partition)], value)
+        yield lag
+        yield GaugeMetricFamily(
+            "ringtally_sink_lag_total",
+            "Sum of ringtally_sink_lag over all partitions.",
+            value=sum(sample.values()),
+        )
+
+
+class SinkMetrics:
+    """The sink's ``/metrics`` endpoint: ``SinkMetrics(sink).start(port)``, ``.stop()``.
+
+    A fresh registry per sink (tests run several sinks in one process). The
+    sink loop calls :meth:`sample` with its consumer; the HTTP thread only ever
+    reads the copied sample and the stats' integers.
+    """
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.lock = threading.Lock()
+        self.lag: dict[tuple[str, int], int] = {}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_SinkCollector(self))
+        self._last_sample = 0.0
+        self._server: Any = None
+        self.port: int | None = None
+
+    def start(self, port: int, host: str = "127.0.0.1") -> SinkMetrics:
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        self.port = server.server_address[1]
+        return self
+
+    def sample(
+        self, consumer: Any, expected: dict[tuple[str, int], int | None], *, every: float = 0.5
+    ) -> None:
+        """Lag per partition from the consumer's highwaters and the offsets stored in Postgres."""
+        now = time.monotonic()
+        if now - self._last_sample < every:
+            return
+        self._last_sample = now
+        lag: dict[tuple[str, int], int] = {}
+        try:
+            assignment = list(consumer.assignment())
+        except Exception:  # noqa: BLE001
+            return
+        for tp in assignment:
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001
+                continue
+            if highwater is None:
+                continue
+            done = expected.get((tp.topic, tp.partition)) or 0
+            lag[(tp.topic, tp.partition)] = max(0, highwater - done)
+        with self.lock:
+            self.lag = lag
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
