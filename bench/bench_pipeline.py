@@ -151,7 +151,7 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
     _publish(base, list(round_.control_messages()))
     control_count = len(round_.issuances)
     procs = []
-    module = "bench.passthrough_app" if kind == "passthrough" else "streams"
+    module = "bench.passthrough_app" if kind == "passthrough" else "connectors.cli"
     for i in range(workers):
         s = base.model_copy(update={"web_port": free_port()})
         procs.append(

@@ -54,7 +54,7 @@ def sink_proc(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-c",
-            "from streams.cli import main; main()",
+            "from connectors.cli import main; main()",
             "sink",
             "--no-readmodel",
             *args,

@@ -1,6 +1,6 @@
 """How long ``stack up`` takes until Kafka, PostgreSQL and Redis are all healthy.
 
-Runs the real CLI (``python -m connectors.stack up``) against a throw-away
+Runs the real CLI (``python -m connectors.cli stack up``) against a throw-away
 stack (own data dir, own free ports), so the project's shared stack is not
 touched, and writes ``bench/results/stack_startup.json``:
 
@@ -55,7 +55,7 @@ def run_cli(env: dict[str, str], *args: str) -> float:
     """Seconds for one CLI call; fails loudly (its output shown) if it fails."""
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "connectors.stack", *args],
+        [sys.executable, "-m", "connectors.cli", "stack", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -130,7 +130,7 @@ def main() -> None:
     finally:
         for env in envs:  # never leave a server behind, whatever failed
             subprocess.run(
-                [sys.executable, "-m", "connectors.stack", "down"],
+                [sys.executable, "-m", "connectors.cli", "stack", "down"],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,

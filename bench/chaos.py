@@ -476,7 +476,7 @@ class Cluster:
                 [
                     sys.executable,
                     "-c",
-                    "from streams.cli import main; main()",
+                    "from connectors.cli import main; main()",
                     "sink",
                     "--no-readmodel",
                     "--batch-size",
@@ -1258,7 +1258,7 @@ def verify(
         [
             sys.executable,
             "-c",
-            "from streams.cli import main; main()",
+            "from connectors.cli import main; main()",
             "audit",
             "verify",
             "--quiet",

@@ -39,7 +39,7 @@ class WorkerProcess:
     log_path: Path
     proc: subprocess.Popen | None = None
     command: tuple[str, ...] = ("worker", "--loglevel", "info")
-    module: str = "streams"
+    module: str = "connectors.cli"
 
     def start(self, *, ready_timeout: float = 90.0) -> WorkerProcess:
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}

@@ -53,7 +53,7 @@ async def superuser(settings) -> asyncpg.Connection:  # noqa: ANN001
 
 def audit_cli(settings) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
     return subprocess.run(
-        [sys.executable, "-c", "from streams.cli import main; main()", "audit", "verify"],
+        [sys.executable, "-c", "from connectors.cli import main; main()", "audit", "verify"],
         cwd=ROOT,
         env=settings_env(settings),
         capture_output=True,

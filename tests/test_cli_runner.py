@@ -14,7 +14,7 @@ from connectors.postgres.testing import settings_env
 
 ROOT = Path(__file__).resolve().parents[1]
 _SCRIPT = Path(sys.executable).with_name("ringtally")
-RINGTALLY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "streams"]
+RINGTALLY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "connectors.cli"]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from connectors.postgres.testing import drop_schema, settings_env
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
-RINGTALLY = [sys.executable, "-c", "from streams.cli import main; main()"]
+RINGTALLY = [sys.executable, "-c", "from connectors.cli import main; main()"]
 
 
 @pytest.fixture

@@ -143,7 +143,7 @@ async def test_ringtally_sink_runs_the_read_model_too(settings, redis) -> None:
             settings, *(make_tally(f"s{i}", v, approve=v) for i in range(10) for v in (2, 7, 5))
         )
         out = subprocess.run(
-            [sys.executable, "-c", "from streams.cli import main; main()", "sink", "--once"],
+            [sys.executable, "-c", "from connectors.cli import main; main()", "sink", "--once"],
             cwd=Path(__file__).resolve().parents[1],
             env=settings_env(settings),
             capture_output=True,

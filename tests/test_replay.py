@@ -185,7 +185,7 @@ def test_replay_command_from_time_prints_no_differences(live):
         [
             sys.executable,
             "-m",
-            "streams",
+            "connectors.cli",
             "replay",
             "--from-time",
             str(msg.timestamp()[1]),

@@ -43,7 +43,7 @@ VERSIONS = 15
 
 
 def sink_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from streams.cli import main; main()", "sink", *args]
+    return [sys.executable, "-c", "from connectors.cli import main; main()", "sink", *args]
 
 
 async def end_offsets(settings) -> dict[tuple[str, int], int]:  # noqa: ANN001

@@ -73,7 +73,7 @@ async def test_postgres_restart_loses_and_doubles_nothing(private_postgres, tmp_
         [
             sys.executable,
             "-c",
-            "from streams.cli import main; main()",
+            "from connectors.cli import main; main()",
             "sink",
             "--batch-size",
             "200",

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from connectors.cli.stack import stack as stack_cli
 from connectors.stack import (
     CONSOLE_PRODUCER,
     LocalStack,
@@ -28,7 +29,6 @@ from connectors.stack import (
     kafka_version,
     run_kafka_tool,
 )
-from connectors.stack.cli import stack as stack_cli
 from connectors.stack.kafka import parse_bootstrap
 from connectors.stack.kafka.broker import KafkaService, read_properties
 from connectors.stack.paths import StackPaths
@@ -431,7 +431,7 @@ def test_cli_failure_is_one_line_on_stderr_and_exit_1(
         monkeypatch.setenv(key, value)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.run(
-        [sys.executable, "-m", "connectors.stack", "up", "redis"],
+        [sys.executable, "-m", "connectors.cli", "stack", "up", "redis"],
         capture_output=True,
         text=True,
         env=env,

@@ -1,37 +1,15 @@
-"""ringtally's operator commands, mounted into the ``ringtally`` CLI.
+"""``ringtally``: every command, one entry point (:func:`main`, in :mod:`.root`).
 
-One module per command group: ``keys``, ``rings``, ``submissions``, ``tokens``
-(with ``revoke``), ``vote``, ``produce``, ``tally``, ``rejections``.
-``COMMANDS`` is what ``streams.cli.register_commands`` adds. Modules import
-only click and the models at import time; Kafka, Postgres, Redis and the
-crypto core are imported inside the commands, so ``--help`` stays fast.
-``python -m connectors.cli`` runs the same commands without the Faust app.
-See docs/cli.md.
+One module per command group, named after it: ``keys``, ``rings``,
+``submissions``, ``tokens`` (with ``revoke``), ``vote``, ``produce``,
+``tally``, ``rejections``, ``stack``, ``sink`` (with ``db``, ``audit``,
+``readmodel``), ``replay`` (with ``reset-offsets``); ``root`` is the group,
+its one error handler and Faust's ``worker``. Modules import only click and
+the models at import time; Kafka, Postgres, Redis, the crypto core and Faust
+are imported inside the commands, so ``--help`` stays fast.
+``python -m connectors.cli`` is the same command. See docs/cli.md.
 """
 
-from __future__ import annotations
+from .root import COMMANDS, cli, main
 
-import click
-
-from .keys import keys
-from .produce import produce
-from .rejections import rejections
-from .rings import rings
-from .submissions import submissions
-from .tally import tally
-from .tokens import revoke, tokens
-from .vote import vote
-
-__all__ = ["COMMANDS"]
-
-COMMANDS: tuple[click.Command, ...] = (
-    keys,
-    rings,
-    submissions,
-    tokens,
-    revoke,
-    vote,
-    produce,
-    tally,
-    rejections,
-)
+__all__ = ["COMMANDS", "cli", "main"]

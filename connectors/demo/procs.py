@@ -22,7 +22,7 @@ __all__ = ["SinkProcess"]
 
 @dataclass
 class SinkProcess:
-    """``python -m connectors.postgres sink …`` with ``settings`` as RINGTALLY_* variables."""
+    """``python -m connectors.cli sink …`` with ``settings`` as RINGTALLY_* variables."""
 
     settings: Settings
     log_path: Path
@@ -35,7 +35,7 @@ class SinkProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "connectors.postgres", "sink", *self.args],
+            [sys.executable, "-m", "connectors.cli", "sink", *self.args],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -8,7 +8,7 @@ For development and tests on machines without a container engine::
     stack.status()                  # [PieceStatus(piece, port, pid, state, detail, log_file)]
     stack.down()                    # stops only what it started
 
-CLI: ``ringtally stack up|down|status|logs`` (or ``python -m connectors.stack``).
+CLI: ``ringtally stack up|down|status|logs``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """``stack`` command group: up, down, status, logs (and fetch for ``make deps``).
 
-A plain click group with no dependency on the Faust app, so it can be mounted
-into the ``ringtally`` CLI (``cli.add_command(stack)``) and also run on its own
-as ``python -m connectors.stack``. Every failure prints one line per failed
+A plain click group with no dependency on the Faust app, mounted into the
+``ringtally`` CLI by :mod:`connectors.cli.root`. Every failure prints one line per failed
 piece on stderr and exits 1; click itself exits 2 on bad usage.
 """
 
@@ -18,11 +17,10 @@ from typing import Any, TypeVar
 
 import click
 
+from connectors.stack.errors import StackError, display_path
+from connectors.stack.paths import PIECES
+from connectors.stack.process import tail_lines
 from streams.errors import RingtallyError
-
-from .errors import StackError, display_path
-from .paths import PIECES
-from .process import tail_lines
 
 __all__ = ["stack"]
 
@@ -70,7 +68,7 @@ def _settings_error(exc: Exception) -> str:
 
 
 def _stack():  # noqa: ANN202 - imported lazily: `--help` must not need the settings
-    from .manager import LocalStack
+    from connectors.stack.manager import LocalStack
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # probes fail while starting
     return LocalStack()
@@ -320,7 +318,7 @@ def fetch() -> None:
     Example:
       ringtally stack fetch      # e.g. in 'make deps', so tests start warm
     """
-    from .kafka import ensure_libs, kafka_version
+    from connectors.stack.kafka import ensure_libs, kafka_version
 
     local = _stack()
     local.paths.ensure()

@@ -1,11 +1,10 @@
-"""The click commands of the Postgres sink and the read model, mounted into ``ringtally``.
+"""``ringtally db|sink|audit|readmodel``: the Postgres sink's and the read model's commands.
 
-``COMMANDS`` is what ``streams.cli.register_commands`` adds: ``db`` (migrate,
+``COMMANDS`` is what :mod:`connectors.cli.root` mounts: ``db`` (migrate,
 status), ``sink``, ``audit`` (verify) and ``readmodel``. Errors surface as
 :class:`~streams.errors.RingtallyError`, which the ``ringtally`` entry point
-prints as one line with a non-zero exit code. ``python -m connectors.postgres``
-runs the same commands without the Faust app (handy where the agents'
-native core is not built yet).
+prints as one line with a non-zero exit code. None of them loads the Faust
+app (handy where the agents' native core is not built yet).
 """
 
 from __future__ import annotations
@@ -87,7 +86,7 @@ def db_migrate(schema: str | None, dry_run: bool) -> None:
       ringtally db migrate
       RINGTALLY_POSTGRES_SCHEMA=staging ringtally db migrate --dry-run
     """
-    from .migrate import migrate
+    from connectors.postgres.migrate import migrate
 
     settings = _settings(schema)
     result = asyncio.run(migrate(settings, dry_run=dry_run))
@@ -112,8 +111,8 @@ def db_status(schema: str | None) -> None:
     Example:
       ringtally db status
     """
-    from .db import connect
-    from .migrate import check_ready, discover
+    from connectors.postgres.db import connect
+    from connectors.postgres.migrate import check_ready, discover
 
     settings = _settings(schema)
 
@@ -210,10 +209,9 @@ def sink(
       ringtally db migrate && ringtally sink
       ringtally sink --once --no-readmodel        # drain what is there, then exit
     """
+    from connectors.postgres.migrate import migrate
+    from connectors.postgres.sink import Sink
     from connectors.readmodel.task import ReadModel
-
-    from .migrate import migrate
-    from .sink import Sink
 
     _logging(verbose)
     settings = _settings(schema)
@@ -313,8 +311,8 @@ def audit_verify(schema: str | None, chain: str | None, quiet: bool) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from .audit_verify import count_events, verify
-    from .errors import AuditChainBroken
+    from connectors.postgres.audit_verify import count_events, verify
+    from connectors.postgres.errors import AuditChainBroken
 
     settings = _settings(schema)
     console = Console(stderr=True)

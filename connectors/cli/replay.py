@@ -1,4 +1,4 @@
-"""``ringtally replay`` and ``ringtally reset-offsets``, mounted by ``streams.cli``."""
+"""``ringtally replay`` and ``ringtally reset-offsets``, mounted by :mod:`connectors.cli.root`."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def replay(
     """
     from rich.console import Console
 
-    from .run import ReplayConfig, parse_time, render, run_replay
+    from connectors.replay.run import ReplayConfig, parse_time, render, run_replay
 
     if from_beginning and from_time:
         raise click.UsageError("--from-beginning and --from-time exclude each other")
@@ -119,7 +119,7 @@ def reset_offsets(group: str, topics: tuple[str, ...], to: str, execute: bool) -
       ringtally reset-offsets --group ringtally-worker                   # dry run
       ringtally reset-offsets --group ringtally-worker --to earliest --execute
     """
-    from .offsets import reset_group_offsets
+    from connectors.replay.offsets import reset_group_offsets
 
     settings = get_settings()
     out = reset_group_offsets(
