@@ -42,12 +42,12 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from connectors.demo.simulation import build_round  # noqa: E402
 from connectors.sdk import SdkProducer  # noqa: E402
-from connectors.simulation import build_round  # noqa: E402
+from connectors.stack.harness import WorkerProcess, free_port, wait_group_settled  # noqa: E402
 from connectors.stack.process import cpu_seconds  # noqa: E402
 from models.internal import vote_id_for_token  # noqa: E402
 from streams.errors import ServiceUnavailable  # noqa: E402
-from streams.runner import WorkerProcess, free_port, wait_group_settled  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import delete_topics, ensure_topics, topics_with_prefix  # noqa: E402
 

@@ -8,7 +8,7 @@ under ``.ringtally/chaos/<run>``; the shared stack is never touched, so
 restarting "the broker" disturbs nobody else), one or two real ``ringtally
 worker`` processes (RocksDB tables) and a real ``ringtally sink`` process.
 
-The workload is :func:`connectors.simulation.build_round` (seeded): honest
+The workload is :func:`connectors.demo.simulation.build_round` (seeded): honest
 votes plus double votes, token replays, a revoked reviewer, forged and
 transplanted signatures, malformed messages and never-issued tokens, each
 planned message with the outcome it must reach. Every message's votes-topic
@@ -61,10 +61,10 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from connectors.demo.simulation import ReviewRound, build_round  # noqa: E402
 from connectors.sdk.issuer import pin_issuer  # noqa: E402
-from connectors.simulation import ReviewRound, build_round  # noqa: E402
+from connectors.stack.harness import WorkerProcess, free_port  # noqa: E402
 from models.reasons import ReasonCode  # noqa: E402
-from streams.runner import WorkerProcess, free_port  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 __all__ = ["ChaosConfig", "ChaosResult", "main", "run_chaos"]

@@ -53,10 +53,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from connectors.sdk.issuer import Issuer, load_issuer, pin_issuer  # noqa: E402
+from connectors.stack.harness import WorkerProcess, free_port  # noqa: E402
 from models import Ring, Submission, VoteCast, VoteType  # noqa: E402
 from models.fields import MAX_PAYLOAD_BYTES  # noqa: E402
 from models.internal import vote_id_for_token  # noqa: E402
-from streams.runner import WorkerProcess, free_port  # noqa: E402
 from streams.settings import Settings, get_settings  # noqa: E402
 
 __all__ = ["CATEGORIES", "HostilePlan", "Msg", "build_plan", "check", "main", "run_hostile"]

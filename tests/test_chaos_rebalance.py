@@ -20,7 +20,7 @@ import urllib.request
 import pytest
 
 from connectors.sdk import ensure_topics
-from streams.runner import WorkerProcess, free_port
+from connectors.stack.harness import WorkerProcess, free_port
 from tests.fixtures.pipeline import Outputs, pipeline_settings
 from tests.test_pipeline import World
 

@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from connectors.demo import DemoConfig, Observed, TallyView, Truth, all_match, check, run_demo
-from connectors.simulation import build_round
+from connectors.demo.simulation import build_round
 
 
 def _truth() -> Truth:

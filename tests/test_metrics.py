@@ -8,8 +8,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.demo.procs import SinkProcess
-from streams.runner import WorkerProcess, free_port
+from connectors.stack.harness import SinkProcess, WorkerProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +34,9 @@ def _total(metrics, name: str, **labels: str) -> float:
 def test_worker_and_sink_metrics_move_after_votes(stack, tmp_path):
     import asyncio
 
+    from connectors.demo.simulation import build_round
     from connectors.postgres.migrate import migrate
     from connectors.sdk import SdkProducer
-    from connectors.simulation import build_round
     from streams.topics import ensure_topics
     from tests.fixtures.pipeline import pipeline_settings
 

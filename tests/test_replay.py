@@ -29,8 +29,8 @@ from connectors.replay import (
     run_replay,
 )
 from connectors.replay.offsets import end_offsets
+from connectors.stack.harness import ROOT
 from streams.errors import UsageProblem
-from streams.runner import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -1,13 +1,13 @@
 """The demo's check: every observed number against the simulation's ground truth.
 
-:class:`Truth` is taken from a :class:`~connectors.simulation.ReviewRound`;
+:class:`Truth` is taken from a :class:`~connectors.demo.simulation.ReviewRound`;
 :class:`Observed` is what one source (Postgres, or the output topics) holds;
 :func:`check` compares them and returns one :class:`CheckLine` per number,
 each MATCH or MISMATCH. Pure functions, no I/O: the unit test feeds it a
 tampered count and expects MISMATCH.
 
 What is compared (the truth only claims what does not depend on timing, see
-:mod:`connectors.simulation`):
+:mod:`connectors.demo.simulation`):
 
 - ballots: exactly the certain ballots plus ONE vote of each double-vote
   pair (which one wins depends on arrival order across partitions), nothing

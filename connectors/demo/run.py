@@ -4,7 +4,7 @@
    ``demo_<date>_<time>``); earlier demo runs' topics and schemas are dropped
    first (``--keep-old`` keeps them), so the latest run stays around to
    inspect or to ``ringtally replay``;
-2. the round (:func:`connectors.simulation.build_round`), its topics, ``db migrate``;
+2. the round (:func:`connectors.demo.simulation.build_round`), its topics, ``db migrate``;
 3. a worker (``ringtally worker``) and the sink (``ringtally sink``) as subprocesses;
 4. rings, submissions and token issuances; then the revocation, waiting until
    its fan-out put a TokenRevoked on every token of the credential; then the
@@ -40,12 +40,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from streams.runner import WorkerProcess, free_port
+from connectors.stack.harness import SinkProcess, WorkerProcess, free_port
 from streams.settings import Settings
 
 from .check import CheckLine, Truth, all_match, check
 from .observe import TopicWatch, pg_counts, read_postgres
-from .procs import SinkProcess
 
 __all__ = ["DemoConfig", "DemoResult", "render", "run_demo"]
 
@@ -213,10 +212,10 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
 
 
 async def _run(config: DemoConfig, console: Console) -> DemoResult:
+    from connectors.demo.simulation import build_round
     from connectors.postgres.db import connect
     from connectors.postgres.migrate import migrate
     from connectors.sdk import SdkProducer, load_issuer
-    from connectors.simulation import build_round
     from streams.topics import ensure_topics
 
     started = time.monotonic()

@@ -36,9 +36,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from connectors.demo.procs import SinkProcess
+from connectors.stack.harness import SinkProcess, WorkerProcess, free_port
 from streams.errors import UsageProblem
-from streams.runner import WorkerProcess, free_port
 from streams.settings import Settings
 
 from .compare import Comparison, compare_schemas

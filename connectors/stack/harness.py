@@ -1,8 +1,10 @@
-"""Start, watch and kill ringtally processes: what tests, benchmarks and the demo share.
+"""Start, watch and kill ringtally's own processes: shared by tests, bench, demo and replay.
 
-A worker started here is exactly what an operator runs (``ringtally worker``)
-with the given settings passed as ``RINGTALLY_*`` variables, so a SIGKILL
-from :meth:`WorkerProcess.kill` is a real crash.
+A worker or sink started here is exactly what an operator runs
+(``ringtally worker``, ``ringtally sink``) with the given settings passed as
+``RINGTALLY_*`` variables, so a SIGKILL from :meth:`WorkerProcess.kill` is a
+real crash. The local services (Kafka, Postgres, Redis) are
+:class:`~connectors.stack.LocalStack`'s.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .settings import Settings
+from streams.settings import Settings
 
-__all__ = ["WorkerProcess", "free_port"]
+from .process import tail_lines
 
-ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["ROOT", "SinkProcess", "WorkerProcess", "free_port", "wait_group_settled"]
+
+#: The repository root: the child processes' working directory.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -31,6 +36,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _popen(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """``python -m <argv>`` in its own session, stdout and stderr appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", *argv],
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 @dataclass
@@ -42,17 +61,7 @@ class WorkerProcess:
     module: str = "connectors.cli"
 
     def start(self, *, ready_timeout: float = 90.0) -> WorkerProcess:
-        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, *self.command],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = _popen([self.module, *self.command], self.settings.to_env(), self.log_path)
         self.wait_ready(ready_timeout)
         return self
 
@@ -86,10 +95,7 @@ class WorkerProcess:
             return None
 
     def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return "\n".join(tail_lines(self.log_path, lines))
 
     def kill(self) -> None:
         """SIGKILL: a crash at whatever point the worker is in."""
@@ -128,3 +134,42 @@ def wait_group_settled(workers: list[WorkerProcess], partitions: int, timeout: f
                 return
         time.sleep(0.5)
     raise RuntimeError(f"{len(workers)} worker(s) did not settle on {partitions} partitions")
+
+
+@dataclass
+class SinkProcess:
+    """``ringtally sink …`` with ``settings`` as RINGTALLY_* variables.
+
+    The worker's counterpart without the ``/health`` wait: the sink has no web
+    page; it starts consuming from its Postgres offsets as soon as it is up.
+    """
+
+    settings: Settings
+    log_path: Path
+    args: tuple[str, ...] = ("--no-readmodel",)
+    proc: subprocess.Popen | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> SinkProcess:
+        env = {**self.settings.to_env(), **self.extra_env}
+        self.proc = _popen(["connectors.cli", "sink", *self.args], env, self.log_path)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, lines: int = 20) -> str:
+        return "\n".join(tail_lines(self.log_path, lines))
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (the sink finishes its batch and exits), SIGKILL after ``timeout``."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(30)
+        return self.proc.returncode
