@@ -41,9 +41,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from connectors.postgres.migrate import migrate  # noqa: E402
-from connectors.postgres.testing import drop_schema, make_ballot, settings_env  # noqa: E402
 from connectors.postgres.topics import DLQ, OUTPUTS, ensure_topics  # noqa: E402
 from streams.settings import Settings  # noqa: E402
+from tests.fixtures.sink_records import drop_schema, make_ballot, settings_env  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "sink.json"
 console = Console()

@@ -13,8 +13,8 @@ import pytest
 from connectors.postgres.audit_verify import verify
 from connectors.postgres.migrate import migrate
 from connectors.postgres.sink import Sink
-from connectors.postgres.testing import audit_chain, drop_schema, produce, settings_env
 from connectors.postgres.topics import ensure_topics
+from tests.fixtures.sink_records import audit_chain, drop_schema, produce, settings_env
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 
 from connectors.postgres.errors import MigrationError, MigrationMismatch
 from connectors.postgres.migrate import MIGRATIONS_DIR, discover, migrate
-from connectors.postgres.testing import drop_schema, settings_env
+from tests.fixtures.sink_records import drop_schema, settings_env
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]

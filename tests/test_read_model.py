@@ -8,11 +8,11 @@ import json
 import pytest
 from redis.asyncio import Redis
 
-from connectors.postgres.testing import make_tally, produce, wait_until
 from connectors.postgres.topics import ensure_topics
 from connectors.readmodel.store import ReadModelStore
 from connectors.readmodel.task import ReadModel
 from models import Decision
+from tests.fixtures.sink_records import make_tally, produce, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +135,7 @@ async def test_ringtally_sink_runs_the_read_model_too(settings, redis) -> None:
     import asyncpg
 
     from connectors.postgres.migrate import migrate
-    from connectors.postgres.testing import drop_schema, settings_env
+    from tests.fixtures.sink_records import drop_schema, settings_env
 
     await migrate(settings)
     try:

@@ -15,7 +15,10 @@ from aiokafka import AIOKafkaConsumer
 
 from connectors.postgres.migrate import migrate
 from connectors.postgres.sink import Sink
-from connectors.postgres.testing import (
+from connectors.postgres.topics import ensure_topics
+from models import Decision
+from models.fields import VoteType
+from tests.fixtures.sink_records import (
     audit_chain,
     drop_schema,
     make_ballot,
@@ -25,9 +28,6 @@ from connectors.postgres.testing import (
     produce_ballots,
     wait_until,
 )
-from connectors.postgres.topics import ensure_topics
-from models import Decision
-from models.fields import VoteType
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from connectors.postgres.migrate import migrate
-from connectors.postgres.testing import (
+from connectors.postgres.topics import OUTPUTS, ensure_topics
+from streams.topics import topic_specs
+from tests.fixtures.sink_records import (
     audit_chain,
     drop_schema,
     make_ballot,
@@ -31,8 +33,6 @@ from connectors.postgres.testing import (
     produce_ballots,
     settings_env,
 )
-from connectors.postgres.topics import OUTPUTS, ensure_topics
-from streams.topics import topic_specs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]

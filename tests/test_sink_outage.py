@@ -21,7 +21,8 @@ import asyncpg
 import pytest
 
 from connectors.postgres.migrate import migrate
-from connectors.postgres.testing import (
+from connectors.postgres.topics import ensure_topics
+from tests.fixtures.sink_records import (
     make_ballot,
     make_tally,
     produce,
@@ -29,7 +30,6 @@ from connectors.postgres.testing import (
     settings_env,
     wait_until,
 )
-from connectors.postgres.topics import ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
