@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -23,6 +24,7 @@ __all__ = [
     "delete_topics",
     "ensure_topics",
     "internal_topic_specs",
+    "refresh_metadata",
     "topic_specs",
     "topics_with_prefix",
 ]
@@ -154,3 +156,12 @@ def topics_with_prefix(
     starts = tuple(f"{p}{sep}" for p in prefixes for sep in ".-")
     admin = AdminClient({"bootstrap.servers": bootstrap})
     return [t for t in admin.list_topics(timeout=timeout).topics if t.startswith(starts)]
+
+
+async def refresh_metadata(consumer: Any) -> None:
+    """Fetch an aiokafka consumer's cluster metadata now (a topic may have just been created).
+
+    aiokafka has no public call for it; this is the one place that reaches
+    into the consumer's client.
+    """
+    await consumer._client.force_metadata_update()  # noqa: SLF001

@@ -35,6 +35,7 @@ from models import Tally
 from streams.backoff import Outage
 from streams.errors import KafkaUnavailable, RedisUnavailable
 from streams.settings import Settings, redact_url
+from streams.topics import refresh_metadata
 
 from .store import MarkerMissing, ReadModelStore
 
@@ -113,7 +114,7 @@ class ReadModel:
             parts = consumer.partitions_for_topic(self.topic)
             if parts:
                 return [TopicPartition(self.topic, p) for p in sorted(parts)]
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - topic may be new
+            await refresh_metadata(consumer)  # the topic may be new
             parts = consumer.partitions_for_topic(self.topic)
             if parts:
                 return [TopicPartition(self.topic, p) for p in sorted(parts)]
