@@ -37,13 +37,14 @@ $(STAMP)/deps: | $(STAMP)
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
 	@touch $@
 
-# The virtualenv with pinned dependencies and ringtally installed editable;
+# The virtualenv with pinned dependencies and ringtally installed editable, with
+# the test and demo extras (the demo's chart needs matplotlib; so do its tests);
 # reinstalled (which rebuilds the Rust core in release mode) when native/ changes.
 venv: $(STAMP)/venv
 $(STAMP)/venv: pyproject.toml constraints.txt $(NATIVE_SRC) | $(STAMP)
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,demo]'
 	@touch $@
 
 stack-up: $(STAMP)/deps $(STAMP)/venv
