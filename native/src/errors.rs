@@ -22,14 +22,16 @@ pub enum ErrorClass {
 pub enum ErrorKind {
     /// Signature length does not match the ring size (SPEC §7.1).
     Length,
-    /// First byte is neither 0x01 nor 0x02 (SPEC §7.2).
+    /// First byte is not a tag of the expected scheme (SPEC §8 step 2).
     UnknownTag,
     /// Tag byte disagrees with the length (SPEC §7.3).
     TagMismatch,
     /// A scalar is ≥ ℓ (SPEC §1.1, §7.4).
     NonCanonicalScalar,
-    /// The key image is the identity (SPEC §7.5).
+    /// The key image is the identity (SPEC §8 step 5).
     IdentityKeyImage,
+    /// The slot tag T of a vote signature is the identity (SPEC §8 step 6).
+    IdentitySlotTag,
     /// A point encoding does not DECODE (SPEC §1.1).
     InvalidPoint,
     /// A ring member is the identity (SPEC §5).
@@ -50,7 +52,9 @@ pub enum ErrorKind {
     RingNotClosed,
     /// A carried L_i/R_i differs from the recomputed one (SPEC §8.1).
     CarriedPointMismatch,
-    /// The combined batch equation failed for this signature (SPEC §8.2).
+    /// The DLEQ proof of a vote signature does not verify (SPEC §9.1).
+    DleqFailed,
+    /// The combined batch equation failed for this signature (SPEC §9.2).
     BatchEquation,
     /// The OS CSPRNG (getrandom) failed.
     RngFailure,
@@ -65,6 +69,7 @@ impl ErrorKind {
             ErrorKind::TagMismatch => "tag-mismatch",
             ErrorKind::NonCanonicalScalar => "non-canonical-scalar",
             ErrorKind::IdentityKeyImage => "identity-key-image",
+            ErrorKind::IdentitySlotTag => "identity-slot-tag",
             ErrorKind::InvalidPoint => "invalid-point",
             ErrorKind::IdentityMember => "identity-member",
             ErrorKind::DuplicateMember => "duplicate-member",
@@ -75,6 +80,7 @@ impl ErrorKind {
             ErrorKind::BadArgument => "bad-argument",
             ErrorKind::RingNotClosed => "ring-not-closed",
             ErrorKind::CarriedPointMismatch => "carried-point-mismatch",
+            ErrorKind::DleqFailed => "dleq-failed",
             ErrorKind::BatchEquation => "batch-equation",
             ErrorKind::RngFailure => "rng-failure",
         }
@@ -85,6 +91,7 @@ impl ErrorKind {
         match self {
             ErrorKind::RingNotClosed
             | ErrorKind::CarriedPointMismatch
+            | ErrorKind::DleqFailed
             | ErrorKind::BatchEquation => ErrorClass::InvalidSignature,
             ErrorKind::RngFailure => ErrorClass::Internal,
             _ => ErrorClass::MalformedInput,

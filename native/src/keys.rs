@@ -13,11 +13,13 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::errors::{Error, ErrorKind, Result};
-use crate::hash::{hash_to_scalar, key_image_base, tags};
+use crate::hash::{key_image_base, secret_hash_to_scalar, slot_base, tags, with_stack_wipe};
 
 /// A ringtally signing key: secret scalar `x ≠ 0` and its public key `x·B`.
 pub struct SecretKey {
-    x: Zeroizing<Scalar>,
+    // Boxed: moving a SecretKey (returning it, storing it in a Python
+    // object) copies only the pointer, never the scalar (SPEC §9).
+    x: Box<Zeroizing<Scalar>>,
     public: [u8; 32],
 }
 
@@ -37,6 +39,7 @@ pub(crate) fn hex32(b: &[u8; 32]) -> String {
 
 impl SecretKey {
     fn from_scalar(x: Zeroizing<Scalar>) -> Result<Self> {
+        let x = Box::new(x);
         // SPEC §3: zero is rejected. Constant-time comparison; the outcome
         // (reject) is public anyway.
         if bool::from(x.ct_eq(&Scalar::ZERO)) {
@@ -51,6 +54,10 @@ impl SecretKey {
 
     /// A fresh key from the OS CSPRNG: 64 random bytes reduced wide (SPEC §3).
     pub fn generate() -> Result<Self> {
+        with_stack_wipe(Self::generate_inner)
+    }
+
+    fn generate_inner() -> Result<Self> {
         loop {
             let mut wide = Zeroizing::new([0u8; 64]);
             fill_random(wide.as_mut())?;
@@ -61,7 +68,7 @@ impl SecretKey {
         }
     }
 
-    /// `x = H_s("ringtally-v1:keygen", seed)` for a 32-byte seed (SPEC §3).
+    /// `x = H_s("ringtally-v2:keygen", seed)` for a 32-byte seed (SPEC §3).
     pub fn from_seed(seed: &[u8]) -> Result<Self> {
         if seed.len() != 32 {
             return Err(Error::new(
@@ -69,11 +76,17 @@ impl SecretKey {
                 format!("seed must be exactly 32 bytes, got {}", seed.len()),
             ));
         }
-        Self::from_scalar(Zeroizing::new(hash_to_scalar(tags::KEYGEN, &[seed])))
+        with_stack_wipe(|| {
+            Self::from_scalar(Zeroizing::new(secret_hash_to_scalar(tags::KEYGEN, &[seed])))
+        })
     }
 
     /// Load a canonical, non-zero 32-byte little-endian scalar (SPEC §3).
     pub fn from_bytes(secret: &[u8]) -> Result<Self> {
+        with_stack_wipe(|| Self::from_bytes_inner(secret))
+    }
+
+    fn from_bytes_inner(secret: &[u8]) -> Result<Self> {
         let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(secret.try_into().map_err(|_| {
             Error::new(
                 ErrorKind::BadLength,
@@ -101,7 +114,16 @@ impl SecretKey {
 
     /// `I = x·H_ctx` (SPEC §4), computed with constant-time scalar multiplication.
     pub fn key_image(&self, ctx: &[u8]) -> [u8; 32] {
-        (key_image_base(ctx) * *self.x).compress().to_bytes()
+        let h = key_image_base(ctx);
+        with_stack_wipe(|| (h * **self.x).compress().to_bytes())
+    }
+
+    /// Slot tag `T = x·G_slot` for `(epoch, slot)` (SPEC §4.2), computed with
+    /// constant-time scalar multiplication. Errors only for an epoch of
+    /// 2^32 bytes or more.
+    pub fn slot_tag(&self, epoch: &[u8], slot: u32) -> Result<[u8; 32]> {
+        let g = slot_base(epoch, slot)?;
+        Ok(with_stack_wipe(|| (g * **self.x).compress().to_bytes()))
     }
 
     pub(crate) fn scalar(&self) -> &Scalar {

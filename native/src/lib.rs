@@ -1,9 +1,11 @@
-//! # ringcrypto — ringtally-v1 linkable ring signatures
+//! # ringcrypto — ringtally-v2 linkable ring signatures with slot tags
 //!
 //! bLSAG (Back's linkable spontaneous anonymous group signature) over
 //! ristretto255, with per-context key images for one-vote-per-submission
-//! linkability, a compact and a batchable wire format, strict decoding,
-//! constant-time signing and multi-core batch verification.
+//! linkability; vote signatures add an issuer-free per-epoch slot tag
+//! `T = x·G_slot` with a Chaum–Pedersen DLEQ proof (rate limiting without
+//! linking votes). Compact and batchable wire formats, strict decoding,
+//! constant-time signing with wiped secrets, multi-core batch verification.
 //! The normative description is `native/SPEC.md`; code comments cite its §.
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -53,6 +55,21 @@ pub mod hazmat {
     ) -> Result<Vec<u8>> {
         crate::sign::sign_with_randomness(key, ring, ctx, msg, randomness, format)
     }
+
+    /// SPEC §7 (vote signature) with the 32 bytes `z` supplied by the caller.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign_vote_with_randomness(
+        key: &SecretKey,
+        ring: &Ring,
+        ctx: &[u8],
+        epoch: &[u8],
+        slot: u32,
+        msg: &[u8],
+        randomness: &[u8; 32],
+        format: Format,
+    ) -> Result<Vec<u8>> {
+        crate::sign::sign_vote_with_randomness(key, ring, ctx, epoch, slot, msg, randomness, format)
+    }
 }
 
 // ------------------------------------------------------------------------
@@ -63,10 +80,10 @@ pub mod hazmat {
 #[cfg(feature = "python")]
 mod python;
 
-pub use encoding::{signature_length, Format};
+pub use encoding::{signature_length, vote_signature_length, Format};
 pub use errors::{Error, ErrorClass, ErrorKind};
 pub use hash::SPEC_VERSION;
 pub use keys::SecretKey;
 pub use ring::{Ring, MAX_RING_SIZE_DEFAULT, MAX_RING_SIZE_LIMIT};
-pub use sign::sign;
-pub use verify::verify;
+pub use sign::{sign, sign_vote};
+pub use verify::{verify, verify_vote, VoteTags};

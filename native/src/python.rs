@@ -8,11 +8,11 @@ use std::sync::Arc;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyInt, PyList, PyTuple};
 
-use crate::batch::{self, BatchItem};
-use crate::encoding::{signature_length as sig_len, Format};
-use crate::errors::{Error, ErrorClass};
+use crate::batch::{self, BatchItem, VoteItem};
+use crate::encoding::{signature_length as sig_len, vote_signature_length as vote_sig_len, Format};
+use crate::errors::{Error, ErrorClass, ErrorKind};
 use crate::keys::{hex32, SecretKey};
 use crate::ring::{Ring, MAX_RING_SIZE_DEFAULT, MAX_RING_SIZE_LIMIT};
 
@@ -62,6 +62,49 @@ fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
             )))
         }
     }
+}
+
+/// A slot index: a Python int in 0..2^32. Out of range is MalformedInput
+/// (kind `bad-argument`), a non-int TypeError.
+fn slot_arg(py: Python<'_>, slot: &Bound<'_, PyAny>) -> PyResult<u32> {
+    match slot_or_none(slot)? {
+        Some(j) => Ok(j),
+        None => Err(to_pyerr(
+            py,
+            Error::new(
+                ErrorKind::BadArgument,
+                format!("slot must be in 0..2^32, got {slot}"),
+            ),
+        )),
+    }
+}
+
+/// `Ok(Some(j))` for an int in 0..2^32, `Ok(None)` for any other int,
+/// TypeError for a non-int (bool is refused too).
+fn slot_or_none(slot: &Bound<'_, PyAny>) -> PyResult<Option<u32>> {
+    if !slot.is_instance_of::<PyInt>() || slot.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "slot must be an int, got {}",
+            slot.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        )));
+    }
+    Ok(slot.extract::<u32>().ok())
+}
+
+fn bad_randomness(py: Python<'_>, randomness: &[u8]) -> PyErr {
+    to_pyerr(
+        py,
+        Error::new(
+            ErrorKind::BadLength,
+            format!(
+                "randomness must be exactly 32 bytes, got {}",
+                randomness.len()
+            ),
+        ),
+    )
 }
 
 fn format_of(batchable: bool) -> Format {
@@ -127,6 +170,22 @@ impl PySecretKey {
     fn key_image<'py>(&self, py: Python<'py>, context: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         let image = guard(|| Ok(py.detach(|| self.inner.key_image(context))))?;
         Ok(PyBytes::new(py, &image))
+    }
+
+    /// Slot tag T = x·G_slot for (epoch, slot) (SPEC §4.2): the same for
+    /// every ring and context; one per key per (epoch, slot).
+    fn slot_tag<'py>(
+        &self,
+        py: Python<'py>,
+        epoch: &[u8],
+        slot: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let j = slot_arg(py, slot)?;
+        let tag = guard(|| {
+            py.detach(|| self.inner.slot_tag(epoch, j))
+                .map_err(|e| to_pyerr(py, e))
+        })?;
+        Ok(PyBytes::new(py, &tag))
     }
 
     fn __repr__(&self) -> PyResult<String> {
@@ -380,6 +439,137 @@ fn verify_batch<'py>(
     })
 }
 
+/// Sign a vote: a ring signature on (context, message) plus the slot tag
+/// T = x·G_slot for (epoch, slot) with a DLEQ proof (SPEC §7).
+#[pyfunction]
+#[pyo3(signature = (key, ring, context, epoch, slot, message, *, batchable = false))]
+#[allow(clippy::too_many_arguments)]
+fn sign_vote<'py>(
+    py: Python<'py>,
+    key: &PySecretKey,
+    ring: &PyRing,
+    context: &[u8],
+    epoch: &[u8],
+    slot: &Bound<'py, PyAny>,
+    message: &[u8],
+    batchable: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let j = slot_arg(py, slot)?;
+    let sig = guard(|| {
+        py.detach(|| {
+            crate::sign::sign_vote(
+                &key.inner,
+                &ring.inner,
+                context,
+                epoch,
+                j,
+                message,
+                format_of(batchable),
+            )
+        })
+        .map_err(|e| to_pyerr(py, e))
+    })?;
+    Ok(PyBytes::new(py, &sig))
+}
+
+/// Verify one vote signature; returns (key_image, slot_tag), 32 bytes each.
+#[pyfunction]
+fn verify_vote<'py>(
+    py: Python<'py>,
+    ring: &PyRing,
+    context: &[u8],
+    epoch: &[u8],
+    slot: &Bound<'py, PyAny>,
+    message: &[u8],
+    signature: &[u8],
+) -> PyResult<Bound<'py, PyTuple>> {
+    let j = slot_arg(py, slot)?;
+    let tags = guard(|| {
+        py.detach(|| crate::verify::verify_vote(&ring.inner, context, epoch, j, message, signature))
+            .map_err(|e| to_pyerr(py, e))
+    })?;
+    PyTuple::new(
+        py,
+        [
+            PyBytes::new(py, &tags.key_image),
+            PyBytes::new(py, &tags.slot_tag),
+        ],
+    )
+}
+
+/// Verify many `(ring, context, epoch, slot, message, signature)` vote items
+/// across cores. Returns (key_image, slot_tag) or None per item.
+#[pyfunction]
+#[pyo3(signature = (items, *, threads = None))]
+fn verify_vote_batch<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyAny>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyList>> {
+    guard(|| {
+        type Owned<'py> = (
+            Bound<'py, PyRing>,
+            Bound<'py, PyBytes>,
+            Bound<'py, PyBytes>,
+            Option<u32>,
+            Bound<'py, PyBytes>,
+            Bound<'py, PyBytes>,
+        );
+        let mut owned: Vec<Owned<'py>> = Vec::new();
+        for (k, item) in items.try_iter()?.enumerate() {
+            let item = item?;
+            let bad = || {
+                PyTypeError::new_err(format!(
+                    "item {k} must be a tuple (Ring, bytes, bytes, int, bytes, bytes)"
+                ))
+            };
+            let t = item.cast::<PyTuple>().map_err(|_| bad())?;
+            if t.len() != 6 {
+                return Err(bad());
+            }
+            let ring = t.get_item(0)?.cast_into::<PyRing>().map_err(|_| bad())?;
+            let ctx = t.get_item(1)?.cast_into::<PyBytes>().map_err(|_| bad())?;
+            let epoch = t.get_item(2)?.cast_into::<PyBytes>().map_err(|_| bad())?;
+            let slot = slot_or_none(&t.get_item(3)?).map_err(|_| bad())?;
+            let msg = t.get_item(4)?.cast_into::<PyBytes>().map_err(|_| bad())?;
+            let sig = t.get_item(5)?.cast_into::<PyBytes>().map_err(|_| bad())?;
+            owned.push((ring, ctx, epoch, slot, msg, sig));
+        }
+        // Items whose slot is out of range are rejected (None) without work.
+        let batch_items: Vec<VoteItem<'_>> = owned
+            .iter()
+            .filter_map(|(r, c, e, j, m, s)| {
+                j.map(|slot| VoteItem {
+                    ring: &r.get().inner,
+                    ctx: c.as_bytes(),
+                    epoch: e.as_bytes(),
+                    slot,
+                    msg: m.as_bytes(),
+                    sig: s.as_bytes(),
+                })
+            })
+            .collect();
+        let results = py
+            .detach(|| batch::verify_vote_batch(&batch_items, threads))
+            .map_err(|e| to_pyerr(py, e))?;
+        let mut results = results.into_iter();
+        let out = PyList::empty(py);
+        for (_, _, _, j, _, _) in &owned {
+            match j.and_then(|_| results.next()) {
+                Some(Ok(tags)) => out.append(PyTuple::new(
+                    py,
+                    [
+                        PyBytes::new(py, &tags.key_image),
+                        PyBytes::new(py, &tags.slot_tag),
+                    ],
+                )?)?,
+                _ => out.append(py.None())?,
+            }
+        }
+        Ok(out)
+    })
+}
+
 /// RFC 9380 hash_to_ristretto255(message, dst): 32-byte encoding.
 #[pyfunction]
 fn hash_to_group<'py>(
@@ -419,6 +609,56 @@ fn signature_length(n: usize, batchable: bool) -> PyResult<usize> {
     })
 }
 
+/// Length in bytes of a vote signature for a ring of `n` members.
+#[pyfunction]
+#[pyo3(signature = (n, batchable = false))]
+fn vote_signature_length(n: usize, batchable: bool) -> PyResult<usize> {
+    guard(|| {
+        if !(1..=MAX_RING_SIZE_LIMIT).contains(&n) {
+            return Err(PyValueError::new_err(format!(
+                "ring size {n} must be in 1..={MAX_RING_SIZE_LIMIT}"
+            )));
+        }
+        vote_sig_len(n, format_of(batchable))
+            .ok_or_else(|| PyValueError::new_err("ring size too large"))
+    })
+}
+
+/// HAZMAT, test vectors only: sign a vote with caller-supplied 32-byte randomness.
+#[pyfunction]
+#[pyo3(signature = (key, ring, context, epoch, slot, message, randomness, *, batchable = false))]
+#[allow(clippy::too_many_arguments)]
+fn sign_vote_with_randomness<'py>(
+    py: Python<'py>,
+    key: &PySecretKey,
+    ring: &PyRing,
+    context: &[u8],
+    epoch: &[u8],
+    slot: &Bound<'py, PyAny>,
+    message: &[u8],
+    randomness: &[u8],
+    batchable: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let j = slot_arg(py, slot)?;
+    let sig = guard(|| {
+        let z: [u8; 32] = randomness
+            .try_into()
+            .map_err(|_| bad_randomness(py, randomness))?;
+        crate::hazmat::sign_vote_with_randomness(
+            &key.inner,
+            &ring.inner,
+            context,
+            epoch,
+            j,
+            message,
+            &z,
+            format_of(batchable),
+        )
+        .map_err(|e| to_pyerr(py, e))
+    })?;
+    Ok(PyBytes::new(py, &sig))
+}
+
 /// HAZMAT, test vectors only: sign with caller-supplied 32-byte randomness.
 #[pyfunction]
 #[pyo3(signature = (key, ring, context, message, randomness, *, batchable = false))]
@@ -432,18 +672,9 @@ fn sign_with_randomness<'py>(
     batchable: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let sig = guard(|| {
-        let z: [u8; 32] = randomness.try_into().map_err(|_| {
-            to_pyerr(
-                py,
-                Error::new(
-                    crate::errors::ErrorKind::BadLength,
-                    format!(
-                        "randomness must be exactly 32 bytes, got {}",
-                        randomness.len()
-                    ),
-                ),
-            )
-        })?;
+        let z: [u8; 32] = randomness
+            .try_into()
+            .map_err(|_| bad_randomness(py, randomness))?;
         crate::hazmat::sign_with_randomness(
             &key.inner,
             &ring.inner,
@@ -457,7 +688,8 @@ fn sign_with_randomness<'py>(
     Ok(PyBytes::new(py, &sig))
 }
 
-/// ringtally-v1 linkable ring signatures (bLSAG over ristretto255). See native/SPEC.md.
+/// ringtally-v2 linkable ring signatures (bLSAG over ristretto255) and vote
+/// signatures with per-epoch slot tags (DLEQ). See native/SPEC.md.
 #[pymodule]
 fn ringcrypto(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -466,6 +698,10 @@ fn ringcrypto(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sign, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(verify_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(sign_vote, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_vote, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_vote_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(vote_signature_length, m)?)?;
     m.add_function(wrap_pyfunction!(hash_to_group, m)?)?;
     m.add_function(wrap_pyfunction!(expand_message_xmd, m)?)?;
     m.add_function(wrap_pyfunction!(signature_length, m)?)?;
@@ -485,6 +721,7 @@ fn ringcrypto(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "HAZARDOUS: deterministic signing for reproducing test vectors only. Never use in production.",
     )?;
     hazmat.add_function(wrap_pyfunction!(sign_with_randomness, &hazmat)?)?;
+    hazmat.add_function(wrap_pyfunction!(sign_vote_with_randomness, &hazmat)?)?;
     m.add_submodule(&hazmat)?;
     // Make `import ringcrypto.hazmat` work as well as attribute access.
     py.import("sys")?

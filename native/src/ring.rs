@@ -130,7 +130,7 @@ impl Ring {
     }
 }
 
-/// `D = SHA512(lp("ringtally-v1:ring") ‖ u32be(n) ‖ P_0 ‖ … ‖ P_{n-1})` (SPEC §5).
+/// `D = SHA512(lp("ringtally-v2:ring") ‖ u32be(n) ‖ P_0 ‖ … ‖ P_{n-1})` (SPEC §5).
 pub fn ring_digest(members: &[[u8; 32]]) -> [u8; 64] {
     let n = u32::try_from(members.len()).unwrap_or(u32::MAX); // n ≤ 65536
     let mut h = tagged(tags::RING);

@@ -1,4 +1,5 @@
-//! Constant-time bLSAG signing (SPEC §6, §9).
+//! Constant-time signing: plain bLSAG (SPEC §6) and vote signatures
+//! (bLSAG + slot tag + DLEQ, SPEC §7); constant time and secret hygiene §9.
 //!
 //! Nothing below branches on, or indexes memory by, the secret key, the
 //! nonces or the signer index π. The ring is rotated by the secret amount
@@ -8,17 +9,20 @@
 use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::MultiscalarMul;
-use sha2::{Digest, Sha512};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::encoding::{encode, Format};
+use crate::encoding::{encode, DleqOut, Format};
 use crate::errors::{Error, ErrorKind, Result};
-use crate::hash::{hash_to_scalar, key_image_base, tagged, tags, Transcript};
+use crate::hash::{
+    key_image_base, secret_hash_to_scalar, slot_base, tags, with_stack_wipe, SecretSha512,
+    Transcript,
+};
 use crate::keys::{fill_random, SecretKey};
 use crate::ring::Ring;
 
-/// Sign with fresh randomness from the OS CSPRNG (SPEC §6.2).
+/// Sign a plain ring signature with fresh randomness from the OS CSPRNG
+/// (SPEC §6).
 pub fn sign(
     key: &SecretKey,
     ring: &Ring,
@@ -29,6 +33,23 @@ pub fn sign(
     let mut z = Zeroizing::new([0u8; 32]);
     fill_random(z.as_mut())?;
     sign_with_randomness(key, ring, ctx, msg, &z, format)
+}
+
+/// Sign a vote (bLSAG + slot tag `T = x·G_slot` + DLEQ, SPEC §7) with fresh
+/// randomness from the OS CSPRNG.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_vote(
+    key: &SecretKey,
+    ring: &Ring,
+    ctx: &[u8],
+    epoch: &[u8],
+    slot: u32,
+    msg: &[u8],
+    format: Format,
+) -> Result<Vec<u8>> {
+    let mut z = Zeroizing::new([0u8; 32]);
+    fill_random(z.as_mut())?;
+    sign_vote_with_randomness(key, ring, ctx, epoch, slot, msg, &z, format)
 }
 
 /// Rotate `v` left by `amount` (< v.len()) in constant time: one stage per
@@ -59,12 +80,41 @@ fn ct_rotate_left<T: ConditionallySelectable + Zeroize>(v: &mut [T], amount: u64
     }
 }
 
-/// Deterministic core of signing; `z` is the 32-byte hedging randomness.
-/// Reached from outside the crate only through [`crate::hazmat`].
+/// Deterministic core of plain signing; `z` is the 32-byte hedging
+/// randomness. Reached from outside the crate only through [`crate::hazmat`].
 pub(crate) fn sign_with_randomness(
     key: &SecretKey,
     ring: &Ring,
     ctx: &[u8],
+    msg: &[u8],
+    z: &[u8; 32],
+    format: Format,
+) -> Result<Vec<u8>> {
+    with_stack_wipe(|| sign_core(key, ring, ctx, None, msg, z, format))
+}
+
+/// Deterministic core of vote signing (SPEC §7); see [`sign_with_randomness`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sign_vote_with_randomness(
+    key: &SecretKey,
+    ring: &Ring,
+    ctx: &[u8],
+    epoch: &[u8],
+    slot: u32,
+    msg: &[u8],
+    z: &[u8; 32],
+    format: Format,
+) -> Result<Vec<u8>> {
+    with_stack_wipe(|| sign_core(key, ring, ctx, Some((epoch, slot)), msg, z, format))
+}
+
+/// SPEC §6 (and §7 when `vote` is `Some((epoch, slot))`). Runs inside
+/// [`with_stack_wipe`]; every secret-holding buffer it owns is zeroizing.
+fn sign_core(
+    key: &SecretKey,
+    ring: &Ring,
+    ctx: &[u8],
+    vote: Option<(&[u8], u32)>,
     msg: &[u8],
     z: &[u8; 32],
     format: Format,
@@ -89,24 +139,45 @@ pub(crate) fn sign_with_randomness(
         ));
     }
 
-    // SPEC §4, §6.1: H = H_ctx, I = x·H, transcript T.
+    // SPEC §4: H = H_ctx, I = x·H (constant-time variable-base multiplication).
     let h = key_image_base(ctx);
     let key_image = h * x;
     let key_image_bytes = key_image.compress().to_bytes();
-    let transcript = Transcript::new(ctx, ring.digest(), &key_image_bytes, msg)?;
+    // SPEC §4.2 / §7.1: G = G_slot, T = x·G, and the transcript TR.
+    let (transcript, slot) = match vote {
+        None => (
+            Transcript::new(ctx, ring.digest(), &key_image_bytes, msg)?,
+            None,
+        ),
+        Some((epoch, j)) => {
+            let g = slot_base(epoch, j)?;
+            let tag_bytes = (g * x).compress().to_bytes();
+            let t = Transcript::new_vote(
+                ctx,
+                ring.digest(),
+                &key_image_bytes,
+                epoch,
+                j,
+                &tag_bytes,
+                msg,
+            )?;
+            (t, Some((g, tag_bytes)))
+        }
+    };
 
-    // SPEC §6.2: seed = SHA512(lp(tag) ‖ x ‖ z ‖ T); k_j = H_s(tag, seed ‖ u32be(j)).
+    // SPEC §6.2: seed = SHA512(lp(tag) ‖ x ‖ z ‖ TR); k_j = H_s(tag, seed ‖ u32be(j)).
+    // Both hashes run on the zeroizing SHA-512 (SPEC §9).
     let mut seed = Zeroizing::new([0u8; 64]);
     {
-        let mut hs: Sha512 = tagged(tags::NONCE_SEED);
+        let mut hs = SecretSha512::tagged(tags::NONCE_SEED);
         hs.update(x.as_bytes());
         hs.update(z);
         hs.update(transcript.prehash());
-        seed.copy_from_slice(&hs.finalize());
+        hs.finalize_into(&mut seed);
     }
     let nonce = |j: u64| -> Scalar {
-        let j32 = u32::try_from(j).unwrap_or(u32::MAX).to_be_bytes(); // j ≤ n ≤ 65536
-        hash_to_scalar(tags::NONCE, &[seed.as_ref(), &j32])
+        let j32 = u32::try_from(j).unwrap_or(u32::MAX).to_be_bytes(); // j ≤ n+1 ≤ 65537
+        secret_hash_to_scalar(tags::NONCE, &[seed.as_ref(), &j32])
     };
     let alpha = Zeroizing::new(nonce(0));
     // r_i = k_{i+1} for every canonical i (r_π is computed and discarded).
@@ -156,6 +227,18 @@ pub(crate) fn sign_with_randomness(
         *last_s = *alpha - c_pi * x;
     }
 
+    // SPEC §7.2: DLEQ with β = k_{n+1}: A = β·H, A' = β·G,
+    // e = H_s(dleq, TR ‖ A ‖ A'), t = β − e·x. Constant-time multiplications;
+    // whether this runs depends only on the (public) choice of scheme.
+    let dleq = slot.as_ref().map(|(g, _)| {
+        let beta = Zeroizing::new(nonce(n64 + 1));
+        let a = (h * *beta).compress().to_bytes();
+        let a2 = (g * *beta).compress().to_bytes();
+        let e = transcript.dleq_challenge(&a, &a2);
+        let t = *beta - e * x;
+        DleqOut { a, a2, e, t }
+    });
+
     // Un-rotate (left by (n−ρ) mod n) and read c_0 from position 0.
     ct_rotate_left(&mut s, unrot);
     ct_rotate_left(&mut c, unrot);
@@ -166,7 +249,11 @@ pub(crate) fn sign_with_randomness(
     let c0 = c.first().copied().unwrap_or(Scalar::ZERO);
     let pairs: Vec<([u8; 32], [u8; 32])> = ls.into_iter().zip(rs).collect();
 
-    Ok(encode(format, &key_image_bytes, &c0, &s, &pairs))
+    let vote_part = match (&slot, &dleq) {
+        (Some((_, tag_bytes)), Some(d)) => Some((tag_bytes, d)),
+        _ => None,
+    };
+    Ok(encode(format, &key_image_bytes, vote_part, &c0, &s, &pairs))
 }
 
 #[cfg(test)]
