@@ -1,4 +1,4 @@
-//! Error type. Detailed internally (a `kind` per rejection rule of SPEC §5/§7/§8)
+//! Error type. Detailed internally (a `kind` per rejection rule of SPEC §5/§6.5/§7.4/§8)
 //! but only two classes reach Python: `MalformedInput` and `InvalidSignature`.
 
 use core::fmt;
@@ -20,17 +20,17 @@ pub enum ErrorClass {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// Signature length does not match the ring size (SPEC §7.1).
+    /// Signature length does not match the ring size (SPEC §6.5/§7.4 step 1).
     Length,
-    /// First byte is not a tag of the expected scheme (SPEC §8 step 2).
+    /// First byte is not a tag of the expected scheme (SPEC §6.5/§7.4 step 2).
     UnknownTag,
-    /// Tag byte disagrees with the length (SPEC §7.3).
+    /// Tag byte disagrees with the length (SPEC §6.5/§7.4 step 3).
     TagMismatch,
-    /// A scalar is ≥ ℓ (SPEC §1.1, §7.4).
+    /// A scalar is ≥ ℓ (SPEC §1.1, §6.5/§7.4 step 4).
     NonCanonicalScalar,
-    /// The key image is the identity (SPEC §8 step 5).
+    /// The key image is the identity (SPEC §6.5/§7.4 step 5).
     IdentityKeyImage,
-    /// The slot tag T of a vote signature is the identity (SPEC §8 step 6).
+    /// The slot tag T of a vote signature is the identity (SPEC §7.4 step 6).
     IdentitySlotTag,
     /// A point encoding does not DECODE (SPEC §1.1).
     InvalidPoint,
@@ -48,13 +48,13 @@ pub enum ErrorKind {
     NotInRing,
     /// Some other argument is out of range (DST length, output length, …).
     BadArgument,
-    /// The challenge chain does not close: c_n ≠ c_0 (SPEC §8).
+    /// The challenge chain does not close: c_n ≠ c_0 (SPEC §8.1–§8.3).
     RingNotClosed,
     /// A carried L_i/R_i differs from the recomputed one (SPEC §8.1).
     CarriedPointMismatch,
-    /// The DLEQ proof of a vote signature does not verify (SPEC §9.1).
+    /// The DLEQ proof of a vote signature does not verify (SPEC §8.2).
     DleqFailed,
-    /// The combined batch equation failed for this signature (SPEC §9.2).
+    /// The combined batch equation failed for this signature (SPEC §8.3–§8.4).
     BatchEquation,
     /// The OS CSPRNG (getrandom) failed.
     RngFailure,
