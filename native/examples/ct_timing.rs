@@ -5,12 +5,15 @@
 //! slowest 10% of each, which on a shared machine is mostly scheduler noise).
 //! |t| < 4.5 is the usual "no evidence of a leak" threshold.
 //!
-//!     cd native && cargo run --release --no-default-features --example ct_timing [n] [samples]
+//!     cd native && cargo run --release --no-default-features --example ct_timing [n] [samples] [vote]
+//!
+//! With a third argument `vote`, vote signatures (SPEC §7: bLSAG + slot tag +
+//! DLEQ) are timed instead of plain ring signatures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
 
-use ringcrypto::hazmat::sign_with_randomness;
+use ringcrypto::hazmat::{sign_vote_with_randomness, sign_with_randomness};
 use ringcrypto::{Format, Ring, SecretKey};
 
 fn stats(v: &mut [f64]) -> (f64, f64, usize) {
@@ -26,6 +29,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(8);
     let samples: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3000);
+    let vote = args.get(3).map(|a| a == "vote").unwrap_or(false);
     let keys: Vec<SecretKey> = (0..n)
         .map(|i| SecretKey::from_seed(&[i as u8 + 1; 32]).unwrap())
         .collect();
@@ -45,7 +49,12 @@ fn main() {
         let msg = (i as u64).to_le_bytes();
         let key = if i % 2 == 0 { first } else { last };
         let t0 = Instant::now();
-        let sig = sign_with_randomness(key, &ring, b"ctx", &msg, &z, Format::Compact).unwrap();
+        let sig = if vote {
+            sign_vote_with_randomness(key, &ring, b"ctx", b"epoch", 1, &msg, &z, Format::Compact)
+        } else {
+            sign_with_randomness(key, &ring, b"ctx", &msg, &z, Format::Compact)
+        }
+        .unwrap();
         let dt = t0.elapsed().as_secs_f64() * 1e6;
         std::hint::black_box(sig);
         if i % 2 == 0 {
@@ -57,7 +66,8 @@ fn main() {
     let (ma, va, na) = stats(&mut a);
     let (mb, vb, nb) = stats(&mut b);
     let t = (ma - mb) / (va / na as f64 + vb / nb as f64).sqrt();
-    println!("ring {n}, {samples} samples per class: index 0 mean {ma:.1} µs, index {} mean {mb:.1} µs, Welch t = {t:.2}", n - 1);
+    let what = if vote { "vote signing" } else { "signing" };
+    println!("{what}, ring {n}, {samples} samples per class: index 0 mean {ma:.1} µs, index {} mean {mb:.1} µs, Welch t = {t:.2}", n - 1);
     println!(
         "{}",
         if t.abs() < 4.5 {

@@ -8,9 +8,11 @@ use std::time::Instant;
 use curve25519_dalek::ristretto::{RistrettoPoint, VartimeRistrettoPrecomputation};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul};
-use ringcrypto::batch::{verify_batch, BatchItem};
+use ringcrypto::batch::{
+    verify_batch, verify_batchable_all, verify_vote_batchable_all, BatchItem, VoteItem,
+};
 use ringcrypto::hash::key_image_base;
-use ringcrypto::{sign, verify, Format, Ring, SecretKey};
+use ringcrypto::{sign, sign_vote, verify, verify_vote, Format, Ring, SecretKey};
 
 fn cpu_now() -> f64 {
     // Thread CPU time would be ideal; process CPU time via /proc is close
@@ -89,6 +91,48 @@ fn main() {
         time(&format!("sign n={n}"), 1000 / n + 5, || {
             sign(&keys[1], &ring, b"ctx", b"msg", Format::Compact).unwrap();
         });
+        // SPEC §8.4: the per-signature fallback check vs a single verification.
+        let bsig = sign(&keys[0], &ring, b"ctx", b"msg", Format::Batchable).unwrap();
+        let one = [BatchItem {
+            ring: &ring,
+            ctx: b"ctx",
+            msg: b"msg",
+            sig: &bsig,
+        }];
+        time(&format!("verify batchable n={n}"), 2000 / n + 10, || {
+            verify(&ring, b"ctx", b"msg", &bsig).unwrap();
+        });
+        time(
+            &format!("one-signature combined check n={n}"),
+            2000 / n + 10,
+            || {
+                assert!(verify_batchable_all(&one));
+            },
+        );
+        let vsig = sign_vote(&keys[0], &ring, b"ctx", b"ep", 0, b"msg", Format::Compact).unwrap();
+        let vbsig =
+            sign_vote(&keys[0], &ring, b"ctx", b"ep", 0, b"msg", Format::Batchable).unwrap();
+        time(&format!("verify_vote compact n={n}"), 2000 / n + 10, || {
+            verify_vote(&ring, b"ctx", b"ep", 0, b"msg", &vsig).unwrap();
+        });
+        time(&format!("sign_vote n={n}"), 1000 / n + 5, || {
+            sign_vote(&keys[1], &ring, b"ctx", b"ep", 0, b"msg", Format::Compact).unwrap();
+        });
+        let vone = [VoteItem {
+            ring: &ring,
+            ctx: b"ctx",
+            epoch: b"ep",
+            slot: 0,
+            msg: b"msg",
+            sig: &vbsig,
+        }];
+        time(
+            &format!("one-vote combined check n={n}"),
+            2000 / n + 10,
+            || {
+                assert!(verify_vote_batchable_all(&vone));
+            },
+        );
         let count = 8192 / n;
         let sigs: Vec<(Vec<u8>, Vec<u8>)> = (0..count)
             .map(|i| {
