@@ -234,15 +234,15 @@ def test_a_fixed_issuer_signature_verifies_over_the_model_signing_bytes():
     from tests.fixtures.issuer import ISSUER, issuer_keys
 
     assert ISSUER.public_key.hex() == (
-        "063cbf38d142e5c1ee4f213183b8bca7b1ec63759331377b9dc55c6fa86ed05f"
+        "de55ce73b26bd0aac1f567490d84b6ac0933dad36d1fc3484fcfb296190d7c06"
     )
     signed = TokenIssued(
         token_id="tok-1",
         credential_hash="ab" * 32,
         epoch=7,
         issued_at=AT,
-        issuer_signature="AYyplZYdREu8kjl+39LOCrv/K/8IlsubeWOSEhlR+p4VTF82SN04UgxEy9071+jD49Sc3EvpfrPI"
-        "GIGdfhEucwehQ/mas5+jg1D76YU5B1kY1PA1wHWtWRNIZx+HtbSGBg==",
+        issuer_signature="AU5PN8cPBoGdsiimcVqx7ZHPtiJX/cZPh0LYA21vVK19Bw0QeQcpRh8Ye2g+A8PC8RNk/OVTSGi6"
+        "+xPhl7Y1twXeAChdNU7fsR2PPwpsZuGa8hFLHy3NwuWgAvKO9tqEDA==",
     )
     assert issuer_keys().check(signed) is None
     ring = ringcrypto.Ring([ISSUER.public_key])
