@@ -23,8 +23,10 @@ __all__ = [
     "TopicSpec",
     "delete_topics",
     "ensure_topics",
+    "broker_time_problem",
     "internal_topic_specs",
     "refresh_metadata",
+    "topic_config",
     "topic_specs",
     "topics_with_prefix",
 ]
@@ -38,13 +40,18 @@ class TopicSpec:
     #: None: the settings' partition count (co-partitioned with votes).
     partitions: int | None
     holds: str
+    #: Broker-stamped timestamps (LogAppendTime): the workers decide by them, so a
+    #: producer must not choose them (DESIGN invariant 9).
+    broker_time: bool = False
+    #: Kept for ever (retention.ms=-1): replays and read-backs need every record.
+    keep_forever: bool = False
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("votes", "token_id", False, None, "VoteCast, TokenIssued, TokenRevoked"),
-    TopicSpec("rings", "ring_id", True, 1, "Ring"),
-    TopicSpec("submissions", "submission_id", True, 1, "Submission"),
-    TopicSpec("revocations", "credential_hash", False, None, "CredentialRevoked"),
+    TopicSpec("votes", "token_id (slot tag)", False, None, "VoteCast", True, True),
+    # Not compacted: every ring version stays, so a replay can check old votes.
+    TopicSpec("rings", "ring_id", False, 1, "Ring (one record per version)", True, True),
+    TopicSpec("submissions", "submission_id", False, 1, "Submission", True, True),
     TopicSpec("ballots", "submission_id", False, None, "Ballot"),
     TopicSpec("tallies", "submission_id", True, None, "Tally"),
     TopicSpec("rejections", "token_id or source key", False, None, "Rejection"),
@@ -56,10 +63,8 @@ TOPICS: tuple[TopicSpec, ...] = (
 #: The worker's own topics, named after its app id: (suffix, compacted).
 INTERNAL_TOPICS: tuple[tuple[str, bool], ...] = (
     ("accepted", False),
-    ("credential-index", False),
     ("tokens-changelog", True),
     ("tally-changelog", True),
-    ("credentials-changelog", True),
 )
 
 
@@ -79,6 +84,16 @@ def topic_specs(settings: Settings) -> dict[str, tuple[str, int, bool]]:
     }
 
 
+def topic_config(spec: TopicSpec) -> dict[str, str]:
+    """The broker configuration a topic is created with (and that ensure_topics checks)."""
+    config = {"cleanup.policy": "compact"} if spec.compacted else {}
+    if spec.broker_time:
+        config["message.timestamp.type"] = "LogAppendTime"
+    if spec.keep_forever:
+        config["retention.ms"] = "-1"
+    return config
+
+
 def ensure_topics(
     settings: Settings,
     names: Iterable[str] | None = None,
@@ -94,10 +109,15 @@ def ensure_topics(
     group subscribes is missing from that subscription's metadata and gets
     ignored until the next metadata refresh, minutes later.
     """
+    by_name = {t.name: t for t in TOPICS}
     specs = topic_specs(settings)
-    wanted = [specs[n] for n in (names or specs)]
+    chosen = list(names or specs)
+    wanted = [(*specs[n], topic_config(by_name[n])) for n in chosen]
     if internal:
-        wanted += internal_topic_specs(settings).values()
+        wanted += [
+            (name, partitions, compacted, {"cleanup.policy": "compact"} if compacted else {})
+            for name, partitions, compacted in internal_topic_specs(settings).values()
+        ]
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
@@ -106,14 +126,20 @@ def ensure_topics(
             f"kafka at {settings.kafka_bootstrap} unreachable: {exc.args[0]}",
             fix="start it with 'ringtally stack up' or set RINGTALLY_KAFKA_BOOTSTRAP",
         ) from None
+    _repair_broker_time(
+        admin,
+        [name for name, _, _, config in wanted if name in existing and config],
+        {name: config for name, _, _, config in wanted},
+        timeout,
+    )
     new = [
         NewTopic(
             name,
             num_partitions=partitions,
             replication_factor=settings.replication_factor,
-            config={"cleanup.policy": "compact"} if compacted else {},
+            config=config,
         )
-        for name, partitions, compacted in wanted
+        for name, partitions, _, config in wanted
         if name not in existing
     ]
     if not new:
@@ -126,6 +152,70 @@ def ensure_topics(
                 raise ServiceUnavailable(
                     f"kafka: cannot create topic {name}: {exc.args[0].str()}"
                 ) from None
+
+
+def _repair_broker_time(
+    admin: AdminClient, names: list[str], configs: dict[str, dict[str, str]], timeout: float
+) -> None:
+    """Set what an existing topic lacks of its timestamp type and retention (a topic made
+    by an older ringtally or by hand): decisions must never rest on producer timestamps."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    if not names:
+        return
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    try:
+        described = admin.describe_configs(resources, request_timeout=timeout)
+        fixes = []
+        for resource, future in described.items():
+            current = future.result(timeout=timeout)
+            wanted = {
+                key: value
+                for key, value in configs[resource.name].items()
+                if key != "cleanup.policy" and current.get(key) and current[key].value != value
+            }
+            if wanted:
+                fixes.append(
+                    ConfigResource(
+                        ConfigResource.Type.TOPIC,
+                        resource.name,
+                        incremental_configs=[
+                            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                            for k, v in wanted.items()
+                        ],
+                    )
+                )
+        for future in admin.incremental_alter_configs(fixes).values() if fixes else ():
+            future.result(timeout=timeout)
+    except KafkaException as exc:
+        raise ServiceUnavailable(
+            f"kafka: cannot check or set the configuration of {', '.join(names)}: "
+            f"{exc.args[0].str() if hasattr(exc.args[0], 'str') else exc}",
+            fix="the topics need message.timestamp.type=LogAppendTime and retention.ms=-1; "
+            "grant AlterConfigs on them or set it with kafka-configs",
+        ) from None
+
+
+def broker_time_problem(settings: Settings, *, timeout: float = 30.0) -> str | None:
+    """Why the votes topic's timestamps could be a producer's, or None (a worker checks)."""
+    from confluent_kafka.admin import ConfigResource
+
+    name = settings.topic("votes")
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    try:
+        config = admin.describe_configs([resource], request_timeout=timeout)[resource].result(
+            timeout=timeout
+        )
+    except KafkaException as exc:
+        return f"cannot read the configuration of {name}: {exc.args[0]}"
+    kind = config.get("message.timestamp.type")
+    if kind is None or kind.value != "LogAppendTime":
+        return (
+            f"{name} has message.timestamp.type={kind.value if kind else 'unknown'}: producers "
+            "could choose which vote counts first; it must be LogAppendTime"
+        )
+    return None
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], *, timeout: float = 30.0) -> int:
