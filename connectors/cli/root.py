@@ -30,7 +30,6 @@ from .sink import COMMANDS as SINK_COMMANDS
 from .stack import stack
 from .submissions import submissions
 from .tally import tally
-from .tokens import revoke, tokens
 from .vote import vote
 
 __all__ = ["COMMANDS", "FAUST_COMMANDS", "cli", "main"]
@@ -43,8 +42,6 @@ COMMANDS: tuple[click.Command, ...] = (
     keys,
     rings,
     submissions,
-    tokens,
-    revoke,
     vote,
     produce,
     tally,
@@ -84,7 +81,7 @@ def _faust_command(name: str, short_help: str) -> click.Command:
 
 @click.group("ringtally")
 def cli() -> None:
-    """ringtally: anonymous, one-vote-per-token review rounds on Kafka.
+    """ringtally: anonymous, rate-limited review votes on Kafka (k per reviewer and epoch).
 
     \b
     Example:
@@ -107,7 +104,11 @@ def _run_faust(args: list[str]) -> Any:
     app.worker_init()
     app.worker_init_post_autodiscover()
     if "worker" in args:  # refuse to start, in one line, before Faust starts anything
-        agents.pipeline.issuer_keys()
+        check = getattr(agents.pipeline, "check_worker_can_start", None)
+        if check is not None:  # registrar keys known, votes/control topics on broker time
+            check()
+        else:
+            agents.pipeline.registrar_keys()
     return faust_cli.main(args=args, prog_name="ringtally", standalone_mode=False, app=app)
 
 

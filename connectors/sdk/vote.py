@@ -117,8 +117,9 @@ class _Signer:
             key = key.key
         self.settings = settings
         self.key = key
-        self.voter = voter or Voter(key)
-        if self.voter.public_key != key.public_key:
+        # key None: a client that only publishes votes signed elsewhere
+        self.voter: Voter | None = voter or (None if key is None else Voter(key))
+        if self.voter is not None and self.voter.public_key != key.public_key:
             raise ValueError("the voter holds another key than the client")
         self.batchable = batchable
         self._rings: dict[tuple[str, int], Any] = {}
@@ -169,6 +170,8 @@ class _Signer:
             epoch = record.epoch if epoch is None else epoch
         if ring_id is None or ring_version is None or epoch is None:
             raise TypeError("ring_id, ring_version and epoch are required with a ringcrypto.Ring")
+        if self.voter is None:
+            raise TypeError("this client has no key: it only publishes votes signed elsewhere")
         if record is not None:
             slot = self.voter.take_slot(epoch, record.votes_per_epoch, slot)
         elif slot is None:
