@@ -53,6 +53,8 @@ class RingEntry:
     crypto: Any  # ringcrypto.Ring
     #: max(valid_from, its record's broker timestamp), in ms.
     effective_ms: int
+    #: Its record's broker timestamp (ms): a vote stamped earlier cannot name it.
+    appended_ms: int
 
 
 @dataclass(slots=True)
@@ -182,7 +184,12 @@ class ControlState:
                 raise RuntimeError("ControlState has no registrar keys to check signatures with")
             problem = self.registrar.check(model)
         else:
-            problem = None if signed else "registrar signature does not verify"
+            problem = (
+                None
+                if signed
+                else f"{model.type}: registrar signature does not verify under any trusted "
+                "registrar key"
+            )
         if problem is None:
             return None
         return Verdict(ReasonCode.UNAUTHORIZED_CONTROL_EVENT, problem)
@@ -199,7 +206,8 @@ class ControlState:
         latest = len(history.versions)
         if model.version <= latest:
             known = history.versions[model.version - 1].model
-            if known == model:
+            # The signed content, not the record: a re-signed copy carries another signature.
+            if known.signing_bytes() == model.signing_bytes():
                 return None  # the same version published again: nothing to do
             return Verdict(
                 ReasonCode.CONTROL_CONFLICT,
@@ -223,6 +231,7 @@ class ControlState:
                 model,
                 crypto,
                 effective_ms=max(model.valid_from_ms(), record.timestamp_ms),
+                appended_ms=record.timestamp_ms,
             )
         )
         return None
@@ -246,8 +255,8 @@ class ControlState:
         if known is None:
             self.submissions[model.submission_id] = SubmissionEntry(model, record.timestamp_ms)
             return None
-        if known.model == model:
-            return None
+        if known.model.signing_bytes() == model.signing_bytes():
+            return None  # the same submission published again (maybe re-signed)
         return Verdict(
             ReasonCode.CONTROL_CONFLICT,
             f"submission {model.submission_id!r} exists with genre {known.model.genre!r} and "
@@ -267,7 +276,12 @@ class ControlState:
         timestamp_ms: int,
     ) -> Lookup:
         """Check a vote's submission and ring version at its broker time, in the documented
-        order (docs/protocol.md)."""
+        order (docs/protocol.md).
+
+        Only records appended up to ``timestamp_ms`` count, so the answer is the
+        same whether this copy has read further (live, ahead of the votes; a
+        replay, which reads the control topics to their end first) or not.
+        """
         entry = self.submissions.get(submission_id)
         if entry is None or entry.appended_ms > timestamp_ms:
             return Lookup(
@@ -277,11 +291,15 @@ class ControlState:
         history = self.rings.get(ring_id)
         if history is None or not history.versions:
             return Lookup(reason=ReasonCode.UNKNOWN_RING, detail=f"no ring {ring_id!r}")
-        if ring_version > len(history.versions):
+        if (
+            ring_version > len(history.versions)
+            or history.versions[ring_version - 1].appended_ms > timestamp_ms
+        ):
+            known = sum(1 for v in history.versions if v.appended_ms <= timestamp_ms)
             return Lookup(
                 reason=ReasonCode.UNKNOWN_RING,
-                detail=f"ring {ring_id!r} has no version {ring_version} "
-                f"(latest {len(history.versions)})",
+                detail=f"ring {ring_id!r} had no version {ring_version} when the vote was "
+                f"appended (latest then: {known})",
             )
         named = history.versions[ring_version - 1]
         current = history.in_force(timestamp_ms)
@@ -388,7 +406,10 @@ class ControlState:
                 None, self.registrar.verify_items, items
             )
         for record, index in zip(records, where, strict=True):
-            signed = bool(results[index]) if index is not None else False
+            # Unsigned (no item): apply() says so itself, with no signature to check.
+            signed = bool(results[index]) if index is not None else None
+            if self.registrar is None:
+                signed = False
             self.apply(record, signed=signed)
 
     async def _run(self) -> None:
@@ -398,9 +419,7 @@ class ControlState:
             for tp, records in batches.items():
                 await self.apply_batch(
                     [
-                        ControlRecord(
-                            tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value
-                        )
+                        ControlRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value)
                         for r in records
                     ]
                 )
@@ -461,6 +480,19 @@ class ControlState:
         async with self._progress:
             await self._progress.wait_for(lambda: self._positions.get(tp, 0) > offset)
 
+    @property
+    def reading(self) -> bool:
+        """Does this copy read the control topics? (No: fed by :meth:`apply` alone, as in
+        unit tests and fuzzing, and then it covers all time.)"""
+        return self._consumer is not None
+
+    async def advance(self, covered_ms: int) -> None:
+        """Record that every control record appended up to ``covered_ms`` is applied,
+        and wake the votes waiting for it (:meth:`cover`)."""
+        async with self._progress:
+            self.covered_ms = max(self.covered_ms, covered_ms)
+            self._progress.notify_all()
+
     async def cover(self, timestamp_ms: int) -> None:
         """Return once every control record appended up to ``timestamp_ms`` is applied.
 
@@ -469,7 +501,7 @@ class ControlState:
         """
         if timestamp_ms <= self.covered_ms:
             return
-        if self._consumer is None:
+        if not self.reading:
             return  # fed by apply() alone: covers all time
         waited = 0.0
         async with self._progress:
@@ -500,4 +532,3 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err.get("loc", ())) or "value"
     return f"{where}: {err.get('msg', 'invalid')}"
-

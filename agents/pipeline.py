@@ -19,6 +19,8 @@ from faust.types import TP
 from models.internal import AcceptedVote
 from streams import metrics
 from streams.app import app, settings, topics
+from streams.errors import UsageProblem
+from streams.topics import broker_time_problem, ensure_topics
 
 from .control import ControlState
 from .order import LogOrder
@@ -28,7 +30,7 @@ from .registrar import RegistrarKeys, trusted_registrar_keys
 from .tally import TallyKeeper
 from .verify import PreparedBatch, VoteVerifier
 
-__all__ = ["accepted_topic", "control"]
+__all__ = ["BrokerTimeMissing", "accepted_topic", "check_worker_can_start", "control"]
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +118,32 @@ def registrar_keys() -> RegistrarKeys:
     return keys
 
 
+class BrokerTimeMissing(UsageProblem):
+    """A topic the workers decide by carries producer timestamps: a worker does not start."""
+
+
+def check_worker_can_start() -> None:
+    """Refuse to start a worker, with one line (a ``RingtallyError``), when it could not
+    decide correctly: no trusted registrar key (it could accept no ring), or a votes,
+    rings or submissions topic whose timestamps a producer would choose (which vote
+    counts first, which ring version is in force: DESIGN invariant 9). Creates the
+    topics and repairs their configuration first (``ensure_topics``), so this fails
+    only when the broker refuses the repair. ``ringtally worker`` calls it before Faust
+    starts anything; the verify agent checks the timestamps again when it starts.
+    """
+    registrar_keys()
+    ensure_topics(settings, internal=True)
+    problem = broker_time_problem(settings)
+    if problem is not None:
+        raise BrokerTimeMissing(problem)
+
+
 metrics.install(app)  # GET /metrics on the worker's web port (streams/metrics.py)
 
 #: Exit status of a worker stopped by an unexpected error (BSD's EX_SOFTWARE).
 EXIT_BUG = 70
+#: Exit status of a worker that refuses to run on its configuration (BSD's EX_CONFIG).
+EXIT_CONFIG = 78
 
 
 class OrderedBatches:
@@ -201,6 +225,23 @@ def _stop_worker(what: str) -> NoReturn:
     os._exit(EXIT_BUG)
 
 
+def _refuse_to_run(why: str) -> NoReturn:
+    """Stop the worker on a configuration it must not run with: one CRITICAL line, no
+    traceback (it is no bug)."""
+    log.critical("%s; stopping the worker (exit %d)", why, EXIT_CONFIG)
+    logging.shutdown()
+    os._exit(EXIT_CONFIG)
+
+
+async def _check_broker_time() -> None:
+    """The worker-start check of the topics' timestamp type, from inside the worker: a
+    worker started some other way than ``ringtally worker`` (or a topic altered since)
+    still never decides by producer timestamps."""
+    problem = await asyncio.get_running_loop().run_in_executor(None, broker_time_problem, settings)
+    if problem is not None:
+        _refuse_to_run(problem)
+
+
 class AppliedInTurn:
     """Verify batches prepared by the agent and applied, in order, by a task of their own.
 
@@ -253,6 +294,7 @@ async def verify(stream: faust.StreamT) -> None:
     """Votes topic -> accepted votes and rejections, signatures checked in batches."""
     import ringcrypto
 
+    await _check_broker_time()
     control.registrar = registrar_keys()
     await control.ensure_started()
     log.info(

@@ -175,8 +175,20 @@ class VoteVerifier:
                 message,
             )
             return item
+        signature = message.signature_bytes()
+        carried = signature[_TAG]
+        if len(carried) == 32 and carried.hex() != message.token_id:
+            # Checked before any state or signature: a vote signed with one key's tag cannot
+            # name (and so spend) another tag. A short signature fails the crypto's length check.
+            item.early = (
+                ReasonCode.MALFORMED,
+                f"token_id {message.token_id} is not the slot tag the signature carries "
+                f"({carried.hex()})",
+                message,
+            )
+            return item
         item.signing_bytes = message.signing_bytes()
-        item.signature = message.signature_bytes()
+        item.signature = signature
         item.message = message
         return item
 
@@ -212,9 +224,7 @@ class VoteVerifier:
                 stored = self._load(key)
             state = simulated[key] if key in simulated else stored
             # every state step 3 may decide against: checking too many is harmless
-            if any(
-                s is None for s in (state, stored, stored and stored.as_of(p.record.offset))
-            ):
+            if any(s is None for s in (state, stored, stored and stored.as_of(p.record.offset))):
                 p.check = len(items)
                 items.append(_signature_item(p))
                 # as if it spends: a later vote of this tag in the batch will find it spent
@@ -271,7 +281,7 @@ class VoteVerifier:
             await self._reject(p, reason, detail, message=vote)
             return
         key_image, tag = result
-        if tag.hex() != vote.token_id:
+        if tag.hex() != vote.token_id:  # checked in _parse already; kept as the last word
             await self._reject(
                 p,
                 ReasonCode.MALFORMED,
@@ -284,7 +294,10 @@ class VoteVerifier:
             await self._reject_overtaken(p, current)
             return
         spent = TokenState.spend(
-            vote_id=str(vote.vote_id), digest=digest, key_image=key_image.hex(), offset=record.offset
+            vote_id=str(vote.vote_id),
+            digest=digest,
+            key_image=key_image.hex(),
+            offset=record.offset,
         )
         self._store(key, spent)
         await self.outputs.accepted(self._accepted(p, key_image.hex()))
@@ -372,6 +385,10 @@ class VoteVerifier:
             token_id = p.record.key[:1024].decode("utf-8", "replace")
         rejection = rejection_for(p.record, reason, detail, vote_id=vote_id, token_id=token_id)
         await self.outputs.rejection(p.record.key or b"", rejection)
+
+
+#: Where a vote signature carries its slot tag T (native/SPEC.md): ``sig[33:65]``.
+_TAG = slice(33, 65)
 
 
 def _stamp(record: SourceRecord) -> int:

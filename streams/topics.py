@@ -21,9 +21,9 @@ __all__ = [
     "INTERNAL_TOPICS",
     "TOPICS",
     "TopicSpec",
+    "broker_time_problem",
     "delete_topics",
     "ensure_topics",
-    "broker_time_problem",
     "internal_topic_specs",
     "refresh_metadata",
     "topic_config",
@@ -90,8 +90,19 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
     if spec.broker_time:
         config["message.timestamp.type"] = "LogAppendTime"
     if spec.keep_forever:
+        # Not compacted either: compaction would drop all but a ring's latest version.
+        config["cleanup.policy"] = "delete"
         config["retention.ms"] = "-1"
     return config
+
+
+def _repaired(config: dict[str, str]) -> dict[str, str]:
+    """What ensure_topics sets on an existing topic: the settings decisions rest on (the
+    timestamp type, and the retention and cleanup of the topics kept for ever). The cleanup
+    policy of other topics is left as it is."""
+    if "retention.ms" in config:
+        return config
+    return {k: v for k, v in config.items() if k != "cleanup.policy"}
 
 
 def ensure_topics(
@@ -126,12 +137,8 @@ def ensure_topics(
             f"kafka at {settings.kafka_bootstrap} unreachable: {exc.args[0]}",
             fix="start it with 'ringtally stack up' or set RINGTALLY_KAFKA_BOOTSTRAP",
         ) from None
-    _repair_broker_time(
-        admin,
-        [name for name, _, _, config in wanted if name in existing and config],
-        {name: config for name, _, _, config in wanted},
-        timeout,
-    )
+    repairs = {name: _repaired(config) for name, _, _, config in wanted if name in existing}
+    _repair_broker_time(admin, {name: fix for name, fix in repairs.items() if fix}, timeout)
     new = [
         NewTopic(
             name,
@@ -155,12 +162,14 @@ def ensure_topics(
 
 
 def _repair_broker_time(
-    admin: AdminClient, names: list[str], configs: dict[str, dict[str, str]], timeout: float
+    admin: AdminClient, configs: dict[str, dict[str, str]], timeout: float
 ) -> None:
-    """Set what an existing topic lacks of its timestamp type and retention (a topic made
-    by an older ringtally or by hand): decisions must never rest on producer timestamps."""
+    """Set what an existing topic lacks of ``configs`` (its timestamp type, retention and
+    cleanup policy; a topic made by an older ringtally or by hand): decisions must never
+    rest on producer timestamps, nor on a log that lost the records they were made on."""
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
+    names = list(configs)
     if not names:
         return
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
@@ -172,7 +181,7 @@ def _repair_broker_time(
             wanted = {
                 key: value
                 for key, value in configs[resource.name].items()
-                if key != "cleanup.policy" and current.get(key) and current[key].value != value
+                if current.get(key) is None or current[key].value != value
             }
             if wanted:
                 fixes.append(
@@ -191,30 +200,38 @@ def _repair_broker_time(
         raise ServiceUnavailable(
             f"kafka: cannot check or set the configuration of {', '.join(names)}: "
             f"{exc.args[0].str() if hasattr(exc.args[0], 'str') else exc}",
-            fix="the topics need message.timestamp.type=LogAppendTime and retention.ms=-1; "
-            "grant AlterConfigs on them or set it with kafka-configs",
+            fix="votes, rings and submissions need message.timestamp.type=LogAppendTime, "
+            "retention.ms=-1 and cleanup.policy=delete; grant AlterConfigs on them or set "
+            "them with kafka-configs",
         ) from None
 
 
 def broker_time_problem(settings: Settings, *, timeout: float = 30.0) -> str | None:
-    """Why the votes topic's timestamps could be a producer's, or None (a worker checks)."""
+    """Why a topic whose timestamps the workers decide by (votes, rings, submissions) could
+    carry a producer's timestamps, or None. A worker refuses to start on such a topic."""
     from confluent_kafka.admin import ConfigResource
 
-    name = settings.topic("votes")
+    names = [settings.topic(t.name) for t in TOPICS if t.broker_time]
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
     try:
-        config = admin.describe_configs([resource], request_timeout=timeout)[resource].result(
-            timeout=timeout
-        )
+        described = admin.describe_configs(resources, request_timeout=timeout)
+        configs = {r.name: f.result(timeout=timeout) for r, f in described.items()}
     except KafkaException as exc:
-        return f"cannot read the configuration of {name}: {exc.args[0]}"
-    kind = config.get("message.timestamp.type")
-    if kind is None or kind.value != "LogAppendTime":
-        return (
-            f"{name} has message.timestamp.type={kind.value if kind else 'unknown'}: producers "
-            "could choose which vote counts first; it must be LogAppendTime"
+        error = exc.args[0]
+        return f"cannot read the configuration of {', '.join(names)}: " + (
+            error.str() if hasattr(error, "str") else str(error)
         )
+    for name in names:
+        kind = configs[name].get("message.timestamp.type")
+        if kind is None or kind.value != "LogAppendTime":
+            return (
+                f"{name} has message.timestamp.type={kind.value if kind else 'unknown'}: "
+                "producers could choose which vote counts first and which ring version is "
+                "in force; it must be LogAppendTime (ensure_topics sets it when it may alter "
+                f"topic configs: kafka-configs --alter --entity-type topics --entity-name {name} "
+                "--add-config message.timestamp.type=LogAppendTime)"
+            )
     return None
 
 
