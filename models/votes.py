@@ -32,7 +32,8 @@ class VoteCast(WireModel):
 
     type: Literal["vote_cast"] = "vote_cast"
     vote_id: UUID = Field(
-        description="uuid5 of the token_id in namespace d24b4bfc-31aa-5c5e-827f-955cf2a17a90"
+        description="uuid5(d24b4bfc-31aa-5c5e-827f-955cf2a17a90, token_id): the name is the "
+        "token_id's lowercase hex text (as Python's uuid.uuid5); any other id is malformed"
     )
     submission_id: Identifier
     ring_id: Identifier
