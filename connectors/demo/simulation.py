@@ -91,6 +91,8 @@ class Planned:
     vote_id: str | None = None
     submission_id: str | None = None
     vote_type: str | None = None
+    #: Who cast it ("<genre>/<member>"): ground truth for the unlinkability test, never sent.
+    reviewer: str | None = None
     #: Short topic name ("votes", "rings", "submissions").
     topic: str = "votes"
     #: Publish on a partition other than the key's murmur2 partition.
@@ -575,6 +577,7 @@ def build_round(
             vote_id=str(vote.vote_id),
             submission_id=plan["sub"],
             vote_type=str(plan["vote_type"]),
+            reviewer=None if plan.get("forge") else f"{g}/{plan['member']}",
             ref=plan["ref"],
             after=plan.get("after"),
         )
@@ -593,6 +596,7 @@ def build_round(
                 vote_id=source.vote_id,
                 submission_id=source.submission_id,
                 vote_type=source.vote_type,
+                reviewer=source.reviewer,
                 wrong_partition=True,
                 ref=plan["ref"],
             )
@@ -651,10 +655,25 @@ class Publisher:
     timestamp (LogAppendTime), so the broker orders the two as planned.
     """
 
-    def __init__(self, settings: Any, **config: object) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        placement: str = "murmur2",
+        seed: int = 0,
+        **config: object,
+    ) -> None:
+        """``placement``: ``murmur2`` (each record on its key's partition, set explicitly),
+        ``producer`` (left to the producer's ``partitioner``, a config key), or ``random``
+        (an explicit random partition). Records planned on a wrong partition go on one
+        whatever the placement."""
         from confluent_kafka import Producer
 
+        if placement not in ("murmur2", "producer", "random"):
+            raise ValueError(f"unknown placement {placement!r}")
         self.settings = settings
+        self.placement = placement
+        self._rng = random.Random(seed)
         self._producer = Producer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
@@ -668,6 +687,8 @@ class Publisher:
         self._partitions: dict[str, int] = {}
         #: ref -> broker timestamp (ms) of records appended so far.
         self.appended: dict[int, int] = {}
+        #: ref -> (topic, partition, offset) of records appended so far.
+        self.positions: dict[int, tuple[str, int, int]] = {}
         self.errors: list[str] = []
 
     def partitions(self, topic: str) -> int:
@@ -678,11 +699,21 @@ class Publisher:
             self._partitions[topic] = len(meta.partitions)
         return self._partitions[topic]
 
-    def partition_of(self, planned: Planned) -> int:
-        topic = self.settings.topic(planned.topic)
-        n = self.partitions(topic)
-        home = partition_for_key(planned.key, n)
-        return (home + 1) % n if planned.wrong_partition else home
+    def home_of(self, planned: Planned) -> int:
+        """The partition the workers expect the record on (murmur2 of its key)."""
+        return partition_for_key(planned.key, self.partitions(self.settings.topic(planned.topic)))
+
+    def partition_of(self, planned: Planned) -> int | None:
+        """Where to put the record (None: the producer's partitioner decides)."""
+        n = self.partitions(self.settings.topic(planned.topic))
+        home = self.home_of(planned)
+        if planned.wrong_partition:
+            return (home + 1) % n
+        if planned.topic != "votes" or self.placement == "murmur2":
+            return home
+        if self.placement == "random":
+            return self._rng.randrange(n)
+        return None
 
     def send(self, planned: Planned) -> None:
         if planned.after is not None:
@@ -695,15 +726,14 @@ class Publisher:
                 self.errors.append(str(err))
             else:
                 self.appended[ref] = msg.timestamp()[1]
+                self.positions[ref] = (msg.topic(), msg.partition(), msg.offset())
 
+        partition = self.partition_of(planned)
+        where = {} if partition is None else {"partition": partition}
         while True:
             try:
                 self._producer.produce(
-                    topic,
-                    key=planned.key,
-                    value=planned.value,
-                    partition=self.partition_of(planned),
-                    on_delivery=report,
+                    topic, key=planned.key, value=planned.value, on_delivery=report, **where
                 )
                 break
             except BufferError:
