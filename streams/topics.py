@@ -7,6 +7,7 @@ keyed by; every value is JSON (see :mod:`models`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,15 @@ __all__ = [
     "topic_specs",
     "topics_with_prefix",
 ]
+
+#: librdkafka's own log lines of these admin clients (e.g. "Purging 1 unserved events from
+#: background queue" when one is destroyed) go to Python logging, not straight to stderr,
+#: where they would break the CLI's one-line errors.
+_KAFKA_LOG = logging.getLogger("ringtally.kafka.admin")
+
+
+def _admin_client(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, "logger": _KAFKA_LOG})
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +139,7 @@ def ensure_topics(
             (name, partitions, compacted, {"cleanup.policy": "compact"} if compacted else {})
             for name, partitions, compacted in internal_topic_specs(settings).values()
         ]
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = _admin_client(settings.kafka_bootstrap)
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
@@ -212,7 +222,7 @@ def broker_time_problem(settings: Settings, *, timeout: float = 30.0) -> str | N
     from confluent_kafka.admin import ConfigResource
 
     names = [settings.topic(t.name) for t in TOPICS if t.broker_time]
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = _admin_client(settings.kafka_bootstrap)
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
     try:
         described = admin.describe_configs(resources, request_timeout=timeout)
@@ -245,7 +255,7 @@ def delete_topics(bootstrap: str, names: Iterable[str], *, timeout: float = 30.0
     names = list(names)
     if not names:
         return 0
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = _admin_client(bootstrap)
     deleted = 0
     for future in admin.delete_topics(names, operation_timeout=timeout).values():
         try:
@@ -261,7 +271,7 @@ def topics_with_prefix(
 ) -> list[str]:
     """Existing topics named ``<prefix>.…`` or ``<prefix>-…`` (internal ones) for these prefixes."""
     starts = tuple(f"{p}{sep}" for p in prefixes for sep in ".-")
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = _admin_client(bootstrap)
     return [t for t in admin.list_topics(timeout=timeout).topics if t.startswith(starts)]
 
 
