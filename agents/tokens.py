@@ -72,7 +72,8 @@ class TokenState:
             return Verdict(replay=True)
         return Verdict(
             reason=ReasonCode.TOKEN_SPENT,
-            detail=f"this slot tag was already spent by the vote at offset {current.changed_offset}",
+            detail=f"this slot tag was already spent by the vote at offset "
+            f"{current.changed_offset}",
         )
 
     @staticmethod
