@@ -521,9 +521,14 @@ class ControlState:
                     )
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        """Stop reading (the worker is stopping): its Kafka clients are closed, not left to
+        the garbage collector (aiokafka logs an ERROR for each unclosed consumer)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for consumer in (self._consumer, self._offsets):
+        consumers = (self._consumer, self._offsets)
+        self._consumer = self._offsets = None
+        for consumer in consumers:
             if consumer is not None:
                 await consumer.stop()
 

@@ -320,25 +320,27 @@ async def verify(stream: faust.StreamT) -> None:
             await applier.submit(await batches.ready(events))
     finally:
         applier.close()
+        await control.stop()  # the worker is stopping (the control-check agent needs it no more)
 
 
 @app.agent(accepted_topic, name="tally")
 @stop_worker_on_bug
 async def tally(stream: faust.StreamT) -> None:
     """Accepted votes -> ballots, tallies and audit events."""
+    reader = RecordReader(settings, settings.topic("votes"))
     keeper = TallyKeeper(
-        settings=settings,
-        state=tally_table,
-        outputs=outputs,
-        read_vote=RecordReader(settings, settings.topic("votes")).read,
+        settings=settings, state=tally_table, outputs=outputs, read_vote=reader.read
     )
     batches = OrderedBatches()
-    async for events in stream.take_events(
-        settings.verify_batch_size, within=settings.verify_batch_window
-    ):
-        with metrics.batch("tally", len(events)):
-            await keeper.process(await batches.ready(events))
-            await app.hand_over_table_writes()
+    try:
+        async for events in stream.take_events(
+            settings.verify_batch_size, within=settings.verify_batch_window
+        ):
+            with metrics.batch("tally", len(events)):
+                await keeper.process(await batches.ready(events))
+                await app.hand_over_table_writes()
+    finally:
+        await reader.stop()
 
 
 @app.agent(
