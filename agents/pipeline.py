@@ -20,7 +20,7 @@ from models.internal import AcceptedVote
 from streams import metrics
 from streams.app import app, settings, topics
 from streams.errors import UsageProblem
-from streams.topics import broker_time_problem, ensure_topics
+from streams.topics import broker_time_problem, ensure_topics, partition_count_problem
 
 from .control import ControlState
 from .order import LogOrder
@@ -119,23 +119,31 @@ def registrar_keys() -> RegistrarKeys:
 
 
 class BrokerTimeMissing(UsageProblem):
-    """A topic the workers decide by carries producer timestamps: a worker does not start."""
+    """A topic the workers decide by carries producer timestamps, or the votes topic has
+    another partition count than the settings: a worker does not start."""
 
 
 def check_worker_can_start() -> None:
     """Refuse to start a worker, with one line (a ``RingtallyError``), when it could not
-    decide correctly: no trusted registrar key (it could accept no ring), or a votes,
+    decide correctly: no trusted registrar key (it could accept no ring), a votes,
     rings or submissions topic whose timestamps a producer would choose (which vote
-    counts first, which ring version is in force: DESIGN invariant 9). Creates the
+    counts first, which ring version is in force: DESIGN invariant 9), or a votes
+    topic with another partition count than ``RINGTALLY_PARTITIONS`` (every vote
+    would be judged against the wrong home partition). Creates the
     topics and repairs their configuration first (``ensure_topics``), so this fails
     only when the broker refuses the repair. ``ringtally worker`` calls it before Faust
     starts anything; the verify agent checks the timestamps again when it starts.
     """
     registrar_keys()
     ensure_topics(settings, internal=True)
-    problem = broker_time_problem(settings)
+    problem = _topics_problem()
     if problem is not None:
         raise BrokerTimeMissing(problem)
+
+
+def _topics_problem() -> str | None:
+    """Why the input topics are not as the decisions need them (blocking), or None."""
+    return broker_time_problem(settings) or partition_count_problem(settings)
 
 
 metrics.install(app)  # GET /metrics on the worker's web port (streams/metrics.py)
@@ -233,11 +241,11 @@ def _refuse_to_run(why: str) -> NoReturn:
     os._exit(EXIT_CONFIG)
 
 
-async def _check_broker_time() -> None:
-    """The worker-start check of the topics' timestamp type, from inside the worker: a
-    worker started some other way than ``ringtally worker`` (or a topic altered since)
-    still never decides by producer timestamps."""
-    problem = await asyncio.get_running_loop().run_in_executor(None, broker_time_problem, settings)
+async def _check_topics() -> None:
+    """The worker-start check of the input topics, from inside the worker: a worker
+    started some other way than ``ringtally worker`` (or a topic altered since) still
+    never decides by producer timestamps or against the wrong partition count."""
+    problem = await asyncio.get_running_loop().run_in_executor(None, _topics_problem)
     if problem is not None:
         _refuse_to_run(problem)
 
@@ -294,7 +302,7 @@ async def verify(stream: faust.StreamT) -> None:
     """Votes topic -> accepted votes and rejections, signatures checked in batches."""
     import ringcrypto
 
-    await _check_broker_time()
+    await _check_topics()
     control.registrar = registrar_keys()
     await control.ensure_started()
     log.info(

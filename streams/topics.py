@@ -8,6 +8,7 @@ keyed by; every value is JSON (see :mod:`models`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "delete_topics",
     "ensure_topics",
     "internal_topic_specs",
+    "partition_count_problem",
     "refresh_metadata",
     "topic_config",
     "topic_specs",
@@ -161,6 +163,7 @@ def ensure_topics(
     ]
     if not new:
         return
+    raced = []  # created meanwhile by someone else: repaired like any existing topic
     for name, future in admin.create_topics(new, operation_timeout=timeout).items():
         try:
             future.result()
@@ -169,6 +172,32 @@ def ensure_topics(
                 raise ServiceUnavailable(
                     f"kafka: cannot create topic {name}: {exc.args[0].str()}"
                 ) from None
+            raced.append(name)
+    _wait_visible(admin, [topic.topic for topic in new], timeout)
+    configs = {name: config for name, _, _, config in wanted}
+    fixes = {name: _repaired(configs[name]) for name in raced}
+    _repair_broker_time(admin, {name: fix for name, fix in fixes.items() if fix}, timeout)
+
+
+def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Wait until the broker's metadata shows these new topics with all their partitions.
+
+    A topic is created before every broker's metadata cache knows it: checked or
+    subscribed at once (the worker-start checks, Faust's subscription), it would
+    read as unknown. Gives up silently after ``timeout`` (what uses it then says so).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=timeout).topics
+        if all(
+            name in topics
+            and topics[name].error is None
+            and topics[name].partitions
+            and all(p.leader >= 0 for p in topics[name].partitions.values())
+            for name in names
+        ):
+            return
+        time.sleep(0.05)
 
 
 def _repair_broker_time(
@@ -242,6 +271,31 @@ def broker_time_problem(settings: Settings, *, timeout: float = 30.0) -> str | N
                 f"topic configs: kafka-configs --alter --entity-type topics --entity-name {name} "
                 "--add-config message.timestamp.type=LogAppendTime)"
             )
+    return None
+
+
+def partition_count_problem(settings: Settings, *, timeout: float = 30.0) -> str | None:
+    """Why the votes topic's partition count is not ``settings.partitions``, or None.
+
+    The verify stage rejects a record that is not on its key's murmur2
+    partition *of settings.partitions*; on a topic with another count it would
+    reject nearly every vote ``wrong_partition``. A worker refuses to start.
+    """
+    name = settings.topic("votes")
+    admin = _admin_client(settings.kafka_bootstrap)
+    try:
+        # All topics: asking for one by name would make the broker auto-create it.
+        topic = admin.list_topics(timeout=timeout).topics.get(name)
+    except KafkaException as exc:
+        return f"cannot read the metadata of {name}: {exc.args[0]}"
+    if topic is None or topic.error is not None:
+        return f"cannot read the metadata of {name}: {getattr(topic, 'error', 'no such topic')}"
+    if len(topic.partitions) != settings.partitions:
+        return (
+            f"{name} has {len(topic.partitions)} partitions, but RINGTALLY_PARTITIONS is "
+            f"{settings.partitions}: set RINGTALLY_PARTITIONS={len(topic.partitions)} (every "
+            "worker and producer must agree on the count the keys are placed by)"
+        )
     return None
 
 
