@@ -64,7 +64,11 @@ class RingHistory:
     versions: list[RingEntry] = field(default_factory=list)
 
     def in_force(self, t_ms: int) -> RingEntry | None:
-        """The version in force at ``t_ms``: the highest version already effective."""
+        """The version in force at ``t_ms``: the highest version already effective.
+
+        Broker timestamps are milliseconds: a vote stamped in the very millisecond a
+        version takes effect is decided under that version (a rotation wins the tie).
+        """
         best: RingEntry | None = None
         for entry in self.versions:
             if entry.effective_ms <= t_ms:
