@@ -21,6 +21,7 @@ import click
 
 from streams.errors import RingtallyError
 
+from .gateway import gateway
 from .keys import keys
 from .produce import produce
 from .rejections import rejections
@@ -46,6 +47,7 @@ COMMANDS: tuple[click.Command, ...] = (
     produce,
     tally,
     rejections,
+    gateway,
 )
 
 #: Faust's commands (its own one-line help), run by Faust's CLI with the app loaded.
