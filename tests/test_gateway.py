@@ -29,9 +29,8 @@ import ringcrypto
 from connectors.postgres.db import quote_ident
 from connectors.sdk import Admin, Voter, build_vote, end_offsets
 from connectors.sdk.gateway import GatewayError, GatewayVoter
-from connectors.stack.harness import SinkProcess
 from streams.partitioner import partition_for_key
-from tests.fixtures.gateway import GatewayProcess, http_json
+from tests.fixtures.gateway import GatewayProcess, gateway_stack, http_json  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +38,8 @@ UA = f"ringtally-test-agent/{uuid.uuid4().hex}"
 
 
 @pytest.fixture(scope="module")
-def stackup(pipeline, tmp_path_factory):
-    """(settings, gateway): the module's worker, a sink (Postgres + Redis read model) and a
-    gateway with its access log ON (so the log check below has lines to read)."""
-    settings, _worker = pipeline
-    logs = tmp_path_factory.mktemp("gateway")
-    sink = SinkProcess(settings, logs / "sink.log", args=("--migrate",)).start()
-    gateway = GatewayProcess(
-        settings, logs / "gateway.log", env={"RINGTALLY_GATEWAY_ACCESS_LOG": "1"}
-    ).start()
-    yield settings, gateway
-    gateway.stop()
-    sink.stop()
+def stackup(gateway_stack):  # noqa: F811 - the imported fixture
+    return gateway_stack
 
 
 class Setup:
