@@ -12,6 +12,7 @@ and 429s included.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -47,9 +48,11 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         app.state.backends = backends
         app.state.broadcaster = broadcaster
         await broadcaster.start()
+        warm = asyncio.create_task(backends.warm_up(), name="gateway-warm-up")
         try:
             yield
         finally:
+            warm.cancel()
             await broadcaster.stop()
             await backends.close()
 

@@ -169,6 +169,13 @@ class Backends:
             if self._waits.get(key, (None, None))[1] is task:
                 del self._waits[key]
 
+    async def warm_up(self) -> None:
+        """Start the producer and read the control topics now, not on the first request
+        (a service that is down is simply retried on first use)."""
+        for step in (self.client, self.control.get):
+            with contextlib.suppress(Exception):
+                await step()
+
     # --- Postgres ----------------------------------------------------------------------
 
     async def pool(self) -> asyncpg.Pool:
