@@ -127,6 +127,7 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     total = args.votes + args.warmup
     reviewers = 2 * 16
     per_reviewer = -(-total // reviewers)
@@ -189,7 +190,7 @@ def main() -> int:
         "partitions": settings.partitions,
         "workers": 1,
         "cpus": os.cpu_count(),
-        "load_before": round(os.getloadavg()[0], 2),
+        "load_before": round(load_before, 2),
     }
     print(
         f"POST /api/v1/votes (no wait), {len(measured)} votes, {args.concurrency} in flight: "
