@@ -16,9 +16,12 @@ import asyncio
 import base64
 import json
 import re
+import struct
 import time
 import urllib.request
 import uuid
+from collections import Counter
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -438,3 +441,61 @@ def test_metrics_and_logs_name_routes_not_clients(stackup, setup) -> None:
     assert UA not in log and "Mozilla" not in log
     assert not re.search(rf"127\.0\.0\.1:(?!{gateway.port}\b)\d+", log), log[-2000:]
     assert str(vote.vote_id) not in log and vote.token_id not in log
+
+
+def _log_dirs(settings) -> list[Path]:
+    """The broker's log directories, when this machine can read them (the local stack)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    brokers = admin.list_topics(timeout=10).brokers
+    resource = ConfigResource(ResourceType.BROKER, str(next(iter(brokers))))
+    configs = admin.describe_configs([resource])[resource].result(timeout=10)
+    value = (configs.get("log.dirs") or configs.get("log.dir")).value or ""
+    return [Path(d) for d in value.split(",") if d and Path(d).is_dir()]
+
+
+def _producer_ids(log_dirs: list[Path], topic: str) -> list[int]:
+    """The producer id of every record batch of ``topic`` (v2 batch header, byte 43)."""
+    ids = []
+    for log_dir in log_dirs:
+        for segment in sorted(log_dir.glob(f"{topic}-*/*.log")):
+            data = segment.read_bytes()
+            pos = 0
+            while pos + 61 <= len(data):
+                (length,) = struct.unpack_from(">i", data, pos + 8)
+                if length <= 0 or pos + 12 + length > len(data):
+                    break
+                (producer_id,) = struct.unpack_from(">q", data, pos + 43)
+                ids.append(producer_id)
+                pos += 12 + length
+    return ids
+
+
+def test_votes_from_many_clients_carry_the_gateways_one_producer_id(stackup, setup) -> None:
+    """Read in the broker's own segment files: every batch of votes the gateway wrote has
+    one producer id, whoever posted them; an SDK client publishing directly leaves its own
+    (so the check does see producer ids)."""
+    settings, gateway = stackup
+    log_dirs = _log_dirs(settings)
+    if not log_dirs:
+        pytest.skip("the broker's log directories are not on this machine")
+    topic = settings.topic("votes")
+    before = Counter(_producer_ids(log_dirs, topic))
+    subs = [setup.submission() for _ in range(3)]
+    for i, sub in enumerate(subs):
+        for k, key in enumerate(setup.keys):
+            vote = setup.vote(key, sub, slot=i)
+            # a fresh connection per vote (urllib does not keep connections alive)
+            assert _post(gateway, vote.to_json())[0] == 202, (i, k)
+    ours = Counter(_producer_ids(log_dirs, topic)) - before
+    assert sum(ours.values()) >= 1 and len(ours) == 1, ours
+    [gateway_pid] = ours
+    assert gateway_pid >= 0  # an idempotent producer's id (-1: none)
+
+    from connectors.sdk import VoteClient
+
+    with VoteClient(settings, setup.keys[0]) as direct:
+        direct.publish(setup.vote(setup.keys[0], subs[0], slot=3))
+    direct_ids = Counter(_producer_ids(log_dirs, topic)) - before - ours
+    assert direct_ids and gateway_pid not in direct_ids, direct_ids
