@@ -690,6 +690,12 @@ class Publisher:
         #: ref -> (topic, partition, offset) of records appended so far.
         self.positions: dict[int, tuple[str, int, int]] = {}
         self.errors: list[str] = []
+        #: How long a record may wait for the one it must follow to be appended (s).
+        self.append_timeout = 60.0
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Serve delivery reports (while the caller holds back)."""
+        self._producer.poll(timeout)
 
     def partitions(self, topic: str) -> int:
         if topic not in self._partitions:
@@ -748,10 +754,12 @@ class Publisher:
         return n
 
     def _wait_appended(self, ref: int) -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.append_timeout
         while ref not in self.appended:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"record {ref} was not appended within 60 s")
+                raise TimeoutError(
+                    f"record {ref} was not appended within {self.append_timeout:.0f} s"
+                )
             self._producer.flush(1.0)
         while int(time.time() * 1000) <= self.appended[ref]:
             time.sleep(0.0005)
