@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         lifespan=lifespan,
     )
     app.state.metrics = metrics
+    app.state.stats_cache = {}
     app.include_router(router)
 
     @app.get("/", include_in_schema=False)

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from connectors.postgres.db import quote_ident
 from connectors.readmodel.store import ReadModelStore
-from connectors.sdk import AsyncVoteClient
+from connectors.sdk import AsyncVoteClient, NotFound
 from connectors.sdk.outcome import Outcome
 from connectors.sdk.reader import RingVersion, check_kafka, list_submissions, ring_history
 from models.control import Submission
@@ -60,6 +60,12 @@ class ControlCache:
         self._lock = asyncio.Lock()
 
     def _read(self) -> _Control:
+        try:
+            return self._read_topics()
+        except NotFound:  # no rings/submissions topic yet: nothing registered
+            return _Control(read_at=time.monotonic())
+
+    def _read_topics(self) -> _Control:
         return _Control(
             ring_history(self.settings), list_submissions(self.settings), time.monotonic()
         )
@@ -162,6 +168,8 @@ class Backends:
             return await client.wait_outcome(vote.vote_id, timeout=timeout)
 
         task = asyncio.ensure_future(run())
+        # a client that hung up leaves the wait running; its result is nobody's to raise
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._waits[key] = (digest, task)
         try:
             return await asyncio.shield(task)

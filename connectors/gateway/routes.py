@@ -460,6 +460,11 @@ async def list_escalations(
     return await _bounded(request, go())
 
 
+#: Statistics scan the sink's tables: every dashboard polls them, so one answer serves all
+#: requests for this long.
+_STATS_TTL = 2.0
+
+
 @router.get("/api/v1/statistics", summary="Counts per epoch and genre (nothing per reviewer)")
 async def statistics(
     request: Request,
@@ -468,7 +473,13 @@ async def statistics(
     from .stats import statistics as compute
 
     backends = _backends(request)
-    return await _bounded(request, compute(backends, minutes))
+    cache: dict = request.app.state.stats_cache
+    cached = cache.get(minutes)
+    if cached is not None and time.monotonic() - cached[0] < _STATS_TTL:
+        return cached[1]
+    result = await _bounded(request, compute(backends, minutes))
+    cache[minutes] = (time.monotonic(), result)
+    return result
 
 
 # --- health and metrics --------------------------------------------------------------------
