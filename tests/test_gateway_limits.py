@@ -1,4 +1,4 @@
-"""The gateway's limits and log filter, at the ASGI level (no services needed).
+"""The gateway's limits, log filter and OpenAPI document, without services (ASGI level).
 
 Each is driven the way uvicorn drives it (ASGI ``scope``/``receive``/``send``,
 a ``logging.LogRecord`` with uvicorn's access-log arguments), so a limit that
@@ -105,3 +105,20 @@ def test_access_log_lines_carry_no_client_address_or_query() -> None:
     config = _log_config(access_log=False)
     assert config["loggers"]["uvicorn.access"]["handlers"] == []
     assert _log_config(access_log=True)["handlers"]["access"]["filters"] == ["noclient"]
+
+
+def test_openapi_documents_the_vote_body_and_docs_can_be_turned_off() -> None:
+    """/docs shows the VoteCast schema the workers enforce (the route reads the raw body, so
+    FastAPI would not know it by itself)."""
+    from connectors.gateway import create_app
+    from models.votes import VoteCast
+
+    app = create_app(gateway=GatewaySettings())
+    spec = app.openapi()
+    body = spec["paths"]["/api/v1/votes"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"].keys() == VoteCast.model_json_schema()["properties"].keys()
+    assert {"422", "413", "202", "200"} <= spec["paths"]["/api/v1/votes"]["post"][
+        "responses"
+    ].keys()
+    assert app.docs_url == "/docs"
+    assert create_app(gateway=GatewaySettings(docs=False)).docs_url is None

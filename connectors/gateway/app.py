@@ -61,6 +61,8 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         version="1",
         summary="Anonymous ring-signed votes over HTTP; tallies, statistics and a live dashboard",
         lifespan=lifespan,
+        docs_url="/docs" if gateway.docs else None,
+        redoc_url="/redoc" if gateway.docs else None,
     )
     app.state.metrics = metrics
     app.state.stats_cache = {}

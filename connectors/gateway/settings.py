@@ -47,6 +47,11 @@ class GatewaySettings(BaseSettings):
         1000, ge=10, description="events buffered per SSE client before it is dropped"
     )
     keep_alive: float = Field(5.0, gt=0, description="HTTP keep-alive timeout (seconds)")
+    docs: bool = Field(
+        True,
+        description="serve /docs and /redoc (their pages load Swagger UI / ReDoc from a CDN in "
+        "the reader's browser); /openapi.json is always served",
+    )
     access_log: bool = Field(
         False,
         description="uvicorn's access log WITHOUT client addresses (method, path, status); "
