@@ -426,6 +426,7 @@ def test_metrics_and_logs_name_routes_not_clients(stackup, setup) -> None:
     vote = setup.vote(setup.keys[1], setup.sub, slot=2)
     assert _post(gateway, vote.to_json())[0] == 202
     assert http_json("GET", f"{gateway.url}/api/v1/tallies/{uuid.uuid4().hex}")[0] == 404
+    assert _post(gateway, b"x" * 300_000)[0] == 413
     status, text = http_json("GET", gateway.url + "/metrics")
     assert status == 200
     assert re.search(
@@ -434,6 +435,7 @@ def test_metrics_and_logs_name_routes_not_clients(stackup, setup) -> None:
         text,
     ), text[:2000]
     assert 'route="/api/v1/tallies/{submission_id}",status="404"' in text
+    assert 'route="/api/v1/votes",status="413"' in text  # refused before routing, still counted
     assert re.search(r"ringtally_gateway_votes_accepted_total [1-9]", text)
     assert 'ringtally_gateway_request_seconds_bucket{le="0.1",method="POST"' in text
     log = gateway.log_path.read_text()

@@ -5,8 +5,8 @@ Why FastAPI on uvicorn: the request models are the project's pydantic models
 enforce it), everything is asyncio like the rest of ringtally (aiokafka,
 redis.asyncio, asyncpg), and it is the ecosystem's usual choice.
 
-Middleware order (outermost first): rate limit, body limit, metrics. The
-first two answer before any route runs; metrics see every answer, the 413s
+Middleware order (outermost first): metrics, rate limit, body limit. The
+last two answer before any route runs; metrics see every answer, the 413s
 and 429s included.
 """
 
@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # add_middleware wraps: the last added is the outermost, so metrics see the 413s and 429s
     app.add_middleware(BodyLimit, limit=gateway.max_body_bytes)
     app.add_middleware(RateLimit, rate=gateway.rate_limit, burst=gateway.rate_burst)
+    fixed = {r.path for r in router.routes if "{" not in getattr(r, "path", "{")}
+    app.add_middleware(MetricsMiddleware, metrics=metrics, fixed_paths=frozenset(fixed))
     return app

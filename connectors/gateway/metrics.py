@@ -57,9 +57,14 @@ class GatewayMetrics:
 class MetricsMiddleware:
     """Pure ASGI (no per-request task as BaseHTTPMiddleware has): counts and times requests."""
 
-    def __init__(self, app, metrics: GatewayMetrics) -> None:  # noqa: ANN001 - ASGI app
+    def __init__(  # noqa: ANN001 - ASGI app
+        self, app, metrics: GatewayMetrics, fixed_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        #: paths without parameters: a request refused before routing (413, 429) is
+        #: labelled with its path when it is one of these, else "unmatched"
+        self.fixed_paths = fixed_paths
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] != "http":
@@ -78,7 +83,10 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path", None)
+            if template is None:
+                path = scope.get("path", "")
+                template = path if path in self.fixed_paths else "unmatched"
             method = scope.get("method", "")
             self.metrics.requests.labels(template, method, str(status)).inc()
             self.metrics.latency.labels(template, method).observe(time.perf_counter() - start)
