@@ -16,6 +16,7 @@ import asyncio
 import base64
 import json
 import re
+import socket
 import struct
 import time
 import urllib.request
@@ -501,3 +502,19 @@ def test_votes_from_many_clients_carry_the_gateways_one_producer_id(stackup, set
         direct.publish(setup.vote(setup.keys[0], subs[0], slot=3))
     direct_ids = Counter(_producer_ids(log_dirs, topic)) - before - ours
     assert direct_ids and gateway_pid not in direct_ids, direct_ids
+
+
+def test_a_trickled_body_gets_408_and_the_gateway_keeps_serving(stackup) -> None:
+    """A client that announces a body and never sends it is cut off after the body timeout
+    (2 s in this module), instead of holding its connection and task forever."""
+    _, gateway = stackup
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=15) as conn:
+        conn.sendall(
+            b"POST /api/v1/votes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"vote_id"'
+        )
+        started = time.monotonic()
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert 1.5 < time.monotonic() - started < 10
+    assert http_json("GET", gateway.url + "/health")[0] == 200

@@ -98,6 +98,7 @@ def _outcome_body(outcome: Any) -> dict[str, Any]:
     responses={
         200: {"description": "?wait: the outcome (counted, or rejected with a reason code)"},
         202: {"description": "published (acknowledged by Kafka); or ?wait timed out: pending"},
+        408: {"description": "the body took longer than RINGTALLY_GATEWAY_BODY_TIMEOUT"},
         413: {"description": "body too large"},
         422: {"description": "not a valid VoteCast: the field errors; nothing published"},
         503: {"description": "Kafka unavailable: nothing published"},
@@ -119,7 +120,10 @@ async def post_vote(
     backends, metrics = _backends(request), _metrics(request)
     if wait is not None and wait > backends.gateway.max_wait:
         raise HTTPException(422, f"wait must be at most {backends.gateway.max_wait:g} seconds")
-    body = await request.body()
+    try:  # a client trickling its body out holds a connection: not for long
+        body = await asyncio.wait_for(request.body(), backends.gateway.body_timeout)
+    except TimeoutError:
+        raise HTTPException(408, "request body not received in time") from None
     try:
         vote = VoteCast.model_validate_json(body)
     except ValidationError as exc:

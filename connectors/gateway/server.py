@@ -69,6 +69,7 @@ def uvicorn_config(settings: Settings, gateway: GatewaySettings):  # noqa: ANN20
         access_log=gateway.access_log,
         log_config=_log_config(gateway.access_log),
         timeout_keep_alive=int(gateway.keep_alive),
+        limit_concurrency=gateway.max_connections,
         timeout_graceful_shutdown=5,
         server_header=False,
         proxy_headers=False,

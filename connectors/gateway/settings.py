@@ -46,6 +46,12 @@ class GatewaySettings(BaseSettings):
     sse_queue: int = Field(
         1000, ge=10, description="events buffered per SSE client before it is dropped"
     )
+    max_connections: int = Field(
+        2048, ge=1, description="concurrent connections and requests; more are answered 503"
+    )
+    body_timeout: float = Field(
+        10.0, gt=0, description="seconds a client may take to send a request body (else 408)"
+    )
     keep_alive: float = Field(5.0, gt=0, description="HTTP keep-alive timeout (seconds)")
     docs: bool = Field(
         True,
