@@ -518,3 +518,32 @@ def test_a_trickled_body_gets_408_and_the_gateway_keeps_serving(stackup) -> None
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert 1.5 < time.monotonic() - started < 10
     assert http_json("GET", gateway.url + "/health")[0] == 200
+
+
+def test_an_unfiltered_stream_resumes_with_the_latest_tallies(stackup, setup) -> None:
+    """Reconnecting with any Last-Event-ID replays the latest state of recently changed
+    tallies (ids ``<submission>:<version>``), so a client that missed events catches up."""
+    settings, gateway = stackup
+    vote = setup.vote(setup.keys[0], setup.sub, slot=0, vote_type="approve")
+    assert _post(gateway, vote.to_json(), "?wait=30")[1]["status"] == "counted"
+    _poll(
+        lambda: pg(settings, "SELECT 1 FROM tallies WHERE submission_id = $1", setup.sub),
+        what="the tally in Postgres",
+    )
+    from aiohttp import ClientSession, ClientTimeout
+
+    async def ids(headers: dict) -> list[str]:
+        found: list[str] = []
+        async with ClientSession(timeout=ClientTimeout(total=30)) as http:
+            async with http.get(f"{gateway.url}/api/v1/tallies/stream", headers=headers) as r:
+                while True:
+                    try:
+                        line = await asyncio.wait_for(r.content.readline(), 2.0)
+                    except TimeoutError:
+                        return found  # the catch-up is over: only live events would follow
+                    if line.startswith(b"id:"):
+                        found.append(line.decode().split(":", 1)[1].strip())
+
+    resumed = asyncio.run(ids({"Last-Event-ID": "anything:0"}))
+    assert f"{setup.sub}:1" in resumed
+    assert f"{setup.sub}:1" not in asyncio.run(ids({}))  # a fresh client gets live events only
