@@ -176,8 +176,11 @@ def read_topics(settings: Any) -> Iterator[tuple[str, list[Any]]]:
                     continue
                 consumer.assign([TopicPartition(name, partition, low)])
                 position = low
-                while position < high:
-                    for msg in consumer.consume(500, timeout=2):
+                while position < high:  # asks for exactly what is left: returns at once
+                    batch = consumer.consume(min(500, high - position), timeout=5)
+                    if not batch:  # the rest are transaction markers (no records)
+                        break
+                    for msg in batch:
                         if msg.error() is not None:
                             continue
                         position = msg.offset() + 1
