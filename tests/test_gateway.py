@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 import socket
 import struct
@@ -547,3 +548,22 @@ def test_an_unfiltered_stream_resumes_with_the_latest_tallies(stackup, setup) ->
     resumed = asyncio.run(ids({"Last-Event-ID": "anything:0"}))
     assert f"{setup.sub}:1" in resumed
     assert f"{setup.sub}:1" not in asyncio.run(ids({}))  # a fresh client gets live events only
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(stackup) -> None:
+    settings, gateway = stackup
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "gateway", "--port", str(gateway.port)],
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"ringtally: error: cannot listen on 127.0.0.1:{gateway.port}: Address already in use; "
+        "pick another --port (or RINGTALLY_GATEWAY_PORT) or --host"
+    ]

@@ -9,7 +9,9 @@ the API never carries a vote; a query might carry anything).
 from __future__ import annotations
 
 import logging
+import socket
 
+from streams.errors import UsageProblem
 from streams.settings import Settings
 
 from .settings import GatewaySettings
@@ -77,8 +79,26 @@ def uvicorn_config(settings: Settings, gateway: GatewaySettings):  # noqa: ANN20
     )
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts: a port in use is one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageProblem(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            fix="pick another --port (or RINGTALLY_GATEWAY_PORT) or --host",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(settings: Settings, gateway: GatewaySettings) -> None:
     """Run one gateway process until SIGINT/SIGTERM."""
     import uvicorn
 
-    uvicorn.Server(uvicorn_config(settings, gateway)).run()
+    sock = _listen(gateway.host, gateway.port)
+    uvicorn.Server(uvicorn_config(settings, gateway)).run(sockets=[sock])
