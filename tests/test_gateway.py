@@ -385,6 +385,7 @@ def test_sse_delivers_a_tally_change_within_2_seconds(stackup, setup) -> None:
                 return event, f"{decided - started:.2f}", loop.time() - decided
 
     event, decided_after, latency = asyncio.run(go())
+    print(f"tally event {latency:.3f}s after the ballot (vote decided in {decided_after}s)")
     data = json.loads(event["data"])
     assert event["event"] == "tally" and event["id"] == str(data["version"])
     assert data["submission_id"] == setup.sub and data["counts"]["escalate"] == 1

@@ -12,93 +12,187 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
+import ringcrypto
 from connectors.postgres.db import quote_ident
 from connectors.readmodel.store import ReadModelStore
-from connectors.sdk import AsyncVoteClient, NotFound
+from connectors.sdk import AsyncVoteClient
 from connectors.sdk.outcome import Outcome
-from connectors.sdk.reader import RingVersion, check_kafka, list_submissions, ring_history
-from models.control import Submission
+from connectors.sdk.reader import RingVersion, check_kafka, trusted_registrar_keys
+from models.control import Ring, Submission
+from models.encoding import REGISTRAR_CONTEXT
 from models.votes import VoteCast
 from streams.errors import ServiceUnavailable
 from streams.settings import Settings
+from streams.topics import refresh_metadata
 
 from .settings import GatewaySettings
 
 __all__ = ["Backends", "ControlCache"]
 
 log = logging.getLogger("ringtally.gateway")
-_T = TypeVar("_T")
 
 
 @dataclass
 class _Control:
     rings: dict[str, list[RingVersion]] = field(default_factory=dict)
     submissions: dict[str, Submission] = field(default_factory=dict)
-    read_at: float = 0.0
 
 
 class ControlCache:
-    """The rings and submissions topics as the workers count them (registrar-signed only),
-    re-read at most every ``refresh`` seconds, one read at a time, off the event loop.
+    """The rings and submissions topics as the workers count them, kept current by tailing
+    both topics (one aiokafka consumer, no group, ``read_committed``).
 
-    Public data (genres, epochs, ring members); used to answer ``/rings``,
-    ``/submissions`` and to label tallies and statistics by genre and epoch.
+    Rules as :func:`connectors.sdk.reader.ring_history` and ``list_submissions``:
+    a ring version counts when a trusted registrar key signed it and it is the
+    next version of its ring (1, 2, … without gaps); a submission is its first
+    signed record. Public data (genres, epochs, ring members), used to answer
+    ``/rings`` and ``/submissions`` and to label tallies by genre and epoch.
+    Tailing (instead of re-reading the topics per request) keeps those labels
+    ready by the time a new submission's first tally arrives.
     """
 
     def __init__(self, settings: Settings, refresh: float) -> None:
         self.settings = settings
         self.refresh = refresh
         self._data = _Control()
-        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tps: list[TopicPartition] = []
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._trusted = [ringcrypto.Ring([pk]) for pk in trusted_registrar_keys(settings)]
 
-    def _read(self) -> _Control:
+    # --- the tail ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="gateway-control-tail")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        topics = {self.settings.topic("rings"): "rings", self.settings.topic("submissions"): "subs"}
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                client_id="ringtally-gateway-control",
+            )
+            try:
+                await consumer.start()
+                tps = []
+                while len(tps) < len(topics):  # the topics may not exist yet
+                    await refresh_metadata(consumer)
+                    tps = [
+                        TopicPartition(t, p)
+                        for t in topics
+                        for p in sorted(consumer.partitions_for_topic(t) or ())
+                    ]
+                    if {tp.topic for tp in tps} != set(topics):
+                        tps = []
+                        await asyncio.sleep(self.refresh)
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+                self._data, self._consumer, self._tps = _Control(), consumer, tps
+                while True:
+                    batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+                    for tp, records in sorted(batches.items(), key=lambda i: i[0].topic):
+                        for r in records:
+                            self._apply(topics[tp.topic], r.value, r.timestamp)
+                    self._changed.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Kafka went away: start over, keep serving
+                log.warning("control topics tail lost (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(self.refresh)
+            finally:
+                self._consumer = None
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    def _signed(self, record: Ring | Submission) -> bool:
+        signature = record.registrar_signature_bytes()
+        if signature is None:
+            return False
+        if not self._trusted:  # no key known here: the workers check it
+            return True
+        message = record.signing_bytes()
+        for ring in self._trusted:
+            try:
+                ringcrypto.verify(ring, REGISTRAR_CONTEXT, message, signature)
+                return True
+            except (ringcrypto.MalformedInput, ringcrypto.InvalidSignature):
+                continue
+        return False
+
+    def _apply(self, kind: str, value: bytes | None, timestamp_ms: int) -> None:
+        if value is None:
+            return
         try:
-            return self._read_topics()
-        except NotFound:  # no rings/submissions topic yet: nothing registered
-            return _Control(read_at=time.monotonic())
+            record = (
+                Ring.model_validate_json(value)
+                if kind == "rings"
+                else (Submission.model_validate_json(value))
+            )
+        except ValidationError:
+            return
+        if isinstance(record, Ring):
+            versions = self._data.rings.get(record.ring_id, [])
+            if record.version == len(versions) + 1 and self._signed(record):
+                effective = max(record.valid_from_ms(), timestamp_ms)
+                self._data.rings[record.ring_id] = [*versions, RingVersion(record, effective)]
+        elif record.submission_id not in self._data.submissions and self._signed(record):
+            self._data.submissions[record.submission_id] = record
 
-    def _read_topics(self) -> _Control:
-        return _Control(
-            ring_history(self.settings), list_submissions(self.settings), time.monotonic()
-        )
+    # --- reads -----------------------------------------------------------------------------
 
     async def get(self, *, fresh: bool = False) -> _Control:
-        """The cached control state; re-read when older than ``refresh`` (or ``fresh``)."""
-        age = time.monotonic() - self._data.read_at
-        if not fresh and age < self.refresh:
-            return self._data
-        async with self._lock:
-            if time.monotonic() - self._data.read_at >= (0.2 if fresh else self.refresh):
-                try:
-                    self._data = await asyncio.to_thread(self._read)
-                except Exception:  # a topic not created yet: keep what we had
-                    self._data.read_at = time.monotonic()
-                    raise
+        """What the tail has read; ``fresh``: first wait (at most ``refresh`` seconds) until it
+        has read everything appended before this call."""
+        consumer = self._consumer
+        if fresh and consumer is not None:
+            with contextlib.suppress(Exception):
+                ends = await consumer.end_offsets(self._tps)
+                deadline = asyncio.get_running_loop().time() + self.refresh
+                while asyncio.get_running_loop().time() < deadline:
+                    if all(await consumer.position(tp) >= end for tp, end in ends.items()):
+                        break
+                    self._changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), 0.2)
         return self._data
 
     def cached(self) -> _Control:
-        """Whatever was read last, without any I/O (the SSE path)."""
+        """Whatever was read so far, without any I/O (the SSE path)."""
         return self._data
 
     async def submission(self, submission_id: str) -> Submission | None:
-        data = await self.get()
-        if submission_id not in data.submissions:
-            data = await self.get(fresh=True)
-        return data.submissions.get(submission_id)
+        found = self._data.submissions.get(submission_id)
+        if found is None:
+            found = (await self.get(fresh=True)).submissions.get(submission_id)
+        return found
 
     async def ring(self, ring_id: str) -> list[RingVersion] | None:
-        data = await self.get()
-        if ring_id not in data.rings:
-            data = await self.get(fresh=True)
-        return data.rings.get(ring_id)
+        found = self._data.rings.get(ring_id)
+        if found is None:
+            found = (await self.get(fresh=True)).rings.get(ring_id)
+        return found
 
     def genre_of_ring(self, ring_id: str) -> str | None:
         versions = self._data.rings.get(ring_id)
@@ -178,11 +272,11 @@ class Backends:
                 del self._waits[key]
 
     async def warm_up(self) -> None:
-        """Start the producer and read the control topics now, not on the first request
+        """Start the producer and the control topics' tail now, not on the first request
         (a service that is down is simply retried on first use)."""
-        for step in (self.client, self.control.get):
-            with contextlib.suppress(Exception):
-                await step()
+        await self.control.start()
+        with contextlib.suppress(Exception):
+            await self.client()
 
     # --- Postgres ----------------------------------------------------------------------
 
@@ -250,6 +344,7 @@ class Backends:
         return dict(zip(checks, results, strict=True))
 
     async def close(self) -> None:
+        await self.control.stop()
         if self._client is not None:
             await self._client.stop()
             self._client = None

@@ -40,7 +40,10 @@ class GatewaySettings(BaseSettings):
         10.0, gt=0, description="seconds a read endpoint may take before answering 503"
     )
     control_refresh: float = Field(
-        2.0, ge=0.1, description="seconds a cached read of the rings/submissions topics is kept"
+        2.0,
+        ge=0.1,
+        description="the longest a read of an unknown ring or submission waits for the "
+        "control topics' tail to catch up (also its retry interval)",
     )
     sse_heartbeat: float = Field(15.0, gt=0, description="seconds between SSE keep-alive comments")
     sse_queue: int = Field(
