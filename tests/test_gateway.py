@@ -568,3 +568,28 @@ def test_a_port_in_use_is_one_line_and_exit_2(stackup) -> None:
         f"ringtally: error: cannot listen on 127.0.0.1:{gateway.port}: Address already in use; "
         "pick another --port (or RINGTALLY_GATEWAY_PORT) or --host"
     ]
+
+
+def test_a_re_post_to_another_gateway_instance_is_the_same_counted_vote(
+    stackup, setup, tmp_path
+) -> None:
+    """Gateways are stateless: the second instance knows nothing of the first post, yet the
+    same vote posted there answers ``counted`` (from the stored ballot), and counts once."""
+    settings, first = stackup
+    second = GatewayProcess(settings, tmp_path / "second.log").start()
+    try:
+        vote = setup.vote(setup.keys[2], setup.sub, slot=1, vote_type="reject")
+        assert _post(first, vote.to_json(), "?wait=30")[1]["status"] == "counted"
+        started = time.monotonic()
+        status, body = _post(second, vote.to_json(), "?wait=30")
+        assert (status, body["status"], body["vote_id"]) == (200, "counted", str(vote.vote_id))
+        assert time.monotonic() - started < 15, "answered only by running out of time"
+        # another key's vote on the same tag id is impossible; another vote of this key on
+        # the same submission is a duplicate, not "counted" by this rule
+        other = setup.vote(setup.keys[2], setup.sub, slot=2, vote_type="reject")
+        status, body = _post(second, other.to_json(), "?wait=30")
+        assert (body["status"], body.get("reason")) == ("rejected", "duplicate_key_image")
+    finally:
+        second.stop()
+    rows = pg(settings, "SELECT vote_id FROM ballots WHERE submission_id = $1", setup.sub)
+    assert [r["vote_id"] for r in rows] == [vote.vote_id]

@@ -25,8 +25,10 @@ import ringcrypto
 from connectors.postgres.db import quote_ident
 from connectors.readmodel.store import ReadModelStore
 from connectors.sdk import AsyncVoteClient
+from connectors.sdk.errors import OutcomeTimeout
 from connectors.sdk.outcome import Outcome
 from connectors.sdk.reader import RingVersion, check_kafka, trusted_registrar_keys
+from models import Ballot
 from models.control import Ring, Submission
 from models.encoding import REGISTRAR_CONTEXT
 from models.votes import VoteCast
@@ -254,7 +256,7 @@ class Backends:
             if other_digest == digest:
                 await client.publish_raw(vote.token_id.encode(), payload)
                 return await asyncio.wait_for(asyncio.shield(task), timeout)
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(task), timeout)
 
         async def run() -> Outcome:
@@ -265,11 +267,60 @@ class Backends:
         # a client that hung up leaves the wait running; its result is nobody's to raise
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._waits[key] = (digest, task)
+        watcher = asyncio.ensure_future(self._counted_before(vote))
         try:
-            return await asyncio.shield(task)
+            done, _ = await asyncio.wait(
+                {task, watcher}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if task in done:
+                return task.result()
+            if watcher in done:
+                return watcher.result()
+            raise OutcomeTimeout(f"vote {key} has no outcome after {timeout:g}s")
         finally:
+            watcher.cancel()
             if self._waits.get(key, (None, None))[1] is task:
                 del self._waits[key]
+
+    async def _counted_before(self, vote: VoteCast) -> Ballot:
+        """The ballot of this very vote, already stored by the sink: the answer to a re-post
+        that reached another gateway instance than the first post.
+
+        The tracker recognises the worker's re-emitted ballot only for a copy this
+        process published before (by position); a copy posted to another instance
+        would wait in vain. A stored ballot with this vote id (= this tag), this
+        submission, vote type, ring, epoch and key image (``signature[1:33]``: the
+        same key) is the same vote, counted: polled once a second until found.
+        """
+        key_image = vote.signature_bytes()[1:33].hex()
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                rows = await self.fetch(
+                    "SELECT submission_id, key_image, vote_type, ring_id, epoch, "
+                    "source_partition, source_offset FROM ballots WHERE vote_id = $1",
+                    vote.vote_id,
+                )
+            except Exception:  # noqa: BLE001 - Postgres down: the tracker may still answer
+                continue
+            for row in rows:
+                if (
+                    row["submission_id"] == vote.submission_id
+                    and row["key_image"] == key_image
+                    and row["vote_type"] == vote.vote_type.value
+                    and row["ring_id"] == vote.ring_id
+                    and row["epoch"] == vote.epoch
+                ):
+                    return Ballot(
+                        vote_id=vote.vote_id,
+                        submission_id=vote.submission_id,
+                        key_image=key_image,
+                        vote_type=vote.vote_type,
+                        ring_id=vote.ring_id,
+                        epoch=vote.epoch,
+                        source_partition=row["source_partition"],
+                        source_offset=row["source_offset"],
+                    )
 
     async def warm_up(self) -> None:
         """Start the producer and the control topics' tail now, not on the first request
