@@ -10,6 +10,7 @@ import connectors.sdk as sdk
 EXPECTED = [
     "Admin",
     "AsyncVoteClient",
+    "GatewayVoter",
     "KeyFileError",
     "NotFound",
     "Outcome",

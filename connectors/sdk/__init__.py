@@ -4,6 +4,7 @@ register ring versions and submissions as the registrar, keep reviewer keys in f
 Everything public is listed in ``__all__`` (``tests/test_sdk_api.py`` pins it):
 
 * :class:`VoteClient` / :class:`AsyncVoteClient` — sign, publish, ``wait_outcome``;
+* :class:`GatewayVoter` — sign locally, publish through a ringtally gateway (HTTP);
 * :class:`Voter` — a reviewer key and its used slots (:class:`SlotUsed`,
   :class:`SlotsExhausted` before anything is published);
 * :func:`build_vote` — a signed :class:`~models.VoteCast` without publishing;
@@ -19,6 +20,7 @@ Everything public is listed in ``__all__`` (``tests/test_sdk_api.py`` pins it):
 from .admin import Admin
 from .aio import AsyncVoteClient
 from .errors import NotFound, OutcomeTimeout, SlotsExhausted, SlotUsed
+from .gateway import GatewayVoter
 from .keyfile import KeyFileError, create_key_file, load_key_file
 from .outcome import Outcome
 from .producer import SdkProducer, ensure_topics
@@ -38,6 +40,7 @@ from .voter import Voter
 __all__ = [
     "Admin",
     "AsyncVoteClient",
+    "GatewayVoter",
     "KeyFileError",
     "NotFound",
     "Outcome",
