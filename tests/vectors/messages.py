@@ -68,9 +68,7 @@ def build() -> dict[str, Any]:
     submission = Submission(submission_id="sub-0001", genre="poetry", epoch=7)
     submission = submission.model_copy(
         update={
-            "registrar_signature": registrar_sign(
-                submission.signing_bytes(), "message/submission"
-            )
+            "registrar_signature": registrar_sign(submission.signing_bytes(), "message/submission")
         }
     )
     epoch, slot = 7, 2
