@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := .make
 NATIVE_SRC := $(shell find native/src native/Cargo.toml native/Cargo.lock -type f 2>/dev/null)
-APT_PACKAGES := postgresql redis-server openjdk-17-jre-headless maven
+APT_PACKAGES := postgresql redis-server openjdk-17-jre-headless maven chromium
 
 .PHONY: help deps venv native stack-up stack-down test test-python test-rust demo bench schemas lint clean
 
@@ -22,12 +22,13 @@ $(STAMP):
 
 # Debian packages: installed only when their binary is missing (needs root or sudo).
 deps: $(STAMP)/deps
-$(STAMP)/deps: | $(STAMP)
+$(STAMP)/deps: Makefile | $(STAMP)
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \

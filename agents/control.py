@@ -1,13 +1,19 @@
-"""Every worker's copy of the compacted control topics: rings and submissions.
+"""Every worker's copy of the control topics: ring versions and submissions.
 
-Why not a Faust GlobalTable: the verifier needs to know not just a ring's
-latest value but whether it has *caught up* with the topic, so that a vote
-produced after its ring was registered never sees "unknown ring" just because
-this worker had not read that far yet. A plain consumer (no group, all
-partitions, from the beginning) gives that directly: :meth:`ControlState.sync`
-waits until every partition's position reaches the end offsets read at call
-time. Without that, the same input could be rejected live and accepted on a
-replay (DESIGN invariant 6).
+Why not a Faust GlobalTable: the verifier must know not just the records but
+how far in *broker time* its copy is complete. A vote stamped ``t`` (the
+votes topic uses LogAppendTime) is decided against the ring versions in force
+at ``t``, so before deciding it the worker makes sure it has read every
+control record appended up to ``t`` (:meth:`ControlState.cover`). Live
+processing and a replay from offset 0 then decide every vote alike, however
+late a rotation reached this worker (DESIGN invariant 6; docs/protocol.md).
+
+What a control record does is decided here, by pure code over the log
+(:meth:`ControlState.apply`): a record counts only when a trusted registrar
+key signed it (checked off the event loop, in a batch), and the first signed
+record of a ring version or submission wins. Records that change nothing get
+a verdict (reason and detail) that the control-check agent publishes as a
+rejection; every worker computes the same verdicts from the same log.
 
 Rings are decoded once, into a ``ringcrypto.Ring`` (points decoded, members
 sorted), when their record arrives, not per vote.
@@ -17,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -28,24 +36,56 @@ from models.control import Ring, Submission
 from models.reasons import ReasonCode
 from streams.settings import Settings
 
-__all__ = ["ControlState", "RingEntry"]
+__all__ = ["ControlRecord", "ControlState", "Lookup", "RingEntry", "Verdict"]
 
 log = logging.getLogger(__name__)
+
+#: Most control verdicts kept for the control-check agent (rejected records only).
+MAX_VERDICTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class RingEntry:
-    """A registered ring: its message, and its decoded form or why it has none."""
+    """One ring version: its message, its decoded ring, and when it takes effect."""
 
     ring_id: str
-    model: Ring | None
-    crypto: Any | None  # ringcrypto.Ring
-    error: str | None = None
+    model: Ring
+    crypto: Any  # ringcrypto.Ring
+    #: max(valid_from, its record's broker timestamp), in ms.
+    effective_ms: int
+    #: Its record's broker timestamp (ms): a vote stamped earlier cannot name it.
+    appended_ms: int
+
+
+@dataclass(slots=True)
+class RingHistory:
+    """Every version of one ring, in version order, with their start times."""
+
+    versions: list[RingEntry] = field(default_factory=list)
+
+    def in_force(self, t_ms: int) -> RingEntry | None:
+        """The version in force at ``t_ms``: the highest version already effective.
+
+        Broker timestamps are milliseconds: a vote stamped in the very millisecond a
+        version takes effect is decided under that version (a rotation wins the tie).
+        """
+        best: RingEntry | None = None
+        for entry in self.versions:
+            if entry.effective_ms <= t_ms:
+                best = entry
+        return best
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionEntry:
+    model: Submission
+    #: Its record's broker timestamp: a vote stamped earlier does not know it.
+    appended_ms: int
 
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """The ring and submission a vote names, or the reason they don't fit it."""
+    """The ring version and submission a vote names, or the reason they don't fit it."""
 
     ring: RingEntry | None = None
     submission: Submission | None = None
@@ -53,56 +93,152 @@ class Lookup:
     detail: str = ""
 
 
-class ControlState:
-    """Rings and submissions, read from their compacted topics into memory."""
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why a control record changed nothing (published as a rejection)."""
 
-    def __init__(self, settings: Settings, *, ring_factory: Callable[..., Any] | None = None):
+    reason: ReasonCode
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRecord:
+    """One record of a control topic, as the reader hands it to :meth:`ControlState.apply`."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+class ControlState:
+    """Ring versions and submissions, read from their topics into memory.
+
+    ``signed(model) -> bool`` decides whether the registrar signed a parsed
+    record; the reader calls :meth:`apply_batch`, which checks a batch's
+    signatures off the event loop first.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ring_factory: Callable[..., Any] | None = None,
+        registrar: Any | None = None,
+    ):
         self.settings = settings
-        self.rings: dict[str, RingEntry] = {}
-        self.submissions: dict[str, Submission] = {}
+        self.rings: dict[str, RingHistory] = {}
+        self.submissions: dict[str, SubmissionEntry] = {}
+        self.registrar = registrar
+        self.verdicts: OrderedDict[tuple[str, int, int], Verdict] = OrderedDict()
         self._ring_factory = ring_factory
         self._consumer: AIOKafkaConsumer | None = None
         #: Asks for end offsets on a connection of its own: on the reader's, the request
         #: would queue behind its long-polling fetch (up to 500 ms).
         self._offsets: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._start_lock = asyncio.Lock()
         self._positions: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
+        #: Broker time (ms) up to which every control record has been applied.
+        self.covered_ms = -1
         self.ready = asyncio.Event()
 
     # --- applying records (pure; unit-tested without Kafka) ---------------
 
-    def apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        """Apply one control record; a tombstone (None value) deletes."""
-        if topic == self.settings.topic("rings"):
-            self._apply_ring(key, value)
-        elif topic == self.settings.topic("submissions"):
-            self._apply_submission(key, value)
+    def apply(self, record: ControlRecord, *, signed: bool | None = None) -> Verdict | None:
+        """Apply one control record; returns why it changed nothing, or None.
 
-    def _apply_ring(self, key: bytes | None, value: bytes | None) -> None:
-        ring_id = (key or b"").decode("utf-8", "replace")
-        if value is None:
-            self.rings.pop(ring_id, None)
-            return
+        ``signed``: the registrar signature's verdict, when the caller checked
+        it in a batch; None: check it here (unit tests, small batches).
+        """
+        if record.topic == self.settings.topic("rings"):
+            verdict = self._apply_ring(record, signed)
+        elif record.topic == self.settings.topic("submissions"):
+            verdict = self._apply_submission(record, signed)
+        else:
+            return None
+        if verdict is not None:
+            self.verdicts[(record.topic, record.partition, record.offset)] = verdict
+            while len(self.verdicts) > MAX_VERDICTS:
+                self.verdicts.popitem(last=False)
+        return verdict
+
+    def parse(self, record: ControlRecord) -> Ring | Submission | Verdict:
+        """The record's model, or the verdict of a record that is not one."""
+        model_type = Ring if record.topic == self.settings.topic("rings") else Submission
+        if record.value is None:
+            return Verdict(ReasonCode.MALFORMED, "empty control record (null value)")
         try:
-            model = Ring.model_validate_json(value)
+            model = model_type.model_validate_json(record.value)
         except ValidationError as exc:
-            log.warning("ring %r: unusable record: %s", ring_id, _first_error(exc))
-            self.rings[ring_id] = RingEntry(
-                ring_id, None, None, f"invalid ring record: {_first_error(exc)}"
+            return Verdict(ReasonCode.MALFORMED, _first_error(exc))
+        ident = model.ring_id if isinstance(model, Ring) else model.submission_id
+        if record.key != ident.encode("utf-8"):
+            return Verdict(
+                ReasonCode.MALFORMED, f"record key {record.key!r} is not its id {ident!r}"
             )
-            return
-        if model.ring_id != ring_id:
-            log.warning("ring record keyed %r names ring %r; using the key", ring_id, model.ring_id)
+        return model
+
+    def _signed(self, model: Ring | Submission, signed: bool | None) -> Verdict | None:
+        if signed is None:
+            if self.registrar is None:
+                raise RuntimeError("ControlState has no registrar keys to check signatures with")
+            problem = self.registrar.check(model)
+        else:
+            problem = (
+                None
+                if signed
+                else f"{model.type}: registrar signature does not verify under any trusted "
+                "registrar key"
+            )
+        if problem is None:
+            return None
+        return Verdict(ReasonCode.UNAUTHORIZED_CONTROL_EVENT, problem)
+
+    def _apply_ring(self, record: ControlRecord, signed: bool | None) -> Verdict | None:
+        model = self.parse(record)
+        if isinstance(model, Verdict):
+            return model
+        assert isinstance(model, Ring)
+        unsigned = self._signed(model, signed)
+        if unsigned is not None:
+            return unsigned
+        history = self.rings.setdefault(model.ring_id, RingHistory())
+        latest = len(history.versions)
+        if model.version <= latest:
+            known = history.versions[model.version - 1].model
+            # The signed content, not the record: a re-signed copy carries another signature.
+            if known.signing_bytes() == model.signing_bytes():
+                return None  # the same version published again: nothing to do
+            return Verdict(
+                ReasonCode.CONTROL_CONFLICT,
+                f"ring {model.ring_id!r} version {model.version} exists with other content; "
+                "versions are immutable: publish version "
+                f"{latest + 1}",
+            )
+        if model.version != latest + 1:
+            return Verdict(
+                ReasonCode.CONTROL_CONFLICT,
+                f"ring {model.ring_id!r}: version {model.version} after version {latest}; "
+                f"the next version is {latest + 1}",
+            )
         try:
             crypto = self._make_ring(model)
-        except (
-            ValueError
-        ) as exc:  # ringcrypto.MalformedInput: duplicate or invalid members, too big
-            self.rings[ring_id] = RingEntry(ring_id, model, None, f"ring cannot be used: {exc}")
-            return
-        self.rings[ring_id] = RingEntry(ring_id, model, crypto)
+        except ValueError as exc:  # ringcrypto.MalformedInput: duplicate/invalid members, too big
+            return Verdict(ReasonCode.MALFORMED, f"ring cannot be used: {exc}")
+        history.versions.append(
+            RingEntry(
+                model.ring_id,
+                model,
+                crypto,
+                effective_ms=max(model.valid_from_ms(), record.timestamp_ms),
+                appended_ms=record.timestamp_ms,
+            )
+        )
+        return None
 
     def _make_ring(self, model: Ring) -> Any:
         if self._ring_factory is None:
@@ -111,34 +247,83 @@ class ControlState:
             self._ring_factory = ringcrypto.Ring
         return self._ring_factory(model.public_key_bytes(), max_size=self.settings.max_ring_size)
 
-    def _apply_submission(self, key: bytes | None, value: bytes | None) -> None:
-        submission_id = (key or b"").decode("utf-8", "replace")
-        if value is None:
-            self.submissions.pop(submission_id, None)
-            return
-        try:
-            self.submissions[submission_id] = Submission.model_validate_json(value)
-        except ValidationError as exc:
-            log.warning("submission %r: unusable record: %s", submission_id, _first_error(exc))
-            self.submissions.pop(submission_id, None)
+    def _apply_submission(self, record: ControlRecord, signed: bool | None) -> Verdict | None:
+        model = self.parse(record)
+        if isinstance(model, Verdict):
+            return model
+        assert isinstance(model, Submission)
+        unsigned = self._signed(model, signed)
+        if unsigned is not None:
+            return unsigned
+        known = self.submissions.get(model.submission_id)
+        if known is None:
+            self.submissions[model.submission_id] = SubmissionEntry(model, record.timestamp_ms)
+            return None
+        if known.model.signing_bytes() == model.signing_bytes():
+            return None  # the same submission published again (maybe re-signed)
+        return Verdict(
+            ReasonCode.CONTROL_CONFLICT,
+            f"submission {model.submission_id!r} exists with genre {known.model.genre!r} and "
+            f"epoch {known.model.epoch}; submissions are immutable",
+        )
 
     # --- the checks a vote needs ------------------------------------------
 
-    def lookup(self, *, submission_id: str, ring_id: str, epoch: int) -> Lookup:
-        """Check a vote's submission and ring, in the documented order."""
-        submission = self.submissions.get(submission_id)
-        if submission is None:
+    def lookup(
+        self,
+        *,
+        submission_id: str,
+        ring_id: str,
+        ring_version: int,
+        epoch: int,
+        slot: int,
+        timestamp_ms: int,
+    ) -> Lookup:
+        """Check a vote's submission and ring version at its broker time, in the documented
+        order (docs/protocol.md).
+
+        Only records appended up to ``timestamp_ms`` count, so the answer is the
+        same whether this copy has read further (live, ahead of the votes; a
+        replay, which reads the control topics to their end first) or not.
+        """
+        entry = self.submissions.get(submission_id)
+        if entry is None or entry.appended_ms > timestamp_ms:
             return Lookup(
                 reason=ReasonCode.UNKNOWN_SUBMISSION, detail=f"no submission {submission_id!r}"
             )
-        entry = self.rings.get(ring_id)
-        if entry is None:
+        submission = entry.model
+        history = self.rings.get(ring_id)
+        if history is None or not history.versions:
             return Lookup(reason=ReasonCode.UNKNOWN_RING, detail=f"no ring {ring_id!r}")
-        if entry.crypto is None or entry.model is None:
-            return Lookup(reason=ReasonCode.UNKNOWN_RING, detail=f"ring {ring_id!r}: {entry.error}")
-        ring = entry.model
+        if (
+            ring_version > len(history.versions)
+            or history.versions[ring_version - 1].appended_ms > timestamp_ms
+        ):
+            known = sum(1 for v in history.versions if v.appended_ms <= timestamp_ms)
+            return Lookup(
+                reason=ReasonCode.UNKNOWN_RING,
+                detail=f"ring {ring_id!r} had no version {ring_version} when the vote was "
+                f"appended (latest then: {known})",
+            )
+        named = history.versions[ring_version - 1]
+        current = history.in_force(timestamp_ms)
+        if current is not named:
+            now = (
+                f"version {current.model.version} was in force"
+                if current is not None
+                else "no version was in force yet"
+            )
+            return Lookup(
+                reason=ReasonCode.RING_NOT_IN_FORCE,
+                detail=f"ring {ring_id!r} version {ring_version} was not in force when the "
+                f"vote was appended ({timestamp_ms} ms); {now}: sign against it",
+            )
+        ring = named.model
         if not ring.active:
-            return Lookup(reason=ReasonCode.INACTIVE_RING, detail=f"ring {ring_id!r} is not active")
+            return Lookup(
+                reason=ReasonCode.INACTIVE_RING,
+                detail=f"ring {ring_id!r} version {ring_version} is not active",
+            )
         if ring.genre != submission.genre:
             return Lookup(
                 reason=ReasonCode.RING_GENRE_MISMATCH,
@@ -151,9 +336,18 @@ class ControlState:
                 detail=f"vote epoch {epoch}, ring epoch {ring.epoch}, "
                 f"submission epoch {submission.epoch}",
             )
-        return Lookup(ring=entry, submission=submission)
+        if slot >= ring.votes_per_epoch:
+            return Lookup(
+                reason=ReasonCode.SLOT_OUT_OF_RANGE,
+                detail=f"slot {slot}: ring {ring_id!r} version {ring_version} allows "
+                f"{ring.votes_per_epoch} votes per epoch (slots 0..{ring.votes_per_epoch - 1})",
+            )
+        return Lookup(ring=named, submission=submission)
 
     # --- reading the topics -------------------------------------------------
+
+    def _topics(self) -> list[str]:
+        return [self.settings.topic("rings"), self.settings.topic("submissions")]
 
     async def ensure_started(self) -> None:
         """Start reading (once per process) and wait for the first full catch-up."""
@@ -162,23 +356,25 @@ class ControlState:
                 # No group: aiokafka assigns every partition of the subscribed
                 # topics to this consumer, and nothing is ever committed.
                 self._consumer = AIOKafkaConsumer(
-                    self.settings.topic("rings"),
-                    self.settings.topic("submissions"),
-                    bootstrap_servers=self.settings.kafka_bootstrap,
+                    *self._topics(),
                     group_id=None,
                     enable_auto_commit=False,
                     auto_offset_reset="earliest",
                     client_id=f"{self.settings.group_id}-control",
+                    bootstrap_servers=self.settings.kafka_bootstrap,
                 )
                 await self._consumer.start()
                 self._offsets = AIOKafkaConsumer(
-                    bootstrap_servers=self.settings.kafka_bootstrap,
                     group_id=None,
                     enable_auto_commit=False,
                     client_id=f"{self.settings.group_id}-control-offsets",
+                    bootstrap_servers=self.settings.kafka_bootstrap,
                 )
                 await self._offsets.start()
-                self._task = asyncio.create_task(self._run(), name="control-reader")
+                self._tasks = [
+                    asyncio.create_task(self._run(), name="control-reader"),
+                    asyncio.create_task(self._keep_covered(), name="control-cover"),
+                ]
                 await self._wait_assigned()
         await self.sync(timeout=120.0)
         self.ready.set()
@@ -186,7 +382,7 @@ class ControlState:
     async def _wait_assigned(self) -> None:
         """Wait until both topics' partitions are assigned (the worker may be creating them)."""
         assert self._consumer is not None
-        names = {self.settings.topic("rings"), self.settings.topic("submissions")}
+        names = set(self._topics())
         for _ in range(1200):
             if {tp.topic for tp in self._consumer.assignment()} >= names:
                 return
@@ -195,13 +391,42 @@ class ControlState:
             f"control topics {sorted(names)} not assigned after 60 s: do they exist?"
         )
 
+    async def apply_batch(self, records: Sequence[ControlRecord]) -> None:
+        """Apply records in order, their registrar signatures checked in one batch in a
+        thread (a flood of forged records never runs a signature check on the event loop)."""
+        parsed = [self.parse(r) for r in records]
+        items: list[tuple[Any, ...]] = []
+        where: list[int | None] = []
+        for model in parsed:
+            item = None
+            if not isinstance(model, Verdict) and self.registrar is not None:
+                item = self.registrar.batch_item(model)
+            where.append(len(items) if item is not None else None)
+            if item is not None:
+                items.append(item)
+        results: list[Any] = []
+        if items:
+            results = await asyncio.get_running_loop().run_in_executor(
+                None, self.registrar.verify_items, items
+            )
+        for record, index in zip(records, where, strict=True):
+            # Unsigned (no item): apply() says so itself, with no signature to check.
+            signed = bool(results[index]) if index is not None else None
+            if self.registrar is None:
+                signed = False
+            self.apply(record, signed=signed)
+
     async def _run(self) -> None:
         assert self._consumer is not None
         while True:
             batches = await self._consumer.getmany(timeout_ms=200)
             for tp, records in batches.items():
-                for record in records:
-                    self.apply(tp.topic, record.key, record.value)
+                await self.apply_batch(
+                    [
+                        ControlRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value)
+                        for r in records
+                    ]
+                )
                 if records:
                     self._positions[tp] = records[-1].offset + 1
             async with self._progress:
@@ -211,14 +436,28 @@ class ControlState:
                     )
                 self._progress.notify_all()
 
+    async def _keep_covered(self) -> None:
+        """Sync every ``control_sync_interval`` so that votes rarely wait in :meth:`cover`."""
+        interval = self.settings.control_sync_interval
+        while True:
+            try:
+                await self.sync(timeout=max(5.0, interval * 10))
+            except Exception as exc:  # noqa: BLE001 - a broker hiccup: try again, votes wait
+                log.warning("control sync failed: %r", exc)
+            await asyncio.sleep(interval)
+
     async def sync(self, timeout: float = 10.0) -> bool:
         """Wait until this copy has read everything written before the call.
 
-        A copy that reads no topic (fed by :meth:`apply` alone: unit tests,
-        fuzzing) is always in sync.
+        On success :attr:`covered_ms` moves to the call's start, less the
+        broker clock skew allowed (``control_clock_skew_ms``). A copy that
+        reads no topic (fed by :meth:`apply` alone: unit tests, fuzzing) is
+        always in sync and covers all time.
         """
         if self._consumer is None or self._offsets is None:
+            self.covered_ms = 2**63 - 1
             return True
+        started_ms = int(time.time() * 1000)
         tps = list(self._consumer.assignment())
         ends = await self._offsets.end_offsets(tps)
 
@@ -228,15 +467,72 @@ class ControlState:
         try:
             async with self._progress:
                 await asyncio.wait_for(self._progress.wait_for(caught_up), timeout)
+                self.covered_ms = max(
+                    self.covered_ms, started_ms - self.settings.control_clock_skew_ms
+                )
+                self._progress.notify_all()
             return True
         except TimeoutError:
             log.warning("control topics not caught up after %.1f s", timeout)
             return False
 
+    async def reached(self, topic: str, partition: int, offset: int) -> None:
+        """Return once the record at this position has been applied."""
+        if self._consumer is None:
+            return
+        tp = TopicPartition(topic, partition)
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._positions.get(tp, 0) > offset)
+
+    @property
+    def reading(self) -> bool:
+        """Does this copy read the control topics? (No: fed by :meth:`apply` alone, as in
+        unit tests and fuzzing, and then it covers all time.)"""
+        return self._consumer is not None
+
+    async def advance(self, covered_ms: int) -> None:
+        """Record that every control record appended up to ``covered_ms`` is applied,
+        and wake the votes waiting for it (:meth:`cover`)."""
+        async with self._progress:
+            self.covered_ms = max(self.covered_ms, covered_ms)
+            self._progress.notify_all()
+
+    async def cover(self, timestamp_ms: int) -> None:
+        """Return once every control record appended up to ``timestamp_ms`` is applied.
+
+        Never decides on a stale copy: it waits as long as it takes, warning
+        every 10 s (a control topic that cannot be read stops the votes).
+        """
+        if timestamp_ms <= self.covered_ms:
+            return
+        if not self.reading:
+            return  # fed by apply() alone: covers all time
+        waited = 0.0
+        async with self._progress:
+            while timestamp_ms > self.covered_ms:
+                try:
+                    await asyncio.wait_for(
+                        self._progress.wait_for(lambda: timestamp_ms <= self.covered_ms), 10.0
+                    )
+                except TimeoutError:
+                    waited += 10.0
+                    log.warning(
+                        "votes wait for the control topics: read up to %d ms, a vote is "
+                        "stamped %d ms (waited %.0f s)",
+                        self.covered_ms,
+                        timestamp_ms,
+                        waited,
+                    )
+
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        for consumer in (self._consumer, self._offsets):
+        """Stop reading (the worker is stopping): its Kafka clients are closed, not left to
+        the garbage collector (aiokafka logs an ERROR for each unclosed consumer)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        consumers = (self._consumer, self._offsets)
+        self._consumer = self._offsets = None
+        for consumer in consumers:
             if consumer is not None:
                 await consumer.stop()
 

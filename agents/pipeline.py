@@ -1,7 +1,7 @@
-"""Faust wiring: the three agents of the vote path, their tables and internal topics.
+"""Faust wiring: the agents of the vote path, their tables and internal topics.
 
 The decisions live in :mod:`agents.verify`, :mod:`agents.tally` and
-:mod:`agents.revocation`; this module only connects them to Kafka.
+:mod:`agents.control`; this module only connects them to Kafka.
 """
 
 from __future__ import annotations
@@ -16,22 +16,21 @@ from typing import Any, NoReturn
 import faust
 from faust.types import TP
 
-from models.control import CredentialRevoked
-from models.internal import AcceptedVote, CredentialToken
-from models.votes import TokenRevoked
+from models.internal import AcceptedVote
 from streams import metrics
 from streams.app import app, settings, topics
+from streams.errors import UsageProblem
+from streams.topics import broker_time_problem, ensure_topics, partition_count_problem
 
 from .control import ControlState
-from .issuer import IssuerKeys, trusted_issuer_keys
 from .order import LogOrder
 from .record_reader import RecordReader
-from .records import SourceRecord
-from .revocation import RevocationFanout
+from .records import SourceRecord, rejection_for
+from .registrar import RegistrarKeys, trusted_registrar_keys
 from .tally import TallyKeeper
 from .verify import PreparedBatch, VoteVerifier
 
-__all__ = ["accepted_topic", "control", "credential_index_topic"]
+__all__ = ["BrokerTimeMissing", "accepted_topic", "check_worker_can_start", "control"]
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +63,8 @@ def _table(name: str, help_: str) -> faust.TableT:
 
 
 accepted_topic = _internal_topic("accepted")
-credential_index_topic = _internal_topic("credential-index")
-tokens_table = _table("tokens", "token_id -> token state (issued, spent, revoked)")
+tokens_table = _table("tokens", "slot tag -> the vote that spent it")
 tally_table = _table("tally", "ballot entries, running tallies and audit chain heads")
-credentials_table = _table("credentials", "credential_hash -> token ids and revocation")
 control = ControlState(settings)
 
 
@@ -86,7 +83,6 @@ class FaustOutputs:
             for short in ("votes", "rejections", "ballots", "tallies", "audit")
         }
         self._accepted = accepted_topic.get_topic_name()
-        self._credential_index = credential_index_topic.get_topic_name()
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
         await app.producer.send_record(topic, key, value)
@@ -98,18 +94,6 @@ class FaustOutputs:
     async def accepted(self, vote: AcceptedVote) -> None:
         metrics.ACCEPTED.inc()
         await self._send(self._accepted, vote.submission_id.encode(), vote.to_json())
-
-    async def credential_token(self, entry: CredentialToken) -> None:
-        await self._send(self._credential_index, entry.credential_hash.encode(), entry.to_json())
-
-    async def token_revoked(self, token_id: str, revocation: CredentialRevoked) -> None:
-        message = TokenRevoked(
-            token_id=token_id,
-            reason=revocation.token_reason()[:500],
-            credential_revocation=revocation,
-        )
-        metrics.TOKEN_REVOCATIONS.inc()
-        await self._send(self._names["votes"], token_id.encode(), message.to_json())
 
     async def ballot(self, ballot: Any) -> None:
         metrics.BALLOTS.inc()
@@ -127,17 +111,47 @@ outputs = FaustOutputs()
 
 
 @functools.cache
-def issuer_keys() -> IssuerKeys:
-    """The issuer keys this worker trusts (``ringtally worker`` checks them before starting)."""
-    keys = IssuerKeys(trusted_issuer_keys(settings))
-    log.info("trusting issuer key(s) %s", ", ".join(pk.hex() for pk in keys.public_keys))
+def registrar_keys() -> RegistrarKeys:
+    """The registrar keys this worker trusts (``ringtally worker`` checks them before starting)."""
+    keys = RegistrarKeys(trusted_registrar_keys(settings))
+    log.info("trusting registrar key(s) %s", ", ".join(pk.hex() for pk in keys.public_keys))
     return keys
+
+
+class BrokerTimeMissing(UsageProblem):
+    """A topic the workers decide by carries producer timestamps, or the votes topic has
+    another partition count than the settings: a worker does not start."""
+
+
+def check_worker_can_start() -> None:
+    """Refuse to start a worker, with one line (a ``RingtallyError``), when it could not
+    decide correctly: no trusted registrar key (it could accept no ring), a votes,
+    rings or submissions topic whose timestamps a producer would choose (which vote
+    counts first, which ring version is in force: DESIGN invariant 9), or a votes
+    topic with another partition count than ``RINGTALLY_PARTITIONS`` (every vote
+    would be judged against the wrong home partition). Creates the
+    topics and repairs their configuration first (``ensure_topics``), so this fails
+    only when the broker refuses the repair. ``ringtally worker`` calls it before Faust
+    starts anything; the verify agent checks the timestamps again when it starts.
+    """
+    registrar_keys()
+    ensure_topics(settings, internal=True)
+    problem = _topics_problem()
+    if problem is not None:
+        raise BrokerTimeMissing(problem)
+
+
+def _topics_problem() -> str | None:
+    """Why the input topics are not as the decisions need them (blocking), or None."""
+    return broker_time_problem(settings) or partition_count_problem(settings)
 
 
 metrics.install(app)  # GET /metrics on the worker's web port (streams/metrics.py)
 
 #: Exit status of a worker stopped by an unexpected error (BSD's EX_SOFTWARE).
 EXIT_BUG = 70
+#: Exit status of a worker that refuses to run on its configuration (BSD's EX_CONFIG).
+EXIT_CONFIG = 78
 
 
 class OrderedBatches:
@@ -219,6 +233,23 @@ def _stop_worker(what: str) -> NoReturn:
     os._exit(EXIT_BUG)
 
 
+def _refuse_to_run(why: str) -> NoReturn:
+    """Stop the worker on a configuration it must not run with: one CRITICAL line, no
+    traceback (it is no bug)."""
+    log.critical("%s; stopping the worker (exit %d)", why, EXIT_CONFIG)
+    logging.shutdown()
+    os._exit(EXIT_CONFIG)
+
+
+async def _check_topics() -> None:
+    """The worker-start check of the input topics, from inside the worker: a worker
+    started some other way than ``ringtally worker`` (or a topic altered since) still
+    never decides by producer timestamps or against the wrong partition count."""
+    problem = await asyncio.get_running_loop().run_in_executor(None, _topics_problem)
+    if problem is not None:
+        _refuse_to_run(problem)
+
+
 class AppliedInTurn:
     """Verify batches prepared by the agent and applied, in order, by a task of their own.
 
@@ -271,6 +302,8 @@ async def verify(stream: faust.StreamT) -> None:
     """Votes topic -> accepted votes and rejections, signatures checked in batches."""
     import ringcrypto
 
+    await _check_topics()
+    control.registrar = registrar_keys()
     await control.ensure_started()
     log.info(
         "verify: control topics read (%d rings, %d submissions)",
@@ -281,9 +314,9 @@ async def verify(stream: faust.StreamT) -> None:
         control=control,
         tokens=tokens_table,
         outputs=outputs,
-        verify_batch=ringcrypto.verify_batch,
-        verify_one=ringcrypto.verify,
-        issuer=issuer_keys(),
+        verify_batch=ringcrypto.verify_vote_batch,
+        verify_one=ringcrypto.verify_vote,
+        partitions=settings.partitions,
     )
     batches = OrderedBatches()
     applier = AppliedInTurn(verifier)
@@ -295,51 +328,54 @@ async def verify(stream: faust.StreamT) -> None:
             await applier.submit(await batches.ready(events))
     finally:
         applier.close()
+        await control.stop()  # the worker is stopping (the control-check agent needs it no more)
 
 
 @app.agent(accepted_topic, name="tally")
 @stop_worker_on_bug
 async def tally(stream: faust.StreamT) -> None:
     """Accepted votes -> ballots, tallies and audit events."""
+    reader = RecordReader(settings, settings.topic("votes"))
     keeper = TallyKeeper(
-        settings=settings,
-        state=tally_table,
-        outputs=outputs,
-        read_vote=RecordReader(settings, settings.topic("votes")).read,
+        settings=settings, state=tally_table, outputs=outputs, read_vote=reader.read
     )
     batches = OrderedBatches()
-    async for events in stream.take_events(
-        settings.verify_batch_size, within=settings.verify_batch_window
-    ):
-        with metrics.batch("tally", len(events)):
-            await keeper.process(await batches.ready(events))
-            await app.hand_over_table_writes()
-
-
-if settings.fanout:
-
-    @app.agent(
-        app.topic(
-            settings.topic("revocations"),
-            credential_index_topic.get_topic_name(),
-            key_type=bytes,
-            value_type=bytes,
-            partitions=settings.partitions,
-            internal=True,  # declares the credential-index topic before subscribing
-        ),
-        name="revocation-fanout",
-    )
-    @stop_worker_on_bug
-    async def revocation_fanout(stream: faust.StreamT) -> None:
-        """Credential revocations -> one TokenRevoked per token of the credential."""
-        fanout = RevocationFanout(
-            revocations_topic=settings.topic("revocations"),
-            state=credentials_table,
-            outputs=outputs,
-            issuer=issuer_keys(),
-        )
+    try:
         async for events in stream.take_events(
             settings.verify_batch_size, within=settings.verify_batch_window
         ):
-            await fanout.process([SourceRecord.from_event(e) for e in events])
-            await app.hand_over_table_writes()
+            with metrics.batch("tally", len(events)):
+                await keeper.process(await batches.ready(events))
+                await app.hand_over_table_writes()
+    finally:
+        await reader.stop()
+
+
+@app.agent(
+    app.topic(
+        settings.topic("rings"),
+        settings.topic("submissions"),
+        key_type=bytes,
+        value_type=bytes,
+    ),
+    name="control-check",
+)
+@stop_worker_on_bug
+async def control_check(stream: faust.StreamT) -> None:
+    """Control records that changed nothing -> one rejection each.
+
+    Every worker's :class:`ControlState` reads and judges every control
+    record; this agent, which owns each control partition on exactly one
+    worker, publishes the verdicts of the records it is handed, so each bad
+    record gets exactly one rejection (an unsigned ring version:
+    ``unauthorized_control_event``).
+    """
+    control.registrar = registrar_keys()
+    await control.ensure_started()
+    async for event in stream.events():
+        record = SourceRecord.from_event(event)
+        await control.reached(record.topic, record.partition, record.offset)
+        verdict = control.verdicts.get((record.topic, record.partition, record.offset))
+        if verdict is not None:
+            rejection = rejection_for(record, verdict.reason, verdict.detail)
+            await outputs.rejection(record.key or b"", rejection)

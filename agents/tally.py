@@ -6,9 +6,10 @@ State, in ONE changelog-backed table partition per accepted-topic partition::
     t|<submission>              -> {counts, version}    the running tally
     c|<partition>               -> {seq, hash}          head of the audit chain
 
-Which vote counts when two share a key image (one reviewer, two tokens, one
-submission): the one cast first, by the votes-topic record's timestamp, then
-its (partition, offset). Those are properties of the input log, so a replay
+Which vote counts when two share a key image (one reviewer, two slots, one
+submission): the one cast first, by the votes-topic record's broker timestamp
+(LogAppendTime: the producer cannot backdate it), then its (partition,
+offset). Those are properties of the input log, so a replay
 into fresh state counts the same vote (DESIGN invariant 6) although the two
 usually sit on different votes partitions and may reach this stage in either
 order. A vote cast later is rejected ``duplicate_key_image``; a vote cast
@@ -39,7 +40,6 @@ ballot entries still reach the changelog first.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -273,8 +273,6 @@ class TallyKeeper:
             vote_id=vote.vote_id,
             token_id=vote.token_id,
             position=(vote.source_partition, vote.source_offset),
-            # an accepted vote written before session 6 carries its payload
-            payload=None if vote.payload_b64 is None else base64.b64decode(vote.payload_b64),
         )
 
     async def _duplicate(

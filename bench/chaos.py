@@ -9,8 +9,9 @@ restarting "the broker" disturbs nobody else), one or two real ``ringtally
 worker`` processes (RocksDB tables) and a real ``ringtally sink`` process.
 
 The workload is :func:`connectors.demo.simulation.build_round` (seeded): honest
-votes plus double votes, token replays, a revoked reviewer, forged and
-transplanted signatures, malformed messages and never-issued tokens, each
+votes plus double votes, slot reuses, thefts, slots beyond the quota, forged
+and transplanted signatures, foreign-partition copies, malformed messages and an
+unsigned ring version (protocol v2), each
 planned message with the outcome it must reach. Every message's votes-topic
 position is captured from the producer's delivery report, so rejections are
 matched to planned messages by (partition, offset), not by counting.
@@ -61,8 +62,12 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from connectors.demo.simulation import ReviewRound, build_round  # noqa: E402
-from connectors.sdk.issuer import pin_issuer  # noqa: E402
+from connectors.demo.simulation import (  # noqa: E402
+    Publisher,  # noqa: E402
+    ReviewRound,
+    build_round,
+)
+from connectors.sdk.registrar import pin_registrar  # noqa: E402
 from connectors.stack.harness import WorkerProcess, free_port  # noqa: E402
 from models.reasons import ReasonCode  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -174,17 +179,17 @@ class ChaosResult:
 def _round_shape(votes: int, ring_size: int) -> dict[str, int]:
     """Genres/submissions/votes-per-reviewer giving at least ``votes`` planned messages.
 
-    build_round adds ~7.6 % attack traffic to its honest votes: doubles and
-    replays (2 % each), forged and transplanted (1 % each), then malformed
-    (1 %) and never-issued tokens (0.5 %) on top.
+    build_round adds ~12 % attack traffic to its honest votes: double votes,
+    slot reuses, thefts and foreign-partition copies (2 % each), slots beyond
+    the quota, forged and transplanted signatures (1 % each), then malformed
+    messages (1 %) on top.
     """
     per_reviewer = max(5, min(100, votes // 500))
     genres = 1
     while True:
         honest = genres * ring_size * per_reviewer
-        planned = honest + 2 * (honest // 50) + 2 * (honest // 100)
+        planned = honest + 4 * (honest // 50) + 3 * (honest // 100)
         planned += max(2, planned // 100)
-        planned += max(1, planned // 200)
         if planned >= votes:
             break
         genres += 1
@@ -198,7 +203,11 @@ def _round_shape(votes: int, ring_size: int) -> dict[str, int]:
 
 def build_workload(cfg: ChaosConfig) -> ReviewRound:
     shape = _round_shape(cfg.votes, cfg.ring_size)
-    return build_round(seed=cfg.seed, attacks=True, batchable=True, threads=2, **shape)
+    # No rotation part-way: chaos publishes one phase (the demo and tests/test_revocation.py
+    # cover revocation); every other attack is in.
+    return build_round(
+        seed=cfg.seed, attacks=True, revocation=False, batchable=True, threads=2, **shape
+    )
 
 
 def fault_schedule(cfg: ChaosConfig) -> list[Fault]:
@@ -368,7 +377,7 @@ class Cluster:
         self.run_dir = run_dir
         self.log_dir = run_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.settings = pin_issuer(  # the development issuer key, not one per run dir
+        self.settings = pin_registrar(  # the development registrar key, not one per run dir
             Settings(
                 topic_prefix="chaos",
                 postgres_schema="chaos",
@@ -782,41 +791,10 @@ class Injector(threading.Thread):
 # --- the run ----------------------------------------------------------------------------------
 
 
-def _wait_index(settings: Settings, topic: str, wanted: set[str], timeout: float) -> None:
-    """Read ``topic`` until it names every token id in ``wanted`` (index / revocations)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"chaos-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "log_level": 2,
-        }
-    )
-    consumer.subscribe([topic])
-    seen: set[str] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while not wanted <= seen:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{topic}: {len(wanted - seen)} of {len(wanted)} token ids never appeared"
-                )
-            for msg in consumer.consume(5000, timeout=0.5):
-                if msg.error() is None and msg.value():
-                    body = json.loads(msg.value())
-                    if topic.endswith("credential-index") or body.get("type") == "token_revoked":
-                        seen.add(body.get("token_id"))
-    finally:
-        consumer.close()
-
-
 def run_chaos(
     cfg: ChaosConfig, *, console: Console | None = None, results: Path | None = None
 ) -> ChaosResult:
     console = console or Console()
-    from connectors.sdk import SdkProducer
-
     started = time.monotonic()
     run_dir = (
         ROOT / ".ringtally" / "chaos" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
@@ -827,7 +805,7 @@ def run_chaos(
     timings = {"build_s": round(time.monotonic() - started, 1)}
     console.print(
         f"workload: {total} planned messages ({dict(rnd.attack_counts())}), "
-        f"{len(rnd.issuances)} tokens, {len(rnd.submissions)} submissions, "
+        f"{rnd.votes_per_epoch} votes per reviewer, {len(rnd.submissions)} submissions, "
         f"built in {timings['build_s']}s"
     )
     faults = fault_schedule(cfg)
@@ -835,7 +813,6 @@ def run_chaos(
     watcher: Watcher | None = None
     injector: Injector | None = None
     positions: dict[int, tuple[int, int]] = {}
-    control_positions: dict[tuple[int, int], str] = {}
     checks: list[Check] = []
     try:
         t = time.monotonic()
@@ -847,31 +824,13 @@ def run_chaos(
         timings["first_worker_ready_s"] = round(time.monotonic() - t, 1)
         cluster.start_sink()
         s = cluster.settings
-        producer = SdkProducer(s, **{"linger.ms": 5, "message.timeout.ms": 600_000, "log_level": 2})
+        publisher = Publisher(s, **{"linger.ms": 5, "message.timeout.ms": 600_000, "log_level": 2})
+        publisher.append_timeout = 600.0  # a double vote's second half waits through faults
 
-        # control: rings, submissions, token issuances; wait for the credential index
-        def control_cb(short: str, key: bytes) -> Any:
-            def cb(p: int, o: int) -> None:
-                if short == "votes":
-                    control_positions[(p, o)] = "token_issued"
-
-            return cb
-
-        for short, key, value in rnd.control_messages():
-            producer.send(s.topic(short), key, value, on_delivered=control_cb(short, key))
-        producer.flush(120)
+        # control: rings and submissions (and an unsigned ring), registrar-signed
         t = time.monotonic()
-        _wait_index(s, f"{s.group_id}-credential-index", {i.token_id for i in rnd.issuances}, 600)
-        revoked_creds = {r.credential_hash for r in rnd.revocations}
-        for r in rnd.revocations:
-            producer.send(s.topic("revocations"), r.credential_hash.encode(), r.to_json())
-        producer.flush(60)
-        _wait_index(
-            s,
-            s.topic("votes"),
-            {i.token_id for i in rnd.issuances if i.credential_hash in revoked_creds},
-            300,
-        )
+        publisher.send_all(rnd.control)
+        publisher.flush(120)
         timings["control_s"] = round(time.monotonic() - t, 1)
 
         # votes, paced, while the injector works
@@ -879,12 +838,6 @@ def run_chaos(
         t0 = time.monotonic()
         injector = Injector(cluster, watcher, faults, total, cfg.seed, t0, console)
         injector.start()
-
-        def vote_cb(i: int) -> Any:
-            def cb(p: int, o: int) -> None:
-                positions[i] = (p, o)
-
-            return cb
 
         pace0 = t0  # the pacing clock: it stops while the producer is gated
         for i, planned in enumerate(rnd.votes):
@@ -898,10 +851,13 @@ def run_chaos(
                 and not injector.stop_event.is_set()
                 and injector.is_alive()
             ):
-                producer._producer.poll(0.2)
+                publisher.poll(0.2)
                 pace0 += 0.2
-            producer.send(s.topic("votes"), planned.key, planned.value, on_delivered=vote_cb(i))
-        producer.flush(600)
+            publisher.send(planned)
+        publisher.flush(600)
+        for i, planned in enumerate(rnd.votes):
+            if planned.ref in publisher.positions:
+                positions[i] = publisher.positions[planned.ref][1:]
         timings["publish_s"] = round(time.monotonic() - t0, 1)
         console.print(
             f"published {total} votes in {timings['publish_s']}s; "
@@ -954,7 +910,7 @@ def run_chaos(
         timings["sink_catch_up_s"] = round(time.monotonic() - t, 1)
         watcher.stop()
         cluster.stop_sink()
-        checks = verify(cluster, rnd, watcher, positions, control_positions)
+        checks = verify(cluster, rnd, watcher, positions)
     finally:
         _ignore_interrupts(True)  # a second Ctrl-C must not skip the cleanup
         if injector is not None:
@@ -1004,11 +960,11 @@ def run_chaos(
         workload={
             "planned": total,
             "labels": dict(rnd.attack_counts()),
-            "tokens": len(rnd.issuances),
+            "votes_per_epoch": rnd.votes_per_epoch,
             "submissions": len(rnd.submissions),
             "rings": len(rnd.rings),
             "double_vote_pairs": len(rnd.pairs),
-            "expected_ballots": len(rnd.expected_ballots()) + len(rnd.pairs),
+            "expected_ballots": len(rnd.expected_ballots()),
             "expected_rejections": dict(rnd.expected_rejections()),
         },
         faults=faults,
@@ -1041,7 +997,6 @@ def verify(
     rnd: ReviewRound,
     watcher: Watcher,
     positions: dict[int, tuple[int, int]],
-    control_positions: dict[tuple[int, int], str],
 ) -> list[Check]:
     """Postgres and the topics against the ground truth of the workload."""
     s = cluster.settings
@@ -1070,11 +1025,10 @@ def verify(
 
     # -- ballots: every valid vote exactly once
     expected_ballots = rnd.expected_ballots()
-    pair_ids = {v for pair in rnd.pairs for v in pair}
     got_ids = [b["vote_id"] for b in ballots]
     got_set = set(got_ids)
     lost = expected_ballots - got_set
-    extra = got_set - expected_ballots - pair_ids
+    extra = got_set - expected_ballots
     check(
         "valid votes counted (Postgres ballots ⊇ expected)",
         len(expected_ballots),
@@ -1088,12 +1042,11 @@ def verify(
         f"e.g. {sorted(extra)[:5]}" if extra else "",
     )
     check("no vote counted twice (ballot rows per vote_id)", len(got_set), len(got_ids))
-    pair_results = Counter(sum(v in got_set for v in pair) for pair in rnd.pairs)
+    first_counted = sum(a in got_set and b not in got_set for a, b in rnd.pairs)
     check(
-        "double-vote pairs: exactly one of each pair counted",
+        "double votes: the half appended first counted, never the second",
         len(rnd.pairs),
-        pair_results.get(1, 0),
-        f"pairs with 0 ballots: {pair_results.get(0, 0)}, with 2: {pair_results.get(2, 0)}",
+        first_counted,
     )
     ballot_pos = {(b["source_partition"], b["source_offset"]): b for b in ballots}
     wrong_pos = [
@@ -1114,25 +1067,19 @@ def verify(
     wrong_reason: list[str] = []
     missing_rej: list[str] = []
     pair_dup_ok = 0
+    seconds = {b for _, b in rnd.pairs}
     for pos, p in by_pos.items():
         got = rej_by_pos.get(pos, [])
         if p.expect == "ballot":
             if got:
                 wrong_reason.append(f"{p.label}@{pos}: valid vote rejected as {got}")
-        elif p.expect == "pair":
-            counted = p.vote_id in got_set
-            if counted and got:
-                wrong_reason.append(f"pair@{pos}: counted AND rejected {got}")
-            elif not counted:
-                if got == [ReasonCode.DUPLICATE_KEY_IMAGE.value]:
-                    pair_dup_ok += 1
-                else:
-                    wrong_reason.append(f"pair@{pos}: not counted, rejection {got}")
+        elif p.vote_id in seconds and got == [ReasonCode.DUPLICATE_KEY_IMAGE.value]:
+            pair_dup_ok += 1
         elif not got:
             missing_rej.append(f"{p.label}@{pos} expected {p.expect}")
         elif got != [p.expect]:
             wrong_reason.append(f"{p.label}@{pos}: expected {p.expect}, got {got}")
-    n_invalid = sum(p.expect not in ("ballot", "pair") for p in planned)
+    n_invalid = sum(p.expect != "ballot" for p in planned)
     check(
         "invalid messages rejected (matched by source partition/offset)",
         n_invalid,
@@ -1145,16 +1092,16 @@ def verify(
         len(wrong_reason),
         "; ".join(wrong_reason[:3]),
     )
-    check("double-vote losers rejected as duplicate_key_image", len(rnd.pairs), pair_dup_ok)
-    unplanned = [pos for pos in rej_by_pos if pos not in by_pos]
-    control_rej = [pos for pos in unplanned if pos in control_positions]
     check(
-        "no rejection at an unplanned position (token issuances, fan-out revocations)",
-        0,
-        len(unplanned),
-        f"{len(control_rej)} at TokenIssued positions" if unplanned else "",
+        "double votes' second halves rejected as duplicate_key_image", len(rnd.pairs), pair_dup_ok
     )
-    check("no rejection of a non-votes record", 0, len(foreign))
+    unplanned = [pos for pos in rej_by_pos if pos not in by_pos]
+    check("no rejection at an unplanned votes-topic position", 0, len(unplanned))
+    check(
+        "control records rejected: exactly the planned ones (an unsigned ring)",
+        sum(p.has_outcome for p in rnd.control),
+        len(foreign),
+    )
     exp_reasons = rnd.expected_rejections()
     got_reasons = Counter(r["reason"] for r in rejections)
     for reason in sorted(set(exp_reasons) | set(got_reasons)):
@@ -1423,7 +1370,8 @@ def markdown(results: Path) -> str:
     w = d["workload"]
     out = [
         f"`{d.get('command', '')}` — {d.get('when', '')}, {w['planned']:,} planned messages "
-        f"({w['tokens']:,} tokens, {w['submissions']:,} submissions, {w['rings']} rings of "
+        f"({w.get('votes_per_epoch', '?')} votes per reviewer, "
+        f"{w['submissions']:,} submissions, {w['rings']} rings of "
         f"{d['config']['ring_size']}), {len(d['faults'])} faults, "
         f"total {d['timings'].get('total_s')} s "
         f"(signing the round: {d['timings'].get('build_s')} s), load average at the end "

@@ -12,18 +12,20 @@ worker's output by its votes-topic (partition, offset) from the producer's
 delivery report. Categories (``CATEGORIES``): broken JSON and random bytes,
 wrong types, missing/extra fields, oversized and non-ASCII strings, huge
 numbers, deep nesting, null values, key/token and vote-id/token mismatches,
-non-canonical base64, and - on issued, unspent tokens, before that token's
-real vote - signatures with non-canonical scalars, identity or invalid key
-images, invalid L/R points, wrong lengths and tags, bit flips, random
-well-formed bytes, signatures made for another context, ring or message,
-ring-size-2000 lengths, unknown/inactive/wrong-genre/oversized rings, unknown
-submissions, wrong epochs; conflicting token issuances; batchable→compact
-converted copies of an already counted vote; payloads at the 256 KiB cap and
-over it (up to 900 KB).
+non-canonical base64, and - on a valid vote's slot tag, before that vote -
+signatures with non-canonical scalars, identity or invalid key images and
+slot tags, invalid L/R/A points, wrong lengths and tags, bit flips, random
+well-formed bytes, signatures made for another context, message or slot, an
+outsider's signature carrying the member's tag (theft), ring-size-2000
+lengths, unknown/inactive/wrong-genre/oversized rings, unknown submissions,
+wrong epochs, slots beyond the ring's votes_per_epoch; copies of valid votes
+on a foreign partition; a compact re-signature and a changed copy of an
+already counted vote (its tag spent); payloads at the 256 KiB cap and over
+it (up to 700 KB). Rings and submissions are registrar-signed (protocol v2).
 
 Expected: zero accepted forgeries (no ballot at a hostile position), every
 hostile message exactly one rejection with an allowed reason, every valid vote
-(including the ones whose token was hammered first) a ballot, the worker
+(including the ones whose tag was hammered first) a ballot, the worker
 never restarted (exit 70 would be an agent bug), no Traceback in its log.
 """
 
@@ -41,7 +43,6 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,12 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from connectors.sdk.issuer import Issuer, load_issuer, pin_issuer  # noqa: E402
+from connectors.demo.simulation import VALID_FROM, sign_vote_cast  # noqa: E402
+from connectors.sdk.registrar import load_registrar, pin_registrar  # noqa: E402
 from connectors.stack.harness import WorkerProcess, free_port  # noqa: E402
-from models import Ring, Submission, VoteCast, VoteType  # noqa: E402
+from models import Ring, Submission, VoteCast  # noqa: E402
 from models.fields import MAX_PAYLOAD_BYTES  # noqa: E402
-from models.internal import vote_id_for_token  # noqa: E402
+from streams.partitioner import partition_for_key  # noqa: E402
 from streams.settings import Settings, get_settings  # noqa: E402
 
 __all__ = ["CATEGORIES", "HostilePlan", "Msg", "build_plan", "check", "main", "run_hostile"]
@@ -65,6 +67,8 @@ RESULTS = ROOT / "bench" / "results" / "hostile.json"
 #: ristretto255 group order
 ELL = 2**252 + 27742317777372353535851937790883648493
 EPOCH = 1
+#: votes_per_epoch of the attacked rings (each valid vote uses a slot of its member's)
+K = 64
 #: largest over-cap payload in the default run (see finding F3)
 OVER_CAP_MAX = 700_000
 MAL = frozenset({"malformed"})
@@ -72,7 +76,8 @@ BAD = frozenset({"bad_signature"})
 MAL_OR_BAD = frozenset({"malformed", "bad_signature"})
 BALLOT = frozenset({"ballot"})
 
-#: category -> (share of the hostile messages, allowed outcomes); "sig:" ones go on issued tokens.
+#: category -> (share of the hostile messages, allowed outcomes); "sig:" ones go on a valid
+#: vote's tag before that vote, "after:" ones after it.
 CATEGORIES: dict[str, tuple[float, frozenset[str]]] = {
     "random_bytes": (0.07, MAL),
     "truncated_json": (0.08, MAL),
@@ -88,7 +93,8 @@ CATEGORIES: dict[str, tuple[float, frozenset[str]]] = {
     "vote_id_not_token_bound": (0.02, MAL),
     "non_canonical_base64": (0.03, MAL),
     "sig:non_canonical_scalar": (0.05, MAL),
-    "sig:identity_key_image": (0.03, MAL),
+    "sig:identity_key_image": (0.02, MAL),
+    "sig:identity_slot_tag": (0.01, MAL),
     "sig:invalid_key_image": (0.03, MAL),
     "sig:invalid_L_R_point": (0.03, MAL),
     "sig:identity_L_R": (0.01, BAD),
@@ -100,18 +106,18 @@ CATEGORIES: dict[str, tuple[float, frozenset[str]]] = {
     "sig:other_context": (0.03, BAD),
     "sig:other_ring": (0.03, BAD),
     "sig:other_message": (0.03, BAD),
-    "sig:other_token": (0.02, BAD),
+    "sig:other_slot": (0.01, MAL_OR_BAD),
+    "sig:stolen_tag": (0.01, BAD),
     "sig:unknown_ring": (0.01, frozenset({"unknown_ring"})),
     "sig:oversized_ring_registered": (0.005, frozenset({"unknown_ring"})),
     "sig:inactive_ring": (0.005, frozenset({"inactive_ring"})),
     "sig:ring_genre_mismatch": (0.01, frozenset({"ring_genre_mismatch"})),
     "sig:unknown_submission": (0.01, frozenset({"unknown_submission"})),
     "sig:epoch_mismatch": (0.01, frozenset({"epoch_mismatch"})),
-    "unknown_token": (0.02, frozenset({"unknown_token"})),
-    "token_conflict": (0.005, frozenset({"token_conflict"})),
-    # finding F5: a TokenIssued the issuer did not sign (a voter minting its own token)
-    "token:self_issued": (0.005, frozenset({"unauthorized_token_event"})),
-    "after:compact_conversion": (0.01, frozenset({"token_spent"})),
+    "sig:slot_out_of_range": (0.01, frozenset({"slot_out_of_range"})),
+    "sig:unknown_ring_version": (0.01, frozenset({"unknown_ring"})),
+    "foreign_partition": (0.02, frozenset({"wrong_partition"})),
+    "after:compact_resigned": (0.01, frozenset({"token_spent"})),
     "after:token_replay": (0.01, frozenset({"token_spent"})),
     "huge:at_cap": (0.002, MAL),
     "huge:over_cap": (0.002, MAL),
@@ -125,6 +131,8 @@ class Msg:
     category: str
     expect: frozenset[str]
     topic: str = "votes"
+    #: put on a partition other than its key's murmur2 partition
+    foreign: bool = False
 
 
 @dataclass
@@ -163,68 +171,54 @@ class World:
             [self.outsider.public_key, *self.rings["genre-0"].public_keys[1:]]
         )
         self.subs = {g: [f"sub-{g}-{i:03d}" for i in range(60)] for g in self.keys}
-        self.credential = hashlib.sha256(f"{seed}/hostile-credential".encode()).hexdigest()
-        self.tokens = 0
-        #: the development issuer key, which pin_issuer makes the workers trust
-        self.issuer = load_issuer(get_settings())
-        self.self_issuer = Issuer(self.outsider)  # a key the workers do not trust
+        #: the development registrar key, which pin_registrar makes the workers trust
+        self.registrar = load_registrar(get_settings())
+        self._slots: Counter[tuple[str, int]] = Counter()
 
     def control(self) -> list[tuple[str, bytes, bytes | None]]:
         out: list[tuple[str, bytes, bytes | None]] = []
-        for g, ring in self.rings.items():
-            model = Ring(
-                ring_id=self.ring_ids[g],
-                genre=g,
-                epoch=EPOCH,
-                public_keys=[pk.hex() for pk in ring.public_keys],
+
+        def ring(ring_id: str, genre: str, members: Any, active: bool = True) -> Ring:
+            return self.registrar.sign_ring(
+                Ring(
+                    ring_id=ring_id,
+                    version=1,
+                    genre=genre,
+                    epoch=EPOCH,
+                    public_keys=[pk.hex() for pk in members],
+                    votes_per_epoch=K,
+                    active=active,
+                    valid_from=VALID_FROM,
+                )
             )
+
+        for g, members in self.rings.items():
+            model = ring(self.ring_ids[g], g, members.public_keys)
             out.append(("rings", model.ring_id.encode(), model.to_json()))
             for sub in self.subs[g]:
-                out.append(
-                    (
-                        "submissions",
-                        sub.encode(),
-                        Submission(submission_id=sub, genre=g, epoch=EPOCH).to_json(),
-                    )
+                signed = self.registrar.sign_submission(
+                    Submission(submission_id=sub, genre=g, epoch=EPOCH)
                 )
-        inactive = Ring(
-            ring_id="ring-inactive",
-            genre="genre-0",
-            epoch=EPOCH,
-            public_keys=[pk.hex() for pk in self.rings["genre-0"].public_keys],
-            active=False,
-        )
+                out.append(("submissions", sub.encode(), signed.to_json()))
+        inactive = ring("ring-inactive", "genre-0", self.rings["genre-0"].public_keys, False)
         out.append(("rings", b"ring-inactive", inactive.to_json()))
-        # 1,025 members: over the model's cap, so the worker refuses to use it (unknown_ring)
+        # 1,025 members: over the model's cap, so the worker refuses the record (unknown_ring)
         members = [
             self.rc.SecretKey.from_seed(hashlib.sha256(b"big%d" % i).digest()).public_key.hex()
             for i in range(1025)
         ]
-        big = {
-            "type": "ring",
-            "ring_id": "ring-oversized",
-            "genre": "genre-0",
-            "epoch": EPOCH,
-            "public_keys": members,
-            "active": True,
-        }
+        big = json.loads(inactive.to_json())
+        big.update(ring_id="ring-oversized", public_keys=members, active=True)
         out.append(("rings", b"ring-oversized", json.dumps(big).encode()))
         return out
 
-    def issue(self) -> tuple[str, bytes]:
-        self.tokens += 1
-        token = f"htok-{self.seed}-{self.tokens:07d}"
-        issued = self.issuer.token_issued(
-            token,
-            credential_hash=self.credential,
-            epoch=EPOCH,
-            issued_at=datetime(2026, 1, 1, tzinfo=UTC),
-        )
-        return token, issued.to_json()
+    def next_slot(self, genre: str, member: int) -> int:
+        self._slots[(genre, member)] += 1
+        return self._slots[(genre, member)] - 1
 
     def vote(
         self,
-        token: str,
+        slot: int,
         member: int,
         sub: str,
         genre: str = "genre-0",
@@ -235,29 +229,40 @@ class World:
         context: str | None = None,
         ring: Any = None,
         key: Any = None,
-        message_of: VoteCast | None = None,
+        tag: bytes | None = None,
         batchable: bool = True,
     ) -> VoteCast:
-        """A vote whose signature is made over whatever the arguments say (honest by default)."""
-        unsigned = VoteCast.model_construct(
-            vote_id=vote_id_for_token(token),
-            submission_id=sub,
-            ring_id=ring_id or self.ring_ids[genre],
-            vote_type=VoteType(vote_type),
-            token_id=token,
-            epoch=epoch,
-        )
-        signing = (message_of or unsigned).signing_bytes()
-        sig = self.rc.sign(
-            key or self.keys[genre][member],
+        """A vote whose signature is made over whatever the arguments say (honest by default).
+
+        ``context``: sign for another submission than the vote names; ``tag``: carry
+        another key's slot tag (theft)."""
+        signer = key or self.keys[genre][member]
+        vote = sign_vote_cast(
+            signer,
             ring or self.rings[genre],
-            (context or sub).encode(),
-            signing,
+            submission_id=context or sub,
+            ring_id=ring_id or self.ring_ids[genre],
+            ring_version=1,
+            vote_type=vote_type,
+            epoch=epoch,
+            slot=slot,
             batchable=batchable,
+            tag=tag,
         )
-        return VoteCast.model_validate(
-            {**unsigned.model_dump(), "signature": base64.b64encode(sig).decode()}
-        )
+        if context is not None:  # the message names ``sub``, the signature is for ``context``
+            resigned = sign_vote_cast(
+                signer,
+                ring or self.rings[genre],
+                submission_id=sub,
+                ring_id=ring_id or self.ring_ids[genre],
+                ring_version=1,
+                vote_type=vote_type,
+                epoch=epoch,
+                slot=slot,
+                batchable=batchable,
+            )
+            vote = resigned.model_copy(update={"signature": vote.signature})
+        return vote
 
 
 def _with_sig(vote: VoteCast, sig: bytes) -> bytes:
@@ -270,11 +275,20 @@ def _sig(vote: VoteCast) -> bytes:
     return base64.b64decode(vote.signature)
 
 
-# --- signature mutations (SPEC §6.4 layout: tag ‖ I ‖ c0 ‖ s_0..s_{n-1} ‖ (L_i ‖ R_i)...) -------
+# --- signature mutations (native/SPEC.md, batchable vote signature:
+# tag ‖ I ‖ T ‖ A ‖ A' ‖ t ‖ c_0 ‖ s_0..s_{n-1} ‖ (L_i ‖ R_i)...) -----------------------------
+
+#: offsets of the fixed part (SPEC §"Vote signature")
+I_AT, T_AT, A_AT, A2_AT, T_SCALAR_AT, C0_AT, S_AT = 1, 33, 65, 97, 129, 161, 193
 
 
 def _scalar_slots(n: int) -> list[int]:
-    return [33] + [65 + 32 * i for i in range(n)]
+    return [T_SCALAR_AT, C0_AT] + [S_AT + 32 * i for i in range(n)]
+
+
+def _point_slots(n: int) -> list[int]:
+    """A, A' and every L_i, R_i (not I and T: the dedup keys have categories of their own)."""
+    return [A_AT, A2_AT] + [S_AT + 32 * n + 32 * j for j in range(2 * n)]
 
 
 def mutate_signature(kind: str, sig: bytes, n: int, rng: random.Random) -> bytes:
@@ -286,6 +300,8 @@ def mutate_signature(kind: str, sig: bytes, n: int, rng: random.Random) -> bytes
         b[at : at + 32] = bad.to_bytes(32, "little")
     elif kind == "sig:identity_key_image":
         b[1:33] = bytes(32)
+    elif kind == "sig:identity_slot_tag":
+        b[33:65] = bytes(32)
     elif kind == "sig:invalid_key_image":
         b[1:33] = rng.choice(
             [
@@ -296,10 +312,10 @@ def mutate_signature(kind: str, sig: bytes, n: int, rng: random.Random) -> bytes
             ]
         )
     elif kind == "sig:invalid_L_R_point":
-        at = 65 + 32 * n + 32 * rng.randrange(2 * n)
+        at = rng.choice(_point_slots(n))
         b[at : at + 32] = rng.choice([b"\xff" * 32, b"\x01" + bytes(31), _invalid_point(rng)])
     elif kind == "sig:identity_L_R":
-        at = 65 + 32 * n + 32 * rng.randrange(2 * n)
+        at = rng.choice(_point_slots(n)[2:])
         b[at : at + 32] = bytes(32)
     elif kind == "sig:wrong_length":
         cut = rng.choice([1, 31, 32, 95, 96, len(b) - 1, -1, -32, -33])
@@ -308,13 +324,11 @@ def mutate_signature(kind: str, sig: bytes, n: int, rng: random.Random) -> bytes
         else:
             b = b + os.urandom(-cut) if rng.random() < 0.5 else b + bytes(-cut)
     elif kind == "sig:bad_tag":
-        b[0] = rng.choice(
-            [0x00, 0x01, 0x03, 0x7F, 0xFF]
-        )  # 0x01 with the batchable length: tag mismatch
+        # 0x11 (compact vote) with the batchable length: tag mismatch; 0x01/0x02: plain
+        b[0] = rng.choice([0x00, 0x01, 0x02, 0x11, 0x13, 0x7F, 0xFF])
     elif kind == "sig:ring_2000_length":
-        b = bytearray(
-            b"\x01" + b[1:65] + os.urandom(32 * 2000)
-        )  # compact length of a 2,000-member ring
+        # the compact vote length of a 2,000-member ring
+        b = bytearray(b"\x11" + b[1:161] + os.urandom(32 * 2000))
     elif kind == "sig:bit_flip":
         for _ in range(rng.choice([1, 1, 1, 2, 8])):
             at = rng.randrange(1, len(b))
@@ -324,6 +338,7 @@ def mutate_signature(kind: str, sig: bytes, n: int, rng: random.Random) -> bytes
 
         rand_key = ringcrypto.SecretKey.from_seed(rng.randbytes(32))
         b[1:33] = rand_key.key_image(b"x")
+        b[A_AT : A_AT + 32] = rand_key.key_image(b"y")
         for at in _scalar_slots(n):
             b[at : at + 32] = rng.randrange(ELL).to_bytes(32, "little")
     else:
@@ -407,7 +422,8 @@ def json_mutation(
         body[field_] = bad
     elif kind == "missing_or_extra_fields":
         if rng.random() < 0.5:
-            body.pop(rng.choice(sorted(body)))
+            # not "type": its default makes the vote without it the very same vote
+            body.pop(rng.choice(sorted(set(body) - {"type"})))
         else:
             body[rng.choice(["extra", "admin", "__proto__", "weight", "signed_message"])] = (
                 rng.choice([1, "x", True])
@@ -467,7 +483,7 @@ def json_mutation(
 def build_plan(
     hostile: int = 100_000, valid: int = 5000, *, seed: int = 3, huge: bool = True
 ) -> HostilePlan:
-    """Valid votes and ``hostile`` hostile messages, interleaved (per-token order kept)."""
+    """Valid votes and ``hostile`` hostile messages, interleaved (per-tag order kept)."""
     rng = random.Random(seed)
     world = World(seed, rng)
     control = world.control()
@@ -490,24 +506,23 @@ def build_plan(
     sig_queue = [k for k in sig_kinds for _ in range(counts[k])]
     rng.shuffle(sig_queue)
     after_queue = [
-        k for k in ("after:compact_conversion", "after:token_replay") for _ in range(counts[k])
+        k for k in ("after:compact_resigned", "after:token_replay") for _ in range(counts[k])
     ]
     per_token = -(
         -len(sig_queue) // valid
     )  # hostile messages hammered on each valid vote's token first
     valid_votes: list[VoteCast] = []
     for g, member, sub in pairs[:valid]:
-        token, issued = world.issue()
-        control.append(("votes", token.encode(), issued))
-        vote = world.vote(token, member, sub, g)
+        vote = world.vote(world.next_slot(g, member), member, sub, g)
         valid_votes.append(vote)
         group = [_sig_attack(k, world, vote, g, member, sub, rng) for k in sig_queue[:per_token]]
         del sig_queue[:per_token]
-        group.append(Msg(token.encode(), vote.to_json(), "valid", BALLOT))
+        group.append(Msg(vote.token_id.encode(), vote.to_json(), "valid", BALLOT))
         groups.append(group)
-    # after the real vote (its token spent): round-robin over the tokens
+    # after the real vote (its tag spent): round-robin over the tags
     for i, kind in enumerate(after_queue):
-        groups[i % len(groups)].append(_after_attack(kind, valid_votes[i % len(valid_votes)]))
+        n = i % len(groups)
+        groups[n].append(_after_attack(kind, world, valid_votes[n], pairs[n]))
     by_category.update(m.category for grp in groups for m in grp)
 
     def single(m: Msg) -> None:
@@ -517,26 +532,14 @@ def build_plan(
     for kind in CATEGORIES:
         if kind.startswith(("sig:", "after:")):
             continue
-        for i in range(counts[kind]):
+        for _ in range(counts[kind]):
             base = json.loads(rng.choice(valid_votes).to_json())
-            if kind == "unknown_token":
-                token = f"never-issued-{seed}-{i}"
-                base.update(token_id=token, vote_id=str(vote_id_for_token(token)))
-                single(Msg(token.encode(), json.dumps(base).encode(), kind, CATEGORIES[kind][1]))
-            elif kind == "token_conflict":
-                other = world.issuer.token_issued(
-                    base["token_id"],
-                    credential_hash=hashlib.sha256(rng.randbytes(8)).hexdigest(),
-                    epoch=EPOCH,
-                    issued_at=datetime(2026, 1, 2, tzinfo=UTC),
+            if kind == "foreign_partition":  # a byte copy of a valid vote, elsewhere
+                m = Msg(
+                    base["token_id"].encode(), json.dumps(base).encode(), kind, CATEGORIES[kind][1]
                 )
-                single(Msg(base["token_id"].encode(), other.to_json(), kind, CATEGORIES[kind][1]))
-            elif kind == "token:self_issued":
-                token = f"self-issued-{seed}-{i}"
-                minted = world.self_issuer.token_issued(
-                    token, credential_hash=world.credential, epoch=EPOCH
-                )
-                single(Msg(token.encode(), minted.to_json(), kind, CATEGORIES[kind][1]))
+                m.foreign = True
+                single(m)
             elif kind == "huge:at_cap":
                 body = dict(base, signature="A" * 8)
                 text = json.dumps(body)
@@ -566,7 +569,6 @@ def build_plan(
     for gi in tickets:
         messages.append(groups[gi][cursor[gi]])
         cursor[gi] += 1
-    # a conflicting issuance must follow the issuance it conflicts with (control goes first)
     n_valid = sum(m.category == "valid" for m in messages)
     return HostilePlan(
         seed=seed,
@@ -581,26 +583,41 @@ def build_plan(
 def _sig_attack(
     kind: str, world: World, vote: VoteCast, genre: str, member: int, sub: str, rng: random.Random
 ) -> Msg:
-    token = vote.token_id
-    key = token.encode()
+    key = vote.token_id.encode()
+    slot = vote.slot
     expect = CATEGORIES[kind][1]
     n = 16
-    if kind in ("sig:other_context", "sig:other_ring", "sig:other_message", "sig:other_token"):
+    if kind in (
+        "sig:other_context",
+        "sig:other_ring",
+        "sig:other_message",
+        "sig:other_slot",
+        "sig:stolen_tag",
+    ):
         other_sub = rng.choice([s for s in world.subs[genre] if s != sub])
         if kind == "sig:other_context":
-            forged = world.vote(token, member, sub, genre, context=other_sub)
-        elif kind == "sig:other_ring":
-            forged = world.vote(token, 0, sub, genre, ring=world.other_ring, key=world.outsider)
+            forged = world.vote(slot, member, sub, genre, context=other_sub)
+        elif kind in ("sig:other_ring", "sig:stolen_tag"):
+            # an outsider (sig:other_ring) or another member signs, carrying this member's tag
+            thief = world.outsider if kind == "sig:other_ring" else None
+            forged = world.vote(
+                slot,
+                (member + 1) % 16,
+                sub,
+                genre,
+                ring=world.other_ring if thief else None,
+                key=thief,
+                tag=bytes.fromhex(vote.token_id),
+            )
         elif kind == "sig:other_message":
             changed = world.vote(
-                token, member, sub, genre, vote_type=rng.choice(["reject", "flag", "escalate"])
+                slot, member, sub, genre, vote_type=rng.choice(["reject", "flag", "escalate"])
             )
             forged = vote.model_copy(
                 update={"signature": changed.signature}
             )  # signature of another vote type
-        else:
-            other_token = f"{token}-x"
-            theirs = world.vote(other_token, member, sub, genre)
+        else:  # the member's signature for another slot (another tag inside)
+            theirs = world.vote(K - 1 - slot % 4, member, sub, genre)
             forged = vote.model_copy(update={"signature": theirs.signature})
         return Msg(key, forged.to_json(), kind, expect)
     if kind in (
@@ -610,6 +627,8 @@ def _sig_attack(
         "sig:ring_genre_mismatch",
         "sig:unknown_submission",
         "sig:epoch_mismatch",
+        "sig:slot_out_of_range",
+        "sig:unknown_ring_version",
     ):
         body = json.loads(vote.to_json())
         if kind == "sig:unknown_ring":
@@ -622,22 +641,26 @@ def _sig_attack(
             body["ring_id"] = world.ring_ids["genre-1" if genre == "genre-0" else "genre-0"]
         elif kind == "sig:unknown_submission":
             body["submission_id"] = f"no-such-sub-{rng.randrange(10**6)}"
+        elif kind == "sig:slot_out_of_range":
+            body["slot"] = K + rng.randrange(3)
+        elif kind == "sig:unknown_ring_version":
+            body["ring_version"] = rng.choice([2, 7, 2**32 - 1])
         else:
             body["epoch"] = EPOCH + rng.choice([1, 7, 2**32 - 2])
         return Msg(key, json.dumps(body).encode(), kind, expect)
     return Msg(key, _with_sig(vote, mutate_signature(kind, _sig(vote), n, rng)), kind, expect)
 
 
-def _after_attack(kind: str, vote: VoteCast) -> Msg:
-    sig = _sig(vote)
-    if kind == "after:compact_conversion":
-        # SPEC §6.4 format malleability: a valid compact signature, same key image;
-        # the token is spent
-        compact = b"\x01" + sig[1 : 65 + 32 * 16]
-        return Msg(vote.token_id.encode(), _with_sig(vote, compact), kind, CATEGORIES[kind][1])
+def _after_attack(kind: str, world: World, vote: VoteCast, where: tuple[str, int, str]) -> Msg:
+    genre, member, sub = where
+    if kind == "after:compact_resigned":
+        # the very same vote, signed again in the compact format: another valid signature
+        # of the tag, which its first vote spent
+        again = world.vote(vote.slot, member, sub, genre, batchable=False)
+        return Msg(vote.token_id.encode(), again.to_json(), kind, CATEGORIES[kind][1])
     body = json.loads(vote.to_json())
     body["vote_type"] = (
-        "reject"  # a different vote on the spent token (signature irrelevant: spent first)
+        "reject"  # a different vote on the spent tag (signature irrelevant: spent first)
     )
     return Msg(vote.token_id.encode(), json.dumps(body).encode(), kind, CATEGORIES[kind][1])
 
@@ -660,35 +683,48 @@ class HostileOutcome:
 
 
 def publish(settings: Settings, plan: HostilePlan, console: Console) -> dict[int, tuple[int, int]]:
-    """Control records, then the messages; returns message index -> (partition, offset)."""
-    from connectors.sdk import SdkProducer
+    """Control records, then the messages; returns message index -> (partition, offset).
 
-    producer = SdkProducer(
-        settings,
-        **{
+    Each message goes on its key's murmur2 partition (the workers' partitioner,
+    as librdkafka's ``murmur2_random``), a ``foreign`` one on the next partition.
+    """
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
             "linger.ms": 20,
             "message.max.bytes": 1_000_000,
             "log_level": 2,
             "message.timeout.ms": 300_000,
-        },
+        }
     )
     for short, key, value in plan.control:
-        producer.send(settings.topic(short), key, value)
-    producer.flush(120)
+        producer.produce(settings.topic(short), key=key, value=value)
+    if producer.flush(120):
+        raise RuntimeError("control records not acknowledged")
+    partitions = settings.partitions
     positions: dict[int, tuple[int, int]] = {}
     for i, m in enumerate(plan.messages):
-        producer._producer.produce(
+        where = {}
+        if m.foreign and m.key:
+            where["partition"] = (partition_for_key(m.key, partitions) + 1) % partitions
+        producer.produce(
             settings.topic("votes"),
             key=m.key,
             value=m.value,
             on_delivery=lambda err, msg, i=i: (
                 positions.__setitem__(i, (msg.partition(), msg.offset())) if err is None else None
             ),
+            **where,
         )
         if i % 1000 == 0:
-            producer._producer.poll(0)
-        while len(producer._producer) > 50_000:
-            producer._producer.poll(0.05)
+            producer.poll(0)
+        while len(producer) > 50_000:
+            producer.poll(0.05)
     producer.flush(300)
     return positions
 
@@ -745,7 +781,7 @@ def check(
     add("hostile messages with more than one outcome", 0, len(double), str(double[:3]))
     add("hostile messages rejected with an unexpected reason", 0, len(wrong), str(wrong[:5]))
     add(
-        "valid votes counted (incl. those whose token was hammered first)",
+        "valid votes counted (incl. those whose tag was hammered first)",
         plan.valid,
         plan.valid - len(lost_valid),
         str(lost_valid[:3]),
@@ -894,7 +930,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = (
         ROOT / ".ringtally" / "hostile" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     )
-    settings = pin_issuer(  # the development issuer key, not one per run dir
+    settings = pin_registrar(  # the development registrar key, not one per run dir
         Settings(
             topic_prefix="hostile",
             data_dir=run_dir / "data",

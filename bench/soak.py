@@ -4,9 +4,10 @@
 
 The rate defaults to half the single-worker votes/s in bench/results/pipeline.json
 (ring of 16, RocksDB tables). Runs on a PRIVATE Kafka and PostgreSQL (like
-bench/chaos.py). A generator process signs honest votes on the fly (one
-TokenIssued and one VoteCast per vote, unique key images) and publishes them
-paced; every ``--sample`` seconds the harness records the RSS of the worker and
+bench/chaos.py). A generator process signs honest votes on the fly (protocol
+v2: each on its reviewer's next slot, unique key images; when a reviewer's
+``K`` slots of an epoch are used, the next epoch's ring and submissions) and
+publishes them paced; every ``--sample`` seconds the harness records the RSS of the worker and
 the sink (from /proc), the worker group's lag on the votes topic, the sink's lag
 on the output topics (Postgres offsets vs end offsets) and the counts of
 ballots in Postgres. At the end: RSS growth (first vs last quarter), maximum
@@ -24,7 +25,6 @@ import shutil
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,9 @@ from streams.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 GENRES = 40
-SUBS_PER_GENRE = 2000
 RING = 16
+#: votes_per_epoch of the soak's rings, and submissions per genre and epoch
+K = 1000
 
 
 def _rss_kib(pid: int) -> int | None:
@@ -67,24 +68,45 @@ def _keys(seed: int) -> dict[str, list[Any]]:
     }
 
 
-def control_records(seed: int) -> list[tuple[str, bytes, bytes]]:
+def epochs_needed(votes: float) -> int:
+    """Epochs a run of ``votes`` votes reaches (each reviewer has K slots per epoch)."""
+    return max(1, int(votes // (GENRES * RING * K)) + 1)
+
+
+def control_records(seed: int, settings: Settings, epochs: int) -> list[tuple[str, bytes, bytes]]:
+    """Registrar-signed rings (one per genre and epoch) and K submissions per genre and epoch."""
     import ringcrypto
+    from connectors.demo.simulation import VALID_FROM
+    from connectors.sdk.registrar import load_registrar
     from models import Ring, Submission
 
+    registrar = load_registrar(settings)
     out = []
     for genre, keys in _keys(seed).items():
         ring = ringcrypto.Ring([k.public_key for k in keys])
-        model = Ring(
-            ring_id=f"ring-{genre}",
-            genre=genre,
-            epoch=1,
-            public_keys=[pk.hex() for pk in ring.public_keys],
-        )
-        out.append(("rings", model.ring_id.encode(), model.to_json()))
-        for s in range(SUBS_PER_GENRE):
-            sub = Submission(submission_id=f"sub-{genre}-{s:05d}", genre=genre, epoch=1)
-            out.append(("submissions", sub.submission_id.encode(), sub.to_json()))
+        for epoch in range(1, epochs + 1):
+            model = registrar.sign_ring(
+                Ring(
+                    ring_id=f"ring-{genre}-e{epoch}",
+                    version=1,
+                    genre=genre,
+                    epoch=epoch,
+                    public_keys=[pk.hex() for pk in ring.public_keys],
+                    votes_per_epoch=K,
+                    valid_from=VALID_FROM,
+                )
+            )
+            out.append(("rings", model.ring_id.encode(), model.to_json()))
+            for s in range(K):
+                sub = registrar.sign_submission(
+                    Submission(submission_id=_sub(genre, epoch, s), genre=genre, epoch=epoch)
+                )
+                out.append(("submissions", sub.submission_id.encode(), sub.to_json()))
     return out
+
+
+def _sub(genre: str, epoch: int, n: int) -> str:
+    return f"sub-{genre}-e{epoch}-{n:04d}"
 
 
 def generator(
@@ -98,48 +120,38 @@ def generator(
 ) -> None:
     """Child process: sign and publish honest votes at ``rate``/s for ``seconds``."""
     import ringcrypto
-    from connectors.sdk import SdkProducer
-    from connectors.sdk.issuer import load_issuer
-    from connectors.sdk.vote import build_vote
+    from connectors.sdk import SdkProducer, build_vote
 
     settings = Settings.model_validate_json(settings_json)
-    issuer = load_issuer(settings)  # signs each TokenIssued (finding F5)
     keys = _keys(seed)
     rings = {g: ringcrypto.Ring([k.public_key for k in ks]) for g, ks in keys.items()}
     producer = SdkProducer(settings, **{"linger.ms": 5, "log_level": 2})
     votes = settings.topic("votes")
-    issued_at = datetime(2026, 1, 1, tzinfo=UTC)
     t0 = time.monotonic()
     n = start
-    # vote n: genre n % GENRES, member (n // GENRES) % RING, submission n // (GENRES * RING):
-    # unique key images
+    # vote n: genre n % GENRES, member (n // GENRES) % RING, that member's j-th vote
+    # (j = n // (GENRES * RING)) on slot j % K of epoch 1 + j // K, on submission j % K of
+    # that epoch: unique key images, every slot once
     while not stop.is_set() and time.monotonic() - t0 < seconds:
         delay = t0 + (n - start) / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         genre = f"g{n % GENRES}"
         member = (n // GENRES) % RING
-        sub = f"sub-{genre}-{(n // (GENRES * RING)) % SUBS_PER_GENRE:05d}"
-        token = f"soak-{seed}-{n:08d}"
-        cred = hashlib.sha256(f"soak/{seed}/{genre}/{member}".encode()).hexdigest()
-        producer.send(
-            votes,
-            token.encode(),
-            issuer.token_issued(
-                token, credential_hash=cred, epoch=1, issued_at=issued_at
-            ).to_json(),
-        )
+        j = n // (GENRES * RING)
+        epoch, slot = 1 + j // K, j % K
         vote = build_vote(
             keys[genre][member],
             rings[genre],
-            submission_id=sub,
-            ring_id=f"ring-{genre}",
+            submission_id=_sub(genre, epoch, slot),
+            ring_id=f"ring-{genre}-e{epoch}",
+            ring_version=1,
             vote_type=("approve", "reject", "flag", "escalate")[n % 4],
-            token_id=token,
-            epoch=1,
+            epoch=epoch,
+            slot=slot,
             batchable=True,
         )
-        producer.send(votes, token.encode(), vote.to_json())
+        producer.send(votes, vote.token_id.encode(), vote.to_json())
         n += 1
         if n % 200 == 0:
             counter.value = n
@@ -275,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         from connectors.sdk import SdkProducer
 
         producer = SdkProducer(cluster.settings, **{"log_level": 2})
-        for short, key, value in control_records(args.seed):
+        planned = (args.rate or 5000.0) * args.minutes * 60
+        for short, key, value in control_records(
+            args.seed, cluster.settings, epochs_needed(planned)
+        ):
             producer.send(cluster.settings.topic(short), key, value)
         producer.flush(120)
         ctx = mp.get_context("spawn")

@@ -11,25 +11,22 @@ if str(ROOT) not in sys.path:
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
 
-def seed_vote() -> bytes:
-    """A valid VoteCast (ring of 4, batchable signature), deterministic keys."""
+def fuzz_keys(n: int = 4) -> list:
+    """Deterministic ring keys, so that corpus inputs keep their meaning between runs."""
     import hashlib
 
     import ringcrypto
-    from connectors.sdk.vote import build_vote
 
-    keys = [
-        ringcrypto.SecretKey.from_seed(hashlib.sha256(b"fuzz%d" % i).digest()) for i in range(4)
+    return [
+        ringcrypto.SecretKey.from_seed(hashlib.sha256(b"fuzz%d" % i).digest()) for i in range(n)
     ]
+
+
+def seed_vote() -> bytes:
+    """A valid v2 VoteCast (ring of 4, batchable signature), deterministic keys."""
+    import ringcrypto
+    from tests.fixtures.votes import make_vote
+
+    keys = fuzz_keys()
     ring = ringcrypto.Ring([k.public_key for k in keys])
-    vote = build_vote(
-        keys[1],
-        ring,
-        submission_id="s1",
-        ring_id="r1",
-        vote_type="approve",
-        token_id="tok-1",
-        epoch=1,
-        batchable=True,
-    )
-    return vote.to_json()
+    return make_vote(keys[1], ring, submission_id="s1", slot=0, batchable=True).to_json()

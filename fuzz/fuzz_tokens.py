@@ -1,89 +1,76 @@
-"""atheris: random event sequences through the token state machine (``agents.tokens``).
+"""atheris: random vote sequences on one slot tag through its state machine (``agents.tokens``).
 
-Contract: transitions never raise, except ``TokenState.spend`` on a token that
-is not ISSUED (ValueError, documented); the state survives its dict round
-trip; and the properties the pipeline relies on hold for every sequence:
+The verifier's use of it, step by step: a record at each offset, with one of
+a few vote digests and a signature that checks out or not; sometimes the
+records come again from an earlier offset (a redelivery after a crash), and
+are decided against the state as of their offset. Contract: nothing raises;
+the state survives its dict round trip; and
 
-* a token is spent at most once (a later spend attempt is refused, or is a
-  replay of the very same vote digest);
-* a SPENT token never becomes ISSUED or REVOKED again;
-* a vote may spend only an ISSUED token of its own epoch.
+* a tag is spent at most once, by the first record with a valid signature;
+* a later record is accepted again (a replay) exactly when it carries the spending
+  vote's digest; any other gets ``token_spent``;
+* a redelivered record is decided exactly as the first time.
 
     python fuzz/fuzz_tokens.py -max_total_time=120
 """
 
-import os
 import sys
 
 import _common  # noqa: F401
 import atheris
 
 with atheris.instrument_imports():
-    from agents.tokens import TokenPhase, TokenState, vote_digest
+    from agents.tokens import TokenState, vote_digest
     from models.reasons import ReasonCode
 
-CREDS = ["aa" * 32, "bb" * 32]
-#: Finding F2 (a token revoked before its issuance could not be reloaded) was found
-#: here and is fixed (tests/test_hostile_known_bugs.py); FUZZ_SKIP_F2=1 steps around
-#: that input shape, e.g. to fuzz a checkout from before the fix.
-SKIP_F2 = os.environ.get("FUZZ_SKIP_F2") == "1"
+
+def _decide(state, offset, digest, valid):
+    """What the verifier does with a record: (new state, outcome)."""
+    seen = state.as_of(offset) if state is not None and state.newer_than(offset) else state
+    verdict = TokenState.check_spend(seen, digest=digest)
+    if verdict.replay:  # forwarded again, as when it spent the tag
+        return state, "accepted"
+    if verdict.reason is not None:
+        assert verdict.reason is ReasonCode.TOKEN_SPENT
+        return state, "spent"
+    if not valid:
+        return state, "bad"
+    if state is not None:  # spent by a later record: refused, the state stays
+        return state, "overtaken"
+    return TokenState.spend(vote_id="v", digest=digest, key_image="k", offset=offset), "accepted"
 
 
 def TestOneInput(data: bytes) -> None:  # noqa: N802
     fdp = atheris.FuzzedDataProvider(data)
+    records = [
+        (vote_digest(b"m%d" % fdp.ConsumeIntInRange(0, 2), b"s"), fdp.ConsumeBool())
+        for _ in range(fdp.ConsumeIntInRange(1, 16))
+    ]
     state: TokenState | None = None
-    spent_by: str | None = None
-    for offset in range(fdp.ConsumeIntInRange(1, 24)):
-        op = fdp.ConsumeIntInRange(0, 3)
+    first: dict[int, str] = {}
+    spender: int | None = None
+    for offset, (digest, valid) in enumerate(records):
         before = state
-        if op == 0:
-            verdict = TokenState.issue(
-                state,
-                credential_hash=fdp.PickValueInList(CREDS),
-                epoch=fdp.ConsumeIntInRange(0, 2),
-                offset=offset,
-            )
-            if verdict.state is not None:
-                state = verdict.state
-        elif op == 1:
-            if state is None and SKIP_F2:
-                continue
-            verdict = TokenState.revoke(
-                state, reason=fdp.ConsumeUnicodeNoSurrogates(8), offset=offset
-            )
-            if verdict.state is not None:
-                state = verdict.state
-        else:
-            if state is None:
-                continue
-            digest = vote_digest(b"m%d" % fdp.ConsumeIntInRange(0, 2), b"s")
-            epoch = fdp.ConsumeIntInRange(0, 2)
-            verdict = state.check_spend(vote_epoch=epoch, digest=digest)
-            if verdict.reason is None and not verdict.replay:
-                assert state.phase is TokenPhase.ISSUED and state.epoch == epoch
-                if op == 3 or fdp.ConsumeBool():  # the signature checked out
-                    state = state.spend(vote_id="v", digest=digest, key_image="k", offset=offset)
-                    assert spent_by is None, "token spent twice"
-                    spent_by = digest
-            elif verdict.replay:
-                assert state.phase is TokenPhase.SPENT and state.spent_digest == digest
-            else:
-                assert verdict.reason in ReasonCode
-        if before is not None and before.phase is TokenPhase.SPENT:
-            assert (
-                state is not None
-                and state.phase is TokenPhase.SPENT
-                and state.spent_digest == before.spent_digest
-            )
-        if state is not None:
-            assert TokenState.from_dict(state.to_dict()) == state
-            if state.phase is not TokenPhase.ISSUED:
-                try:
-                    state.spend(vote_id="x", digest="d", key_image="k", offset=99)
-                except ValueError:
-                    pass
-                else:
-                    raise AssertionError(f"spend accepted on a {state.phase} token")
+        state, outcome = _decide(state, offset, digest, valid)
+        first[offset] = outcome
+        if state is not before:
+            assert spender is None, "tag spent twice"
+            spender = offset
+        if spender is not None and offset > spender:
+            same = digest == records[spender][0]
+            assert outcome == ("accepted" if same else "spent"), (offset, outcome)
+        assert state is None or TokenState.from_dict(state.to_dict()) == state
+        if offset and fdp.ConsumeBool():  # a crash: the records from some offset come again
+            for again in range(fdp.ConsumeIntInRange(0, offset), offset + 1):
+                kept = state
+                state, outcome = _decide(state, again, *records[again])
+                assert outcome == first[again], (again, outcome, first[again])
+                assert state is kept, "a redelivered record changed the tag's state"
+    if spender is not None:
+        assert state is not None and state.changed_offset == spender
+        assert all(first[o] == "bad" for o in range(spender))
+    else:
+        assert state is None and all(o == "bad" for o in first.values())
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ Import from here: ``from models import VoteCast, Ballot, ReasonCode``.
 """
 
 from .audit import AuditEvent, AuditKind, ChainBreak, first_break, genesis_hash
-from .control import CredentialRevoked, Ring, Submission
+from .control import ControlRecord, Ring, Submission
 from .decision import RULES_ID, Decision, decide, rules_version
 from .encoding import VOTE_PROTOCOL, vote_signing_bytes
 from .fields import MAX_PAYLOAD_BYTES, MAX_RING_MEMBERS, VoteType
 from .outputs import Ballot, Rejection, Tally, VoteCounts
 from .reasons import ReasonCode
-from .votes import TokenIssued, TokenRevoked, VoteCast, VotesMessage, parse_votes_message
+from .votes import VoteCast, VotesMessage, parse_votes_message
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -21,15 +21,13 @@ __all__ = [
     "AuditKind",
     "Ballot",
     "ChainBreak",
-    "CredentialRevoked",
+    "ControlRecord",
     "Decision",
     "ReasonCode",
     "Rejection",
     "Ring",
     "Submission",
     "Tally",
-    "TokenIssued",
-    "TokenRevoked",
     "VoteCast",
     "VoteCounts",
     "VoteType",

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .fields import decode_signature
 
-__all__ = ["IssuerSigned", "WireModel"]
+__all__ = ["RegistrarSigned", "WireModel"]
 
 
 class WireModel(BaseModel):
@@ -23,15 +23,18 @@ class WireModel(BaseModel):
         return self.model_dump_json().encode("utf-8")
 
 
-class IssuerSigned:
-    """Mixin of the messages the issuer signs (finding F5): each declares an
-    ``issuer_signature`` field (``IssuerSignature | None``; not annotated here, so
-    pydantic keeps each model's own field order) and ``signing_bytes()``."""
+class RegistrarSigned:
+    """Mixin of the control records the registrar signs (rings, submissions): each
+    declares a ``registrar_signature`` field (``RegistrarSignature | None``; not
+    annotated here, so pydantic keeps each model's own field order) and
+    ``signing_bytes()``. An unsigned record parses (so that it becomes an
+    ``unauthorized_control_event`` rejection, not a ``malformed`` one) and
+    changes nothing."""
 
     def signing_bytes(self) -> bytes:
         raise NotImplementedError
 
-    def issuer_signature_bytes(self) -> bytes | None:
-        """The decoded issuer signature (already checked to be canonical base64), if any."""
-        signature: str | None = getattr(self, "issuer_signature", None)
+    def registrar_signature_bytes(self) -> bytes | None:
+        """The decoded registrar signature (already checked to be canonical base64), if any."""
+        signature: str | None = getattr(self, "registrar_signature", None)
         return None if signature is None else decode_signature(signature)

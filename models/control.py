@@ -1,71 +1,101 @@
-"""Control messages on compacted topics: rings, submissions, credential revocations."""
+"""Control records, signed by the registrar: ring versions and submissions.
+
+They change what the workers accept, so each carries a registrar signature
+(``registrar_signature``, checked against ``RINGTALLY_REGISTRAR_PUBLIC_KEYS``)
+and is immutable once written: the first signed record of a ring version or a
+submission wins, and a contradicting one becomes a rejection (docs/protocol.md).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
-from .base import IssuerSigned, WireModel
-from .encoding import credential_revoked_signing_bytes
+from .base import RegistrarSigned, WireModel
+from .encoding import ring_signing_bytes, submission_signing_bytes
 from .fields import (
     MAX_RING_MEMBERS,
-    CredentialHash,
+    MAX_VOTES_PER_EPOCH,
     Epoch,
     HexPoint,
     Identifier,
-    IssuerSignature,
+    RegistrarSignature,
 )
 
-__all__ = ["CredentialRevoked", "Ring", "Submission"]
+__all__ = ["ControlRecord", "Ring", "Submission"]
 
 
-class Ring(WireModel):
-    """An anonymity set: the reviewers' public keys for one genre and epoch (key: ring_id)."""
+class Ring(RegistrarSigned, WireModel):
+    """One immutable version of an anonymity set: the reviewers' public keys for a genre
+    and epoch (key: ring_id; every version of a ring on one partition, in order).
+
+    A version is in force from ``max(valid_from, the broker timestamp of its
+    record)`` until the next version's start. A vote names the version it
+    signed against. Revoking a reviewer is publishing a version without their
+    key; deactivating a ring is publishing one with ``active: false``.
+    """
 
     type: Literal["ring"] = "ring"
     ring_id: Identifier
+    version: int = Field(
+        ge=1, le=2**32 - 1, description="1 for the first version, then +1 for each next one"
+    )
     genre: Identifier
     epoch: Epoch
     public_keys: list[HexPoint] = Field(min_length=1, max_length=MAX_RING_MEMBERS)
+    votes_per_epoch: int = Field(
+        ge=1,
+        le=MAX_VOTES_PER_EPOCH,
+        description="k: how many votes each member may cast in the epoch (slots 0..k-1)",
+    )
     active: bool = True
+    valid_from: AwareDatetime = Field(
+        description="when this version takes effect, if later than its record's broker timestamp"
+    )
+    registrar_signature: RegistrarSignature | None = None
 
     def public_key_bytes(self) -> list[bytes]:
         """Members as 32-byte encodings, in message order (ringcrypto.Ring sorts them)."""
         return [bytes.fromhex(pk) for pk in self.public_keys]
 
+    def signing_bytes(self) -> bytes:
+        """What the registrar signs: every field but the signature."""
+        return ring_signing_bytes(
+            ring_id=self.ring_id,
+            version=self.version,
+            genre=self.genre,
+            epoch=self.epoch,
+            public_keys=self.public_key_bytes(),
+            votes_per_epoch=self.votes_per_epoch,
+            active=self.active,
+            valid_from=self.valid_from,
+        )
 
-class Submission(WireModel):
-    """Something reviewers vote on (key: submission_id)."""
+    def valid_from_ms(self) -> int:
+        """``valid_from`` in milliseconds since 1970 (the unit of Kafka timestamps)."""
+        return _ms(self.valid_from)
+
+
+class Submission(RegistrarSigned, WireModel):
+    """Something reviewers vote on (key: submission_id), immutable once written."""
 
     type: Literal["submission"] = "submission"
     submission_id: Identifier
     genre: Identifier
     epoch: Epoch
-
-
-class CredentialRevoked(IssuerSigned, WireModel):
-    """A credential withdrawn; its unspent tokens are revoked (key: credential_hash).
-
-    Signed by the issuer (finding F5): the revocation fan-out acts only on a
-    revocation whose ``issuer_signature`` verifies, and embeds it in every
-    TokenRevoked it writes, so the verify stage can check the issuer's word
-    without the workers holding the issuer key. An unsigned one is parsed
-    (``None``) so that it becomes an ``unauthorized_token_event`` rejection,
-    not a ``malformed`` one.
-    """
-
-    type: Literal["credential_revoked"] = "credential_revoked"
-    credential_hash: CredentialHash
-    reason: str = Field(max_length=500)
-    issuer_signature: IssuerSignature | None = None
+    registrar_signature: RegistrarSignature | None = None
 
     def signing_bytes(self) -> bytes:
-        """What the issuer signs: every field but the signature."""
-        return credential_revoked_signing_bytes(
-            credential_hash=self.credential_hash, reason=self.reason
+        """What the registrar signs: every field but the signature."""
+        return submission_signing_bytes(
+            submission_id=self.submission_id, genre=self.genre, epoch=self.epoch
         )
 
-    def token_reason(self) -> str:
-        """The reason each token it revokes records (the fan-out's TokenRevoked says it too)."""
-        return f"credential revoked: {self.reason}"
+
+ControlRecord = Ring | Submission
+
+
+def _ms(instant: datetime) -> int:
+    return int(instant.timestamp() * 1000)

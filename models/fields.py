@@ -18,25 +18,30 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "MAX_RING_MEMBERS",
     "MAX_SIGNATURE_B64",
+    "MAX_VOTES_PER_EPOCH",
     "Base64Signature",
-    "CredentialHash",
-    "IssuerSignature",
     "Epoch",
     "HexDigest",
     "HexPoint",
     "Identifier",
     "Offset",
     "Partition",
+    "RegistrarSignature",
+    "Slot",
     "VoteType",
     "decode_signature",
 ]
 
 #: Hard cap on ring members a message may carry (the crypto core's default cap).
 MAX_RING_MEMBERS = 1024
-#: Base64 length of the largest signature: batchable, 1,024 members (1 + 32 + 32 + 96·n bytes).
-MAX_SIGNATURE_B64 = 4 * -(-(1 + 32 + 32 + 96 * MAX_RING_MEMBERS) // 3)
-#: Base64 length of the largest issuer signature: a ring of one member, batchable (161 bytes).
-MAX_ISSUER_SIGNATURE_B64 = 4 * -(-(1 + 32 + 32 + 96) // 3)
+#: Largest vote signature a message may carry: batchable, 1,024 members. Bounded from above
+#: (tag, I, T, c0, the DLEQ's A, A', t, and s, L, R per member; native/SPEC.md has the exact
+#: lengths): the crypto core rejects any length but the exact one for the ring.
+MAX_SIGNATURE_B64 = 4 * -(-(1 + 32 * 7 + 96 * MAX_RING_MEMBERS) // 3)
+#: Base64 length of the largest registrar signature: a ring of one member, batchable (161 bytes).
+MAX_REGISTRAR_SIGNATURE_B64 = 4 * -(-(1 + 32 + 32 + 96) // 3)
+#: Most votes one ring member may cast in an epoch (a ring version's ``votes_per_epoch``).
+MAX_VOTES_PER_EPOCH = 1024
 #: A message longer than this is rejected as malformed before it is parsed.
 MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -52,8 +57,6 @@ class VoteType(StrEnum):
 
 #: Ids chosen by producers (submission, ring, token): printable ASCII, no spaces.
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
-#: A credential's hash: 32 bytes as lowercase hex.
-CredentialHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 #: A ristretto255 point encoding (public key, key image) as lowercase hex.
 HexPoint = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 #: A SHA-256 digest as lowercase hex.
@@ -61,6 +64,8 @@ HexDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Epoch = Annotated[int, Field(ge=0, le=2**32 - 1)]
 Partition = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Offset = Annotated[int, Field(ge=0, le=2**63 - 1)]
+#: A vote's slot in its epoch: ``0 <= slot < votes_per_epoch`` of the ring version it names.
+Slot = Annotated[int, Field(ge=0, lt=MAX_VOTES_PER_EPOCH)]
 
 
 def decode_signature(value: str) -> bytes:
@@ -81,18 +86,19 @@ def _check_signature(value: str) -> str:
     return value
 
 
-#: A ringcrypto signature (compact or batchable), base64.
+#: A ringcrypto vote signature (compact or batchable), base64.
 Base64Signature = Annotated[
     str, Field(min_length=4, max_length=MAX_SIGNATURE_B64), AfterValidator(_check_signature)
 ]
 
-#: The issuer's ringcrypto signature over a ring of one key (compact or batchable), base64.
-IssuerSignature = Annotated[
+#: The registrar's ringcrypto signature over a ring of one key (compact or batchable), base64.
+RegistrarSignature = Annotated[
     str,
     Field(
         min_length=4,
-        max_length=MAX_ISSUER_SIGNATURE_B64,
-        description="base64 of a ringcrypto signature by the issuer key (a ring of one member)",
+        max_length=MAX_REGISTRAR_SIGNATURE_B64,
+        description="base64 of a ringcrypto signature by the registrar key (a ring of one "
+        "member) over the record's signing bytes (native/SPEC.md, Control messages)",
     ),
     AfterValidator(_check_signature),
 ]

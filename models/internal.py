@@ -17,9 +17,9 @@ from uuid import UUID, uuid5
 from pydantic import Field
 
 from .base import WireModel
-from .fields import CredentialHash, Epoch, HexPoint, Identifier, Offset, Partition, VoteType
+from .fields import Epoch, HexPoint, Identifier, Offset, Partition, VoteType
 
-__all__ = ["VOTE_ID_NAMESPACE", "AcceptedVote", "CredentialToken", "vote_id_for_token"]
+__all__ = ["VOTE_ID_NAMESPACE", "AcceptedVote", "vote_id_for_token"]
 
 #: Namespace of :func:`vote_id_for_token` (uuid5 of the DNS name ringtally.vote-id).
 VOTE_ID_NAMESPACE = UUID("d24b4bfc-31aa-5c5e-827f-955cf2a17a90")
@@ -28,36 +28,28 @@ VOTE_ID_NAMESPACE = UUID("d24b4bfc-31aa-5c5e-827f-955cf2a17a90")
 def vote_id_for_token(token_id: str) -> UUID:
     """The one vote id a token may carry.
 
-    Binding the vote id to the token makes ballots unique by vote id with no
-    cross-partition state: a token is spent at most once, so no two counted
-    votes can share an id, whichever submissions they are for.
+    Binding the vote id to the token (the slot tag) makes ballots unique by
+    vote id with no cross-partition state: a tag is spent at most once, so no
+    two counted votes can share an id, whichever submissions they are for.
+    The tag is fresh for every vote, so the id links nothing either.
     """
     return uuid5(VOTE_ID_NAMESPACE, token_id)
 
 
 class AcceptedVote(WireModel):
-    """A vote whose token and signature checked out (key: submission_id)."""
+    """A vote whose tag, ring version and signature checked out (key: submission_id)."""
 
     vote_id: UUID
     submission_id: Identifier
     key_image: HexPoint
     vote_type: VoteType
     ring_id: Identifier
+    ring_version: int = Field(ge=1, le=2**32 - 1)
     epoch: Epoch
-    token_id: Identifier
+    token_id: HexPoint
     source_partition: Partition
     source_offset: Offset
-    #: The votes-topic record's timestamp (ms): with the position, it decides which
-    #: of two votes sharing a key image counts (see agents/tally.py). None: a copy
-    #: of an already-spent vote, or a record from before the field existed.
+    #: The votes-topic record's broker timestamp (ms, LogAppendTime): with the position,
+    #: it decides which of two votes sharing a key image counts (see agents/tally.py).
+    #: None: a copy of an already-spent vote.
     source_timestamp_ms: int | None = None
-    #: Written by workers before session 6 only (records still in flight at an upgrade).
-    payload_b64: str | None = Field(default=None, max_length=400_000)
-
-
-class CredentialToken(WireModel):
-    """Index record: this token was issued to this credential (key: credential_hash)."""
-
-    credential_hash: CredentialHash
-    token_id: Identifier
-    epoch: Epoch

@@ -44,7 +44,12 @@ class Rejection(WireModel):
     """A message that was not counted, and why (key: the source message's key)."""
 
     vote_id: UUID | None = Field(None, description="when the message could be read that far")
-    token_id: str | None = Field(None, max_length=1024)
+    token_id: str | None = Field(
+        None,
+        max_length=1024,
+        description="the vote's slot tag (hex), or the record key when the record could not "
+        "be read that far",
+    )
     reason: ReasonCode
     detail: str = Field(max_length=2000)
     payload_b64: str = Field(description="the raw message value, base64")

@@ -24,21 +24,44 @@ class ReasonCode(StrEnum):
         return member
 
     MALFORMED = "malformed", "not a valid message: bad JSON, wrong types, oversized or unknown type"
-    UNKNOWN_TOKEN = "unknown_token", "no TokenIssued was seen for this token id"
-    TOKEN_REVOKED = "token_revoked", "the token (or its credential) was revoked before this vote"
-    TOKEN_SPENT = "token_spent", "the token was already spent by another valid vote"
-    TOKEN_CONFLICT = "token_conflict", "a TokenIssued contradicts what is known of this token"
-    EPOCH_MISMATCH = "epoch_mismatch", "vote, token, ring and submission epochs disagree"
-    UNKNOWN_RING = "unknown_ring", "no ring with this ring id is registered"
-    INACTIVE_RING = "inactive_ring", "the ring exists but is not active"
+    WRONG_PARTITION = (
+        "wrong_partition",
+        "the record is not on the partition Kafka's default partitioner (murmur2) gives its key",
+    )
+    TOKEN_SPENT = "token_spent", "this slot tag was already spent by another valid vote"
+    SLOT_OUT_OF_RANGE = (
+        "slot_out_of_range",
+        "the vote's slot is not below the ring version's votes_per_epoch",
+    )
+    EPOCH_MISMATCH = "epoch_mismatch", "vote, ring and submission epochs disagree"
+    UNKNOWN_RING = "unknown_ring", "no ring version with this ring id and version is registered"
+    INACTIVE_RING = "inactive_ring", "the ring version in force is not active"
+    RING_NOT_IN_FORCE = (
+        "ring_not_in_force",
+        "the named ring version was not in force at the vote's broker time "
+        "(superseded, or not yet valid)",
+    )
     RING_GENRE_MISMATCH = "ring_genre_mismatch", "the ring's genre is not the submission's genre"
     UNKNOWN_SUBMISSION = "unknown_submission", "no submission with this id is registered"
     BAD_SIGNATURE = "bad_signature", "the ring signature does not verify over the rebuilt message"
-    UNAUTHORIZED_TOKEN_EVENT = (
-        "unauthorized_token_event",
-        "a token or credential event no trusted issuer key signed, or revoking another's token",
-    )
     DUPLICATE_KEY_IMAGE = (
         "duplicate_key_image",
         "this ring member already voted on this submission (same key image)",
+    )
+    UNAUTHORIZED_CONTROL_EVENT = (
+        "unauthorized_control_event",
+        "a control record (ring version, submission) no trusted registrar key signed",
+    )
+    CONTROL_CONFLICT = (
+        "control_conflict",
+        "a control record contradicting an earlier one (a re-used ring version or "
+        "submission id, a gap in ring versions)",
+    )
+    # Protocol v1 only; kept so that rejections written by v1 workers still parse.
+    UNKNOWN_TOKEN = "unknown_token", "(v1) no TokenIssued was seen for this token id"
+    TOKEN_REVOKED = "token_revoked", "(v1) the token (or its credential) was revoked"
+    TOKEN_CONFLICT = "token_conflict", "(v1) a TokenIssued contradicts what is known of this token"
+    UNAUTHORIZED_TOKEN_EVENT = (
+        "unauthorized_token_event",
+        "(v1) a token or credential event no trusted issuer key signed",
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from .audit import AuditEvent
-from .control import CredentialRevoked, Ring, Submission
+from .control import Ring, Submission
 from .outputs import Ballot, Rejection, Tally
 from .votes import VotesMessage
 
@@ -25,7 +25,6 @@ _EXPORTS = {
     "votes": TypeAdapter(VotesMessage),
     "ring": TypeAdapter(Ring),
     "submission": TypeAdapter(Submission),
-    "credential_revoked": TypeAdapter(CredentialRevoked),
     "ballot": TypeAdapter(Ballot),
     "rejection": TypeAdapter(Rejection),
     "tally": TypeAdapter(Tally),

@@ -19,8 +19,7 @@ Names (all prefixed ``ringtally_``)::
     ballots_total                                sink_batches_total
     rejections_total{reason}                     sink_duplicates_total
     tallies_total                                sink_postgres_outages_total
-    token_revocations_total                      sink_lag{topic,partition}
-    stall_seeks_total
+    stall_seeks_total                            sink_lag{topic,partition}
     batch_size{stage}            (histogram)     sink_lag_total
     batch_duration_seconds{stage} (histogram)
     consumer_lag{topic,partition}
@@ -64,12 +63,12 @@ PlatformCollector(registry=WORKER_REGISTRY)
 
 VOTES_IN = Counter(
     "ringtally_votes_in",
-    "Records read from the votes topic (votes and token events).",
+    "Records read from the votes topic.",
     registry=WORKER_REGISTRY,
 )
 ACCEPTED = Counter(
     "ringtally_accepted",
-    "Votes that passed the verify stage (token, ring and signature good).",
+    "Votes that passed the verify stage (slot tag unspent, ring version and signature good).",
     registry=WORKER_REGISTRY,
 )
 BALLOTS = Counter(
@@ -87,11 +86,6 @@ REJECTIONS = Counter(
 TALLIES = Counter(
     "ringtally_tallies",
     "Tally updates emitted (at most one per submission per batch).",
-    registry=WORKER_REGISTRY,
-)
-TOKEN_REVOCATIONS = Counter(
-    "ringtally_token_revocations",
-    "TokenRevoked records written by the revocation fan-out.",
     registry=WORKER_REGISTRY,
 )
 BATCH_SIZE = Histogram(

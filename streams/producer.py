@@ -1,6 +1,6 @@
 """The worker's Kafka producer: Faust's aiokafka producer, plus a lean send for the vote path.
 
-Every vote makes about five records (accepted vote, token and ballot table
+Every vote makes about five records (accepted vote, tag and ballot table
 writes, ballot, audit event). Through ``Producer.send`` each one also fires
 Faust's produce signal and runs aiokafka's default partitioner, which hashes
 the key in pure Python and builds two partition lists. :meth:`send_record`
@@ -19,7 +19,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 __all__ = ["RingtallyProducer"]
 
 #: Keys whose partition is remembered, per process: submissions and audit
-#: chains are few; token ids (revocations) are many, so the memory is bounded.
+#: chains are few; slot tags (rejections are keyed by them) are many, so the memory is bounded.
 PARTITION_CACHE_SIZE = 65_536
 
 

@@ -12,16 +12,16 @@ Environment variables (each field's name upper-cased, prefixed)::
     RINGTALLY_TOPIC_PREFIX         RINGTALLY_PARTITIONS     RINGTALLY_REPLICATION_FACTOR
     RINGTALLY_TABLE_STORE          RINGTALLY_DATA_DIR       ...
 
-Issuer keys (finding F5: token lifecycle events are signed by the issuer)::
+Registrar keys (control records, rings and submissions, are signed by the registrar)::
 
-    RINGTALLY_ISSUER_PUBLIC_KEYS   the keys a worker trusts: 64-hex public keys,
-                                   comma-separated (several during a key rotation)
-    RINGTALLY_ISSUER_KEY_FILE      the issuing side's secret key file
+    RINGTALLY_REGISTRAR_PUBLIC_KEYS  the keys a worker trusts: 64-hex public keys,
+                                     comma-separated (several during a key rotation)
+    RINGTALLY_REGISTRAR_KEY_FILE     the registrar side's secret key file
 
-A development machine needs neither: the issuing side (``ringtally stack up``,
-the SDK's ``Admin``, the CLI) creates ``<data_dir>/issuer.key`` (mode 0600,
+A development machine needs neither: the registrar side (``ringtally stack up``,
+the SDK's ``Admin``, the CLI) creates ``<data_dir>/registrar.key`` (mode 0600,
 the ``ringtally keys new`` format) on first use, with its public key beside it
-in ``<data_dir>/issuer.pub``, and a worker with no configured keys trusts
+in ``<data_dir>/registrar.pub``, and a worker with no configured keys trusts
 that public key. A worker never reads the secret key file.
 """
 
@@ -39,7 +39,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["HEX_PUBLIC_KEY", "OUTPUT_TOPICS", "Settings", "get_settings", "redact_url"]
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-#: A 32-byte public key as written in settings and in ``issuer.pub``: 64 lowercase hex.
+#: A 32-byte public key as written in settings and in ``registrar.pub``: 64 lowercase hex.
 HEX_PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 #: The topics the pipeline writes and the sink reads (see ``Settings.output_prefix``).
@@ -113,8 +113,19 @@ class Settings(BaseSettings):
     verify_batch_size: int = Field(256, ge=1, le=10_000)
     verify_batch_window: float = Field(0.02, gt=0, le=5.0, description="seconds")
     max_ring_size: int = Field(1024, ge=1, le=65_536)
-    fanout: bool = Field(
-        True, description="run the revocation fan-out agent (off for replays: it writes to votes)"
+    control_sync_interval: float = Field(
+        0.1,
+        gt=0,
+        le=10.0,
+        description="seconds between the control reader's checks that it has read the control "
+        "topics to their end (a vote newer than the last check waits for the next one)",
+    )
+    control_clock_skew_ms: int = Field(
+        200,
+        ge=0,
+        le=60_000,
+        description="how far (ms) a broker's clock may lag the worker's: a vote is decided only "
+        "once the control topics were read to their end this long after its broker timestamp",
     )
     metrics_port: int = Field(
         0,
@@ -124,16 +135,17 @@ class Settings(BaseSettings):
         "a worker serves /metrics on web_port",
     )
 
-    # --- issuer (finding F5) ------------------------------------------------
-    issuer_public_keys: str = Field(
+    # --- registrar (signed control plane) ----------------------------------------
+    registrar_public_keys: str = Field(
         "",
-        description="issuer public keys (64 hex each, comma-separated) whose signatures on "
-        "token and credential events the workers accept; empty: trust <data_dir>/issuer.pub",
+        description="registrar public keys (64 hex each, comma-separated) whose signatures on "
+        "ring versions and submissions the workers accept; empty: trust "
+        "<data_dir>/registrar.pub",
     )
-    issuer_key_file: Path | None = Field(
+    registrar_key_file: Path | None = Field(
         None,
-        description="the issuer's secret key file (issuing side only; never a worker's); "
-        "default <data_dir>/issuer.key, created on first use",
+        description="the registrar's secret key file (registrar side only; never a worker's); "
+        "default <data_dir>/registrar.key, created on first use",
     )
 
     # --- tally rules ------------------------------------------------------
@@ -147,15 +159,15 @@ class Settings(BaseSettings):
             raise ValueError(f"must match {_NAME.pattern}, got {value!r}")
         return value
 
-    @field_validator("issuer_public_keys")
+    @field_validator("registrar_public_keys")
     @classmethod
     def _hex_keys(cls, value: str) -> str:
         keys = [part.strip() for part in value.split(",") if part.strip()]
         for key in keys:
             if not HEX_PUBLIC_KEY.match(key):
-                raise ValueError(f"an issuer public key is 64 lowercase hex digits, got {key!r}")
+                raise ValueError(f"a registrar public key is 64 lowercase hex digits, got {key!r}")
         if len(set(keys)) != len(keys):
-            raise ValueError("an issuer public key is listed twice")
+            raise ValueError("a registrar public key is listed twice")
         return ",".join(keys)  # one spelling, whatever the spaces
 
     @field_validator("data_dir", mode="before")
@@ -165,7 +177,7 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty (an empty value would mean the current directory)")
         return value
 
-    @field_validator("data_dir", "issuer_key_file")
+    @field_validator("data_dir", "registrar_key_file")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().resolve()
@@ -176,19 +188,20 @@ class Settings(BaseSettings):
         return self.app_id or f"{self.topic_prefix}-worker"
 
     @property
-    def issuer_public_key_list(self) -> list[bytes]:
-        """``issuer_public_keys`` as 32-byte keys (empty: none configured)."""
-        return [bytes.fromhex(k) for k in self.issuer_public_keys.split(",") if k]
+    def registrar_public_key_list(self) -> list[bytes]:
+        """``registrar_public_keys`` as 32-byte keys (empty: none configured)."""
+        return [bytes.fromhex(k) for k in self.registrar_public_keys.split(",") if k]
 
     @property
-    def issuer_key_path(self) -> Path:
-        """The issuer's secret key file (``issuer_key_file``, else ``<data_dir>/issuer.key``)."""
-        return self.issuer_key_file or self.data_dir / "issuer.key"
+    def registrar_key_path(self) -> Path:
+        """The registrar's secret key file (``registrar_key_file``, else
+        ``<data_dir>/registrar.key``)."""
+        return self.registrar_key_file or self.data_dir / "registrar.key"
 
     @property
-    def issuer_public_key_path(self) -> Path:
-        """Where the issuing side leaves its public key for workers: ``issuer.pub`` beside it."""
-        return self.issuer_key_path.with_suffix(".pub")
+    def registrar_public_key_path(self) -> Path:
+        """Where the registrar side leaves its public key for workers: ``registrar.pub``."""
+        return self.registrar_key_path.with_suffix(".pub")
 
     def topic(self, name: str) -> str:
         """Full topic name for a short name: ``topic("votes") == "ringtally.votes"``.
@@ -231,7 +244,7 @@ class Settings(BaseSettings):
         for key in ("postgres_dsn", "redis_url"):
             out[key] = redact_url(out[key])
         out["data_dir"] = str(self.data_dir)
-        out["issuer_key_file"] = str(self.issuer_key_path)  # the path only, never the key
+        out["registrar_key_file"] = str(self.registrar_key_path)  # the path only, never the key
         return out
 
 

@@ -7,6 +7,8 @@ keyed by; every value is JSON (see :mod:`models`).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +23,25 @@ __all__ = [
     "INTERNAL_TOPICS",
     "TOPICS",
     "TopicSpec",
+    "broker_time_problem",
     "delete_topics",
     "ensure_topics",
     "internal_topic_specs",
+    "partition_count_problem",
     "refresh_metadata",
+    "topic_config",
     "topic_specs",
     "topics_with_prefix",
 ]
+
+#: librdkafka's own log lines of these admin clients (e.g. "Purging 1 unserved events from
+#: background queue" when one is destroyed) go to Python logging, not straight to stderr,
+#: where they would break the CLI's one-line errors.
+_KAFKA_LOG = logging.getLogger("ringtally.kafka.admin")
+
+
+def _admin_client(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, "logger": _KAFKA_LOG})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +52,18 @@ class TopicSpec:
     #: None: the settings' partition count (co-partitioned with votes).
     partitions: int | None
     holds: str
+    #: Broker-stamped timestamps (LogAppendTime): the workers decide by them, so a
+    #: producer must not choose them (DESIGN invariant 9).
+    broker_time: bool = False
+    #: Kept for ever (retention.ms=-1): replays and read-backs need every record.
+    keep_forever: bool = False
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("votes", "token_id", False, None, "VoteCast, TokenIssued, TokenRevoked"),
-    TopicSpec("rings", "ring_id", True, 1, "Ring"),
-    TopicSpec("submissions", "submission_id", True, 1, "Submission"),
-    TopicSpec("revocations", "credential_hash", False, None, "CredentialRevoked"),
+    TopicSpec("votes", "token_id (slot tag)", False, None, "VoteCast", True, True),
+    # Not compacted: every ring version stays, so a replay can check old votes.
+    TopicSpec("rings", "ring_id", False, 1, "Ring (one record per version)", True, True),
+    TopicSpec("submissions", "submission_id", False, 1, "Submission", True, True),
     TopicSpec("ballots", "submission_id", False, None, "Ballot"),
     TopicSpec("tallies", "submission_id", True, None, "Tally"),
     TopicSpec("rejections", "token_id or source key", False, None, "Rejection"),
@@ -56,10 +75,8 @@ TOPICS: tuple[TopicSpec, ...] = (
 #: The worker's own topics, named after its app id: (suffix, compacted).
 INTERNAL_TOPICS: tuple[tuple[str, bool], ...] = (
     ("accepted", False),
-    ("credential-index", False),
     ("tokens-changelog", True),
     ("tally-changelog", True),
-    ("credentials-changelog", True),
 )
 
 
@@ -79,6 +96,27 @@ def topic_specs(settings: Settings) -> dict[str, tuple[str, int, bool]]:
     }
 
 
+def topic_config(spec: TopicSpec) -> dict[str, str]:
+    """The broker configuration a topic is created with (and that ensure_topics checks)."""
+    config = {"cleanup.policy": "compact"} if spec.compacted else {}
+    if spec.broker_time:
+        config["message.timestamp.type"] = "LogAppendTime"
+    if spec.keep_forever:
+        # Not compacted either: compaction would drop all but a ring's latest version.
+        config["cleanup.policy"] = "delete"
+        config["retention.ms"] = "-1"
+    return config
+
+
+def _repaired(config: dict[str, str]) -> dict[str, str]:
+    """What ensure_topics sets on an existing topic: the settings decisions rest on (the
+    timestamp type, and the retention and cleanup of the topics kept for ever). The cleanup
+    policy of other topics is left as it is."""
+    if "retention.ms" in config:
+        return config
+    return {k: v for k, v in config.items() if k != "cleanup.policy"}
+
+
 def ensure_topics(
     settings: Settings,
     names: Iterable[str] | None = None,
@@ -94,11 +132,16 @@ def ensure_topics(
     group subscribes is missing from that subscription's metadata and gets
     ignored until the next metadata refresh, minutes later.
     """
+    by_name = {t.name: t for t in TOPICS}
     specs = topic_specs(settings)
-    wanted = [specs[n] for n in (names or specs)]
+    chosen = list(names or specs)
+    wanted = [(*specs[n], topic_config(by_name[n])) for n in chosen]
     if internal:
-        wanted += internal_topic_specs(settings).values()
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        wanted += [
+            (name, partitions, compacted, {"cleanup.policy": "compact"} if compacted else {})
+            for name, partitions, compacted in internal_topic_specs(settings).values()
+        ]
+    admin = _admin_client(settings.kafka_bootstrap)
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
@@ -106,18 +149,21 @@ def ensure_topics(
             f"kafka at {settings.kafka_bootstrap} unreachable: {exc.args[0]}",
             fix="start it with 'ringtally stack up' or set RINGTALLY_KAFKA_BOOTSTRAP",
         ) from None
+    repairs = {name: _repaired(config) for name, _, _, config in wanted if name in existing}
+    _repair_broker_time(admin, {name: fix for name, fix in repairs.items() if fix}, timeout)
     new = [
         NewTopic(
             name,
             num_partitions=partitions,
             replication_factor=settings.replication_factor,
-            config={"cleanup.policy": "compact"} if compacted else {},
+            config=config,
         )
-        for name, partitions, compacted in wanted
+        for name, partitions, _, config in wanted
         if name not in existing
     ]
     if not new:
         return
+    raced = []  # created meanwhile by someone else: repaired like any existing topic
     for name, future in admin.create_topics(new, operation_timeout=timeout).items():
         try:
             future.result()
@@ -126,6 +172,131 @@ def ensure_topics(
                 raise ServiceUnavailable(
                     f"kafka: cannot create topic {name}: {exc.args[0].str()}"
                 ) from None
+            raced.append(name)
+    _wait_visible(admin, [topic.topic for topic in new], timeout)
+    configs = {name: config for name, _, _, config in wanted}
+    fixes = {name: _repaired(configs[name]) for name in raced}
+    _repair_broker_time(admin, {name: fix for name, fix in fixes.items() if fix}, timeout)
+
+
+def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Wait until the broker's metadata shows these new topics with all their partitions.
+
+    A topic is created before every broker's metadata cache knows it: checked or
+    subscribed at once (the worker-start checks, Faust's subscription), it would
+    read as unknown. Gives up silently after ``timeout`` (what uses it then says so).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=timeout).topics
+        if all(
+            name in topics
+            and topics[name].error is None
+            and topics[name].partitions
+            and all(p.leader >= 0 for p in topics[name].partitions.values())
+            for name in names
+        ):
+            return
+        time.sleep(0.05)
+
+
+def _repair_broker_time(
+    admin: AdminClient, configs: dict[str, dict[str, str]], timeout: float
+) -> None:
+    """Set what an existing topic lacks of ``configs`` (its timestamp type, retention and
+    cleanup policy; a topic made by an older ringtally or by hand): decisions must never
+    rest on producer timestamps, nor on a log that lost the records they were made on."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    names = list(configs)
+    if not names:
+        return
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    try:
+        described = admin.describe_configs(resources, request_timeout=timeout)
+        fixes = []
+        for resource, future in described.items():
+            current = future.result(timeout=timeout)
+            wanted = {
+                key: value
+                for key, value in configs[resource.name].items()
+                if current.get(key) is None or current[key].value != value
+            }
+            if wanted:
+                fixes.append(
+                    ConfigResource(
+                        ConfigResource.Type.TOPIC,
+                        resource.name,
+                        incremental_configs=[
+                            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                            for k, v in wanted.items()
+                        ],
+                    )
+                )
+        for future in admin.incremental_alter_configs(fixes).values() if fixes else ():
+            future.result(timeout=timeout)
+    except KafkaException as exc:
+        raise ServiceUnavailable(
+            f"kafka: cannot check or set the configuration of {', '.join(names)}: "
+            f"{exc.args[0].str() if hasattr(exc.args[0], 'str') else exc}",
+            fix="votes, rings and submissions need message.timestamp.type=LogAppendTime, "
+            "retention.ms=-1 and cleanup.policy=delete; grant AlterConfigs on them or set "
+            "them with kafka-configs",
+        ) from None
+
+
+def broker_time_problem(settings: Settings, *, timeout: float = 30.0) -> str | None:
+    """Why a topic whose timestamps the workers decide by (votes, rings, submissions) could
+    carry a producer's timestamps, or None. A worker refuses to start on such a topic."""
+    from confluent_kafka.admin import ConfigResource
+
+    names = [settings.topic(t.name) for t in TOPICS if t.broker_time]
+    admin = _admin_client(settings.kafka_bootstrap)
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    try:
+        described = admin.describe_configs(resources, request_timeout=timeout)
+        configs = {r.name: f.result(timeout=timeout) for r, f in described.items()}
+    except KafkaException as exc:
+        error = exc.args[0]
+        return f"cannot read the configuration of {', '.join(names)}: " + (
+            error.str() if hasattr(error, "str") else str(error)
+        )
+    for name in names:
+        kind = configs[name].get("message.timestamp.type")
+        if kind is None or kind.value != "LogAppendTime":
+            return (
+                f"{name} has message.timestamp.type={kind.value if kind else 'unknown'}: "
+                "producers could choose which vote counts first and which ring version is "
+                "in force; it must be LogAppendTime (ensure_topics sets it when it may alter "
+                f"topic configs: kafka-configs --alter --entity-type topics --entity-name {name} "
+                "--add-config message.timestamp.type=LogAppendTime)"
+            )
+    return None
+
+
+def partition_count_problem(settings: Settings, *, timeout: float = 30.0) -> str | None:
+    """Why the votes topic's partition count is not ``settings.partitions``, or None.
+
+    The verify stage rejects a record that is not on its key's murmur2
+    partition *of settings.partitions*; on a topic with another count it would
+    reject nearly every vote ``wrong_partition``. A worker refuses to start.
+    """
+    name = settings.topic("votes")
+    admin = _admin_client(settings.kafka_bootstrap)
+    try:
+        # All topics: asking for one by name would make the broker auto-create it.
+        topic = admin.list_topics(timeout=timeout).topics.get(name)
+    except KafkaException as exc:
+        return f"cannot read the metadata of {name}: {exc.args[0]}"
+    if topic is None or topic.error is not None:
+        return f"cannot read the metadata of {name}: {getattr(topic, 'error', 'no such topic')}"
+    if len(topic.partitions) != settings.partitions:
+        return (
+            f"{name} has {len(topic.partitions)} partitions, but RINGTALLY_PARTITIONS is "
+            f"{settings.partitions}: set RINGTALLY_PARTITIONS={len(topic.partitions)} (every "
+            "worker and producer must agree on the count the keys are placed by)"
+        )
+    return None
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], *, timeout: float = 30.0) -> int:
@@ -138,7 +309,7 @@ def delete_topics(bootstrap: str, names: Iterable[str], *, timeout: float = 30.0
     names = list(names)
     if not names:
         return 0
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = _admin_client(bootstrap)
     deleted = 0
     for future in admin.delete_topics(names, operation_timeout=timeout).values():
         try:
@@ -154,7 +325,7 @@ def topics_with_prefix(
 ) -> list[str]:
     """Existing topics named ``<prefix>.…`` or ``<prefix>-…`` (internal ones) for these prefixes."""
     starts = tuple(f"{p}{sep}" for p in prefixes for sep in ".-")
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = _admin_client(bootstrap)
     return [t for t in admin.list_topics(timeout=timeout).topics if t.startswith(starts)]
 
 

@@ -1,8 +1,10 @@
 """The agents' decisions without Kafka: VoteVerifier and TallyKeeper on a dict and a list.
 
-The integration tests prove the wiring; these pin the logic, above all the
-crash-repair paths of the tally stage, which a live crash only hits by chance:
-a tally or chain head restored *older* than the ballot entries beside it.
+The integration tests prove the wiring; these pin the logic: what a vote does
+to its slot tag (spent once, only by its holder, only on its own partition,
+within the ring version's k slots), and the crash-repair paths of the tally
+stage, which a live crash only hits by chance: a tally or chain head restored
+*older* than the ballot entries beside it.
 """
 
 from __future__ import annotations
@@ -16,18 +18,22 @@ from datetime import UTC, datetime
 import pytest
 
 import ringcrypto
-from agents.control import ControlState
+from agents.control import ControlRecord, ControlState
 from agents.records import SourceRecord
 from agents.tally import TallyKeeper
 from agents.verify import VoteVerifier
-from connectors.sdk.vote import build_vote
-from models import Ring, Submission, first_break
+from models import Ring, Submission, VoteType, first_break
+from streams.partitioner import partition_for_key
 from streams.settings import Settings
 from tests.fixtures.accepted import accepted_vote
-from tests.fixtures.issuer import ISSUER, issuer_keys
+from tests.fixtures.votes import make_vote, registrar_keys, signed
 
 SETTINGS = Settings(topic_prefix="unit", partitions=4)
 VOTES = SETTINGS.topic("votes")
+#: Broker timestamps: control records are appended at 1000, rotations at 3000, votes at 5000.
+CONTROL_TS, ROTATION_TS, VOTE_TS = 1000, 3000, 5000
+#: Slots per member and epoch (votes_per_epoch of ring r1).
+K = 2
 
 
 class Out:
@@ -38,14 +44,10 @@ class Out:
             self.ballots,
             self.tallies,
             self.audit_events,
-            self.index,
-        ) = ([] for _ in range(6))
+        ) = ([] for _ in range(5))
 
     async def rejection(self, key, r):
         self.rejections.append(r)
-
-    async def credential_token(self, e):
-        self.index.append(e)
 
     async def ballot(self, b):
         self.ballots.append(b)
@@ -68,50 +70,58 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def _control(*rings: tuple[Ring, int], control: ControlState | None = None) -> ControlState:
+    control = control or ControlState(SETTINGS, registrar=registrar_keys())
+    for offset, (ring, ts) in enumerate(rings):
+        record = ControlRecord(SETTINGS.topic("rings"), 0, offset, ts, b"r1", ring.to_json())
+        assert control.apply(record) is None
+    for offset, sub in enumerate(("s1", "s2", "s3")):
+        submission = signed(Submission(submission_id=sub, genre="g", epoch=1)).to_json()
+        record = ControlRecord(
+            SETTINGS.topic("submissions"), 0, offset, CONTROL_TS, sub.encode(), submission
+        )
+        control.apply(record)
+    return control
+
+
+def _ring_v(version: int, keys) -> Ring:
+    return signed(
+        Ring(
+            ring_id="r1",
+            version=version,
+            genre="g",
+            epoch=1,
+            public_keys=[k.public_key.hex() for k in keys],
+            votes_per_epoch=K,
+            valid_from=datetime(1970, 1, 1, tzinfo=UTC),  # backdated: in force from its record
+        )
+    )
+
+
 @pytest.fixture(scope="module")
 def scene():
     keys = [ringcrypto.SecretKey.generate() for _ in range(4)]
     ring = ringcrypto.Ring([k.public_key for k in keys])
-    control = ControlState(SETTINGS)
-    control.apply(
-        SETTINGS.topic("rings"),
-        b"r1",
-        Ring(
-            ring_id="r1", genre="g", epoch=1, public_keys=[pk.hex() for pk in ring.public_keys]
-        ).to_json(),
-    )
-    for sub in ("s1", "s2"):
-        control.apply(
-            SETTINGS.topic("submissions"),
-            sub.encode(),
-            Submission(submission_id=sub, genre="g", epoch=1).to_json(),
-        )
-    return keys, ring, control
+    return keys, ring, _control((_ring_v(1, keys), CONTROL_TS))
 
 
-def _record(offset, key, value, partition=0):
-    return SourceRecord(VOTES, partition, offset, key, value)
+def _home(key: bytes) -> int:
+    return partition_for_key(key, SETTINGS.partitions)
 
 
-def _issue(offset, token, cred="ab" * 32):
-    msg = ISSUER.token_issued(
-        token, credential_hash=cred, epoch=1, issued_at=datetime(2026, 1, 1, tzinfo=UTC)
-    )
-    return _record(offset, token.encode(), msg.to_json())
+def _record(offset, key, value, *, partition=None, ts=VOTE_TS):
+    """A votes-topic record, on its key's own partition unless ``partition`` says otherwise."""
+    where = _home(key) if partition is None else partition
+    return SourceRecord(VOTES, where, offset, key, value, timestamp_ms=ts)
 
 
-def _vote(offset, keys, ring, member, token, sub="s1", vote_type="approve"):
-    vote = build_vote(
-        keys[member],
-        ring,
-        submission_id=sub,
-        ring_id="r1",
-        vote_type=vote_type,
-        token_id=token,
-        epoch=1,
-        batchable=True,
-    )
-    return _record(offset, token.encode(), vote.to_json())
+def _vote(offset, keys, ring, member, *, sub="s1", slot=0, vote_type="approve", **kw):
+    vote = make_vote(keys[member], ring, submission_id=sub, slot=slot, vote_type=vote_type)
+    return _record(offset, vote.token_id.encode(), vote.to_json(), **kw)
+
+
+def _tag(keys, member, slot=0) -> str:
+    return keys[member].slot_tag((1).to_bytes(8, "big"), slot).hex()
 
 
 def _verifier(control, tokens, out):
@@ -119,25 +129,29 @@ def _verifier(control, tokens, out):
         control=control,
         tokens=tokens,
         outputs=out,
-        verify_batch=ringcrypto.verify_batch,
-        verify_one=ringcrypto.verify,
-        issuer=issuer_keys(),
+        verify_batch=ringcrypto.verify_vote_batch,
+        verify_one=ringcrypto.verify_vote,
+        partitions=SETTINGS.partitions,
+    )
+
+
+def _outcomes(out):
+    return (
+        [(a.token_id, a.source_offset) for a in out.accepted_votes],
+        [(r.reason.value, r.source_offset) for r in out.rejections],
     )
 
 
 def test_one_batch_decides_exactly_as_record_by_record(scene):
     """Batching must never change an outcome: same records, batch vs one at a time."""
     keys, ring, control = scene
-    t1, t2 = "tok-a", "tok-b"
     records = [
-        _vote(0, keys, ring, 0, t1),  # before its issuance: unknown_token
-        _issue(1, t1),
-        _vote(2, keys, ring, 0, t1),  # spends t1
-        _vote(3, keys, ring, 1, t1, vote_type="reject"),  # t1 already spent
-        _issue(4, t2),
-        _record(5, t2.encode(), ISSUER.token_revoked(t2, "stolen").to_json()),
-        _vote(6, keys, ring, 2, t2),  # revoked
-        _record(7, b"junk", b"{not json"),
+        _vote(0, keys, ring, 0),  # spends key 0's slot-0 tag
+        _vote(1, keys, ring, 0, sub="s2", vote_type="reject"),  # same tag: token_spent
+        _vote(2, keys, ring, 1, slot=K),  # slot k: out of range
+        _vote(3, keys, ring, 2, sub="nope"),  # unknown submission
+        _record(4, b"junk", b"{not json"),
+        _vote(5, keys, ring, 1, sub="s2", slot=1),  # a fresh tag: accepted
     ]
     batched_out, single_out = VerifyOut(), VerifyOut()
     run(_verifier(control, {}, batched_out).process(records))
@@ -145,82 +159,300 @@ def test_one_batch_decides_exactly_as_record_by_record(scene):
     for r in records:
         run(single.process([r]))
     for out in (batched_out, single_out):
-        assert [r.reason.value for r in out.rejections] == [
-            "unknown_token",
-            "token_spent",
-            "token_revoked",
+        assert sorted(r.reason.value for r in out.rejections) == [
             "malformed",
+            "slot_out_of_range",
+            "token_spent",
+            "unknown_submission",
         ]
-        assert [(a.token_id, a.source_offset) for a in out.accepted_votes] == [(t1, 2)]
-    assert [r.source_offset for r in batched_out.rejections] == [0, 3, 6, 7]
+        # (a batch is decided in (partition, offset) order: these tags sit on various ones)
+        assert sorted((a.source_offset, a.token_id) for a in out.accepted_votes) == [
+            (0, _tag(keys, 0)),
+            (5, _tag(keys, 1, 1)),
+        ]
+        assert [a.ring_version for a in out.accepted_votes] == [1, 1]
+    by_offset = [sorted(_outcomes(out)[1], key=lambda r: r[1]) for out in (batched_out, single_out)]
+    assert by_offset[0] == by_offset[1]
+
+
+def test_a_reviewer_casts_at_most_k_votes_per_epoch(scene):
+    """Vote k+1 needs slot k (out of range) or a slot already spent (token_spent), whatever
+    submission it is for. Fails if the verifier let a slot >= k through, or keyed the tag
+    state by anything but the tag (a slot reused on another submission would count)."""
+    keys, ring, control = scene
+    out, tokens = VerifyOut(), {}
+    verifier = _verifier(control, tokens, out)
+    run(verifier.process([_vote(0, keys, ring, 3, sub="s1", slot=0)]))
+    run(verifier.process([_vote(1, keys, ring, 3, sub="s2", slot=1)]))
+    run(verifier.process([_vote(2, keys, ring, 3, sub="s3", slot=K)]))
+    run(verifier.process([_vote(3, keys, ring, 3, sub="s3", slot=0)]))
+    assert [a.submission_id for a in out.accepted_votes] == ["s1", "s2"]
+    assert [r.reason.value for r in out.rejections] == ["slot_out_of_range", "token_spent"]
+    assert len(tokens) == K
+
+
+def test_theft_a_tag_spent_with_another_keys_signature_is_a_bad_signature(scene):
+    """Key 1 signs a vote, then swaps key 0's tag in (token_id and the tag the signature
+    carries): the proof that the tag and key image share one secret fails. Nothing is
+    burned: key 0 still spends its own tag afterwards."""
+    keys, ring, control = scene
+    victim = _tag(keys, 0, 1)
+    stolen = make_vote(keys[1], ring, submission_id="s3", slot=1, token_id=victim)
+    sig = bytearray(base64.b64decode(stolen.signature))
+    sig[33:65] = bytes.fromhex(victim)
+    stolen = stolen.model_copy(update={"signature": base64.b64encode(bytes(sig)).decode()})
+    out, tokens = VerifyOut(), {}
+    verifier = _verifier(control, tokens, out)
+    run(verifier.process([_record(0, victim.encode(), stolen.to_json())]))
+    assert [r.reason.value for r in out.rejections] == ["bad_signature"] and tokens == {}
+    run(verifier.process([_vote(1, keys, ring, 0, sub="s3", slot=1)]))
+    assert [(a.token_id, a.source_offset) for a in out.accepted_votes] == [(victim, 1)]
+
+
+def test_a_token_id_other_than_the_signatures_tag_is_malformed_and_spends_nothing(scene):
+    """A valid signature by key 1 over a message naming key 0's tag: the signature holds,
+    the tag it carries is key 1's. Fails if the verifier trusted token_id."""
+    keys, ring, control = scene
+    victim = _tag(keys, 0, 0)
+    vote = make_vote(keys[1], ring, submission_id="s2", slot=0, token_id=victim)
+    out, tokens = VerifyOut(), {}
+    verifier = _verifier(control, tokens, out)
+    run(verifier.process([_record(0, victim.encode(), vote.to_json())]))
+    [rejection] = out.rejections
+    assert rejection.reason.value == "malformed" and "slot tag" in rejection.detail
+    assert tokens == {}
+    run(verifier.process([_vote(1, keys, ring, 0, sub="s2")]))
+    assert [a.source_offset for a in out.accepted_votes] == [1]
+
+
+def test_a_vote_on_a_foreign_partition_changes_nothing_even_when_it_comes_first(scene):
+    """A byte copy of a valid vote on another partition: wrong_partition, no state read or
+    written, so the genuine record on the tag's partition still spends it; and a copy
+    after the spend is not a redelivery (fails if the verifier ignored the partition)."""
+    keys, ring, control = scene
+    genuine = _vote(7, keys, ring, 2, sub="s1", slot=1)
+    home = genuine.partition
+    foreign = (home + 1) % SETTINGS.partitions
+    copy_first = SourceRecord(
+        VOTES, foreign, 0, genuine.key, genuine.value, timestamp_ms=VOTE_TS - 1
+    )
+    copy_after = SourceRecord(
+        VOTES, foreign, 1, genuine.key, genuine.value, timestamp_ms=VOTE_TS + 1
+    )
+    out, tokens = VerifyOut(), {}
+    verifier = _verifier(control, tokens, out)
+    run(verifier.process([copy_first]))
+    assert tokens == {} and out.accepted_votes == []
+    [rejection] = out.rejections
+    assert rejection.reason.value == "wrong_partition"
+    assert f"belongs on partition {home} of {SETTINGS.partitions}" in rejection.detail
+    assert "murmur2" in rejection.detail
+    run(verifier.process([genuine, copy_after]))
+    assert [(a.source_partition, a.source_offset) for a in out.accepted_votes] == [(home, 7)]
+    assert [(r.reason.value, r.source_partition) for r in out.rejections] == [
+        ("wrong_partition", foreign),
+        ("wrong_partition", foreign),
+    ]
+    assert tokens[genuine.key]["changed_offset"] == 7
+
+
+def test_a_vote_after_a_rotation_that_replaced_its_key_is_rejected():
+    """Revocation is a ring version without the key (here key 3 makes way for key 4):
+    naming the old version is ring_not_in_force, naming the new one cannot carry a valid
+    signature. Fails if the verifier checked votes against the latest version, or
+    against the named one without asking whether it was in force."""
+    keys = [ringcrypto.SecretKey.generate() for _ in range(5)]
+    ring = ringcrypto.Ring([k.public_key for k in keys[:4]])
+    rotated = [*keys[:3], keys[4]]
+    control = _control((_ring_v(1, keys[:4]), CONTROL_TS), (_ring_v(2, rotated), ROTATION_TS))
+    before = make_vote(keys[3], ring, submission_id="s1", ring_version=1)
+    old = make_vote(keys[3], ring, submission_id="s2", ring_version=1, slot=1)
+    new = make_vote(keys[3], ring, submission_id="s3", ring_version=2, slot=1)
+    honest = make_vote(
+        keys[4],
+        ringcrypto.Ring([k.public_key for k in rotated]),
+        submission_id="s3",
+        ring_version=2,
+    )
+    out = VerifyOut()
+    run(
+        _verifier(control, {}, out).process(
+            [
+                _record(0, before.token_id.encode(), before.to_json(), ts=ROTATION_TS - 1),
+                _record(1, old.token_id.encode(), old.to_json()),
+                _record(2, new.token_id.encode(), new.to_json()),
+                _record(3, honest.token_id.encode(), honest.to_json()),
+            ]
+        )
+    )
+    assert sorted((a.source_offset, a.ring_version) for a in out.accepted_votes) == [(0, 1), (3, 2)]
+    assert sorted((r.source_offset, r.reason.value) for r in out.rejections) == [
+        (1, "ring_not_in_force"),
+        (2, "bad_signature"),
+    ]
+
+
+def test_a_vote_waits_until_the_control_topics_are_read_up_to_its_broker_time(scene):
+    """A ring version appended before the vote but not read yet: the vote must wait for
+    it, not be decided unknown_ring (then a replay, which reads it first, would differ)."""
+    keys, ring, _ = scene
+
+    class ReadingControl(ControlState):
+        reading = True
+
+    async def scenario():
+        control = ReadingControl(SETTINGS, registrar=registrar_keys())
+        _control(control=control)  # submissions only
+        await control.advance(VOTE_TS - 1)
+        out = VerifyOut()
+        task = asyncio.create_task(_verifier(control, {}, out).process([_vote(0, keys, ring, 0)]))
+        for _ in range(5):
+            await asyncio.sleep(0)  # let it run: it must wait
+        assert not task.done()
+        _control((_ring_v(1, keys), CONTROL_TS), control=control)
+        await control.advance(VOTE_TS)
+        await asyncio.wait_for(task, 10.0)
+        return out
+
+    out = run(scenario())
+    assert out.rejections == [] and [a.source_offset for a in out.accepted_votes] == [0]
+
+
+def test_redelivery_of_a_spent_vote_forwards_the_same_accepted_vote(scene):
+    """At-least-once: the same record again (a crash before the commit) and the same bytes
+    at a later offset change nothing and count nothing twice."""
+    keys, ring, control = scene
+    vote = _vote(1, keys, ring, 0, sub="s2", slot=1)
+    out, tokens = VerifyOut(), {}
+    verifier = _verifier(control, tokens, out)
+    run(verifier.process([vote]))
+    state = copy.deepcopy(tokens)
+    run(verifier.process([vote]))
+    again = SourceRecord(VOTES, vote.partition, 9, vote.key, vote.value, timestamp_ms=VOTE_TS + 9)
+    run(verifier.process([again]))
+    assert out.rejections == [] and tokens == state
+    assert out.accepted_votes[0] == out.accepted_votes[1]  # identical, broker time included
+    assert out.accepted_votes[2].source_offset == 1  # the spending vote's position
+    assert out.accepted_votes[2].source_timestamp_ms is None
+
+
+def _forged(keys, ring, member, offset, **kw):
+    """A vote whose vote_type was changed after signing: well-formed, bad signature."""
+    vote = make_vote(keys[member], ring, submission_id=kw.pop("sub", "s2"), slot=kw.pop("slot", 0))
+    forged = vote.model_copy(update={"vote_type": VoteType.REJECT})
+    return _record(offset, vote.token_id.encode(), forged.to_json(), **kw)
 
 
 def test_a_bad_signature_burns_nothing_and_a_good_one_then_spends(scene):
     keys, ring, control = scene
-    token = "tok-c"
-    good = _vote(2, keys, ring, 3, token)
-    forged_sig = base64.b64encode(
-        bytes(len(base64.b64decode(good.value.split(b'"signature":"')[1].split(b'"')[0])))
-    ).decode()
-    body = good.value.decode().split('"signature":"')[0] + f'"signature":"{forged_sig}"}}'
     out, tokens = VerifyOut(), {}
-    run(
-        _verifier(control, tokens, out).process(
-            [_issue(0, token), _record(1, token.encode(), body.encode()), good]
-        )
-    )
-    assert [r.reason.value for r in out.rejections] == [
-        "malformed"
-    ]  # zero bytes: not a canonical signature
+    forged, good = _forged(keys, ring, 3, 1), _vote(2, keys, ring, 3, sub="s2")
+    run(_verifier(control, tokens, out).process([forged, good]))
+    assert [r.reason.value for r in out.rejections] == ["bad_signature"]
     assert [a.source_offset for a in out.accepted_votes] == [2]
 
 
-class LaggingControl(ControlState):
-    """A control reader that has not read the ring yet: the record arrives on sync."""
+def test_a_redelivered_vote_gets_the_reason_it_got_the_first_time(scene):
+    """After a crash, records come again against a state that later records changed.
 
-    def __init__(self, scene_control: ControlState, ring_record: bytes) -> None:
-        super().__init__(SETTINGS)
-        self.submissions = scene_control.submissions
-        self.pending, self.syncs = [ring_record], 0
-
-    async def sync(self, timeout: float = 10.0) -> bool:
-        self.syncs += 1
-        while self.pending:
-            self.apply(SETTINGS.topic("rings"), b"r1", self.pending.pop())
-        return True
-
-
-def test_a_vote_naming_a_ring_not_read_yet_waits_for_the_control_topics(scene):
-    """Registered before the vote was produced, read after it: the vote must not be
-    ``unknown_ring`` because the control reader trailed the votes."""
-    keys, ring, _ = scene
-    registered = Ring(
-        ring_id="r1", genre="g", epoch=1, public_keys=[pk.hex() for pk in ring.public_keys]
-    ).to_json()
-    lagging = LaggingControl(scene[2], registered)
-    out = VerifyOut()
-    batch = [_issue(0, "tok-new-ring"), _vote(1, keys, ring, 0, "tok-new-ring")]
-    run(_verifier(lagging, {}, out).process(batch))
-    assert out.rejections == [] and [a.source_offset for a in out.accepted_votes] == [1]
-    assert lagging.syncs == 1
-    out = VerifyOut()
-    batch = [_issue(0, "tok-known-ring"), _vote(1, keys, ring, 1, "tok-known-ring")]
-    run(_verifier(lagging, {}, out).process(batch))
-    assert len(out.accepted_votes) == 1 and lagging.syncs == 1  # a known ring: no wait
-
-
-def test_redelivery_of_a_spent_vote_forwards_the_same_accepted_vote(scene):
+    A forged vote rejected as bad_signature before an honest vote spent the
+    tag must be bad_signature again, not token_spent, and nothing is rewritten.
+    """
     keys, ring, control = scene
-    token = "tok-d"
-    vote = _vote(1, keys, ring, 0, token, sub="s2")
+    forged = _forged(keys, ring, 2, 1, slot=1)
+    honest = _vote(2, keys, ring, 2, sub="s1", slot=1)
+    assert forged.key == honest.key  # one tag
     out, tokens = VerifyOut(), {}
     verifier = _verifier(control, tokens, out)
-    run(verifier.process([_issue(0, token), vote]))
-    again = SourceRecord(VOTES, 0, 9, vote.key, vote.value)  # the same bytes at a later offset
-    run(verifier.process([again]))
-    assert out.rejections == []
-    assert out.accepted_votes[0] == out.accepted_votes[1]  # identical, original offset included
-    assert out.accepted_votes[1].source_offset == 1
+    run(verifier.process([forged, honest]))
+    state_after = copy.deepcopy(tokens)
+    run(verifier.process([forged, honest]))  # both again
+    assert [(r.source_offset, r.reason.value) for r in out.rejections] == [
+        (1, "bad_signature"),
+        (1, "bad_signature"),
+    ]
+    assert [a.source_offset for a in out.accepted_votes] == [2, 2]
+    assert tokens == state_after  # the older states were never written back
+
+
+def test_a_vote_that_finds_its_tag_spent_by_a_later_offset_is_refused_and_logged(scene, caplog):
+    """Records applied out of offset order (F7): the first valid vote comes after the second.
+
+    One vote per tag holds whatever the order: the earlier vote is refused,
+    the tag stays spent by the later one, and the error names the offsets.
+    """
+    keys, ring, control = scene
+    first = _vote(1, keys, ring, 1, sub="s1", slot=1)
+    second = _vote(2, keys, ring, 1, sub="s3", slot=1)
+    out, tokens = VerifyOut(), {}
+    verifier = _verifier(control, tokens, out)
+    run(verifier.process([second]))
+    run(verifier.process([first]))
+    assert [a.source_offset for a in out.accepted_votes] == [2]
+    assert [(r.source_offset, r.reason.value) for r in out.rejections] == [(1, "token_spent")]
+    assert "out of offset order" in caplog.text
+    assert tokens[first.key]["changed_offset"] == 2
+
+
+def test_a_batch_handed_over_out_of_log_order_is_decided_in_log_order(scene):
+    """After a seek back, Faust can put an old buffered record before a re-fetched earlier one."""
+    keys, ring, control = scene
+    honest = _vote(1, keys, ring, 0, sub="s3", slot=1)
+    second = _vote(2, keys, ring, 0, sub="s1", slot=1)
+    out, tokens = VerifyOut(), {}
+    run(_verifier(control, tokens, out).process([second, honest, second]))
+    assert [a.source_offset for a in out.accepted_votes] == [1]
+    assert [(r.source_offset, r.reason.value) for r in out.rejections] == [(2, "token_spent")]
+
+
+def test_a_batch_prepared_before_the_one_ahead_of_it_is_applied_decides_the_same(scene):
+    """The worker prepares batch n+1 (its signature checks start) while batch n is
+    applied: outcomes must be those of deciding the batches one after the other."""
+    keys, ring, control = scene
+    first = [_vote(1, keys, ring, 0), _forged(keys, ring, 1, 2)]
+    second = [
+        _vote(3, keys, ring, 0, sub="s2", vote_type="reject"),  # spent by batch 1
+        _vote(4, keys, ring, 1, sub="s2"),  # forged in batch 1: unspent, accepted now
+        _vote(5, keys, ring, 2, sub="s2"),
+    ]
+
+    async def ahead(verifier):
+        a = await verifier.prepare(first)
+        b = await verifier.prepare(second)
+        await verifier.apply(a)
+        await verifier.apply(b)
+
+    async def in_turn(verifier):
+        await verifier.process(first)
+        await verifier.process(second)
+
+    outcomes = []
+    for drive in (ahead, in_turn):
+        out = VerifyOut()
+        run(drive(_verifier(control, {}, out)))
+        accepted, rejected = _outcomes(out)
+        outcomes.append((sorted(o for _, o in accepted), sorted(rejected, key=lambda r: r[1])))
+    assert outcomes[0] == outcomes[1] == ([1, 4, 5], [("bad_signature", 2), ("token_spent", 3)])
+
+
+def test_a_vote_whose_check_was_not_foreseen_is_checked_when_applied(scene):
+    """Selection is only a saving: a vote prepared while its tag looked spent (a state
+    that changed before it was applied) is still decided on its own signature check,
+    which can fail."""
+    keys, ring, control = scene
+    honest, forged = _vote(3, keys, ring, 3, sub="s3"), _forged(keys, ring, 2, 4, sub="s3")
+    stale = {"spent_by": "x", "spent_digest": "d", "key_image": "", "changed_offset": 0}
+    tokens = {honest.key: stale, forged.key: stale}
+    out = VerifyOut()
+
+    async def drive(verifier):
+        prepared = await verifier.prepare([honest, forged])
+        assert all(p.check is None for p in prepared.parsed)  # looked spent: nothing selected
+        tokens.clear()  # e.g. restored from an older changelog
+        await verifier.apply(prepared)
+
+    run(drive(_verifier(control, tokens, out)))
+    assert _outcomes(out) == ([(_tag(keys, 3), 3)], [("bad_signature", 4)])
 
 
 def _tally_records(votes, partition=2):
@@ -325,122 +557,3 @@ def test_a_vote_redelivered_with_nothing_lost_changes_nothing():
         and again.rejections == []
     )
     assert again.tallies[-1] == out.tallies[-1]
-
-
-def test_a_redelivered_vote_gets_the_reason_it_got_the_first_time(scene):
-    """After a crash, records come again against a state that later records changed.
-
-    A forged vote rejected as bad_signature before an honest vote spent the
-    token must be bad_signature again, not token_spent, and nothing is rewritten.
-    """
-    keys, ring, control = scene
-    token = "tok-redelivered"
-    forged = _vote(1, keys, ring, 0, token, sub="s2")
-    body = forged.value.replace(b'"approve"', b'"reject"')  # signature no longer matches
-    forged = _record(1, forged.key, body)
-    honest = _vote(2, keys, ring, 1, token)
-    out, tokens = VerifyOut(), {}
-    verifier = _verifier(control, tokens, out)
-    run(verifier.process([_issue(0, token), forged, honest]))
-    state_after = copy.deepcopy(tokens)
-    run(verifier.process([_issue(0, token), forged, honest]))  # all three again
-    assert [(r.source_offset, r.reason.value) for r in out.rejections] == [
-        (1, "bad_signature"),
-        (1, "bad_signature"),
-    ]
-    assert [a.source_offset for a in out.accepted_votes] == [2, 2]
-    assert tokens == state_after  # the older states were never written back
-
-
-def test_a_vote_that_finds_its_token_spent_by_a_later_offset_is_refused_and_logged(scene, caplog):
-    """Records applied out of offset order (F7): the first valid vote comes after the second.
-
-    One vote per token holds whatever the order: the earlier vote is refused,
-    the token stays spent by the later one, and the error names the offsets.
-    """
-    keys, ring, control = scene
-    token = "tok-overtaken"
-    first, second = _vote(1, keys, ring, 0, token), _vote(2, keys, ring, 1, token, sub="s2")
-    out, tokens = VerifyOut(), {}
-    verifier = _verifier(control, tokens, out)
-    run(verifier.process([_issue(0, token), second]))
-    run(verifier.process([first]))
-    assert [a.source_offset for a in out.accepted_votes] == [2]
-    assert [(r.source_offset, r.reason.value) for r in out.rejections] == [(1, "token_spent")]
-    assert "out of offset order" in caplog.text
-    assert tokens[token.encode()]["changed_offset"] == 2
-
-
-def test_a_batch_handed_over_out_of_log_order_is_decided_in_log_order(scene):
-    """After a seek back, Faust can put an old buffered record before a re-fetched earlier one."""
-    keys, ring, control = scene
-    token = "tok-shuffled"
-    honest, replay = _vote(1, keys, ring, 0, token), _vote(2, keys, ring, 1, token, sub="s2")
-    out, tokens = VerifyOut(), {}
-    run(_verifier(control, tokens, out).process([_issue(0, token), replay, honest, replay]))
-    assert [a.source_offset for a in out.accepted_votes] == [1]
-    assert [(r.source_offset, r.reason.value) for r in out.rejections] == [(2, "token_spent")]
-
-
-def test_a_batch_prepared_before_the_one_ahead_of_it_is_applied_decides_the_same(scene):
-    """The worker prepares batch n+1 (its signature checks start) while batch n is
-    applied: outcomes must be those of deciding the batches one after the other."""
-    keys, ring, control = scene
-    first = [
-        _issue(0, "tok-p1"),
-        _vote(1, keys, ring, 0, "tok-p1"),  # spends tok-p1
-        _issue(2, "tok-p2"),
-    ]
-    second = [
-        _vote(3, keys, ring, 1, "tok-p1", vote_type="reject"),  # already spent by batch 1
-        _vote(4, keys, ring, 2, "tok-p2"),  # issued in batch 1, not yet applied when prepared
-        _vote(5, keys, ring, 3, "tok-p3"),  # never issued
-    ]
-
-    async def ahead(verifier):
-        a = await verifier.prepare(first)
-        b = await verifier.prepare(second)
-        await verifier.apply(a)
-        await verifier.apply(b)
-
-    async def in_turn(verifier):
-        await verifier.process(first)
-        await verifier.process(second)
-
-    outcomes = []
-    for drive in (ahead, in_turn):
-        out = VerifyOut()
-        run(drive(_verifier(control, {}, out)))
-        outcomes.append(
-            (
-                [(a.token_id, a.source_offset) for a in out.accepted_votes],
-                [(r.reason.value, r.source_offset) for r in out.rejections],
-            )
-        )
-    assert (
-        outcomes[0]
-        == outcomes[1]
-        == (
-            [("tok-p1", 1), ("tok-p2", 4)],
-            [("token_spent", 3), ("unknown_token", 5)],
-        )
-    )
-
-
-def test_a_vote_whose_check_was_not_foreseen_is_checked_when_applied(scene):
-    """Selection is only a saving: a vote prepared before its token's issuance was
-    even prepared is still decided on its own signature check."""
-    keys, ring, control = scene
-    issue = [_issue(0, "tok-q")]
-    votes = [_vote(1, keys, ring, 0, "tok-q"), _vote(2, keys, ring, 1, "tok-q")]
-    out = VerifyOut()
-
-    async def drive(verifier):
-        prepared_votes = await verifier.prepare(votes)  # tok-q unknown: nothing selected
-        assert all(p.check is None for p in prepared_votes.parsed)
-        await verifier.process(issue)
-        await verifier.apply(prepared_votes)
-
-    run(drive(_verifier(control, {}, out)))
-    assert [(a.token_id, a.source_offset) for a in out.accepted_votes] == [("tok-q", 1)]
-    assert [(r.reason.value, r.source_offset) for r in out.rejections] == [("token_spent", 2)]

@@ -49,12 +49,8 @@ def _wait(cond, timeout: float, what: str) -> None:  # noqa: ANN001
 
 
 def _votes(world: World, subs: list[str], start: int, n: int) -> list:
-    # member i % 8 on submission (i // 8): a unique key image per vote
-    tokens = world.tokens(n)
-    return [
-        world.vote(i % 8, subs[i // 8], t)
-        for i, t in zip(range(start, start + n), tokens, strict=True)
-    ]
+    # member i % 8 on submission (i // 8): a unique key image per vote, each on its own slot
+    return [world.vote(i % 8, subs[i // 8]) for i in range(start, start + n)]
 
 
 def test_partitions_taken_back_after_a_graceful_leave_are_processed_promptly(stack, tmp_path):
@@ -66,7 +62,7 @@ def test_partitions_taken_back_after_a_graceful_leave_are_processed_promptly(sta
     )
     outputs = Outputs(settings)
     try:
-        world = World(settings, members=8)
+        world = World(settings, members=8, k=16)
         subs = [world.submission() for _ in range(12)]
         batch1 = _votes(world, subs, 0, 24)
         world.publish(*batch1)

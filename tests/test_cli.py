@@ -5,15 +5,14 @@ Postgres and from the Redis read model."""
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
 
 import pytest
 import redis
 
-from agents.issuer import IssuerKeys, trusted_issuer_keys
-from connectors.sdk import end_offsets, read_compacted
-from models import CredentialRevoked
+from agents.registrar import RegistrarKeys, trusted_registrar_keys
+from connectors.sdk import end_offsets, read_topic
+from models.control import Ring
 from tests.test_cli_runner import ringtally
 
 pytestmark = pytest.mark.integration
@@ -44,7 +43,7 @@ def make_reviewers(settings, home, *names: str) -> dict[str, str]:
     }
 
 
-def test_keys_rings_tokens_votes_sink_and_tallies(cli_settings, tmp_path) -> None:
+def test_keys_rings_votes_sink_and_tallies(cli_settings, tmp_path) -> None:
     s = cli_settings
     tag = uuid.uuid4().hex[:8]
     ring, sub, genre = f"ring-{tag}", f"sub-{tag}", f"genre-{tag}"
@@ -68,43 +67,22 @@ def test_keys_rings_tokens_votes_sink_and_tallies(cli_settings, tmp_path) -> Non
             pubs["bob"],
             "--keys-from",
             str(tmp_path / "more"),
+            "--valid-from",
+            "2026-01-01T00:00:00Z",
         )
     )
-    assert out.strip() == f"registered ring {ring} (genre {genre}, epoch 5, 3 members, active)"
+    assert out.strip() == (
+        f"registered ring {ring} version 1 (genre {genre}, epoch 5, 3 members, 10 votes per "
+        "epoch, active, valid from 2026-01-01T00:00:00+00:00)"
+    )
     listed = {r["ring_id"]: r for r in json.loads(ok(ringtally(s, "rings", "list", "--json")))}
     assert sorted(listed[ring]["public_keys"]) == sorted([*pubs.values(), carol])
+    assert (listed[ring]["version"], listed[ring]["votes_per_epoch"]) == (1, 10)
     assert ring in ok(ringtally(s, "rings", "list"))
     ok(ringtally(s, "submissions", "add", sub, "--genre", genre, "--epoch", "5"))
     assert sub in ok(ringtally(s, "submissions", "list"))
 
-    credential = secrets.token_hex(32)
-    issued = json.loads(
-        ok(
-            ringtally(
-                s,
-                "tokens",
-                "issue",
-                "--credential",
-                credential,
-                "--epoch",
-                "5",
-                "--count",
-                "2",
-                "--json",
-            )
-        )
-    )
-    assert issued["credential_hash"] == credential and len(issued["tokens"]) == 2
-    plain = ok(
-        ringtally(
-            s, "tokens", "issue", "--credential", credential.upper(), "--epoch", "5", "--count", "2"
-        )
-    ).split()
-    assert len(plain) == 2 and all(len(t) == 32 for t in plain)
-    t1, t2 = issued["tokens"]
-    t3, _ = plain
-
-    def vote(who: str, token: str, kind: str, *extra: str):
+    def vote(who: str, kind: str, *extra: str):
         return ringtally(
             s,
             "vote",
@@ -116,23 +94,24 @@ def test_keys_rings_tokens_votes_sink_and_tallies(cli_settings, tmp_path) -> Non
             sub,
             "--type",
             kind,
-            "--token",
-            token,
             "--wait",
             "60",
             *extra,
         )
 
-    first = vote("alice", t1, "approve")
+    first = vote("alice", "approve")
     assert first.code == 0, first
     assert first.out.startswith("ballot: vote ") and f"counted on submission {sub}" in first.out
 
-    second = vote("alice", t2, "reject")  # the same reviewer again, with another token
+    second = vote("alice", "reject", "--json")  # the same reviewer again, another slot
     assert second.code == 1, second
-    assert second.out.startswith("rejection: vote ") and "duplicate_key_image" in second.out
+    rejection = json.loads(second.out)
+    assert (rejection["outcome"], rejection["reason"]) == ("rejection", "duplicate_key_image")
     assert second.err == ""
+    used = json.loads((tmp_path / "alice.slots.json").read_text())["used"]["5"]
+    assert len(used) == 2  # both slots remembered beside the key file
 
-    third = json.loads(ok(vote("bob", t3, "approve", "--compact", "--json")))
+    third = json.loads(ok(vote("bob", "approve", "--compact", "--json")))
     assert (third["outcome"], third["vote_type"], third["submission_id"]) == (
         "ballot",
         "approve",
@@ -161,13 +140,110 @@ def test_keys_rings_tokens_votes_sink_and_tallies(cli_settings, tmp_path) -> Non
     rejected = json.loads(
         ok(ringtally(s, "rejections", "list", "--reason", "duplicate_key_image", "--json"))
     )
-    assert [r["token_id"] for r in rejected if r["token_id"] == t2] == [t2]
-    assert "duplicate_key_image" in ok(ringtally(s, "rejections", "list", "--limit", "5"))
+    token = rejection["token_id"]
+    assert [r["token_id"] for r in rejected if r["token_id"] == token] == [token]
+    listed = ok(ringtally(s, "rejections", "list", "--limit", "5"))
+    assert "duplicate_key_image" in listed, listed
+
+
+def test_a_used_slot_and_an_exhausted_epoch_are_refused_before_publishing(
+    settings, tmp_path
+) -> None:
+    """The second vote on a slot, or a vote beyond k, is one line (exit 2) and nothing
+    reaches the votes topic: the user learns it before a token_spent rejection could."""
+    tag = uuid.uuid4().hex[:8]
+    ring, genre = f"ring-{tag}", f"genre-{tag}"
+    make_reviewers(settings, tmp_path, "alice")
+    alice = str(tmp_path / "alice.key")
+    ok(
+        ringtally(
+            settings,
+            *("rings", "add", ring, "--genre", genre, "--epoch", "3", "--key-file", alice),
+            *("--votes-per-epoch", "2"),
+        )
+    )
+    votes = settings.topic("votes")
+
+    def vote(sub: str, *extra: str):
+        return ringtally(
+            settings,
+            *("vote", "--key-file", alice, "--ring", ring, "--submission", sub),
+            *("--type", "approve", *extra),
+        )
+
+    published = json.loads(ok(vote("s1", "--slot", "1", "--json")))
+    assert (published["outcome"], published["ring_version"]) == ("published", 1)
+    before = sum(end_offsets(settings, [votes]).values())
+    again = vote("s2", "--slot", "1")
+    assert again.code == 2 and again.err.count("\n") == 1, again
+    assert "slot 1 of epoch 3 is already used by this key" in again.err
+    assert "not published" in again.err
+    assert sum(end_offsets(settings, [votes]).values()) == before
+
+    ok(vote("s2"))  # the one slot left (0)
+    before += 1
+    exhausted = vote("s3")
+    assert exhausted.code == 2 and "all 2 slots of epoch 3 are used" in exhausted.err, exhausted
+    assert sum(end_offsets(settings, [votes]).values()) == before
+
+
+def test_rings_rotate_publishes_a_signed_version_2_and_revokes_a_key(cli_settings, tmp_path):
+    """rotate --remove publishes version 2 signed by the registrar key the worker trusts;
+    the removed reviewer's vote naming version 1 is then ring_not_in_force."""
+    s = cli_settings
+    tag = uuid.uuid4().hex[:8]
+    ring, sub, genre = f"ring-{tag}", f"sub-{tag}", f"genre-{tag}"
+    pubs = make_reviewers(s, tmp_path, "alice", "bob", "carol")
+    ok(
+        ringtally(
+            s,
+            *("rings", "add", ring, "--genre", genre, "--epoch", "1"),
+            *("--key", pubs["alice"], "--key", pubs["bob"]),
+        )
+    )
+    ok(ringtally(s, "submissions", "add", sub, "--genre", genre, "--epoch", "1"))
+    out = ok(ringtally(s, "rings", "rotate", ring, "--remove", pubs["bob"], "--add", pubs["carol"]))
+    assert out.startswith(f"published ring {ring} version 2 (genre {genre}, epoch 1, 2 members")
+
+    records = [
+        Ring.model_validate_json(r.value) for r in read_topic(s, "rings") if r.key == ring.encode()
+    ]
+    assert [r.version for r in records] == [1, 2]  # every version stays on the topic
+    v2 = records[1]
+    assert sorted(v2.public_keys) == sorted([pubs["alice"], pubs["carol"]])
+    assert RegistrarKeys(trusted_registrar_keys(s)).check(v2) is None  # signed, trusted
+
+    members = tmp_path / "members.txt"
+    members.write_text(f"# back to alice and bob\n{pubs['alice']}\n{pubs['bob'].upper()}\n")
+    shown = json.loads(ok(ringtally(s, "rings", "show", ring, "--json")))
+    assert [v["version"] for v in shown] == [1, 2]
+    assert (
+        json.loads(ok(ringtally(s, "rings", "show", ring, "--version", "1", "--json")))[
+            "public_keys"
+        ]
+        == records[0].public_keys
+    )
+
+    def vote(who: str, *extra: str):
+        return ringtally(
+            s,
+            *("vote", "--key-file", str(tmp_path / f"{who}.key"), "--ring", ring),
+            *("--submission", sub, "--type", "approve", "--wait", "60", *extra),
+        )
+
+    revoked = vote("bob", "--ring-version", "1")
+    assert revoked.code == 1 and "ring_not_in_force" in revoked.out, revoked
+    not_member = vote("bob")
+    assert not_member.code == 2 and "not a member of ring" in not_member.err, not_member
+    assert vote("carol").code == 0
+
+    out = ok(ringtally(s, "rings", "rotate", ring, "--members", str(members)))
+    assert "version 3" in out
+    assert vote("bob").code == 0  # back in the ring
 
 
 def test_produce_signs_specs_publishes_signed_lines_and_skips_bad_ones(cli_settings, tmp_path):
-    from connectors.sdk import Admin, load_key_file
-    from connectors.sdk.vote import build_vote, resolve_ring
+    from connectors.sdk import Admin, build_vote, load_key_file
 
     s = cli_settings
     tag = uuid.uuid4().hex[:8]
@@ -182,15 +258,15 @@ def test_produce_signs_specs_publishes_signed_lines_and_skips_bad_ones(cli_setti
     admin = Admin(s)
     for sub in subs:
         admin.register_submission(sub, genre=genre, epoch=2)
-    tokens = admin.issue_tokens(secrets.token_hex(32), epoch=2, count=4)
     signed = build_vote(
         load_key_file(tmp_path / "bob.key"),
-        resolve_ring(admin.list_rings()[ring])[0],
+        admin.list_rings()[ring],
         submission_id=subs[2],
         ring_id=ring,
+        ring_version=1,
         vote_type="escalate",
-        token_id=tokens[2],
         epoch=2,
+        slot=9,
     )
     lines = [
         "# three votes and two mistakes",
@@ -200,16 +276,16 @@ def test_produce_signs_specs_publishes_signed_lines_and_skips_bad_ones(cli_setti
                 "ring_id": ring,
                 "submission_id": subs[0],
                 "vote_type": "approve",
-                "token_id": tokens[0],
             }
         ),
         json.dumps(
             {
                 "key_file": "bob.key",
                 "ring_id": ring,
+                "ring_version": 1,
                 "submission_id": subs[1],
                 "vote_type": "reject",
-                "token_id": tokens[1],
+                "slot": 0,
                 "compact": True,
             }
         ),
@@ -221,7 +297,6 @@ def test_produce_signs_specs_publishes_signed_lines_and_skips_bad_ones(cli_setti
                 "ring_id": ring,
                 "submission_id": subs[0],
                 "vote_type": "sideways",
-                "token_id": tokens[3],
             }
         ),
         "",
@@ -237,6 +312,10 @@ def test_produce_signs_specs_publishes_signed_lines_and_skips_bad_ones(cli_setti
         and "nothing was published" in strict.err
     )
     assert sum(end_offsets(s, [votes_topic]).values()) == before
+    assert (
+        not (tmp_path / "bob.slots.json").exists()
+        or json.loads((tmp_path / "bob.slots.json").read_text())["used"] == {}
+    )  # the aborted run gave its slots back
 
     result = ringtally(s, "produce", str(tmp_path / "votes.jsonl"), "--wait", "60")
     assert result.code == 1, result
@@ -248,82 +327,10 @@ def test_produce_signs_specs_publishes_signed_lines_and_skips_bad_ones(cli_setti
         "outcomes: 3 ballot(s), 0 rejection(s)",
     ]
     assert sum(end_offsets(s, [votes_topic]).values()) == before + 3
+    assert json.loads((tmp_path / "bob.slots.json").read_text())["used"] == {"2": [0]}
 
 
-def test_deactivated_ring_and_revoked_credential(cli_settings, tmp_path) -> None:
-    s = cli_settings
-    tag = uuid.uuid4().hex[:8]
-    ring, sub, genre = f"ring-{tag}", f"sub-{tag}", f"genre-{tag}"
-    make_reviewers(s, tmp_path, "alice")
-    ok(
-        ringtally(
-            s,
-            "rings",
-            "add",
-            ring,
-            "--genre",
-            genre,
-            "--epoch",
-            "1",
-            "--key-file",
-            str(tmp_path / "alice.key"),
-        )
-    )
-    ok(ringtally(s, "submissions", "add", sub, "--genre", genre, "--epoch", "1"))
-    credential = secrets.token_hex(32)
-    [token] = ok(
-        ringtally(s, "tokens", "issue", "--credential", credential, "--epoch", "1", "--count", "1")
-    ).split()
-    assert ok(ringtally(s, "rings", "deactivate", ring)).strip() == f"ring {ring} is now inactive"
-    listed = {r["ring_id"]: r for r in json.loads(ok(ringtally(s, "rings", "list", "--json")))}
-    assert listed[ring]["active"] is False
-
-    result = ringtally(
-        s,
-        "vote",
-        "--key-file",
-        str(tmp_path / "alice.key"),
-        "--ring",
-        ring,
-        "--submission",
-        sub,
-        "--type",
-        "approve",
-        "--token",
-        token,
-        "--wait",
-        "60",
-    )
-    assert result.code == 1, result
-    assert "inactive_ring" in result.out and "warning: ring" in result.err
-
-    published = ringtally(
-        s,
-        "vote",
-        "--key-file",
-        str(tmp_path / "alice.key"),
-        "--ring",
-        ring,
-        "--submission",
-        sub,
-        "--type",
-        "approve",
-        "--token",
-        "tok-x",
-        "--json",
-    )
-    assert json.loads(ok(published))["outcome"] == "published"
-
-    out = ok(ringtally(s, "revoke", credential, "--reason", "credential leaked"))
-    assert credential in out
-    revocations = read_compacted(s, "revocations")
-    assert json.loads(revocations[credential.encode()])["reason"] == "credential leaked"
-    # signed by the issuer key the worker trusts (finding F5)
-    revocation = CredentialRevoked.model_validate_json(revocations[credential.encode()])
-    assert IssuerKeys(trusted_issuer_keys(s)).check(revocation) is None
-
-
-def test_tokens_revoke_revokes_one_token_signed_by_the_issuer(cli_settings, tmp_path) -> None:
+def test_deactivated_ring_refuses_votes(cli_settings, tmp_path) -> None:
     s = cli_settings
     tag = uuid.uuid4().hex[:8]
     ring, sub, genre = f"ring-{tag}", f"sub-{tag}", f"genre-{tag}"
@@ -331,15 +338,15 @@ def test_tokens_revoke_revokes_one_token_signed_by_the_issuer(cli_settings, tmp_
     alice = str(tmp_path / "alice.key")
     ok(ringtally(s, "rings", "add", ring, "--genre", genre, "--epoch", "1", "--key-file", alice))
     ok(ringtally(s, "submissions", "add", sub, "--genre", genre, "--epoch", "1"))
-    credential = secrets.token_hex(32)
-    revoked, kept = ok(
-        ringtally(s, "tokens", "issue", "--credential", credential, "--epoch", "1", "--count", "2")
-    ).split()
-    assert ok(ringtally(s, "tokens", "revoke", revoked, "--reason", "lost")).strip() == (
-        f"revoked token {revoked}"
-    )
-    vote = ["vote", "--key-file", alice, "--ring", ring, "--type", "approve", "--wait", "60"]
-    result = ringtally(s, *vote, "--submission", sub, "--token", revoked)
-    assert result.code == 1 and "token_revoked" in result.out, result
-    # the other token of the credential is untouched
-    assert ringtally(s, *vote, "--submission", sub, "--token", kept).code == 0
+    out = ok(ringtally(s, "rings", "deactivate", ring)).strip()
+    assert out.startswith(f"published ring {ring} version 2 ") and "inactive" in out
+    listed = {r["ring_id"]: r for r in json.loads(ok(ringtally(s, "rings", "list", "--json")))}
+    assert (listed[ring]["active"], listed[ring]["version"]) == (False, 2)
+
+    vote = ["vote", "--key-file", alice, "--ring", ring, "--submission", sub, "--type", "approve"]
+    result = ringtally(s, *vote, "--wait", "60")
+    assert result.code == 1, result
+    assert "inactive_ring" in result.out and "warning: ring" in result.err
+
+    published = ringtally(s, *vote, "--json")
+    assert json.loads(ok(published))["outcome"] == "published"

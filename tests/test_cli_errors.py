@@ -17,7 +17,6 @@ from tests.test_cli_runner import ringtally
 
 pytestmark = pytest.mark.integration
 
-HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 NOT_A_POINT = "01" * 32
 
 
@@ -34,10 +33,14 @@ def world(stack, tmp_path_factory):
     os.chmod(home / "loose.key", 0o644)
     (home / "empty").mkdir()
     (home / "bad.jsonl").write_text('{"key_file": "alice.key"}\n')
+    (home / "members.txt").write_text("# no key here\n")
+    (home / "bad-members.txt").write_text("zz\n")
     outsider = ringcrypto.SecretKey.generate()
-    Admin(settings).register_ring(
-        "ring-other", genre="g", epoch=1, public_keys=[outsider.public_key]
-    )
+    admin = Admin(settings)
+    admin.register_ring("ring-other", genre="g", epoch=1, public_keys=[outsider.public_key])
+    admin.register_ring("ring-gone", genre="g", epoch=1, public_keys=[outsider.public_key])
+    admin.deactivate_ring("ring-gone")
+    (home / "outsider.pub").write_text(outsider.public_key.hex())
     return settings, home
 
 
@@ -51,9 +54,8 @@ VOTE = [
     "s1",
     "--type",
     "approve",
-    "--token",
-    "tok-1",
 ]
+ROTATE = ["rings", "rotate", "ring-other"]
 
 CASES = {
     # keys
@@ -123,32 +125,68 @@ CASES = {
         ["submissions", "add", "", "--genre", "g", "--epoch", "1"],
         "SUBMISSION_ID",
     ),
-    # tokens, revoke
-    "tokens-credential": (
-        ["tokens", "issue", "--credential", "abc", "--epoch", "1", "--count", "1"],
-        "credential hash",
+    "submissions-add-conflict": (
+        ["submissions", "add", "s-fixed", "--genre", "other", "--epoch", "1"],
+        "cannot change",
     ),
-    "tokens-count-zero": (
-        ["tokens", "issue", "--credential", HASH, "--epoch", "1", "--count", "0"],
-        "--count",
+    # rings: versions
+    "rings-add-k-zero": (
+        ["rings", "add", "r1", "--genre", "g", "--epoch", "1", "--votes-per-epoch", "0"],
+        "--votes-per-epoch",
     ),
-    "tokens-count-text": (
-        ["tokens", "issue", "--credential", HASH, "--epoch", "1", "--count", "many"],
-        "--count",
+    "rings-add-valid-from": (
+        ["rings", "add", "r1", "--genre", "g", "--epoch", "1", "--valid-from", "tomorrow"],
+        "ISO 8601",
     ),
-    "revoke-hash": (["revoke", HASH[:-1] + "g", "--reason", "r"], "credential hash"),
-    "revoke-no-reason": (["revoke", HASH], "Missing option '--reason'"),
-    "revoke-empty-reason": (["revoke", HASH, "--reason", " "], "--reason"),
-    "tokens-revoke-id": (["tokens", "revoke", "has space", "--reason", "r"], "an id"),
-    "tokens-revoke-empty-reason": (["tokens", "revoke", "tok-1", "--reason", " "], "--reason"),
+    "rings-add-valid-from-tz": (
+        ["rings", "add", "r1", "--genre", "g", "--epoch", "1", "--valid-from", "2026-01-01"],
+        "no timezone",
+    ),
+    "rings-rotate-nothing": (ROTATE, "nothing to change"),
+    "rings-rotate-add-point": (
+        [*ROTATE, "--members", "{home}/members.txt", "--add", NOT_A_POINT],
+        "'--add'",
+    ),
+    "rings-rotate-members-and-add": (
+        [*ROTATE, "--members", "{home}/members.txt", "--add", "{outsider}"],
+        "not both",
+    ),
+    "rings-rotate-empty-members": ([*ROTATE, "--members", "{home}/members.txt"], "no public key"),
+    "rings-rotate-bad-members": (
+        [*ROTATE, "--members", "{home}/bad-members.txt"],
+        "bad-members.txt:1:",
+    ),
+    "rings-rotate-remove-outsider": (
+        [*ROTATE, "--remove", "{alice}"],
+        "is not a member of ring ring-other version 1",
+    ),
+    "rings-rotate-add-member": (
+        [*ROTATE, "--add", "{outsider}"],
+        "is already a member of ring ring-other",
+    ),
+    "rings-rotate-remove-all": ([*ROTATE, "--remove", "{outsider}"], "remove them all"),
+    "rings-rotate-unknown": (
+        ["rings", "rotate", "no-such-ring", "--add", "{alice}"],
+        "no ring 'no-such-ring'",
+    ),
+    "rings-deactivate-twice": (["rings", "deactivate", "ring-gone"], "already inactive"),
+    "rings-show-unknown": (["rings", "show", "no-such-ring"], "no ring 'no-such-ring'"),
+    "rings-show-version": (["rings", "show", "ring-other", "--version", "7"], "no version 7"),
+    "rings-show-version-zero": (["rings", "show", "ring-other", "--version", "0"], "--version"),
+    # protocol v1's tokens are gone
+    "tokens-gone": (["tokens", "issue"], "No such command 'tokens'"),
+    "revoke-gone": (["revoke", "x", "--reason", "r"], "No such command 'revoke'"),
     # vote
-    "vote-type": ([*VOTE[:-4], "--type", "maybe", "--token", "tok-1"], "'maybe' is not one of"),
+    "vote-type": ([*VOTE[:-2], "--type", "maybe"], "'maybe' is not one of"),
     "vote-keyfile": (["vote", "--key-file", "{home}/nope.key", *VOTE[3:]], "does not exist"),
     "vote-loose": (["vote", "--key-file", "{home}/loose.key", *VOTE[3:]], "chmod 600"),
     "vote-ring": ([*VOTE[:4], "no-such-ring", *VOTE[5:]], "no ring 'no-such-ring'"),
     "vote-not-member": (VOTE, "not a member of ring ring-other"),
     "vote-wait": ([*VOTE, "--wait", "-1"], "--wait"),
-    "vote-epoch": ([*VOTE, "--epoch", "x"], "--epoch"),
+    "vote-token-gone": ([*VOTE, "--token", "tok-1"], "No such option: --token"),
+    "vote-slot": ([*VOTE, "--slot", "-1"], "--slot"),
+    "vote-ring-version": ([*VOTE, "--ring-version", "0"], "--ring-version"),
+    "vote-ring-version-unknown": ([*VOTE, "--ring-version", "9"], "has no version 9"),
     # produce
     "produce-missing": (["produce", "{home}/nope.jsonl"], "cannot read"),
     "produce-strict": (["produce", "--strict", "{home}/bad.jsonl"], "bad.jsonl:1:"),
@@ -173,8 +211,16 @@ def _assert_one_line_usage_error(result, needle: str) -> None:
 def test_bad_arguments_give_one_line_and_exit_2(world, case) -> None:
     settings, home = world
     args, needle = CASES[case]
-    result = ringtally(settings, *(a.format(home=home) for a in args))
-    _assert_one_line_usage_error(result, needle.format(home=home))
+    names = {
+        "home": home,
+        "outsider": (home / "outsider.pub").read_text(),
+        "alice": ringtally(None, "keys", "show", str(home / "alice.key")).out.strip(),
+    }
+    if case == "submissions-add-conflict":
+        first = ringtally(settings, "submissions", "add", "s-fixed", "--genre", "g", "--epoch", "1")
+        assert first.code == 0, first
+    result = ringtally(settings, *(a.format(**names) for a in args))
+    _assert_one_line_usage_error(result, needle.format(**names))
 
 
 @pytest.mark.parametrize(
@@ -221,12 +267,11 @@ def test_an_unmigrated_schema_is_one_line_with_the_fix(world) -> None:
         ["keys", "show"],
         ["rings", "add"],
         ["rings", "list"],
+        ["rings", "rotate"],
         ["rings", "deactivate"],
+        ["rings", "show"],
         ["submissions", "add"],
         ["submissions", "list"],
-        ["tokens", "issue"],
-        ["tokens", "revoke"],
-        ["revoke"],
         ["vote"],
         ["produce"],
         ["tally", "show"],
@@ -271,7 +316,7 @@ def test_keys_new_from_a_seed_is_deterministic_and_force_replaces(tmp_path) -> N
         ("RINGTALLY_PARTITIONS", "abc", "RINGTALLY_PARTITIONS: Input should be a valid integer"),
         ("RINGTALLY_DATA_DIR", "", "RINGTALLY_DATA_DIR: Value error, must not be empty"),
         ("RINGTALLY_TABLE_STORE", "sqlite", "RINGTALLY_TABLE_STORE"),
-        ("RINGTALLY_ISSUER_PUBLIC_KEYS", "abc", "RINGTALLY_ISSUER_PUBLIC_KEYS"),
+        ("RINGTALLY_REGISTRAR_PUBLIC_KEYS", "abc", "RINGTALLY_REGISTRAR_PUBLIC_KEYS"),
     ],
 )
 def test_a_bad_setting_in_the_environment_is_one_line_and_exit_2(variable, value, needle) -> None:
@@ -281,27 +326,27 @@ def test_a_bad_setting_in_the_environment_is_one_line_and_exit_2(variable, value
     assert "Traceback" not in result.out + result.err
 
 
-def test_a_worker_with_no_issuer_key_refuses_to_start_in_one_line(tmp_path) -> None:
-    """Finding F5: a worker that trusts no issuer key could accept no token; it says so."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGTALLY_ISSUER")}
+def test_a_worker_with_no_registrar_key_refuses_to_start_in_one_line(tmp_path) -> None:
+    """A worker that trusts no registrar key could accept no ring; it says so, before
+    Faust starts anything."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGTALLY_REGISTRAR")}
     result = ringtally(None, "worker", env={**env, "RINGTALLY_DATA_DIR": str(tmp_path)})
     assert result.code == 2, result
     assert result.err.strip().count("\n") == 0, result.err
-    assert "no issuer public key configured" in result.err and "RINGTALLY_ISSUER_PUBLIC_KEYS" in (
-        result.err
-    )
+    assert "no registrar public key configured" in result.err, result.err
+    assert "RINGTALLY_REGISTRAR_PUBLIC_KEYS" in result.err
     assert "Traceback" not in result.out + result.err
 
 
 @pytest.mark.parametrize(
     ("key_file", "needle"), [("nope.key", "does not exist"), ("loose.key", "group/others")]
 )
-def test_a_missing_or_loose_issuer_key_file_is_one_line_and_exit_2(world, key_file, needle):
+def test_a_missing_or_loose_registrar_key_file_is_one_line_and_exit_2(world, key_file, needle):
     settings, home = world
     result = ringtally(
         settings,
-        *("tokens", "issue", "--credential", HASH, "--epoch", "1", "--count", "1"),
-        env={"RINGTALLY_ISSUER_KEY_FILE": str(home / key_file)},
+        *("submissions", "add", f"s-{key_file}", "--genre", "g", "--epoch", "1"),
+        env={"RINGTALLY_REGISTRAR_KEY_FILE": str(home / key_file)},
     )
     assert result.code == 2, result
     assert result.err.strip().count("\n") == 0 and needle in result.err, result.err

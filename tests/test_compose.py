@@ -37,17 +37,24 @@ def test_worker_and_sink_use_the_ringtally_settings_variables():
     assert services["worker"]["command"][:2] == ["ringtally", "worker"]
 
 
-def test_the_worker_must_be_given_the_issuer_keys():
-    """Compose's ``${VAR:?message}``: ``docker compose up`` stops with the message when unset."""
-    keys = _compose()["services"]["worker"]["environment"]["RINGTALLY_ISSUER_PUBLIC_KEYS"]
-    assert keys.startswith("${RINGTALLY_ISSUER_PUBLIC_KEYS:?") and keys.endswith("}")
-    assert "ringtally keys show" in keys
-    assert "RINGTALLY_ISSUER_PUBLIC_KEYS" not in _compose()["services"]["sink"]["environment"]
+def test_the_worker_must_be_given_the_registrar_keys():
+    """Compose's ``${VAR:?message}``: ``docker compose up`` stops with the message when unset.
+    Only public keys: no service is handed the registrar's secret key file."""
+    services = _compose()["services"]
+    keys = services["worker"]["environment"]["RINGTALLY_REGISTRAR_PUBLIC_KEYS"]
+    assert keys.startswith("${RINGTALLY_REGISTRAR_PUBLIC_KEYS:?") and keys.endswith("}")
+    assert "ringtally keys show registrar.key" in keys
+    assert "RINGTALLY_REGISTRAR_PUBLIC_KEYS" not in services["sink"]["environment"]
+    for service in services.values():
+        env = service.get("environment") or {}
+        assert not any("ISSUER" in name for name in env), env  # protocol v1 is gone
+        assert "RINGTALLY_REGISTRAR_KEY_FILE" not in env
 
 
 def test_compose_addresses_parse_as_settings():
     env = dict(_compose()["services"]["worker"]["environment"])
-    env["RINGTALLY_ISSUER_PUBLIC_KEYS"] = "1c" * 32  # what the operator's variable gives
+    env["RINGTALLY_REGISTRAR_PUBLIC_KEYS"] = "1c" * 32  # what the operator's variable gives
     s = Settings(**{k.removeprefix("RINGTALLY_").lower(): v for k, v in env.items()})
     assert s.kafka_bootstrap == "kafka:9092"
     assert s.partitions == 12
+    assert s.registrar_public_key_list == [bytes.fromhex("1c" * 32)]

@@ -53,7 +53,7 @@ def test_an_oversized_payload_is_rejected_and_the_worker_lives(pipeline, size):
     from tests.test_pipeline import World
 
     world = World(settings)
-    [token] = world.tokens()
+    token = world.vote(0, world.submission()).token_id  # a real tag as the key
     world.client.publish_raw(token.encode(), b'{"pad":"' + b"x" * (size - 10) + b'"}')
     outputs = Outputs(settings)
     try:

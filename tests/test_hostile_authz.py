@@ -1,307 +1,126 @@
-"""F5 (design, fixed): token lifecycle events on the votes topic must come from the issuer.
+"""What a voter (a ring key and a producer credential) can write, and what it changes: votes only.
 
-DESIGN.md puts TokenIssued and TokenRevoked on the votes topic (one ordered log
-per token), and Kafka ACLs cannot tell them apart from votes (same topic). So,
-before token events were signed, any producer allowed to publish votes could
+Protocol v2 (docs/protocol.md, DESIGN invariant 10): rings and submissions are
+registrar-signed control records on their own topics, and nothing is issued
+on the votes topic. Against a real worker, an attacker holding reviewer A's
+key publishes:
 
-* mint tokens for itself: a ring member publishes ``TokenIssued`` for a fresh
-  token id and then votes with it, beyond the per-credential per-epoch token
-  budget (one vote per submission still holds: key images);
-* revoke anyone's unspent token: a ``TokenRevoked`` for a token id it has seen
-  or guessed makes its owner's vote ``token_revoked``.
+* a ring version 2 that adds an outsider, signed with A's own key (a "registrar"
+  the workers do not trust): ``unauthorized_control_event``, and the outsider's
+  vote naming version 2 is ``unknown_ring`` (that version does not exist);
+* the same record unsigned: ``unauthorized_control_event``;
+* the genuine registrar signature of version 1 pasted onto that version 2:
+  ``unauthorized_control_event`` (the signature covers every field);
+* a submission signed with A's key: ``unauthorized_control_event``, and a vote on
+  it is ``unknown_submission``;
+* a registrar-signed version 1 with other members (a replay of a signed record
+  under another content is impossible; a conflicting signed one is what an
+  operator mistake looks like): ``control_conflict``, version 1 unchanged.
 
-The fix (agents/issuer.py, docs/security.md): the issuer signs TokenIssued,
-TokenRevoked and CredentialRevoked with its own key (a ring signature over a
-ring of one); the workers know only its public key(s). A token event that no
-trusted key signed changes nothing and becomes an ``unauthorized_token_event``
-rejection. The revocation fan-out runs in the workers and cannot sign, so the
-TokenRevoked records it writes embed the signed CredentialRevoked, which
-revokes only tokens issued to that credential.
+After all that, A's and B's genuine votes on version 1 count: nothing the
+attacker wrote changed what the workers accept. (v1's equivalent was F5:
+unsigned TokenIssued/TokenRevoked on the votes topic.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
-from datetime import UTC, datetime
 
 import pytest
 
 import ringcrypto
-from agents.control import ControlState
-from agents.issuer import IssuerKeys
-from agents.records import SourceRecord
-from agents.revocation import RevocationFanout
-from agents.verify import VoteVerifier
-from connectors.sdk.issuer import Issuer
-from connectors.sdk.vote import build_vote
-from models import CredentialRevoked, Ring, Submission, TokenIssued, TokenRevoked
-from models.internal import CredentialToken
-from streams.settings import Settings
-from tests.fixtures.issuer import ISSUER, issuer_keys
+from connectors.sdk.registrar import Registrar
+from models import Ring, Submission
+from tests.fixtures.pipeline import Outputs
+from tests.fixtures.rounds import Scenario
 
-SETTINGS = Settings(topic_prefix="authz", partitions=1)
-VOTES = SETTINGS.topic("votes")
-KEYS = [ringcrypto.SecretKey.from_seed(hashlib.sha256(b"authz%d" % i).digest()) for i in range(3)]
-RING = ringcrypto.Ring([k.public_key for k in KEYS])
-#: A ring member who signs token events with its own reviewer key.
-VOTER = Issuer(KEYS[1])
-OWNER, OTHER = "cd" * 32, "ef" * 32
-AT = datetime(2026, 1, 1, tzinfo=UTC)
-UNAUTHORIZED = "unauthorized_token_event"
+pytestmark = pytest.mark.integration
+
+CONTROL = "unauthorized_control_event"
 
 
-class _Out:
-    def __init__(self) -> None:
-        self.rejections: list = []
-        self.accepted_votes: list = []
-        self.index: list = []
-
-    async def rejection(self, key, r):  # noqa: ANN001
-        self.rejections.append(r)
-
-    async def accepted(self, v):  # noqa: ANN001
-        self.accepted_votes.append(v)
-
-    async def credential_token(self, e):  # noqa: ANN001
-        self.index.append(e)
+def _key(name: str) -> ringcrypto.SecretKey:
+    return ringcrypto.SecretKey.from_seed(hashlib.sha256(f"authz/{name}".encode()).digest())
 
 
-def _verifier(issuer: IssuerKeys | None = None) -> tuple[VoteVerifier, _Out, dict]:
-    control = ControlState(SETTINGS)
-    control.apply(
-        SETTINGS.topic("rings"),
-        b"r1",
-        Ring(
-            ring_id="r1", genre="g", epoch=1, public_keys=[pk.hex() for pk in RING.public_keys]
-        ).to_json(),
+def test_a_voter_can_change_no_ring_and_no_submission(pipeline):
+    settings, worker = pipeline
+    scenario = Scenario(settings, genre="authz")
+    a, b, outsider = _key("a"), _key("b"), _key("outsider")
+    v1 = scenario.ring("ring-authz", [a, b], k=4)
+    scenario.submission("authz-1")
+    voter_as_registrar = Registrar(a)  # the voter's own key; the workers trust another
+
+    members = ringcrypto.Ring([a.public_key, b.public_key, outsider.public_key]).public_keys
+    widened = Ring.model_validate(
+        {**v1.model_dump(), "version": 2, "public_keys": [pk.hex() for pk in members]}
+        | {"registrar_signature": None}
     )
-    control.apply(
-        SETTINGS.topic("submissions"),
-        b"s1",
-        Submission(submission_id="s1", genre="g", epoch=1).to_json(),
+    forged_records = [
+        ("rings", b"ring-authz", voter_as_registrar.sign_ring(widened).to_json()),
+        ("rings", b"ring-authz", widened.to_json()),
+        (
+            "rings",
+            b"ring-authz",
+            widened.model_copy(update={"registrar_signature": v1.registrar_signature}).to_json(),
+        ),
+        (
+            "submissions",
+            b"authz-forged",
+            voter_as_registrar.sign_submission(
+                Submission(submission_id="authz-forged", genre="authz", epoch=1)
+            ).to_json(),
+        ),
+    ]
+    positions = [scenario._send(topic, key, value)[:2] for topic, key, value in forged_records]
+    conflicting = scenario.registrar.sign_ring(
+        Ring.model_validate(
+            {**v1.model_dump(), "public_keys": [outsider.public_key.hex()]}
+            | {"registrar_signature": None}
+        )
     )
-    out, tokens = _Out(), {}
-    verifier = VoteVerifier(
-        control=control,
-        tokens=tokens,
-        outputs=out,
-        verify_batch=ringcrypto.verify_batch,
-        verify_one=ringcrypto.verify,
-        issuer=issuer or issuer_keys(),
-    )
-    return verifier, out, tokens
+    positions.append(scenario._send("rings", b"ring-authz", conflicting.to_json())[:2])
 
-
-def _issue(token: str, by: Issuer = ISSUER, credential: str = OWNER) -> bytes:
-    return by.token_issued(token, credential_hash=credential, epoch=1, issued_at=AT).to_json()
-
-
-def _unsigned_issue(token: str) -> bytes:
-    return TokenIssued(token_id=token, credential_hash=OWNER, epoch=1, issued_at=AT).to_json()
-
-
-def _copied_signature_issue(token: str) -> bytes:
-    """A genuine issuance's signature pasted onto another token id."""
-    genuine = ISSUER.token_issued("genuine", credential_hash=OWNER, epoch=1, issued_at=AT)
-    return genuine.model_copy(update={"token_id": token}).to_json()
-
-
-def _vote(token: str) -> bytes:
-    return build_vote(
-        KEYS[1],
-        RING,
-        submission_id="s1",
-        ring_id="r1",
-        vote_type="approve",
-        token_id=token,
-        epoch=1,
-        batchable=True,
-    ).to_json()
-
-
-def _embedding(token: str, revocation: CredentialRevoked, reason: str = "r") -> bytes:
-    return TokenRevoked(token_id=token, reason=reason, credential_revocation=revocation).to_json()
-
-
-def _records(*values: tuple[str, bytes], start: int = 0) -> list[SourceRecord]:
-    return [
-        SourceRecord(VOTES, 0, start + i, token.encode(), value)
-        for i, (token, value) in enumerate(values)
+    outsider_vote, _ = scenario.vote(outsider, widened, "authz-1", slot=0)
+    on_forged_sub, _ = scenario.vote(a, v1, "authz-forged", slot=0)
+    genuine = [
+        scenario.vote(a, v1, "authz-1", slot=1)[0],
+        scenario.vote(b, v1, "authz-1", slot=0)[0],
     ]
 
+    outputs = Outputs(settings)
+    try:
+        rings, subs = settings.topic("rings"), settings.topic("submissions")
 
-def _reasons(out: _Out) -> list[tuple[int, str]]:
-    return [(r.source_offset, r.reason.value) for r in out.rejections]
+        def control_rejections(o):
+            return {
+                (r["source_topic"], r["source_partition"], r["source_offset"]): r
+                for r in o.rejections
+                if r["source_topic"] in (rings, subs)
+            }
 
-
-@pytest.mark.parametrize(
-    "forge",
-    [_unsigned_issue, lambda t: _issue(t, by=VOTER), _copied_signature_issue],
-    ids=["unsigned", "signed-by-a-voter", "copied-signature"],
-)
-def test_a_voter_cannot_mint_its_own_token(forge):
-    verifier, out, tokens = _verifier()
-    asyncio.run(
-        verifier.process(
-            _records(("self-minted", forge("self-minted")), ("self-minted", _vote("self-minted")))
+        votes = [outsider_vote, on_forged_sub, *genuine]
+        outputs.wait_for(
+            lambda o: (
+                len(control_rejections(o)) >= 5 and all(o.outcome(str(v.vote_id)) for v in votes)
+            ),
+            what="five control rejections and four votes' outcomes",
         )
-    )
-    assert out.accepted_votes == [], "a self-issued token was spent by a valid vote"
-    assert _reasons(out) == [(0, UNAUTHORIZED), (1, "unknown_token")]
-    assert b"self-minted" not in tokens and out.index == []  # unknown, never indexed
-
-
-_STRANGER_REVOCATIONS = {
-    "signed-by-a-voter": lambda: VOTER.token_revoked("t1", "griefing").to_json(),
-    "embedded-revocation-signed-by-a-voter": lambda: _embedding(
-        "t1", VOTER.credential_revoked(OWNER, "griefing")
-    ),
-    "embedded-unsigned-revocation": lambda: _embedding(
-        "t1", CredentialRevoked(credential_hash=OWNER, reason="griefing")
-    ),
-    "embedded-genuine-revocation-of-another-credential": lambda: _embedding(
-        "t1", ISSUER.credential_revoked(OTHER, "really revoked")
-    ),
-}
-
-
-@pytest.mark.parametrize("forge", _STRANGER_REVOCATIONS.values(), ids=_STRANGER_REVOCATIONS)
-def test_a_stranger_cannot_revoke_someone_elses_token(forge):
-    verifier, out, tokens = _verifier()
-    asyncio.run(verifier.process(_records(("t1", _issue("t1")))))  # the real issuer
-    asyncio.run(
-        verifier.process(_records(("t1", forge()), ("t1", _vote("t1")), start=1))  # owner votes
-    )
-    assert _reasons(out) == [(1, UNAUTHORIZED)], "the stranger's revocation was not refused"
-    assert len(out.accepted_votes) == 1 and tokens[b"t1"]["phase"] == "spent"
-
-
-def test_a_token_revocation_with_no_authorisation_is_malformed():
-    verifier, out, _ = _verifier()
-    bare = json.dumps({"type": "token_revoked", "token_id": "t1", "reason": "x"}).encode()
-    asyncio.run(verifier.process(_records(("t1", _issue("t1")), ("t1", bare), ("t1", _vote("t1")))))
-    assert _reasons(out) == [(1, "malformed")] and len(out.accepted_votes) == 1
-
-
-def test_the_issuers_own_revocations_still_revoke():
-    """Directly (its signature) and fanned out (its signed CredentialRevoked, embedded)."""
-    verifier, out, tokens = _verifier()
-    fanned = _embedding("t2", ISSUER.credential_revoked(OWNER, "leaked"), reason="not signed")
-    asyncio.run(
-        verifier.process(
-            _records(
-                ("t1", _issue("t1")),
-                ("t2", _issue("t2")),
-                ("t1", ISSUER.token_revoked("t1", "lost").to_json()),
-                ("t2", fanned),
-                ("t1", _vote("t1")),
-                ("t2", _vote("t2")),
-            )
-        )
-    )
-    assert _reasons(out) == [(4, "token_revoked"), (5, "token_revoked")]
-    assert out.accepted_votes == []
-    assert tokens[b"t1"]["revoked_reason"] == "lost"
-    # the reason recorded is the signed one, not the TokenRevoked's own text
-    assert tokens[b"t2"]["revoked_reason"] == "credential revoked: leaked"
-
-
-def test_a_redelivered_revocation_is_decided_as_the_first_time():
-    verifier, out, tokens = _verifier()
-    records = _records(
-        ("t1", _issue("t1")),
-        ("t1", _embedding("t1", ISSUER.credential_revoked(OWNER, "leaked"))),
-    )
-    asyncio.run(verifier.process(records))
-    asyncio.run(verifier.process(records))  # a crash before the commit: all again
-    assert out.rejections == [] and tokens[b"t1"]["changed_offset"] == 1
-
-
-def test_key_rotation_accepts_both_trusted_keys_and_no_other():
-    new = Issuer(ringcrypto.SecretKey.from_seed(hashlib.sha256(b"authz new issuer").digest()))
-    calls = []
-
-    def counting_verify(*args):  # noqa: ANN002, ANN202 - the real check, counted
-        calls.append(args[0])
-        return ringcrypto.verify(*args)
-
-    keys = IssuerKeys([ISSUER.public_key, new.public_key], verify=counting_verify)
-    verifier, out, tokens = _verifier(keys)
-    asyncio.run(
-        verifier.process(
-            _records(
-                ("old", _issue("old", by=ISSUER)),
-                ("new", _issue("new", by=new)),
-                ("voter", _issue("voter", by=VOTER)),
-                ("old", _vote("old")),
-                ("new", _vote("new")),
-            )
-        )
-    )
-    assert _reasons(out) == [(2, UNAUTHORIZED)]
-    assert sorted(a.token_id for a in out.accepted_votes) == ["new", "old"]
-    # once a key's signature verified, that key is tried first: one check per genuine event
-    calls.clear()
-    assert keys.check(new.token_revoked("x", "y")) is None and len(calls) == 1
-    assert keys.check(VOTER.token_revoked("x", "y")) is not None and len(calls) == 3
-
-
-# --- the revocation fan-out ---------------------------------------------------------------
-
-
-class _FanoutOut:
-    def __init__(self) -> None:
-        self.revoked: list[tuple[str, CredentialRevoked]] = []
-        self.rejections: list = []
-
-    async def token_revoked(self, token_id, revocation):  # noqa: ANN001
-        self.revoked.append((token_id, revocation))
-
-    async def rejection(self, key, r):  # noqa: ANN001
-        self.rejections.append(r)
-
-
-def _fanout() -> tuple[RevocationFanout, _FanoutOut, dict]:
-    out, state = _FanoutOut(), {}
-    fanout = RevocationFanout(
-        revocations_topic=SETTINGS.topic("revocations"),
-        state=state,
-        outputs=out,
-        issuer=issuer_keys(),
-    )
-    index = SETTINGS.topic("credential-index")
-    entry = CredentialToken(credential_hash=OWNER, token_id="t1", epoch=1).to_json()
-    asyncio.run(fanout.process([SourceRecord(index, 0, 0, OWNER.encode(), entry)]))
-    return fanout, out, state
-
-
-@pytest.mark.parametrize(
-    "revocation",
-    [
-        CredentialRevoked(credential_hash=OWNER, reason="griefing"),
-        VOTER.credential_revoked(OWNER, "griefing"),
-    ],
-    ids=["unsigned", "signed-by-a-voter"],
-)
-def test_the_fanout_refuses_a_credential_revocation_the_issuer_did_not_sign(revocation):
-    fanout, out, state = _fanout()
-    before = dict(state)
-    record = SourceRecord(SETTINGS.topic("revocations"), 0, 0, OWNER.encode(), revocation.to_json())
-    asyncio.run(fanout.process([record]))
-    assert [r.reason.value for r in out.rejections] == [UNAUTHORIZED]
-    assert out.revoked == [] and state == before
-
-
-def test_the_fanout_embeds_the_signed_revocation_in_every_token_revocation():
-    fanout, out, _ = _fanout()
-    revocation = ISSUER.credential_revoked(OWNER, "leaked")
-    topic = SETTINGS.topic("revocations")
-    asyncio.run(fanout.process([SourceRecord(topic, 0, 0, OWNER.encode(), revocation.to_json())]))
-    # a token issued after the revocation is revoked as soon as the index hears of it
-    later = CredentialToken(credential_hash=OWNER, token_id="t2", epoch=1).to_json()
-    index = SETTINGS.topic("credential-index")
-    asyncio.run(fanout.process([SourceRecord(index, 0, 1, OWNER.encode(), later)]))
-    assert out.rejections == [] and out.revoked == [("t1", revocation), ("t2", revocation)]
-    assert issuer_keys().check(out.revoked[1][1]) is None
+        outputs.settle(1.0)
+        found = control_rejections(outputs)
+        topics = [rings, rings, rings, subs, rings]
+        reasons = [found[(t, *pos)]["reason"] for t, pos in zip(topics, positions, strict=True)]
+        assert reasons == [CONTROL, CONTROL, CONTROL, CONTROL, "control_conflict"]
+        assert len(found) == 5
+        assert [r["reason"] for _, r in outputs.outcome(str(outsider_vote.vote_id))] == [
+            "unknown_ring"
+        ]
+        assert [r["reason"] for _, r in outputs.outcome(str(on_forged_sub.vote_id))] == [
+            "unknown_submission"
+        ]
+        for vote in genuine:
+            assert [k for k, _ in outputs.outcome(str(vote.vote_id))] == ["ballot"]
+        assert outputs.latest_tally("authz-1")["total"] == 2
+        assert worker.alive()
+    finally:
+        outputs.close()

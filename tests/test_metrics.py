@@ -34,9 +34,9 @@ def _total(metrics, name: str, **labels: str) -> float:
 def test_worker_and_sink_metrics_move_after_votes(stack, tmp_path):
     import asyncio
 
-    from connectors.demo.simulation import build_round
+    from connectors.demo.simulation import Publisher, build_round
     from connectors.postgres.migrate import migrate
-    from connectors.sdk import SdkProducer
+    from connectors.sdk import load_registrar
     from streams.topics import ensure_topics
     from tests.fixtures.pipeline import pipeline_settings
 
@@ -51,15 +51,15 @@ def test_worker_and_sink_metrics_move_after_votes(stack, tmp_path):
         assert _total(before, "ringtally_ballots_total") == 0
 
         round_ = build_round(
-            seed=5, genres=1, ring_size=16, submissions_per_genre=3, votes_per_reviewer=2
+            seed=5,
+            genres=1,
+            ring_size=16,
+            submissions_per_genre=3,
+            votes_per_reviewer=2,
+            registrar=load_registrar(settings),
         )
-        producer = SdkProducer(settings)
-        for short, key, value in round_.control_messages():
-            producer.send(settings.topic(short), key, value)
-        for planned in round_.votes:
-            producer.send(settings.topic("votes"), planned.key, planned.value)
-        producer.flush()
-        records = len(round_.issuances) + len(round_.votes)
+        Publisher(settings).publish_phases(round_)
+        records = len(round_.all_votes())  # records on the votes topic
 
         # Settled: the worker took every record, the sink has stored every ballot and
         # rejection the worker counted, and its lag is 0, on two scrapes in a row (one

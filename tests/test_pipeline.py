@@ -1,6 +1,7 @@
 """The vote pipeline end to end: a real `ringtally worker` on real Kafka.
 
-Each test builds its own reviewers, rings, submissions and tokens (unique ids),
+Each test builds its own reviewers, rings and submissions (unique ids), and votes
+on its reviewers' slots,
 so the tests share one worker without seeing each other's votes.
 """
 
@@ -8,16 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
-import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer
 
 import ringcrypto
+from connectors.demo.simulation import sign_vote_cast
 from connectors.sdk import Admin, VoteClient, build_vote
-from connectors.sdk.producer import SdkProducer
 from models import VoteCast
 from models.internal import vote_id_for_token
 from tests.fixtures.pipeline import Outputs
@@ -26,9 +24,11 @@ pytestmark = pytest.mark.integration
 
 
 class World:
-    """Reviewers in one ring for one genre and epoch, and helpers to vote."""
+    """Reviewers in one ring (version 1) for one genre and epoch, and helpers to vote."""
 
-    def __init__(self, settings, *, members: int = 4, genre: str | None = None, epoch: int = 1):
+    def __init__(
+        self, settings, *, members: int = 4, genre: str | None = None, epoch: int = 1, k: int = 8
+    ):
         self.settings = settings
         self.admin = Admin(settings)
         self.tag = uuid.uuid4().hex[:8]
@@ -37,31 +37,43 @@ class World:
         self.keys = [ringcrypto.SecretKey.generate() for _ in range(members)]
         self.ring = ringcrypto.Ring([k.public_key for k in self.keys])
         self.ring_id = f"ring-{self.tag}"
-        self.admin.register_ring(
-            self.ring_id, genre=self.genre, epoch=epoch, public_keys=self.ring.public_keys
+        self.version = self.admin.register_ring(
+            self.ring_id,
+            genre=self.genre,
+            epoch=epoch,
+            public_keys=self.ring.public_keys,
+            votes_per_epoch=k,
         )
         self.client = VoteClient(settings, self.keys[0])
+        self._next_slot = [0] * members
 
     def submission(self, genre: str | None = None) -> str:
         submission_id = f"sub-{uuid.uuid4().hex[:10]}"
         self.admin.register_submission(submission_id, genre=genre or self.genre, epoch=self.epoch)
         return submission_id
 
-    def tokens(self, count: int = 1, credential: str | None = None) -> list[str]:
-        credential = credential or secrets.token_hex(32)
-        return self.admin.issue_tokens(credential, epoch=self.epoch, count=count)
+    def slot(self, member: int) -> int:
+        """The member's next unused slot."""
+        self._next_slot[member] += 1
+        return self._next_slot[member] - 1
 
     def vote(
-        self, member: int, submission_id: str, token_id: str, vote_type: str = "approve", **kw
+        self,
+        member: int,
+        submission_id: str,
+        slot: int | None = None,
+        vote_type: str = "approve",
+        **kw,
     ) -> VoteCast:
         return build_vote(
             self.keys[member],
-            self.ring,
+            kw.pop("ring", self.ring),
             submission_id=submission_id,
             ring_id=kw.pop("ring_id", self.ring_id),
+            ring_version=kw.pop("ring_version", 1),
             vote_type=vote_type,
-            token_id=token_id,
             epoch=kw.pop("epoch", self.epoch),
+            slot=self.slot(member) if slot is None else slot,
             batchable=kw.pop("batchable", True),
         )
 
@@ -92,13 +104,13 @@ def _only_outcome(outputs: Outputs, vote_id) -> tuple[str, dict]:
 
 def test_a_valid_vote_becomes_a_ballot_and_a_tally(world, outputs):
     sub = world.submission()
-    [token] = world.tokens()
-    vote = world.vote(1, sub, token)
+    vote = world.vote(1, sub)
     world.publish(vote)
     outputs.wait_for(lambda o: o.outcome(str(vote.vote_id)), what="the ballot")
     kind, ballot = _only_outcome(outputs, vote.vote_id)
     assert kind == "ballot"
     assert ballot["key_image"] == world.keys[1].key_image(sub.encode()).hex()
+    assert vote.token_id == world.keys[1].slot_tag((1).to_bytes(8, "big"), 0).hex()
     outputs.wait_for(lambda o: o.latest_tally(sub), what="the tally")
     tally = outputs.latest_tally(sub)
     assert (tally["counts"]["approve"], tally["total"], tally["version"], tally["decision"]) == (
@@ -109,16 +121,14 @@ def test_a_valid_vote_becomes_a_ballot_and_a_tally(world, outputs):
     )
 
 
-def test_hundred_votes_racing_on_one_token_give_one_ballot(world, outputs):
+def test_hundred_votes_racing_on_one_slot_give_one_ballot(world, outputs):
+    """One tag (key, epoch, slot), a hundred different valid votes with it: one counts."""
     sub = world.submission()
-    [token] = world.tokens()
-    votes = [
-        world.vote(i % 4, sub, token, vote_type=("approve", "reject")[i % 2]) for i in range(100)
-    ]
+    votes = [world.vote(0, sub, slot=0, vote_type=("approve", "reject")[i % 2]) for i in range(100)]
     world.publish(*votes)
     outputs.wait_for(lambda o: len(o.outcome(str(votes[0].vote_id))) >= 100, what="100 outcomes")
     outputs.settle()
-    found = outputs.outcome(str(votes[0].vote_id))
+    found = outputs.outcome(str(votes[0].vote_id))  # one tag, one vote id
     kinds = [k for k, _ in found]
     assert kinds.count("ballot") == 1
     assert [r["reason"] for k, r in found if k == "rejection"] == ["token_spent"] * 99
@@ -127,8 +137,8 @@ def test_hundred_votes_racing_on_one_token_give_one_ballot(world, outputs):
 
 def test_same_reviewer_twice_on_one_submission_is_a_duplicate_key_image(world, outputs):
     sub = world.submission()
-    first, second = world.tokens(2)
-    a, b = world.vote(2, sub, first), world.vote(2, sub, second, vote_type="reject")
+    a, b = world.vote(2, sub), world.vote(2, sub, vote_type="reject")
+    assert a.token_id != b.token_id  # two slots
     world.publish(a)
     outputs.wait_for(lambda o: o.outcome(str(a.vote_id)))
     world.publish(b)
@@ -140,143 +150,90 @@ def test_same_reviewer_twice_on_one_submission_is_a_duplicate_key_image(world, o
     assert rejection["source_topic"] == world.settings.topic("votes")
 
 
-def test_a_double_vote_counts_the_half_cast_first_even_when_it_arrives_last(world, outputs):
-    """DESIGN invariant 6: the record timestamps, not arrival order, pick the counted half."""
-    sub = world.submission()
-    first, second = world.tokens(2)
-    cast_first = world.vote(3, sub, first, vote_type="flag")
-    cast_later = world.vote(3, sub, second, vote_type="reject")
-    producer = SdkProducer(world.settings)
-    now = int(time.time() * 1000)
-    votes = world.settings.topic("votes")
-    producer.send(votes, second.encode(), cast_later.to_json(), timestamp_ms=now)
-    producer.flush()
-    outputs.wait_for(lambda o: o.outcome(str(cast_later.vote_id)), what="the later vote's ballot")
-    assert _only_outcome(outputs, cast_later.vote_id)[0] == "ballot"
-    producer.send(votes, first.encode(), cast_first.to_json(), timestamp_ms=now - 60_000)
-    producer.flush()
-    outputs.wait_for(
-        lambda o: (
-            o.outcome(str(cast_first.vote_id)) and len(o.outcome(str(cast_later.vote_id))) > 1
-        ),
-        what="the earlier vote's ballot and the retraction",
-    )
-    outputs.settle()
-    kind, ballot = _only_outcome(outputs, cast_first.vote_id)
-    assert kind == "ballot" and ballot["supersedes"] == str(cast_later.vote_id)
-    later = outputs.outcome(str(cast_later.vote_id))
-    assert [k for k, _ in later] == ["ballot", "rejection"]
-    assert later[1][1]["reason"] == "duplicate_key_image"
-    assert base64.b64decode(later[1][1]["payload_b64"]) == cast_later.to_json()
-    tally = outputs.latest_tally(sub)
-    assert (tally["counts"]["flag"], tally["counts"]["reject"], tally["total"]) == (1, 0, 1)
-    assert tally["version"] == 2
-    kinds = [e["kind"] for e in outputs.audit if e.get("submission_id") == sub]
-    assert kinds == ["ballot", "retraction", "ballot"]
-
-
 def test_one_reviewer_on_two_submissions_gives_unlinkable_ballots(world, outputs):
     subs = [world.submission(), world.submission()]
-    tokens = world.tokens(2)
-    votes = [world.vote(3, s, t) for s, t in zip(subs, tokens, strict=True)]
+    votes = [world.vote(3, s) for s in subs]
     world.publish(*votes)
     outputs.wait_for(lambda o: all(o.outcome(str(v.vote_id)) for v in votes))
-    images = [_only_outcome(outputs, v.vote_id)[1]["key_image"] for v in votes]
-    assert all(_only_outcome(outputs, v.vote_id)[0] == "ballot" for v in votes)
-    assert images[0] != images[1]
+    ballots = [_only_outcome(outputs, v.vote_id) for v in votes]
+    assert all(kind == "ballot" for kind, _ in ballots)
+    assert ballots[0][1]["key_image"] != ballots[1][1]["key_image"]
+    assert votes[0].token_id != votes[1].token_id and votes[0].vote_id != votes[1].vote_id
 
 
-def test_a_revoked_credentials_later_votes_are_token_revoked(world, outputs):
-    credential = secrets.token_hex(32)
+def test_a_rotation_without_a_key_refuses_its_later_votes(world, outputs):
+    """Admin.rotate_ring publishes version 2 without member 0: its vote naming version 1
+    after that is ring_not_in_force; member 1's vote naming version 2 counts."""
     sub = world.submission()
-    spent, unused = world.tokens(2, credential=credential)
-    first = world.vote(0, sub, spent)
+    first = world.vote(0, sub)
     world.publish(first)
     outputs.wait_for(lambda o: o.outcome(str(first.vote_id)))
-    world.admin.revoke_credential(credential, "credential leaked")
-    # The fan-out puts a TokenRevoked on each token's own log; a vote published
-    # after that record is refused.
-    revoked = _wait_for_token_revoked(world.settings, {spent, unused})
-    assert revoked == {spent, unused}
-    late = world.vote(1, sub, unused)
-    world.publish(late)
-    outputs.wait_for(lambda o: o.outcome(str(late.vote_id)), what="the late vote")
-    kind, rejection = _only_outcome(outputs, late.vote_id)
-    assert (kind, rejection["reason"]) == ("rejection", "token_revoked")
-    assert "credential leaked" in rejection["detail"]
-    assert _only_outcome(outputs, first.vote_id)[0] == "ballot"  # the earlier vote still counts
-    assert outputs.latest_tally(sub)["total"] == 1
-
-
-def _wait_for_token_revoked(settings, tokens: set[str], timeout: float = 60.0) -> set[str]:
-    """Read the votes topic until a TokenRevoked for each token has appeared."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"t-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+    v2 = world.admin.rotate_ring(
+        world.ring_id, public_keys=[key.public_key for key in world.keys[1:]]
     )
-    consumer.subscribe([settings.topic("votes")])
-    seen: set[str] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while seen != tokens and time.monotonic() < deadline:
-            for msg in consumer.consume(500, timeout=0.5):
-                if msg.error() is None and msg.key().decode() in tokens:
-                    body = json.loads(msg.value())
-                    if body.get("type") == "token_revoked":
-                        seen.add(body["token_id"])
-    finally:
-        consumer.close()
-    return seen
+    remaining = ringcrypto.Ring(v2.public_key_bytes())
+    assert v2.version == 2 and world.keys[0].public_key not in remaining
+    late = world.vote(0, world.submission())
+    other = world.vote(1, sub, ring=remaining, ring_version=2)
+    world.publish(late, other)
+    outputs.wait_for(lambda o: o.outcome(str(late.vote_id)) and o.outcome(str(other.vote_id)))
+    kind, rejection = _only_outcome(outputs, late.vote_id)
+    assert (kind, rejection["reason"]) == ("rejection", "ring_not_in_force")
+    assert _only_outcome(outputs, other.vote_id)[0] == "ballot"
+    assert _only_outcome(outputs, first.vote_id)[0] == "ballot"  # the earlier vote still counts
+    assert outputs.latest_tally(sub)["total"] == 2
 
 
 def test_forged_and_transplanted_signatures_get_their_reasons(world, outputs):
     sub, other_sub = world.submission(), world.submission()
-    tokens = world.tokens(6)
     outsider = ringcrypto.SecretKey.generate()
     outsider_ring = ringcrypto.Ring([outsider.public_key, *world.ring.public_keys[:3]])
-    forged = build_vote(
+    # an outsider's vote carrying member 3's next tag: garbage with a stolen tag
+    stolen_slot = world.slot(3)
+    forged = sign_vote_cast(
         outsider,
         outsider_ring,
         submission_id=sub,
         ring_id=world.ring_id,
+        ring_version=1,
         vote_type="approve",
-        token_id=tokens[0],
         epoch=world.epoch,
+        slot=stolen_slot,
+        tag=world.keys[3].slot_tag((world.epoch).to_bytes(8, "big"), stolen_slot),
     )
-    good = world.vote(1, sub, tokens[1])
+    good = world.vote(1, sub)
+    spare = world.keys[1].slot_tag((world.epoch).to_bytes(8, "big"), world.slot(1)).hex()
 
     def transplant(**change):
         fields = json.loads(good.to_json())
         fields.update(change)
+        if "token_id" in change:
+            fields["vote_id"] = str(vote_id_for_token(change["token_id"]))
         return VoteCast.model_validate_json(json.dumps(fields))
 
-    moved_submission = transplant(
-        submission_id=other_sub, token_id=tokens[2], vote_id=str(vote_id_for_token(tokens[2]))
-    )
-    moved_type = transplant(
-        vote_type="reject", token_id=tokens[3], vote_id=str(vote_id_for_token(tokens[3]))
-    )
-    moved_token = transplant(token_id=tokens[4], vote_id=str(vote_id_for_token(tokens[4])))
+    moved_submission = transplant(submission_id=other_sub)
+    moved_type = transplant(vote_type="reject")
+    moved_token = transplant(token_id=spare)
     wrong_genre_sub = world.submission(genre=f"other-{world.tag}")
-    wrong_genre = world.vote(2, wrong_genre_sub, tokens[5])
+    wrong_genre = world.vote(2, wrong_genre_sub)
     cases = {
         forged: "bad_signature",
         moved_submission: "bad_signature",
         moved_type: "bad_signature",
-        moved_token: "bad_signature",
+        moved_token: "malformed",  # not the tag the signature carries: refused before checking
         wrong_genre: "ring_genre_mismatch",
     }
     world.publish(*cases)
     outputs.wait_for(lambda o: all(o.outcome(str(v.vote_id)) for v in cases))
-    for vote, reason in cases.items():
-        kind, rejection = _only_outcome(outputs, vote.vote_id)
-        assert (kind, rejection["reason"]) == ("rejection", reason), vote.token_id
-    # Garbage sent with a stolen token id burns nothing: the real vote still counts.
-    retry = world.vote(3, sub, tokens[0])
+    for vote, reason in cases.items():  # three share good's tag and vote id: by payload
+        payload = base64.b64encode(vote.to_json()).decode()
+        found = [r["reason"] for r in outputs.rejections if r["payload_b64"] == payload]
+        assert found == [reason], [
+            r["detail"] for r in outputs.rejections if r["payload_b64"] == payload
+        ]
+    # The stolen tag burnt nothing: its owner's own vote with it still counts.
+    retry = world.vote(3, sub, slot=stolen_slot)
+    assert retry.token_id == forged.token_id
     world.publish(retry)
     outputs.wait_for(lambda o: len(o.outcome(str(retry.vote_id))) >= 2)
     assert [k for k, _ in outputs.outcome(str(retry.vote_id))].count("ballot") == 1
@@ -295,11 +252,7 @@ def test_forged_and_transplanted_signatures_get_their_reasons(world, outputs):
 def test_decision_rules_on_representative_mixes(pipeline, outputs, mix, decision):
     world = World(pipeline[0], members=len(mix))
     sub = world.submission()
-    tokens = world.tokens(len(mix))
-    votes = [
-        world.vote(i, sub, t, vote_type=vt)
-        for i, (t, vt) in enumerate(zip(tokens, mix, strict=True))
-    ]
+    votes = [world.vote(i, sub, vote_type=vt) for i, vt in enumerate(mix)]
     world.publish(*votes)
     outputs.wait_for(
         lambda o: (o.latest_tally(sub) or {}).get("version") == len(mix), what="final tally"
@@ -311,8 +264,7 @@ def test_decision_rules_on_representative_mixes(pipeline, outputs, mix, decision
 
 def test_the_same_message_delivered_twice_changes_nothing(world, outputs):
     sub = world.submission()
-    [token] = world.tokens()
-    vote = world.vote(0, sub, token)
+    vote = world.vote(0, sub)
     world.publish(vote)
     outputs.wait_for(lambda o: o.outcome(str(vote.vote_id)))
     world.publish(vote)  # the very same bytes again, at a new offset
@@ -327,9 +279,8 @@ def test_the_same_message_delivered_twice_changes_nothing(world, outputs):
 def test_malformed_payloads_become_rejections_and_the_worker_keeps_going(pipeline, world, outputs):
     _, worker = pipeline
     sub = world.submission()
-    tokens = world.tokens(2)
-    good = json.loads(world.vote(0, sub, tokens[1]).to_json())  # a valid vote to mangle
-    key = tokens[1].encode()
+    good = json.loads(world.vote(0, sub).to_json())  # a valid vote to mangle
+    key = good["token_id"].encode()
     payloads = [
         b"not json at all",
         b'{"type": "vote_cast"}',
@@ -345,26 +296,26 @@ def test_malformed_payloads_become_rejections_and_the_worker_keeps_going(pipelin
     for payload in payloads:
         world.client.publish_raw(key, payload, flush=False)
     world.client.flush()
-    mine = lambda o: [r for r in o.rejections if r.get("token_id") == tokens[1]]  # noqa: E731
+    mine = lambda o: [r for r in o.rejections if r.get("token_id") == good["token_id"]]  # noqa: E731
     outputs.wait_for(lambda o: len(mine(o)) >= len(payloads), what="malformed rejections")
     assert {r["reason"] for r in mine(outputs)} == {"malformed"}
     assert all(r["detail"] for r in mine(outputs))
     # still alive and still counting
-    vote = world.vote(1, sub, tokens[0])
+    vote = world.vote(1, sub)
     world.publish(vote)
     outputs.wait_for(lambda o: o.outcome(str(vote.vote_id)))
     assert _only_outcome(outputs, vote.vote_id)[0] == "ballot"
     assert worker.alive()
 
 
-def test_unknown_token_ring_and_submission_each_get_their_reason(world, outputs):
+def test_unknown_ring_version_submission_and_slot_each_get_their_reason(world, outputs):
     sub = world.submission()
-    [token_a, token_b] = world.tokens(2)
-    never_issued = f"never-{uuid.uuid4().hex}"
     cases = {
-        world.vote(0, sub, never_issued): "unknown_token",
-        world.vote(1, sub, token_a, ring_id="no-such-ring"): "unknown_ring",
-        world.vote(2, f"no-such-sub-{world.tag}", token_b): "unknown_submission",
+        world.vote(0, sub, ring_id="no-such-ring"): "unknown_ring",
+        world.vote(1, sub, ring_version=2): "unknown_ring",
+        world.vote(2, f"no-such-sub-{world.tag}"): "unknown_submission",
+        world.vote(3, sub, slot=8): "slot_out_of_range",  # k = 8: slots 0..7
+        world.vote(3, sub, epoch=2): "epoch_mismatch",
     }
     world.publish(*cases)
     outputs.wait_for(lambda o: all(o.outcome(str(v.vote_id)) for v in cases))

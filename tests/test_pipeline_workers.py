@@ -52,27 +52,14 @@ def test_two_workers_split_partitions_and_survive_a_kill(stack, tmp_path):
         owned = _wait_split([first, second], 6)
         assert set(owned[0]).isdisjoint(owned[1])
 
-        world = World(settings, members=8)
+        world = World(settings, members=8, k=12)
         submissions = [world.submission() for _ in range(12)]
-        tokens = world.tokens(240)
-        votes = [
-            world.vote(
-                i % 8,
-                submissions[(i // 8) % 12],
-                token,
-                vote_type=("approve", "reject", "flag")[i % 3],
-            )
-            for i, token in enumerate(tokens)
+        # every member on every submission once: 96 votes, one slot each
+        unique = [
+            world.vote(m, sub, vote_type=("approve", "reject", "flag")[(m + n) % 3])
+            for n, sub in enumerate(submissions)
+            for m in range(8)
         ]
-        # Each (member, submission) pair votes once: 8 members x 12 submissions = 96 > 240/... keep
-        # key images unique by construction: vote i uses member i % 8 on submission (i // 8) % 12,
-        # and i -> (i % 8, (i // 8) % 12) repeats only after 96 votes, so dedupe the list:
-        seen, unique = set(), []
-        for v, i in zip(votes, range(len(votes)), strict=True):
-            pair = (i % 8, (i // 8) % 12)
-            if pair not in seen:
-                seen.add(pair)
-                unique.append(v)
         assert len(unique) == 96
         world.publish(*unique[:48])
         outputs.wait_for(lambda o: len({b["vote_id"] for b in o.ballots}) >= 48, what="first half")

@@ -10,13 +10,17 @@ import connectors.sdk as sdk
 EXPECTED = [
     "Admin",
     "AsyncVoteClient",
-    "Issuer",
+    "GatewayVoter",
     "KeyFileError",
     "NotFound",
     "Outcome",
     "OutcomeTimeout",
+    "Registrar",
     "SdkProducer",
+    "SlotUsed",
+    "SlotsExhausted",
     "VoteClient",
+    "Voter",
     "build_vote",
     "create_key_file",
     "end_offsets",
@@ -24,10 +28,15 @@ EXPECTED = [
     "get_ring",
     "list_rings",
     "list_submissions",
-    "load_issuer",
     "load_key_file",
+    "load_registrar",
     "read_compacted",
+    "read_topic",
+    "ring_history",
 ]
+
+#: Protocol v1's token issuing is gone from the SDK (nothing issues tokens in v2).
+REMOVED = ["Issuer", "load_issuer", "issue_tokens", "revoke_credential", "revoke_token"]
 
 
 def test_all_is_exactly_the_public_api() -> None:
@@ -46,18 +55,38 @@ def test_every_exported_name_exists_and_nothing_else_public_leaks() -> None:
     assert public == set(sdk.__all__)
 
 
+def test_v1_token_issuing_is_gone() -> None:
+    for name in REMOVED:
+        assert not hasattr(sdk, name), name
+        assert not hasattr(sdk.Admin, name), name
+
+
 def test_errors_are_ringtally_errors_with_cli_exit_codes() -> None:
     from streams.errors import RingtallyError
 
     assert issubclass(sdk.KeyFileError, RingtallyError) and sdk.KeyFileError.exit_code == 2
     assert issubclass(sdk.NotFound, RingtallyError) and sdk.NotFound.exit_code == 2
     assert issubclass(sdk.OutcomeTimeout, RingtallyError) and sdk.OutcomeTimeout.exit_code == 3
+    assert issubclass(sdk.SlotUsed, RingtallyError) and sdk.SlotUsed.exit_code == 2
+    assert issubclass(sdk.SlotsExhausted, RingtallyError) and sdk.SlotsExhausted.exit_code == 2
 
 
 def test_submodules_declare_all() -> None:
-    from connectors.sdk import admin, aio, errors, keyfile, outcome, producer, reader, vote
+    from connectors.sdk import (
+        admin,
+        aio,
+        errors,
+        keyfile,
+        outcome,
+        producer,
+        reader,
+        registrar,
+        vote,
+        voter,
+    )
 
-    for module in (admin, aio, errors, keyfile, outcome, producer, reader, vote):
+    modules = (admin, aio, errors, keyfile, outcome, producer, reader, registrar, vote, voter)
+    for module in modules:
         assert isinstance(module.__all__, list), module.__name__
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

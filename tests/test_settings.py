@@ -57,3 +57,27 @@ def test_output_prefix_moves_only_the_output_topics():
     assert s.topic("votes") == "live.votes" and s.topic("rings") == "live.rings"
     assert s.topic("ballots") == "shadow.ballots" and s.topic("tallies") == "shadow.tallies"
     assert Settings(topic_prefix="live").topic("ballots") == "live.ballots"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"control_sync_interval": 0},
+        {"control_sync_interval": 11},
+        {"control_clock_skew_ms": -1},
+        {"control_clock_skew_ms": 60_001},
+    ],
+)
+def test_control_reader_settings_are_bounded(bad):
+    """A zero sync interval would spin; an unbounded skew would hold every vote."""
+    with pytest.raises(ValidationError):
+        Settings(**bad)
+
+
+def test_v1_issuer_and_fanout_settings_are_gone(monkeypatch):
+    """Protocol v2 has no issuer: a leftover variable is ignored, never half-honoured."""
+    monkeypatch.setenv("RINGTALLY_ISSUER_PUBLIC_KEYS", "aa" * 32)
+    monkeypatch.setenv("RINGTALLY_FANOUT", "false")
+    env = Settings().to_env()
+    assert not any("ISSUER" in k or "FANOUT" in k for k in env)
+    assert "RINGTALLY_CONTROL_CLOCK_SKEW_MS" in env and "RINGTALLY_REGISTRAR_PUBLIC_KEYS" in env

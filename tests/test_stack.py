@@ -493,6 +493,49 @@ def test_per_test_settings_are_isolated(stack, settings, topic_prefix) -> None: 
     assert settings.postgres_schema == topic_prefix.replace("-", "_")
 
 
+def test_per_test_settings_sign_with_the_registrar_key_their_workers_trust(settings) -> None:  # noqa: ANN001
+    """A worker started with ``settings.to_env()`` trusts exactly the key ``Admin`` signs
+    with: otherwise every ring a test registers would be unauthorized_control_event."""
+    from agents.registrar import trusted_registrar_keys
+    from connectors.sdk.registrar import load_registrar
+
+    env = settings.to_env()
+    signer = load_registrar(settings).public_key
+    assert env["RINGTALLY_REGISTRAR_PUBLIC_KEYS"] == signer.hex()
+    worker_side = Settings(
+        **{k.removeprefix("RINGTALLY_").lower(): v for k, v in env.items() if v != ""}
+    )
+    assert trusted_registrar_keys(worker_side) == [signer]
+    assert "secret" not in " ".join(env.values()).lower()
+
+
+def test_stack_up_creates_the_registrar_dev_key_once(tmp_path: Path) -> None:
+    """``stack up`` leaves registrar.key (0600) and registrar.pub in the data dir, which a
+    worker with no configured keys trusts; a second run keeps the same key."""
+    from agents.registrar import trusted_registrar_keys
+    from connectors.cli.stack import _ensure_registrar_key
+
+    settings = Settings(data_dir=tmp_path)
+    _ensure_registrar_key(settings)
+    key, pub = tmp_path / "registrar.key", tmp_path / "registrar.pub"
+    assert key.stat().st_mode & 0o777 == 0o600
+    public = pub.read_text().strip()
+    assert trusted_registrar_keys(settings) == [bytes.fromhex(public)]
+    _ensure_registrar_key(settings)
+    assert pub.read_text().strip() == public
+    assert not (tmp_path / "issuer.key").exists()
+
+
+def test_stack_up_leaves_a_configured_registrar_alone(tmp_path: Path) -> None:
+    from connectors.cli.stack import _ensure_registrar_key
+
+    _ensure_registrar_key(Settings(data_dir=tmp_path, registrar_public_keys="1c" * 32))
+    _ensure_registrar_key(
+        Settings(data_dir=tmp_path, registrar_key_file=tmp_path / "elsewhere.key")
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_only_throwaway_prefixes_are_ever_dropped() -> None:
     from tests.fixtures import stack as plugin
 

@@ -10,27 +10,24 @@ from __future__ import annotations
 import pytest
 from faust.serializers import codecs
 
-from agents.tokens import TokenPhase, TokenState
+from agents.tokens import TokenState
 from streams.tables import _encode
 
+SPENT = TokenState.spend(
+    vote_id="0b7c1a4e-0000-5000-8000-000000000000",
+    digest="ef" * 32,
+    key_image="12" * 32,
+    offset=9,
+)
 VALUES = [
-    TokenState(
-        phase=TokenPhase.ISSUED, credential_hash="ab" * 32, epoch=1, issued_offset=0
-    ).to_dict(),
-    TokenState(
-        phase=TokenPhase.SPENT,
-        credential_hash="cd" * 32,
-        epoch=2,
-        issued_offset=3,
-        spent_by="0b7c1a4e-0000-5000-8000-000000000000",
-        spent_digest="ef" * 32,
-        key_image="12" * 32,
-        changed_offset=9,
-    ).to_dict(),
-    {"vote_id": "v", "version": 7, "event": '{"chain":"tally-3","sequence":7}'},
+    SPENT.to_dict(),
+    {
+        "winner": {"vote_id": "v", "order": [1767323045678, 2, 9]},
+        "changes": [{"by": "v", "version": 7, "events": ['{"chain":"tally-3","sequence":7}']}],
+    },
     {"counts": {"approve": 1, "reject": 0, "flag": 2, "escalate": 0}, "version": 3},
     {"seq": 12, "hash": "00" * 32},
-    {"tokens": ["tok-1", "tok-é"], "revoked": "stolen laptop — ünïcode"},
+    {"detail": "ünïcode — é"},
 ]
 
 
@@ -39,13 +36,10 @@ def test_changelog_value_bytes_equal_fausts_json_codec(value):
     assert _encode(value) == codecs.dumps("json", value)
 
 
-def test_token_state_round_trips_through_the_changelog_encoding():
+def test_tag_state_round_trips_through_the_changelog_encoding():
     import json
 
-    state = TokenState(
-        phase=TokenPhase.REVOKED, credential_hash="ab" * 32, epoch=1, revoked_reason="x"
-    )
-    assert TokenState.from_dict(json.loads(_encode(state.to_dict()))) == state
+    assert TokenState.from_dict(json.loads(_encode(SPENT.to_dict()))) == SPENT
 
 
 def _table_in_event(tmp_path, store: str):

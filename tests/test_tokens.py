@@ -1,77 +1,37 @@
-"""The per-token state machine (agents.tokens): transitions, idempotence, reasons."""
+"""The per-tag state machine (agents.tokens): unspent -> spent, idempotence, reasons.
 
-import pytest
+Protocol v2 issues nothing: a tag the table has never seen is unspent, and
+the first vote with a valid signature spends it (docs/protocol.md).
+"""
 
-from agents.tokens import TokenPhase, TokenState, vote_digest
+from agents.tokens import TokenState, vote_digest
 from models.reasons import ReasonCode
 
-CRED = "ab" * 32
+DIGEST = vote_digest(b"msg", b"sig")
 
 
-def _issued(epoch=1):
-    verdict = TokenState.issue(None, credential_hash=CRED, epoch=epoch, offset=10)
-    assert verdict.state is not None and verdict.reason is None
-    return verdict.state
+def _spent(offset=12):
+    return TokenState.spend(vote_id="v", digest=DIGEST, key_image="ki", offset=offset)
 
 
-def test_issue_creates_an_issued_token():
-    state = _issued()
-    assert (state.phase, state.credential_hash, state.epoch) == (TokenPhase.ISSUED, CRED, 1)
+def test_a_tag_never_seen_is_unspent_and_may_be_spent():
+    """No issuance in v2: an unknown tag is simply unspent (v1 said unknown_token)."""
+    verdict = TokenState.check_spend(None, digest=DIGEST)
+    assert verdict.reason is None and not verdict.replay
 
 
-def test_repeating_the_same_issuance_changes_nothing():
-    assert TokenState.issue(_issued(), credential_hash=CRED, epoch=1, offset=11).replay
-
-
-def test_contradicting_issuance_is_a_token_conflict():
-    verdict = TokenState.issue(_issued(), credential_hash="cd" * 32, epoch=1, offset=11)
-    assert verdict.reason is ReasonCode.TOKEN_CONFLICT
-    assert "cd" * 32 in verdict.detail
-
-
-def test_spend_then_the_same_vote_again_is_a_replay_and_another_is_token_spent():
-    digest = vote_digest(b"msg", b"sig")
-    state = _issued()
-    assert state.check_spend(vote_epoch=1, digest=digest).state is state
-    spent = state.spend(vote_id="v", digest=digest, key_image="ki", offset=12)
-    assert spent.phase is TokenPhase.SPENT
-    assert spent.check_spend(vote_epoch=1, digest=digest).replay
-    other = spent.check_spend(vote_epoch=1, digest=vote_digest(b"msg", b"sig2"))
-    assert other.reason is ReasonCode.TOKEN_SPENT
-
-
-def test_epoch_mismatch_is_checked_before_spending():
-    verdict = _issued(epoch=2).check_spend(vote_epoch=3, digest="d")
-    assert verdict.reason is ReasonCode.EPOCH_MISMATCH
-
-
-def test_revoked_token_rejects_votes():
-    revoked = TokenState.revoke(_issued(), reason="stolen", offset=13).state
-    assert revoked.phase is TokenPhase.REVOKED
-    verdict = revoked.check_spend(vote_epoch=1, digest="d")
-    assert verdict.reason is ReasonCode.TOKEN_REVOKED and "stolen" in verdict.detail
-
-
-def test_revoking_a_spent_token_keeps_it_spent():
-    spent = _issued().spend(vote_id="v", digest="d", key_image="ki", offset=12)
-    assert TokenState.revoke(spent, reason="late", offset=14).replay
-
-
-def test_revocation_before_issuance_survives_the_issuance():
-    revoked = TokenState.revoke(None, reason="early", offset=1).state
-    after = TokenState.issue(revoked, credential_hash=CRED, epoch=1, offset=2).state
-    assert after.phase is TokenPhase.REVOKED and after.credential_hash == CRED
-
-
-def test_only_an_issued_token_can_be_spent():
-    revoked = TokenState.revoke(_issued(), reason="x", offset=13).state
-    with pytest.raises(ValueError, match="revoked"):
-        revoked.spend(vote_id="v", digest="d", key_image="ki", offset=14)
+def test_the_same_vote_again_is_a_replay_and_another_vote_is_token_spent():
+    spent = _spent()
+    assert TokenState.check_spend(spent, digest=DIGEST).replay
+    other = TokenState.check_spend(spent, digest=vote_digest(b"msg", b"sig2"))
+    assert other.reason is ReasonCode.TOKEN_SPENT and not other.replay
+    assert "offset 12" in other.detail
 
 
 def test_state_round_trips_through_its_table_form():
-    spent = _issued().spend(vote_id="v", digest="d", key_image="ki", offset=12)
+    spent = _spent()
     assert TokenState.from_dict(spent.to_dict()) == spent
+    assert set(spent.to_dict()) == {"spent_by", "spent_digest", "key_image", "changed_offset"}
 
 
 def test_vote_digest_separates_message_and_signature():
@@ -79,15 +39,8 @@ def test_vote_digest_separates_message_and_signature():
 
 
 def test_as_of_reads_back_the_state_each_earlier_record_saw():
-    issued = _issued()  # issued at offset 10
-    spent = issued.spend(vote_id="v", digest="d", key_image="ki", offset=12)
-    assert spent.as_of(9) is None and spent.as_of(10) is None  # before / at the issuance
-    assert spent.as_of(11) == issued  # between issuance and spend: still issued
-    assert spent.as_of(12) == issued  # the spending vote itself saw an issued token
-    assert spent.as_of(13) == spent
+    """A redelivered record is decided against the state it saw the first time."""
+    spent = _spent(offset=12)
+    assert spent.as_of(11) is None  # before the spend: unspent
+    assert spent.as_of(12) == spent and spent.as_of(13) == spent
     assert [spent.newer_than(o) for o in (11, 12, 13)] == [True, False, False]
-    revoked = TokenState.revoke(issued, reason="x", offset=15).state
-    assert revoked.as_of(14) == issued and revoked.as_of(16) == revoked
-    early = TokenState.revoke(None, reason="early", offset=3).state
-    late_issue = TokenState.issue(early, credential_hash=CRED, epoch=1, offset=5).state
-    assert late_issue.as_of(2) is None and late_issue.as_of(4) == late_issue

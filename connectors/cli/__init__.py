@@ -1,7 +1,7 @@
 """``ringtally``: every command, one entry point (:func:`main`, in :mod:`.root`).
 
 One module per command group, named after it: ``keys``, ``rings``,
-``submissions``, ``tokens`` (with ``revoke``), ``vote``, ``produce``,
+``submissions``, ``vote``, ``produce``,
 ``tally``, ``rejections``, ``stack``, ``sink`` (with ``db``, ``audit``,
 ``readmodel``), ``replay`` (with ``reset-offsets``); ``root`` is the group,
 its one error handler and Faust's ``worker``. Modules import only click and

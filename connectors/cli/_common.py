@@ -26,7 +26,6 @@ import click
 from streams.errors import RingtallyError, ServiceUnavailable, UsageProblem
 
 __all__ = [
-    "CREDENTIAL_HASH",
     "EPOCH",
     "IDENTIFIER",
     "KAFKA_TIMEOUT",
@@ -129,12 +128,10 @@ class _Pattern(click.ParamType):
         return text
 
 
-#: Ring, submission, token and genre ids: 1-128 printable ASCII characters, no spaces.
+#: Ring, submission and genre ids: 1-128 printable ASCII characters, no spaces.
 IDENTIFIER = _Pattern(
     "ID", r"[\x21-\x7e]{1,128}", "an id (1-128 printable ASCII characters, no spaces)"
 )
-#: A credential's hash: 64 hex digits (stored lowercase).
-CREDENTIAL_HASH = _Pattern("HASH", r"[0-9a-f]{64}", "a credential hash (64 hex digits)", lower=True)
 EPOCH = click.IntRange(0, 2**32 - 1)
 
 

@@ -7,16 +7,19 @@ Each non-blank line (``#`` starts a comment line) is one of:
 * an **unsigned vote spec** with a ``key_file``, signed here::
 
     {"key_file": "alice.key", "ring_id": "ring-poetry-7", "submission_id": "sub-42",
-     "vote_type": "approve", "token_id": "3f2a...", "epoch": 7, "compact": false}
+     "vote_type": "approve", "ring_version": 2, "slot": 3, "compact": false}
 
-  ``epoch`` defaults to the ring's, ``compact`` to false (batchable), and a
-  relative ``key_file`` is relative to the JSONL file's directory.
+  ``ring_version`` defaults to the version in force now, ``slot`` to a random
+  unused one (the key file's used slots are kept beside it, as ``ringtally
+  vote`` does; a used slot is a bad line), ``compact`` to false (batchable),
+  and a relative ``key_file`` is relative to the JSONL file's directory.
 
 Bad lines: by default a bad line (not JSON, not a vote, a key file refused, a
-ring unknown, a key not in its ring) is reported on stderr with its line number
-and SKIPPED; the others are published and the command exits 1 if any line was
-skipped. With ``--strict`` every line is checked (and signed) before anything
-is published, and the first bad line aborts with nothing published (exit 2).
+ring unknown, a key not in its ring, a slot used or none left) is reported on
+stderr with its line number and SKIPPED; the others are published and the
+command exits 1 if any line was skipped. With ``--strict`` every line is
+checked (and signed) before anything is published, and the first bad line
+aborts with nothing published (exit 2; the slots it took are given back).
 
 Exit codes: 0 all published; 1 some lines skipped; 2 bad usage (or --strict
 found a bad line), or a service down; 3 with ``--wait``, some votes had no
@@ -35,7 +38,7 @@ from typing import Any
 import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.fields import Epoch, Identifier, VoteType
+from models.fields import Identifier, Slot, VoteType
 from models.votes import VoteCast
 from streams.errors import RingtallyError, ServiceUnavailable, UsageProblem
 
@@ -53,8 +56,8 @@ class VoteSpec(BaseModel):
     ring_id: Identifier
     submission_id: Identifier
     vote_type: VoteType
-    token_id: Identifier
-    epoch: Epoch | None = None
+    ring_version: int | None = Field(default=None, ge=1, le=2**32 - 1)
+    slot: Slot | None = None
     compact: bool = False
 
 
@@ -63,44 +66,72 @@ class _BadLine(Exception):
 
 
 class _Signer:
-    """Key files and rings, loaded once each."""
+    """Key files (as Voters: their used slots beside them) and ring versions, loaded once."""
 
     def __init__(self, settings: Any, base: Path) -> None:
         self.settings = settings
         self.base = base
-        self._keys: dict[Path, Any] = {}
-        self._rings: dict[str, Any] | None = None
-        self._crypto: dict[str, Any] = {}
+        self._voters: dict[Path, Any] = {}
+        self._history: dict[str, Any] | None = None
+        self._crypto: dict[tuple[str, int], Any] = {}
+        #: (voter, epoch, slot) taken by this run, given back if --strict aborts.
+        self.taken: list[tuple[Any, int, int]] = []
+
+    def _ring(self, spec: VoteSpec) -> Any:
+        import time
+
+        from connectors.sdk.reader import ring_history
+
+        if self._history is None:
+            self._history = ring_history(self.settings)
+        versions = self._history.get(spec.ring_id)
+        if not versions:
+            raise _BadLine(f"no ring {spec.ring_id!r} is registered")
+        if spec.ring_version is not None:
+            if spec.ring_version > len(versions):
+                raise _BadLine(f"ring {spec.ring_id!r} has no version {spec.ring_version}")
+            return versions[spec.ring_version - 1].ring
+        now_ms = int(time.time() * 1000)
+        in_force = [v.ring for v in versions if v.effective_ms <= now_ms]
+        return in_force[-1] if in_force else versions[-1].ring
 
     def sign(self, spec: VoteSpec) -> VoteCast:
-        from connectors.sdk.keyfile import load_key_file
-        from connectors.sdk.reader import list_rings
         from connectors.sdk.vote import build_vote, resolve_ring
+        from connectors.sdk.voter import Voter
 
         path = Path(spec.key_file)
         path = path if path.is_absolute() else self.base / path
-        if path not in self._keys:
-            self._keys[path] = load_key_file(path)  # KeyFileError: reported for this line
-        key = self._keys[path]
-        if self._rings is None:
-            self._rings = list_rings(self.settings)
-        ring = self._rings.get(spec.ring_id)
-        if ring is None:
-            raise _BadLine(f"no ring {spec.ring_id!r} is registered")
-        if key.public_key.hex() not in ring.public_keys:
-            raise _BadLine(f"the key in {spec.key_file} is not a member of ring {spec.ring_id}")
-        if spec.ring_id not in self._crypto:
-            self._crypto[spec.ring_id] = resolve_ring(ring, self.settings.max_ring_size)[0]
+        if path not in self._voters:
+            self._voters[path] = Voter.from_key_file(path)  # KeyFileError: for this line
+        voter = self._voters[path]
+        ring = self._ring(spec)
+        if voter.public_key.hex() not in ring.public_keys:
+            raise _BadLine(
+                f"the key in {spec.key_file} is not a member of ring {spec.ring_id} "
+                f"version {ring.version}"
+            )
+        cache_key = (ring.ring_id, ring.version)
+        if cache_key not in self._crypto:
+            self._crypto[cache_key] = resolve_ring(ring, self.settings.max_ring_size)[0]
+        slot = voter.take_slot(ring.epoch, ring.votes_per_epoch, spec.slot)  # SlotUsed: bad line
+        self.taken.append((voter, ring.epoch, slot))
         return build_vote(
-            key,
-            self._crypto[spec.ring_id],
+            voter.key,
+            self._crypto[cache_key],
             submission_id=spec.submission_id,
-            ring_id=spec.ring_id,
+            ring_id=ring.ring_id,
+            ring_version=ring.version,
             vote_type=spec.vote_type,
-            token_id=spec.token_id,
-            epoch=ring.epoch if spec.epoch is None else spec.epoch,
+            epoch=ring.epoch,
+            slot=slot,
             batchable=not spec.compact,
         )
+
+    def give_back(self) -> None:
+        """Mark the slots this run took unused again (nothing of it was published)."""
+        for voter, epoch, slot in self.taken:
+            voter.release_slot(epoch, slot)
+        self.taken.clear()
 
 
 def _parse(line: str, signer: _Signer) -> VoteCast:
@@ -159,14 +190,15 @@ def produce(ctx: click.Context, file: str, strict: bool, wait: float | None, qui
 
     A line is either a VoteCast as on the votes topic (with a signature) or an
     unsigned spec {"key_file", "ring_id", "submission_id", "vote_type",
-    "token_id", ["epoch"], ["compact"]} signed here with the key file. A bad
+    ["ring_version"], ["slot"], ["compact"]} signed here with the key file
+    (slot: a random unused one by default, remembered beside the key file). A bad
     line is reported with its line number and skipped (exit 1 at the end);
     --strict checks every line first and publishes nothing if one is bad.
 
     \b
     Example:
       echo '{"key_file":"alice.key","ring_id":"ring-poetry-7","submission_id":"sub-42",
-             "vote_type":"approve","token_id":"3f2a...e1"}' > votes.jsonl
+             "vote_type":"approve"}' > votes.jsonl
       ringtally produce votes.jsonl --wait 60
     """
     from rich.console import Console
@@ -192,6 +224,7 @@ def produce(ctx: click.Context, file: str, strict: bool, wait: float | None, qui
                 try:
                     votes.append(_parse(line, signer))
                 except _BadLine as exc:
+                    signer.give_back()
                     raise UsageProblem(f"{file}:{number}: {exc}; nothing was published") from None
             todo: list[tuple[int, Any]] = list(enumerate(votes, 1))
         else:
@@ -244,7 +277,7 @@ def _summarise(client: Any, vote_ids: list[Any], wait: float, ballot_type: type)
         except OutcomeTimeout:
             missing += 1
             continue
-        except KeyError:  # the same token twice in the file: one outcome was returned already
+        except KeyError:  # the same vote twice in the file: one outcome was returned already
             continue
         if isinstance(outcome, ballot_type):
             ballots += 1

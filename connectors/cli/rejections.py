@@ -82,10 +82,17 @@ def rejections_list(reason: str | None, limit: int, as_json: bool) -> None:
                 d["recorded_at"][:19],
                 d["reason"],
                 d["vote_id"],
-                d["token_id"],
+                _short(d["token_id"]),
                 d["detail"][:80],
                 d["source"],
             )
             for d in data
         ],
     )
+
+
+def _short(token_id: str | None) -> str | None:
+    """A v2 token id (a 64-hex slot tag) abbreviated for the table; --json has it whole."""
+    if token_id is None or len(token_id) <= 20:
+        return token_id
+    return token_id[:16] + "..."

@@ -25,7 +25,7 @@ __all__ = ["COMMANDS", "replay", "reset_offsets"]
     "from_time",
     default=None,
     metavar="T",
-    help="Still replay from the beginning (state needs every token event), but compare "
+    help="Still replay from the beginning (state needs every vote and ring version), but compare "
     "only outputs of votes-topic records timestamped at or after T (ISO 8601, no zone = "
     "local time, or epoch ms).",
 )

@@ -21,6 +21,7 @@ import click
 
 from streams.errors import RingtallyError
 
+from .gateway import gateway
 from .keys import keys
 from .produce import produce
 from .rejections import rejections
@@ -30,7 +31,6 @@ from .sink import COMMANDS as SINK_COMMANDS
 from .stack import stack
 from .submissions import submissions
 from .tally import tally
-from .tokens import revoke, tokens
 from .vote import vote
 
 __all__ = ["COMMANDS", "FAUST_COMMANDS", "cli", "main"]
@@ -43,12 +43,11 @@ COMMANDS: tuple[click.Command, ...] = (
     keys,
     rings,
     submissions,
-    tokens,
-    revoke,
     vote,
     produce,
     tally,
     rejections,
+    gateway,
 )
 
 #: Faust's commands (its own one-line help), run by Faust's CLI with the app loaded.
@@ -84,7 +83,7 @@ def _faust_command(name: str, short_help: str) -> click.Command:
 
 @click.group("ringtally")
 def cli() -> None:
-    """ringtally: anonymous, one-vote-per-token review rounds on Kafka.
+    """ringtally: anonymous, rate-limited review votes on Kafka (k per reviewer and epoch).
 
     \b
     Example:
@@ -107,7 +106,11 @@ def _run_faust(args: list[str]) -> Any:
     app.worker_init()
     app.worker_init_post_autodiscover()
     if "worker" in args:  # refuse to start, in one line, before Faust starts anything
-        agents.pipeline.issuer_keys()
+        check = getattr(agents.pipeline, "check_worker_can_start", None)
+        if check is not None:  # registrar keys known, votes/control topics on broker time
+            check()
+        else:
+            agents.pipeline.registrar_keys()
     return faust_cli.main(args=args, prog_name="ringtally", standalone_mode=False, app=app)
 
 

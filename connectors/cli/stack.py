@@ -162,23 +162,24 @@ def up(pieces: tuple[str, ...], timeout: float | None) -> None:
             "adopted": f"adopted in {res.seconds:.1f}s",
         }[res.action]
         click.echo(f"{name:<9}127.0.0.1:{svc.ports[0]:<6} pid {res.pid:<8} healthy, {how}")
-    _ensure_issuer_key(local.settings)
+    _ensure_registrar_key(local.settings)
     click.echo(f"stack up: {len(results)} healthy in {time.monotonic() - t0:.1f}s")
 
 
-def _ensure_issuer_key(settings: Any) -> None:
-    """The development issuer key (finding F5): created on the first ``stack up`` when no
-    issuer key file is configured, so that workers trust ``<data_dir>/issuer.pub``."""
-    if settings.issuer_key_file is not None or settings.issuer_public_keys:
-        return  # configured explicitly: the operator manages the issuer key
-    from connectors.sdk.issuer import load_issuer
+def _ensure_registrar_key(settings: Any) -> None:
+    """The development registrar key: created on the first ``stack up`` when no registrar
+    key file is configured, so that workers trust ``<data_dir>/registrar.pub`` and the
+    CLI's ``rings``/``submissions`` commands sign with it."""
+    if settings.registrar_key_file is not None or settings.registrar_public_keys:
+        return  # configured explicitly: the operator manages the registrar key
+    from connectors.sdk.registrar import load_registrar
 
     try:
-        issuer = load_issuer(settings)
+        registrar = load_registrar(settings)
     except RingtallyError as exc:
-        _fail([f"stack: issuer key: {exc.one_line()}"])
+        _fail([f"stack: registrar key: {exc.one_line()}"])
         return
-    click.echo(f"issuer   {settings.issuer_key_path} public key {issuer.public_key.hex()}")
+    click.echo(f"registrar {settings.registrar_key_path} public key {registrar.public_key.hex()}")
 
 
 @stack.command()

@@ -1,4 +1,4 @@
-"""``ringtally submissions``: register and list submissions (the compacted submissions topic)."""
+"""``ringtally submissions``: register (registrar-signed, immutable) and list submissions."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def submissions() -> None:
 @click.option("--epoch", required=True, type=EPOCH, help="The epoch it is reviewed in.")
 @one_line_errors
 def submissions_add(submission_id: str, genre: str, epoch: int) -> None:
-    """Register (or redefine) a submission.
+    """Register a submission, signed by the registrar. A submission is immutable: adding
+    it again alike does nothing, with another genre or epoch is refused.
 
     \b
     Example:

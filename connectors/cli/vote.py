@@ -1,4 +1,9 @@
-"""``ringtally vote``: sign one vote with a key file, publish it, and print its outcome."""
+"""``ringtally vote``: pick a slot, sign one vote with a key file, publish it, print its outcome.
+
+The key file's used slots are kept beside it (``alice.key`` ->
+``alice.slots.json``, see :mod:`connectors.sdk.voter`), so a second vote on a
+used slot, or one more vote than the ring allows in the epoch, is refused
+here in one line, before anything is published."""
 
 from __future__ import annotations
 
@@ -6,11 +11,10 @@ from pathlib import Path
 
 import click
 
-from models.fields import VoteType
+from models.fields import MAX_VOTES_PER_EPOCH, VoteType
 from streams.errors import UsageProblem
 
 from ._common import (
-    EPOCH,
     IDENTIFIER,
     KAFKA_TIMEOUT,
     echo_json,
@@ -60,13 +64,20 @@ def describe_outcome(outcome) -> tuple[str, dict]:  # noqa: ANN001 - Ballot | Re
 @click.option("--submission", required=True, type=IDENTIFIER, metavar="SUBMISSION_ID")
 @click.option("--type", "vote_type", required=True, type=click.Choice([v.value for v in VoteType]))
 @click.option(
-    "--token",
-    required=True,
-    type=IDENTIFIER,
-    metavar="TOKEN_ID",
-    help="An unspent token issued to the reviewer's credential.",
+    "--ring-version",
+    type=click.IntRange(1, 2**32 - 1),
+    default=None,
+    metavar="N",
+    help="The ring version to sign for (default: the one in force now).",
 )
-@click.option("--epoch", type=EPOCH, default=None, help="The vote's epoch (default: the ring's).")
+@click.option(
+    "--slot",
+    type=click.IntRange(0, MAX_VOTES_PER_EPOCH - 1),
+    default=None,
+    metavar="J",
+    help="The slot to spend (default: a random unused one; used slots are kept beside the "
+    "key file).",
+)
 @click.option(
     "--compact",
     is_flag=True,
@@ -88,48 +99,63 @@ def vote(
     ring_id: str,
     submission: str,
     vote_type: str,
-    token: str,
-    epoch: int | None,
+    ring_version: int | None,
+    slot: int | None,
     compact: bool,
     wait: float | None,
     as_json: bool,
 ) -> None:
     """Sign one vote with a key file and publish it; with --wait, print its outcome.
 
-    The ring's members are read from the rings topic. Exit code: 0 published
-    (with --wait: counted), 1 rejected (the reason is printed), 2 bad usage or a
-    service down, 3 no outcome within --wait seconds (the vote stays published).
+    The ring version (default: the one in force now) is read from the rings
+    topic. The slot is --slot or a random unused one of the ring's
+    votes_per_epoch; it is recorded as used in the file beside the key file
+    before anything is published, and a used slot or an epoch with no slot
+    left is refused in one line (exit 2). Exit code: 0 published (with
+    --wait: counted), 1 rejected (the reason is printed), 2 bad usage or a
+    service down, 3 no outcome within --wait seconds (the vote stays
+    published).
 
     \b
     Example:
       ringtally vote --key-file alice.key --ring ring-poetry-7 --submission sub-42 \\
-          --type approve --token 3f2a...e1 --wait 30
+          --type approve --wait 30
     """
-    from connectors.sdk.keyfile import load_key_file
     from connectors.sdk.vote import VoteClient
+    from connectors.sdk.voter import Voter
     from models import Ballot
 
-    key = load_key_file(key_file)
+    voter = Voter.from_key_file(key_file)
     settings = kafka_settings()
-    with VoteClient(settings, key, batchable=not compact, timeout=KAFKA_TIMEOUT) as client:
-        ring = client.lookup_ring(ring_id)
-        if key.public_key.hex() not in ring.public_keys:
+    with VoteClient(settings, voter, batchable=not compact, timeout=KAFKA_TIMEOUT) as client:
+        ring = client.lookup_ring(ring_id, version=ring_version)
+        if voter.public_key.hex() not in ring.public_keys:
             raise UsageProblem(
-                f"the key in {key_file} (public key {key.public_key.hex()[:16]}...) is not a "
-                f"member of ring {ring_id}",
-                fix="check --ring, or add the key with 'rings add'",
+                f"the key in {key_file} (public key {voter.public_key.hex()[:16]}...) is not a "
+                f"member of ring {ring_id} version {ring.version}",
+                fix="check --ring, or add the key with 'rings rotate --add'",
             )
-        del key  # the client holds the only reference
         if not ring.active:
-            err(f"warning: ring {ring_id} is inactive; the vote will be rejected (inactive_ring)")
-        vote_id = client.cast(
-            ring, submission_id=submission, vote_type=vote_type, token_id=token, epoch=epoch
-        )
+            err(
+                f"warning: ring {ring_id} version {ring.version} is inactive; the vote will be "
+                "rejected (inactive_ring)"
+            )
+        vote_id = client.vote(ring, submission_id=submission, vote_type=vote_type, slot=slot)
         if wait is None:
             if as_json:
-                echo_json({"outcome": "published", "vote_id": str(vote_id), "token_id": token})
+                echo_json(
+                    {
+                        "outcome": "published",
+                        "vote_id": str(vote_id),
+                        "ring_id": ring.ring_id,
+                        "ring_version": ring.version,
+                    }
+                )
             else:
-                click.echo(f"published vote {vote_id} (token {token}) to {settings.topic('votes')}")
+                click.echo(
+                    f"published vote {vote_id} (ring {ring.ring_id} version {ring.version}) "
+                    f"to {settings.topic('votes')}"
+                )
             return
         outcome = client.wait_outcome(vote_id, timeout=wait)
     text, data = describe_outcome(outcome)

@@ -9,9 +9,9 @@ tampered count and expects MISMATCH.
 What is compared (the truth only claims what does not depend on timing, see
 :mod:`connectors.demo.simulation`):
 
-- ballots: exactly the certain ballots plus ONE vote of each double-vote
-  pair (which one wins depends on arrival order across partitions), nothing
-  else;
+- ballots: exactly the votes that must count, nothing else; of a double
+  vote, the half appended first (the broker's order, LogAppendTime), never
+  the second;
 - rejections: the count per reason code;
 - tallies: per submission, the counts of each vote type, the decision, and
   ``total <= version <= total + double votes on it`` (every counted ballot
@@ -60,6 +60,7 @@ class Truth:
     """What the pipeline must produce for a round."""
 
     ballots: frozenset[str]
+    #: (counted, rejected) vote ids of each double vote.
     pairs: tuple[tuple[str, str], ...]
     rejections: Mapping[str, int]
     #: submission -> (counts, decision).
@@ -84,7 +85,7 @@ class Truth:
 
     @property
     def ballot_count(self) -> int:
-        return len(self.ballots) + len(self.pairs)
+        return len(self.ballots)
 
 
 @dataclass
@@ -145,17 +146,17 @@ def check(truth: Truth, observed: Observed) -> list[CheckLine]:
 def _check_ballots(truth: Truth, ballots: set[str], src: str) -> CheckLine:
     details: list[str] = []
     missing = sorted(truth.ballots - ballots)
-    in_pairs = {v for pair in truth.pairs for v in pair}
-    unexpected = sorted(ballots - truth.ballots - in_pairs)
-    bad_pairs = [(a, b) for a, b in truth.pairs if (a in ballots) + (b in ballots) != 1]
-    details += [f"missing ballot {v}" for v in missing]
-    details += [f"unexpected ballot {v}" for v in unexpected]
+    unexpected = sorted(ballots - truth.ballots)
+    seconds = {second: first for first, second in truth.pairs}
     details += [
-        f"double-vote pair {a} / {b}: {(a in ballots) + (b in ballots)} counted, expected exactly 1"
-        for a, b in bad_pairs
+        f"double vote: {v} was appended second but counted (first: {seconds[v]})"
+        if v in seconds
+        else f"unexpected ballot {v}"
+        for v in unexpected
     ]
-    ok = not (missing or unexpected or bad_pairs)
-    expected = f"{truth.ballot_count} ({len(truth.ballots)} + 1 per pair × {len(truth.pairs)})"
+    details += [f"missing ballot {v}" for v in missing]
+    ok = not (missing or unexpected)
+    expected = f"{truth.ballot_count} (incl. the first of {len(truth.pairs)} double votes)"
     return CheckLine(src, "ballots (vote ids)", expected, str(len(ballots)), ok, _limited(details))
 
 

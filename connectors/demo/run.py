@@ -6,9 +6,10 @@
    inspect or to ``ringtally replay``;
 2. the round (:func:`connectors.demo.simulation.build_round`), its topics, ``db migrate``;
 3. a worker (``ringtally worker``) and the sink (``ringtally sink``) as subprocesses;
-4. rings, submissions and token issuances; then the revocation, waiting until
-   its fan-out put a TokenRevoked on every token of the credential; then the
-   votes, paced, with a live progress bar;
+4. rings and submissions (registrar-signed), then the votes, paced, with a live
+   progress bar; part-way through, a ring rotation that revokes a reviewer
+   (ring version 2 without their key), and the rest of the votes after it
+   (:class:`~connectors.demo.simulation.Publisher` keeps the round's order);
 5. wait until every vote has an outcome on the output topics and the sink
    has stored it all; check every number against the round's ground truth,
    from Postgres and from the output topics; draw the chart;
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import shutil
 import time
@@ -106,10 +106,10 @@ class DemoResult:
 
 
 def demo_settings(prefix: str, config: DemoConfig) -> Settings:
-    from connectors.sdk.issuer import pin_issuer
+    from connectors.sdk.registrar import pin_registrar
 
     base = config.base or Settings()
-    return pin_issuer(  # the workers trust the issuer key that signs the round (finding F5)
+    return pin_registrar(  # the workers trust the registrar key that signs the round
         Settings(
             kafka_bootstrap=base.kafka_bootstrap,
             postgres_dsn=base.postgres_dsn,
@@ -123,7 +123,6 @@ def demo_settings(prefix: str, config: DemoConfig) -> Settings:
             table_store=config.table_store,
             web_port=free_port(),
             metrics_port=free_port(),
-            fanout=True,
         ),
         base,
     )
@@ -178,20 +177,6 @@ def drop_old_runs(settings: Settings, keep_prefix: str) -> tuple[int, int]:
     return len(topics), asyncio.run(drop())
 
 
-def _token_revoked_id(key: bytes | None, value: bytes | None) -> bytes | None:
-    if value and b"token_revoked" in value:
-        with contextlib.suppress(ValueError):
-            if json.loads(value).get("type") == "token_revoked":
-                return key
-    return None
-
-
-def _credential_token(_key: bytes | None, value: bytes | None) -> bytes | None:
-    with contextlib.suppress(ValueError, AttributeError):
-        return json.loads(value or b"").get("token_id", "").encode() or None
-    return None
-
-
 def _scrape(url: str) -> dict[str, float]:
     """Sum every sample of each metric family (labels folded) from a /metrics page."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -212,10 +197,10 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
 
 
 async def _run(config: DemoConfig, console: Console) -> DemoResult:
-    from connectors.demo.simulation import build_round
+    from connectors.demo.simulation import Publisher, build_round
     from connectors.postgres.db import connect
     from connectors.postgres.migrate import migrate
-    from connectors.sdk import SdkProducer, load_issuer
+    from connectors.sdk.registrar import load_registrar
     from streams.topics import ensure_topics
 
     started = time.monotonic()
@@ -241,16 +226,16 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
             ring_size=config.ring_size,
             submissions_per_genre=config.submissions_per_genre,
             votes_per_reviewer=config.votes_per_reviewer,
-            issuer=load_issuer(settings),
+            registrar=load_registrar(settings),
         )
     round_.min_votes, round_.flag_threshold = settings.min_votes, settings.flag_threshold
     truth = Truth.from_round(round_)
     attacks = round_.attack_counts()
     say(
         f"round: seed {config.seed}, {len(round_.genres)} genres, rings of {config.ring_size}, "
-        f"{len(round_.submissions)} submissions, {len(round_.votes):,} votes "
-        f"({attacks['honest']:,} honest, {len(round_.votes) - attacks['honest']} hostile), "
-        f"{len(round_.issuances):,} tokens"
+        f"{len(round_.submissions)} submissions, {round_.outcome_count():,} records "
+        f"({attacks['honest']:,} honest votes, {round_.outcome_count() - attacks['honest']} "
+        f"hostile), {round_.votes_per_epoch} votes per reviewer and epoch"
     )
     say(f"topics [bold]{prefix}.*[/bold], Postgres schema [bold]{settings.postgres_schema}[/bold]")
 
@@ -258,14 +243,6 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
     await migrate(settings)
     worker = WorkerProcess(settings, logs / "worker.log")
     sink = SinkProcess(settings, logs / "sink.log")
-    index_topic = f"{settings.group_id}-credential-index"
-    votes_topic = settings.topic("votes")
-    #: control phase only: issued tokens the worker indexed, TokenRevoked records on the votes topic
-    control_watch = TopicWatch(
-        settings,
-        outputs=False,
-        extra={index_topic: _credential_token, votes_topic: _token_revoked_id},
-    )
     watch = TopicWatch(settings)
     conn = None
     try:
@@ -282,48 +259,27 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
             f"worker up (http://127.0.0.1:{settings.web_port}/health, /metrics); "
             f"sink up (metrics on :{settings.metrics_port})"
         )
-        control_watch.start()
         watch.start()
         conn = await connect(settings)
-        producer = SdkProducer(settings, **{"linger.ms": 2})
+        publisher = Publisher(settings)
 
-        # --- control messages, then the revocation and its fan-out -------------------
-        for short, key, value in round_.control_messages():
-            producer.send(settings.topic(short), key, value)
-        await asyncio.to_thread(producer.flush, 60)
-        await _wait(
-            lambda: control_watch.seen(index_topic) >= len(round_.issuances),
-            config.stall_timeout,
-            "the worker to index every issued token",
-            console,
-            config.live,
-        )
-        revoked_creds = {r.credential_hash for r in round_.revocations}
-        revoked_tokens = {
-            i.token_id for i in round_.issuances if i.credential_hash in revoked_creds
-        }
-        for r in round_.revocations:
-            producer.send(settings.topic("revocations"), r.credential_hash.encode(), r.to_json())
-        await asyncio.to_thread(producer.flush, 60)
-        await _wait(
-            lambda: control_watch.seen(votes_topic) >= len(revoked_tokens),
-            config.stall_timeout,
-            "the revocation fan-out",
-            console,
-            config.live,
-        )
-        control_watch.stop()
+        # --- control records: rings and submissions (and an unsigned ring) -----------
+        await asyncio.to_thread(_publish_phase, publisher, round_.control)
         say(
             f"control: {len(round_.rings)} rings, {len(round_.submissions)} submissions, "
-            f"{len(round_.issuances):,} tokens issued, "
-            f"{len(round_.revocations)} credential revoked "
-            f"({len(revoked_tokens)} tokens)"
+            f"signed by the registrar {publisher_key(settings)}"
         )
 
         # --- the votes, paced, with the live progress bar ------------------------------
         sent_ms: dict[str, int] = {}
         published_ms: list[int] = []
-        total = len(round_.votes)
+        # The votes, then the rotation once they are appended, then the late votes once
+        # the rotation is: (record, wait for everything before it first).
+        sequence = [(p, False) for p in round_.votes]
+        for phase in (round_.rotation, round_.late_votes):
+            sequence += [(p, n == 0) for n, p in enumerate(phase)]
+        to_send = len(sequence)
+        total = round_.outcome_count()
         pg_outcomes = 0
         progress = Progress(
             SpinnerColumn(),
@@ -337,7 +293,7 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
             transient=False,
         )
         with progress:
-            t_pub = progress.add_task("publishing votes", total=total, rate="")
+            t_pub = progress.add_task("publishing votes", total=to_send, rate="")
             t_out = progress.add_task("verified + tallied (topics)", total=total, rate="")
             t_pg = progress.add_task("stored (Postgres)", total=total, rate="")
             start = time.monotonic()
@@ -347,15 +303,20 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
             last_change, last_seen = time.monotonic(), (-1, -1)
             while True:
                 now = time.monotonic()
-                due = total if not config.rate else min(total, int((now - start) * config.rate) + 1)
+                due = (
+                    to_send
+                    if not config.rate
+                    else min(to_send, int((now - start) * config.rate) + 1)
+                )
                 while sent < due:
-                    planned = round_.votes[sent]
+                    planned, barrier = sequence[sent]
+                    if barrier:
+                        await asyncio.to_thread(_appended, publisher)
                     ms = int(time.time() * 1000)
-                    producer.send(votes_topic, planned.key, planned.value)
-                    published_ms.append(ms)
-                    if (
-                        planned.vote_id
-                    ):  # a token replay reuses its original's vote id: keep the first
+                    publisher.send(planned)
+                    if planned.has_outcome:
+                        published_ms.append(ms)
+                    if planned.vote_id:  # a slot reuse repeats its original's vote id
                         sent_ms.setdefault(planned.vote_id, ms)
                     sent += 1
                 outcomes = watch.outcomes
@@ -371,14 +332,14 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
                 progress.update(t_pg, completed=min(pg_outcomes, total), rate="")
                 if (outcomes, pg_outcomes) != last_seen:
                     last_seen, last_change = (outcomes, pg_outcomes), now
-                if sent >= total and outcomes >= total and pg_outcomes >= outcomes:
+                if sent >= to_send and outcomes >= total and pg_outcomes >= outcomes:
                     break
-                if sent >= total and now - last_change > config.stall_timeout:
+                if sent >= to_send and now - last_change > config.stall_timeout:
                     break  # nothing moves any more: check what is there (and fail)
                 if not worker.alive() or not sink.alive():
                     break
                 await asyncio.sleep(0.05)
-            await asyncio.to_thread(producer.flush, 60)
+            await asyncio.to_thread(publisher.flush, 60)
             process_seconds = time.monotonic() - start
 
         # --- the sink must hold the final tallies too ----------------------------------
@@ -435,7 +396,7 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
             lines=lines,
             settings=settings,
             seconds=0.0,
-            votes=total,
+            votes=len(round_.all_votes()),
             decisions_by_genre=decisions,
             attacks=attacks,
             metrics=metrics,
@@ -485,7 +446,6 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
             with contextlib.suppress(OSError):
                 shutil.copyfile(path, latest)
     finally:
-        control_watch.stop()
         watch.stop()
         if conn is not None:
             await conn.close()
@@ -502,15 +462,21 @@ async def _run(config: DemoConfig, console: Console) -> DemoResult:
     return result
 
 
-async def _wait(done: Any, timeout: float, what: str, console: Console, live: bool) -> None:
-    deadline = time.monotonic() + timeout
-    with (
-        console.status(f"waiting for {what}…", spinner="dots") if live else contextlib.nullcontext()
-    ):
-        while not done():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-            await asyncio.sleep(0.1)
+def _appended(publisher: Any) -> None:
+    """Everything sent so far is appended, and the clock is past its broker time: what
+    is sent next is appended after it (the rotation after the votes before it)."""
+    publisher.flush(60)
+    publisher.wait_clock_past(publisher.last_appended_ms())
+
+
+def _publish_phase(publisher: Any, records: list[Any]) -> None:
+    publisher.send_all(records)
+    _appended(publisher)
+
+
+def publisher_key(settings: Settings) -> str:
+    """The trusted registrar key, shortened for the screen."""
+    return settings.registrar_public_keys[:16] + "…"
 
 
 # --- printing ---------------------------------------------------------------------------

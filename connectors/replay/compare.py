@@ -15,10 +15,11 @@ limits ballots and rejections to those whose source is at or after it, and
 tallies to submissions that have such a ballot on either side.
 
 A tally's ``version`` is not compared: it counts the changes the tally went
-through, and a double vote (one reviewer, two tokens, one submission) whose
-later-cast half arrived first costs one more change (its retraction) than one
-that arrived in cast order. Which vote counts, and so the counts and decision,
-does not depend on arrival order (see ``agents/tally.py``).
+through, and a double vote (one reviewer, two slots, one submission) whose
+second-appended half reached the tally stage first costs one more change (its
+retraction) than one that arrived in log order. Which vote counts, and so the
+counts and decision, is decided by the broker's timestamps and the log
+(LogAppendTime), which a replay reads unchanged (see ``agents/tally.py``).
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 1. note the votes topic's end offsets (what "caught up" means for this run);
 2. a shadow: app id / consumer group / output prefix ``<prefix>-replay-<ts>``,
-   fresh tables (memory store), ``fanout=False`` (the fan-out writes to the
-   live votes topic; its TokenRevoked records from the live run are already
-   there and are read like every other input), Postgres schema
-   ``<schema>_replay_<ts>``, migrated;
+   fresh tables (memory store), Postgres schema ``<schema>_replay_<ts>``,
+   migrated. The shadow reads the live input topics (votes, rings,
+   submissions) and decides each vote by the broker timestamps the live run
+   saw, so a ring rotation takes effect for exactly the same votes;
 3. a worker with those settings and a sink for the shadow outputs (its own
    group, ``--no-readmodel``: the read model's Redis keys are live ones);
 4. wait until the worker's group has committed the votes topic up to the
@@ -95,7 +95,6 @@ def shadow_settings(
         output_prefix=prefix,
         app_id=prefix,
         postgres_schema=schema,
-        fanout=False,
         table_store=table_store,
         web_port=free_port(),
         metrics_port=0,

@@ -1,56 +1,63 @@
-"""Issuer and admin helpers: tokens, credential revocations, rings, submissions.
+"""The registrar's desk: ring versions and submissions, signed and published.
+
+A ring is a sequence of immutable versions on the rings topic (version 1,
+2, ... without gaps); registering, rotating (new members) and deactivating a
+ring each publish its next version. A submission is published once. Every
+record is signed by the registrar key (:mod:`.registrar`): ``Admin(settings)``
+loads it from ``settings.registrar_key_path`` on first use (creating the
+development key there if it is the default path), or takes a
+:class:`~.registrar.Registrar`.
 
 Every method validates with the wire models (and ringcrypto for ring
 members) before anything is sent, and flushes before it returns: when it
 returns, the broker has the record (idempotent producer, acks=all).
 
-Token events and credential revocations are signed with the issuer key
-(finding F5; :mod:`.issuer`): ``Admin(settings)`` loads it from
-``settings.issuer_key_path`` on first use (creating the development key
-there if it is the default path), or takes an :class:`~.issuer.Issuer`.
+Two admins publishing the next version of one ring at the same moment would
+both name the same version number: the workers keep the first and reject the
+second ``control_conflict``. Run one registrar.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from models.control import CredentialRevoked, Ring, Submission
-from models.votes import TokenRevoked
+from models.control import Ring, Submission
+from streams.errors import UsageProblem
 from streams.settings import Settings
 
-from .issuer import Issuer, load_issuer
+from .errors import NotFound
 from .producer import SdkProducer, ensure_topics
-from .reader import get_ring, list_rings, list_submissions
+from .reader import get_ring, list_rings, list_submissions, ring_history
+from .registrar import Registrar, load_registrar
 
 __all__ = ["Admin"]
 
 
 class Admin:
-    """Publishes control messages (rings, submissions) and token lifecycle events."""
+    """Publishes registrar-signed control records: ring versions and submissions."""
 
     def __init__(
         self,
         settings: Settings,
+        registrar: Registrar | None = None,
         *,
         producer: SdkProducer | None = None,
-        issuer: Issuer | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.settings = settings
         ensure_topics(settings, timeout=timeout)
         self._producer = producer or SdkProducer(settings)
-        self._issuer = issuer
+        self._registrar = registrar
 
     @property
-    def issuer(self) -> Issuer:
-        """The issuer key that signs token events (loaded on first use)."""
-        if self._issuer is None:
-            self._issuer = load_issuer(self.settings)
-        return self._issuer
+    def registrar(self) -> Registrar:
+        """The registrar key that signs control records (loaded on first use)."""
+        if self._registrar is None:
+            self._registrar = load_registrar(self.settings)
+        return self._registrar
 
-    # --- rings and submissions ---------------------------------------------------------
+    # --- rings ---------------------------------------------------------------------------
 
     def register_ring(
         self,
@@ -59,82 +66,161 @@ class Admin:
         genre: str,
         epoch: int,
         public_keys: Sequence[bytes],
-        active: bool = True,
+        votes_per_epoch: int = 10,
+        valid_from: datetime | None = None,
     ) -> Ring:
-        """Validate the members with ringcrypto (strict decoding, no duplicates) and publish.
+        """Publish version 1 of ring ``ring_id`` (or, if it exists, its next version) and
+        return it; nothing is published when the latest version already has this content.
 
         Raises ``ringcrypto.MalformedInput`` for a bad or duplicate key, and
-        ``pydantic.ValidationError`` for a bad id, genre or epoch.
+        ``pydantic.ValidationError`` for a bad id, genre, epoch or k.
         """
-        import ringcrypto
-
-        ringcrypto.Ring(list(public_keys), max_size=self.settings.max_ring_size)
-        ring = Ring(
-            ring_id=ring_id,
+        latest = self._latest(ring_id)
+        candidate = self._ring(
+            ring_id,
+            version=1 if latest is None else latest.version + 1,
             genre=genre,
             epoch=epoch,
-            public_keys=[pk.hex() for pk in public_keys],
-            active=active,
+            public_keys=public_keys,
+            votes_per_epoch=votes_per_epoch,
+            active=True,
+            valid_from=valid_from,
         )
-        self._publish("rings", ring_id, ring.to_json())
-        return ring
+        if latest is not None and _same_content(latest, candidate):
+            return latest
+        return self._publish_ring(candidate)
 
-    def deactivate_ring(self, ring_id: str) -> Ring:
-        """Republish ring ``ring_id`` with ``active=False``: later votes naming it are rejected
-        ``inactive_ring``. Ballots already counted stay counted. Raises NotFound."""
-        current = get_ring(self.settings, ring_id)
-        ring = current.model_copy(update={"active": False})
-        self._publish("rings", ring_id, ring.to_json())
-        return ring
+    def rotate_ring(
+        self,
+        ring_id: str,
+        *,
+        public_keys: Sequence[bytes],
+        valid_from: datetime | None = None,
+    ) -> Ring:
+        """Publish the next version of ring ``ring_id`` with these members (same genre, epoch
+        and votes per epoch). Revoking a reviewer is a rotation without their key: a vote
+        appended after the new version takes effect cannot name the old one. Raises NotFound.
+        """
+        latest = self._require(ring_id)
+        return self._publish_ring(
+            self._ring(
+                ring_id,
+                version=latest.version + 1,
+                genre=latest.genre,
+                epoch=latest.epoch,
+                public_keys=public_keys,
+                votes_per_epoch=latest.votes_per_epoch,
+                active=latest.active,
+                valid_from=valid_from,
+            )
+        )
+
+    def deactivate_ring(self, ring_id: str, valid_from: datetime | None = None) -> Ring:
+        """Publish the next version of ring ``ring_id`` with ``active=False``: votes appended
+        after it takes effect are rejected. Ballots already counted stay counted. Raises
+        NotFound, or UsageProblem when the ring is already inactive."""
+        latest = self._require(ring_id)
+        if not latest.active:
+            raise UsageProblem(
+                f"ring {ring_id!r} is already inactive (version {latest.version})",
+                fix="nothing to do",
+            )
+        return self._publish_ring(
+            latest.model_copy(
+                update={
+                    "version": latest.version + 1,
+                    "active": False,
+                    "valid_from": valid_from or datetime.now(UTC),
+                    "registrar_signature": None,
+                }
+            )
+        )
+
+    def ring_versions(self, ring_id: str) -> list[Ring]:
+        """Every version of ring ``ring_id``, oldest first (empty: not registered)."""
+        return [v.ring for v in ring_history(self.settings).get(ring_id, [])]
 
     def list_rings(self) -> dict[str, Ring]:
-        """Every registered ring by id, as currently defined (see :mod:`.reader`)."""
+        """Every registered ring by id: its latest version (see :mod:`.reader`)."""
         return list_rings(self.settings)
 
+    # --- submissions ---------------------------------------------------------------------
+
     def register_submission(self, submission_id: str, *, genre: str, epoch: int) -> Submission:
-        submission = Submission(submission_id=submission_id, genre=genre, epoch=epoch)
+        """Publish a signed submission (nothing is published when it is already registered
+        alike; UsageProblem when it is registered with another genre or epoch: a submission
+        is immutable)."""
+        unsigned = Submission(submission_id=submission_id, genre=genre, epoch=epoch)
+        existing = list_submissions(self.settings).get(submission_id)
+        if existing is not None:
+            if (existing.genre, existing.epoch) == (genre, epoch):
+                return existing
+            raise UsageProblem(
+                f"submission {submission_id!r} is already registered with genre "
+                f"{existing.genre!r}, epoch {existing.epoch}: a submission cannot change",
+                fix="register it under a new id",
+            )
+        submission = self.registrar.sign_submission(unsigned)
         self._publish("submissions", submission_id, submission.to_json())
         return submission
 
     def list_submissions(self) -> dict[str, Submission]:
         return list_submissions(self.settings)
 
-    # --- issuer: tokens and credentials --------------------------------------------------
+    # --- helpers -------------------------------------------------------------------------
 
-    def issue_tokens(self, credential_hash: str, *, epoch: int, count: int) -> list[str]:
-        """Issue ``count`` fresh random tokens to a credential for an epoch; returns their ids.
+    def _latest(self, ring_id: str) -> Ring | None:
+        try:
+            return get_ring(self.settings, ring_id)
+        except NotFound:
+            return None
 
-        A token id is 128 random bits (hex); it is the vote's Kafka key, and
-        its vote id is derived from it.
-        """
-        if count < 1:
-            raise ValueError(f"count must be at least 1, got {count}")
-        now = datetime.now(UTC)
-        issued = [
-            self.issuer.token_issued(
-                secrets.token_hex(16), credential_hash=credential_hash, epoch=epoch, issued_at=now
-            )
-            for _ in range(count)
-        ]  # all validated and signed before the first send
-        for token in issued:
-            self._producer.send(
-                self.settings.topic("votes"), token.token_id.encode(), token.to_json()
-            )
-        self._producer.flush()
-        return [t.token_id for t in issued]
+    def _require(self, ring_id: str) -> Ring:
+        return get_ring(self.settings, ring_id)
 
-    def revoke_credential(self, credential_hash: str, reason: str) -> CredentialRevoked:
-        """Revoke a credential: the workers revoke each of its unspent tokens."""
-        revoked = self.issuer.credential_revoked(credential_hash, reason)
-        self._publish("revocations", credential_hash, revoked.to_json())
-        return revoked
+    def _ring(
+        self,
+        ring_id: str,
+        *,
+        version: int,
+        genre: str,
+        epoch: int,
+        public_keys: Sequence[bytes],
+        votes_per_epoch: int,
+        active: bool,
+        valid_from: datetime | None,
+    ) -> Ring:
+        import ringcrypto
 
-    def revoke_token(self, token_id: str, reason: str) -> TokenRevoked:
-        """Revoke one token directly (its later vote is rejected ``token_revoked``)."""
-        revoked = self.issuer.token_revoked(token_id, reason)
-        self._publish("votes", token_id, revoked.to_json())
-        return revoked
+        ringcrypto.Ring(list(public_keys), max_size=self.settings.max_ring_size)
+        return Ring(
+            ring_id=ring_id,
+            version=version,
+            genre=genre,
+            epoch=epoch,
+            public_keys=[pk.hex() for pk in public_keys],
+            votes_per_epoch=votes_per_epoch,
+            active=active,
+            valid_from=valid_from or datetime.now(UTC),
+        )
+
+    def _publish_ring(self, ring: Ring) -> Ring:
+        signed = self.registrar.sign_ring(ring)
+        self._publish("rings", ring.ring_id, signed.to_json())
+        return signed
 
     def _publish(self, short: str, key: str, value: bytes) -> None:
         self._producer.send(self.settings.topic(short), key.encode(), value)
         self._producer.flush()
+
+
+def _same_content(a: Ring, b: Ring) -> bool:
+    """The same members (in any order), genre, epoch, k and activity: re-registering it is a
+    no-op, so ``register_ring`` can be run again safely."""
+    return (
+        a.genre == b.genre
+        and a.epoch == b.epoch
+        and sorted(a.public_keys) == sorted(b.public_keys)
+        and a.votes_per_epoch == b.votes_per_epoch
+        and a.active == b.active
+    )

@@ -8,7 +8,7 @@ thread). The wire behaviour is the same as :class:`~connectors.sdk.SdkProducer`:
 ``enable_idempotence=True`` (a retried send is never written twice),
 ``acks="all"``, and aiokafka's default partitioner, which is murmur2 like
 Java's and like the sync producer's ``murmur2_random`` for keyed records, so
-a token id lands on the partition the workers' co-partitioned tables expect
+a token id (slot tag) lands on its murmur2 partition, the one the workers require
 (``tests/test_sdk_clients.py`` checks the two clients agree).
 
 Two things still run in a thread: creating missing topics (a one-off
@@ -34,8 +34,9 @@ from streams.settings import Settings
 
 from .errors import OutcomeTimeout
 from .outcome import Outcome, Tracker
-from .reader import get_ring
+from .reader import get_ring, ring_in_force
 from .vote import _MARK_REUSE_SECONDS, _Signer
+from .voter import Voter
 
 __all__ = ["AsyncVoteClient"]
 
@@ -50,12 +51,14 @@ def _unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
 class AsyncVoteClient(_Signer):
     """Holds a reviewer's key; signs, publishes and waits for outcomes on an asyncio loop.
 
-    >>> async with AsyncVoteClient(settings, key) as client:
-    ...     vote_id = await client.cast("ring-1", submission_id="sub-1",
-    ...                                 vote_type="approve", token_id=token)
+    >>> async with AsyncVoteClient(settings, Voter.from_key_file("alice.key")) as client:
+    ...     vote_id = await client.vote("ring-1", submission_id="sub-1", vote_type="approve")
     ...     outcome = await client.wait_outcome(vote_id, timeout=30)
 
-    Any number of coroutines may cast and wait concurrently on one client: one
+    Slots and rings as in :class:`~connectors.sdk.vote.VoteClient`: a used slot
+    raises ``SlotUsed`` (all used: ``SlotsExhausted``) before publishing.
+
+    Any number of coroutines may vote and wait concurrently on one client: one
     reader serves every wait (see :mod:`connectors.sdk.outcome`).
     """
 
@@ -64,11 +67,12 @@ class AsyncVoteClient(_Signer):
         settings: Settings,
         key: Any,
         *,
+        voter: Voter | None = None,
         batchable: bool = True,
         ensure: bool = True,
         timeout: float = 30.0,
     ) -> None:
-        super().__init__(settings, key, batchable)
+        super().__init__(settings, key, batchable, voter)
         self.timeout = timeout
         self._ensure = ensure
         self._tracker = Tracker(
@@ -79,7 +83,6 @@ class AsyncVoteClient(_Signer):
         self._partitions: list[TopicPartition] = []
         self._scan = asyncio.Lock()
         self._mark: tuple[float, dict[tuple[str, int], int]] | None = None
-        self._named_rings: dict[str, RingRecord] = {}
 
     async def start(self) -> AsyncVoteClient:
         from .producer import ensure_topics
@@ -138,11 +141,18 @@ class AsyncVoteClient(_Signer):
 
     # --- publishing -----------------------------------------------------------------
 
-    async def lookup_ring(self, ring_id: str, *, refresh: bool = False) -> RingRecord:
-        """The registered ring ``ring_id`` (read from the rings topic once, then cached)."""
-        if refresh or ring_id not in self._named_rings:
-            self._named_rings[ring_id] = await asyncio.to_thread(get_ring, self.settings, ring_id)
-        return self._named_rings[ring_id]
+    async def lookup_ring(
+        self, ring_id: str, *, version: int | None = None, refresh: bool = False
+    ) -> RingRecord:
+        """Ring ``ring_id``: version ``version``, or the one in force now (see VoteClient)."""
+        ring = None if refresh else self._cached_ring(ring_id, version)
+        if ring is None:
+            if version is None:
+                ring = await asyncio.to_thread(ring_in_force, self.settings, ring_id)
+            else:
+                ring = await asyncio.to_thread(get_ring, self.settings, ring_id, version)
+            self._remember_ring(ring_id, version, ring)
+        return ring
 
     async def sign(
         self,
@@ -150,50 +160,57 @@ class AsyncVoteClient(_Signer):
         *,
         submission_id: str,
         vote_type: VoteType | str,
-        token_id: str,
+        slot: int | None = None,
         ring_id: str | None = None,
+        ring_version: int | None = None,
         epoch: int | None = None,
         batchable: bool | None = None,
     ) -> VoteCast:
-        """A signed vote, not published (signed in a worker thread)."""
+        """A signed vote, not published (signed in a worker thread; its slot is recorded)."""
         if isinstance(ring, str):
-            ring = await self.lookup_ring(ring)
+            ring = await self.lookup_ring(ring, version=ring_version)
         return await asyncio.to_thread(
             self._build,
             ring,
             submission_id=submission_id,
             vote_type=vote_type,
-            token_id=token_id,
+            slot=slot,
             ring_id=ring_id,
+            ring_version=ring_version,
             epoch=epoch,
             batchable=batchable,
         )
 
-    async def cast(
+    async def vote(
         self,
         ring: Any,
         *,
         submission_id: str,
         vote_type: VoteType | str,
-        token_id: str,
+        slot: int | None = None,
         ring_id: str | None = None,
+        ring_version: int | None = None,
         epoch: int | None = None,
         batchable: bool | None = None,
     ) -> UUID:
         """Sign and publish one vote (acknowledged by the broker on return); returns its vote id."""
-        vote = await self.sign(
+        signed = await self.sign(
             ring,
             submission_id=submission_id,
             vote_type=vote_type,
-            token_id=token_id,
+            slot=slot,
             ring_id=ring_id,
+            ring_version=ring_version,
             epoch=epoch,
             batchable=batchable,
         )
-        return await self.publish(vote)
+        return await self.publish(signed)
 
-    async def cast_and_wait(self, ring: Any, *, timeout: float = 30.0, **kwargs: Any) -> Outcome:
-        return await self.wait_outcome(await self.cast(ring, **kwargs), timeout=timeout)
+    async def vote_and_wait(self, ring: Any, *, timeout: float = 30.0, **kwargs: Any) -> Outcome:
+        return await self.wait_outcome(await self.vote(ring, **kwargs), timeout=timeout)
+
+    cast = vote
+    cast_and_wait = vote_and_wait
 
     async def publish(self, vote: VoteCast) -> UUID:
         """Publish a signed vote keyed by its token (tracked for :meth:`wait_outcome`)."""

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from streams.errors import RingtallyError, UsageProblem
 
-__all__ = ["NotFound", "OutcomeTimeout"]
+__all__ = ["NotFound", "OutcomeTimeout", "SlotUsed", "SlotsExhausted"]
 
 
 class NotFound(UsageProblem):
     """A ring or submission the caller named is not registered (exit code 2)."""
+
+
+class SlotUsed(UsageProblem):
+    """This key already used the slot in the epoch: its tag is spent (or about to be), so a
+    vote on it would be rejected ``token_spent``. Raised before anything is published."""
+
+
+class SlotsExhausted(UsageProblem):
+    """Every slot of the epoch is used: the ring allows no more votes for this key.
+    Raised before anything is published."""
 
 
 class OutcomeTimeout(RingtallyError):

@@ -1,17 +1,23 @@
-"""Reading topics back: end offsets, and the current state of the compacted control topics.
+"""Reading topics back: end offsets, and the registered ring versions and submissions.
 
-``rings`` and ``submissions`` are compacted topics keyed by id: their current
-state is the last value per key. :func:`read_compacted` reads a topic from the
-beginning up to the end offsets taken when it starts (``read_committed``), so
-it terminates even while producers keep writing, and sees everything written
-before it was called.
+The ``rings`` and ``submissions`` topics keep every record (not compacted): a
+ring is a sequence of immutable, registrar-signed versions, a submission the
+first signed record of its id (docs/protocol.md). :func:`read_topic` reads a
+topic from the beginning up to the end offsets taken when it starts
+(``read_committed``), so it terminates even while producers keep writing, and
+sees everything written before it was called; :func:`ring_history`,
+:func:`list_rings`, :func:`get_ring` and :func:`list_submissions` apply the
+workers' rules to what it read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -25,22 +31,39 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from pydantic import ValidationError
 
 from models.control import Ring, Submission
+from models.encoding import REGISTRAR_CONTEXT
 from streams.errors import ServiceUnavailable
-from streams.settings import Settings
+from streams.settings import HEX_PUBLIC_KEY, Settings
 
 from .errors import NotFound
 from .producer import kafka_config
 
 __all__ = [
+    "RingVersion",
+    "TopicRecord",
     "check_kafka",
     "end_offsets",
     "get_ring",
     "list_rings",
     "list_submissions",
     "read_compacted",
+    "read_topic",
+    "ring_history",
+    "ring_in_force",
+    "trusted_registrar_keys",
 ]
 
 Position = tuple[str, int]  # (topic, partition)
+
+
+class TopicRecord(NamedTuple):
+    """One record read back: where it is, its key and value, its timestamp (ms)."""
+
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes | None
+    timestamp_ms: int
 
 
 def _unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
@@ -112,16 +135,17 @@ def _end_offsets_once(admin: AdminClient, topics: list[str], timeout: float) -> 
     return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
 
 
-def read_compacted(settings: Settings, short: str, *, timeout: float = 30.0) -> dict[bytes, bytes]:
-    """The last value per key of topic ``short`` (e.g. ``"rings"``); tombstones remove a key."""
+def read_topic(settings: Settings, short: str, *, timeout: float = 30.0) -> list[TopicRecord]:
+    """Every record of topic ``short`` (e.g. ``"rings"``) up to the end offsets taken when it
+    starts, in log order per partition (partitions one after another)."""
     topic = settings.topic(short)
     ends = {
         p: end for (_, p), end in end_offsets(settings, [topic], timeout=min(timeout, 10.0)).items()
     }
     pending = {p for p, end in ends.items() if end > 0}
-    state: dict[bytes, bytes] = {}
+    records: list[TopicRecord] = []
     if not pending:
-        return state
+        return records
     consumer = Consumer(
         {
             **kafka_config(settings),
@@ -147,11 +171,9 @@ def read_compacted(settings: Settings, short: str, *, timeout: float = 30.0) -> 
                 if msg.offset() >= ends[p]:
                     pending.discard(p)
                     continue
-                key = msg.key() or b""
-                if msg.value() is None:
-                    state.pop(key, None)
-                else:
-                    state[key] = msg.value()
+                records.append(
+                    TopicRecord(p, msg.offset(), msg.key() or b"", msg.value(), msg.timestamp()[1])
+                )
                 if msg.offset() + 1 >= ends[p]:
                     pending.discard(p)
             if not messages and pending:  # compaction gaps or control records at the end
@@ -162,36 +184,145 @@ def read_compacted(settings: Settings, short: str, *, timeout: float = 30.0) -> 
         raise _unavailable(settings, exc) from None
     finally:
         consumer.close()
+    records.sort(key=lambda r: (r.partition, r.offset))
+    return records
+
+
+def read_compacted(settings: Settings, short: str, *, timeout: float = 30.0) -> dict[bytes, bytes]:
+    """The last value per key of topic ``short``; tombstones remove a key."""
+    state: dict[bytes, bytes] = {}
+    for record in read_topic(settings, short, timeout=timeout):
+        if record.value is None:
+            state.pop(record.key, None)
+        else:
+            state[record.key] = record.value
     return state
 
 
+def trusted_registrar_keys(settings: Settings) -> list[bytes]:
+    """The registrar public keys the workers of ``settings`` trust, as far as the SDK can tell:
+    ``RINGTALLY_REGISTRAR_PUBLIC_KEYS``, else ``<data_dir>/registrar.pub`` (empty: neither)."""
+    if settings.registrar_public_keys:
+        return settings.registrar_public_key_list
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        text = settings.registrar_public_key_path.read_text(encoding="ascii").strip()
+        if HEX_PUBLIC_KEY.match(text):
+            return [bytes.fromhex(text)]
+    return []
+
+
+class _Signatures:
+    """Registrar signature checks, as the workers make them (a ring of one trusted key).
+
+    With no trusted key known (no setting, no ``registrar.pub``), a record counts
+    when it carries a signature at all: the SDK cannot check it, the workers will.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        import ringcrypto
+
+        self._rings = [ringcrypto.Ring([pk]) for pk in trusted_registrar_keys(settings)]
+
+    def valid(self, record: Ring | Submission) -> bool:
+        import ringcrypto
+
+        signature = record.registrar_signature_bytes()
+        if signature is None:
+            return False
+        if not self._rings:
+            return True
+        message = record.signing_bytes()
+        for ring in self._rings:
+            try:
+                ringcrypto.verify(ring, REGISTRAR_CONTEXT, message, signature)
+                return True
+            except (ringcrypto.MalformedInput, ringcrypto.InvalidSignature):
+                continue
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class RingVersion:
+    """A registered ring version and when it takes effect: ``max(valid_from, the broker
+    timestamp of its record)`` in ms (the rings topic uses LogAppendTime)."""
+
+    ring: Ring
+    effective_ms: int
+
+
+def ring_history(settings: Settings) -> dict[str, list[RingVersion]]:
+    """Every ring's versions, in version order, as the workers count them.
+
+    The rings topic keeps every version (it is not compacted). A record counts
+    when a trusted registrar key signed it and it is the next version of its
+    ring (1, 2, ... without gaps); a second record of an existing version, a
+    gap, an unsigned or foreign-signed record and an unreadable one change
+    nothing (the workers reject them as control records, docs/protocol.md).
+    """
+    signatures = _Signatures(settings)
+    history: dict[str, list[RingVersion]] = {}
+    for record in read_topic(settings, "rings"):
+        if record.value is None:
+            continue
+        try:
+            ring = Ring.model_validate_json(record.value)
+        except ValidationError:
+            continue
+        versions = history.setdefault(ring.ring_id, [])
+        if ring.version != len(versions) + 1 or not signatures.valid(ring):
+            continue
+        versions.append(RingVersion(ring, max(ring.valid_from_ms(), record.timestamp_ms)))
+    return {ring_id: versions for ring_id, versions in sorted(history.items()) if versions}
+
+
 def list_rings(settings: Settings) -> dict[str, Ring]:
-    """Every registered ring by id (its latest definition); unreadable records are skipped."""
-    return _parsed(read_compacted(settings, "rings"), Ring, "ring_id")
+    """Every registered ring by id: its latest version."""
+    return {ring_id: versions[-1].ring for ring_id, versions in ring_history(settings).items()}
 
 
-def list_submissions(settings: Settings) -> dict[str, Submission]:
-    """Every registered submission by id; unreadable records are skipped."""
-    return _parsed(read_compacted(settings, "submissions"), Submission, "submission_id")
-
-
-def get_ring(settings: Settings, ring_id: str) -> Ring:
-    """The ring ``ring_id`` as registered; :class:`NotFound` if it is not."""
-    ring = list_rings(settings).get(ring_id)
-    if ring is None:
+def get_ring(settings: Settings, ring_id: str, version: int | None = None) -> Ring:
+    """Ring ``ring_id``: its latest version, or version ``version``; :class:`NotFound` if
+    there is no such (signed) version."""
+    versions = ring_history(settings).get(ring_id)
+    if not versions:
         raise NotFound(
             f"no ring {ring_id!r} on topic {settings.topic('rings')}",
             fix="register it with 'ringtally rings add' (or check RINGTALLY_TOPIC_PREFIX)",
         )
-    return ring
+    if version is None:
+        return versions[-1].ring
+    if not 1 <= version <= len(versions):
+        raise NotFound(
+            f"ring {ring_id!r} has no version {version} (latest: {len(versions)})",
+            fix="see 'ringtally rings show " + ring_id + "'",
+        )
+    return versions[version - 1].ring
 
 
-def _parsed(raw: dict[bytes, bytes], model: type, field: str) -> dict:  # type: ignore[type-arg]
-    out = {}
-    for value in raw.values():
+def ring_in_force(settings: Settings, ring_id: str, *, at_ms: int | None = None) -> Ring:
+    """The version of ``ring_id`` in force at ``at_ms`` (default: now), the one a vote cast
+    then must name; the latest version when none is in force yet. :class:`NotFound` if the
+    ring is not registered."""
+    versions = ring_history(settings).get(ring_id)
+    if not versions:
+        get_ring(settings, ring_id)  # raises NotFound
+    assert versions
+    at_ms = int(time.time() * 1000) if at_ms is None else at_ms
+    in_force = [v.ring for v in versions if v.effective_ms <= at_ms]
+    return in_force[-1] if in_force else versions[-1].ring
+
+
+def list_submissions(settings: Settings) -> dict[str, Submission]:
+    """Every registered submission by id: the first signed record of each."""
+    signatures = _Signatures(settings)
+    found: dict[str, Submission] = {}
+    for record in read_topic(settings, "submissions"):
+        if record.value is None:
+            continue
         try:
-            item = model.model_validate_json(value)
+            submission = Submission.model_validate_json(record.value)
         except ValidationError:
             continue
-        out[getattr(item, field)] = item
-    return dict(sorted(out.items()))
+        if submission.submission_id not in found and signatures.valid(submission):
+            found[submission.submission_id] = submission
+    return dict(sorted(found.items()))

@@ -1,5 +1,5 @@
-"""The vote client: build a VoteCast, sign its canonical bytes, publish it keyed by token,
-and wait for its outcome.
+"""The vote client: pick a slot, build a VoteCast, sign its canonical bytes, publish it
+keyed by its slot tag (token_id), and wait for its outcome.
 
 Signatures are *batchable* by default: slightly larger (65+96n bytes instead of
 65+32n), but the workers verify batchable signatures in one combined check per
@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from models.control import Ring as RingRecord
+from models.encoding import epoch_bytes
 from models.fields import VoteType
 from models.internal import vote_id_for_token
 from models.votes import VoteCast
@@ -27,7 +28,8 @@ from streams.settings import Settings
 from .errors import OutcomeTimeout
 from .outcome import Outcome, Tracker
 from .producer import SdkProducer, ensure_topics, kafka_config
-from .reader import _unavailable, end_offsets, get_ring
+from .reader import _unavailable, end_offsets, get_ring, ring_in_force
+from .voter import Voter
 
 __all__ = ["VoteClient", "build_vote", "resolve_ring"]
 
@@ -35,6 +37,8 @@ __all__ = ["VoteClient", "build_vote", "resolve_ring"]
 #: still a valid lower bound; see connectors.sdk.outcome), so bulk publishing costs
 #: one offsets request per second, not one per vote.
 _MARK_REUSE_SECONDS = 1.0
+#: How long a looked-up "ring in force now" is reused before the rings topic is read again.
+_LATEST_RING_SECONDS = 5.0
 
 
 def build_vote(
@@ -43,65 +47,106 @@ def build_vote(
     *,
     submission_id: str,
     ring_id: str,
+    ring_version: int,
     vote_type: VoteType | str,
-    token_id: str,
     epoch: int,
+    slot: int,
     batchable: bool = True,
 ) -> VoteCast:
-    """A signed vote. ``key`` is a ``ringcrypto.SecretKey``, ``ring`` a ``ringcrypto.Ring``.
+    """A signed vote. ``key`` is a ``ringcrypto.SecretKey``, ``ring`` a ``ringcrypto.Ring``
+    or a ``models.Ring`` (the version named by ``ring_id``/``ring_version``).
 
-    The vote id is derived from the token (see ``models.internal.vote_id_for_token``);
-    the signature covers ``VoteCast.signing_bytes()`` (every field but itself) with
-    the submission id as key-image context.
+    ``token_id`` is the key's slot tag ``key.slot_tag(epoch_bytes(epoch), slot)``
+    in hex, the vote id is derived from it (``models.internal.vote_id_for_token``),
+    and the signature (``ringcrypto.sign_vote``) covers ``VoteCast.signing_bytes()``
+    (every field but itself) with the submission id as key-image context. This
+    does not check or record that the slot is unused: a :class:`~.voter.Voter` does.
     """
     import ringcrypto
 
+    if isinstance(ring, RingRecord):
+        ring = ringcrypto.Ring(ring.public_key_bytes(), max_size=max(len(ring.public_keys), 1))
+    token_id = key.slot_tag(epoch_bytes(epoch), slot).hex()
     fields = dict(
         vote_id=vote_id_for_token(token_id),
         submission_id=submission_id,
         ring_id=ring_id,
+        ring_version=ring_version,
         vote_type=VoteType(vote_type),
-        token_id=token_id,
         epoch=epoch,
+        slot=slot,
+        token_id=token_id,
     )
     unsigned = VoteCast.model_construct(**fields)  # type: ignore[arg-type]
-    signature = ringcrypto.sign(
-        key, ring, submission_id.encode("utf-8"), unsigned.signing_bytes(), batchable=batchable
+    signature = ringcrypto.sign_vote(
+        key,
+        ring,
+        submission_id.encode("utf-8"),
+        epoch_bytes(epoch),
+        slot,
+        unsigned.signing_bytes(),
+        batchable=batchable,
     )
     return VoteCast(**fields, signature=base64.b64encode(signature).decode("ascii"))  # type: ignore[arg-type]
 
 
-def resolve_ring(ring: Any, max_size: int = 1024) -> tuple[Any, str | None, int | None]:
-    """``(ringcrypto.Ring, ring_id | None, epoch | None)`` from a ringcrypto.Ring or models.Ring."""
+def resolve_ring(ring: Any, max_size: int = 1024) -> tuple[Any, RingRecord | None]:
+    """``(ringcrypto.Ring, models.Ring | None)`` from a ringcrypto.Ring or a models.Ring."""
     import ringcrypto
 
     if isinstance(ring, RingRecord):
-        return ringcrypto.Ring(ring.public_key_bytes(), max_size=max_size), ring.ring_id, ring.epoch
+        return ringcrypto.Ring(ring.public_key_bytes(), max_size=max_size), ring
     if isinstance(ring, ringcrypto.Ring):
-        return ring, None, None
+        return ring, None
     raise TypeError(
         f"ring must be a ringcrypto.Ring, a models.Ring or a ring id, not {type(ring).__name__}"
     )
 
 
 class _Signer:
-    """What the sync and async clients share: the key, ring lookups, vote building."""
+    """What the sync and async clients share: the key and its slots, ring lookups, building.
 
-    def __init__(self, settings: Settings, key: Any, batchable: bool) -> None:
+    ``key`` is a ``ringcrypto.SecretKey`` or a :class:`~.voter.Voter`; the
+    client's :attr:`voter` (a given one, or one keeping used slots in memory)
+    picks and records the slot of every vote it signs.
+    """
+
+    def __init__(self, settings: Settings, key: Any, batchable: bool, voter: Voter | None) -> None:
+        if isinstance(key, Voter):
+            voter = voter or key
+            key = key.key
         self.settings = settings
         self.key = key
+        # key None: a client that only publishes votes signed elsewhere
+        self.voter: Voter | None = voter or (None if key is None else Voter(key))
+        if self.voter is not None and self.voter.public_key != key.public_key:
+            raise ValueError("the voter holds another key than the client")
         self.batchable = batchable
-        self._rings: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._rings: dict[tuple[str, int], Any] = {}
+        self._named_rings: dict[tuple[str, int | None], tuple[float, RingRecord]] = {}
 
-    def _ring(self, ring: Any) -> tuple[Any, str | None, int | None]:
-        if isinstance(ring, RingRecord):
-            cache_key = (ring.ring_id, tuple(ring.public_keys))
-            if cache_key not in self._rings:
-                if len(self._rings) >= 64:
-                    self._rings.clear()
-                self._rings[cache_key] = resolve_ring(ring, self.settings.max_ring_size)[0]
-            return self._rings[cache_key], ring.ring_id, ring.epoch
-        return resolve_ring(ring, self.settings.max_ring_size)
+    def _cached_ring(self, ring_id: str, version: int | None) -> RingRecord | None:
+        cached = self._named_rings.get((ring_id, version))
+        if cached is None:
+            return None
+        fetched, ring = cached
+        if version is None and time.monotonic() - fetched > _LATEST_RING_SECONDS:
+            return None  # a rotation may have published a newer version since
+        return ring
+
+    def _remember_ring(self, ring_id: str, version: int | None, ring: RingRecord) -> RingRecord:
+        if len(self._named_rings) >= 256:
+            self._named_rings.clear()
+        self._named_rings[(ring_id, version)] = (time.monotonic(), ring)
+        return ring
+
+    def _crypto_ring(self, ring: RingRecord) -> Any:
+        cache_key = (ring.ring_id, ring.version)
+        if cache_key not in self._rings:
+            if len(self._rings) >= 64:
+                self._rings.clear()
+            self._rings[cache_key] = resolve_ring(ring, self.settings.max_ring_size)[0]
+        return self._rings[cache_key]
 
     def _build(
         self,
@@ -109,24 +154,39 @@ class _Signer:
         *,
         submission_id: str,
         vote_type: VoteType | str,
-        token_id: str,
+        slot: int | None,
         ring_id: str | None,
+        ring_version: int | None,
         epoch: int | None,
         batchable: bool | None,
     ) -> VoteCast:
-        crypto_ring, known_id, known_epoch = self._ring(ring)
-        ring_id = ring_id or known_id
-        epoch = known_epoch if epoch is None else epoch
-        if ring_id is None or epoch is None:
-            raise TypeError("ring_id and epoch are required with a ringcrypto.Ring")
+        if isinstance(ring, RingRecord):
+            crypto_ring, record = self._crypto_ring(ring), ring
+        else:
+            crypto_ring, record = resolve_ring(ring, self.settings.max_ring_size)
+        if record is not None:
+            ring_id = ring_id or record.ring_id
+            ring_version = record.version if ring_version is None else ring_version
+            epoch = record.epoch if epoch is None else epoch
+        if ring_id is None or ring_version is None or epoch is None:
+            raise TypeError("ring_id, ring_version and epoch are required with a ringcrypto.Ring")
+        if self.voter is None:
+            raise TypeError("this client has no key: it only publishes votes signed elsewhere")
+        if record is not None:
+            slot = self.voter.take_slot(epoch, record.votes_per_epoch, slot)
+        elif slot is None:
+            raise TypeError("slot is required with a ringcrypto.Ring (no votes_per_epoch known)")
+        else:
+            slot = self.voter.take_slot(epoch, slot + 1, slot)  # recorded, range unknown
         return build_vote(
             self.key,
             crypto_ring,
             submission_id=submission_id,
             ring_id=ring_id,
+            ring_version=ring_version,
             vote_type=vote_type,
-            token_id=token_id,
             epoch=epoch,
+            slot=slot,
             batchable=self.batchable if batchable is None else batchable,
         )
 
@@ -134,14 +194,19 @@ class _Signer:
 class VoteClient(_Signer):
     """Holds a reviewer's key; signs and publishes votes, and waits for their outcomes (sync).
 
-    >>> client = VoteClient(settings, load_key_file("alice.key"))
-    >>> vote_id = client.cast("ring-1", submission_id="sub-1", vote_type="approve", token_id=t)
+    >>> client = VoteClient(settings, Voter.from_key_file("alice.key"))
+    >>> vote_id = client.vote("ring-1", submission_id="sub-1", vote_type="approve")
     >>> client.wait_outcome(vote_id, timeout=30)   # Ballot(...) or Rejection(reason=...)
 
-    ``ring`` is a ring id (looked up on the rings topic), a ``models.Ring`` or a
-    ``ringcrypto.Ring`` (then pass ``ring_id`` and ``epoch``). Publishing uses the
-    idempotent producer (acks=all, murmur2 partitioner). Not thread-safe; use one
-    client per thread, or :class:`~connectors.sdk.aio.AsyncVoteClient`.
+    ``ring`` is a ring id (the version in force now is looked up on the rings
+    topic, or ``ring_version``), a ``models.Ring`` or a ``ringcrypto.Ring``
+    (then pass ``ring_id``, ``ring_version``, ``epoch`` and ``slot``). The slot
+    is ``slot`` or a random unused one; either way the client's
+    :class:`~.voter.Voter` records it first, and a used slot raises
+    :class:`~.errors.SlotUsed` (all used: :class:`~.errors.SlotsExhausted`)
+    before anything is published. Publishing uses the idempotent producer
+    (acks=all, murmur2 partitioner). Not thread-safe; use one client per
+    thread, or :class:`~connectors.sdk.aio.AsyncVoteClient`.
     """
 
     def __init__(
@@ -149,12 +214,13 @@ class VoteClient(_Signer):
         settings: Settings,
         key: Any,
         *,
+        voter: Voter | None = None,
         producer: SdkProducer | None = None,
         batchable: bool = True,
         ensure: bool = True,
         timeout: float = 30.0,
     ) -> None:
-        super().__init__(settings, key, batchable)
+        super().__init__(settings, key, batchable, voter)
         self.timeout = timeout
         if ensure:
             ensure_topics(settings, ["votes", "ballots", "rejections"], timeout=timeout)
@@ -165,7 +231,6 @@ class VoteClient(_Signer):
         self._admin: AdminClient | None = None
         self._consumer: Consumer | None = None
         self._mark: tuple[float, dict[tuple[str, int], int]] | None = None
-        self._named_rings: dict[str, RingRecord] = {}
 
     # --- publishing -----------------------------------------------------------------
 
@@ -175,51 +240,58 @@ class VoteClient(_Signer):
         *,
         submission_id: str,
         vote_type: VoteType | str,
-        token_id: str,
+        slot: int | None = None,
         ring_id: str | None = None,
+        ring_version: int | None = None,
         epoch: int | None = None,
         batchable: bool | None = None,
     ) -> VoteCast:
-        """A signed vote, not published."""
+        """A signed vote, not published (its slot is recorded as used all the same)."""
         if isinstance(ring, str):
-            ring = self.lookup_ring(ring)
+            ring = self.lookup_ring(ring, version=ring_version)
         return self._build(
             ring,
             submission_id=submission_id,
             vote_type=vote_type,
-            token_id=token_id,
+            slot=slot,
             ring_id=ring_id,
+            ring_version=ring_version,
             epoch=epoch,
             batchable=batchable,
         )
 
-    def cast(
+    def vote(
         self,
         ring: Any,
         *,
         submission_id: str,
         vote_type: VoteType | str,
-        token_id: str,
+        slot: int | None = None,
         ring_id: str | None = None,
+        ring_version: int | None = None,
         epoch: int | None = None,
         batchable: bool | None = None,
         flush: bool = True,
     ) -> UUID:
         """Sign and publish one vote; returns its vote id (for :meth:`wait_outcome`)."""
-        vote = self.sign(
+        signed = self.sign(
             ring,
             submission_id=submission_id,
             vote_type=vote_type,
-            token_id=token_id,
+            slot=slot,
             ring_id=ring_id,
+            ring_version=ring_version,
             epoch=epoch,
             batchable=batchable,
         )
-        return self.publish(vote, flush=flush)
+        return self.publish(signed, flush=flush)
 
-    def cast_and_wait(self, ring: Any, *, timeout: float = 30.0, **kwargs: Any) -> Outcome:
-        """:meth:`cast`, then :meth:`wait_outcome`."""
-        return self.wait_outcome(self.cast(ring, **kwargs), timeout=timeout)
+    def vote_and_wait(self, ring: Any, *, timeout: float = 30.0, **kwargs: Any) -> Outcome:
+        """:meth:`vote`, then :meth:`wait_outcome`."""
+        return self.wait_outcome(self.vote(ring, **kwargs), timeout=timeout)
+
+    cast = vote
+    cast_and_wait = vote_and_wait
 
     def publish(self, vote: VoteCast, *, flush: bool = True, track: bool = True) -> UUID:
         """Publish a signed vote keyed by its token; returns its vote id.
@@ -252,11 +324,19 @@ class VoteClient(_Signer):
     def flush(self) -> None:
         self._producer.flush()
 
-    def lookup_ring(self, ring_id: str, *, refresh: bool = False) -> RingRecord:
-        """The registered ring ``ring_id`` (read from the rings topic once, then cached)."""
-        if refresh or ring_id not in self._named_rings:
-            self._named_rings[ring_id] = get_ring(self.settings, ring_id)
-        return self._named_rings[ring_id]
+    def lookup_ring(
+        self, ring_id: str, *, version: int | None = None, refresh: bool = False
+    ) -> RingRecord:
+        """Ring ``ring_id`` from the rings topic: version ``version``, or the one in force now
+        (cached: a given version for good, the one in force for a few seconds)."""
+        ring = None if refresh else self._cached_ring(ring_id, version)
+        if ring is None:
+            if version is None:
+                ring = ring_in_force(self.settings, ring_id)
+            else:
+                ring = get_ring(self.settings, ring_id, version)
+            self._remember_ring(ring_id, version, ring)
+        return ring
 
     # --- outcomes --------------------------------------------------------------------
 

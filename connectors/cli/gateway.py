@@ -1,0 +1,47 @@
+"""``ringtally gateway``: the HTTP gateway, read API and live dashboard (docs/gateway.md)."""
+
+from __future__ import annotations
+
+import click
+
+from streams.errors import UsageProblem
+
+from ._common import get_settings, one_line_errors
+
+__all__ = ["gateway"]
+
+
+@click.command("gateway")
+@click.option(
+    "--host", default=None, help="Address to listen on [RINGTALLY_GATEWAY_HOST, 127.0.0.1]."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="TCP port [RINGTALLY_GATEWAY_PORT, 8080].",
+)
+@one_line_errors
+def gateway(host: str | None, port: int | None) -> None:
+    """Serve the HTTP API (POST votes, read tallies), /docs and the dashboard at /.
+
+    Stateless: run several behind any load balancer. Voters need nothing but
+    HTTP; the gateway publishes their signed votes with one shared producer.
+
+    \b
+    Example:
+      ringtally gateway --port 8080
+      curl -s localhost:8080/api/v1/statistics
+    """
+    from pydantic import ValidationError
+
+    from connectors.gateway import GatewaySettings, serve
+
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    try:
+        gateway_settings = GatewaySettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first.get("loc") else "?"
+        raise UsageProblem(f"RINGTALLY_GATEWAY_{field.upper()}: {first['msg']}") from None
+    serve(get_settings(), gateway_settings)

@@ -1,0 +1,87 @@
+"""streams.topics against a real broker: the configuration decisions rest on.
+
+Which vote came first and which ring version was in force are decided by
+broker timestamps (docs/protocol.md), so ensure_topics must set them and the
+worker-start checks must notice when they are missing.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from streams.topics import broker_time_problem, ensure_topics, partition_count_problem
+
+BROKER_TIME = ("votes", "rings", "submissions")
+
+
+def _configs(settings, names):
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, settings.topic(n)) for n in names]
+    described = admin.describe_configs(resources, request_timeout=30)
+    return {
+        r.name.rsplit(".", 1)[1]: {k: v.value for k, v in f.result(timeout=30).items()}
+        for r, f in described.items()
+    }
+
+
+def _create(settings, name, partitions, config):
+    """Create a topic by hand (as an operator or v1 would have), and wait until it is known."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    new = NewTopic(settings.topic(name), partitions, 1, config=config)
+    for future in admin.create_topics([new], operation_timeout=30).values():
+        future.result()
+    deadline = time.monotonic() + 30
+    while settings.topic(name) not in admin.list_topics(timeout=30).topics:
+        assert time.monotonic() < deadline, f"{name} not in the metadata after 30 s"
+        time.sleep(0.05)
+
+
+def test_new_topics_are_broker_stamped_kept_for_ever_and_not_compacted(settings):
+    ensure_topics(settings)
+    configs = _configs(settings, [*BROKER_TIME, "tallies"])
+    for name in BROKER_TIME:
+        assert configs[name]["message.timestamp.type"] == "LogAppendTime", name
+        assert configs[name]["retention.ms"] == "-1", name
+        assert configs[name]["cleanup.policy"] == "delete", name
+    assert configs["tallies"]["cleanup.policy"] == "compact"
+    assert broker_time_problem(settings) is None and partition_count_problem(settings) is None
+
+
+def test_existing_topics_made_by_hand_or_by_v1_are_repaired(settings):
+    """A producer-stamped votes topic, a compacted rings topic (v1 kept only a ring's latest
+    record): the worker-start check names the first problem; ensure_topics repairs both."""
+    _create(settings, "votes", settings.partitions, {"retention.ms": "3600000"})
+    _create(settings, "rings", 1, {"cleanup.policy": "compact"})
+    _create(settings, "submissions", 1, {"message.timestamp.type": "LogAppendTime"})
+    problem = broker_time_problem(settings)
+    assert problem is not None and "LogAppendTime" in problem and "\n" not in problem
+    ensure_topics(settings)
+    configs = _configs(settings, ["votes", "rings"])
+    assert configs["votes"]["message.timestamp.type"] == "LogAppendTime"
+    assert configs["votes"]["retention.ms"] == "-1"
+    assert configs["rings"]["cleanup.policy"] == "delete"
+    assert broker_time_problem(settings) is None
+
+
+@pytest.mark.parametrize("partitions", [1, 5])
+def test_a_votes_topic_with_another_partition_count_is_named(settings, partitions):
+    """Home partitions are murmur2 mod the settings' count: on another count nearly every
+    vote would be wrong_partition, so a worker refuses to start."""
+    _create(settings, "votes", partitions, {"message.timestamp.type": "LogAppendTime"})
+    ensure_topics(settings)  # leaves an existing topic's partition count alone
+    problem = partition_count_problem(settings)
+    assert problem is not None
+    assert f"has {partitions} partitions" in problem
+    assert f"RINGTALLY_PARTITIONS={partitions}" in problem
+
+
+def test_the_checks_do_not_create_a_missing_topic(settings):
+    """A metadata request naming a topic makes the broker auto-create it (with its default
+    partition count): the checks must only report that it is missing."""
+    assert partition_count_problem(settings) is not None
+    assert broker_time_problem(settings) is not None
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    assert settings.topic("votes") not in admin.list_topics(timeout=30).topics
