@@ -352,6 +352,39 @@ def test_a_bad_signature_burns_nothing_and_a_good_one_then_spends(scene):
     assert [a.source_offset for a in out.accepted_votes] == [2]
 
 
+def test_no_signature_check_runs_on_the_event_loop(scene):
+    """A forged vote is checked twice (the batch, then alone to say why): neither on the
+    event loop, where a ring-1,024 forgery's ~70 ms would stall every partition.
+    Fails if _explain_failure (or a batch check) is called from the loop's thread."""
+    keys, ring, control = scene
+    on_loop = []
+
+    def watched(check):
+        def call(*args):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(check.__name__)
+            except RuntimeError:
+                pass  # a thread without a running loop: the checker thread
+            return check(*args)
+
+        call.__name__ = check.__name__
+        return call
+
+    out, tokens = VerifyOut(), {}
+    verifier = VoteVerifier(
+        control=control,
+        tokens=tokens,
+        outputs=out,
+        verify_batch=watched(ringcrypto.verify_vote_batch),
+        verify_one=watched(ringcrypto.verify_vote),
+        partitions=SETTINGS.partitions,
+    )
+    run(verifier.process([_forged(keys, ring, 3, 1), _vote(2, keys, ring, 3, sub="s2")]))
+    assert [r.reason.value for r in out.rejections] == ["bad_signature"]
+    assert on_loop == [], f"signature checks on the event loop: {on_loop}"
+
+
 def test_a_redelivered_vote_gets_the_reason_it_got_the_first_time(scene):
     """After a crash, records come again against a state that later records changed.
 
