@@ -338,6 +338,17 @@ def test_a_worker_with_no_registrar_key_refuses_to_start_in_one_line(tmp_path) -
     assert "Traceback" not in result.out + result.err
 
 
+def test_a_gateway_with_no_registrar_key_refuses_to_start_in_one_line(tmp_path) -> None:
+    """Fail closed (review finding): a gateway that cannot tell genuine rings would serve
+    any ring a topic writer published. Fails if the gateway starts without a key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGTALLY_REGISTRAR")}
+    result = ringtally(None, "gateway", env={**env, "RINGTALLY_DATA_DIR": str(tmp_path)})
+    assert result.code == 2, result
+    assert result.err.strip().count("\n") == 0, result.err
+    assert "no registrar public key" in result.err, result.err
+    assert "Traceback" not in result.out + result.err
+
+
 @pytest.mark.parametrize(
     ("key_file", "needle"), [("nope.key", "does not exist"), ("loose.key", "group/others")]
 )

@@ -102,3 +102,17 @@ def test_build_vote_carries_the_slot_tag_and_verifies() -> None:
         slot=4,
     )
     assert other.token_id != vote.token_id and other.vote_id != vote.vote_id
+
+
+def test_no_trusted_registrar_key_refuses_to_read_rings(tmp_path):
+    """Fail closed (review finding): with no registrar key known, a ring that merely carries
+    a signature must not be trusted, or whoever can write the rings topic picks the
+    anonymity set a voter signs with. Fails if _Signatures accepts any signature again."""
+    import pytest
+
+    from connectors.sdk.errors import NoTrustedRegistrar
+    from connectors.sdk.reader import _Signatures
+    from streams.settings import Settings
+
+    with pytest.raises(NoTrustedRegistrar, match="no registrar public key"):
+        _Signatures(Settings(data_dir=tmp_path / "empty", registrar_public_keys=""))

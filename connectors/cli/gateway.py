@@ -36,6 +36,8 @@ def gateway(host: str | None, port: int | None) -> None:
     from pydantic import ValidationError
 
     from connectors.gateway import GatewaySettings, serve
+    from connectors.sdk.errors import NoTrustedRegistrar
+    from connectors.sdk.reader import trusted_registrar_keys
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     try:
@@ -44,4 +46,10 @@ def gateway(host: str | None, port: int | None) -> None:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first.get("loc") else "?"
         raise UsageProblem(f"RINGTALLY_GATEWAY_{field.upper()}: {first['msg']}") from None
-    serve(get_settings(), gateway_settings)
+    settings = get_settings()
+    if not trusted_registrar_keys(settings):  # before uvicorn starts: one line, exit 2
+        raise NoTrustedRegistrar(
+            "the gateway knows no registrar public key: it cannot tell genuine rings",
+            fix="set RINGTALLY_REGISTRAR_PUBLIC_KEYS to the registrar's public key(s)",
+        )
+    serve(settings, gateway_settings)

@@ -25,7 +25,7 @@ import ringcrypto
 from connectors.postgres.db import quote_ident
 from connectors.readmodel.store import ReadModelStore
 from connectors.sdk import AsyncVoteClient
-from connectors.sdk.errors import OutcomeTimeout
+from connectors.sdk.errors import NoTrustedRegistrar, OutcomeTimeout
 from connectors.sdk.outcome import Outcome
 from connectors.sdk.reader import RingVersion, check_kafka, trusted_registrar_keys
 from models import Ballot
@@ -70,7 +70,13 @@ class ControlCache:
         self._tps: list[TopicPartition] = []
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
-        self._trusted = [ringcrypto.Ring([pk]) for pk in trusted_registrar_keys(settings)]
+        keys = trusted_registrar_keys(settings)
+        if not keys:  # fail closed: an unchecked ring lets its author pick the anonymity set
+            raise NoTrustedRegistrar(
+                "the gateway knows no registrar public key: it cannot tell genuine rings",
+                fix="set RINGTALLY_REGISTRAR_PUBLIC_KEYS to the registrar's public key(s)",
+            )
+        self._trusted = [ringcrypto.Ring([pk]) for pk in keys]
 
     # --- the tail ------------------------------------------------------------------------
 
@@ -132,8 +138,6 @@ class ControlCache:
         signature = record.registrar_signature_bytes()
         if signature is None:
             return False
-        if not self._trusted:  # no key known here: the workers check it
-            return True
         message = record.signing_bytes()
         for ring in self._trusted:
             try:

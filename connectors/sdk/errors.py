@@ -5,11 +5,20 @@ from __future__ import annotations
 
 from streams.errors import RingtallyError, UsageProblem
 
-__all__ = ["NotFound", "OutcomeTimeout", "SlotUsed", "SlotsExhausted"]
+__all__ = ["NoTrustedRegistrar", "NotFound", "OutcomeTimeout", "SlotUsed", "SlotsExhausted"]
 
 
 class NotFound(UsageProblem):
     """A ring or submission the caller named is not registered (exit code 2)."""
+
+
+class NoTrustedRegistrar(UsageProblem):
+    """No registrar public key is known, so ring versions cannot be checked.
+
+    Signing against a ring nobody checked would let whoever can write the
+    rings topic pick the anonymity set (say, the victim's key alone) and learn
+    who signs; the SDK and the gateway refuse instead (fail closed).
+    """
 
 
 class SlotUsed(UsageProblem):

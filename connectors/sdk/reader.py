@@ -35,7 +35,7 @@ from models.encoding import REGISTRAR_CONTEXT
 from streams.errors import ServiceUnavailable
 from streams.settings import HEX_PUBLIC_KEY, Settings
 
-from .errors import NotFound
+from .errors import NotFound, NoTrustedRegistrar
 from .producer import kafka_config
 
 __all__ = [
@@ -214,14 +214,23 @@ def trusted_registrar_keys(settings: Settings) -> list[bytes]:
 class _Signatures:
     """Registrar signature checks, as the workers make them (a ring of one trusted key).
 
-    With no trusted key known (no setting, no ``registrar.pub``), a record counts
-    when it carries a signature at all: the SDK cannot check it, the workers will.
+    With no trusted key known (no setting, no ``registrar.pub``) it refuses to
+    start (:class:`~.errors.NoTrustedRegistrar`): a record merely *carrying* a
+    signature proves nothing, and a voter who signed against a ring that
+    anyone could have published would reveal itself to its author.
     """
 
     def __init__(self, settings: Settings) -> None:
         import ringcrypto
 
-        self._rings = [ringcrypto.Ring([pk]) for pk in trusted_registrar_keys(settings)]
+        keys = trusted_registrar_keys(settings)
+        if not keys:
+            raise NoTrustedRegistrar(
+                "no registrar public key known: ring versions and submissions cannot be checked",
+                fix="set RINGTALLY_REGISTRAR_PUBLIC_KEYS to the registrar's public key(s) "
+                f"(or put it in {settings.registrar_public_key_path})",
+            )
+        self._rings = [ringcrypto.Ring([pk]) for pk in keys]
 
     def valid(self, record: Ring | Submission) -> bool:
         import ringcrypto
@@ -229,8 +238,6 @@ class _Signatures:
         signature = record.registrar_signature_bytes()
         if signature is None:
             return False
-        if not self._rings:
-            return True
         message = record.signing_bytes()
         for ring in self._rings:
             try:
