@@ -36,6 +36,8 @@ from models.control import Ring, Submission
 from models.reasons import ReasonCode
 from streams.settings import Settings
 
+from .records import producer_time_problem
+
 __all__ = ["ControlRecord", "ControlState", "Lookup", "RingEntry", "Verdict"]
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,8 @@ class ControlRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+    #: Kafka's timestamp type (1: LogAppendTime); None when unknown (unit tests).
+    timestamp_type: int | None = None
 
 
 class ControlState:
@@ -169,6 +173,9 @@ class ControlState:
     def parse(self, record: ControlRecord) -> Ring | Submission | Verdict:
         """The record's model, or the verdict of a record that is not one."""
         model_type = Ring if record.topic == self.settings.topic("rings") else Submission
+        producer_time = producer_time_problem(record.timestamp_type)
+        if producer_time is not None:  # its validity would rest on a producer's clock
+            return Verdict(ReasonCode.MALFORMED, producer_time)
         if record.value is None:
             return Verdict(ReasonCode.MALFORMED, "empty control record (null value)")
         try:
@@ -423,7 +430,15 @@ class ControlState:
             for tp, records in batches.items():
                 await self.apply_batch(
                     [
-                        ControlRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value)
+                        ControlRecord(
+                            tp.topic,
+                            tp.partition,
+                            r.offset,
+                            r.timestamp,
+                            r.key,
+                            r.value,
+                            r.timestamp_type,
+                        )
                         for r in records
                     ]
                 )

@@ -20,7 +20,35 @@ from models.internal import AcceptedVote
 from models.outputs import Ballot, Rejection, Tally
 from models.reasons import ReasonCode
 
-__all__ = ["Outputs", "SourceRecord", "event_scope", "in_log_order", "rejection_for"]
+__all__ = [
+    "LOG_APPEND_TIME",
+    "Outputs",
+    "producer_time_problem",
+    "SourceRecord",
+    "event_scope",
+    "in_log_order",
+    "rejection_for",
+]
+
+
+#: Kafka's timestamp type of a record stamped by the broker.
+LOG_APPEND_TIME = 1
+
+
+def producer_time_problem(timestamp_type: int | None) -> str | None:
+    """Why a record's timestamp may be its producer's choice, or None.
+
+    The topic's configuration is checked at start (``ensure_topics``), but a
+    record written before it was repaired, or while someone set it back, keeps
+    the producer's timestamp; decided by it, a producer would choose which vote
+    came first. The type is stored with the record, so a replay agrees.
+    """
+    if timestamp_type is None or timestamp_type == LOG_APPEND_TIME:
+        return None
+    return (
+        "the record carries its producer's timestamp (CreateTime): decisions use the "
+        "broker's, so the topic must be message.timestamp.type=LogAppendTime"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +62,9 @@ class SourceRecord:
     event: Any = field(default=None, compare=False, repr=False)
     #: The record's Kafka timestamp in milliseconds (None when the broker gave none).
     timestamp_ms: int | None = None
+    #: Kafka's timestamp type: 1 = LogAppendTime (the broker's clock), 0 = CreateTime
+    #: (the producer's); None when unknown (unit tests).
+    timestamp_type: int | None = None
 
     @property
     def partition_key(self) -> tuple[str, int]:
@@ -45,7 +76,8 @@ class SourceRecord:
         msg = event.message
         # Faust turns Kafka's integer milliseconds into float seconds; round() undoes it.
         ts = None if msg.timestamp is None else round(msg.timestamp * 1000)
-        return cls(msg.topic, msg.partition, msg.offset, msg.key, msg.value, event, ts)
+        kind = getattr(msg, "timestamp_type", None)
+        return cls(msg.topic, msg.partition, msg.offset, msg.key, msg.value, event, ts, kind)
 
 
 class Outputs(Protocol):

@@ -40,7 +40,14 @@ from models.votes import VoteCast, parse_votes_message
 from streams.partitioner import PARTITIONER_HINT, partition_for_key
 
 from .control import ControlState, Lookup
-from .records import Outputs, SourceRecord, event_scope, in_log_order, rejection_for
+from .records import (
+    Outputs,
+    SourceRecord,
+    event_scope,
+    in_log_order,
+    producer_time_problem,
+    rejection_for,
+)
 from .tokens import TokenState, vote_digest
 
 __all__ = ["PreparedBatch", "VoteVerifier"]
@@ -145,6 +152,10 @@ class VoteVerifier:
                     None,
                 )
                 return item
+        producer_time = producer_time_problem(record.timestamp_type)
+        if producer_time is not None:
+            item.early = (ReasonCode.MALFORMED, producer_time, None)
+            return item
         if value is None:
             item.early = (ReasonCode.MALFORMED, "empty message (null value)", None)
             return item

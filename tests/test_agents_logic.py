@@ -352,6 +352,23 @@ def test_a_bad_signature_burns_nothing_and_a_good_one_then_spends(scene):
     assert [a.source_offset for a in out.accepted_votes] == [2]
 
 
+def test_a_vote_with_a_producer_timestamp_is_malformed_and_spends_nothing(scene):
+    """The votes topic's LogAppendTime is checked at start, but a record written before the
+    repair (or while someone set it back) keeps its producer's timestamp, which would
+    let the producer choose which vote came first. Fails if _parse ignores the type."""
+    import dataclasses
+
+    keys, ring, control = scene
+    out, tokens = VerifyOut(), {}
+    record = dataclasses.replace(_vote(1, keys, ring, 3), timestamp_type=0)
+    run(_verifier(control, tokens, out).process([record]))
+    assert [r.reason.value for r in out.rejections] == ["malformed"]
+    assert "CreateTime" in out.rejections[0].detail and tokens == {}
+    stamped = dataclasses.replace(_vote(2, keys, ring, 3, slot=1), timestamp_type=1)
+    run(_verifier(control, tokens, out).process([stamped]))
+    assert [a.source_offset for a in out.accepted_votes] == [2]
+
+
 def test_no_signature_check_runs_on_the_event_loop(scene):
     """A forged vote is checked twice (the batch, then alone to say why): neither on the
     event loop, where a ring-1,024 forgery's ~70 ms would stall every partition.

@@ -206,6 +206,21 @@ def test_a_record_keyed_other_than_its_id_is_malformed():
     assert verdict.reason is ReasonCode.MALFORMED and "r1" in verdict.detail
 
 
+def test_a_control_record_with_a_producer_timestamp_changes_nothing():
+    """A ring version whose record kept its producer's timestamp (CreateTime: written before
+    the topic was repaired, or after someone set it back) would take effect when its
+    producer said. Fails if ControlState.parse ignores the record's timestamp type."""
+    import dataclasses
+
+    state = _state()
+    record = dataclasses.replace(_record(signed(_ring(1)), 1000), timestamp_type=0)
+    verdict = state.apply(record)
+    assert verdict is not None and verdict.reason is ReasonCode.MALFORMED, verdict
+    assert "CreateTime" in verdict.detail and "r1" not in state.rings
+    appended = dataclasses.replace(_record(signed(_ring(1)), 1000), timestamp_type=1)
+    assert state.apply(appended) is None and len(state.rings["r1"].versions) == 1
+
+
 def test_a_vote_stamped_before_its_submission_was_appended_is_unknown_submission():
     """Live or replayed: the copy may hold the submission already; the vote came first."""
     state = _state((_ring(1), 1000))
