@@ -16,8 +16,11 @@ the key file: ``alice.key`` -> ``alice.slots.json``), mode 0600, replaced
 atomically under a lock file, so two processes voting with one key never pick
 the same slot. The file names the key's public key (it refuses another key's
 file) and lists used slot numbers per epoch, nothing about submissions or
-votes. Losing it only costs clarity: a reused slot is rejected ``token_spent``
-by the workers, never counted twice.
+votes. Losing it never lets a vote count twice (a reused slot is rejected
+``token_spent``), but it costs privacy: the reused tag then appears on two
+votes of one reviewer, on different submissions, and the rejection links
+them. Keep the file for as long as the epoch lasts; an in-memory ``Voter``
+suits one process that casts the whole epoch's votes.
 """
 
 from __future__ import annotations
