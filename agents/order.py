@@ -18,11 +18,14 @@ the missing records come, followed by this one again. The caller keeps ahead
 records unacknowledged, so no commit passes them before their second coming is
 decided.
 
-A gap is never skipped. Only transaction markers make real gaps in a topic
-that is not compacted, and nothing writes our source topics transactionally;
-should something do so, its partition holds (and says so in the log at every
-batch) rather than have a record decided out of order or not at all. Time is
-no proof that a gap is real: after a broker outage every gap is old.
+A gap is skipped only on proof that it is real. Transaction markers make real
+gaps in a topic that is not compacted (any producer may write transactionally
+until ACLs forbid it: one commit marker would otherwise hold its partition for
+good). Time is no proof: after a broker outage every gap is old. The proof is
+the log itself: when a partition is sought back to the same offset twice, the
+caller reads from that offset with a consumer of its own, and if the first
+record there lies further on, the offsets between hold no record
+(:meth:`LogOrder.skip_to`).
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ class LogOrder:
     def reset(self) -> None:
         """Forget every mark: the assignment changed, start again from the commits."""
         self._next.clear()
+
+    def skip_to(self, tp: Partition, offset: int) -> None:
+        """The partition's offsets below ``offset`` hold no record still to come (the log
+        showed its first record at or after the mark is at ``offset``): move the mark."""
+        self._next[tp] = max(self._next.get(tp, offset), offset)
 
     def admit(self, records: Sequence[SourceRecord]) -> Admitted:
         out = Admitted()

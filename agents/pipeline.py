@@ -23,7 +23,7 @@ from streams.errors import UsageProblem
 from streams.topics import broker_time_problem, ensure_topics, partition_count_problem
 
 from .control import ControlState
-from .order import LogOrder
+from .order import Admitted, LogOrder
 from .record_reader import RecordReader
 from .records import SourceRecord, rejection_for
 from .registrar import RegistrarKeys, trusted_registrar_keys
@@ -165,9 +165,15 @@ class OrderedBatches:
     weak, and a rebalance waits until it is empty.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, first_offset_from: Callable[[int, int], Awaitable[int | None]] | None = None
+    ) -> None:
         self.order = LogOrder(committed=lambda tp: app.consumer.next_to_process(TP(*tp)))
         self._generation: int | None = None
+        #: Reads the log from an offset (RecordReader.first_offset_from): proof of a gap.
+        self._first_offset_from = first_offset_from
+        #: The offset each partition was last sought back to.
+        self._sought: dict[tuple[str, int], int] = {}
 
     async def ready(self, events: list[Any]) -> list[SourceRecord]:
         generation = app.consumer_generation_id
@@ -182,6 +188,9 @@ class OrderedBatches:
             except Exception as exc:  # noqa: BLE001 - its first record is the start then
                 log.warning("could not look up first offsets of %s: %r", sorted(unknown), exc)
         admitted = self.order.admit(records)
+        if admitted.seek and self._first_offset_from is not None:
+            admitted = await self._past_real_gaps(admitted)
+        self._sought = dict(admitted.seek)
         events.clear()  # the caller's copy of the batch (take_events keeps its own)
         for record in admitted.ahead:
             record.event.message.incref()
@@ -203,6 +212,41 @@ class OrderedBatches:
             except Exception as exc:  # noqa: BLE001 - still held: the next batch or the watchdog
                 log.warning("seek back failed (%r); retrying with the next records", exc)
         return admitted.ready
+
+    async def _past_real_gaps(self, admitted: Admitted) -> Admitted:
+        """Skip a gap the log proves real: a partition sought back to the same offset a
+        second time, whose first record at or after that offset lies further on (a
+        transaction marker, or an aborted transaction's records: agents/order.py)."""
+        assert self._first_offset_from is not None
+        skipped = set()
+        for tp, mark in admitted.seek.items():
+            if self._sought.get(tp) != mark:
+                continue
+            try:
+                first = await self._first_offset_from(tp[1], mark)
+            except Exception as exc:  # noqa: BLE001 - no proof: keep holding, try next time
+                log.warning("could not read %s[%d] from %d: %r", *tp, mark, exc)
+                continue
+            if first is not None and first > mark:
+                log.warning(
+                    "%s[%d]: offsets %d..%d hold no record (transaction markers or aborted "
+                    "records); moving on to %d",
+                    *tp,
+                    mark,
+                    first - 1,
+                    first,
+                )
+                metrics.ORDER_GAPS_SKIPPED.inc()
+                self.order.skip_to(tp, first)
+                skipped.add(tp)
+        if not skipped:
+            return admitted
+        again = self.order.admit([r for r in admitted.ahead if r.partition_key in skipped])
+        return Admitted(
+            ready=admitted.ready + again.ready,
+            ahead=[r for r in admitted.ahead if r.partition_key not in skipped] + again.ahead,
+            seek={**{tp: m for tp, m in admitted.seek.items() if tp not in skipped}, **again.seek},
+        )
 
 
 def stop_worker_on_bug(
@@ -318,7 +362,9 @@ async def verify(stream: faust.StreamT) -> None:
         verify_one=ringcrypto.verify_vote,
         partitions=settings.partitions,
     )
-    batches = OrderedBatches()
+    # Reads the votes log from an offset when a gap persists: proof that it holds no record.
+    gaps = RecordReader(settings, settings.topic("votes"))
+    batches = OrderedBatches(gaps.first_offset_from)
     applier = AppliedInTurn(verifier)
     try:
         async for events in stream.take_events(
@@ -328,6 +374,7 @@ async def verify(stream: faust.StreamT) -> None:
             await applier.submit(await batches.ready(events))
     finally:
         applier.close()
+        await gaps.stop()
         await control.stop()  # the worker is stopping (the control-check agent needs it no more)
 
 

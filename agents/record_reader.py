@@ -53,6 +53,23 @@ class RecordReader:
                     return value
                 log.warning("votes record %s[%d]@%d not fetched yet", self.topic, partition, offset)
 
+    async def first_offset_from(self, partition: int, offset: int) -> int | None:
+        """The offset of the first record at or after ``offset``, read from the log itself;
+        None when none came within a few seconds (say, ``offset`` is the end)."""
+        tp = TopicPartition(self.topic, partition)
+        async with self._lock:
+            consumer = await self._started()
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5.0
+            while loop.time() < deadline:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+                for record in batch.get(tp, ()):
+                    if record.offset >= offset:
+                        return record.offset
+            return None
+
     async def _fetch(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, *, timeout: float
     ) -> tuple[bool, bytes | None]:

@@ -114,6 +114,12 @@ ORDER_SEEKS = Counter(
     "and sought the partition back (agents.order)",
     registry=WORKER_REGISTRY,
 )
+ORDER_GAPS_SKIPPED = Counter(
+    "ringtally_order_gaps_skipped_total",
+    "gaps in a source partition that the log proved hold no record (transaction markers, "
+    "aborted records) and an agent moved past (agents.order)",
+    registry=WORKER_REGISTRY,
+)
 STUCK_RECORDS = Counter(
     "ringtally_stuck_records_total",
     "times a record stayed with an agent, unacknowledged, for RINGTALLY_STALL_AFTER "

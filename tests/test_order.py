@@ -77,3 +77,16 @@ def test_partitions_without_a_mark_are_named_so_their_start_can_be_looked_up():
     assert order.unknown([("votes", 0), ("votes", 1)]) == {("votes", 1)}
     order.reset()
     assert order.unknown([("votes", 0)]) == {("votes", 0)}
+
+
+def test_skip_to_moves_past_a_gap_the_log_proved_empty_and_never_back():
+    """A transaction marker at 11: the log shows the first record from 11 is 12.
+    Fails if skip_to does not move the mark (the partition would hold for ever)."""
+    order = LogOrder(committed=lambda tp: 10)
+    assert _offsets(order.admit([_r(10)]).ready) == [10]
+    held = order.admit([_r(12)])
+    assert held.ready == [] and held.seek == {("votes", 0): 11}
+    order.skip_to(("votes", 0), 12)
+    assert _offsets(order.admit([_r(12), _r(13)]).ready) == [12, 13]
+    order.skip_to(("votes", 0), 5)  # never backwards
+    assert order.admit([_r(15)]).seek == {("votes", 0): 14}
