@@ -10,6 +10,7 @@ Which errors mean "unavailable" is decided by asyncpg's exception classes
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import asyncpg
 
@@ -17,6 +18,8 @@ from streams.errors import PostgresUnavailable
 from streams.settings import Settings, redact_url
 
 __all__ = ["TRANSIENT", "connect", "quote_ident", "unavailable"]
+
+log = logging.getLogger(__name__)
 
 #: Errors after which retrying on a fresh connection can succeed: the server is
 #: down, restarting, shutting down, refusing connections, or the socket died.
@@ -49,15 +52,34 @@ def unavailable(settings: Settings, exc: BaseException) -> PostgresUnavailable:
 
 
 async def connect(
-    settings: Settings, *, timeout: float = 10.0, search_path: bool = True
+    settings: Settings,
+    *,
+    timeout: float = 10.0,
+    search_path: bool = True,
+    restart_grace: float = 0.0,
 ) -> asyncpg.Connection:
-    """One connection with the schema on its search_path; PostgresUnavailable when down."""
+    """One connection with the schema on its search_path; PostgresUnavailable when down.
+
+    ``restart_grace``: seconds to keep trying once the server has said it is
+    starting up or shutting down (a restart under way, not a server that is
+    absent): a sink restarted while Postgres restarts waits for it instead of
+    exiting. A server that is simply not there still fails at once.
+    """
     server_settings = {"application_name": "ringtally-sink"}
     if search_path:
         server_settings["search_path"] = quote_ident(settings.postgres_schema)
-    try:
-        return await asyncpg.connect(
-            settings.postgres_dsn, timeout=timeout, server_settings=server_settings
-        )
-    except TRANSIENT as exc:
-        raise unavailable(settings, exc) from None
+    loop = asyncio.get_running_loop()
+    deadline: float | None = None
+    while True:
+        try:
+            return await asyncpg.connect(
+                settings.postgres_dsn, timeout=timeout, server_settings=server_settings
+            )
+        except TRANSIENT as exc:
+            restarting = isinstance(exc, asyncpg.exceptions.CannotConnectNowError)
+            if deadline is None and restarting and restart_grace > 0:
+                deadline = loop.time() + restart_grace
+                log.warning("postgres is restarting (%s); waiting up to %.0f s", exc, restart_grace)
+            if deadline is None or loop.time() >= deadline:
+                raise unavailable(settings, exc) from None
+            await asyncio.sleep(0.5)

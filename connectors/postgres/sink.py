@@ -168,7 +168,8 @@ class Sink:
     async def run(self) -> SinkStats:
         """Run until stopped (or caught up / idle, with ``once`` / ``until_idle``)."""
         s = self.settings
-        self._conn = await connect(s)  # unreachable at start: a one-line error, exit 2
+        # Unreachable at start: a one-line error, exit 2; restarting: wait for it.
+        self._conn = await connect(s, restart_grace=60.0)
         try:
             await check_ready(self._conn, s.postgres_schema)
             await ensure_topics(s)
