@@ -117,6 +117,12 @@ class GatewayVoter:
             raise NotFound(f"ring {ring_id!r} has no version {wanted}")
         record = {k: v for k, v in versions[wanted].items() if k != "effective_ms"}
         ring = Ring.model_validate_json(json.dumps(record))
+        if ring.ring_id != ring_id or ring.version != wanted:
+            # a gateway must not swap in another (signed) ring the voter is also in
+            raise GatewayError(
+                f"gateway answered ring {ring.ring_id!r} version {ring.version} "
+                f"for ring {ring_id!r} version {wanted}"
+            )
         self._check_signed(ring)
         return ring
 
