@@ -338,6 +338,16 @@ def test_a_worker_with_no_registrar_key_refuses_to_start_in_one_line(tmp_path) -
     assert "Traceback" not in result.out + result.err
 
 
+def test_worker_help_prints_help_even_with_no_registrar_key(tmp_path) -> None:
+    """Asking for help starts nothing, so the start checks must not refuse it (issue 18).
+    Fails if the worker start check runs on --help."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGTALLY_REGISTRAR")}
+    result = ringtally(None, "worker", "--help", env={**env, "RINGTALLY_DATA_DIR": str(tmp_path)})
+    assert result.code == 0, result
+    assert "Usage: ringtally worker" in result.out, result.out
+    assert "registrar" not in result.err
+
+
 def test_a_gateway_with_no_registrar_key_refuses_to_start_in_one_line(tmp_path) -> None:
     """Fail closed (review finding): a gateway that cannot tell genuine rings would serve
     any ring a topic writer published. Fails if the gateway starts without a key."""

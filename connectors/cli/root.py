@@ -105,12 +105,12 @@ def _run_faust(args: list[str]) -> Any:
     app.finalize()
     app.worker_init()
     app.worker_init_post_autodiscover()
-    if "worker" in args:  # refuse to start, in one line, before Faust starts anything
-        check = getattr(agents.pipeline, "check_worker_can_start", None)
-        if check is not None:  # registrar keys known, votes/control topics on broker time
-            check()
-        else:
-            agents.pipeline.registrar_keys()
+    # Refuse to start, in one line, before Faust starts anything: registrar keys known,
+    # votes/control topics on broker time. Only the command word counts (not an argument
+    # that happens to read "worker"), and asking for help starts nothing.
+    command = next((a for a in args if a in FAUST_COMMANDS), None)
+    if command == "worker" and not {"--help", "-h"} & set(args):
+        agents.pipeline.check_worker_can_start()
     return faust_cli.main(args=args, prog_name="ringtally", standalone_mode=False, app=app)
 
 
