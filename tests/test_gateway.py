@@ -32,10 +32,11 @@ from confluent_kafka import Consumer, TopicPartition
 
 import ringcrypto
 from connectors.postgres.db import quote_ident
-from connectors.sdk import Admin, Voter, build_vote, end_offsets
+from connectors.sdk import Voter
 from connectors.sdk.gateway import GatewayError, GatewayVoter
 from streams.partitioner import partition_for_key
 from tests.fixtures.gateway import GatewayProcess, gateway_stack, http_json  # noqa: F401
+from tests.fixtures.ring_setup import RingSetup
 
 pytestmark = pytest.mark.integration
 
@@ -47,42 +48,11 @@ def stackup(gateway_stack):  # noqa: F811 - the imported fixture
     return gateway_stack
 
 
-class Setup:
+class Setup(RingSetup):
+    """The shared ring setup (tests/fixtures/ring_setup.py), in epoch 9."""
+
     def __init__(self, settings, members: int = 3, votes_per_epoch: int = 4) -> None:
-        self.settings = settings
-        self.admin = Admin(settings)
-        tag = uuid.uuid4().hex[:8]
-        self.genre, self.epoch = f"genre-{tag}", 9
-        self.keys = [ringcrypto.SecretKey.generate() for _ in range(members)]
-        self.ring_id = f"ring-{tag}"
-        self.ring = self.admin.register_ring(
-            self.ring_id,
-            genre=self.genre,
-            epoch=self.epoch,
-            public_keys=[k.public_key for k in self.keys],
-            votes_per_epoch=votes_per_epoch,
-        )
-        self.sub = self.submission()
-
-    def submission(self) -> str:
-        sub = f"sub-{uuid.uuid4().hex[:10]}"
-        self.admin.register_submission(sub, genre=self.genre, epoch=self.epoch)
-        return sub
-
-    def vote(self, key, sub: str, slot: int, vote_type: str = "approve"):
-        return build_vote(
-            key,
-            self.ring,
-            submission_id=sub,
-            ring_id=self.ring_id,
-            ring_version=1,
-            vote_type=vote_type,
-            epoch=self.epoch,
-            slot=slot,
-        )
-
-    def votes_published(self) -> int:
-        return sum(end_offsets(self.settings, [self.settings.topic("votes")]).values())
+        super().__init__(settings, members, votes_per_epoch, epoch=9)
 
 
 @pytest.fixture

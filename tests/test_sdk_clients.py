@@ -19,7 +19,6 @@ from aiokafka.partitioner import murmur2
 
 import ringcrypto
 from connectors.sdk import (
-    Admin,
     AsyncVoteClient,
     NotFound,
     OutcomeTimeout,
@@ -30,43 +29,22 @@ from connectors.sdk import (
     VoteClient,
     Voter,
     build_vote,
-    end_offsets,
     ensure_topics,
     get_ring,
     list_rings,
 )
 from models import Ballot, Rejection
 from models.control import Ring
+from tests.fixtures.ring_setup import RingSetup
 
 pytestmark = pytest.mark.integration
 
 
-class Setup:
-    """A ring of ``members`` fresh keys (k votes per epoch), one submission."""
+class Setup(RingSetup):
+    """The shared ring setup (tests/fixtures/ring_setup.py), in epoch 4."""
 
     def __init__(self, settings, members: int = 3, votes_per_epoch: int = 4) -> None:
-        self.settings = settings
-        self.admin = Admin(settings)
-        tag = uuid.uuid4().hex[:8]
-        self.genre, self.epoch = f"genre-{tag}", 4
-        self.keys = [ringcrypto.SecretKey.generate() for _ in range(members)]
-        self.ring_id = f"ring-{tag}"
-        self.ring = self.admin.register_ring(
-            self.ring_id,
-            genre=self.genre,
-            epoch=self.epoch,
-            public_keys=[k.public_key for k in self.keys],
-            votes_per_epoch=votes_per_epoch,
-        )
-        self.sub = self.submission()
-
-    def submission(self) -> str:
-        sub = f"sub-{uuid.uuid4().hex[:10]}"
-        self.admin.register_submission(sub, genre=self.genre, epoch=self.epoch)
-        return sub
-
-    def votes_published(self) -> int:
-        return sum(end_offsets(self.settings, [self.settings.topic("votes")]).values())
+        super().__init__(settings, members, votes_per_epoch, epoch=4)
 
 
 @pytest.fixture
