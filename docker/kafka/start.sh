@@ -26,6 +26,8 @@ inter.broker.listener.name=INTERNAL
 sasl.enabled.mechanisms=SCRAM-SHA-512
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
 listener.name.internal.scram-sha-512.sasl.jaas.config=${jaas}
+# (every SASL listener needs a JAAS entry; the broker logs in with it on INTERNAL only)
+listener.name.host.scram-sha-512.sasl.jaas.config=${jaas}
 ssl.keystore.type=PKCS12
 ssl.keystore.location=/tls/broker/kafka.p12
 ssl.keystore.password=${KAFKA_KEYSTORE_PASSWORD}
