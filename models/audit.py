@@ -2,14 +2,7 @@
 
 Each event's hash covers the previous event's hash and the event's own
 content, so changing, dropping or reordering any stored event breaks every
-later link. ``chain`` names the stream of events (``tally-<partition>``);
-``sequence`` counts from 1 within it. The first event's ``prev_hash`` is the
-chain's genesis hash, which binds the chain's name::
-
-    genesis(chain) = sha256(b"ringtally/audit/v1|" || utf8(chain))
-    hash           = sha256(bytes.fromhex(prev_hash) || canonical_json(event without "hash"))
-
-``canonical_json`` is JSON with sorted keys, no whitespace, UTF-8.
+later link; :class:`AuditEvent` states the rule (it is its schema's text).
 """
 
 from __future__ import annotations
@@ -21,9 +14,9 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from .base import WireModel
+from .base import OutputModel, WireModel
 from .decision import Decision
 from .fields import HexDigest, HexPoint, Identifier, Offset, Partition
 from .reasons import ReasonCode
@@ -38,7 +31,22 @@ class AuditKind(StrEnum):
     RETRACTION = "retraction"
 
 
-class AuditEvent(WireModel):
+class AuditEvent(OutputModel):
+    """One link of a hash chain of audit events (key: chain), one chain per tally partition.
+
+    ``chain`` names the chain (``tally-<partition>``), ``sequence`` counts from 1
+    within it. A reader checks each link: the first event's ``prev_hash`` is
+    ``sha256("ringtally/audit/v1|" || utf8(chain))``, every other's the previous
+    event's ``hash``; ``hash = sha256(bytes.fromhex(prev_hash) ||
+    canonical_json(the event without "hash"))``, canonical JSON having sorted
+    keys, no whitespace, UTF-8. The hash covers every field of the record,
+    including fields added after a reader was written: such a reader keeps
+    them when it checks the hash.
+    """
+
+    #: Unknown (newer) fields are kept, not dropped: the hash covers them.
+    model_config = ConfigDict(extra="allow")
+
     chain: str = Field(min_length=1, max_length=100)
     sequence: int = Field(ge=1)
     prev_hash: HexDigest

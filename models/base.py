@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .fields import decode_signature
 
-__all__ = ["RegistrarSigned", "WireModel"]
+__all__ = ["OutputModel", "RegistrarSigned", "WireModel"]
 
 
 class WireModel(BaseModel):
@@ -21,6 +21,19 @@ class WireModel(BaseModel):
     def to_json(self) -> bytes:
         """Compact JSON bytes, the form every ringtally topic carries."""
         return self.model_dump_json().encode("utf-8")
+
+
+class OutputModel(WireModel):
+    """A message ringtally emits for consumers (ballots, tallies, rejections, audit events).
+
+    Readers ignore fields they do not know, so a consumer on an older SDK (or
+    an older sink) keeps reading records once a later release adds a field;
+    only additive changes are made to these messages. Inputs (votes, control
+    records) stay closed: workers decide on them, and an unknown field there is
+    a producer's mistake, rejected as ``malformed``.
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class RegistrarSigned:

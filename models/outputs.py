@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from .base import WireModel
+from .base import OutputModel
 from .decision import Decision
 from .fields import Epoch, HexPoint, Identifier, Offset, Partition, VoteType
 from .reasons import ReasonCode
@@ -21,7 +21,7 @@ from .reasons import ReasonCode
 __all__ = ["Ballot", "Rejection", "Tally", "VoteCounts"]
 
 
-class Ballot(WireModel):
+class Ballot(OutputModel):
     """A counted vote (key: submission_id). Unique by vote_id and by (submission_id, key_image)."""
 
     vote_id: UUID
@@ -40,7 +40,7 @@ class Ballot(WireModel):
     )
 
 
-class Rejection(WireModel):
+class Rejection(OutputModel):
     """A message that was not counted, and why (key: the source message's key)."""
 
     vote_id: UUID | None = Field(None, description="when the message could be read that far")
@@ -58,7 +58,7 @@ class Rejection(WireModel):
     source_offset: Offset
 
 
-class VoteCounts(WireModel):
+class VoteCounts(OutputModel):
     approve: int = Field(0, ge=0)
     reject: int = Field(0, ge=0)
     flag: int = Field(0, ge=0)
@@ -77,7 +77,7 @@ class VoteCounts(WireModel):
         return self.model_copy(update={vote_type.value: getattr(self, vote_type.value) - 1})
 
 
-class Tally(WireModel):
+class Tally(OutputModel):
     """The current count and decision for a submission (key: submission_id; compacted topic).
 
     ``version`` grows by one with every ballot counted, so "newer" is a plain

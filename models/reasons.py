@@ -8,6 +8,7 @@ list --reason`` filter on it, so a code's meaning never changes once released
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 __all__ = ["ReasonCode"]
 
@@ -65,3 +66,13 @@ class ReasonCode(StrEnum):
         "unauthorized_token_event",
         "(v1) a token or credential event no trusted issuer key signed",
     )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        """The published schema lists what each code means (a consumer filters on them)."""
+        schema = handler(core_schema)
+        schema["description"] = "Why a message was not counted; a code's meaning never " + (
+            "changes (new causes get new codes):\n"
+            + "\n".join(f"- {reason.value}: {reason.meaning}" for reason in cls)
+        )
+        return dict(schema)

@@ -21,13 +21,32 @@ __all__ = ["VoteCast", "VotesMessage", "parse_votes_message"]
 
 
 class VoteCast(WireModel):
-    """A reviewer's anonymous vote, signed for a version of the ring of its submission's genre.
+    """A reviewer's anonymous vote (votes topic), signed for one version of the ring of its
+    submission's genre.
 
-    Rules a producer must meet beyond the types (each is a rejection reason):
-    the record key is ``token_id``; ``vote_id`` is
-    ``uuid5(d24b4bfc-31aa-5c5e-827f-955cf2a17a90, token_id)``; ``token_id`` is
-    the hex slot tag carried in the signature; the record sits on the
-    partition Kafka's Java default partitioner (murmur2) gives its key.
+    Rules a producer must meet beyond the types; a vote that breaks one is
+    rejected with the reason in brackets:
+
+    - ``token_id`` is the slot tag ``T = x*H_slot(epoch, slot)`` of the signer's
+      ring key ``x``, lowercase hex, and the tag the signature carries [malformed];
+    - ``vote_id`` is ``uuid5(d24b4bfc-31aa-5c5e-827f-955cf2a17a90, token_id)``
+      (RFC 9562 name-based UUID, SHA-1; the name is the token_id text) [malformed];
+    - the record key is the token_id's ASCII bytes [malformed], and the record
+      sits on the partition Kafka's Java default partitioner (murmur2 of the key,
+      positive, modulo the partition count) gives that key [wrong_partition];
+    - ``signature`` is a ringtally-v2 vote signature (native/SPEC.md, section 7)
+      by a member of the named ring version, with context utf8(submission_id),
+      epoch u64(epoch), slot ``slot``, over the message (SPEC section 13.1;
+      integers big-endian, strings UTF-8, ``lp(x) = u32(len(x)) || x``)
+      ``lp("ringtally/vote/v2") || lp(vote_id as 16 bytes) || lp(submission_id)
+      || lp(ring_id) || u32(ring_version) || lp(vote_type) || lp(token_id)
+      || u64(epoch) || u32(slot)`` [bad_signature];
+    - ``slot`` is below the ring version's ``votes_per_epoch`` [slot_out_of_range];
+      the vote's, ring's and submission's epochs agree [epoch_mismatch]; the ring
+      version is active and in force at the vote's broker timestamp, and its genre
+      is the submission's;
+    - the JSON value is at most 262,144 bytes, has no field beyond these, and
+      each value has its exact JSON type (no "1" for 1) [malformed].
     """
 
     type: Literal["vote_cast"] = "vote_cast"

@@ -57,17 +57,19 @@ class TopicSpec:
     broker_time: bool = False
     #: Kept for ever (retention.ms=-1): replays and read-backs need every record.
     keep_forever: bool = False
+    #: The JSON Schema of its values (``models/schemas/<schema>.schema.json``); None: any bytes.
+    schema: str | None = None
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("votes", "token_id (slot tag)", False, None, "VoteCast", True, True),
+    TopicSpec("votes", "token_id (slot tag)", False, None, "VoteCast", True, True, "votes"),
     # Not compacted: every ring version stays, so a replay can check old votes.
-    TopicSpec("rings", "ring_id", False, 1, "Ring (one record per version)", True, True),
-    TopicSpec("submissions", "submission_id", False, 1, "Submission", True, True),
-    TopicSpec("ballots", "submission_id", False, None, "Ballot"),
-    TopicSpec("tallies", "submission_id", True, None, "Tally"),
-    TopicSpec("rejections", "token_id or source key", False, None, "Rejection"),
-    TopicSpec("audit", "chain", False, None, "AuditEvent"),
+    TopicSpec("rings", "ring_id", False, 1, "Ring (one record per version)", True, True, "ring"),
+    TopicSpec("submissions", "submission_id", False, 1, "Submission", True, True, "submission"),
+    TopicSpec("ballots", "submission_id", False, None, "Ballot", schema="ballot"),
+    TopicSpec("tallies", "submission_id", True, None, "Tally", schema="tally"),
+    TopicSpec("rejections", "token_id or source key", False, None, "Rejection", schema="rejection"),
+    TopicSpec("audit", "chain", False, None, "AuditEvent", schema="audit_event"),
     TopicSpec("sink-dlq", "source key", False, 1, "output records the sink could not store"),
 )
 

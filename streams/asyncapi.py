@@ -1,0 +1,227 @@
+"""The AsyncAPI 3 document of every ringtally topic, generated from :data:`streams.topics.TOPICS`.
+
+One channel per topic (address ``{prefix}.<name>``, its key, partitioning
+rule, compaction, retention, timestamp type) and one message per value kind,
+whose payload is a ``$ref`` to the JSON Schema exported by :mod:`models.schema`.
+Operations are ringtally's side: it *receives* the input topics (votes from
+producers, control records from the registrar) and *sends* the outputs.
+
+``python -m streams.asyncapi`` rewrites ``docs/asyncapi.json`` in a source
+checkout (``--out FILE`` elsewhere); ``--check`` exits 1 when a topic or a
+model changed without it (the test suite runs the check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from models.schema import SCHEMA_DIR, schema_documents
+
+from .partitioner import PARTITIONER_HINT
+from .topics import TOPICS, TopicSpec, topic_config
+
+__all__ = ["ASYNCAPI_FILE", "asyncapi_document", "render_asyncapi"]
+
+ASYNCAPI_FILE = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
+#: Kafka bindings version of the AsyncAPI bindings used here.
+_KAFKA_BINDING = "0.5.0"
+_DEFAULT_PARTITIONS = 12  # streams.settings.Settings.partitions' default
+_INPUTS = {"votes": "producers (the SDK, the gateway)", "rings": "the registrar",
+           "submissions": "the registrar"}  # fmt: skip
+_SCHEMAS = schema_documents()
+_PARTITIONING = "(murmur2(key) & 0x7fffffff) % partitions, i.e. " + PARTITIONER_HINT
+
+
+def _message_name(spec: TopicSpec) -> str:
+    """The message's name: its model's (the schema's title), or DeadLetter for raw bytes."""
+    return _SCHEMAS[spec.schema]["title"] if spec.schema else "DeadLetter"
+
+
+def _channel(spec: TopicSpec) -> dict[str, Any]:
+    config = topic_config(spec)
+    fixed = spec.partitions is not None
+    partitions = spec.partitions or _DEFAULT_PARTITIONS
+    cleanup = config.get("cleanup.policy", "delete")
+    topic_configuration: dict[str, Any] = {"cleanup.policy": [cleanup]}
+    if "retention.ms" in config:
+        topic_configuration["retention.ms"] = int(config["retention.ms"])
+    if "message.timestamp.type" in config:
+        topic_configuration["message.timestamp.type"] = config["message.timestamp.type"]
+    retention = (
+        "kept for ever (retention.ms=-1)"
+        if "retention.ms" in config
+        else "the latest record per key is kept (compacted)"
+        if cleanup == "compact"
+        else "the broker's default retention"
+    )
+    lines = [
+        f"Holds: {spec.holds}. Key: {spec.key}.",
+        f"Partitions: {partitions}"
+        + ("." if fixed else " by default: RINGTALLY_PARTITIONS, the same for votes and outputs."),
+        f"Partitioner: {_PARTITIONING}.",
+        f"Retention: {retention}.",
+    ]
+    if spec.broker_time:
+        lines.append(
+            "Timestamps: LogAppendTime (the broker's clock); ringtally decides by them, "
+            "never by a producer's."
+        )
+    if spec.name == "votes":
+        lines.append(
+            "A record on any other partition than its key's murmur2 partition is rejected "
+            "wrong_partition."
+        )
+    binding: dict[str, Any] = {
+        "topicConfiguration": topic_configuration,
+        "bindingVersion": _KAFKA_BINDING,
+        "x-partitioner": "murmur2",
+    }
+    if fixed:
+        binding["partitions"] = partitions
+    else:
+        binding["x-partitions-setting"] = "RINGTALLY_PARTITIONS"
+        binding["x-partitions-default"] = partitions
+    name = _message_name(spec)
+    return {
+        "address": f"{{prefix}}.{spec.name}",
+        "title": spec.name,
+        "description": "\n".join(lines),
+        "parameters": {"prefix": {"$ref": "#/components/parameters/prefix"}},
+        "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+        "bindings": {"kafka": binding},
+    }
+
+
+def _message(spec: TopicSpec) -> dict[str, Any]:
+    key = {"type": "string", "description": f"{spec.key}; UTF-8 bytes"}
+    binding = {"key": key, "bindingVersion": _KAFKA_BINDING}
+    if spec.schema is None:
+        return {
+            "name": "DeadLetter",
+            "title": "A record the sink could not store",
+            "summary": spec.holds,
+            "description": "The original record's value and key, unchanged; the headers say why "
+            "and where from. Produced at least once: de-duplicate on the source headers.",
+            "headers": {
+                "type": "object",
+                "properties": {
+                    header: {"type": "string", "description": text}
+                    for header, text in (
+                        ("dlq.reason", "empty_value, bad_json, invalid_message, audit_fork, …"),
+                        ("dlq.detail", "what was wrong, in words"),
+                        ("dlq.source.topic", "the topic the record came from"),
+                        ("dlq.source.partition", "its partition (decimal)"),
+                        ("dlq.source.offset", "its offset (decimal)"),
+                        ("dlq.source.timestamp", "its timestamp, ms since 1970 (decimal)"),
+                    )
+                },
+            },
+            "bindings": {"kafka": binding},
+        }
+    document = _SCHEMAS[spec.schema]
+    return {
+        "name": _message_name(spec),
+        "title": spec.holds,
+        "summary": document.get("description", "").split("\n")[0],
+        "contentType": "application/json",
+        "payload": {
+            "schemaFormat": "application/schema+json;version=draft-2020-12",
+            "schema": {"$ref": f"../models/schemas/{spec.schema}.schema.json"},
+        },
+        "bindings": {"kafka": binding},
+        "x-schema-id": document["$id"],
+    }
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """The AsyncAPI 3.0 document as a dict."""
+    channels = {spec.name: _channel(spec) for spec in TOPICS}
+    messages = {_message_name(spec): _message(spec) for spec in TOPICS}
+    operations: dict[str, Any] = {}
+    for spec in TOPICS:
+        receive = spec.name in _INPUTS
+        verb = "receive" if receive else "send"
+        who = (
+            f"{_INPUTS[spec.name]} send, the workers read"
+            if receive
+            else ("the sink writes" if spec.schema is None else "the workers write")
+        )
+        operations[f"{verb}-{spec.name}"] = {
+            "action": verb,
+            "channel": {"$ref": f"#/channels/{spec.name}"},
+            "summary": who,
+            "messages": [{"$ref": f"#/channels/{spec.name}/messages/{_message_name(spec)}"}],
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "id": "urn:ringtally:asyncapi:v2",
+        "info": {
+            "title": "ringtally",
+            "version": "2",
+            "description": (
+                "The topics of ringtally, the vote path of an anonymous peer-review system "
+                "(protocol v2). Every value is JSON; its schema is the $ref'd JSON Schema in "
+                "models/schemas/. Output messages gain fields only additively: readers ignore "
+                "fields they do not know. Generated by python -m streams.asyncapi; see "
+                "docs/consumers.md."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:19092",
+                "protocol": "kafka",
+                "description": "ringtally stack up, or docker compose's host listener",
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "messages": messages,
+            "parameters": {
+                "prefix": {
+                    "default": "ringtally",
+                    "description": "RINGTALLY_TOPIC_PREFIX: every topic is <prefix>.<name>",
+                }
+            },
+        },
+    }
+
+
+def render_asyncapi() -> str:
+    return json.dumps(asyncapi_document(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.asyncapi",
+        description="Write the AsyncAPI 3 document of the topics.",
+    )
+    parser.add_argument("--out", type=Path, default=ASYNCAPI_FILE, help="file to write or check")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    args = parser.parse_args(argv)
+    text = render_asyncapi()
+    if args.check:
+        if not args.out.is_file() or args.out.read_text() != text:
+            print(f"{args.out} is out of date; run: python -m streams.asyncapi")
+            return 1
+        print(f"{args.out} is up to date")
+        return 0
+    if args.out == ASYNCAPI_FILE and not ASYNCAPI_FILE.parent.is_dir():
+        print("not a source checkout (no docs/ beside streams/): pass --out FILE", file=sys.stderr)
+        return 2
+    try:
+        args.out.write_text(text)
+    except OSError as exc:
+        print(f"cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({len(TOPICS)} channels; schemas in {SCHEMA_DIR})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
