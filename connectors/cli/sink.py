@@ -20,12 +20,15 @@ import click
 
 from streams.settings import Settings, get_settings
 
+from ._common import SCHEMA
+
 __all__ = ["COMMANDS", "audit", "db", "sink"]
 
 _T = TypeVar("_T")
 
 
 def _settings(schema: str | None) -> Settings:
+    # The name was checked by SCHEMA; the rest comes from the environment as for any command.
     return get_settings() if schema is None else Settings(postgres_schema=schema)
 
 
@@ -56,7 +59,7 @@ def _run(make: Callable[[asyncio.Event], Awaitable[_T]]) -> _T:
 _SCHEMA = click.option(
     "--schema",
     default=None,
-    metavar="NAME",
+    type=SCHEMA,
     help="Postgres schema (default: RINGTALLY_POSTGRES_SCHEMA, else 'ringtally').",
 )
 
@@ -245,6 +248,8 @@ def sink(
             if not rm_task.done():
                 rm_stop.set()
                 await asyncio.wait([rm_task], timeout=10)
+            if rm_task.done() and not rm_task.cancelled():
+                rm_task.exception()  # seen: the sink's own error is the one line reported
 
     _run(go)
 

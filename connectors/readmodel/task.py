@@ -96,8 +96,12 @@ class ReadModel:
         try:
             await consumer.start()
         except KafkaConnectionError as exc:
+            await consumer.stop()  # else "Unclosed AIOKafkaConsumer" after the one-line error
             await self.redis.aclose()
-            raise KafkaUnavailable(f"kafka at {self.settings.kafka_bootstrap}: {exc}") from None
+            raise KafkaUnavailable(
+                f"kafka at {self.settings.kafka_bootstrap} is unavailable ({exc})",
+                fix="start it ('ringtally stack up') or set RINGTALLY_KAFKA_BOOTSTRAP",
+            ) from None
         try:
             self._tps = await self._partitions()
             if self._tps:

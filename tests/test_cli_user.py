@@ -1,0 +1,260 @@
+"""A new user's rough edges (issue 18), each run as a user runs it: the real ``ringtally``
+executable in a subprocess, its output and exit code checked.
+
+Version, help and completion; bad settings and options as one line (never a traceback,
+never a secret); ``config show`` and its reference page; a misspelt variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_runner import ROOT, ringtally
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, **extra}
+
+
+def _one_line_error(result, needle: str, code: int = 2) -> str:
+    assert result.code == code, result
+    assert "Traceback" not in result.out + result.err, result
+    lines = [line for line in result.err.strip().splitlines() if line.startswith("ringtally:")]
+    assert len(lines) == 1 and lines[0].startswith("ringtally: error: "), result
+    assert needle in lines[0], result
+    return lines[0]
+
+
+# --- version, help, completion ----------------------------------------------------------
+
+
+def test_version_is_ringtallys_and_names_the_rust_core() -> None:
+    """Fails on the old code, which printed "ringtally, version Faust 0.15.3"."""
+    import ringcrypto
+
+    result = ringtally(None, "--version")
+    assert result.code == 0, result
+    assert result.out.startswith("ringtally 0.1.0 ("), result
+    assert f"ringcrypto {ringcrypto.__version__}" in result.out
+    assert "Faust" not in result.out
+
+
+def test_root_help_lists_ringtallys_commands_and_only_fausts_worker() -> None:
+    """Fails on the old code: the root help listed ten Faust commands (two crashed)."""
+    result = ringtally(None, "--help")
+    assert result.code == 0, result
+    listed = {
+        line.split()[0]
+        for line in result.out.split("Commands:")[1].splitlines()
+        if line.startswith("  ") and not line.startswith("    ")
+    }
+    assert {"worker", "config", "stack", "sink", "db", "tally"} <= listed, listed
+    assert not listed & {"agents", "completion", "livecheck", "models", "send", "tables"}
+    assert "--version" in result.out and "_RINGTALLY_COMPLETE=bash_source" in result.out
+    gone = ringtally(None, "agents")
+    _one_line_error(gone, "No such command 'agents'")
+
+
+def test_shell_completion_is_clicks_own() -> None:
+    """Click's completion (worked before the fix too; kept as the documented way)."""
+    script = ringtally(None, env=_env(_RINGTALLY_COMPLETE="bash_source"))
+    assert script.code == 0 and "_ringtally_completion()" in script.out, script
+    words = ringtally(
+        None,
+        env=_env(_RINGTALLY_COMPLETE="bash_complete", COMP_WORDS="ringtally con", COMP_CWORD="1"),
+    )
+    assert words.code == 0 and "plain,config" in words.out.splitlines(), words
+
+
+# --- bad settings and options: one line, exit 2, no secret ------------------------------
+
+SECRET = "hunter2-secret"
+BAD = {
+    "dsn-port": (
+        {"RINGTALLY_POSTGRES_DSN": f"postgresql://u:{SECRET}@127.0.0.1:notaport/x"},
+        "RINGTALLY_POSTGRES_DSN: port 'notaport' is not a number",
+    ),
+    "dsn-scheme": (
+        {"RINGTALLY_POSTGRES_DSN": f"http://u:{SECRET}@127.0.0.1/x"},
+        "RINGTALLY_POSTGRES_DSN: is not a postgresql://",
+    ),
+    "redis-port": (
+        {"RINGTALLY_REDIS_URL": f"redis://:{SECRET}@127.0.0.1:xx/0"},
+        "RINGTALLY_REDIS_URL: has a port that is not a number",
+    ),
+    "redis-scheme": ({"RINGTALLY_REDIS_URL": "127.0.0.1:16379"}, "RINGTALLY_REDIS_URL"),
+    "kafka-port": ({"RINGTALLY_KAFKA_BOOTSTRAP": "127.0.0.1:x"}, "RINGTALLY_KAFKA_BOOTSTRAP"),
+    "partitions": ({"RINGTALLY_PARTITIONS": "many"}, "RINGTALLY_PARTITIONS"),
+}
+COMMANDS = {
+    "db-status": ["db", "status"],
+    "db-migrate": ["db", "migrate", "--dry-run"],
+    "audit-verify": ["audit", "verify"],
+    "sink": ["sink", "--once"],
+    "tally-show": ["tally", "show"],
+    "tally-show-redis": ["tally", "show", "--redis"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("bad", sorted(BAD))
+def test_a_bad_setting_is_one_line_naming_it_never_the_secret(command, bad) -> None:
+    """Fails on the old code: a malformed DSN was "unavailable", a bad Redis URL or DSN port
+    a traceback. Settings are checked before anything connects, so no service is needed."""
+    env, needle = BAD[bad]
+    result = ringtally(None, *COMMANDS[command], env=_env(**env))
+    _one_line_error(result, needle)
+    assert SECRET not in result.out + result.err
+
+
+@pytest.mark.parametrize("command", [["db", "status"], ["db", "migrate"], ["audit", "verify"]])
+def test_a_bad_schema_option_names_the_option(command) -> None:
+    """Fails on the old code, which blamed RINGTALLY_POSTGRES_SCHEMA for --schema."""
+    result = ringtally(None, *command, "--schema", "a;b")
+    assert "RINGTALLY_POSTGRES_SCHEMA" not in result.err
+    _one_line_error(result, "Invalid value for '--schema': 'a;b' is not a schema name")
+
+
+def test_a_bad_schema_option_of_the_sink_names_the_option() -> None:
+    result = ringtally(None, "sink", "--schema", "x y", "--once")
+    _one_line_error(result, "'--schema'")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", sorted(set(COMMANDS) - {"tally-show-redis"}))
+def test_a_refused_login_is_one_line_with_the_fix_and_no_password(stack, command) -> None:
+    """A role that does not exist: the server answers "no", which is not "unavailable".
+    Fails on the old code: a traceback (InvalidAuthorizationSpecificationError)."""
+    host = stack.postgres_dsn.rpartition("@")[2]
+    dsn = f"postgresql://nobody-{SECRET[:6]}:{SECRET}@{host}"
+    result = ringtally(None, *COMMANDS[command], env=_env(RINGTALLY_POSTGRES_DSN=dsn))
+    line = _one_line_error(result, "refused the connection")
+    assert "check the user, password and database in RINGTALLY_POSTGRES_DSN" in line
+    assert SECRET not in result.out + result.err
+
+
+@pytest.mark.integration
+def test_audit_verify_on_an_unmigrated_schema_is_one_line(stack) -> None:
+    """Fails on the old code: count_events ran before the schema check (UndefinedTableError)."""
+    result = ringtally(
+        None,
+        "audit",
+        "verify",
+        "--schema",
+        "t_never_migrated",
+        env=_env(RINGTALLY_POSTGRES_DSN=stack.postgres_dsn),
+    )
+    _one_line_error(result, "schema t_never_migrated has no ringtally tables yet", code=1)
+
+
+@pytest.mark.integration
+def test_the_sink_with_kafka_down_is_one_line(stack) -> None:
+    """Fails on the old code: the read model's failed start left "Task exception was never
+    retrieved" with its traceback, and an unclosed consumer."""
+    result = ringtally(
+        None,
+        "sink",
+        "--once",
+        env=_env(
+            RINGTALLY_KAFKA_BOOTSTRAP="127.0.0.1:9",
+            RINGTALLY_POSTGRES_DSN=stack.postgres_dsn,
+            RINGTALLY_POSTGRES_SCHEMA="t_never_migrated",
+        ),
+    )
+    assert result.code in (1, 2), result
+    assert "Traceback" not in result.err and "never retrieved" not in result.err, result
+    assert "Unclosed" not in result.err, result
+
+
+# --- config show, its reference, a misspelt variable --------------------------------------
+
+
+def test_config_show_says_where_each_value_came_from_and_masks_secrets() -> None:
+    """Fails on the old code: there was no ``config`` command."""
+    dsn = f"postgresql://ringtally:{SECRET}@127.0.0.1:15432/ringtally"
+    env = _env(RINGTALLY_PARTITIONS="5", RINGTALLY_POSTGRES_DSN=dsn)
+    env.pop("RINGTALLY_MIN_VOTES", None)
+    result = ringtally(None, "config", "show", "--json", env=env)
+    assert result.code == 0, result
+    shown = json.loads(result.out)
+    assert shown["partitions"] == {
+        "variable": "RINGTALLY_PARTITIONS",
+        "value": 5,
+        "source": "env RINGTALLY_PARTITIONS",
+    }
+    assert shown["min_votes"]["source"] == "default" and shown["min_votes"]["value"] == 3
+    assert shown["postgres_dsn"]["value"] == "postgresql://ringtally:***@127.0.0.1:15432/ringtally"
+    assert SECRET not in result.out + result.err
+    table = ringtally(None, "config", "show", env=env)
+    assert table.code == 0 and "RINGTALLY_PARTITIONS" in table.out, table
+    assert SECRET not in table.out + table.err
+
+
+def test_redacted_masks_any_secret_field_and_any_url_password() -> None:
+    """Generic masking: a SecretStr setting added later is masked without being listed."""
+    from pydantic import SecretStr
+
+    from streams.settings import Settings
+
+    class WithSecret(Settings):
+        some_password: SecretStr = SecretStr(SECRET)
+        other_url: str = f"amqp://me:{SECRET}@host/"
+
+    shown = WithSecret().redacted()
+    assert shown["some_password"] == "***"
+    assert shown["other_url"] == "amqp://me:***@host/"
+    assert SECRET not in json.dumps(shown, default=str)
+
+
+@pytest.mark.parametrize(
+    ("variable", "closest"),
+    [
+        ("RINGTALLY_PARTITONS", "RINGTALLY_PARTITIONS"),
+        ("RINGTALLY_REGISTRAR_PUBLIC_KEY", "RINGTALLY_REGISTRAR_PUBLIC_KEYS"),
+        ("RINGTALLY_POSTGRES_SCEHMA", "RINGTALLY_POSTGRES_SCHEMA"),
+    ],
+)
+def test_a_misspelt_variable_gets_a_warning_naming_the_closest_setting(variable, closest):
+    """Fails on the old code, which ignored it silently (extra="ignore")."""
+    result = ringtally(None, "config", "show", "--json", env=_env(**{variable: "1"}))
+    assert result.code == 0, result
+    assert (
+        f"ringtally: warning: {variable} is not a ringtally setting; did you mean {closest}?"
+        in result.err.splitlines()
+    ), result
+
+
+def test_known_variables_of_other_parts_get_no_warning() -> None:
+    result = ringtally(
+        None,
+        "config",
+        "show",
+        "--json",
+        env=_env(RINGTALLY_GATEWAY_PORT="8081", RINGTALLY_STACK_JAVA="/usr/bin/java"),
+    )
+    assert result.code == 0 and "warning" not in result.err, result
+
+
+def test_every_setting_is_documented_in_docs_configuration_md() -> None:
+    """docs/configuration.md is generated from the Settings model: a field added without a
+    description, or without regenerating the page, fails here."""
+    from streams.settings import Settings, settings_markdown
+
+    undocumented = [n for n, f in Settings.model_fields.items() if not f.description]
+    assert not undocumented, f"settings without a description: {undocumented}"
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert page == settings_markdown(), (
+        "docs/configuration.md is stale: ringtally config docs > docs/configuration.md"
+    )
+    for name in Settings.model_fields:
+        assert f"`RINGTALLY_{name.upper()}`" in page
+
+
+def test_config_docs_prints_the_reference_page() -> None:
+    result = ringtally(None, "config", "docs")
+    assert result.code == 0, result
+    assert result.out == Path(ROOT / "docs" / "configuration.md").read_text()
