@@ -258,3 +258,167 @@ def test_config_docs_prints_the_reference_page() -> None:
     result = ringtally(None, "config", "docs")
     assert result.code == 0, result
     assert result.out == Path(ROOT / "docs" / "configuration.md").read_text()
+
+
+# --- a worker run as an operator runs it --------------------------------------------------
+
+
+def _listen_addresses(port: int) -> set[str]:
+    """The local addresses something listens on at TCP ``port`` (from /proc/net/tcp)."""
+    out = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if int(hex_port, 16) == port and state == "0A":  # LISTEN
+            out.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return out
+
+
+@pytest.mark.integration
+def test_worker_p_gets_its_own_tables_binds_web_host_and_says_when_no_key_matches(
+    stack, tmp_path
+) -> None:
+    """``ringtally worker -p N`` as an operator starts a second worker on one host:
+
+    * its RocksDB directory is named after N, not RINGTALLY_WEB_PORT (they shared one);
+    * its web server listens on RINGTALLY_WEB_HOST only (it bound 0.0.0.0);
+    * a ring signed by a registrar key it does not trust (the registrar side used another
+      data directory) gets one warning with the fix (before: silent rejections).
+    Fails on the old code on each of the three.
+    """
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+    import uuid
+
+    import ringcrypto
+    from connectors.sdk import Admin
+    from connectors.stack.harness import free_port
+    from tests.fixtures.sink_records import settings_env
+    from tests.fixtures.stack import make_settings
+    from tests.test_cli_runner import RINGTALLY
+
+    trusted = ringcrypto.SecretKey.generate().public_key.hex()  # not the key Admin signs with
+    port, configured = free_port(), free_port()
+    settings = make_settings(
+        stack,
+        f"t-{uuid.uuid4().hex[:8]}",
+        partitions=1,
+        data_dir=tmp_path / "data",
+        table_store="rocksdb",
+        web_host="127.0.0.1",
+        web_port=configured,
+        registrar_public_keys=trusted,
+    )
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*RINGTALLY, "worker", "-p", str(port), "--loglevel", "info"],
+            cwd=tmp_path,
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if json.load(r).get("status") == "ok":
+                        break
+            except OSError:
+                pass
+            time.sleep(0.5)
+
+        workers = tmp_path / "data" / "workers"
+        assert sorted(p.name for p in workers.iterdir()) == [f"{settings.group_id}-{port}"]
+        assert _listen_addresses(port) == {"127.0.0.1"}
+
+        Admin(settings).register_ring(
+            "ring-1",
+            genre="g",
+            epoch=1,
+            public_keys=[ringcrypto.SecretKey.generate().public_key],
+        )
+        needle = "none signed by a registrar key this worker trusts"
+        while needle not in log_path.read_text():
+            assert time.monotonic() < deadline + 60, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        text = log_path.read_text()
+        assert text.count(needle) == 1
+        assert "RINGTALLY_REGISTRAR_PUBLIC_KEYS" in text.split(needle, 1)[1].splitlines()[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+# --- the data directory -------------------------------------------------------------------
+
+
+def _no_data_dir_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "RINGTALLY_DATA_DIR"}
+    return {**env, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+
+
+def test_help_and_read_only_commands_create_no_data_directory(tmp_path) -> None:
+    """Fails on the old code: ``worker --help`` created ./.ringtally wherever it ran."""
+    cwd = tmp_path / "somewhere"
+    cwd.mkdir()
+    env = _no_data_dir_env(tmp_path)
+    for args in (
+        ["--help"],
+        ["--version"],
+        ["worker", "--help"],
+        ["config", "show"],
+        ["keys", "--help"],
+        ["stack", "status"],
+        ["db", "status"],
+    ):
+        result = ringtally(None, *args, cwd=cwd, env=env)
+        assert "Traceback" not in result.err, result
+        assert list(cwd.iterdir()) == [], (args, result)
+        assert not (tmp_path / "xdg" / "ringtally").exists(), (args, result)
+
+
+def test_the_data_directory_is_found_the_same_way_from_anywhere(tmp_path) -> None:
+    """The nearest .ringtally/ above, else a ringtally checkout's, else the user data dir.
+    Fails on the old code, where it was ./.ringtally of whatever the current directory was."""
+    env = _no_data_dir_env(tmp_path)
+
+    def data_dir(cwd: Path) -> tuple[str, str]:
+        result = ringtally(None, "config", "show", "--json", cwd=cwd, env=env)
+        assert result.code == 0, result
+        shown = json.loads(result.out)["data_dir"]
+        return shown["value"], shown["source"]
+
+    project = tmp_path / "project"
+    deep = project / "a" / "b"
+    deep.mkdir(parents=True)
+    (project / ".ringtally").mkdir()
+    assert data_dir(deep) == (
+        str(project / ".ringtally"),
+        f"default: the nearest .ringtally/ (in {project})",
+    )
+    assert data_dir(ROOT / "docs")[0] == str(ROOT / ".ringtally")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    value, source = data_dir(outside)
+    assert value == str(tmp_path / "xdg" / "ringtally") and "user data directory" in source
+    explicit = ringtally(
+        None, "config", "show", "--json", cwd=deep, env={**env, "RINGTALLY_DATA_DIR": "x"}
+    )
+    shown = json.loads(explicit.out)["data_dir"]
+    assert shown == {
+        "variable": "RINGTALLY_DATA_DIR",
+        "value": str(deep / "x"),
+        "source": "env RINGTALLY_DATA_DIR",
+    }

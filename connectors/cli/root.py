@@ -122,9 +122,32 @@ for _command in (*COMMANDS, *(_faust_command(n, h) for n, h in FAUST_COMMANDS.it
     cli.add_command(_command)
 
 
+def _web_port_option(args: Sequence[str]) -> str | None:
+    """The value of Faust's ``-p``/``--web-port`` worker option, if given."""
+    for i, arg in enumerate(args):
+        if arg in ("-p", "--web-port") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--web-port="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-p") and arg[2:].isdigit():
+            return arg[2:]
+    return None
+
+
 def _run_faust(args: list[str]) -> Any:
     """Faust's ``app.main()`` steps, minus its unconditional standalone click run."""
+    import os
+
     from faust.cli.faust import cli as faust_cli
+
+    from streams.settings import get_settings
+
+    # `worker -p 6067` (Faust's way to run a second worker on one host) must reach the
+    # settings before the app is built: the port names the worker's RocksDB directory.
+    port = _web_port_option(args)
+    if port is not None and port.isdigit() and 1 <= int(port) <= 65535:  # else Faust's error
+        os.environ["RINGTALLY_WEB_PORT"] = port
+        get_settings.cache_clear()
 
     import agents.pipeline  # registers the agents on the app
     from streams.app import app
