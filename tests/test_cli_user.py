@@ -7,6 +7,7 @@ never a secret); ``config show`` and its reference page; a misspelt variable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -260,7 +261,9 @@ def test_config_docs_prints_the_reference_page() -> None:
     assert result.out == Path(ROOT / "docs" / "configuration.md").read_text()
 
 
-# --- a worker run as an operator runs it --------------------------------------------------
+# --- a worker and a sink run as an operator runs them ------------------------------------
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _listen_addresses(port: int) -> set[str]:
@@ -274,6 +277,83 @@ def _listen_addresses(port: int) -> set[str]:
     return out
 
 
+def _get(url: str) -> tuple[int, dict[str, str], str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+@contextlib.contextmanager
+def _serving(args: list[str], env: dict[str, str], cwd: Path, health: str, log_path: Path):
+    """``ringtally ARGS`` in its own session until its ``health`` URL says ok; stopped
+    with SIGTERM (as an operator would) afterwards. Yields the log's path."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.test_cli_runner import RINGTALLY
+
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*RINGTALLY, *args],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            try:
+                status, _, body = _get(health)
+                if status == 200 and json.loads(body).get("status") == "ok":
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.5)
+        yield log_path
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def _metric_families(text: str) -> dict[str, object]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def _assert_build_info(families: dict[str, object]) -> None:
+    from importlib.metadata import version
+
+    import ringcrypto
+
+    samples = families["ringtally_build_info"].samples
+    assert [(s.labels, s.value) for s in samples] == [
+        (
+            {
+                "version": version("ringtally"),
+                "ringcrypto": ringcrypto.__version__,
+                "spec": ringcrypto.SPEC_VERSION,
+            },
+            1.0,
+        )
+    ]
+
+
 @pytest.mark.integration
 def test_worker_p_gets_its_own_tables_binds_web_host_and_says_when_no_key_matches(
     stack, tmp_path
@@ -282,14 +362,12 @@ def test_worker_p_gets_its_own_tables_binds_web_host_and_says_when_no_key_matche
 
     * its RocksDB directory is named after N, not RINGTALLY_WEB_PORT (they shared one);
     * its web server listens on RINGTALLY_WEB_HOST only (it bound 0.0.0.0);
+    * its /metrics says which exposition format it is, and which build answers;
     * a ring signed by a registrar key it does not trust (the registrar side used another
       data directory) gets one warning with the fix (before: silent rejections).
-    Fails on the old code on each of the three.
+    Fails on the old code on each of these.
     """
-    import signal
-    import subprocess
     import time
-    import urllib.request
     import uuid
 
     import ringcrypto
@@ -297,7 +375,6 @@ def test_worker_p_gets_its_own_tables_binds_web_host_and_says_when_no_key_matche
     from connectors.stack.harness import free_port
     from tests.fixtures.sink_records import settings_env
     from tests.fixtures.stack import make_settings
-    from tests.test_cli_runner import RINGTALLY
 
     trusted = ringcrypto.SecretKey.generate().public_key.hex()  # not the key Admin signs with
     port, configured = free_port(), free_port()
@@ -311,32 +388,20 @@ def test_worker_p_gets_its_own_tables_binds_web_host_and_says_when_no_key_matche
         web_port=configured,
         registrar_public_keys=trusted,
     )
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*RINGTALLY, "worker", "-p", str(port), "--loglevel", "info"],
-            cwd=tmp_path,
-            env=settings_env(settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if json.load(r).get("status") == "ok":
-                        break
-            except OSError:
-                pass
-            time.sleep(0.5)
-
+    with _serving(
+        ["worker", "-p", str(port), "--loglevel", "info"],
+        settings_env(settings),
+        tmp_path,
+        f"http://127.0.0.1:{port}/health",
+        tmp_path / "worker.log",
+    ) as log_path:
         workers = tmp_path / "data" / "workers"
         assert sorted(p.name for p in workers.iterdir()) == [f"{settings.group_id}-{port}"]
         assert _listen_addresses(port) == {"127.0.0.1"}
+
+        status, headers, text = _get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and headers["Content-Type"] == CONTENT_TYPE, headers
+        _assert_build_info(_metric_families(text))
 
         Admin(settings).register_ring(
             "ring-1",
@@ -345,20 +410,52 @@ def test_worker_p_gets_its_own_tables_binds_web_host_and_says_when_no_key_matche
             public_keys=[ringcrypto.SecretKey.generate().public_key],
         )
         needle = "none signed by a registrar key this worker trusts"
+        deadline = time.monotonic() + 60
         while needle not in log_path.read_text():
-            assert time.monotonic() < deadline + 60, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.5)
         text = log_path.read_text()
         assert text.count(needle) == 1
         assert "RINGTALLY_REGISTRAR_PUBLIC_KEYS" in text.split(needle, 1)[1].splitlines()[0]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+
+
+@pytest.mark.integration
+def test_the_sink_serves_health_and_metrics_with_a_lag_gauge_and_build_info(
+    stack, tmp_path
+) -> None:
+    """``ringtally sink`` with RINGTALLY_METRICS_PORT: /health answers (it served the
+    metrics there), /metrics has the versioned content type (it said version 0.0.4 only
+    by accident of prometheus-client's defaults: checked here), ringtally_build_info, and
+    the summed lag as a gauge named without _total. Fails on the old code."""
+    import uuid
+
+    from connectors.stack.harness import free_port
+    from tests.fixtures.sink_records import settings_env
+    from tests.fixtures.stack import make_settings
+
+    port = free_port()
+    settings = make_settings(
+        stack, f"t-{uuid.uuid4().hex[:8]}", partitions=1, metrics_port=port, data_dir=tmp_path
+    )
+    migrated = ringtally(settings, "db", "migrate")
+    assert migrated.code == 0, migrated
+    with _serving(
+        ["sink", "--no-readmodel"],
+        settings_env(settings),
+        tmp_path,
+        f"http://127.0.0.1:{port}/health",
+        tmp_path / "sink.log",
+    ):
+        status, headers, body = _get(f"http://127.0.0.1:{port}/health")
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        assert json.loads(body) == {"status": "ok", "down": [], "lag": 0, "records": 0}
+        status, headers, text = _get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and headers["Content-Type"] == CONTENT_TYPE, headers
+        families = _metric_families(text)
+        _assert_build_info(families)
+        assert families["ringtally_sink_lag_overall"].type == "gauge"
+        assert "ringtally_sink_lag_total" not in text
+        assert _listen_addresses(port) == {"127.0.0.1"}
 
 
 # --- the data directory -------------------------------------------------------------------

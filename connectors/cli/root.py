@@ -63,15 +63,10 @@ FAUST_COMMANDS: dict[str, str] = {
 
 def version_line() -> str:
     """``ringtally X (ringcrypto Y, spec Z)``: the package and the Rust core it runs."""
-    from importlib.metadata import PackageNotFoundError, version
+    from streams.version import versions
 
-    import ringcrypto
-
-    try:
-        mine = version("ringtally")
-    except PackageNotFoundError:  # a source tree on PYTHONPATH, never installed
-        mine = "unknown (not installed)"
-    return f"ringtally {mine} (ringcrypto {ringcrypto.__version__}, spec {ringcrypto.SPEC_VERSION})"
+    v = versions()
+    return f"ringtally {v['version']} (ringcrypto {v['ringcrypto']}, spec {v['spec']})"
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
