@@ -519,3 +519,59 @@ def test_the_data_directory_is_found_the_same_way_from_anywhere(tmp_path) -> Non
         "value": str(deep / "x"),
         "source": "env RINGTALLY_DATA_DIR",
     }
+
+
+# --- --json: stable keys (docs/cli.md), parsed --------------------------------------------
+
+
+@pytest.mark.integration
+def test_json_output_of_db_status_audit_verify_tally_show_stack_status_and_replay(
+    stack, tmp_path
+) -> None:
+    """Each command's --json parses and carries the keys docs/cli.md lists. Fails on the
+    old code: db status, stack status, audit verify and replay had no --json."""
+    import uuid
+
+    from streams.topics import ensure_topics
+    from tests.fixtures.stack import make_settings
+
+    settings = make_settings(stack, f"t-{uuid.uuid4().hex[:8]}", partitions=1, data_dir=tmp_path)
+    ensure_topics(settings, internal=True)
+    assert ringtally(settings, "db", "migrate").code == 0
+
+    def parsed(*args: str, code: int = 0):
+        result = ringtally(settings, *args, "--json")
+        assert result.code == code, result
+        return json.loads(result.out)
+
+    status = parsed("db", "status")
+    assert status == {
+        "schema": settings.postgres_schema,
+        "version": 1,
+        "migrations_known": 1,
+        "rows": dict.fromkeys(
+            ["ballots", "rejections", "tallies", "escalations", "audit_log", "sink_dead_letters"],
+            0,
+        ),
+        "offsets": [],
+    }
+    assert parsed("audit", "verify") == {"ok": True, "events": 0, "chains": 0, "breaks": []}
+    assert parsed("tally", "show") == []
+    pieces = parsed("stack", "status")
+    assert [p["piece"] for p in pieces] == ["kafka", "postgres", "redis"]
+    assert set(pieces[0]) == {"piece", "address", "pid", "state", "healthy", "detail", "log"}
+    replay = parsed("replay", "--quiet", "--stall-timeout", "60")
+    assert replay["ok"] is True and replay["differences"] == []
+    assert set(replay) == {
+        "ok",
+        "live_schema",
+        "replay_schema",
+        "since",
+        "tables",
+        "differences",
+        "votes_records",
+        "seconds",
+        "kept",
+        "notes",
+    }
+    assert replay["tables"]["ballots"] == {"live_rows": 0, "replay_rows": 0, "differences": 0}
