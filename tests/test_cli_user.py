@@ -575,3 +575,13 @@ def test_json_output_of_db_status_audit_verify_tally_show_stack_status_and_repla
         "notes",
     }
     assert replay["tables"]["ballots"] == {"live_rows": 0, "replay_rows": 0, "differences": 0}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", [["tally", "show", "--redis"], ["readmodel", "--once"]])
+def test_a_redis_database_out_of_range_is_one_line(stack, command) -> None:
+    """Redis answers "DB index is out of range". Fails on the old code: a traceback."""
+    url = stack.redis_url.rsplit("/", 1)[0] + "/999"
+    result = ringtally(None, *command, env=_env(RINGTALLY_REDIS_URL=url))
+    line = _one_line_error(result, "refused (DB index is out of range)")
+    assert "check the database number, user and password in RINGTALLY_REDIS_URL" in line
