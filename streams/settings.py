@@ -23,6 +23,14 @@ the SDK's ``Admin``, the CLI) creates ``<data_dir>/registrar.key`` (mode 0600,
 the ``ringtally keys new`` format) on first use, with its public key beside it
 in ``<data_dir>/registrar.pub``, and a worker with no configured keys trusts
 that public key. A worker never reads the secret key file.
+
+Without ``RINGTALLY_DATA_DIR`` the data directory is found the same way from
+any directory of a project (:func:`locate_data_dir`), so the stack, the CLI
+and a worker started elsewhere share one registrar key. Every field has a
+description: docs/configuration.md is generated from them
+(:func:`settings_markdown`), and ``ringtally config show`` prints the values in
+force with their sources (:meth:`Settings.sources`), secrets masked
+(:meth:`Settings.redacted`).
 """
 
 from __future__ import annotations
