@@ -149,6 +149,10 @@ class ControlState:
         #: Broker time (ms) up to which every control record has been applied.
         self.covered_ms = -1
         self.ready = asyncio.Event()
+        #: Signed control records whose signature verified under a trusted key, and not.
+        self.trusted_signatures = 0
+        self.untrusted_signatures = 0
+        self._warned_untrusted = False
 
     # --- applying records (pure; unit-tested without Kafka) ---------------
 
@@ -201,9 +205,39 @@ class ControlState:
                 else f"{model.type}: registrar signature does not verify under any trusted "
                 "registrar key"
             )
+        if model.registrar_signature_bytes() is not None:
+            if problem is None:
+                self.trusted_signatures += 1
+            else:
+                self.untrusted_signatures += 1
         if problem is None:
             return None
         return Verdict(ReasonCode.UNAUTHORIZED_CONTROL_EVENT, problem)
+
+    def warn_if_no_key_matches(self) -> bool:
+        """Say once, with the fix, when control records are signed but never by a key this
+        worker trusts: the registrar side and the worker use different keys (two data
+        directories, or RINGTALLY_REGISTRAR_PUBLIC_KEYS not set), and every ring and
+        submission is being rejected ``unauthorized_control_event`` (issue 18)."""
+        if self._warned_untrusted or self.trusted_signatures or not self.untrusted_signatures:
+            return False
+        self._warned_untrusted = True
+        trusted = (
+            ", ".join(key.hex()[:16] + "…" for key in self.registrar.public_keys)
+            if self.registrar is not None
+            else "none"
+        )
+        log.warning(
+            "%d signed control record(s) and none signed by a registrar key this worker "
+            "trusts (%s): every ring and submission is rejected unauthorized_control_event. "
+            "Fix: set RINGTALLY_REGISTRAR_PUBLIC_KEYS to the registrar's public key "
+            "('ringtally keys show <registrar.key>'), or start the worker with the registrar "
+            "side's RINGTALLY_DATA_DIR (this worker's: %s)",
+            self.untrusted_signatures,
+            trusted,
+            self.settings.data_dir,
+        )
+        return True
 
     def _apply_ring(self, record: ControlRecord, signed: bool | None) -> Verdict | None:
         model = self.parse(record)
@@ -422,6 +456,7 @@ class ControlState:
             if self.registrar is None:
                 signed = False
             self.apply(record, signed=signed)
+        self.warn_if_no_key_matches()
 
     async def _run(self) -> None:
         assert self._consumer is not None

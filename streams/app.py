@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 import faust
 
@@ -40,6 +41,10 @@ class RingtallyApp(faust.App):
         self.producer.buffer.max_messages = self.ringtally_settings.producer_buffer
         taskdump.install(asyncio.get_running_loop(), self)  # kill -USR2: where each task waits
         logfilter.install()  # the Kafka client's retry loops: one line per kind every 5 s
+        # Created when a worker starts, not when the app is built: importing the app for
+        # `ringtally worker --help` must not create a data directory (issue 18). Faust's
+        # own mkdir makes only the last level.
+        Path(self.conf.datadir).mkdir(parents=True, exist_ok=True)
         await super().on_first_start()
 
     def _new_transport(self) -> faust.types.TransportT:
@@ -70,9 +75,9 @@ def create_app(settings: Settings) -> RingtallyApp:
     """A Faust app wired to these settings (brokers, store, partitions, web port)."""
     store = "rocksdb://" if settings.table_store == "rocksdb" else "memory://"
     # One directory per worker instance (the web port tells them apart), so two
-    # workers on one host never open the same RocksDB files.
+    # workers on one host never open the same RocksDB files. `ringtally worker -p N`
+    # reaches here as RINGTALLY_WEB_PORT=N (connectors/cli/root.py).
     datadir = settings.data_dir / "workers" / f"{settings.group_id}-{settings.web_port}"
-    datadir.mkdir(parents=True, exist_ok=True)
     app = RingtallyApp(
         settings.group_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
@@ -97,6 +102,8 @@ def create_app(settings: Settings) -> RingtallyApp:
         # app.Table makes BatchedTables: changelog writes leave once per batch
         # (streams/tables.py), handed over by hand_over_table_writes.
         Table=BatchedTable,
+        # Faust binds web_bind (default 0.0.0.0) and only names itself web_host.
+        web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
         autodiscover=False,

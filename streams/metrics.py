@@ -20,10 +20,14 @@ Names (all prefixed ``ringtally_``)::
     rejections_total{reason}                     sink_duplicates_total
     tallies_total                                sink_postgres_outages_total
     stall_seeks_total                            sink_lag{topic,partition}
-    batch_size{stage}            (histogram)     sink_lag_total
+    batch_size{stage}            (histogram)     sink_lag_overall
     batch_duration_seconds{stage} (histogram)
     consumer_lag{topic,partition}
     consumer_highwater / consumer_committed_offset {topic,partition}
+    build_info{version,ringcrypto,spec} (worker, sink and gateway alike)
+
+Every endpoint answers in the text exposition format 0.0.4 and says so
+(:data:`CONTENT_TYPE`); :func:`exposition` is the one place that pairs them.
 
 See ``docs/metrics.md`` for what each one means and how to scrape them.
 """
@@ -36,7 +40,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -45,13 +48,49 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 __all__ = [
+    "CONTENT_TYPE",
     "WORKER_REGISTRY",
     "batch",
+    "exposition",
     "install",
+    "register_build_info",
     "worker_metrics_text",
 ]
+
+#: The content type of what :func:`prometheus_client.generate_latest` writes: the text
+#: format, version 0.0.4 (prometheus-client's CONTENT_TYPE_LATEST now names 1.0.0).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+
+def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
+    """A registry's metrics and the content type that says which format they are in."""
+    return generate_latest(registry), CONTENT_TYPE
+
+
+class _BuildInfo:
+    """``ringtally_build_info{version,ringcrypto,spec} 1``: which build answers a scrape."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from .version import versions
+
+        v = versions()
+        info = GaugeMetricFamily(
+            "ringtally_build_info",
+            "Always 1; the labels say which ringtally and Rust core this process runs.",
+            labels=["version", "ringcrypto", "spec"],
+        )
+        info.add_metric([v["version"], v["ringcrypto"], v["spec"]], 1)
+        yield info
+
+
+def register_build_info(registry: CollectorRegistry) -> None:
+    """Add ``ringtally_build_info`` to a registry (worker, sink, gateway)."""
+    registry.register(_BuildInfo())
+
 
 # --- worker ------------------------------------------------------------------------
 
@@ -60,6 +99,7 @@ __all__ = [
 WORKER_REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=WORKER_REGISTRY)
 PlatformCollector(registry=WORKER_REGISTRY)
+register_build_info(WORKER_REGISTRY)
 
 VOTES_IN = Counter(
     "ringtally_votes_in",
@@ -199,5 +239,5 @@ def install(app: Any) -> None:
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         body = await worker_metrics_text(app)
-        # Faust's web.bytes sets content_type as given; Prometheus wants the version suffix.
-        return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        # As a header: aiohttp's content_type argument refuses parameters (version, charset).
+        return web.bytes(body, headers={"Content-Type": CONTENT_TYPE})

@@ -23,22 +23,47 @@ the SDK's ``Admin``, the CLI) creates ``<data_dir>/registrar.key`` (mode 0600,
 the ``ringtally keys new`` format) on first use, with its public key beside it
 in ``<data_dir>/registrar.pub``, and a worker with no configured keys trusts
 that public key. A worker never reads the secret key file.
+
+Without ``RINGTALLY_DATA_DIR`` the data directory is found the same way from
+any directory of a project (:func:`locate_data_dir`), so the stack, the CLI
+and a worker started elsewhere share one registrar key. Every field has a
+description: docs/configuration.md is generated from them
+(:func:`settings_markdown`), and ``ringtally config show`` prints the values in
+force with their sources (:meth:`Settings.sources`), secrets masked
+(:meth:`Settings.redacted`).
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+import tomllib
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["HEX_PUBLIC_KEY", "OUTPUT_TOPICS", "Settings", "get_settings", "redact_url"]
+__all__ = [
+    "DATA_DIR_NAME",
+    "HEX_PUBLIC_KEY",
+    "OUTPUT_TOPICS",
+    "PLAIN_NAME",
+    "Settings",
+    "get_settings",
+    "locate_data_dir",
+    "redact_url",
+    "setting_error",
+    "settings_markdown",
+    "unknown_variables",
+]
 
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+#: Topic prefixes and schema names: what may go into a topic name or a SQL identifier.
+PLAIN_NAME = _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 #: A 32-byte public key as written in settings and in ``registrar.pub``: 64 lowercase hex.
 HEX_PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
 
@@ -57,13 +82,21 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,host:port]"
     )
-    kafka_controller_port: int = Field(19093, ge=1, le=65535)
+    kafka_controller_port: int = Field(
+        19093, ge=1, le=65535, description="the local stack's KRaft controller port (stack only)"
+    )
     postgres_dsn: str = Field(
         "postgresql://ringtally@127.0.0.1:15432/ringtally",
         description="libpq-style URL; a password in it is masked whenever settings are shown",
     )
-    postgres_schema: str = "ringtally"
-    redis_url: str = "redis://127.0.0.1:16379/0"
+    postgres_schema: str = Field(
+        "ringtally", description="Postgres schema of the sink's tables (--schema overrides it)"
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:16379/0",
+        description="redis://, rediss:// or unix:// URL of the read model; a password in it is "
+        "masked whenever settings are shown",
+    )
 
     # --- topics and tables ---------------------------------------------
     topic_prefix: str = Field("ringtally", description="every topic is <prefix>.<name>")
@@ -73,9 +106,13 @@ class Settings(BaseSettings):
         "inputs and writes shadow outputs",
     )
     partitions: int = Field(12, ge=1, le=1024, description="partitions of the votes topic")
-    replication_factor: int = Field(1, ge=1, le=16)
-    table_store: Literal["rocksdb", "memory"] = "rocksdb"
-    standby_replicas: int = Field(0, ge=0, le=8)
+    replication_factor: int = Field(1, ge=1, le=16, description="replicas of every topic")
+    table_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb", description="where a worker keeps its tables: rocksdb (on disk) or memory"
+    )
+    standby_replicas: int = Field(
+        0, ge=0, le=8, description="standby copies of each table partition on other workers"
+    )
     rocksdb_write_buffer: int = Field(
         4 * 1024 * 1024, ge=1024 * 1024, description="bytes per memtable, per table partition"
     )
@@ -83,14 +120,29 @@ class Settings(BaseSettings):
     rocksdb_block_cache: int = Field(
         8 * 1024 * 1024, ge=1024 * 1024, description="read cache bytes per table partition"
     )
-    data_dir: Path = Field(Path(".ringtally"), description="stack data, table stores, jar cache")
+    data_dir: Path = Field(
+        default_factory=lambda: locate_data_dir()[0],
+        description="stack data, registrar key, table stores, jar cache; default: the nearest "
+        ".ringtally/ above the current directory, else <checkout>/.ringtally in a ringtally "
+        "source checkout, else $XDG_DATA_HOME/ringtally (~/.local/share/ringtally)",
+    )
 
     # --- worker ---------------------------------------------------------
     app_id: str | None = Field(
         None, description="Faust app id (consumer group); defaults to <topic_prefix>-worker"
     )
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(6066, ge=1, le=65535)
+    web_host: str = Field(
+        "127.0.0.1",
+        description="address the worker's web server (/health, /metrics) and the sink's metrics "
+        "server bind (0.0.0.0: every interface)",
+    )
+    web_port: int = Field(
+        6066,
+        ge=1,
+        le=65535,
+        description="the worker's web port (ringtally worker -p overrides it); also names the "
+        "worker's table directory",
+    )
     session_timeout: float = Field(
         10.0, ge=1.0, le=300.0, description="seconds before a silent worker's partitions move"
     )
@@ -110,9 +162,15 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="table changelog writes queued before an agent waits for them to drain",
     )
-    verify_batch_size: int = Field(256, ge=1, le=10_000)
-    verify_batch_window: float = Field(0.02, gt=0, le=5.0, description="seconds")
-    max_ring_size: int = Field(1024, ge=1, le=65_536)
+    verify_batch_size: int = Field(
+        256, ge=1, le=10_000, description="votes the verifier checks in one batch, at most"
+    )
+    verify_batch_window: float = Field(
+        0.02, gt=0, le=5.0, description="seconds the verifier waits to fill a batch"
+    )
+    max_ring_size: int = Field(
+        1024, ge=1, le=65_536, description="members a ring may have; a bigger ring is malformed"
+    )
     control_sync_interval: float = Field(
         0.1,
         gt=0,
@@ -149,14 +207,54 @@ class Settings(BaseSettings):
     )
 
     # --- tally rules ------------------------------------------------------
-    min_votes: int = Field(3, ge=1)
-    flag_threshold: int = Field(3, ge=1)
+    min_votes: int = Field(3, ge=1, description="votes a submission needs before it is decided")
+    flag_threshold: int = Field(
+        3, ge=1, description="flag votes that make a decided submission ESCALATED"
+    )
 
     @field_validator("topic_prefix", "postgres_schema", "output_prefix")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
         if value is not None and not _NAME.match(value):
             raise ValueError(f"must match {_NAME.pattern}, got {value!r}")
+        return value
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            _check_port(server.strip().rpartition("]")[2].rpartition(":")[2], server)
+        return value
+
+    @field_validator("postgres_dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        # A malformed URL is a configuration error here, not "unavailable" later
+        # (issue 18). Messages show the URL with its password masked.
+        shown = redact_url(value)
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"is not a postgresql://user@host:port/database URL: {shown}")
+        hosts = rest.split("/", 1)[0].rpartition("@")[2].split("?", 1)[0]
+        for host in filter(None, hosts.split(",")):  # libpq allows host1:p1,host2:p2
+            port = host.rpartition("]")[2].rpartition(":")
+            _check_port(port[2] if port[1] else "", shown)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str) -> str:
+        shown = redact_url(value)
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"is not a redis://, rediss:// or unix:// URL: {shown}")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError(f"has a port that is not a number: {shown}") from None
+        database = parts.path.strip("/")
+        if parts.scheme != "unix" and database and not database.isdigit():
+            raise ValueError(f"names database {database!r}; a Redis database is a number")
         return value
 
     @field_validator("registrar_public_keys")
@@ -239,13 +337,169 @@ class Settings(BaseSettings):
         }
 
     def redacted(self) -> dict[str, object]:
-        """Settings as a dict safe to print or log: passwords in URLs masked."""
-        out = self.model_dump()
-        for key in ("postgres_dsn", "redis_url"):
-            out[key] = redact_url(out[key])
-        out["data_dir"] = str(self.data_dir)
+        """Settings as a dict safe to print or log: every secret masked.
+
+        Generic, so a setting added later is covered without being listed: a
+        ``SecretStr`` shows as ``***``, a password inside a URL as ``user:***@``.
+        """
+        out: dict[str, object] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "***" if value.get_secret_value() else ""
+            elif isinstance(value, str) and "://" in value:
+                value = redact_url(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
         out["registrar_key_file"] = str(self.registrar_key_path)  # the path only, never the key
         return out
+
+    @classmethod
+    def sources(cls, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Where each setting's value comes from: its variable, or the default (and why)."""
+        env = {k.upper(): k for k in (os.environ if environ is None else environ)}
+        out = {}
+        for name in cls.model_fields:
+            variable = f"RINGTALLY_{name.upper()}"
+            if variable in env:
+                out[name] = f"env {env[variable]}"
+            elif name == "data_dir":
+                out[name] = f"default: {locate_data_dir()[1]}"
+            else:
+                out[name] = "default"
+        return out
+
+
+def _check_port(port: str, where: str) -> None:
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"port {port!r} is not a number from 1 to 65535 (in {where})")
+
+
+#: The directory name ringtally keeps its data in, in a project (see :func:`locate_data_dir`).
+DATA_DIR_NAME = ".ringtally"
+
+
+def locate_data_dir(cwd: Path | None = None) -> tuple[Path, str]:
+    """The data directory when ``RINGTALLY_DATA_DIR`` is not set, and why that one.
+
+    The same from anywhere below a project, so a worker, the CLI and the stack
+    started from different directories share one registrar key (issue 18):
+
+    1. the nearest ``.ringtally/`` directory in the current directory or above it;
+    2. else, inside a ringtally source checkout (a ``pyproject.toml`` naming the
+       project ``ringtally``), ``<checkout>/.ringtally``;
+    3. else the user data directory, ``$XDG_DATA_HOME/ringtally``
+       (``~/.local/share/ringtally``).
+
+    Nothing is created here: finding the directory never writes.
+    """
+    start = (cwd or Path.cwd()).resolve()
+    for directory in (start, *start.parents):
+        if (directory / DATA_DIR_NAME).is_dir():
+            return directory / DATA_DIR_NAME, f"the nearest {DATA_DIR_NAME}/ (in {directory})"
+        if _is_ringtally_checkout(directory):
+            return directory / DATA_DIR_NAME, f"the ringtally source checkout {directory}"
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "ringtally", "the user data directory (no .ringtally/ or checkout found)"
+
+
+def _is_ringtally_checkout(directory: Path) -> bool:
+    try:
+        with open(directory / "pyproject.toml", "rb") as f:
+            return tomllib.load(f).get("project", {}).get("name") == "ringtally"
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+#: ``RINGTALLY_*`` variables that are not :class:`Settings` fields but are read elsewhere
+#: (the gateway's settings, the local stack's tool paths, the test suite's switches).
+OTHER_VARIABLE_PREFIXES = (
+    "RINGTALLY_GATEWAY_",
+    "RINGTALLY_STACK_",
+    "RINGTALLY_TEST_",
+    "RINGTALLY_DASHBOARD_",
+)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """``RINGTALLY_*`` variables no one reads (a typo is otherwise silently ignored), each
+    with the closest known setting's variable (None when nothing is close)."""
+    known = [f"RINGTALLY_{name.upper()}" for name in Settings.model_fields]
+    names = [k.removeprefix("RINGTALLY_") for k in known]  # the shared prefix is no likeness
+    out = []
+    for variable in sorted(os.environ if environ is None else environ):
+        upper = variable.upper()
+        if not upper.startswith("RINGTALLY_") or upper in known:
+            continue
+        if upper.startswith(OTHER_VARIABLE_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper.removeprefix("RINGTALLY_"), names, n=1, cutoff=0.7)
+        out.append((variable, f"RINGTALLY_{close[0]}" if close else None))
+    return out
+
+
+def setting_error(exc: ValidationError) -> str:
+    """A settings validation error as one line naming the variable; never the value itself
+    (it may be a secret: a validator that shows one masks it)."""
+    first = exc.errors()[0]
+    loc = first.get("loc") or ("?",)
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"RINGTALLY_{str(loc[0]).upper()}: {message}"
+
+
+def settings_markdown() -> str:
+    """docs/configuration.md: every setting, its variable, default and description,
+    generated from :class:`Settings` (``ringtally config docs``; a test keeps it current)."""
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- generated by `ringtally config docs > docs/configuration.md`; do not edit -->",
+        "",
+        "Every ringtally process (worker, sink, CLI, gateway) reads one",
+        "settings object, `streams/settings.py`, from `RINGTALLY_*` environment",
+        "variables; a variable not set takes the default, which points at the local",
+        "stack. `ringtally config show` prints the values in force and where each came",
+        "from, secrets masked. A `RINGTALLY_*` variable that is no setting (a typo) gets",
+        "a warning naming the closest one. The gateway's own `RINGTALLY_GATEWAY_*`",
+        "variables are in [gateway.md](gateway.md).",
+        "",
+        "| variable | default | what it is |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        if name == "data_dir":
+            default = "see below"
+        elif field.default_factory is not None:
+            default = repr(field.default_factory())  # type: ignore[call-arg]
+        elif isinstance(field.default, Path):
+            default = str(field.default)
+        else:
+            default = "" if field.default is None else str(field.default)
+        default = f"`{default}`" if default not in ("", "see below") else default or "(none)"
+        description = (field.description or "").replace("|", "\\|")
+        description = description.replace("<", "&lt;").replace(">", "&gt;")
+        lines.append(f"| `RINGTALLY_{name.upper()}` | {default} | {description} |")
+    lines += [
+        "",
+        "## The data directory",
+        "",
+        "`RINGTALLY_DATA_DIR` when set (a relative path is taken from the current",
+        "directory). Otherwise it is found the same way from anywhere below a project,",
+        "so the stack, the registrar side and a worker started from different",
+        "directories share one registrar key:",
+        "",
+        "1. the nearest `.ringtally/` directory in the current directory or above it;",
+        "2. else, inside a ringtally source checkout (a `pyproject.toml` whose project",
+        "   is `ringtally`), `<checkout>/.ringtally`;",
+        "3. else the user data directory, `$XDG_DATA_HOME/ringtally`",
+        "   (`~/.local/share/ringtally`).",
+        "",
+        "Finding it creates nothing; `--help` and read-only commands never create it.",
+        "`ringtally config show` says which rule chose it.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def redact_url(url: str) -> str:
@@ -260,4 +514,4 @@ def redact_url(url: str) -> str:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
-    return Settings()
+    return Settings()  # type: ignore[call-arg]

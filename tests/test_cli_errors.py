@@ -314,7 +314,7 @@ def test_keys_new_from_a_seed_is_deterministic_and_force_replaces(tmp_path) -> N
     ("variable", "value", "needle"),
     [
         ("RINGTALLY_PARTITIONS", "abc", "RINGTALLY_PARTITIONS: Input should be a valid integer"),
-        ("RINGTALLY_DATA_DIR", "", "RINGTALLY_DATA_DIR: Value error, must not be empty"),
+        ("RINGTALLY_DATA_DIR", "", "RINGTALLY_DATA_DIR: must not be empty"),
         ("RINGTALLY_TABLE_STORE", "sqlite", "RINGTALLY_TABLE_STORE"),
         ("RINGTALLY_REGISTRAR_PUBLIC_KEYS", "abc", "RINGTALLY_REGISTRAR_PUBLIC_KEYS"),
     ],

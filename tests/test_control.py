@@ -264,3 +264,34 @@ def test_cover_waits_until_the_copy_has_read_up_to_the_votes_broker_time():
         await asyncio.wait_for(waiting, 5.0)
 
     asyncio.run(scenario())
+
+
+def test_a_worker_whose_keys_match_no_signer_says_so_once_with_the_fix(caplog):
+    """Control records signed, but never by a trusted key: one warning naming the setting
+    (issue 18: before, every token was rejected with no hint). Fails on the old code."""
+    other = ringcrypto.SecretKey.from_seed(b"\x09" * 32)
+    state = ControlState(SETTINGS, registrar=registrar_keys())
+    foreign = [
+        _record(signed(Submission(submission_id=f"f{i}", genre="g", epoch=1), other), 10 + i)
+        for i in range(3)
+    ]
+    with caplog.at_level("WARNING", logger="agents.control"):
+        asyncio.run(state.apply_batch(foreign[:2]))
+        asyncio.run(state.apply_batch(foreign[2:]))
+    warnings = [r.getMessage() for r in caplog.records if "registrar key" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "2 signed control record(s) and none signed by a registrar key" in warnings[0]
+    assert "RINGTALLY_REGISTRAR_PUBLIC_KEYS" in warnings[0]
+
+
+def test_a_worker_that_trusts_a_signer_gives_no_key_warning(caplog):
+    other = ringcrypto.SecretKey.from_seed(b"\x09" * 32)
+    state = ControlState(SETTINGS, registrar=registrar_keys())
+    records = [
+        _record(signed(Submission(submission_id="mine", genre="g", epoch=1)), 10),
+        _record(signed(Submission(submission_id="forged", genre="g", epoch=1), other), 11),
+    ]
+    with caplog.at_level("WARNING", logger="agents.control"):
+        asyncio.run(state.apply_batch(records))
+    assert not [r for r in caplog.records if "registrar key" in r.getMessage()]
+    assert (state.trusted_signatures, state.untrusted_signatures) == (1, 1)

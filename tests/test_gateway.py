@@ -411,6 +411,10 @@ def test_metrics_and_logs_name_routes_not_clients(stackup, setup) -> None:
     assert 'route="/api/v1/votes",status="413"' in text  # refused before routing, still counted
     assert re.search(r"ringtally_gateway_votes_accepted_total [1-9]", text)
     assert 'ringtally_gateway_request_seconds_bucket{le="0.1",method="POST"' in text
+    assert re.search(r'^ringtally_build_info\{.*version="[^"]+".*\} 1\.0$', text, re.M), text[:2000]
+    with urllib.request.urlopen(gateway.url + "/metrics", timeout=10) as response:
+        # the text format 0.0.4 is what it serves (prometheus-client's LATEST names 1.0.0)
+        assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     log = gateway.log_path.read_text()
     assert "POST /api/v1/votes 202" in log  # the access log is on in this module...
     assert UA not in log and "Mozilla" not in log

@@ -77,7 +77,7 @@ def test_worker_and_sink_metrics_move_after_votes(stack, tmp_path):
                 and _total(worker_m, "ringtally_ballots_total") > 0
                 and _total(sink_m, "ringtally_sink_rows_total", table="ballots")
                 == _total(worker_m, "ringtally_ballots_total")
-                and _total(sink_m, "ringtally_sink_lag_total") == 0
+                and _total(sink_m, "ringtally_sink_lag_overall") == 0
                 and _total(sink_m, "ringtally_sink_rows_total", table="rejections")
                 >= _total(worker_m, "ringtally_rejections_total")
             )
@@ -116,7 +116,7 @@ def test_worker_and_sink_metrics_move_after_votes(stack, tmp_path):
         assert {ls["topic"] for ls, _ in sink_m["ringtally_sink_lag"]} == {
             settings.topic(t) for t in ("ballots", "tallies", "rejections", "audit")
         }
-        assert _total(sink_m, "ringtally_sink_lag_total") == 0
+        assert _total(sink_m, "ringtally_sink_lag_overall") == 0
     finally:
         worker.stop()
         sink.stop()

@@ -30,6 +30,7 @@ __all__ = [
     "IDENTIFIER",
     "KAFKA_TIMEOUT",
     "PUBLIC_KEY",
+    "SCHEMA",
     "HexBytes",
     "echo_json",
     "get_settings",
@@ -51,15 +52,12 @@ def get_settings():  # noqa: ANN201 - streams.settings.Settings
     from pydantic import ValidationError
 
     from streams.settings import get_settings as settings
+    from streams.settings import setting_error
 
     try:
         return settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first.get("loc") else "?"
-        raise UsageProblem(
-            f"invalid setting RINGTALLY_{field.upper()}={first.get('input')!r}: {first['msg']}"
-        ) from None
+    except ValidationError as exc:  # never echoes the value: it may be a secret
+        raise UsageProblem(f"invalid setting {setting_error(exc)}") from None
 
 
 def kafka_settings():  # noqa: ANN201 - streams.settings.Settings
@@ -133,6 +131,27 @@ IDENTIFIER = _Pattern(
     "ID", r"[\x21-\x7e]{1,128}", "an id (1-128 printable ASCII characters, no spaces)"
 )
 EPOCH = click.IntRange(0, 2**32 - 1)
+
+
+class _SchemaName(click.ParamType):
+    """A Postgres schema name: the rule of ``RINGTALLY_POSTGRES_SCHEMA``, checked as an option
+    (so the error names ``--schema``, not the variable)."""
+
+    name = "NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from streams.settings import PLAIN_NAME
+
+        if not PLAIN_NAME.match(str(value)):
+            self.fail(
+                f"{value!r} is not a schema name (1-100 letters, digits, '.', '_' or '-')",
+                param,
+                ctx,
+            )
+        return str(value)
+
+
+SCHEMA = _SchemaName()
 
 
 class HexBytes(click.ParamType):

@@ -9,6 +9,8 @@ import click
 from streams.errors import RingtallyError
 from streams.settings import get_settings
 
+from ._common import echo_json
+
 __all__ = ["COMMANDS", "replay", "reset_offsets"]
 
 
@@ -46,6 +48,7 @@ __all__ = ["COMMANDS", "replay", "reset_offsets"]
     help="Give up after S seconds without progress.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout (keys: docs/cli.md).")
 def replay(
     from_beginning: bool,
     from_time: str | None,
@@ -53,6 +56,7 @@ def replay(
     store: str,
     stall_timeout: float,
     quiet: bool,
+    as_json: bool,
 ) -> None:
     """Rebuild state from the input topics into a shadow and diff it with the live schema.
 
@@ -67,6 +71,7 @@ def replay(
     Example:
       ringtally replay
       ringtally replay --from-time 2026-01-31T12:00:00 --keep
+      ringtally replay --json --quiet
     """
     from rich.console import Console
 
@@ -74,7 +79,7 @@ def replay(
 
     if from_beginning and from_time:
         raise click.UsageError("--from-beginning and --from-time exclude each other")
-    console = Console()
+    console = Console(stderr=as_json)  # with --json, stdout holds the JSON alone
     config = ReplayConfig(
         from_time=parse_time(from_time) if from_time else None,
         keep=keep,
@@ -86,9 +91,41 @@ def replay(
         result = run_replay(get_settings(), config, console)
     except (TimeoutError, RuntimeError) as exc:
         raise ReplayFailed(str(exc)) from None
-    render(result, console)
+    if as_json:
+        echo_json(_as_json(result))
+    else:
+        render(result, console)
     if not result.ok:
         sys.exit(1)
+
+
+def _as_json(result) -> dict:  # noqa: ANN001 - connectors.replay.run.ReplayResult
+    """The replay's outcome with the keys docs/cli.md lists (every difference, not the first
+    few the table shows)."""
+    c = result.comparison
+    kinds = {"ballots": "ballot", "rejections": "rejection", "tallies": "tally"}
+    return {
+        "ok": result.ok,
+        "live_schema": c.live_schema,
+        "replay_schema": c.shadow_schema,
+        "since": None if result.since is None else {str(p): o for p, o in result.since.items()},
+        "tables": {
+            name: {
+                "live_rows": live,
+                "replay_rows": shadow,
+                "differences": sum(d.kind == kinds[name] for d in c.differences),
+            }
+            for name, (live, shadow) in c.counts.items()
+        },
+        "differences": [
+            {"kind": d.kind, "key": d.key, "fields": d.fields, "live": d.live, "replay": d.shadow}
+            for d in c.differences
+        ],
+        "votes_records": result.votes_records,
+        "seconds": round(result.seconds, 3),
+        "kept": result.kept,
+        "notes": list(result.notes),
+    }
 
 
 class ReplayFailed(RingtallyError):

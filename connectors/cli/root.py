@@ -2,8 +2,11 @@
 
 ringtally's own commands run without the Faust app, so ``--help`` and the
 operator commands stay fast. Faust's CLI (and the app with its agents) is
-loaded only when a Faust command is named: ``worker``, or one of Faust's
-maintenance commands (:data:`FAUST_COMMANDS`), with Faust's own options.
+loaded only for ``worker`` (:data:`FAUST_COMMANDS`), with Faust's own options.
+Faust's other commands are not offered (issue 18: ``completion`` wanted a 2019
+package, ``agents`` crashed, and none is needed to run ringtally); the root
+``--help`` and ``--version`` are ringtally's, and shell completion is Click's
+own (``_RINGTALLY_COMPLETE=bash_source ringtally``, docs/cli.md).
 
 The group runs with ``standalone_mode=False`` so that a bad argument or an
 unreachable service is printed as ONE line with exit code 2 (a
@@ -21,6 +24,7 @@ import click
 
 from streams.errors import RingtallyError
 
+from .config import config
 from .gateway import gateway
 from .keys import keys
 from .produce import produce
@@ -48,21 +52,27 @@ COMMANDS: tuple[click.Command, ...] = (
     tally,
     rejections,
     gateway,
+    config,
 )
 
-#: Faust's commands (its own one-line help), run by Faust's CLI with the app loaded.
+#: Faust's commands ringtally offers (its own one-line help), run by Faust's CLI.
 FAUST_COMMANDS: dict[str, str] = {
-    "agents": "List agents.",
-    "clean-versions": "Delete old version directories.",
-    "completion": "Output shell completion to be evaluated by the shell.",
-    "livecheck": "Manage LiveCheck instances.",
-    "model": "Show model detail.",
-    "models": "List all available models as a tabulated list.",
-    "reset": "Delete local table state.",
-    "send": "Send message to agent/topic.",
-    "tables": "List available tables.",
-    "worker": "Start worker instance for given app.",
+    "worker": "Run a worker: verify and tally votes (Faust's worker; --help for its options).",
 }
+
+
+def version_line() -> str:
+    """``ringtally X (ringcrypto Y, spec Z)``: the package and the Rust core it runs."""
+    from streams.version import versions
+
+    v = versions()
+    return f"ringtally {v['version']} (ringcrypto {v['ringcrypto']}, spec {v['spec']})"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_line())
+        ctx.exit()
 
 
 def _faust_command(name: str, short_help: str) -> click.Command:
@@ -82,12 +92,24 @@ def _faust_command(name: str, short_help: str) -> click.Command:
 
 
 @click.group("ringtally")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print ringtally's version and its Rust core's, and exit.",
+)
 def cli() -> None:
     """ringtally: anonymous, rate-limited review votes on Kafka (k per reviewer and epoch).
 
     \b
     Example:
       ringtally stack up && ringtally worker --loglevel info
+
+    \b
+    Shell completion (bash; zsh and fish alike):
+      eval "$(_RINGTALLY_COMPLETE=bash_source ringtally)"
     """
 
 
@@ -95,9 +117,32 @@ for _command in (*COMMANDS, *(_faust_command(n, h) for n, h in FAUST_COMMANDS.it
     cli.add_command(_command)
 
 
+def _web_port_option(args: Sequence[str]) -> str | None:
+    """The value of Faust's ``-p``/``--web-port`` worker option, if given."""
+    for i, arg in enumerate(args):
+        if arg in ("-p", "--web-port") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--web-port="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-p") and arg[2:].isdigit():
+            return arg[2:]
+    return None
+
+
 def _run_faust(args: list[str]) -> Any:
     """Faust's ``app.main()`` steps, minus its unconditional standalone click run."""
+    import os
+
     from faust.cli.faust import cli as faust_cli
+
+    from streams.settings import get_settings
+
+    # `worker -p 6067` (Faust's way to run a second worker on one host) must reach the
+    # settings before the app is built: the port names the worker's RocksDB directory.
+    port = _web_port_option(args)
+    if port is not None and port.isdigit() and 1 <= int(port) <= 65535:  # else Faust's error
+        os.environ["RINGTALLY_WEB_PORT"] = port
+        get_settings.cache_clear()
 
     import agents.pipeline  # registers the agents on the app
     from streams.app import app
@@ -117,8 +162,6 @@ def _run_faust(args: list[str]) -> Any:
 def _wants_faust(args: Sequence[str]) -> bool:
     """The first command word is one of Faust's (its root options may come before it)."""
     word = next((a for a in args if a in FAUST_COMMANDS or a in cli.commands), None)
-    if word is None:
-        return "--version" in args  # Faust's root option: "ringtally, version Faust 0.15.3"
     return word in FAUST_COMMANDS
 
 
@@ -126,12 +169,12 @@ def _one_line_errors(run: Callable[[], Any]) -> int:
     """Run a command; a user's mistake or an unreachable service becomes one line on stderr."""
     from pydantic import ValidationError
 
+    from streams.settings import setting_error
+
     try:
         code = run()
     except ValidationError as exc:  # a RINGTALLY_* variable with a bad value
-        err = exc.errors()[0]
-        name = "RINGTALLY_" + "_".join(str(p) for p in err.get("loc", ())).upper()
-        print(f"ringtally: error: {name}: {err.get('msg', 'invalid value')}", file=sys.stderr)
+        print(f"ringtally: error: {setting_error(exc)}", file=sys.stderr)
         return 2
     except click.exceptions.Abort:
         print("ringtally: aborted", file=sys.stderr)
@@ -147,9 +190,12 @@ def _one_line_errors(run: Callable[[], Any]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``ringtally`` console script (and ``python -m connectors.cli``)."""
-    from streams.settings import get_settings
+    from streams.settings import get_settings, unknown_variables
 
     args = list(sys.argv[1:] if argv is None else argv)
+    for variable, close in unknown_variables():  # a typo would be silently ignored
+        hint = f"; did you mean {close}?" if close else ""
+        print(f"ringtally: warning: {variable} is not a ringtally setting{hint}", file=sys.stderr)
 
     def run() -> Any:
         get_settings()  # a bad RINGTALLY_* variable: one line, whatever the command

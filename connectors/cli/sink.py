@@ -20,12 +20,15 @@ import click
 
 from streams.settings import Settings, get_settings
 
+from ._common import SCHEMA, echo_json
+
 __all__ = ["COMMANDS", "audit", "db", "sink"]
 
 _T = TypeVar("_T")
 
 
 def _settings(schema: str | None) -> Settings:
+    # The name was checked by SCHEMA; the rest comes from the environment as for any command.
     return get_settings() if schema is None else Settings(postgres_schema=schema)
 
 
@@ -56,7 +59,7 @@ def _run(make: Callable[[asyncio.Event], Awaitable[_T]]) -> _T:
 _SCHEMA = click.option(
     "--schema",
     default=None,
-    metavar="NAME",
+    type=SCHEMA,
     help="Postgres schema (default: RINGTALLY_POSTGRES_SCHEMA, else 'ringtally').",
 )
 
@@ -104,12 +107,14 @@ def db_migrate(schema: str | None, dry_run: bool) -> None:
 
 @db.command("status")
 @_SCHEMA
-def db_status(schema: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout (keys: docs/cli.md).")
+def db_status(schema: str | None, as_json: bool) -> None:
     """Show the schema's applied migrations and the sink's stored offsets.
 
     \b
     Example:
       ringtally db status
+      ringtally db status --json
     """
     from connectors.postgres.db import connect
     from connectors.postgres.migrate import check_ready, discover
@@ -120,31 +125,48 @@ def db_status(schema: str | None) -> None:
         conn = await connect(settings)
         try:
             version = await check_ready(conn, settings.postgres_schema)
-            click.echo(
-                f"schema {settings.postgres_schema}: version {version} "
-                f"({len(discover())} migrations known)"
-            )
-            for table in (
-                "ballots",
-                "rejections",
-                "tallies",
-                "escalations",
-                "audit_log",
-                "sink_dead_letters",
-            ):
-                n = await conn.fetchval(f"SELECT count(*) FROM {table}")
-                click.echo(f"  {table:<18} {n:>12,} rows")
-            rows = await conn.fetch(
-                "SELECT topic, count(*) AS parts, sum(next_offset) AS total "
-                "FROM sink_offsets GROUP BY topic ORDER BY topic"
-            )
-            for r in rows:
-                click.echo(
-                    f"  offsets {r['topic']}: {r['parts']} partitions, "
-                    f"{r['total']:,} records consumed"
+            counts = {
+                table: int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+                for table in (
+                    "ballots",
+                    "rejections",
+                    "tallies",
+                    "escalations",
+                    "audit_log",
+                    "sink_dead_letters",
                 )
+            }
+            offsets = [
+                {"topic": r["topic"], "partitions": r["parts"], "records": int(r["total"])}
+                for r in await conn.fetch(
+                    "SELECT topic, count(*) AS parts, sum(next_offset) AS total "
+                    "FROM sink_offsets GROUP BY topic ORDER BY topic"
+                )
+            ]
         finally:
             await conn.close()
+        if as_json:
+            echo_json(
+                {
+                    "schema": settings.postgres_schema,
+                    "version": version,
+                    "migrations_known": len(discover()),
+                    "rows": counts,
+                    "offsets": offsets,
+                }
+            )
+            return
+        click.echo(
+            f"schema {settings.postgres_schema}: version {version} "
+            f"({len(discover())} migrations known)"
+        )
+        for table, n in counts.items():
+            click.echo(f"  {table:<18} {n:>12,} rows")
+        for o in offsets:
+            click.echo(
+                f"  offsets {o['topic']}: {o['partitions']} partitions, "
+                f"{o['records']:,} records consumed"
+            )
 
     asyncio.run(go())
 
@@ -245,6 +267,8 @@ def sink(
             if not rm_task.done():
                 rm_stop.set()
                 await asyncio.wait([rm_task], timeout=10)
+            if rm_task.done() and not rm_task.cancelled():
+                rm_task.exception()  # seen: the sink's own error is the one line reported
 
     _run(go)
 
@@ -300,13 +324,15 @@ def audit() -> None:
 @_SCHEMA
 @click.option("--chain", default=None, help="Check only this chain (e.g. tally-3).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def audit_verify(schema: str | None, chain: str | None, quiet: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout (keys: docs/cli.md).")
+def audit_verify(schema: str | None, chain: str | None, quiet: bool, as_json: bool) -> None:
     """Recompute every audit hash chain in Postgres; exit 1 at a broken link.
 
     \b
     Example:
       ringtally audit verify
       ringtally audit verify --chain tally-0
+      ringtally audit verify --json
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -317,7 +343,7 @@ def audit_verify(schema: str | None, chain: str | None, quiet: bool) -> None:
     settings = _settings(schema)
     console = Console(stderr=True)
     total = asyncio.run(count_events(settings, chain))
-    show = not quiet and console.is_terminal and total > 10_000
+    show = not quiet and not as_json and console.is_terminal and total > 10_000
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -331,10 +357,23 @@ def audit_verify(schema: str | None, chain: str | None, quiet: bool) -> None:
         result = asyncio.run(
             verify(settings, chain=chain, progress=lambda n: bar.update(task, completed=n))
         )
+    if as_json:
+        echo_json(
+            {
+                "ok": result.ok,
+                "events": result.events,
+                "chains": result.chains,
+                "breaks": [
+                    {"chain": b.chain, "sequence": b.sequence, "problem": b.problem}
+                    for b in result.breaks
+                ],
+            }
+        )
     if result.ok:
-        click.echo(f"all {result.events} events in {result.chains} chains check out")
+        if not as_json:
+            click.echo(f"all {result.events} events in {result.chains} chains check out")
         return
-    for b in result.breaks:
+    for b in result.breaks if not as_json else ():
         click.echo(f"BROKEN chain {b.chain} at sequence {b.sequence}: {b.problem}")
     first = result.breaks[0]
     raise AuditChainBroken(

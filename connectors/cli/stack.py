@@ -210,19 +210,41 @@ def down(pieces: tuple[str, ...], purge: bool) -> None:
 @stack.command()
 @click.argument("pieces", nargs=-1, type=_PIECE)
 @click.option("--check", is_flag=True, help="Exit 1 unless every piece shown is healthy.")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout (keys: docs/cli.md).")
 @_errors_as_lines
-def status(pieces: tuple[str, ...], check: bool) -> None:
+def status(pieces: tuple[str, ...], check: bool, as_json: bool) -> None:
     """Show each piece: address, PID, health and log file.
 
     \b
     Examples:
       ringtally stack status
       ringtally stack status kafka --check && echo kafka is up
+      ringtally stack status --json
     """
     from rich.console import Console
     from rich.table import Table
 
+    from ._common import echo_json
+
     rows = _stack().status(pieces or None)
+    if as_json:
+        echo_json(
+            [
+                {
+                    "piece": st.piece,
+                    "address": f"127.0.0.1:{st.port}",
+                    "pid": st.pid,
+                    "state": st.state,
+                    "healthy": st.healthy,
+                    "detail": st.detail,
+                    "log": str(st.log_file),
+                }
+                for st in rows
+            ]
+        )
+        if check and not all(st.healthy for st in rows):
+            sys.exit(1)
+        return
     table = Table(title=None, show_lines=False)
     for col in ("piece", "address", "pid", "state", "detail", "log"):
         table.add_column(col)

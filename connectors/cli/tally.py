@@ -124,9 +124,11 @@ def _from_postgres(settings, submission: str | None, limit: int) -> list[dict]: 
 def _from_redis(settings, submission: str | None, limit: int) -> list[dict]:  # noqa: ANN001
     from redis.asyncio import Redis
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from connectors.readmodel.store import ReadModelStore
+    from connectors.readmodel.task import redis_refused
     from streams.errors import RedisUnavailable
     from streams.settings import redact_url
 
@@ -155,6 +157,8 @@ def _from_redis(settings, submission: str | None, limit: int) -> list[dict]:  # 
                 f"({type(exc).__name__}: {exc})",
                 fix="start it ('ringtally stack up') or set RINGTALLY_REDIS_URL",
             ) from None
+        except ResponseError as exc:  # it answered "no": e.g. a database number out of range
+            raise redis_refused(settings, exc) from None
         finally:
             await redis.aclose()
 

@@ -546,7 +546,7 @@ def render(result: DemoResult, console: Console) -> None:
                 m.get("worker:ringtally_ballots_total", 0),
                 rej,
                 m.get("sink:ringtally_sink_rows_total", 0),
-                m.get("sink:ringtally_sink_lag_total", 0),
+                m.get("sink:ringtally_sink_lag_overall", 0),
             )
         )
     lat = (

@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from connectors.sdk.errors import OutcomeTimeout
@@ -27,6 +26,7 @@ from models import Ballot
 from models.reasons import ReasonCode
 from models.votes import VoteCast
 from streams.errors import RingtallyError
+from streams.metrics import exposition
 
 from .backends import Backends
 from .metrics import GatewayMetrics
@@ -498,4 +498,5 @@ async def health(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(_metrics(request).registry), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = exposition(_metrics(request).registry)
+    return Response(body, headers={"Content-Type": content_type})

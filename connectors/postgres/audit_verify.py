@@ -83,6 +83,7 @@ class _ChainCheck:
 async def count_events(settings: Settings, chain: str | None = None) -> int:
     conn = await connect(settings)
     try:
+        await check_ready(conn, settings.postgres_schema)  # not a traceback on a fresh schema
         if chain is None:
             return int(await conn.fetchval("SELECT count(*) FROM audit_log"))
         return int(await conn.fetchval("SELECT count(*) FROM audit_log WHERE chain = $1", chain))

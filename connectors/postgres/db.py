@@ -14,10 +14,10 @@ import logging
 
 import asyncpg
 
-from streams.errors import PostgresUnavailable
+from streams.errors import PostgresUnavailable, UsageProblem
 from streams.settings import Settings, redact_url
 
-__all__ = ["TRANSIENT", "connect", "quote_ident", "unavailable"]
+__all__ = ["REFUSED", "TRANSIENT", "connect", "quote_ident", "unavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,14 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     # whose last query the server's shutdown cut off mid-protocol (seen in CI twice
     # during a Postgres restart); only a fresh connection recovers from it.
     asyncpg.exceptions.InternalClientError,
+)
+
+
+#: The server is there and said no: retrying will not help until the settings change
+#: (SQLSTATE class 28, invalid authorization; 3D000, no such database).
+REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidCatalogNameError,
 )
 
 
@@ -75,6 +83,17 @@ async def connect(
             return await asyncpg.connect(
                 settings.postgres_dsn, timeout=timeout, server_settings=server_settings
             )
+        except REFUSED as exc:  # the server answered: no such role or database, bad password
+            raise PostgresUnavailable(
+                f"postgres at {redact_url(settings.postgres_dsn)} refused the connection "
+                f"({type(exc).__name__}: {exc})".replace("\n", " "),
+                fix="check the user, password and database in RINGTALLY_POSTGRES_DSN",
+            ) from None
+        except asyncpg.ClientConfigurationError as exc:  # settings check most; asyncpg the rest
+            raise UsageProblem(
+                f"RINGTALLY_POSTGRES_DSN is not usable ({exc})".replace("\n", " "),
+                fix="a URL like postgresql://user@host:5432/database",
+            ) from None
         except TRANSIENT as exc:
             restarting = isinstance(exc, asyncpg.exceptions.CannotConnectNowError)
             if deadline is None and restarting and restart_grace > 0:

@@ -1,7 +1,10 @@
-"""The sink's Prometheus ``/metrics`` endpoint (prometheus-client).
+"""The sink's Prometheus ``/metrics`` and its ``/health`` (prometheus-client, wsgiref).
 
 ``Settings.metrics_port`` (``RINGTALLY_METRICS_PORT``, 0 = off) starts a small
-HTTP server in the sink process (:class:`SinkMetrics`); its counters are read
+HTTP server in the sink process (:class:`SinkMetrics`), bound to
+``RINGTALLY_WEB_HOST``. ``/health`` answers 200 ``{"status": "ok", ...}`` while
+the sink runs with Postgres and Kafka up, 503 with the reason during an outage
+(a load balancer or an orchestrator's probe reads it). Its counters are read
 from the sink's own :class:`~connectors.postgres.sink.SinkStats` at scrape
 time, and its lag from offsets the sink loop samples. The names (all
 ``ringtally_sink_*``) are listed in :mod:`streams.metrics` beside the
@@ -10,13 +13,18 @@ worker's, and explained in ``docs/metrics.md``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from streams.metrics import exposition, register_build_info
 
 __all__ = ["SinkMetrics"]
 
@@ -69,11 +77,21 @@ class _SinkCollector:
         for (topic, partition), value in sorted(sample.items()):
             lag.add_metric([topic, str(partition)], value)
         yield lag
+        # A gauge, so not "_total" (the suffix Prometheus keeps for counters).
         yield GaugeMetricFamily(
-            "ringtally_sink_lag_total",
+            "ringtally_sink_lag_overall",
             "Sum of ringtally_sink_lag over all partitions.",
             value=sum(sample.values()),
         )
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        """No access log on stderr: a scrape every few seconds would drown the sink's lines."""
 
 
 class SinkMetrics:
@@ -90,17 +108,42 @@ class SinkMetrics:
         self.lag: dict[tuple[str, int], int] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_SinkCollector(self))
+        register_build_info(self.registry)
         self._last_sample = 0.0
         self._server: Any = None
         self.port: int | None = None
 
     def start(self, port: int, host: str = "127.0.0.1") -> SinkMetrics:
-        from prometheus_client import start_http_server
-
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        self._server = server
-        self.port = server.server_address[1]
+        self._server = make_server(host, port, self._app, _Server, handler_class=_Quiet)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``(HTTP status, body)``: 200 and ``ok`` unless Postgres or Kafka is out."""
+        sink = self.sink
+        down = [name for name, outage in sink.outages().items() if outage.down]
+        with self.lock:
+            lag = sum(self.lag.values())
+        body = {
+            "status": "ok" if not down else "unavailable",
+            "down": down,
+            "lag": lag,
+            "records": sink.stats.records,
+        }
+        return (200 if not down else 503), body
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/health":
+            status, body = self.health()
+            reason = "OK" if status == 200 else "Service Unavailable"
+            start_response(f"{status} {reason}", [("Content-Type", "application/json")])
+            return [json.dumps(body).encode()]
+        # Every other path is /metrics, as with prometheus-client's own server before.
+        text, content_type = exposition(self.registry)
+        start_response("200 OK", [("Content-Type", content_type)])
+        return [text]
 
     def sample(
         self, consumer: Any, expected: dict[tuple[str, int], int | None], *, every: float = 0.5
@@ -128,7 +171,7 @@ class SinkMetrics:
             self.lag = lag
 
     def text(self) -> bytes:
-        return generate_latest(self.registry)
+        return exposition(self.registry)[0]
 
     def stop(self) -> None:
         if self._server is not None:

@@ -145,6 +145,10 @@ class Sink:
         #: Prometheus endpoint (metrics.py), when Settings.metrics_port is set.
         self.metrics: Any = None
 
+    def outages(self) -> dict[str, Outage]:
+        """The dependencies the sink waits out, by name (its /health reads them)."""
+        return {"postgres": self._pg, "kafka": self._kafka}
+
     # --- rebalance callbacks ----------------------------------------------------
 
     def on_revoked(self, revoked: Any) -> None:

@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from models import Tally
@@ -39,12 +40,20 @@ from streams.topics import refresh_metadata
 
 from .store import MarkerMissing, ReadModelStore
 
-__all__ = ["ReadModel"]
+__all__ = ["ReadModel", "redis_refused"]
 
 log = logging.getLogger("ringtally.readmodel")
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 _CHUNK = 1000
+
+
+def redis_refused(settings: Settings, exc: ResponseError) -> RedisUnavailable:
+    """Redis answered "no" (a database number out of range, say): one line with the fix."""
+    return RedisUnavailable(
+        f"redis at {redact_url(settings.redis_url)} refused ({exc})",
+        fix="check the database number, user and password in RINGTALLY_REDIS_URL",
+    )
 
 
 class ReadModel:
@@ -85,6 +94,9 @@ class ReadModel:
                 f"redis at {redact_url(self.settings.redis_url)} is unavailable ({exc})",
                 fix="start it ('ringtally stack up') or set RINGTALLY_REDIS_URL",
             ) from None
+        except ResponseError as exc:
+            await self.redis.aclose()
+            raise redis_refused(self.settings, exc) from None
         self._consumer = consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=None,
@@ -96,8 +108,12 @@ class ReadModel:
         try:
             await consumer.start()
         except KafkaConnectionError as exc:
+            await consumer.stop()  # else "Unclosed AIOKafkaConsumer" after the one-line error
             await self.redis.aclose()
-            raise KafkaUnavailable(f"kafka at {self.settings.kafka_bootstrap}: {exc}") from None
+            raise KafkaUnavailable(
+                f"kafka at {self.settings.kafka_bootstrap} is unavailable ({exc})",
+                fix="start it ('ringtally stack up') or set RINGTALLY_KAFKA_BOOTSTRAP",
+            ) from None
         try:
             self._tps = await self._partitions()
             if self._tps:

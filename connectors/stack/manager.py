@@ -1,7 +1,8 @@
 """``LocalStack``: Kafka, PostgreSQL and Redis as plain processes on 127.0.0.1.
 
 The development and test stack for machines without a container engine. All
-state lives under ``settings.data_dir`` (``.ringtally`` by default); ports and
+state lives under ``settings.data_dir`` (the project's ``.ringtally``, found
+the same way from any directory of it: docs/configuration.md); ports and
 credentials come from the same :class:`streams.settings.Settings` the workers
 read, so ``stack up`` starts exactly what the app will connect to.
 
