@@ -18,6 +18,7 @@ from connectors.postgres.sink import Sink
 from connectors.postgres.topics import ensure_topics
 from models import Decision
 from models.fields import VoteType
+from models.reasons import ReasonCode
 from tests.fixtures.sink_records import (
     audit_chain,
     drop_schema,
@@ -358,3 +359,42 @@ async def test_a_record_postgres_refuses_is_dead_lettered_not_blocking(settings,
         )
         == 10
     )
+
+
+async def test_a_second_different_outcome_for_a_position_is_dead_lettered(settings, pg) -> None:
+    """Issue 16: one votes-topic position, one outcome. A different rejection, a
+    rejection where a ballot is stored, or a ballot where a rejection is, is a
+    conflict: dead-lettered and counted, the first outcome kept. Identical copies,
+    and a retraction (duplicate_key_image where a ballot was), stay accepted."""
+    votes = settings.topic("votes")
+    first = make_rejection(0, topic=votes)  # malformed at votes[0]@0
+    other = first.model_copy(update={"reason": ReasonCode.BAD_SIGNATURE, "detail": "other"})
+    counted = make_ballot(5)  # a ballot at votes[0]@5
+    at_ballot = make_rejection(5, topic=votes).model_copy(update={"reason": ReasonCode.MALFORMED})
+    retraction = at_ballot.model_copy(update={"reason": ReasonCode.DUPLICATE_KEY_IMAGE})
+    at_rejection = make_ballot(6).model_copy(update={"source_offset": 0})  # votes[0]@0 again
+    await produce(settings, "rejections", [first.to_json()], partition=0)
+    await produce(settings, "ballots", [counted.to_json()], partition=0)
+    await run_sink(settings)
+    await produce(
+        settings,
+        "rejections",
+        [first.to_json(), other.to_json(), at_ballot.to_json(), retraction.to_json()],
+        partition=0,
+    )
+    await produce(settings, "ballots", [at_rejection.to_json()], partition=0)
+    stats = await run_sink(settings)
+    assert sorted(
+        r["detail"].split(":")[0] for r in await pg.fetch("SELECT detail FROM sink_dead_letters")
+    ) == [f"second outcome for {votes}[0]@0"] * 2 + [f"second outcome for {votes}[0]@5"]
+    assert {r["reason"] for r in await pg.fetch("SELECT reason FROM sink_dead_letters")} == {
+        "outcome_conflict"
+    }
+    stored = await pg.fetch("SELECT source_offset, reason FROM rejections ORDER BY source_offset")
+    assert [(r["source_offset"], r["reason"]) for r in stored] == [
+        (0, "malformed"),
+        (5, "duplicate_key_image"),
+    ]
+    assert await pg.fetchval("SELECT vote_id FROM ballots") == counted.vote_id
+    assert stats.duplicates == 1  # the identical copy of the first rejection
+    assert stats.outcome_conflicts == 3 and stats.dead_letters == 3

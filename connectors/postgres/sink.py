@@ -72,6 +72,8 @@ class SinkStats:
     tallies_changed: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    #: dead letters that were a second outcome for a votes-topic position (issue 16)
+    outcome_conflicts: int = 0
     offset_conflicts: int = 0
     postgres_outages: int = 0
 
@@ -278,7 +280,13 @@ class Sink:
             self._conn = await connect(self.settings)
             self._writer = None
         if self._writer is None:
-            self._writer = BatchWriter(self._conn, self.topics, dlq=self._dlq, loader=self.loader)
+            self._writer = BatchWriter(
+                self._conn,
+                self.topics,
+                dlq=self._dlq,
+                loader=self.loader,
+                votes_topic=self.settings.topic("votes"),
+            )
         return self._conn
 
     async def _drop_conn(self) -> None:
@@ -433,6 +441,7 @@ class Sink:
         st.tallies_changed += len(r.tallies_changed)
         st.duplicates += r.ballot_duplicates + r.rejection_duplicates + r.audit_duplicates
         st.dead_letters += len(r.dead)
+        st.outcome_conflicts += r.outcome_conflicts
 
     async def _commit_kafka(self) -> None:
         """Best effort, at most once a second: only for lag dashboards, never read back."""
