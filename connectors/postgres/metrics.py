@@ -59,6 +59,12 @@ class _SinkCollector:
                 stats.outcome_conflicts,
             ),
             (
+                "ringtally_sink_gap_records",
+                "Records deleted from a topic before the sink stored them, passed over "
+                "because the operator accepted the gap (--accept-gap).",
+                stats.gap_records,
+            ),
+            (
                 "ringtally_sink_postgres_outages",
                 "Times Postgres became unavailable.",
                 stats.postgres_outages,
