@@ -17,6 +17,7 @@ import faust
 
 from . import logfilter, metrics, taskdump
 from .consumer import RingtallyTransport
+from .pause import PauseWatchdog, pause_limit
 from .settings import Settings, get_settings
 from .stall import StallDetector
 from .tables import BatchedTable
@@ -40,6 +41,9 @@ class RingtallyApp(faust.App):
         self.producer.buffer.max_messages = self.ringtally_settings.producer_buffer
         taskdump.install(asyncio.get_running_loop(), self)  # kill -USR2: where each task waits
         logfilter.install()  # the Kafka client's retry loops: one line per kind every 5 s
+        conf = self.conf
+        limit = pause_limit(conf.broker_session_timeout, conf.broker_heartbeat_interval)
+        PauseWatchdog(limit).start()  # paused past the session timeout: exit, write nothing
         await super().on_first_start()
 
     def _new_transport(self) -> faust.types.TransportT:
