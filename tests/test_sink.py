@@ -462,3 +462,31 @@ async def test_a_partition_never_stored_whose_log_lost_its_head_is_a_gap_too(set
     assert out.returncode == 4 and "Traceback" not in out.stderr, out.stderr
     assert len(errors) == 1 and "offsets 0..1 were deleted" in errors[0]
     assert "--accept-gap" in errors[0]
+
+
+async def test_a_gap_that_opens_after_the_seek_stops_the_sink_at_its_first_batch(
+    settings, pg, monkeypatch
+) -> None:
+    """Records may be deleted between the seek (checked) and the fetch: Kafka then moves
+    the consumer to the log start, and the batch starting past the stored offset is
+    checked too. The seek-time check is made to miss here, as that timing would."""
+    from connectors.postgres.errors import SinkGap
+
+    votes = settings.topic("votes")
+    rejections = [make_rejection(i, topic=votes).to_json() for i in range(20)]
+    await produce(settings, "rejections", rejections[:10], partition=0)
+    await run_sink(settings)
+    await produce(settings, "rejections", rejections[10:], partition=0)
+    await _delete_records_before(settings, "rejections", 0, 15)
+    checked = Sink._check_gaps
+    calls: list[object] = []
+
+    async def seek_time_check_misses(self, tps):  # noqa: ANN001, ANN202
+        calls.append(tps)
+        if len(calls) > 1:  # the first call is the seek's
+            await checked(self, tps)
+
+    monkeypatch.setattr(Sink, "_check_gaps", seek_time_check_misses)
+    with pytest.raises(SinkGap, match=r"rejections\[0\]: offsets 10\.\.14 were deleted"):
+        await run_sink(settings)
+    assert await count(pg, "rejections") == 10
