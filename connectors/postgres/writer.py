@@ -159,7 +159,6 @@ _BALLOT_CONFLICTS = """
           (i.submission_id, i.key_image, i.vote_type, i.ring_id, i.epoch,
            i.source_partition, i.source_offset)"""
 
-# The stored ballot of each (submission, key image) that an incoming ballot supersedes.
 # One outcome per votes-topic position (issue 16). The only legitimate second outcome
 # is a retraction: a counted vote later rejected duplicate_key_image because an
 # earlier vote with its key image won (its ballot row goes; the sink may see the
@@ -192,6 +191,7 @@ _REJECTION_CONFLICTS = """
        = (i.source_topic, i.source_partition, i.source_offset)
     WHERE (r.reason, r.vote_id, r.token_id) IS DISTINCT FROM (i.reason, i.vote_id, i.token_id)"""
 
+# The stored ballot of each (submission, key image) that an incoming ballot supersedes.
 _DELETE_SUPERSEDED = """
     DELETE FROM ballots b
     USING unnest($1::text[], $2::text[], $3::uuid[]) AS i(submission_id, key_image, vote_id)
