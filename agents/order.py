@@ -18,6 +18,13 @@ the missing records come, followed by this one again. The caller keeps ahead
 records unacknowledged, so no commit passes them before their second coming is
 decided.
 
+A position delivered twice in one batch (a seek back while the fetcher still
+held the first copy) is decided once; the other copies are *copies*
+(:attr:`Admitted.copies`), which the caller never acknowledges either. Faust
+would: one copy's acknowledgement marks the offset done for the consumer, so a
+commit could pass the position while the kept copy still waits (held back as
+ahead, or queued to be applied) and a crash then would lose it (issue 16).
+
 A gap is skipped only on proof that it is real. Transaction markers make real
 gaps in a topic that is not compacted (any producer may write transactionally
 until ACLs forbid it: one commit marker would otherwise hold its partition for
@@ -48,6 +55,9 @@ class Admitted:
     ahead: list[SourceRecord] = field(default_factory=list)
     #: Partitions to seek back, and to which offset (the next one to decide).
     seek: dict[Partition, int] = field(default_factory=dict)
+    #: Further copies of a position already in ``ready`` or ``ahead``: never to be
+    #: acknowledged (the kept copy's acknowledgement, after its decision, covers them).
+    copies: list[SourceRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -77,7 +87,10 @@ class LogOrder:
 
     def admit(self, records: Sequence[SourceRecord]) -> Admitted:
         out = Admitted()
-        for record in in_log_order(records):
+        kept = in_log_order(records)
+        kept_ids = {id(r) for r in kept}
+        out.copies = [r for r in records if id(r) not in kept_ids]
+        for record in kept:
             tp = record.partition_key
             mark = self._next.get(tp)
             if mark is None:

@@ -160,7 +160,9 @@ class OrderedBatches:
     Records that came ahead of their partition's next offset are kept
     unacknowledged (one more reference, so the stream's ack is not the last)
     and their partition is sought back: they come again after the missing ones,
-    and that second coming is the one decided and acknowledged. Nothing may
+    and that second coming is the one decided and acknowledged. Extra copies of
+    a position in the batch are kept unacknowledged the same way: the kept
+    copy's acknowledgement, once decided, is the only one its offset gets. Nothing may
     keep a held-back record alive past its batch: Faust's in-flight set is
     weak, and a rebalance waits until it is empty.
     """
@@ -192,7 +194,7 @@ class OrderedBatches:
             admitted = await self._past_real_gaps(admitted)
         self._sought = dict(admitted.seek)
         events.clear()  # the caller's copy of the batch (take_events keeps its own)
-        for record in admitted.ahead:
+        for record in admitted.ahead + admitted.copies:
             record.event.message.incref()
         if admitted.seek:
             metrics.ORDER_SEEKS.inc(len(admitted.seek))
@@ -246,6 +248,7 @@ class OrderedBatches:
             ready=admitted.ready + again.ready,
             ahead=[r for r in admitted.ahead if r.partition_key not in skipped] + again.ahead,
             seek={**{tp: m for tp, m in admitted.seek.items() if tp not in skipped}, **again.seek},
+            copies=admitted.copies,
         )
 
 

@@ -251,6 +251,8 @@ class Watcher:
         self.audit: dict[tuple[str, int], set[str]] = defaultdict(set)  # (chain, seq) -> hashes
         self.records = Counter()
         self.positions: set[tuple[int, int]] = set()  # votes-topic positions with any outcome
+        #: (topic, partition) -> the offset after the last record read
+        self.read_to: dict[tuple[str, int], int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
 
@@ -261,6 +263,18 @@ class Watcher:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(15)
+
+    def wait_read_to(self, ends: dict[tuple[str, int], int], timeout: float = 60.0) -> bool:
+        """Wait until every record before ``ends`` was read (the checks read the topics
+        through this watcher); False if it did not within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                behind = [tp for tp, end in ends.items() if self.read_to.get(tp, 0) < end]
+            if not behind:
+                return True
+            time.sleep(0.2)
+        return False
 
     @property
     def progress(self) -> int:
@@ -285,6 +299,8 @@ class Watcher:
                 for msg in consumer.consume(2000, timeout=0.2):
                     if msg.error() is None:
                         self._add(kinds[msg.topic()], msg.value())
+                        with self.lock:
+                            self.read_to[(msg.topic(), msg.partition())] = msg.offset() + 1
         finally:
             consumer.close()
 
@@ -908,6 +924,8 @@ def run_chaos(
                     break
             time.sleep(1.0)
         timings["sink_catch_up_s"] = round(time.monotonic() - t, 1)
+        if not watcher.wait_read_to(_end_offsets(s, outputs)):
+            console.print("[red]the watcher did not read the output topics to their end[/]")
         watcher.stop()
         cluster.stop_sink()
         checks = verify(cluster, rnd, watcher, positions)
@@ -990,6 +1008,59 @@ def run_chaos(
 
 
 # --- checks -------------------------------------------------------------------------------------
+
+
+def rules_decision(counts: Any, *, min_votes: int, flag_threshold: int) -> str:
+    """The tally's decision rules (README, "decision rules"), written again for the checks.
+
+    The harness must not take the code under test (``models.decision.decide``) as its
+    ground truth: a wrong rule there would be "confirmed" by itself. Same rules, in
+    another shape: PENDING below the quorum; ESCALATED on enough flags, on escalate
+    beating both approve and reject, or on an approve/reject tie; else the larger of
+    approve and reject.
+    """
+    approve, reject = counts.approve, counts.reject
+    if approve + reject + counts.flag + counts.escalate < min_votes:
+        return "PENDING"
+    escalated = counts.flag >= flag_threshold or counts.escalate > max(approve, reject)
+    if escalated or approve == reject:
+        return "ESCALATED"
+    return "APPROVED" if approve > reject else "REJECTED"
+
+
+def topic_outcomes(
+    watcher: Watcher, by_pos: dict[tuple[int, int], Any], seconds: set[str]
+) -> tuple[list[str], list[str]]:
+    """Each planned votes-topic position's outcome as the OUTPUT TOPICS carry it (not
+    Postgres, whose unique position key would hide a second one): (wrong, unplanned).
+
+    One outcome each: a ballot and nothing else, or rejections of one reason. A
+    ballot beside a ``duplicate_key_image`` rejection is a retraction (the second
+    half of a double vote reached the tally first) and counts as that rejection.
+    """
+    votes_topic = watcher.votes_topic
+    with watcher.lock:
+        ballots = {pos: set(ids) for pos, ids in watcher.ballot_pos.items()}
+        rejected = {
+            src[1:]: set(reasons)
+            for src, reasons in watcher.rejections.items()
+            if src[0] == votes_topic
+        }
+    dup = ReasonCode.DUPLICATE_KEY_IMAGE.value
+    wrong = []
+    for pos, p in by_pos.items():
+        ids, reasons = ballots.get(pos, set()), rejected.get(pos, set())
+        if len(reasons) > 1 or len(ids) > 1 or (ids and reasons and reasons != {dup}):
+            wrong.append(f"{p.label}@{pos}: two outcomes on the topics: {ids or ''} {reasons}")
+        elif p.expect == "ballot":
+            if ids != {p.vote_id} or reasons:
+                wrong.append(f"{p.label}@{pos}: expected its ballot, got {ids} {reasons}")
+        elif ids and p.vote_id not in seconds:
+            wrong.append(f"{p.label}@{pos}: expected {p.expect}, counted on the ballots topic")
+        elif reasons != {p.expect}:
+            wrong.append(f"{p.label}@{pos}: expected {p.expect}, got {reasons or 'nothing'}")
+    unplanned = [f"{pos}" for pos in set(ballots) | set(rejected) if pos not in by_pos]
+    return wrong, unplanned
 
 
 def verify(
@@ -1110,10 +1181,26 @@ def verify(
     check(
         "every planned message has exactly one outcome (ballot xor rejection)", len(by_pos), every
     )
+    wrong_on_topics, unplanned_on_topics = topic_outcomes(watcher, by_pos, seconds)
+    check(
+        "output topics: every planned position has exactly its planned outcome",
+        0,
+        len(wrong_on_topics),
+        "; ".join(wrong_on_topics[:3]),
+    )
+    check(
+        "output topics: no outcome at an unplanned votes-topic position",
+        0,
+        len(unplanned_on_topics),
+        ", ".join(unplanned_on_topics[:5]),
+    )
 
     # -- tallies: Postgres and the tallies topic equal the ground truth
     exp_tallies = rnd.expected_tallies()
-    exp_decisions = rnd.expected_decisions()
+    exp_decisions = {
+        sub: rules_decision(c, min_votes=rnd.min_votes, flag_threshold=rnd.flag_threshold)
+        for sub, c in exp_tallies.items()
+    }
     bad_pg = [
         sub
         for sub, c in exp_tallies.items()
@@ -1135,9 +1222,7 @@ def verify(
         ok=not bad_pg and not extra_pg,
     )
     bad_dec = [
-        sub
-        for sub, d in exp_decisions.items()
-        if sub in tallies and tallies[sub]["decision"] != d.value
+        sub for sub, d in exp_decisions.items() if sub in tallies and tallies[sub]["decision"] != d
     ]
     check(
         "Postgres decisions equal the ground truth",
@@ -1169,7 +1254,7 @@ def verify(
         for sub, c in exp_tallies.items()
         if sub not in topic_latest
         or topic_latest[sub]["counts"] != c.model_dump()
-        or topic_latest[sub]["decision"] != exp_decisions[sub].value
+        or topic_latest[sub]["decision"] != exp_decisions[sub]
     ]
     check(
         "tallies topic: latest tally per submission equals the ground truth",
@@ -1184,16 +1269,22 @@ def verify(
     check("audit topic: one event per (chain, sequence)", 0, audit_forks)
 
     # -- audit chain and sink health
-    audit_rows = cluster.pg(
-        "SELECT count(*) AS n, count(*) FILTER (WHERE kind = 'retraction') AS r"
-        " FROM chaos.audit_log"
-    )[0]
+    # Counted against the plan and the ballots topic, not against the audit table
+    # itself: one event per planned ballot, and two per retraction (the retracted
+    # vote's ballot event, and the retraction's). A retraction is a double vote
+    # whose second half was counted first: its ballot is on the ballots topic.
+    with watcher.lock:
+        retracted = sum(second in watcher.ballots for _, second in rnd.pairs)
+        audit_on_topic = len(watcher.audit)
+    audit_rows = cluster.pg("SELECT count(*) AS n FROM chaos.audit_log")[0]
+    planned_events = len(expected_ballots) + 2 * retracted
     check(
-        "audit_log: one event per ballot, two per retraction (its ballot and its retraction)",
-        len(ballots) + 2 * audit_rows["r"],
+        "audit_log: one event per planned ballot, two per retraction seen on the ballots topic",
+        planned_events,
         audit_rows["n"],
-        f"{audit_rows['r']} retractions",
+        f"{retracted} retractions",
     )
+    check("audit topic: as many (chain, sequence) as planned", planned_events, audit_on_topic)
     dead = cluster.pg("SELECT reason, count(*) AS n FROM chaos.sink_dead_letters GROUP BY reason")
     check(
         "sink dead letters",

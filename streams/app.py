@@ -18,6 +18,7 @@ import faust
 
 from . import logfilter, metrics, taskdump
 from .consumer import RingtallyTransport
+from .pause import PauseWatchdog, pause_limit
 from .settings import Settings, get_settings
 from .stall import StallDetector
 from .tables import BatchedTable
@@ -45,6 +46,9 @@ class RingtallyApp(faust.App):
         # `ringtally worker --help` must not create a data directory (issue 18). Faust's
         # own mkdir makes only the last level.
         Path(self.conf.datadir).mkdir(parents=True, exist_ok=True)
+        conf = self.conf
+        limit = pause_limit(conf.broker_session_timeout, conf.broker_heartbeat_interval)
+        PauseWatchdog(limit).start()  # paused past the session timeout: exit, write nothing
         await super().on_first_start()
 
     def _new_transport(self) -> faust.types.TransportT:

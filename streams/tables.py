@@ -21,12 +21,26 @@ and RocksDB files written before read the same.
 
 With RocksDB, the store writes wait for the hand-over too: assignments are
 kept in a dict (reads look there first) and written as one ``WriteBatch``
-per partition, just before the changelog records leave. Written one by one,
+per partition, once the broker has acknowledged every changelog record of
+the batch. Written one by one,
 each ``put`` went through Faust's store layers and appended to that
 partition's write-ahead log on its own: about a tenth of the worker's CPU
 (``py-spy --gil``, docs/pipeline.md). A key written twice in a batch is
-stored once. A crash mid-batch loses the batch's store writes along with its
-changelog records; neither was acknowledged, so the batch comes again.
+stored once. A crash mid-batch loses the batch's store writes, and perhaps
+some of its changelog records; the batch was not acknowledged, so it comes
+again.
+
+Why RocksDB waits for the changelog (issue 16): written first, a SIGKILL
+before the changelog records reached the broker left RocksDB *ahead* of the
+changelog. The restarted worker kept that RocksDB, and a redelivered record
+that found its state already written (a spent tag, a chain head, a ballot
+entry) wrote nothing again, so the changelog never got it: the next
+changelog-only recovery (a rebalance to another worker, a lost disk) restored
+the old state, a spent tag unspent, an audit sequence free to be reused. In
+this order RocksDB is at most *behind* the changelog after a crash, and
+Faust's recovery reads the changelog from RocksDB's persisted offset on, so
+it catches up. The cost is one wait for the broker's acknowledgement per
+batch (acks=all); measured in docs/reliability.md.
 
 Why the guarantee is unchanged: the agents call :meth:`hand_over` before
 they acknowledge the batch, and Faust flushes the Kafka client before every
@@ -77,6 +91,8 @@ class BatchedTable(faust.Table):
         self._queued: list[tuple[int, bytes, bytes | None]] = []
         #: RocksDB writes made since the last hand-over: key -> (partition, value or None).
         self._unstored: dict[bytes, tuple[int, bytes | None]] = {}
+        #: The hand-over's writes while it waits for the broker (still read from here).
+        self._storing: dict[bytes, tuple[int, bytes | None]] = {}
         self._store_later: bool | None = None  # RocksDB (rocksdict) store; known on first write
         # Two agents' hand-overs must not interleave one queue's records.
         self._handing_over = asyncio.Lock()
@@ -95,7 +111,7 @@ class BatchedTable(faust.Table):
         return default if raw is None else json.loads(raw)
 
     def _read(self, key: Any) -> bytes | None:
-        unstored = self._unstored.get(key)
+        unstored = self._unstored.get(key) or self._storing.get(key)
         return self.data.get(key) if unstored is None else unstored[1]
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -120,13 +136,12 @@ class BatchedTable(faust.Table):
         else:
             self.data[key] = value
 
-    def _store_unstored(self) -> None:
-        """Write the batch's RocksDB assignments: one ``WriteBatch`` per partition."""
-        if not self._unstored:
+    def _write_rocksdb(self, unstored: dict[bytes, tuple[int, bytes | None]]) -> None:
+        """Write a batch's RocksDB assignments: one ``WriteBatch`` per partition."""
+        if not unstored:
             return
         import rocksdict
 
-        unstored, self._unstored = self._unstored, {}
         batches: dict[int, rocksdict.WriteBatch] = {}
         for key, (partition, value) in unstored.items():
             batch = batches.get(partition)
@@ -141,29 +156,35 @@ class BatchedTable(faust.Table):
             store._db_for_partition(partition).write(batch)  # noqa: SLF001 - Faust's per-partition DB
 
     async def hand_over(self) -> None:
-        """Store the batch's writes, and give every queued changelog record to the Kafka
-        client, in write order."""
+        """Give every queued changelog record to the Kafka client, in write order; once
+        the broker has them all, store the batch's writes in RocksDB (never before:
+        see the module's docstring). A failed delivery raises and stores nothing."""
         async with self._handing_over:
-            self._store_unstored()
-            if not self._queued:
-                return
-            queued, self._queued = self._queued, []
-            topic = self.changelog_topic.get_topic_name()
-            send = self.app.producer.send_record  # streams.producer
-            last: dict[int, asyncio.Future] = {}
-            for partition, key, value in queued:
-                last[partition] = await send(topic, key, value, partition)
-            for partition, delivered in last.items():
-                delivered.add_done_callback(self._persisted(TP(topic, partition)))
+            self._storing, self._unstored = self._unstored, {}
+            try:
+                persisted = await self._send_queued()
+                self._write_rocksdb(self._storing)
+                for tp, offset in persisted.items():
+                    # What Faust's own per-record callback does: the store remembers how
+                    # far its changelog is known, so recovery reads only what came after.
+                    self.data.set_persisted_offset(tp, offset)
+            finally:
+                self._storing = {}
 
-    def _persisted(self, tp: TP) -> Any:
-        def record(delivered: asyncio.Future) -> None:
-            # What Faust's own per-record callback does: the store remembers how far
-            # its changelog is known, so recovery reads only what came after.
-            if not delivered.cancelled() and delivered.exception() is None:
-                self.data.set_persisted_offset(tp, delivered.result().offset)
-
-        return record
+    async def _send_queued(self) -> dict[TP, int]:
+        """Send the queued changelog records and wait until the broker has them all;
+        returns each changelog partition's last offset."""
+        if not self._queued:
+            return {}
+        queued, self._queued = self._queued, []
+        topic = self.changelog_topic.get_topic_name()
+        send = self.app.producer.send_record  # streams.producer
+        sent = [await send(topic, key, value, partition) for partition, key, value in queued]
+        delivered = await asyncio.gather(*sent)
+        return {
+            TP(topic, partition): meta.offset
+            for (partition, _, _), meta in zip(queued, delivered, strict=True)
+        }
 
 
 def _encode(value: Any) -> bytes:

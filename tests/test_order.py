@@ -90,3 +90,13 @@ def test_skip_to_moves_past_a_gap_the_log_proved_empty_and_never_back():
     assert _offsets(order.admit([_r(12), _r(13)]).ready) == [12, 13]
     order.skip_to(("votes", 0), 5)  # never backwards
     assert order.admit([_r(15)]).seek == {("votes", 0): 14}
+
+
+def test_further_copies_of_a_position_are_named_so_they_are_never_acknowledged():
+    order = LogOrder(committed=lambda tp: 10)
+    first, second, ahead, ahead_again = _r(10), _r(10), _r(12), _r(12)
+    admitted = order.admit([first, ahead, second, ahead_again])
+    assert _offsets(admitted.ready) == [10] and _offsets(admitted.ahead) == [12]
+    kept = {id(r) for r in admitted.ready + admitted.ahead}
+    assert sorted(_offsets(admitted.copies)) == [10, 12]
+    assert not kept & {id(r) for r in admitted.copies}

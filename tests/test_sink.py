@@ -8,6 +8,8 @@ tested is the sink, not the agents.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import asyncpg
 import pytest
@@ -18,6 +20,7 @@ from connectors.postgres.sink import Sink
 from connectors.postgres.topics import ensure_topics
 from models import Decision
 from models.fields import VoteType
+from models.reasons import ReasonCode
 from tests.fixtures.sink_records import (
     audit_chain,
     drop_schema,
@@ -26,6 +29,7 @@ from tests.fixtures.sink_records import (
     make_tally,
     produce,
     produce_ballots,
+    settings_env,
     wait_until,
 )
 
@@ -358,3 +362,131 @@ async def test_a_record_postgres_refuses_is_dead_lettered_not_blocking(settings,
         )
         == 10
     )
+
+
+async def test_a_second_different_outcome_for_a_position_is_dead_lettered(settings, pg) -> None:
+    """Issue 16: one votes-topic position, one outcome. A different rejection, a
+    rejection where a ballot is stored, or a ballot where a rejection is, is a
+    conflict: dead-lettered and counted, the first outcome kept. Identical copies,
+    and a retraction (duplicate_key_image where a ballot was), stay accepted."""
+    votes = settings.topic("votes")
+    first = make_rejection(0, topic=votes)  # malformed at votes[0]@0
+    other = first.model_copy(update={"reason": ReasonCode.BAD_SIGNATURE, "detail": "other"})
+    counted = make_ballot(5)  # a ballot at votes[0]@5
+    at_ballot = make_rejection(5, topic=votes).model_copy(update={"reason": ReasonCode.MALFORMED})
+    retraction = at_ballot.model_copy(update={"reason": ReasonCode.DUPLICATE_KEY_IMAGE})
+    at_rejection = make_ballot(6).model_copy(update={"source_offset": 0})  # votes[0]@0 again
+    await produce(settings, "rejections", [first.to_json()], partition=0)
+    await produce(settings, "ballots", [counted.to_json()], partition=0)
+    await run_sink(settings)
+    await produce(
+        settings,
+        "rejections",
+        [first.to_json(), other.to_json(), at_ballot.to_json(), retraction.to_json()],
+        partition=0,
+    )
+    await produce(settings, "ballots", [at_rejection.to_json()], partition=0)
+    stats = await run_sink(settings)
+    assert sorted(
+        r["detail"].split(":")[0] for r in await pg.fetch("SELECT detail FROM sink_dead_letters")
+    ) == [f"second outcome for {votes}[0]@0"] * 2 + [f"second outcome for {votes}[0]@5"]
+    assert {r["reason"] for r in await pg.fetch("SELECT reason FROM sink_dead_letters")} == {
+        "outcome_conflict"
+    }
+    stored = await pg.fetch("SELECT source_offset, reason FROM rejections ORDER BY source_offset")
+    assert [(r["source_offset"], r["reason"]) for r in stored] == [
+        (0, "malformed"),
+        (5, "duplicate_key_image"),
+    ]
+    assert await pg.fetchval("SELECT vote_id FROM ballots") == counted.vote_id
+    assert stats.duplicates == 1  # the identical copy of the first rejection
+    assert stats.outcome_conflicts == 3 and stats.dead_letters == 3
+
+
+async def _delete_records_before(settings, kind: str, partition: int, offset: int) -> None:
+    """What retention does to a partition's head: the log now starts at ``offset``."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        tp = TopicPartition(settings.topic(kind), partition)
+        await admin.delete_records({tp: RecordsToDelete(before_offset=offset)})
+    finally:
+        await admin.close()
+
+
+async def test_records_deleted_before_they_were_stored_stop_the_sink(settings, pg) -> None:
+    """Issue 16: a stored offset below the log start (retention) was skipped without a
+    word. Now the sink stops with SinkGap (nothing more stored, the offset unmoved);
+    with accept_gap it logs, counts and goes on from the log start."""
+    from connectors.postgres.errors import SinkGap
+
+    votes = settings.topic("votes")
+    rejections = [make_rejection(i, topic=votes).to_json() for i in range(20)]
+    await produce(settings, "rejections", rejections[:10], partition=0)
+    await run_sink(settings)
+    await produce(settings, "rejections", rejections[10:], partition=0)
+    await _delete_records_before(settings, "rejections", 0, 15)  # 10..14 never stored
+    stored_offset = "SELECT next_offset FROM sink_offsets WHERE topic = $1 AND partition = 0"
+    with pytest.raises(SinkGap, match=r"\[0\]: offsets 10\.\.14 were deleted") as info:
+        await run_sink(settings)
+    assert info.value.exit_code == 4 and "--accept-gap" in info.value.one_line()
+    assert await count(pg, "rejections") == 10
+    assert await pg.fetchval(stored_offset, settings.topic("rejections")) == 10
+    stats = await run_sink(settings, accept_gap=True)
+    assert stats.gap_records == 5
+    assert await count(pg, "rejections") == 15
+    assert await pg.fetchval(stored_offset, settings.topic("rejections")) == 20
+    assert (await run_sink(settings)).gap_records == 0  # accepted once: no gap any more
+
+
+async def test_a_partition_never_stored_whose_log_lost_its_head_is_a_gap_too(settings, pg) -> None:
+    await produce(settings, "audit", [e.to_json() for e in audit_chain("tally-1", 4)], partition=1)
+    await _delete_records_before(settings, "audit", 1, 2)
+    from connectors.postgres.errors import SinkGap
+
+    with pytest.raises(SinkGap, match=r"audit\[1\]: offsets 0\.\.1 were deleted"):
+        await run_sink(settings)
+    assert await count(pg, "audit_log") == 0
+    # the command: one line naming the gap and the way on, exit 4, no traceback
+    out = subprocess.run(
+        [sys.executable, "-c", "from connectors.cli import main; main()", "sink", "--once"],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    errors = [line for line in out.stderr.splitlines() if line.startswith("ringtally: error")]
+    assert out.returncode == 4 and "Traceback" not in out.stderr, out.stderr
+    assert len(errors) == 1 and "offsets 0..1 were deleted" in errors[0]
+    assert "--accept-gap" in errors[0]
+
+
+async def test_a_gap_that_opens_after_the_seek_stops_the_sink_at_its_first_batch(
+    settings, pg, monkeypatch
+) -> None:
+    """Records may be deleted between the seek (checked) and the fetch: Kafka then moves
+    the consumer to the log start, and the batch starting past the stored offset is
+    checked too. The seek-time check is made to miss here, as that timing would."""
+    from connectors.postgres.errors import SinkGap
+
+    votes = settings.topic("votes")
+    rejections = [make_rejection(i, topic=votes).to_json() for i in range(20)]
+    await produce(settings, "rejections", rejections[:10], partition=0)
+    await run_sink(settings)
+    await produce(settings, "rejections", rejections[10:], partition=0)
+    await _delete_records_before(settings, "rejections", 0, 15)
+    checked = Sink._check_gaps
+    calls: list[object] = []
+
+    async def seek_time_check_misses(self, tps):  # noqa: ANN001, ANN202
+        calls.append(tps)
+        if len(calls) > 1:  # the first call is the seek's
+            await checked(self, tps)
+
+    monkeypatch.setattr(Sink, "_check_gaps", seek_time_check_misses)
+    with pytest.raises(SinkGap, match=r"rejections\[0\]: offsets 10\.\.14 were deleted"):
+        await run_sink(settings)
+    assert await count(pg, "rejections") == 10

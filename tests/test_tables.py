@@ -7,6 +7,8 @@ compact JSON, ASCII-escaped. Checked on the shapes the three tables store.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from faust.serializers import codecs
 
@@ -82,11 +84,12 @@ def test_rocksdb_writes_are_read_back_at_once_and_stored_once_per_batch(tmp_path
             table[b"b"]
         db = table.data._db_for_partition(2)
         assert db.get(b"a") is None  # not in RocksDB until the hand-over
-        table._store_unstored()
+        queued, table._queued = table._queued, []  # no changelog to wait for here
+        asyncio.run(table.hand_over())
         assert db.get(b"a") == b'{"x":2}' and db.get(b"b") is None
         assert table.get(b"a") == {"x": 2} and table._unstored == {}
     # every write still goes to the changelog, in order, on the event's partition
-    assert table._queued == [
+    assert queued == [
         (2, b"a", b'{"x":1}'),
         (2, b"a", b'{"x":2}'),
         (2, b"b", b'{"y":1}'),
@@ -102,3 +105,80 @@ def test_memory_writes_go_to_the_store_at_once(tmp_path):
         table[b"a"] = {"x": 1}
         assert table._unstored == {} and table.data[b"a"] == b'{"x":1}'
         assert table.get(b"a") == {"x": 1}
+
+
+async def _changelog(settings, topic: str) -> dict[bytes, bytes | None]:
+    """What a changelog-only recovery restores: the last value of each key on ``topic``."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        tps = consumer.assignment() or set()
+        while not tps:  # the subscription's first assignment
+            await consumer.getmany(timeout_ms=100)
+            tps = consumer.assignment()
+        ends = await consumer.end_offsets(list(tps))
+        state: dict[bytes, bytes | None] = {}
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    state[r.key] = r.value
+        return state
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.integration
+async def test_rocksdb_is_never_ahead_of_the_changelog_when_the_worker_dies_mid_hand_over(
+    settings, tmp_path
+):
+    """Issue 16: the batch went to RocksDB before its changelog records reached the
+    broker. A SIGKILL in between left RocksDB ahead; the redelivered records found
+    their state written and wrote nothing, so a changelog-only recovery (another
+    worker, a lost disk) restored the old state. Here the crash is a changelog send
+    that never happens: whatever RocksDB holds, the changelog must hold too."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from agents.records import event_scope
+    from streams.app import create_app
+
+    app = create_app(settings.model_copy(update={"data_dir": tmp_path}))
+    table = app.Table("state", partitions=4, key_type=bytes, options=settings.rocksdb_options())
+    topic = table.changelog_topic.get_topic_name()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    finally:
+        await admin.close()
+    _, record = _table_in_event(tmp_path / "unused", "memory")  # an event of partition 2
+    db = table.data._db_for_partition(2)
+    await app.producer.start()
+    try:
+        with event_scope(record):
+            table[b"tag"] = {"spent_by": None}
+        await table.hand_over()  # a batch that went through
+        assert db.get(b"tag") == b'{"spent_by":null}'
+
+        with event_scope(record):
+            table[b"tag"] = {"spent_by": "v1"}
+            table[b"head"] = {"seq": 1}
+        sent = app.producer.send_record
+
+        async def killed(*args, **kwargs):  # the worker dies before the records leave
+            raise RuntimeError("SIGKILL")
+
+        app.producer.send_record = killed
+        with pytest.raises(RuntimeError, match="SIGKILL"):
+            await table.hand_over()
+        app.producer.send_record = sent
+
+        logged = await _changelog(settings, topic)
+        stored = {k: db.get(k) for k in (b"tag", b"head")}
+        assert stored == {k: logged.get(k) for k in stored}  # RocksDB is not ahead
+        assert stored == {b"tag": b'{"spent_by":null}', b"head": None}
+    finally:
+        await app.producer.stop()

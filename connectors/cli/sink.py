@@ -208,6 +208,12 @@ def db_status(schema: str | None, as_json: bool) -> None:
     show_default=True,
     help="Also keep the Redis read model current (in this process).",
 )
+@click.option(
+    "--accept-gap",
+    is_flag=True,
+    help="Go on past records deleted from the log (retention) before the sink stored them: "
+    "the loss is logged and counted. Without it the sink stops with exit 4.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def sink(
     schema: str | None,
@@ -218,6 +224,7 @@ def sink(
     group_id: str | None,
     do_migrate: bool,
     readmodel: bool,
+    accept_gap: bool,
     verbose: bool,
 ) -> None:
     """Copy ballots, tallies, rejections and audit events into Postgres, exactly once.
@@ -249,6 +256,7 @@ def sink(
             once=once,
             until_idle=until_idle,
             stop=stop,
+            accept_gap=accept_gap,
         )
         if not readmodel:
             await s.run()

@@ -15,6 +15,7 @@ __all__ = [
     "MigrationError",
     "MigrationMismatch",
     "SchemaNotReady",
+    "SinkGap",
 ]
 
 
@@ -32,3 +33,10 @@ class SchemaNotReady(RingtallyError):
 
 class AuditChainBroken(RingtallyError):
     """``audit verify`` found a broken link (exit code 1; the message names it)."""
+
+
+class SinkGap(RingtallyError):
+    """Records the sink never stored are gone from the log (retention, deleteRecords):
+    it stops rather than skip them; ``ringtally sink --accept-gap`` accepts the loss."""
+
+    exit_code = 4

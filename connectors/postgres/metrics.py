@@ -61,6 +61,18 @@ class _SinkCollector:
                 stats.duplicates,
             ),
             (
+                "ringtally_sink_outcome_conflicts",
+                "Ballots and rejections dead-lettered as a second, different outcome for a "
+                "votes-topic position (the first is kept).",
+                stats.outcome_conflicts,
+            ),
+            (
+                "ringtally_sink_gap_records",
+                "Records deleted from a topic before the sink stored them, passed over "
+                "because the operator accepted the gap (--accept-gap).",
+                stats.gap_records,
+            ),
+            (
                 "ringtally_sink_postgres_outages",
                 "Times Postgres became unavailable.",
                 stats.postgres_outages,

@@ -23,6 +23,15 @@ exponential backoff, logging once when it goes down and once when it is back
 the lost reply was the COMMIT's. A batch Postgres refuses for its content
 (a value out of range, a NUL in text) is split record by record and the
 record it refuses is dead-lettered, so no partition is ever stuck.
+
+Gaps: when a partition's stored offset is below the log's start (retention or
+``deleteRecords`` removed records the sink never stored), Kafka would move the
+consumer to the log start and the sink would skip them without a word. It
+checks instead, when it seeks a partition and whenever a batch starts past the
+stored offset (a compacted topic or a transaction marker jumps too; the log
+start tells them apart), and stops with :class:`~.errors.SinkGap` (one line,
+exit 4). ``accept_gap`` (``ringtally sink --accept-gap``) logs the loss at
+ERROR, counts it (``ringtally_sink_gap_records_total``) and goes on.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from streams.settings import Settings
 from .db import TRANSIENT, connect
 from .decode import DeadLetter, Decoded, Record, decode
 from .dlq import DeadLetterTopic
+from .errors import SinkGap
 from .migrate import check_ready
 from .offsets import TP, OffsetConflict, load
 from .topics import DLQ, ensure_topics, output_topics
@@ -72,8 +82,12 @@ class SinkStats:
     tallies_changed: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    #: dead letters that were a second outcome for a votes-topic position (issue 16)
+    outcome_conflicts: int = 0
     offset_conflicts: int = 0
     postgres_outages: int = 0
+    #: records lost to a gap the operator accepted (--accept-gap)
+    gap_records: int = 0
 
     def summary(self) -> str:
         secs = max(time.monotonic() - self.started, 1e-9)
@@ -118,8 +132,13 @@ class Sink:
         poll_ms: int = 100,
         stop: asyncio.Event | None = None,
         backoff_cap: float = 5.0,
+        accept_gap: bool = False,
     ) -> None:
         self.settings = settings
+        #: Go on past records deleted from the log before they were stored (logged, counted).
+        self.accept_gap = accept_gap
+        #: Per partition, the log start up to which a gap was accepted (not reported twice).
+        self._gap_accepted: dict[TP, int] = {}
         self.batch_size = batch_size
         self.group_id = group_id or f"{settings.topic_prefix}-sink"
         self.loader = loader
@@ -246,6 +265,10 @@ class Sink:
             data = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.batch_size)
             if self.metrics is not None:
                 self.metrics.sample(consumer, self._expected)
+            if data:
+                await self._check_gaps(
+                    [tp for tp, recs in data.items() if self._starts_past_expected(tp, recs)]
+                )
             batch = self._build(data) if data else None
             now = time.monotonic()
             if batch is not None and batch.next_offsets:
@@ -282,7 +305,13 @@ class Sink:
             self._conn = await connect(self.settings)
             self._writer = None
         if self._writer is None:
-            self._writer = BatchWriter(self._conn, self.topics, dlq=self._dlq, loader=self.loader)
+            self._writer = BatchWriter(
+                self._conn,
+                self.topics,
+                dlq=self._dlq,
+                loader=self.loader,
+                votes_topic=self.settings.topic("votes"),
+            )
         return self._conn
 
     async def _drop_conn(self) -> None:
@@ -340,6 +369,7 @@ class Sink:
             self._expected[key] = stored.get(key)
         if fresh:
             await consumer.seek_to_beginning(*fresh)
+        await self._check_gaps(tps)
         self._pending.difference_update(tps)
         self._pending = {tp for tp in self._pending if tp in consumer.assignment()}
         if not (self._pg.down or self._kafka.down):
@@ -349,6 +379,41 @@ class Sink:
             len(tps),
             len(fresh),
         )
+
+    def _starts_past_expected(self, tp: TopicPartition, recs: list[Any]) -> bool:
+        key = (tp.topic, tp.partition)
+        if tp in self._pending or key not in self._expected or not recs:
+            return False
+        return recs[0].offset > max(self._expected[key] or 0, self._gap_accepted.get(key, 0))
+
+    async def _check_gaps(self, tps: list[TopicPartition]) -> None:
+        """Stop (SinkGap) if any of these partitions' logs start past the offset stored
+        in Postgres: records were deleted before the sink stored them. With
+        ``accept_gap``, log and count the loss instead, once per gap."""
+        if not tps:
+            return
+        consumer = self._consumer
+        assert consumer is not None
+        starts = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            key = (tp.topic, tp.partition)
+            expected = max(self._expected.get(key) or 0, self._gap_accepted.get(key, 0))
+            start = starts.get(tp, 0)
+            if start <= expected:
+                continue
+            what = (
+                f"{tp.topic}[{tp.partition}]: offsets {expected}..{start - 1} were deleted from "
+                f"the log (retention or deleteRecords) before the sink stored them in postgres"
+            )
+            if not self.accept_gap:
+                raise SinkGap(
+                    f"sink gap: {what}",
+                    fix="restore them from a backup, or accept the loss and go on: "
+                    "ringtally sink --accept-gap (docs/sink.md)",
+                )
+            log.error("SINK GAP accepted (--accept-gap): %s; going on from %d", what, start)
+            self._gap_accepted[key] = start
+            self.stats.gap_records += start - expected
 
     def _mark_all_pending(self) -> None:
         consumer = self._consumer
@@ -437,6 +502,7 @@ class Sink:
         st.tallies_changed += len(r.tallies_changed)
         st.duplicates += r.ballot_duplicates + r.rejection_duplicates + r.audit_duplicates
         st.dead_letters += len(r.dead)
+        st.outcome_conflicts += r.outcome_conflicts
 
     async def _commit_kafka(self) -> None:
         """Best effort, at most once a second: only for lag dashboards, never read back."""

@@ -12,8 +12,13 @@ the body:
    batch it replaces is skipped. Then bulk-load into a temp table, ``INSERT …
    SELECT … ON CONFLICT DO NOTHING`` (vote_id and (submission_id, key_image)
    absorb duplicates); a skipped row that is NOT an identical copy of a
-   stored one is a conflict -> dead letter.
-3. rejections: same, keyed by the original votes-topic position.
+   stored one is a conflict -> dead letter. A ballot at a votes-topic position
+   that already has a rejection (other than ``duplicate_key_image``) is a
+   second outcome for it -> dead letter, not stored.
+3. rejections: same, keyed by the original votes-topic position. A rejection
+   with another reason (or vote) than the one stored at its position, or with
+   a reason other than ``duplicate_key_image`` where a ballot is stored, is a
+   second outcome -> logged at ERROR, dead-lettered, the first one kept.
 4. audit: same, keyed by (chain, sequence); an identical duplicate is
    ignored, a different event at a stored (chain, sequence) is a FORK -> logged
    at ERROR and dead-lettered.
@@ -41,7 +46,7 @@ import asyncpg
 
 from models import Decision
 
-from .decode import DeadLetter, Decoded, Record
+from .decode import DeadLetter, Decoded
 from .dlq import DeadLetterTopic
 from .offsets import TP, check_and_lock, store
 
@@ -154,6 +159,38 @@ _BALLOT_CONFLICTS = """
           (i.submission_id, i.key_image, i.vote_type, i.ring_id, i.epoch,
            i.source_partition, i.source_offset)"""
 
+# One outcome per votes-topic position (issue 16). The only legitimate second outcome
+# is a retraction: a counted vote later rejected duplicate_key_image because an
+# earlier vote with its key image won (its ballot row goes; the sink may see the
+# two topics in either order). Anything else at a position with an outcome is a
+# worker's bug or a forged output record: the first outcome stays.
+_RETRACTION = "'duplicate_key_image'"
+
+# Incoming ballots at a position where another outcome (a rejection) is stored:
+# taken out of the batch before the insert, and returned to be dead-lettered.
+_BALLOTS_AT_REJECTED = f"""
+    DELETE FROM pg_temp.sink_in_ballots i USING rejections r
+    WHERE r.source_topic = $1 AND r.source_partition = i.source_partition
+      AND r.source_offset = i.source_offset AND r.reason <> {_RETRACTION}
+    RETURNING i.k_partition, i.k_offset, r.reason AS stored"""
+
+# Incoming rejections at a position where a ballot is stored (a retraction aside).
+_REJECTIONS_AT_BALLOTS = f"""
+    DELETE FROM pg_temp.sink_in_rejections i USING ballots b
+    WHERE i.source_topic = $1 AND b.source_partition = i.source_partition
+      AND b.source_offset = i.source_offset AND i.reason <> {_RETRACTION}
+    RETURNING i.k_partition, i.k_offset, 'ballot ' || b.vote_id::text AS stored"""
+
+# Skipped rejections that are not the stored rejection of their position: another
+# reason, or another vote (detail and payload may differ: a redelivered retraction
+# words its detail from the other side, or finds the payload gone from the log).
+_REJECTION_CONFLICTS = """
+    SELECT i.k_partition, i.k_offset, 'rejection ' || r.reason AS stored
+    FROM pg_temp.sink_in_rejections i JOIN rejections r
+      ON (r.source_topic, r.source_partition, r.source_offset)
+       = (i.source_topic, i.source_partition, i.source_offset)
+    WHERE (r.reason, r.vote_id, r.token_id) IS DISTINCT FROM (i.reason, i.vote_id, i.token_id)"""
+
 # The stored ballot of each (submission, key image) that an incoming ballot supersedes.
 _DELETE_SUPERSEDED = """
     DELETE FROM ballots b
@@ -235,6 +272,8 @@ class WriteResult:
     rejection_duplicates: int = 0
     audit: int = 0
     audit_duplicates: int = 0
+    #: Ballots and rejections dead-lettered as a second outcome for a votes-topic position.
+    outcome_conflicts: int = 0
     tallies_changed: list[str] = field(default_factory=list)
     tallies_stale: int = 0
     escalations: int = 0
@@ -330,9 +369,12 @@ class BatchWriter:
         *,
         dlq: DeadLetterTopic | None = None,
         loader: Loader = "copy",
+        votes_topic: str = "ringtally.votes",
     ) -> None:
         self.conn = conn
         self.topics = topics  # short kind -> full topic name
+        #: The topic whose positions ballots name (their source_partition, source_offset).
+        self.votes_topic = votes_topic
         self.dlq = dlq
         self.loader = loader
         self._ready = False
@@ -358,20 +400,48 @@ class BatchWriter:
             *arrays,
         )
 
-    async def _insert(self, kind: str, items: list[Decoded]) -> tuple[int, int]:
-        """Load and insert; returns (inserted, skipped)."""
+    async def _insert(
+        self, kind: str, items: list[Decoded], res: WriteResult, refuse: str | None = None
+    ) -> tuple[int, int]:
+        """Load and insert; returns (inserted, skipped).
+
+        ``refuse``: a DELETE on the loaded rows, run before the insert, returning
+        those that would give their votes-topic position a second outcome; each
+        becomes a dead letter in ``res`` (not counted as skipped).
+        """
         if not items:
             return 0, 0
         await self._load(kind, _rows(kind, items))
+        refused = 0
+        if refuse is not None:
+            for row in await self.conn.fetch(refuse, self.votes_topic):
+                self._second_outcome(kind, items, row, res)
+                refused += 1
         inserted = await self.conn.fetchval(_INSERT[kind])
-        return inserted, len(items) - inserted
+        return inserted, len(items) - inserted - refused
 
-    def _find(self, kind: str, items: list[Decoded], partition: int, offset: int) -> Record:
+    def _second_outcome(
+        self, kind: str, items: list[Decoded], row: asyncpg.Record, res: WriteResult
+    ) -> None:
+        """Dead-letter the record of ``row`` (k_partition, k_offset, stored): another
+        outcome is stored for its votes-topic position."""
+        found = self._find(kind, items, row["k_partition"], row["k_offset"])
+        rec, outcome = found.record, found.model
+        topic = outcome.source_topic if kind == "rejections" else self.votes_topic
+        why = (
+            f"second outcome for {topic}[{outcome.source_partition}]@{outcome.source_offset}: "
+            f"{row['stored']} is stored there"
+        )
+        log.error("OUTCOME CONFLICT at %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, why)
+        res.dead.append(DeadLetter(rec, "outcome_conflict", why))
+        res.outcome_conflicts += 1
+
+    def _find(self, kind: str, items: list[Decoded], partition: int, offset: int) -> Decoded:
         topic = self.topics[kind]
         for d in items:
             r = d.record
             if r.topic == topic and r.partition == partition and r.offset == offset:
-                return r
+                return d
         raise LookupError(f"{topic}[{partition}]@{offset} not in batch")  # pragma: no cover
 
     async def write(self, batch: Batch) -> WriteResult:
@@ -395,11 +465,16 @@ class BatchWriter:
                     [b.vote_id for b in superseding],
                 )
                 res.ballots_replaced = int(status.split()[-1])
-            res.ballots, res.ballot_duplicates = await self._insert("ballots", ballots)
+            res.ballots, res.ballot_duplicates = await self._insert(
+                "ballots", ballots, res, refuse=_BALLOTS_AT_REJECTED
+            )
             res.ballot_duplicates += skipped
             if res.ballot_duplicates:
+                conflicts_before = len(res.dead)
                 for row in await conn.fetch(_BALLOT_CONFLICTS):
-                    rec = self._find("ballots", batch.ballots, row["k_partition"], row["k_offset"])
+                    rec = self._find(
+                        "ballots", batch.ballots, row["k_partition"], row["k_offset"]
+                    ).record
                     why = (
                         "(submission_id, key_image) already counted under another vote_id"
                         if row["other_vote"]
@@ -413,19 +488,25 @@ class BatchWriter:
                         why,
                     )
                     res.dead.append(DeadLetter(rec, "ballot_conflict", why))
-                res.ballot_duplicates -= len(res.dead)  # only ballot conflicts so far
+                res.ballot_duplicates -= len(res.dead) - conflicts_before
 
-            # step 3: rejections, keyed by the original votes-topic position
+            # step 3: rejections, keyed by the original votes-topic position; one outcome each
             res.rejections, res.rejection_duplicates = await self._insert(
-                "rejections", batch.rejections
+                "rejections", batch.rejections, res, refuse=_REJECTIONS_AT_BALLOTS
             )
+            if res.rejection_duplicates:
+                for row in await conn.fetch(_REJECTION_CONFLICTS):
+                    self._second_outcome("rejections", batch.rejections, row, res)
+                    res.rejection_duplicates -= 1
 
             # step 4: audit events; a different event at a stored (chain, sequence) is a fork
-            res.audit, res.audit_duplicates = await self._insert("audit", batch.audit)
+            res.audit, res.audit_duplicates = await self._insert("audit", batch.audit, res)
             if res.audit_duplicates:
                 forks = await conn.fetch(_AUDIT_FORKS)
                 for row in forks:
-                    rec = self._find("audit", batch.audit, row["k_partition"], row["k_offset"])
+                    rec = self._find(
+                        "audit", batch.audit, row["k_partition"], row["k_offset"]
+                    ).record
                     why = (
                         f"audit fork: chain {row['chain']} sequence {row['sequence']} is stored "
                         f"with hash {row['stored_hash']}, this event has {row['incoming_hash']}"

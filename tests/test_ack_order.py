@@ -1,0 +1,80 @@
+"""No commit passes a record before its decision is out (issue 16: ack before decide).
+
+Against the real ordering code (agents.pipeline.OrderedBatches, agents.order)
+and the worker's real consumer bookkeeping (streams.consumer, never started):
+a batch goes through ``OrderedBatches.ready``, then every event of it is
+acknowledged as Faust's ``take_events`` does once the agent's body moves on,
+and the offset Faust would commit (``_new_offset``) is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+from agents.pipeline import OrderedBatches
+from streams.app import app, settings
+
+VOTES0 = TP(settings.topic("votes"), 0)
+
+
+@pytest.fixture()
+def consumer(monkeypatch):
+    consumer = app.consumer
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)
+    sought: list[dict] = []
+
+    async def seek_wait(targets):  # the partition would be fetched again from here
+        sought.append(dict(targets))
+
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
+    consumer.sought = sought
+    consumer._committed_offset[VOTES0] = 10
+    yield consumer
+    for name in ("_unacked_messages", "_acked", "_acked_index", "_committed_offset"):
+        getattr(consumer, name).clear()
+
+
+def _event(consumer, offset: int):
+    message = ConsumerMessage(
+        topic=VOTES0.topic, partition=VOTES0.partition, offset=offset, timestamp=0.0,
+        timestamp_type=1, headers=None, key=b"tag", value=b"{}", checksum=None, tp=VOTES0,
+    )  # fmt: skip
+    consumer.track_message(message)
+    message.incref()  # as the conductor does, for the one stream it goes to
+    return app.create_event(message.key, message.value, {}, message)
+
+
+def _batch_done(events) -> None:
+    """What take_events does after the agent's body: acknowledge every event it yielded."""
+    for event in events:
+        event.ack()
+
+
+def test_a_copy_of_a_held_back_record_does_not_let_the_commit_pass_it(consumer):
+    batches = OrderedBatches()
+    # 12 arrives twice (a seek back while the fetcher held the first copy), ahead of 10, 11
+    events = [_event(consumer, 12), _event(consumer, 12)]
+    assert asyncio.run(batches.ready(list(events))) == []
+    assert consumer.sought == [{VOTES0: 10}]
+    _batch_done(events)
+    # the seek back brings 10 and 11; they are decided and acknowledged
+    events = [_event(consumer, 10), _event(consumer, 11)]
+    assert [r.offset for r in asyncio.run(batches.ready(list(events)))] == [10, 11]
+    _batch_done(events)
+    # 12 is not decided yet (its third copy is still to come): no commit may pass it
+    assert consumer._new_offset(VOTES0) == 12
+
+
+def test_a_copy_of_a_record_waiting_to_be_applied_does_not_let_the_commit_pass_it(consumer):
+    batches = OrderedBatches()
+    events = [_event(consumer, 10), _event(consumer, 10)]
+    (ready,) = asyncio.run(batches.ready(list(events)))
+    ready.event.message.incref()  # as AppliedInTurn.submit: acknowledged once applied
+    _batch_done(events)  # the agent took its next batch; this one waits to be applied
+    assert consumer._new_offset(VOTES0) is None  # nothing decided: the commit stays at 10
+    ready.event.ack()  # applied, table writes handed over
+    assert consumer._new_offset(VOTES0) == 11
