@@ -379,6 +379,7 @@ class VoteVerifier:
             ring_version=vote.ring_version,
             epoch=vote.epoch,
             token_id=vote.token_id,
+            vote_digest=vote_digest(p.signing_bytes, p.signature),
             source_partition=p.record.partition,
             source_offset=source_offset,
             # A copy of the spending vote (another offset) has another timestamp: none is sent.

@@ -1,0 +1,145 @@
+"""What goes into a submission's transparency log: leaves, and the signed tree head's bytes.
+
+native/SPEC.md §14 specifies these bytes; the tree over the leaves is RFC 9162's
+(:mod:`models.merkle`). A voter computes the leaf of their vote from the very
+vote they sent (its §13.1 message and its signature), so a receipt proves
+"this vote, byte for byte, is leaf i of the log whose head the log key signed"::
+
+    vote_digest = SHA-256(lp("ringtally/v2/vote-digest") || lp(m) || lp(signature))
+    leaf        = lp("ringtally/v2/log-leaf") || lp(kind) || vote_digest
+    head        = lp("ringtally/v2/log-head") || lp(submission_id) || u64(tree_size) || root
+
+``kind`` is ``ballot`` (the vote was counted) or ``retraction`` (a vote counted
+before was withdrawn, because the same key image voted earlier: its digest is
+the withdrawn vote's). The head is signed like a registrar record (a ring of
+one member, the log key) under the context :data:`LOG_HEAD_CONTEXT`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from .base import WireModel
+from .encoding import length_prefixed
+from .fields import HexDigest, HexPoint, Identifier, RegistrarSignature
+from .merkle import leaf_hash
+
+if TYPE_CHECKING:
+    from .outputs import Ballot
+
+__all__ = [
+    "LOG_HEAD_CONTEXT",
+    "LeafKind",
+    "LogGap",
+    "SignedHead",
+    "ballot_leaves",
+    "leaf_hashes",
+    "head_signing_bytes",
+    "leaf_bytes",
+    "log_leaf_hash",
+    "vote_digest",
+]
+
+VOTE_DIGEST_TAG = b"ringtally/v2/vote-digest"
+LEAF_TAG = b"ringtally/v2/log-leaf"
+HEAD_TAG = b"ringtally/v2/log-head"
+#: The ringcrypto context of every signed tree head (the registrar's is another).
+LOG_HEAD_CONTEXT = b"ringtally/v2/log-head"
+
+
+class LeafKind(StrEnum):
+    """What a leaf records about its vote."""
+
+    BALLOT = "ballot"
+    RETRACTION = "retraction"
+
+
+def vote_digest(signing_bytes: bytes, signature: bytes) -> bytes:
+    """The 32-byte digest of a vote: its §13.1 message and its decoded signature."""
+    return hashlib.sha256(
+        length_prefixed(VOTE_DIGEST_TAG)
+        + length_prefixed(signing_bytes)
+        + length_prefixed(signature)
+    ).digest()
+
+
+def leaf_bytes(kind: LeafKind | str, digest: bytes) -> bytes:
+    """The leaf ``d`` of RFC 9162 (hashed as SHA-256(0x00 || d))."""
+    if len(digest) != 32:
+        raise ValueError(f"a vote digest is 32 bytes, got {len(digest)}")
+    return length_prefixed(LEAF_TAG) + length_prefixed(LeafKind(kind).value.encode()) + digest
+
+
+def log_leaf_hash(kind: LeafKind | str, digest: bytes) -> bytes:
+    """The leaf hash of a leaf of ``kind`` about the vote with ``digest``."""
+    return leaf_hash(leaf_bytes(kind, digest))
+
+
+def head_signing_bytes(*, submission_id: str, tree_size: int, root: bytes) -> bytes:
+    """What the log key signs for a tree head."""
+    if len(root) != 32:
+        raise ValueError(f"a root hash is 32 bytes, got {len(root)}")
+    return (
+        length_prefixed(HEAD_TAG)
+        + length_prefixed(submission_id.encode("utf-8"))
+        + tree_size.to_bytes(8, "big")
+        + root
+    )
+
+
+class SignedHead(WireModel):
+    """A submission log's size and root, signed by the log key (key: submission_id;
+    compacted topic ``<prefix>.heads``)."""
+
+    type: Literal["log_head"] = "log_head"
+    submission_id: Identifier
+    tree_size: int = Field(ge=0, le=2**63 - 1)
+    root_hash: HexDigest
+    log_key: HexPoint = Field(description="the log's public key (trust it only if configured)")
+    signature: RegistrarSignature = Field(
+        description="base64 ringcrypto signature, a ring of one member (the log key), "
+        "context ringtally/v2/log-head, over the head's signing bytes (native/SPEC.md §14)"
+    )
+
+    def signing_bytes(self) -> bytes:
+        return head_signing_bytes(
+            submission_id=self.submission_id,
+            tree_size=self.tree_size,
+            root=bytes.fromhex(self.root_hash),
+        )
+
+
+class LogGap(ValueError):
+    """Stored leaves that do not make a log: an index missing, or two leaves at one index."""
+
+
+def ballot_leaves(ballot: Ballot) -> list[tuple[int, LeafKind, bytes]]:
+    """The leaves a Ballot records: its own, and the retraction just before it when it
+    supersedes a vote. Every leaf of a log is on some Ballot of its submission, so the
+    ballots topic (or the sink's ``log_leaves`` table) holds the whole log."""
+    if ballot.leaf_index is None or ballot.vote_digest is None:
+        return []
+    leaves = [(ballot.leaf_index, LeafKind.BALLOT, bytes.fromhex(ballot.vote_digest))]
+    if ballot.supersedes_digest is not None and ballot.leaf_index > 0:
+        digest = bytes.fromhex(ballot.supersedes_digest)
+        leaves.insert(0, (ballot.leaf_index - 1, LeafKind.RETRACTION, digest))
+    return leaves
+
+
+def leaf_hashes(leaves: Iterable[tuple[int, LeafKind | str, bytes]]) -> list[bytes]:
+    """The log's leaf hashes in index order, from ``(index, kind, digest)`` in any order
+    (a leaf seen twice, as on a redelivery, counts once). Raises :class:`LogGap`."""
+    by_index: dict[int, bytes] = {}
+    for index, kind, digest in leaves:
+        h = log_leaf_hash(kind, digest)
+        if by_index.setdefault(index, h) != h:
+            raise LogGap(f"two different leaves at index {index}")
+    missing = [i for i in range(len(by_index)) if i not in by_index]
+    if missing:
+        raise LogGap(f"leaf {missing[0]} is missing ({len(by_index)} leaves stored)")
+    return [by_index[i] for i in range(len(by_index))]
