@@ -61,7 +61,7 @@ from models.audit import AuditEvent, AuditKind, genesis_hash
 from models.decision import Decision, decide, rules_version
 from models.fields import VoteType
 from models.internal import AcceptedVote
-from models.log import LeafKind, log_leaf_hash
+from models.log import LeafKind, SignedHead, log_leaf_hash
 from models.merkle import Frontier
 from models.outputs import Ballot, Tally, VoteCounts
 from models.reasons import ReasonCode
@@ -84,11 +84,15 @@ class TallyKeeper:
         state: MutableMapping[bytes, dict[str, Any]],
         outputs: Outputs,
         read_vote: Callable[[int, int], Awaitable[bytes | None]],
+        sign_head: Callable[[str, int, bytes], SignedHead] | None = None,
     ) -> None:
         """``read_vote(partition, offset)``: a votes-topic record's raw value, or None when
         the log no longer holds it (:class:`~agents.record_reader.RecordReader`); called
-        only to reject a vote here (a double vote), for the rejection's payload."""
+        only to reject a vote here (a double vote), for the rejection's payload.
+        ``sign_head(submission_id, size, root)``: the signed head sent (``outputs.head``)
+        with each Tally (:class:`~agents.loghead.LogSigner`); None: no heads."""
         self.state = state
+        self.sign_head = sign_head
         self.outputs = outputs
         self.read_vote = read_vote
         self.min_votes = settings.min_votes
@@ -119,6 +123,9 @@ class TallyKeeper:
                     "log": frontier.to_json(),
                 }
             await self.outputs.tally(self._tally(submission_id, counts, version, frontier))
+            if self.sign_head is not None:
+                head = self.sign_head(submission_id, frontier.size, frontier.root())
+                await self.outputs.head(head)
         for partition, (seq, head) in self._chains.items():
             with event_scope(self._last[partition]):
                 self.state[f"c|{partition}".encode()] = {"seq": seq, "hash": head}

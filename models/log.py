@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
+from uuid import UUID
 
 from pydantic import Field
 
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
 __all__ = [
     "LOG_HEAD_CONTEXT",
     "LeafKind",
+    "Consistency",
     "LogGap",
+    "Receipt",
     "SignedHead",
     "ballot_leaves",
     "leaf_hashes",
@@ -112,6 +115,38 @@ class SignedHead(WireModel):
             tree_size=self.tree_size,
             root=bytes.fromhex(self.root_hash),
         )
+
+
+#: Longest proof a log of up to 2^63 leaves can need.
+_MAX_PATH = 64
+
+
+class Consistency(WireModel):
+    """RFC 9162 PROOF(first_size, D[head.tree_size]): the head extends an earlier one."""
+
+    first_size: int = Field(ge=1, le=2**63 - 1)
+    first_root: HexDigest
+    path: list[HexDigest] = Field(max_length=2 * _MAX_PATH)
+
+
+class Receipt(WireModel):
+    """Proof that a vote is leaf ``leaf_index`` of its submission's log under a signed head
+    (native/SPEC.md §14.4); checked offline with the log public key alone."""
+
+    type: Literal["receipt"] = "receipt"
+    submission_id: Identifier
+    vote_id: UUID
+    kind: LeafKind
+    vote_digest: HexDigest
+    leaf_index: int = Field(ge=0, le=2**63 - 1)
+    inclusion_path: list[HexDigest] = Field(max_length=_MAX_PATH)
+    head: SignedHead
+    consistency: Consistency | None = Field(
+        None, description="from an earlier head of this log (e.g. an earlier receipt's)"
+    )
+
+    def leaf_hash(self) -> bytes:
+        return log_leaf_hash(self.kind, bytes.fromhex(self.vote_digest))
 
 
 class LogGap(ValueError):

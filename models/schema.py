@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 
 from .audit import AuditEvent
 from .control import Ring, Submission
+from .log import Receipt, SignedHead
 from .outputs import Ballot, Rejection, Tally
 from .votes import VotesMessage
 
@@ -29,6 +30,8 @@ _EXPORTS = {
     "rejection": TypeAdapter(Rejection),
     "tally": TypeAdapter(Tally),
     "audit_event": TypeAdapter(AuditEvent),
+    "log_head": TypeAdapter(SignedHead),
+    "receipt": TypeAdapter(Receipt),
 }
 
 

@@ -23,6 +23,15 @@ the SDK's ``Admin``, the CLI) creates ``<data_dir>/registrar.key`` (mode 0600,
 the ``ringtally keys new`` format) on first use, with its public key beside it
 in ``<data_dir>/registrar.pub``, and a worker with no configured keys trusts
 that public key. A worker never reads the secret key file.
+
+The log key (signed tree heads of the submission logs, native/SPEC.md §14)::
+
+    RINGTALLY_LOG_KEY_FILE           the workers' secret key file: they sign the heads
+    RINGTALLY_LOG_PUBLIC_KEY         the key a verifier (receipts, the witness) trusts
+
+Likewise the first worker (or ``ringtally stack up``) creates
+``<data_dir>/log.key`` when no file is configured, with ``<data_dir>/log.pub``
+beside it, which verifiers with no configured key trust.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 HEX_PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 #: The topics the pipeline writes and the sink reads (see ``Settings.output_prefix``).
-OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "sink-dlq"})
+OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "heads", "sink-dlq"})
 
 
 class Settings(BaseSettings):
@@ -148,6 +157,18 @@ class Settings(BaseSettings):
         "default <data_dir>/registrar.key, created on first use",
     )
 
+    # --- log key (signed tree heads) -------------------------------------------
+    log_key_file: Path | None = Field(
+        None,
+        description="the workers' secret key signing the submission logs' heads; default "
+        "<data_dir>/log.key, created on first use",
+    )
+    log_public_key: str = Field(
+        "",
+        description="the log public key (64 hex) receipts and heads are checked against; "
+        "empty: trust <data_dir>/log.pub",
+    )
+
     # --- tally rules ------------------------------------------------------
     min_votes: int = Field(3, ge=1)
     flag_threshold: int = Field(3, ge=1)
@@ -170,6 +191,13 @@ class Settings(BaseSettings):
             raise ValueError("a registrar public key is listed twice")
         return ",".join(keys)  # one spelling, whatever the spaces
 
+    @field_validator("log_public_key")
+    @classmethod
+    def _hex_log_key(cls, value: str) -> str:
+        if value and not HEX_PUBLIC_KEY.match(value.strip()):
+            raise ValueError(f"the log public key is 64 lowercase hex digits, got {value!r}")
+        return value.strip()
+
     @field_validator("data_dir", mode="before")
     @classmethod
     def _not_empty(cls, value: object) -> object:
@@ -177,7 +205,7 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty (an empty value would mean the current directory)")
         return value
 
-    @field_validator("data_dir", "registrar_key_file")
+    @field_validator("data_dir", "registrar_key_file", "log_key_file")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().resolve()
@@ -202,6 +230,16 @@ class Settings(BaseSettings):
     def registrar_public_key_path(self) -> Path:
         """Where the registrar side leaves its public key for workers: ``registrar.pub``."""
         return self.registrar_key_path.with_suffix(".pub")
+
+    @property
+    def log_key_path(self) -> Path:
+        """The log's secret key file (``log_key_file``, else ``<data_dir>/log.key``)."""
+        return self.log_key_file or self.data_dir / "log.key"
+
+    @property
+    def log_public_key_path(self) -> Path:
+        """Where the workers leave the log's public key for verifiers: ``log.pub``."""
+        return self.log_key_path.with_suffix(".pub")
 
     def topic(self, name: str) -> str:
         """Full topic name for a short name: ``topic("votes") == "ringtally.votes"``.
@@ -245,6 +283,7 @@ class Settings(BaseSettings):
             out[key] = redact_url(out[key])
         out["data_dir"] = str(self.data_dir)
         out["registrar_key_file"] = str(self.registrar_key_path)  # the path only, never the key
+        out["log_key_file"] = str(self.log_key_path)
         return out
 
 

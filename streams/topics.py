@@ -68,6 +68,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("tallies", "submission_id", True, None, "Tally"),
     TopicSpec("rejections", "token_id or source key", False, None, "Rejection"),
     TopicSpec("audit", "chain", False, None, "AuditEvent"),
+    TopicSpec("heads", "submission_id", True, None, "SignedHead (the latest signed tree head)"),
     TopicSpec("sink-dlq", "source key", False, 1, "output records the sink could not store"),
 )
 

@@ -67,16 +67,22 @@ async def test_migrate_twice_is_a_no_op(scratch) -> None:
         "sink_offsets",
         "sink_dead_letters",
         "schema_migrations",
+        "log_leaves",
+        "log_heads",
     } <= tables
+
+
+#: The version a new migration file added by a test gets.
+NEXT = len(discover()) + 1
 
 
 async def test_an_edited_applied_migration_is_refused(scratch, tmp_path) -> None:
     mdir = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, mdir)
     await migrate(scratch, mdir)
-    (mdir / "0002_extra.sql").write_text("CREATE TABLE extra (id int);\n")
+    (mdir / f"{NEXT:04d}_extra.sql").write_text("CREATE TABLE extra (id int);\n")
     result = await migrate(scratch, mdir)
-    assert [m.version for m in result.applied] == [2]
+    assert [m.version for m in result.applied] == [NEXT]
     first = mdir / "0001_initial.sql"
     first.write_text(first.read_text() + "\n-- a harmless-looking edit\n")
     with pytest.raises(MigrationMismatch, match="0001_initial.sql was edited"):
@@ -107,8 +113,9 @@ async def test_the_cli_refuses_an_edited_migration_in_one_line(scratch, tmp_path
 async def test_a_failing_migration_changes_nothing(scratch, tmp_path) -> None:
     mdir = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, mdir)
-    (mdir / "0002_broken.sql").write_text("CREATE TABLE fine (id int);\nSELECT nope FROM;\n")
-    with pytest.raises(MigrationError, match="0002_broken.sql failed"):
+    broken = f"{NEXT:04d}_broken.sql"
+    (mdir / broken).write_text("CREATE TABLE fine (id int);\nSELECT nope FROM;\n")
+    with pytest.raises(MigrationError, match=f"{broken} failed"):
         await migrate(scratch, mdir)
     conn = await asyncpg.connect(scratch.postgres_dsn)
     try:
@@ -117,7 +124,7 @@ async def test_a_failing_migration_changes_nothing(scratch, tmp_path) -> None:
         )
     finally:
         await conn.close()
-    assert not exists  # one transaction: 0001 rolled back with 0002
+    assert not exists  # one transaction: 0001 rolled back with the broken one
 
 
 def test_misnamed_migration_files_are_refused(tmp_path) -> None:

@@ -24,6 +24,7 @@ from streams.errors import RingtallyError
 from .gateway import gateway
 from .keys import keys
 from .produce import produce
+from .receipt import receipt
 from .rejections import rejections
 from .replay import COMMANDS as REPLAY_COMMANDS
 from .rings import rings
@@ -48,6 +49,7 @@ COMMANDS: tuple[click.Command, ...] = (
     tally,
     rejections,
     gateway,
+    receipt,
 )
 
 #: Faust's commands (its own one-line help), run by Faust's CLI with the app loaded.

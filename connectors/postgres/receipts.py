@@ -1,0 +1,114 @@
+"""Receipts and bulletins from the sink's tables (``log_leaves``, ``log_heads``, ``ballots``).
+
+A receipt (native/SPEC.md §14.4) is built from the latest signed head the sink
+stored and the leaves up to its size; the root of those leaves must be the
+signed one, else the tables disagree with the workers' log and the receipt is
+refused (:class:`LogMismatch`), which is itself the alarm.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from models.log import (
+    Consistency,
+    LeafKind,
+    LogGap,
+    Receipt,
+    SignedHead,
+    leaf_hashes,
+)
+from models.merkle import consistency_proof, inclusion_proof, tree_hash
+from streams.errors import RingtallyError
+
+__all__ = ["LogMismatch", "NotInLog", "build_receipt", "load_head", "load_leaves"]
+
+
+class NotInLog(RingtallyError):
+    """No signed head covers the vote yet (or the vote is not in any log)."""
+
+
+class LogMismatch(RingtallyError):
+    """The stored leaves do not give the signed root."""
+
+
+async def load_head(conn: Any, submission_id: str) -> SignedHead | None:
+    row = await conn.fetchrow(
+        "SELECT submission_id, tree_size, root_hash, log_key, signature FROM log_heads "
+        "WHERE submission_id = $1",
+        submission_id,
+    )
+    return None if row is None else SignedHead(**dict(row))
+
+
+async def load_leaves(conn: Any, submission_id: str, size: int) -> list[Any]:
+    """The stored leaf rows ``[0, size)`` of a submission's log, by index."""
+    return list(
+        await conn.fetch(
+            "SELECT leaf_index, kind, vote_digest, vote_id, source_partition, source_offset "
+            "FROM log_leaves WHERE submission_id = $1 AND leaf_index < $2 ORDER BY leaf_index",
+            submission_id,
+            size,
+        )
+    )
+
+
+async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -> Receipt:
+    """The receipt of ``vote`` (a vote id, or the key image of a counted vote) under the
+    latest stored head; with ``since``, also the consistency proof from its head."""
+    try:
+        vote_id = uuid.UUID(vote)
+    except ValueError:
+        found = await conn.fetchval("SELECT vote_id FROM ballots WHERE key_image = $1", vote)
+        if found is None:
+            raise NotInLog(f"no counted vote with key image {vote}") from None
+        vote_id = found
+    leaf = await conn.fetchrow(
+        "SELECT submission_id, leaf_index, vote_digest FROM log_leaves "
+        "WHERE vote_id = $1 AND kind = 'ballot'",
+        vote_id,
+    )
+    if leaf is None:
+        raise NotInLog(f"vote {vote_id} has no leaf in any log (not counted, or not yet stored)")
+    submission_id = leaf["submission_id"]
+    head = await load_head(conn, submission_id)
+    if head is None or head.tree_size <= leaf["leaf_index"]:
+        raise NotInLog(
+            f"vote {vote_id} is leaf {leaf['leaf_index']} of {submission_id}, but no signed "
+            "head covers it yet; retry in a moment"
+        )
+    rows = await load_leaves(conn, submission_id, head.tree_size)
+    try:
+        hashes = leaf_hashes(
+            (r["leaf_index"], r["kind"], bytes.fromhex(r["vote_digest"])) for r in rows
+        )
+    except LogGap as exc:
+        raise NotInLog(f"log of {submission_id}: {exc}; the sink may be behind, retry") from None
+    if len(hashes) < head.tree_size:
+        raise NotInLog(
+            f"log of {submission_id}: {len(hashes)} leaves stored, the head has "
+            f"{head.tree_size}; the sink may be behind, retry"
+        )
+    if tree_hash(hashes).hex() != head.root_hash:
+        raise LogMismatch(
+            f"log of {submission_id}: the stored leaves do not give the signed root at size "
+            f"{head.tree_size}"
+        )
+    consistency = None
+    if since is not None and 0 < since.head.tree_size < head.tree_size:
+        consistency = Consistency(
+            first_size=since.head.tree_size,
+            first_root=since.head.root_hash,
+            path=[p.hex() for p in consistency_proof(hashes, since.head.tree_size)],
+        )
+    return Receipt(
+        submission_id=submission_id,
+        vote_id=vote_id,
+        kind=LeafKind.BALLOT,
+        vote_digest=leaf["vote_digest"],
+        leaf_index=leaf["leaf_index"],
+        inclusion_path=[p.hex() for p in inclusion_proof(hashes, leaf["leaf_index"])],
+        head=head,
+        consistency=consistency,
+    )
