@@ -1,4 +1,4 @@
-"""The submission logs end to end: real worker, sink, Postgres; receipts across a worker crash.
+"""The submission logs end to end: real worker, sink, Postgres; receipts, crash, recount.
 
 A small round's votes go through a worker and the sink; every counted ballot
 then has a receipt (built from Postgres) that verifies offline under the log
@@ -6,7 +6,8 @@ public key the worker left in the data dir; tampered receipts do not. The
 worker is SIGKILLed and restarted (memory tables: its state comes back from
 the changelog), the rest of the round follows, and each earlier receipt's
 head is proved a prefix of the new head (consistency), so a receipt from
-before the crash still stands after it.
+before the crash still stands after it. Last, every submission's bulletin
+recounts, with no service reachable, to exactly its live tally and root.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from connectors.postgres.db import connect
 from connectors.postgres.receipts import build_receipt
+from connectors.sdk.bulletin import BulletinInvalid, recount
 from connectors.sdk.receipt import ReceiptInvalid, trusted_log_key, verify_receipt
 from models.log import Receipt
 from tests.fixtures.rounds import live_round, outcome_positions
@@ -75,7 +77,7 @@ def _publish_first_half(publisher, rnd):
 
 
 @pytest.mark.timeout(300)
-def test_receipts_verify_offline_and_survive_a_worker_crash(stack, tmp_path):
+def test_receipts_survive_a_worker_crash_and_bulletins_recount_to_the_live_tally(stack, tmp_path):
     first_outcomes = None
 
     def first_half_outcomes(rnd):
@@ -164,6 +166,52 @@ def test_receipts_verify_offline_and_survive_a_worker_crash(stack, tmp_path):
         )
         with pytest.raises(ReceiptInvalid, match="consistency proof fails"):
             verify_receipt(other, key, earlier=before[v])
+
+        # the bulletin of every submission recounts, with no service reachable, to its live
+        # tally: counts, decision, log size and root (and the head's signature checks)
+        offline = {
+            **env_settings,
+            "RINGTALLY_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+            "RINGTALLY_POSTGRES_DSN": "postgresql://nobody@127.0.0.1:1/none",
+            "RINGTALLY_REDIS_URL": "redis://127.0.0.1:1/0",
+        }
+        submissions = sorted({t["submission_id"] for t in outputs.tallies})
+        assert len(submissions) >= 4
+        bulletins = {}
+        for sub in submissions:
+            exported = _cli(env_settings, "bulletin", "export", sub)
+            assert exported.returncode == 0, exported.stderr
+            path = tmp_path / f"{sub}.jsonl"
+            path.write_text(exported.stdout)
+            bulletins[sub] = exported.stdout.splitlines()
+            counted = _cli(offline, "recount", str(path))
+            assert counted.returncode == 0, counted.stderr
+            result, live = json.loads(counted.stdout), outputs.latest_tally(sub)
+            assert (result["counts"], result["decision"]) == (live["counts"], live["decision"])
+            assert (result["log_size"], result["log_root"]) == (live["log_size"], live["log_root"])
+            assert result["head_verified"] and result["rings_verified"]
+
+        # a bulletin with a leaf dropped, two leaves swapped or a vote altered does not recount
+        sub = max(bulletins, key=lambda s: len(bulletins[s]))
+        lines = bulletins[sub]
+        leaves = [i for i, line in enumerate(lines) if json.loads(line)["type"] == "leaf"]
+        assert len(leaves) >= 2
+        first, second = leaves[0], leaves[1]
+        dropped = [line for i, line in enumerate(lines) if i != leaves[-1]]
+        with pytest.raises(BulletinInvalid, match="the head says size"):
+            recount(dropped, log_key=key)
+        swapped = list(lines)
+        a, b = json.loads(lines[first]), json.loads(lines[second])
+        a["index"], b["index"] = b["index"], a["index"]
+        swapped[first], swapped[second] = json.dumps(b), json.dumps(a)
+        with pytest.raises(BulletinInvalid, match="the head says size|retraction"):
+            recount(swapped, log_key=key)
+        altered = list(lines)
+        c = json.loads(lines[first])
+        c["vote"]["vote_type"] = "flag" if c["vote"]["vote_type"] != "flag" else "approve"
+        altered[first] = json.dumps(c)
+        with pytest.raises(BulletinInvalid, match="signature does not verify"):
+            recount(altered, log_key=key)
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

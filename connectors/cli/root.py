@@ -21,6 +21,7 @@ import click
 
 from streams.errors import RingtallyError
 
+from .bulletin import COMMANDS as BULLETIN_COMMANDS
 from .gateway import gateway
 from .keys import keys
 from .produce import produce
@@ -50,6 +51,7 @@ COMMANDS: tuple[click.Command, ...] = (
     rejections,
     gateway,
     receipt,
+    *BULLETIN_COMMANDS,
 )
 
 #: Faust's commands (its own one-line help), run by Faust's CLI with the app loaded.

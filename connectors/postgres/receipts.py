@@ -9,6 +9,7 @@ refused (:class:`LogMismatch`), which is itself the alarm.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from models.log import (
@@ -22,7 +23,15 @@ from models.log import (
 from models.merkle import consistency_proof, inclusion_proof, tree_hash
 from streams.errors import RingtallyError
 
-__all__ = ["LogMismatch", "NotInLog", "build_receipt", "load_head", "load_leaves"]
+__all__ = [
+    "BulletinSource",
+    "LogMismatch",
+    "NotInLog",
+    "bulletin_source",
+    "build_receipt",
+    "load_head",
+    "load_leaves",
+]
 
 
 class NotInLog(RingtallyError):
@@ -112,3 +121,40 @@ async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -
         head=head,
         consistency=consistency,
     )
+
+
+@dataclass
+class BulletinSource:
+    """What a bulletin is made of, from the tables: the head, the rules version, and each
+    leaf (index, kind, vote id, the votes-topic position of that vote)."""
+
+    head: SignedHead
+    rules_version: str
+    leaves: list[tuple[int, str, uuid.UUID, int, int]]
+
+
+async def bulletin_source(conn: Any, submission_id: str) -> BulletinSource:
+    """The latest stored head of ``submission_id`` and its leaves ``[0, size)``."""
+    head = await load_head(conn, submission_id)
+    if head is None:
+        raise NotInLog(f"submission {submission_id} has no signed head stored")
+    rules = await conn.fetchval(
+        "SELECT rules_version FROM tallies WHERE submission_id = $1", submission_id
+    )
+    rows = await load_leaves(conn, submission_id, head.tree_size)
+    if len(rows) < head.tree_size:
+        raise NotInLog(
+            f"log of {submission_id}: {len(rows)} leaves stored, the head has "
+            f"{head.tree_size}; the sink may be behind, retry"
+        )
+    positions = {
+        r["vote_id"]: (r["source_partition"], r["source_offset"])
+        for r in rows
+        if r["kind"] == "ballot"
+    }
+    leaves = []
+    for r in rows:
+        if r["vote_id"] not in positions:  # a retraction of a vote counted before the log
+            raise NotInLog(f"log of {submission_id}: leaf {r['leaf_index']} has no vote stored")
+        leaves.append((r["leaf_index"], r["kind"], r["vote_id"], *positions[r["vote_id"]]))
+    return BulletinSource(head, rules, leaves)
