@@ -40,6 +40,8 @@ __all__ = [
     "LogGap",
     "Receipt",
     "SignedHead",
+    "WITNESS_CONTEXT",
+    "WitnessCosignature",
     "ballot_leaves",
     "leaf_hashes",
     "head_signing_bytes",
@@ -53,6 +55,8 @@ LEAF_TAG = b"ringtally/v2/log-leaf"
 HEAD_TAG = b"ringtally/v2/log-head"
 #: The ringcrypto context of every signed tree head (the registrar's is another).
 LOG_HEAD_CONTEXT = b"ringtally/v2/log-head"
+#: The context of a witness's co-signature of a head it recomputed (same bytes signed).
+WITNESS_CONTEXT = b"ringtally/v2/log-witness"
 
 
 class LeafKind(StrEnum):
@@ -95,7 +99,22 @@ def head_signing_bytes(*, submission_id: str, tree_size: int, root: bytes) -> by
     )
 
 
-class SignedHead(WireModel):
+class _HeadBytes:
+    """What a head's signatures sign (§14.3): the log key's, and a witness's."""
+
+    submission_id: str
+    tree_size: int
+    root_hash: str
+
+    def signing_bytes(self) -> bytes:
+        return head_signing_bytes(
+            submission_id=self.submission_id,
+            tree_size=self.tree_size,
+            root=bytes.fromhex(self.root_hash),
+        )
+
+
+class SignedHead(_HeadBytes, WireModel):
     """A submission log's size and root, signed by the log key (key: submission_id;
     compacted topic ``<prefix>.heads``)."""
 
@@ -109,12 +128,22 @@ class SignedHead(WireModel):
         "context ringtally/v2/log-head, over the head's signing bytes (native/SPEC.md §14)"
     )
 
-    def signing_bytes(self) -> bytes:
-        return head_signing_bytes(
-            submission_id=self.submission_id,
-            tree_size=self.tree_size,
-            root=bytes.fromhex(self.root_hash),
-        )
+
+class WitnessCosignature(_HeadBytes, WireModel):
+    """A witness recomputed a head's root from the ballots topic and agrees (key:
+    submission_id; topic ``<prefix>.witness``): its signature over the head's signing
+    bytes under :data:`WITNESS_CONTEXT` (native/SPEC.md §14.5)."""
+
+    type: Literal["witness_cosignature"] = "witness_cosignature"
+    submission_id: Identifier
+    tree_size: int = Field(ge=0, le=2**63 - 1)
+    root_hash: HexDigest
+    log_key: HexPoint
+    witness_key: HexPoint
+    signature: RegistrarSignature = Field(
+        description="base64 ringcrypto signature, a ring of one member (the witness key), "
+        "context ringtally/v2/log-witness, over the head's signing bytes"
+    )
 
 
 #: Longest proof a log of up to 2^63 leaves can need.

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 
 from .audit import AuditEvent
 from .control import Ring, Submission
-from .log import Receipt, SignedHead
+from .log import Receipt, SignedHead, WitnessCosignature
 from .outputs import Ballot, Rejection, Tally
 from .votes import VotesMessage
 
@@ -32,6 +32,7 @@ _EXPORTS = {
     "audit_event": TypeAdapter(AuditEvent),
     "log_head": TypeAdapter(SignedHead),
     "receipt": TypeAdapter(Receipt),
+    "witness_cosignature": TypeAdapter(WitnessCosignature),
 }
 
 

@@ -28,6 +28,7 @@ The log key (signed tree heads of the submission logs, native/SPEC.md §14)::
 
     RINGTALLY_LOG_KEY_FILE           the workers' secret key file: they sign the heads
     RINGTALLY_LOG_PUBLIC_KEY         the key a verifier (receipts, the witness) trusts
+    RINGTALLY_WITNESS_KEY_FILE       the witness's key (co-signatures of heads it recomputed)
 
 Likewise the first worker (or ``ringtally stack up``) creates
 ``<data_dir>/log.key`` when no file is configured, with ``<data_dir>/log.pub``
@@ -163,6 +164,11 @@ class Settings(BaseSettings):
         description="the workers' secret key signing the submission logs' heads; default "
         "<data_dir>/log.key, created on first use",
     )
+    witness_key_file: Path | None = Field(
+        None,
+        description="the witness's secret key co-signing heads it recomputed; default "
+        "<data_dir>/witness.key, created on first use",
+    )
     log_public_key: str = Field(
         "",
         description="the log public key (64 hex) receipts and heads are checked against; "
@@ -205,7 +211,7 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty (an empty value would mean the current directory)")
         return value
 
-    @field_validator("data_dir", "registrar_key_file", "log_key_file")
+    @field_validator("data_dir", "registrar_key_file", "log_key_file", "witness_key_file")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().resolve()
@@ -240,6 +246,11 @@ class Settings(BaseSettings):
     def log_public_key_path(self) -> Path:
         """Where the workers leave the log's public key for verifiers: ``log.pub``."""
         return self.log_key_path.with_suffix(".pub")
+
+    @property
+    def witness_key_path(self) -> Path:
+        """The witness's secret key file (``witness_key_file``, else ``<data_dir>/witness.key``)."""
+        return self.witness_key_file or self.data_dir / "witness.key"
 
     def topic(self, name: str) -> str:
         """Full topic name for a short name: ``topic("votes") == "ringtally.votes"``.
@@ -284,6 +295,7 @@ class Settings(BaseSettings):
         out["data_dir"] = str(self.data_dir)
         out["registrar_key_file"] = str(self.registrar_key_path)  # the path only, never the key
         out["log_key_file"] = str(self.log_key_path)
+        out["witness_key_file"] = str(self.witness_key_path)
         return out
 
 

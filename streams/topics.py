@@ -69,6 +69,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("rejections", "token_id or source key", False, None, "Rejection"),
     TopicSpec("audit", "chain", False, None, "AuditEvent"),
     TopicSpec("heads", "submission_id", True, None, "SignedHead (the latest signed tree head)"),
+    TopicSpec("witness", "submission_id", True, None, "WitnessCosignature (ringtally witness)"),
     TopicSpec("sink-dlq", "source key", False, 1, "output records the sink could not store"),
 )
 

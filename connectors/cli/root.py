@@ -34,6 +34,7 @@ from .stack import stack
 from .submissions import submissions
 from .tally import tally
 from .vote import vote
+from .witness import witness
 
 __all__ = ["COMMANDS", "FAUST_COMMANDS", "cli", "main"]
 
@@ -52,6 +53,7 @@ COMMANDS: tuple[click.Command, ...] = (
     gateway,
     receipt,
     *BULLETIN_COMMANDS,
+    witness,
 )
 
 #: Faust's commands (its own one-line help), run by Faust's CLI with the app loaded.

@@ -33,3 +33,17 @@ CREATE TABLE log_heads (
     signature        text        NOT NULL,
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
+
+-- Disagreements a witness found (`ringtally witness`): a head whose root the
+-- ballots topic does not give, two different leaves at one index, a head not
+-- signed by the log key. One row per (submission, size, root, reason).
+CREATE TABLE log_alerts (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    submission_id    text        NOT NULL,
+    tree_size        bigint      NOT NULL,
+    root_hash        text        NOT NULL,
+    reason           text        NOT NULL,
+    detail           text        NOT NULL,
+    detected_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT log_alerts_key UNIQUE (submission_id, tree_size, root_hash, reason)
+);
