@@ -1,21 +1,25 @@
 """The log key's signing side: a signed tree head per submission change (native/SPEC.md §14.3).
 
-The tally stage hands each submission's new (size, root) here at the end of a
-batch; the head goes to the compacted ``<prefix>.heads`` topic. Signing is a
-ringcrypto signature over a ring of one member, the log key, under
-:data:`~models.log.LOG_HEAD_CONTEXT` (~90 µs), the registrar's pattern with
-its own context. The key stays inside Rust; workers load it from
-``RINGTALLY_LOG_KEY_FILE`` (default ``<data_dir>/log.key``, created on first
-use with ``log.pub`` beside it for verifiers).
+The tally stage hands every submission's new (size, root) of a batch here at
+once; the heads go to the compacted ``<prefix>.heads`` topic. One ringcrypto
+signature (a ring of one member, the log key, under
+:data:`~models.log.LOG_HEAD_CONTEXT`: the registrar's pattern with its own
+context; ~90 µs) covers the batch's heads through the RFC 9162 root of their
+messages, and each head carries its path to that root. The key stays inside
+Rust; workers load it from ``RINGTALLY_LOG_KEY_FILE`` (default
+``<data_dir>/log.key``, created on first use with ``log.pub`` beside it for
+verifiers).
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from models.log import LOG_HEAD_CONTEXT, SignedHead, head_signing_bytes
+from models.log import LOG_HEAD_CONTEXT, SignedHead, head_message, heads_signing_bytes
+from models.merkle import inclusion_proofs, leaf_hash
 from streams.keyfile import load_service_key
 from streams.settings import Settings
 
@@ -38,18 +42,39 @@ class LogSigner:
     def __repr__(self) -> str:
         return f"LogSigner(public_key={self.public_key.hex()})"
 
-    def sign(self, submission_id: str, tree_size: int, root: bytes) -> SignedHead:
+    def sign(self, heads: Sequence[tuple[str, int, bytes]]) -> list[SignedHead]:
+        """Signed heads for ``(submission_id, tree_size, root)`` triples, with ONE signature
+        over the RFC 9162 root of their messages (native/SPEC.md §14.3)."""
         import ringcrypto
 
-        signed = head_signing_bytes(submission_id=submission_id, tree_size=tree_size, root=root)
-        signature = ringcrypto.sign(self._key, self._ring, LOG_HEAD_CONTEXT, signed)
-        return SignedHead(
-            submission_id=submission_id,
-            tree_size=tree_size,
-            root_hash=root.hex(),
-            log_key=self.public_key.hex(),
-            signature=base64.b64encode(signature).decode("ascii"),
-        )
+        if not heads:
+            return []
+        leaves = [
+            leaf_hash(head_message(submission_id=s, tree_size=n, root=r)) for s, n, r in heads
+        ]
+        batch_root, paths = inclusion_proofs(leaves)
+        signed = heads_signing_bytes(count=len(heads), root=batch_root)
+        signature = base64.b64encode(
+            ringcrypto.sign(self._key, self._ring, LOG_HEAD_CONTEXT, signed)
+        ).decode("ascii")
+        log_key = self.public_key.hex()
+        # model_construct: every value is made right here (a batch's heads share one
+        # signature, validating it per head would cost as much as the rest together)
+        return [
+            SignedHead.model_construct(
+                submission_id=submission_id,
+                tree_size=tree_size,
+                root_hash=root.hex(),
+                log_key=log_key,
+                batch_size=len(heads),
+                batch_index=index,
+                batch_path=[p.hex() for p in path],
+                signature=signature,
+            )
+            for index, ((submission_id, tree_size, root), path) in enumerate(
+                zip(heads, paths, strict=True)
+            )
+        ]
 
 
 def load_log_signer(settings: Settings) -> LogSigner:

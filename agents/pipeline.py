@@ -400,7 +400,7 @@ async def tally(stream: faust.StreamT) -> None:
         state=tally_table,
         outputs=outputs,
         read_vote=reader.read,
-        sign_head=log_signer().sign,
+        sign_heads=log_signer().sign,
     )
     batches = OrderedBatches()
     try:

@@ -84,15 +84,16 @@ class TallyKeeper:
         state: MutableMapping[bytes, dict[str, Any]],
         outputs: Outputs,
         read_vote: Callable[[int, int], Awaitable[bytes | None]],
-        sign_head: Callable[[str, int, bytes], SignedHead] | None = None,
+        sign_heads: Callable[[list[tuple[str, int, bytes]]], list[SignedHead]] | None = None,
     ) -> None:
         """``read_vote(partition, offset)``: a votes-topic record's raw value, or None when
         the log no longer holds it (:class:`~agents.record_reader.RecordReader`); called
         only to reject a vote here (a double vote), for the rejection's payload.
-        ``sign_head(submission_id, size, root)``: the signed head sent (``outputs.head``)
-        with each Tally (:class:`~agents.loghead.LogSigner`); None: no heads."""
+        ``sign_heads([(submission_id, size, root), ...])``: the signed heads of a batch's
+        tallies, sent (``outputs.head``) after them (:meth:`agents.loghead.LogSigner.sign`,
+        one signature per batch); None: no heads."""
         self.state = state
-        self.sign_head = sign_head
+        self.sign_heads = sign_heads
         self.outputs = outputs
         self.read_vote = read_vote
         self.min_votes = settings.min_votes
@@ -114,7 +115,9 @@ class TallyKeeper:
         await self._flush_batch()
 
     async def _flush_batch(self) -> None:
-        """Write the batch's tallies and chain heads, and emit each final Tally."""
+        """Write the batch's tallies and chain heads, emit each final Tally, then the batch's
+        signed heads."""
+        heads = []
         for submission_id, (counts, version, frontier) in self._tallies.items():
             with event_scope(self._last[self._partition_of[submission_id]]):
                 self.state[f"t|{submission_id}".encode()] = {
@@ -123,8 +126,9 @@ class TallyKeeper:
                     "log": frontier.to_json(),
                 }
             await self.outputs.tally(self._tally(submission_id, counts, version, frontier))
-            if self.sign_head is not None:
-                head = self.sign_head(submission_id, frontier.size, frontier.root())
+            heads.append((submission_id, frontier.size, frontier.root()))
+        if self.sign_heads is not None:
+            for head in self.sign_heads(heads):
                 await self.outputs.head(head)
         for partition, (seq, head) in self._chains.items():
             with event_scope(self._last[partition]):

@@ -8,11 +8,16 @@ vote they sent (its §13.1 message and its signature), so a receipt proves
     vote_digest = SHA-256(lp("ringtally/v2/vote-digest") || lp(m) || lp(signature))
     leaf        = lp("ringtally/v2/log-leaf") || lp(kind) || vote_digest
     head        = lp("ringtally/v2/log-head") || lp(submission_id) || u64(tree_size) || root
+    heads       = lp("ringtally/v2/log-heads") || u64(count) || MTH(head_1, ..., head_count)
 
 ``kind`` is ``ballot`` (the vote was counted) or ``retraction`` (a vote counted
 before was withdrawn, because the same key image voted earlier: its digest is
-the withdrawn vote's). The head is signed like a registrar record (a ring of
-one member, the log key) under the context :data:`LOG_HEAD_CONTEXT`.
+the withdrawn vote's). The heads a tally batch changed are signed together:
+one signature (a ring of one member, the log key, context
+:data:`LOG_HEAD_CONTEXT`, as the registrar signs) over ``heads``, the RFC 9162
+root of the batch's head messages; each head carries its index and inclusion
+path in that batch, so it verifies alone. One signature per batch instead of
+one per submission changed: signing is ~90 µs, a vote's whole processing ~1 ms.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pydantic import Field
 from .base import WireModel
 from .encoding import length_prefixed
 from .fields import HexDigest, HexPoint, Identifier, RegistrarSignature
-from .merkle import leaf_hash
+from .merkle import inclusion_root, leaf_hash
 
 if TYPE_CHECKING:
     from .outputs import Ballot
@@ -44,7 +49,8 @@ __all__ = [
     "WitnessCosignature",
     "ballot_leaves",
     "leaf_hashes",
-    "head_signing_bytes",
+    "head_message",
+    "heads_signing_bytes",
     "leaf_bytes",
     "log_leaf_hash",
     "vote_digest",
@@ -53,6 +59,7 @@ __all__ = [
 VOTE_DIGEST_TAG = b"ringtally/v2/vote-digest"
 LEAF_TAG = b"ringtally/v2/log-leaf"
 HEAD_TAG = b"ringtally/v2/log-head"
+HEADS_TAG = b"ringtally/v2/log-heads"
 #: The ringcrypto context of every signed tree head (the registrar's is another).
 LOG_HEAD_CONTEXT = b"ringtally/v2/log-head"
 #: The context of a witness's co-signature of a head it recomputed (same bytes signed).
@@ -87,8 +94,8 @@ def log_leaf_hash(kind: LeafKind | str, digest: bytes) -> bytes:
     return leaf_hash(leaf_bytes(kind, digest))
 
 
-def head_signing_bytes(*, submission_id: str, tree_size: int, root: bytes) -> bytes:
-    """What the log key signs for a tree head."""
+def head_message(*, submission_id: str, tree_size: int, root: bytes) -> bytes:
+    """A tree head's message: a leaf of its signed batch (and what a witness signs)."""
     if len(root) != 32:
         raise ValueError(f"a root hash is 32 bytes, got {len(root)}")
     return (
@@ -99,15 +106,23 @@ def head_signing_bytes(*, submission_id: str, tree_size: int, root: bytes) -> by
     )
 
 
+def heads_signing_bytes(*, count: int, root: bytes) -> bytes:
+    """What the log key signs for a batch of ``count`` heads whose head messages have the
+    RFC 9162 root ``root``."""
+    if len(root) != 32:
+        raise ValueError(f"a root hash is 32 bytes, got {len(root)}")
+    return length_prefixed(HEADS_TAG) + count.to_bytes(8, "big") + root
+
+
 class _HeadBytes:
-    """What a head's signatures sign (§14.3): the log key's, and a witness's."""
+    """A head's message (§14.3): a leaf of its signed batch, and what a witness signs."""
 
     submission_id: str
     tree_size: int
     root_hash: str
 
-    def signing_bytes(self) -> bytes:
-        return head_signing_bytes(
+    def head_bytes(self) -> bytes:
+        return head_message(
             submission_id=self.submission_id,
             tree_size=self.tree_size,
             root=bytes.fromhex(self.root_hash),
@@ -123,10 +138,23 @@ class SignedHead(_HeadBytes, WireModel):
     tree_size: int = Field(ge=0, le=2**63 - 1)
     root_hash: HexDigest
     log_key: HexPoint = Field(description="the log's public key (trust it only if configured)")
+    batch_size: int = Field(ge=1, le=2**32, description="heads signed together with this one")
+    batch_index: int = Field(ge=0, lt=2**32, description="this head's leaf in the batch")
+    batch_path: list[HexDigest] = Field(
+        max_length=32, description="RFC 9162 inclusion path of this head in its batch"
+    )
     signature: RegistrarSignature = Field(
         description="base64 ringcrypto signature, a ring of one member (the log key), "
-        "context ringtally/v2/log-head, over the head's signing bytes (native/SPEC.md §14)"
+        "context ringtally/v2/log-head, over the batch's signing bytes (native/SPEC.md §14.3)"
     )
+
+    def batch_root(self) -> bytes | None:
+        """The root of the signed batch this head's path leads to (None: a malformed path)."""
+        leaf = leaf_hash(self.head_bytes())
+        return inclusion_root(leaf, self.batch_index, self.batch_size, self.path_bytes())
+
+    def path_bytes(self) -> list[bytes]:
+        return [bytes.fromhex(p) for p in self.batch_path]
 
 
 class WitnessCosignature(_HeadBytes, WireModel):
@@ -142,7 +170,7 @@ class WitnessCosignature(_HeadBytes, WireModel):
     witness_key: HexPoint
     signature: RegistrarSignature = Field(
         description="base64 ringcrypto signature, a ring of one member (the witness key), "
-        "context ringtally/v2/log-witness, over the head's signing bytes"
+        "context ringtally/v2/log-witness, over the head's message (native/SPEC.md §14.5)"
     )
 
 

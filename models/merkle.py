@@ -26,6 +26,8 @@ __all__ = [
     "Frontier",
     "consistency_proof",
     "inclusion_proof",
+    "inclusion_proofs",
+    "inclusion_root",
     "leaf_hash",
     "node_hash",
     "tree_hash",
@@ -120,16 +122,15 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
     return [*inclusion_proof(leaf_hashes[k:], index - k), tree_hash(leaf_hashes[:k])]
 
 
-def verify_inclusion(
-    leaf: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes
-) -> bool:
-    """RFC 9162 §2.1.3.2: does ``path`` prove leaf hash ``leaf`` at ``index`` under ``root``?"""
+def inclusion_root(leaf: bytes, index: int, tree_size: int, path: Sequence[bytes]) -> bytes | None:
+    """RFC 9162 §2.1.3.2 steps 1-4: the root ``path`` leads leaf hash ``leaf`` at ``index``
+    to, or None when the path cannot belong to a tree of ``tree_size`` (step 5's check)."""
     if not 0 <= index < tree_size:  # step 1
-        return False
+        return None
     fn, sn, r = index, tree_size - 1, leaf  # steps 2-3
     for p in path:  # step 4
         if sn == 0:  # 4a
-            return False
+            return None
         if fn & 1 or fn == sn:  # 4b
             r = node_hash(p, r)
             if not fn & 1:
@@ -138,7 +139,32 @@ def verify_inclusion(
         else:
             r = node_hash(r, p)
         fn, sn = fn >> 1, sn >> 1  # 4c
-    return sn == 0 and r == root  # step 5
+    return r if sn == 0 else None  # step 5, the size half
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 §2.1.3.2: does ``path`` prove leaf hash ``leaf`` at ``index`` under ``root``?"""
+    return inclusion_root(leaf, index, tree_size, path) == root  # step 5
+
+
+def inclusion_proofs(leaf_hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """MTH and PATH(i, D[n]) for every i at once: O(n log n), where n calls of
+    :func:`inclusion_proof` would take O(n^2)."""
+    n = len(leaf_hashes)
+    if n == 0:
+        return EMPTY_ROOT, []
+    if n == 1:
+        return leaf_hashes[0], [[]]
+    k = _split(n)
+    left_root, left = inclusion_proofs(leaf_hashes[:k])
+    right_root, right = inclusion_proofs(leaf_hashes[k:])
+    for p in left:  # the lists are this call's own: extended in place, never copied
+        p.append(right_root)
+    for p in right:
+        p.append(left_root)
+    return node_hash(left_root, right_root), left + right
 
 
 def consistency_proof(leaf_hashes: Sequence[bytes], first_size: int) -> list[bytes]:

@@ -14,7 +14,10 @@ import copy
 
 import pytest
 
+import ringcrypto
+from agents.loghead import LogSigner
 from agents.tally import TallyKeeper
+from connectors.sdk.receipt import ReceiptInvalid, verify_head
 from models.log import LeafKind, LogGap, ballot_leaves, leaf_hashes, log_leaf_hash
 from models.merkle import (
     EMPTY_ROOT,
@@ -196,3 +199,23 @@ def test_receipts_from_before_a_crash_verify_after_the_repair(redelivered, talli
             path = inclusion_proof(leaves, b.leaf_index)
             leaf = log_leaf_hash(LeafKind.BALLOT, bytes.fromhex(b.vote_digest))
             assert verify_inclusion(leaf, b.leaf_index, len(leaves), path, mth(leaves))
+
+
+def test_one_signature_covers_a_batch_of_heads_and_each_verifies_alone():
+    signer = LogSigner(ringcrypto.SecretKey.generate())
+    leaves = _leaves(5)
+    heads = signer.sign([(f"s{n}", n, tree_hash(leaves[:n])) for n in range(1, 6)])
+    assert len({h.signature for h in heads}) == 1
+    for h in heads:
+        verify_head(h, signer.public_key)
+    h = heads[2]
+    for forged in (
+        h.model_copy(update={"root_hash": heads[3].root_hash}),
+        h.model_copy(update={"tree_size": 4}),
+        h.model_copy(update={"batch_index": 3}),
+        h.model_copy(update={"batch_path": list(reversed(h.batch_path))}),
+        h.model_copy(update={"batch_size": 6}),
+    ):
+        with pytest.raises(ReceiptInvalid):
+            verify_head(forged, signer.public_key)
+    assert signer.sign([]) == []

@@ -75,19 +75,33 @@ def test_roots_and_proofs_follow_rfc_9162():
         assert verify_consistency(m, n, roots[m], roots[n], path)
 
 
-def test_the_head_is_signed_by_the_log_key_under_its_own_context():
-    head = VECTORS["head"]
-    record = head["record"]
-    signed = (
+def test_the_heads_are_signed_together_by_the_log_key_under_its_own_context():
+    heads = VECTORS["heads"]
+    records = heads["records"]
+    messages = [
         lp(b"ringtally/v2/log-head")
-        + lp(record["submission_id"].encode())
-        + struct.pack(">Q", record["tree_size"])
-        + bytes.fromhex(record["root_hash"])
-    )
-    assert head["signing_bytes"] == signed.hex()
-    assert record["root_hash"] == VECTORS["roots"][record["tree_size"]]
-    ring = ringcrypto.Ring([bytes.fromhex(record["log_key"])])
-    signature = base64.b64decode(record["signature"])
+        + lp(r["submission_id"].encode())
+        + struct.pack(">Q", r["tree_size"])
+        + bytes.fromhex(r["root_hash"])
+        for r in records
+    ]
+    assert heads["messages"] == [m.hex() for m in messages]
+    roots = VECTORS["roots"]
+    assert [(r["tree_size"], r["root_hash"]) for r in records] == [
+        (7, roots[7]),
+        (1, roots[1]),
+        (3, roots[3]),
+    ]
+    batch_root = mth([sha(b"\x00" + m) for m in messages])
+    assert heads["batch_root"] == batch_root.hex()
+    signed = lp(b"ringtally/v2/log-heads") + struct.pack(">Q", len(records)) + batch_root
+    assert heads["signing_bytes"] == signed.hex()
+    for i, r in enumerate(records):  # each head's path leads to the signed batch root
+        assert (r["batch_size"], r["batch_index"]) == (len(records), i)
+        path = [bytes.fromhex(p) for p in r["batch_path"]]
+        assert verify_inclusion(sha(b"\x00" + messages[i]), i, len(records), path, batch_root)
+    ring = ringcrypto.Ring([bytes.fromhex(records[0]["log_key"])])
+    signature = base64.b64decode(records[0]["signature"])
     ringcrypto.verify(ring, b"ringtally/v2/log-head", signed, signature)
     try:  # the registrar's context is another: the same signature is no registrar signature
         ringcrypto.verify(ring, b"ringtally/v2/registrar", signed, signature)

@@ -57,16 +57,16 @@ def test_witness_core_waits_for_leaves_and_judges_each_head():
     witness = Witness(lambda h: h.log_key == signer.public_key.hex())
     digests = ["01" * 32, "02" * 32, "03" * 32]
     hashes = [log_leaf_hash(LeafKind.BALLOT, bytes.fromhex(d)) for d in digests]
-    head2 = signer.sign("s", 2, tree_hash(hashes[:2]))
+    [head2] = signer.sign([("s", 2, tree_hash(hashes[:2]))])
     assert witness.head(head2) == ([], [])  # no leaves yet: it waits
     assert witness.ballot(_ballot("s", 1, digests[1])) == ([], [])
     agreed, disagreed = witness.ballot(_ballot("s", 0, digests[0]))
     assert (agreed, disagreed) == ([head2], [])
-    wrong = signer.sign("s", 3, tree_hash([hashes[0], hashes[1], hashes[1]]))
+    [wrong] = signer.sign([("s", 3, tree_hash([hashes[0], hashes[1], hashes[1]]))])
     witness.ballot(_ballot("s", 2, digests[2]))
     agreed, [d] = witness.head(wrong)
     assert agreed == [] and d.reason == "root_mismatch"
-    _, [d] = witness.head(other.sign("s", 3, tree_hash(hashes)))
+    _, [d] = witness.head(other.sign([("s", 3, tree_hash(hashes))])[0])
     assert d.reason == "bad_signature"
     _, [d] = witness.ballot(_ballot("s", 1, "04" * 32))
     assert d.reason == "leaf_conflict"
@@ -132,7 +132,7 @@ def test_the_witness_cosigns_every_head_and_alerts_on_a_forged_ballot(stack, tmp
                 ringcrypto.verify(
                     ringcrypto.Ring([bytes.fromhex(c.witness_key)]),
                     WITNESS_CONTEXT,
-                    c.signing_bytes(),
+                    c.head_bytes(),
                     base64.b64decode(c.signature),
                 )
                 assert c.log_key == trusted_log_key(settings).hex()

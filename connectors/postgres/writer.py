@@ -38,6 +38,7 @@ Bulk loading: ``copy`` (COPY into the temp table, the default) or ``unnest``
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -205,11 +206,19 @@ _INSERT_LEAVES = """
     WHERE (l.kind, l.vote_digest) IS DISTINCT FROM (i.kind, i.vote_digest)"""
 
 _UPSERT_HEADS = """
-    INSERT INTO log_heads AS h (submission_id, tree_size, root_hash, log_key, signature)
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+    INSERT INTO log_heads AS h (submission_id, tree_size, root_hash, log_key, batch_size,
+                                batch_index, batch_path, signature)
+    SELECT i.submission_id, i.tree_size, i.root_hash, i.log_key, i.batch_size, i.batch_index,
+           ARRAY(SELECT json_array_elements_text(i.batch_path::json)), i.signature
+    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                $7::text[], $8::text[])
+        AS i(submission_id, tree_size, root_hash, log_key, batch_size, batch_index, batch_path,
+             signature)
     ON CONFLICT (submission_id) DO UPDATE SET
         tree_size = EXCLUDED.tree_size, root_hash = EXCLUDED.root_hash,
-        log_key = EXCLUDED.log_key, signature = EXCLUDED.signature, updated_at = now()
+        log_key = EXCLUDED.log_key, batch_size = EXCLUDED.batch_size,
+        batch_index = EXCLUDED.batch_index, batch_path = EXCLUDED.batch_path,
+        signature = EXCLUDED.signature, updated_at = now()
     WHERE h.tree_size < EXCLUDED.tree_size"""
 
 _UPSERT_ESCALATIONS = """
@@ -553,6 +562,9 @@ class BatchWriter:
             [h.tree_size for h in hs],  # type: ignore[attr-defined]
             [h.root_hash for h in hs],  # type: ignore[attr-defined]
             [h.log_key for h in hs],  # type: ignore[attr-defined]
+            [h.batch_size for h in hs],  # type: ignore[attr-defined]
+            [h.batch_index for h in hs],  # type: ignore[attr-defined]
+            [json.dumps(h.batch_path) for h in hs],  # type: ignore[attr-defined]
             [h.signature for h in hs],  # type: ignore[attr-defined]
         )
 

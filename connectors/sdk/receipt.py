@@ -16,7 +16,13 @@ from __future__ import annotations
 
 import base64
 
-from models.log import LOG_HEAD_CONTEXT, Receipt, SignedHead, vote_digest
+from models.log import (
+    LOG_HEAD_CONTEXT,
+    Receipt,
+    SignedHead,
+    heads_signing_bytes,
+    vote_digest,
+)
 from models.merkle import verify_consistency, verify_inclusion
 from models.votes import VoteCast
 from streams.errors import RingtallyError, UsageProblem
@@ -47,7 +53,8 @@ def trusted_log_key(settings: Settings) -> bytes:
 
 
 def verify_head(head: SignedHead, trusted: bytes) -> None:
-    """The head is signed by the trusted log key under the log-head context."""
+    """The head's batch (its path to the batch root) is signed by the trusted log key under
+    the log-head context."""
     import ringcrypto
 
     if head.log_key != trusted.hex():
@@ -55,11 +62,17 @@ def verify_head(head: SignedHead, trusted: bytes) -> None:
             f"head of {head.submission_id} is signed by log key {head.log_key}, "
             f"not the trusted {trusted.hex()}"
         )
+    batch_root = head.batch_root()
+    if batch_root is None:
+        raise ReceiptInvalid(
+            f"head of {head.submission_id} at size {head.tree_size}: its batch path does not "
+            f"fit a batch of {head.batch_size}"
+        )
     try:
         ringcrypto.verify(
             ringcrypto.Ring([trusted]),
             LOG_HEAD_CONTEXT,
-            head.signing_bytes(),
+            heads_signing_bytes(count=head.batch_size, root=batch_root),
             base64.b64decode(head.signature),
         )
     except (ringcrypto.InvalidSignature, ringcrypto.MalformedInput) as exc:

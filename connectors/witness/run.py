@@ -85,7 +85,7 @@ class WitnessProcess:
     def cosign(self, head: SignedHead) -> WitnessCosignature:
         import ringcrypto
 
-        signature = ringcrypto.sign(self._key, self._ring, WITNESS_CONTEXT, head.signing_bytes())
+        signature = ringcrypto.sign(self._key, self._ring, WITNESS_CONTEXT, head.head_bytes())
         return WitnessCosignature(
             submission_id=head.submission_id,
             tree_size=head.tree_size,

@@ -5,8 +5,9 @@
 re-derives every byte from SPEC §14's text with an encoder of its own, and
 verifies the proofs and the head's signature. The vote is §13's vector vote;
 the other leaves' digests are ``SHA-256("ringtally-v2 test digest " ||
-decimal(i))``; the log key is §10's key 1 and the head's randomness label
-``log/head``.
+decimal(i))``; the log key is §10's key 1, which signs one batch of three
+heads (this log at size 7, ``sub-0002`` at size 1, ``sub-0003`` at size 3 with
+the roots of this log's first 1 and 3 leaves), randomness label ``log/heads``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,21 @@ import json
 import sys
 from typing import Any
 
-from models.log import LOG_HEAD_CONTEXT, LeafKind, head_signing_bytes, leaf_bytes, vote_digest
-from models.merkle import consistency_proof, inclusion_proof, leaf_hash, tree_hash
+from models.log import (
+    LOG_HEAD_CONTEXT,
+    LeafKind,
+    head_message,
+    heads_signing_bytes,
+    leaf_bytes,
+    vote_digest,
+)
+from models.merkle import (
+    consistency_proof,
+    inclusion_proof,
+    inclusion_proofs,
+    leaf_hash,
+    tree_hash,
+)
 from models.votes import VoteCast
 from tests.vectors.messages import build as build_messages
 from tests.vectors.messages import randomness, seed
@@ -43,11 +57,15 @@ def build() -> dict[str, Any]:
     leaves += [(LeafKind.RETRACTION, digest)]
     raw = [leaf_bytes(kind, d) for kind, d in leaves]
     hashes = [leaf_hash(r) for r in raw]
-    root = tree_hash(hashes)
+    root, root3 = tree_hash(hashes), tree_hash(hashes[:3])
     key = ringcrypto.SecretKey.from_seed(seed(1))
-    signed = head_signing_bytes(submission_id=SUBMISSION, tree_size=TREE_SIZE, root=root)
+    # one signed batch of three heads: this log at size 7, and two other submissions'
+    heads = [(SUBMISSION, TREE_SIZE, root), ("sub-0002", 1, hashes[0]), ("sub-0003", 3, root3)]
+    messages = [head_message(submission_id=s, tree_size=n, root=r) for s, n, r in heads]
+    batch_root, paths = inclusion_proofs([leaf_hash(m) for m in messages])
+    signed = heads_signing_bytes(count=len(heads), root=batch_root)
     signature = hazmat.sign_with_randomness(
-        key, ringcrypto.Ring([key.public_key]), LOG_HEAD_CONTEXT, signed, randomness("log/head")
+        key, ringcrypto.Ring([key.public_key]), LOG_HEAD_CONTEXT, signed, randomness("log/heads")
     )
     return {
         "spec": "native/SPEC.md §14",
@@ -68,18 +86,26 @@ def build() -> dict[str, Any]:
             {"first_size": m, "path": [p.hex() for p in consistency_proof(hashes, m)]}
             for m in range(1, TREE_SIZE + 1)
         ],
-        "head": {
+        "heads": {
             "log_key_seed_index": 1,
-            "record": {
-                "type": "log_head",
-                "submission_id": SUBMISSION,
-                "tree_size": TREE_SIZE,
-                "root_hash": root.hex(),
-                "log_key": key.public_key.hex(),
-                "signature": base64.b64encode(signature).decode("ascii"),
-            },
+            "messages": [m.hex() for m in messages],
+            "batch_root": batch_root.hex(),
             "signing_bytes": signed.hex(),
-            "randomness_label": "log/head",
+            "randomness_label": "log/heads",
+            "records": [
+                {
+                    "type": "log_head",
+                    "submission_id": s,
+                    "tree_size": n,
+                    "root_hash": r.hex(),
+                    "log_key": key.public_key.hex(),
+                    "batch_size": len(heads),
+                    "batch_index": i,
+                    "batch_path": [p.hex() for p in path],
+                    "signature": base64.b64encode(signature).decode("ascii"),
+                }
+                for i, ((s, n, r), path) in enumerate(zip(heads, paths, strict=True))
+            ],
         },
     }
 

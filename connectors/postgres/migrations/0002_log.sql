@@ -30,6 +30,10 @@ CREATE TABLE log_heads (
     tree_size        bigint      NOT NULL CHECK (tree_size >= 0),
     root_hash        text        NOT NULL,
     log_key          text        NOT NULL,
+    -- the head's place in the batch of heads one signature covers (SPEC §14.3)
+    batch_size       bigint      NOT NULL,
+    batch_index      bigint      NOT NULL,
+    batch_path       text[]      NOT NULL,
     signature        text        NOT NULL,
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
