@@ -41,9 +41,9 @@ def receipt() -> None:
 )
 @one_line_errors
 def receipt_show(vote: str, since: Path | None) -> None:
-    """Print the JSON receipt of VOTE (a vote id, or the key image of a counted vote).
-
-    Exit code 1 when no signed head covers the vote yet.
+    """Print the JSON receipt of VOTE (a vote id, or the key image of a counted vote): of
+    its ballot leaf, or of its retraction leaf ("kind": "retraction") when it was counted
+    and then withdrawn. Exit code 1 when no signed head covers the vote yet.
     """
     from connectors.postgres.receipts import build_receipt
 
@@ -71,9 +71,10 @@ def receipt_verify(file: Path, vote_file: Path | None, against: Path | None) -> 
     earlier = _load_receipt(against) if against is not None else None
     verify_receipt(rec, trusted_log_key(get_settings()), vote=vote, earlier=earlier)
     extends = f", extends the head at size {earlier.head.tree_size}" if earlier else ""
+    what = "counted" if rec.kind == "ballot" else "RETRACTED (counted, then withdrawn)"
     click.echo(
-        f"ok: vote {rec.vote_id} is leaf {rec.leaf_index} of {rec.submission_id}'s log, signed "
-        f"at size {rec.head.tree_size}{extends}"
+        f"ok: vote {rec.vote_id} is leaf {rec.leaf_index} of {rec.submission_id}'s log, "
+        f"{what}, signed at size {rec.head.tree_size}{extends}"
     )
 
 

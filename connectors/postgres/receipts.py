@@ -65,7 +65,9 @@ async def load_leaves(conn: Any, submission_id: str, size: int) -> list[Any]:
 
 async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -> Receipt:
     """The receipt of ``vote`` (a vote id, or the key image of a counted vote) under the
-    latest stored head; with ``since``, also the consistency proof from its head."""
+    latest stored head: of its ``ballot`` leaf, or of its ``retraction`` leaf when the vote
+    was counted and then withdrawn; with ``since``, also the consistency proof from its
+    head."""
     try:
         vote_id = uuid.UUID(vote)
     except ValueError:
@@ -104,6 +106,17 @@ async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -
             f"log of {submission_id}: the stored leaves do not give the signed root at size "
             f"{head.tree_size}"
         )
+    index, kind = leaf["leaf_index"], LeafKind.BALLOT
+    retraction = await conn.fetchval(
+        "SELECT min(leaf_index) FROM log_leaves WHERE submission_id = $1 AND kind = 'retraction' "
+        "AND vote_digest = $2 AND leaf_index > $3 AND leaf_index < $4",
+        submission_id,
+        leaf["vote_digest"],
+        index,
+        head.tree_size,
+    )
+    if retraction is not None:  # counted, then withdrawn: the receipt says so
+        index, kind = retraction, LeafKind.RETRACTION
     consistency = None
     if since is not None and 0 < since.head.tree_size < head.tree_size:
         consistency = Consistency(
@@ -114,10 +127,10 @@ async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -
     return Receipt(
         submission_id=submission_id,
         vote_id=vote_id,
-        kind=LeafKind.BALLOT,
+        kind=kind,
         vote_digest=leaf["vote_digest"],
-        leaf_index=leaf["leaf_index"],
-        inclusion_path=[p.hex() for p in inclusion_proof(hashes, leaf["leaf_index"])],
+        leaf_index=index,
+        inclusion_path=[p.hex() for p in inclusion_proof(hashes, index)],
         head=head,
         consistency=consistency,
     )
