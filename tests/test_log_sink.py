@@ -20,16 +20,17 @@ import ringcrypto
 from agents.loghead import LogSigner
 from agents.records import SourceRecord
 from agents.tally import TallyKeeper
-from connectors.postgres.migrate import migrate
 from connectors.postgres.receipts import build_receipt
 from connectors.postgres.sink import Sink
-from connectors.postgres.topics import ensure_topics
 from connectors.sdk.receipt import verify_receipt
 from models.log import LeafKind
+from tests import test_sink
 from tests.fixtures.accepted import accepted_vote
-from tests.fixtures.sink_records import drop_schema, produce, produce_ballots
+from tests.fixtures.sink_records import produce, produce_ballots
 
 pytestmark = pytest.mark.integration
+#: test_sink's fixture: the test's schema, migrated, and a connection on it.
+pg = test_sink.pg
 
 KEY_IMAGE, OTHER = "ab" * 32, "cd" * 32
 
@@ -69,18 +70,6 @@ def _vote(ts: int, offset: int, key_image: str = KEY_IMAGE, vote_type: str = "ap
         offset=offset,
         timestamp_ms=ts,
     )
-
-
-@pytest.fixture
-async def pg(settings):  # noqa: ANN001, ANN201
-    await migrate(settings)
-    await ensure_topics(settings)
-    conn = await asyncpg.connect(
-        settings.postgres_dsn, server_settings={"search_path": settings.postgres_schema}
-    )
-    yield conn
-    await conn.close()
-    await drop_schema(settings)
 
 
 async def test_receipts_from_the_sink_show_a_retracted_vote_as_retracted(settings, pg) -> None:
