@@ -33,7 +33,7 @@ from pydantic import Field
 from .base import WireModel
 from .encoding import length_prefixed
 from .fields import HexDigest, HexPoint, Identifier, RegistrarSignature
-from .merkle import inclusion_root, leaf_hash
+from .merkle import consistency_proof, inclusion_proof, inclusion_root, leaf_hash, tree_hash
 
 if TYPE_CHECKING:
     from .outputs import Ballot
@@ -43,12 +43,14 @@ __all__ = [
     "LeafKind",
     "Consistency",
     "LogGap",
+    "LogMismatch",
     "Receipt",
     "SignedHead",
     "WITNESS_CONTEXT",
     "WitnessCosignature",
     "ballot_leaves",
     "leaf_hashes",
+    "receipt_from_log",
     "head_message",
     "heads_signing_bytes",
     "leaf_bytes",
@@ -235,3 +237,60 @@ def leaf_hashes(leaves: Iterable[tuple[int, LeafKind | str, bytes]]) -> list[byt
     if missing:
         raise LogGap(f"leaf {missing[0]} is missing ({len(by_index)} leaves stored)")
     return [by_index[i] for i in range(len(by_index))]
+
+
+class LogMismatch(ValueError):
+    """Leaves that do not give the signed root: whoever stored or sent them is not the log."""
+
+
+def receipt_from_log(
+    head: SignedHead,
+    leaves: Iterable[tuple[int, LeafKind | str, bytes]],
+    *,
+    vote_id: UUID,
+    vote_digest: bytes,
+    since: Receipt | None = None,
+) -> Receipt:
+    """The receipt (SPEC §14.4) of the vote with ``vote_digest`` under ``head``, from the log's
+    ``(index, kind, digest)`` leaves (at least those below the head's size, in any order):
+    of its ``ballot`` leaf, or of its ``retraction`` leaf when it was counted and then
+    withdrawn; with ``since``, the consistency proof from that receipt's head too.
+
+    Raises :class:`LogGap` (a leaf below the head's size missing: retry later, the
+    reader may be behind), :class:`LogMismatch` (the leaves are not the signed log), or
+    ``LookupError`` (the vote has no ballot leaf under this head).
+    """
+    below = [(i, LeafKind(k), d) for i, k, d in leaves if i < head.tree_size]
+    hashes = leaf_hashes(below)
+    if len(hashes) < head.tree_size:
+        raise LogGap(f"{len(hashes)} leaves below the head's size {head.tree_size}")
+    if tree_hash(hashes).hex() != head.root_hash:
+        raise LogMismatch(
+            f"the leaves of {head.submission_id} do not give the signed root at size "
+            f"{head.tree_size}"
+        )
+    mine = sorted((i, k) for i, k, d in below if d == vote_digest)
+    ballot = next((i for i, k in mine if k is LeafKind.BALLOT), None)
+    if ballot is None:
+        raise LookupError(f"vote {vote_id} has no ballot leaf under the head at {head.tree_size}")
+    index, kind = ballot, LeafKind.BALLOT
+    retracted = next((i for i, k in mine if k is LeafKind.RETRACTION and i > ballot), None)
+    if retracted is not None:  # counted, then withdrawn: the receipt says so
+        index, kind = retracted, LeafKind.RETRACTION
+    consistency = None
+    if since is not None and 0 < since.head.tree_size < head.tree_size:
+        consistency = Consistency(
+            first_size=since.head.tree_size,
+            first_root=since.head.root_hash,
+            path=[p.hex() for p in consistency_proof(hashes, since.head.tree_size)],
+        )
+    return Receipt(
+        submission_id=head.submission_id,
+        vote_id=vote_id,
+        kind=kind,
+        vote_digest=vote_digest.hex(),
+        leaf_index=index,
+        inclusion_path=[p.hex() for p in inclusion_proof(hashes, index)],
+        head=head,
+        consistency=consistency,
+    )

@@ -1,9 +1,10 @@
 """Receipts and bulletins from the sink's tables (``log_leaves``, ``log_heads``, ``ballots``).
 
-A receipt (native/SPEC.md §14.4) is built from the latest signed head the sink
-stored and the leaves up to its size; the root of those leaves must be the
-signed one, else the tables disagree with the workers' log and the receipt is
-refused (:class:`LogMismatch`), which is itself the alarm.
+A receipt (native/SPEC.md §14.4) is built (:func:`models.log.receipt_from_log`)
+from the latest signed head the sink stored and the leaves up to its size; the
+root of those leaves must be the signed one, else the tables disagree with the
+workers' log and the receipt is refused (:class:`LogMismatch`), which is itself
+the alarm.
 """
 
 from __future__ import annotations
@@ -12,15 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from models.log import (
-    Consistency,
-    LeafKind,
-    LogGap,
-    Receipt,
-    SignedHead,
-    leaf_hashes,
-)
-from models.merkle import consistency_proof, inclusion_proof, tree_hash
+from models.log import LogGap, Receipt, SignedHead, receipt_from_log
+from models.log import LogMismatch as LogMismatchError
 from streams.errors import RingtallyError
 
 __all__ = [
@@ -91,49 +85,19 @@ async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -
         )
     rows = await load_leaves(conn, submission_id, head.tree_size)
     try:
-        hashes = leaf_hashes(
-            (r["leaf_index"], r["kind"], bytes.fromhex(r["vote_digest"])) for r in rows
+        return receipt_from_log(
+            head,
+            ((r["leaf_index"], r["kind"], bytes.fromhex(r["vote_digest"])) for r in rows),
+            vote_id=vote_id,
+            vote_digest=bytes.fromhex(leaf["vote_digest"]),
+            since=since,
         )
     except LogGap as exc:
         raise NotInLog(f"log of {submission_id}: {exc}; the sink may be behind, retry") from None
-    if len(hashes) < head.tree_size:
-        raise NotInLog(
-            f"log of {submission_id}: {len(hashes)} leaves stored, the head has "
-            f"{head.tree_size}; the sink may be behind, retry"
-        )
-    if tree_hash(hashes).hex() != head.root_hash:
-        raise LogMismatch(
-            f"log of {submission_id}: the stored leaves do not give the signed root at size "
-            f"{head.tree_size}"
-        )
-    index, kind = leaf["leaf_index"], LeafKind.BALLOT
-    retraction = await conn.fetchval(
-        "SELECT min(leaf_index) FROM log_leaves WHERE submission_id = $1 AND kind = 'retraction' "
-        "AND vote_digest = $2 AND leaf_index > $3 AND leaf_index < $4",
-        submission_id,
-        leaf["vote_digest"],
-        index,
-        head.tree_size,
-    )
-    if retraction is not None:  # counted, then withdrawn: the receipt says so
-        index, kind = retraction, LeafKind.RETRACTION
-    consistency = None
-    if since is not None and 0 < since.head.tree_size < head.tree_size:
-        consistency = Consistency(
-            first_size=since.head.tree_size,
-            first_root=since.head.root_hash,
-            path=[p.hex() for p in consistency_proof(hashes, since.head.tree_size)],
-        )
-    return Receipt(
-        submission_id=submission_id,
-        vote_id=vote_id,
-        kind=kind,
-        vote_digest=leaf["vote_digest"],
-        leaf_index=index,
-        inclusion_path=[p.hex() for p in inclusion_proof(hashes, index)],
-        head=head,
-        consistency=consistency,
-    )
+    except LogMismatchError as exc:
+        raise LogMismatch(f"log of {submission_id}: {exc}") from None
+    except LookupError as exc:
+        raise NotInLog(str(exc)) from None
 
 
 @dataclass

@@ -149,12 +149,22 @@ def _reader(settings: Settings) -> Consumer:
     )
 
 
-def read_topic(settings: Settings, short: str, *, timeout: float = 30.0) -> list[TopicRecord]:
+def read_topic(
+    settings: Settings,
+    short: str,
+    *,
+    timeout: float = 30.0,
+    partitions: Iterable[int] | None = None,
+) -> list[TopicRecord]:
     """Every record of topic ``short`` (e.g. ``"rings"``) up to the end offsets taken when it
-    starts, in log order per partition (partitions one after another)."""
+    starts, in log order per partition (partitions one after another); only of
+    ``partitions`` when given (a key's partition: one submission's outputs)."""
     topic = settings.topic(short)
+    only = None if partitions is None else set(partitions)
     ends = {
-        p: end for (_, p), end in end_offsets(settings, [topic], timeout=min(timeout, 10.0)).items()
+        p: end
+        for (_, p), end in end_offsets(settings, [topic], timeout=min(timeout, 10.0)).items()
+        if only is None or p in only
     }
     pending = {p for p, end in ends.items() if end > 0}
     records: list[TopicRecord] = []

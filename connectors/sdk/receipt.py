@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import time
 
 from models.log import (
     LOG_HEAD_CONTEXT,
@@ -24,15 +25,93 @@ from models.log import (
     vote_digest,
 )
 from models.merkle import verify_consistency, verify_inclusion
+from models.outputs import Ballot
 from models.votes import VoteCast
 from streams.errors import RingtallyError, UsageProblem
 from streams.settings import Settings
 
-__all__ = ["ReceiptInvalid", "trusted_log_key", "verify_head", "verify_receipt"]
+__all__ = [
+    "ReceiptInvalid",
+    "ReceiptTimeout",
+    "fetch_receipt",
+    "trusted_log_key",
+    "verify_head",
+    "verify_receipt",
+]
 
 
 class ReceiptInvalid(RingtallyError):
     """A receipt or head that does not verify; the message says which check failed."""
+
+
+class ReceiptTimeout(RingtallyError):
+    """No signed head covered the vote (with every leaf below it on the topic) in time."""
+
+
+def fetch_receipt(
+    settings: Settings,
+    ballot: Ballot,
+    *,
+    timeout: float = 30.0,
+    since: Receipt | None = None,
+) -> Receipt:
+    """The receipt of a counted vote (its Ballot, as ``wait_outcome`` returns it) from the
+    output topics, no Postgres: the submission's Ballots (every leaf of its log) and
+    its latest signed head, both on the submission's partition, read until a head covers
+    the vote. The receipt is checked before it is returned (``verify_receipt`` with
+    the trusted log key), so what comes back is proof, not hearsay.
+
+    Reads the whole partition each try: for a vote now and then, not for a bulk job
+    (``ringtally receipt show`` builds from Postgres).
+    """
+    from models.log import LogGap, LogMismatch, ballot_leaves, receipt_from_log
+    from models.outputs import Ballot as BallotModel
+    from streams.partitioner import partition_for_key
+
+    from .reader import read_topic
+
+    if ballot.leaf_index is None or ballot.vote_digest is None:
+        raise ReceiptInvalid(f"ballot of vote {ballot.vote_id} predates the log: no leaf")
+    key = ballot.submission_id.encode()
+    partition = [partition_for_key(key, settings.partitions)]
+    trusted = trusted_log_key(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        heads = [
+            SignedHead.model_validate_json(r.value)
+            for r in read_topic(settings, "heads", partitions=partition)
+            if r.key == key and r.value
+        ]
+        head = max(heads, key=lambda h: h.tree_size, default=None)
+        if head is not None and head.tree_size > ballot.leaf_index:
+            leaves = [
+                leaf
+                for r in read_topic(settings, "ballots", partitions=partition)
+                if r.key == key and r.value
+                for leaf in ballot_leaves(BallotModel.model_validate_json(r.value))
+            ]
+            try:
+                receipt = receipt_from_log(
+                    head,
+                    leaves,
+                    vote_id=ballot.vote_id,
+                    vote_digest=bytes.fromhex(ballot.vote_digest),
+                    since=since,
+                )
+            except LogMismatch as exc:
+                raise ReceiptInvalid(str(exc)) from None
+            except (LogGap, LookupError):
+                pass  # the head came before its ballots: read again
+            else:
+                verify_receipt(receipt, trusted)
+                return receipt
+        if time.monotonic() >= deadline:
+            raise ReceiptTimeout(
+                f"no signed head covers vote {ballot.vote_id} (leaf {ballot.leaf_index} of "
+                f"{ballot.submission_id}) after {timeout:g}s",
+                fix="is a worker running and caught up? (ringtally worker)",
+            )
+        time.sleep(0.2)
 
 
 def trusted_log_key(settings: Settings) -> bytes:
