@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from .audit import AuditEvent
-from .control import Ring, Submission
+from .control import Ring, Submission, SubmissionClosed
 from .log import Receipt, SignedHead, WitnessCosignature
 from .outputs import Ballot, Rejection, Tally
 from .votes import VotesMessage
@@ -26,6 +26,7 @@ _EXPORTS = {
     "votes": TypeAdapter(VotesMessage),
     "ring": TypeAdapter(Ring),
     "submission": TypeAdapter(Submission),
+    "submission_closed": TypeAdapter(SubmissionClosed),
     "ballot": TypeAdapter(Ballot),
     "rejection": TypeAdapter(Rejection),
     "tally": TypeAdapter(Tally),

@@ -27,7 +27,7 @@ import base64
 import logging
 from typing import Any, TypeVar
 
-from models.control import Ring, Submission
+from models.control import Ring, Submission, SubmissionClosed
 from models.encoding import REGISTRAR_CONTEXT
 from streams.keyfile import load_service_key
 from streams.settings import Settings
@@ -36,7 +36,7 @@ __all__ = ["Registrar", "load_registrar", "pin_registrar"]
 
 log = logging.getLogger(__name__)
 
-_Signable = TypeVar("_Signable", Ring, Submission)
+_Signable = TypeVar("_Signable", Ring, Submission, SubmissionClosed)
 
 
 class Registrar:
@@ -74,6 +74,10 @@ class Registrar:
     def sign_submission(self, submission: Submission) -> Submission:
         """A copy of the submission carrying the registrar's signature."""
         return self._signed(submission)
+
+    def sign_closing(self, closing: SubmissionClosed) -> SubmissionClosed:
+        """A copy of the submission's closing carrying the registrar's signature."""
+        return self._signed(closing)
 
     def _signed(self, unsigned: _Signable) -> _Signable:
         signature = self.signature(unsigned.signing_bytes())
