@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 
 import pytest
 
@@ -219,3 +220,30 @@ def test_one_signature_covers_a_batch_of_heads_and_each_verifies_alone():
         with pytest.raises(ReceiptInvalid):
             verify_head(forged, signer.public_key)
     assert signer.sign([]) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", "line 2: not a bulletin line"),
+        ('{"type": "leaf", "index": 0, "kind": "bogus", "vote": {}}', "line 2: invalid"),
+        ('{"type": "leaf", "index": "0", "kind": "ballot"}', "line 2: not a valid bulletin"),
+        ('{"type": "ring", "record": {"ring_id": "r"}}', "line 2: invalid"),
+        ('{"type": "tally"}', "line 2: unknown line type"),
+    ],
+)
+def test_a_malformed_bulletin_line_is_one_clear_error_naming_the_line(line, message):
+    from connectors.sdk.bulletin import BulletinInvalid, recount
+
+    [head] = LogSigner(ringcrypto.SecretKey.generate()).sign([("s", 0, EMPTY_ROOT)])
+    header = json.dumps(
+        {
+            "type": "bulletin",
+            "submission_id": "s",
+            "rules_version": "ringtally-rules-v1;min_votes=3;flag_threshold=3",
+            "head": head.model_dump(mode="json"),
+        }
+    )
+    with pytest.raises(BulletinInvalid, match=message):
+        recount([header, line])
+    assert recount([header]).log_size == 0  # the empty log recounts

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from models.control import Ring
 from models.decision import Decision, decide, rules_version
 from models.encoding import REGISTRAR_CONTEXT
@@ -99,6 +101,32 @@ class Recount:
         }
 
 
+def _index(value: Any) -> int:
+    if type(value) is not int:
+        raise ValueError(f"a leaf index is an integer, got {value!r}")
+    return value
+
+
+def _model(model: Any) -> Any:
+    """A parser of one JSON field into ``model`` (strict, as on the wire)."""
+    return lambda value: model.model_validate_json(json.dumps(value))
+
+
+def _field(number: int, item: dict[str, Any], key: str, parse: Any) -> Any:
+    """``parse(item[key])``, or a one-line :class:`BulletinInvalid` naming the line when the
+    line does not hold what it must (a missing key, a bad kind, an invalid record)."""
+    try:
+        return parse(item[key])
+    except BulletinInvalid:
+        raise
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or exc.title
+        raise BulletinInvalid(f"line {number}: invalid {where}: {first['msg']}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BulletinInvalid(f"line {number}: not a valid bulletin line ({exc!r})") from None
+
+
 def _rules(text: str) -> tuple[int, int]:
     """(min_votes, flag_threshold) of a rules version this code implements."""
     try:
@@ -140,10 +168,11 @@ def recount(
             if kind != "bulletin":
                 raise BulletinInvalid("line 1: the bulletin header must come first")
             header = item
-            head = SignedHead.model_validate_json(json.dumps(item["head"]))
+            head = _field(number, item, "head", _model(SignedHead))
+            _field(number, item, "rules_version", _rules)
             continue
         if kind == "ring":
-            ring = Ring.model_validate_json(json.dumps(item["record"]))
+            ring = _field(number, item, "record", _model(Ring))
             if registrars and not _registrar_signed(ring, registrars):
                 raise BulletinInvalid(
                     f"line {number}: ring {ring.ring_id} version {ring.version} is not signed "
@@ -153,11 +182,12 @@ def recount(
             continue
         if kind != "leaf":
             raise BulletinInvalid(f"line {number}: unknown line type {kind!r}")
-        vote = VoteCast.model_validate_json(json.dumps(item["vote"]))
-        leaf_kind = LeafKind(item["kind"])
-        if item["index"] != frontier.size:
+        vote = _field(number, item, "vote", _model(VoteCast))
+        leaf_kind = _field(number, item, "kind", LeafKind)
+        index = _field(number, item, "index", _index)
+        if index != frontier.size:
             raise BulletinInvalid(
-                f"line {number}: leaf {item['index']} where leaf {frontier.size} comes next"
+                f"line {number}: leaf {index!r} where leaf {frontier.size} comes next"
             )
         if vote.submission_id != head.submission_id:
             raise BulletinInvalid(f"line {number}: a vote on {vote.submission_id}")
