@@ -22,17 +22,18 @@ sorted), when their record arrives, not per vote.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from models.control import Ring, Submission
+from models.control import Ring, Submission, SubmissionClosed
 from models.reasons import ReasonCode
 from streams.settings import Settings
 
@@ -83,6 +84,9 @@ class SubmissionEntry:
     model: Submission
     #: Its record's broker timestamp: a vote stamped earlier does not know it.
     appended_ms: int
+    #: The broker timestamp of its first signed closing: a vote stamped then or later is
+    #: rejected ``submission_closed``. None: open.
+    closed_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +178,15 @@ class ControlState:
                 self.verdicts.popitem(last=False)
         return verdict
 
-    def parse(self, record: ControlRecord) -> Ring | Submission | Verdict:
+    def parse(self, record: ControlRecord) -> Ring | Submission | SubmissionClosed | Verdict:
         """The record's model, or the verdict of a record that is not one."""
-        model_type = Ring if record.topic == self.settings.topic("rings") else Submission
+        model_type: type[Ring | Submission | SubmissionClosed] = (
+            Ring
+            if record.topic == self.settings.topic("rings")
+            else SubmissionClosed
+            if _is_closing(record.value)
+            else Submission
+        )
         producer_time = producer_time_problem(record.timestamp_type)
         if producer_time is not None:  # its validity would rest on a producer's clock
             return Verdict(ReasonCode.MALFORMED, producer_time)
@@ -193,7 +203,9 @@ class ControlState:
             )
         return model
 
-    def _signed(self, model: Ring | Submission, signed: bool | None) -> Verdict | None:
+    def _signed(
+        self, model: Ring | Submission | SubmissionClosed, signed: bool | None
+    ) -> Verdict | None:
         if signed is None:
             if self.registrar is None:
                 raise RuntimeError("ControlState has no registrar keys to check signatures with")
@@ -292,11 +304,13 @@ class ControlState:
         model = self.parse(record)
         if isinstance(model, Verdict):
             return model
-        assert isinstance(model, Submission)
         unsigned = self._signed(model, signed)
         if unsigned is not None:
             return unsigned
         known = self.submissions.get(model.submission_id)
+        if isinstance(model, SubmissionClosed):
+            return self._close(known, model, record.timestamp_ms)
+        assert isinstance(model, Submission)
         if known is None:
             self.submissions[model.submission_id] = SubmissionEntry(model, record.timestamp_ms)
             return None
@@ -307,6 +321,18 @@ class ControlState:
             f"submission {model.submission_id!r} exists with genre {known.model.genre!r} and "
             f"epoch {known.model.epoch}; submissions are immutable",
         )
+
+    def _close(
+        self, known: SubmissionEntry | None, model: SubmissionClosed, at_ms: int
+    ) -> Verdict | None:
+        if known is None:
+            return Verdict(
+                ReasonCode.CONTROL_CONFLICT,
+                f"closes submission {model.submission_id!r}, which is not registered",
+            )
+        if known.closed_ms is None:
+            self.submissions[model.submission_id] = replace(known, closed_ms=at_ms)
+        return None  # closing a closed submission again changes nothing
 
     # --- the checks a vote needs ------------------------------------------
 
@@ -331,6 +357,12 @@ class ControlState:
         if entry is None or entry.appended_ms > timestamp_ms:
             return Lookup(
                 reason=ReasonCode.UNKNOWN_SUBMISSION, detail=f"no submission {submission_id!r}"
+            )
+        if entry.closed_ms is not None and entry.closed_ms <= timestamp_ms:
+            return Lookup(
+                reason=ReasonCode.SUBMISSION_CLOSED,
+                detail=f"submission {submission_id!r} was closed at {entry.closed_ms} ms, "
+                f"the vote appended at {timestamp_ms} ms",
             )
         submission = entry.model
         history = self.rings.get(ring_id)
@@ -591,3 +623,12 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err.get("loc", ())) or "value"
     return f"{where}: {err.get('msg', 'invalid')}"
+
+
+def _is_closing(value: bytes | None) -> bool:
+    """Does a submissions-topic value say ``"type": "submission_closed"``? (Control records
+    are rare: parsing one twice costs nothing that matters.)"""
+    try:
+        return json.loads(value or b"").get("type") == "submission_closed"
+    except (ValueError, AttributeError):
+        return False

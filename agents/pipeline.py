@@ -23,6 +23,7 @@ from streams.errors import UsageProblem
 from streams.topics import broker_time_problem, ensure_topics, partition_count_problem
 
 from .control import ControlState
+from .loghead import LogSigner, load_log_signer
 from .order import Admitted, LogOrder
 from .record_reader import RecordReader
 from .records import SourceRecord, rejection_for
@@ -80,7 +81,7 @@ class FaustOutputs:
     def __init__(self) -> None:
         self._names = {
             short: settings.topic(short)
-            for short in ("votes", "rejections", "ballots", "tallies", "audit")
+            for short in ("votes", "rejections", "ballots", "tallies", "audit", "heads")
         }
         self._accepted = accepted_topic.get_topic_name()
 
@@ -106,6 +107,9 @@ class FaustOutputs:
     async def audit(self, event: Any) -> None:
         await self._send(self._names["audit"], event.chain.encode(), event.to_json())
 
+    async def head(self, head: Any) -> None:
+        await self._send(self._names["heads"], head.submission_id.encode(), head.to_json())
+
 
 outputs = FaustOutputs()
 
@@ -116,6 +120,13 @@ def registrar_keys() -> RegistrarKeys:
     keys = RegistrarKeys(trusted_registrar_keys(settings))
     log.info("trusting registrar key(s) %s", ", ".join(pk.hex() for pk in keys.public_keys))
     return keys
+
+
+@functools.cache
+def log_signer() -> LogSigner:
+    """The log key this worker signs heads with (``ringtally worker`` loads it before
+    starting, so a missing or unreadable key file is one line, not a stopped agent)."""
+    return load_log_signer(settings)
 
 
 class BrokerTimeMissing(UsageProblem):
@@ -135,6 +146,7 @@ def check_worker_can_start() -> None:
     starts anything; the verify agent checks the timestamps again when it starts.
     """
     registrar_keys()
+    log_signer()
     ensure_topics(settings, internal=True)
     problem = _topics_problem()
     if problem is not None:
@@ -387,7 +399,11 @@ async def tally(stream: faust.StreamT) -> None:
     """Accepted votes -> ballots, tallies and audit events."""
     reader = RecordReader(settings, settings.topic("votes"))
     keeper = TallyKeeper(
-        settings=settings, state=tally_table, outputs=outputs, read_vote=reader.read
+        settings=settings,
+        state=tally_table,
+        outputs=outputs,
+        read_vote=reader.read,
+        sign_heads=log_signer().sign,
     )
     batches = OrderedBatches()
     try:

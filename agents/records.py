@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from models.audit import AuditEvent
 from models.fields import MAX_PAYLOAD_BYTES
 from models.internal import AcceptedVote
+from models.log import SignedHead
 from models.outputs import Ballot, Rejection, Tally
 from models.reasons import ReasonCode
 
@@ -88,6 +89,7 @@ class Outputs(Protocol):
     async def ballot(self, ballot: Ballot) -> None: ...
     async def tally(self, tally: Tally) -> None: ...
     async def audit(self, event: AuditEvent) -> None: ...
+    async def head(self, head: SignedHead) -> None: ...
 
 
 def rejection_for(

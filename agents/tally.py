@@ -3,7 +3,7 @@
 State, in ONE changelog-backed table partition per accepted-topic partition::
 
     b|<submission>|<key image>  -> {winner, changes}     the vote counted, and its history
-    t|<submission>              -> {counts, version}    the running tally
+    t|<submission>              -> {counts, version, log}  the running tally and log
     c|<partition>               -> {seq, hash}          head of the audit chain
 
 Which vote counts when two share a key image (one reviewer, two slots, one
@@ -32,6 +32,16 @@ head behind a stored event moves up to it, and the stored events are
 re-emitted byte for byte. So a vote is never counted twice, a counted vote is
 never lost, and the audit chain never forks or skips a sequence number.
 
+The log (native/SPEC.md §14): each submission's tally entry also holds the
+RFC 9162 frontier of its log (``log``: size and the O(log n) subtree roots),
+written in the same table write as the counts, so the two never disagree. A
+count appends a ``ballot`` leaf, preceded by a ``retraction`` leaf when it
+retracts a vote; the change keeps its leaf hashes and the ballot's index, so
+the repair above re-appends exactly them and a redelivered Ballot carries the
+same ``leaf_index``. Leaves go in the order this stage counts votes (its input
+topic's order): a replay into fresh state counts the same votes but may
+append them in another order, so its roots are its own.
+
 Within a batch, each submission's tally and each partition's chain head are
 written (and the Tally emitted) once, at the end, after every ballot entry of
 the batch: fewer changelog writes, and the order above is kept, since the
@@ -51,6 +61,8 @@ from models.audit import AuditEvent, AuditKind, genesis_hash
 from models.decision import Decision, decide, rules_version
 from models.fields import VoteType
 from models.internal import AcceptedVote
+from models.log import LeafKind, SignedHead, log_leaf_hash
+from models.merkle import Frontier
 from models.outputs import Ballot, Tally, VoteCounts
 from models.reasons import ReasonCode
 from streams.settings import Settings
@@ -72,11 +84,16 @@ class TallyKeeper:
         state: MutableMapping[bytes, dict[str, Any]],
         outputs: Outputs,
         read_vote: Callable[[int, int], Awaitable[bytes | None]],
+        sign_heads: Callable[[list[tuple[str, int, bytes]]], list[SignedHead]] | None = None,
     ) -> None:
         """``read_vote(partition, offset)``: a votes-topic record's raw value, or None when
         the log no longer holds it (:class:`~agents.record_reader.RecordReader`); called
-        only to reject a vote here (a double vote), for the rejection's payload."""
+        only to reject a vote here (a double vote), for the rejection's payload.
+        ``sign_heads([(submission_id, size, root), ...])``: the signed heads of a batch's
+        tallies, sent (``outputs.head``) after them (:meth:`agents.loghead.LogSigner.sign`,
+        one signature per batch); None: no heads."""
         self.state = state
+        self.sign_heads = sign_heads
         self.outputs = outputs
         self.read_vote = read_vote
         self.min_votes = settings.min_votes
@@ -87,7 +104,7 @@ class TallyKeeper:
         self.votes_topic = settings.topic("votes")
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
-        self._tallies: dict[str, tuple[VoteCounts, int]] = {}
+        self._tallies: dict[str, tuple[VoteCounts, int, Frontier]] = {}
         self._chains: dict[int, tuple[int, str]] = {}
         self._last: dict[int, SourceRecord] = {}
         self._partition_of: dict[str, int] = {}
@@ -98,14 +115,21 @@ class TallyKeeper:
         await self._flush_batch()
 
     async def _flush_batch(self) -> None:
-        """Write the batch's tallies and chain heads, and emit each final Tally."""
-        for submission_id, (counts, version) in self._tallies.items():
+        """Write the batch's tallies and chain heads, emit each final Tally, then the batch's
+        signed heads."""
+        heads = []
+        for submission_id, (counts, version, frontier) in self._tallies.items():
             with event_scope(self._last[self._partition_of[submission_id]]):
                 self.state[f"t|{submission_id}".encode()] = {
                     "counts": counts.model_dump(),
                     "version": version,
+                    "log": frontier.to_json(),
                 }
-            await self.outputs.tally(self._tally(submission_id, counts, version))
+            await self.outputs.tally(self._tally(submission_id, counts, version, frontier))
+            heads.append((submission_id, frontier.size, frontier.root()))
+        if self.sign_heads is not None:
+            for head in self.sign_heads(heads):
+                await self.outputs.head(head)
         for partition, (seq, head) in self._chains.items():
             with event_scope(self._last[partition]):
                 self.state[f"c|{partition}".encode()] = {"seq": seq, "hash": head}
@@ -142,11 +166,18 @@ class TallyKeeper:
         self, record: SourceRecord, vote: AcceptedVote, entry_key: bytes, entry: _Entry | None
     ) -> None:
         """Count ``vote``; when ``entry`` holds a vote cast after it, retract that one."""
-        counts, version = self._load_tally(vote.submission_id)
+        counts, version, frontier = self._load_tally(vote.submission_id)
         retracted = None if entry is None else entry.winner
+        leaves = []
         if retracted is not None:
             counts = counts.minus(VoteType(retracted["vote_type"]))
+            if "digest" in retracted:  # counted before the log existed: no leaf to retract
+                leaves.append(
+                    log_leaf_hash(LeafKind.RETRACTION, bytes.fromhex(retracted["digest"]))
+                )
         counts, version = counts.plus(vote.vote_type), version + 1
+        leaves.append(log_leaf_hash(LeafKind.BALLOT, bytes.fromhex(vote.vote_digest)))
+        leaf_index = [frontier.append(h) for h in leaves][-1]
         decision = self._decide(counts)
         seq, head = self._load_chain(record.partition)
         winner = _winner(vote)
@@ -173,6 +204,8 @@ class TallyKeeper:
             "version": version,
             "plus": vote.vote_type.value,
             "events": [e.model_dump_json() for e in events],
+            "leaves": [h.hex() for h in leaves],
+            "leaf_index": leaf_index,
         }
         if retracted is not None:
             change["retracted"] = retracted
@@ -180,7 +213,7 @@ class TallyKeeper:
         # Write order matters: the ballot entry now, tally and chain head at the
         # end of the batch (see the module docstring).
         self.state[entry_key] = {"winner": winner, "changes": [*changes, change]}
-        self._set_tally(record, vote.submission_id, counts, version)
+        self._set_tally(record, vote.submission_id, counts, version, frontier)
         self._chains[record.partition] = (events[-1].sequence, events[-1].hash)
         await self._emit(record, vote, change, events, winner=True)
 
@@ -194,11 +227,13 @@ class TallyKeeper:
     ) -> None:
         """A vote that changed this entry before: repair what a crash lost, count nothing twice."""
         events = [AuditEvent.model_validate_json(e) for e in change["events"]]
-        counts, version = self._load_tally(vote.submission_id)
+        counts, version, frontier = self._load_tally(vote.submission_id)
         if version == change["version"] - 1:
             if "retracted" in change:
                 counts = counts.minus(VoteType(change["retracted"]["vote_type"]))
             counts, version = counts.plus(VoteType(change.get("plus", vote.vote_type))), version + 1
+            for h in change.get("leaves", ()):  # the log was written with the tally: as far behind
+                frontier.append(bytes.fromhex(h))
             log.warning("tally of %s repaired to version %d", vote.submission_id, version)
         elif version < change["version"] - 1:
             log.error(
@@ -209,7 +244,7 @@ class TallyKeeper:
             )
         # Written (and emitted) at the end of the batch either way: the emission may
         # be what the crash lost.
-        self._set_tally(record, vote.submission_id, counts, version)
+        self._set_tally(record, vote.submission_id, counts, version, frontier)
         seq, _ = self._load_chain(record.partition)
         if seq < events[-1].sequence:
             self._chains[record.partition] = (events[-1].sequence, events[-1].hash)
@@ -257,6 +292,9 @@ class TallyKeeper:
                     source_partition=vote.source_partition,
                     source_offset=vote.source_offset,
                     supersedes=None if retracted is None else UUID(retracted["vote_id"]),
+                    vote_digest=vote.vote_digest,
+                    leaf_index=change.get("leaf_index"),
+                    supersedes_digest=None if retracted is None else retracted.get("digest"),
                 )
             )
         for event in events:
@@ -346,7 +384,9 @@ class TallyKeeper:
             flag_threshold=self.flag_threshold,
         )
 
-    def _tally(self, submission_id: str, counts: VoteCounts, version: int) -> Tally:
+    def _tally(
+        self, submission_id: str, counts: VoteCounts, version: int, frontier: Frontier
+    ) -> Tally:
         decision = self._decide(counts)
         return Tally(
             submission_id=submission_id,
@@ -355,21 +395,31 @@ class TallyKeeper:
             decision=decision,
             rules_version=self.rules_version,
             version=version,
+            log_size=frontier.size,
+            log_root=frontier.root().hex(),
         )
 
     def _set_tally(
-        self, record: SourceRecord, submission_id: str, counts: VoteCounts, version: int
+        self,
+        record: SourceRecord,
+        submission_id: str,
+        counts: VoteCounts,
+        version: int,
+        frontier: Frontier,
     ) -> None:
-        self._tallies[submission_id] = (counts, version)
+        self._tallies[submission_id] = (counts, version, frontier)
         self._partition_of[submission_id] = record.partition
 
-    def _load_tally(self, submission_id: str) -> tuple[VoteCounts, int]:
+    def _load_tally(self, submission_id: str) -> tuple[VoteCounts, int, Frontier]:
+        """The submission's tally and log frontier (the batch's own, which callers may append
+        to, or a fresh copy of the stored one)."""
         if submission_id in self._tallies:
             return self._tallies[submission_id]
         raw = self.state.get(f"t|{submission_id}".encode())
         if not raw:
-            return VoteCounts(), 0
-        return VoteCounts.model_validate(raw["counts"]), int(raw["version"])
+            return VoteCounts(), 0, Frontier()
+        frontier = Frontier.from_json(raw["log"]) if "log" in raw else Frontier()
+        return VoteCounts.model_validate(raw["counts"]), int(raw["version"]), frontier
 
     def _load_chain(self, partition: int) -> tuple[int, str]:
         if partition in self._chains:
@@ -408,6 +458,7 @@ def _winner(vote: AcceptedVote) -> dict[str, Any]:
         "source_partition": vote.source_partition,
         "source_offset": vote.source_offset,
         "order": list(_order(vote)),
+        "digest": vote.vote_digest,
     }
 
 

@@ -16,10 +16,10 @@ at-least-once processing neither double-spends nor earns a spurious rejection.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, fields
 from typing import Any
 
+from models.log import vote_digest as log_vote_digest
 from models.reasons import ReasonCode
 
 __all__ = ["TokenState", "Verdict", "vote_digest"]
@@ -89,7 +89,6 @@ _FIELDS = tuple(f.name for f in fields(TokenState))
 
 
 def vote_digest(signing_bytes: bytes, signature: bytes) -> str:
-    """Identity of one exact vote message: a redelivery has the same digest."""
-    return hashlib.sha256(
-        len(signing_bytes).to_bytes(4, "big") + signing_bytes + signature
-    ).hexdigest()
+    """Identity of one exact vote message (a redelivery has the same digest), in hex: the
+    digest its log leaf commits to (:func:`models.log.vote_digest`, native/SPEC.md §14)."""
+    return log_vote_digest(signing_bytes, signature).hex()

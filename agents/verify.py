@@ -273,7 +273,7 @@ class VoteVerifier:
             assert state is not None
             self._store(key, state)
             await self.outputs.accepted(
-                self._accepted(p, state.key_image, offset=state.changed_offset)
+                self._accepted(p, state.key_image, digest, offset=state.changed_offset)
             )
             return
         if verdict.reason:
@@ -314,7 +314,7 @@ class VoteVerifier:
             offset=record.offset,
         )
         self._store(key, spent)
-        await self.outputs.accepted(self._accepted(p, key_image.hex()))
+        await self.outputs.accepted(self._accepted(p, key_image.hex(), digest))
 
     async def _reject_overtaken(self, p: _Parsed, later: TokenState) -> None:
         """A valid vote coming again finds its tag spent by a later record.
@@ -365,8 +365,11 @@ class VoteVerifier:
 
     # --- helpers ----------------------------------------------------------------
 
-    def _accepted(self, p: _Parsed, key_image: str, *, offset: int | None = None) -> AcceptedVote:
-        """The vote for the tally stage; ``offset``: the spend's position, for a redelivery."""
+    def _accepted(
+        self, p: _Parsed, key_image: str, digest: str, *, offset: int | None = None
+    ) -> AcceptedVote:
+        """The vote for the tally stage; ``digest``: its :func:`vote_digest`; ``offset``: the
+        spend's position, for a redelivery."""
         vote = p.message
         assert vote is not None
         source_offset = p.record.offset if offset is None else offset
@@ -379,6 +382,7 @@ class VoteVerifier:
             ring_version=vote.ring_version,
             epoch=vote.epoch,
             token_id=vote.token_id,
+            vote_digest=digest,
             source_partition=p.record.partition,
             source_offset=source_offset,
             # A copy of the spending vote (another offset) has another timestamp: none is sent.

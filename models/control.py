@@ -1,4 +1,4 @@
-"""Control records, signed by the registrar: ring versions and submissions.
+"""Control records, signed by the registrar: ring versions, submissions and their closing.
 
 They change what the workers accept, so each carries a registrar signature
 (``registrar_signature``, checked against ``RINGTALLY_REGISTRAR_PUBLIC_KEYS``)
@@ -14,7 +14,11 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from .base import RegistrarSigned, WireModel
-from .encoding import ring_signing_bytes, submission_signing_bytes
+from .encoding import (
+    ring_signing_bytes,
+    submission_closed_signing_bytes,
+    submission_signing_bytes,
+)
 from .fields import (
     MAX_RING_MEMBERS,
     MAX_VOTES_PER_EPOCH,
@@ -24,7 +28,7 @@ from .fields import (
     RegistrarSignature,
 )
 
-__all__ = ["ControlRecord", "Ring", "Submission"]
+__all__ = ["ControlRecord", "Ring", "Submission", "SubmissionClosed"]
 
 
 class Ring(RegistrarSigned, WireModel):
@@ -94,7 +98,22 @@ class Submission(RegistrarSigned, WireModel):
         )
 
 
-ControlRecord = Ring | Submission
+class SubmissionClosed(RegistrarSigned, WireModel):
+    """The registrar closes a submission (key: submission_id; the submissions topic): a vote
+    appended at or after this record's broker timestamp is rejected ``submission_closed``,
+    so the submission's log (native/SPEC.md §14) takes no ballot after the votes appended
+    before it. The first signed closing of a submission counts; closing again is a no-op."""
+
+    type: Literal["submission_closed"] = "submission_closed"
+    submission_id: Identifier
+    registrar_signature: RegistrarSignature | None = None
+
+    def signing_bytes(self) -> bytes:
+        """What the registrar signs: every field but the signature."""
+        return submission_closed_signing_bytes(submission_id=self.submission_id)
+
+
+ControlRecord = Ring | Submission | SubmissionClosed
 
 
 def _ms(instant: datetime) -> int:

@@ -29,6 +29,8 @@ for another, nor for a vote (another context and protocol tag)::
                  || u32(votes_per_epoch) || u8(active) || i64(valid_from, µs since 1970 UTC)
     submission:  lp(b"ringtally/registrar/v2") || lp(b"submission")
                  || lp(utf8(submission_id)) || lp(utf8(genre)) || u64(epoch)
+    closing:     lp(b"ringtally/registrar/v2") || lp(b"submission_closed")
+                 || lp(utf8(submission_id))
 
 ``valid_from`` is the instant, not its text: ``...Z`` and ``...+00:00`` sign
 the same bytes.
@@ -48,6 +50,7 @@ __all__ = [
     "length_prefixed",
     "micros_since_epoch",
     "ring_signing_bytes",
+    "submission_closed_signing_bytes",
     "submission_signing_bytes",
     "vote_signing_bytes",
 ]
@@ -136,6 +139,11 @@ def submission_signing_bytes(*, submission_id: str, genre: str, epoch: int) -> b
         + length_prefixed(genre.encode("utf-8"))
         + epoch.to_bytes(8, "big")
     )
+
+
+def submission_closed_signing_bytes(*, submission_id: str) -> bytes:
+    """The bytes the registrar signs to close a submission."""
+    return _registrar_head(b"submission_closed") + length_prefixed(submission_id.encode("utf-8"))
 
 
 def _registrar_head(record_type: bytes) -> bytes:

@@ -17,7 +17,7 @@ from uuid import UUID, uuid5
 from pydantic import Field
 
 from .base import WireModel
-from .fields import Epoch, HexPoint, Identifier, Offset, Partition, VoteType
+from .fields import Epoch, HexDigest, HexPoint, Identifier, Offset, Partition, VoteType
 
 __all__ = ["VOTE_ID_NAMESPACE", "AcceptedVote", "vote_id_for_token"]
 
@@ -47,6 +47,9 @@ class AcceptedVote(WireModel):
     ring_version: int = Field(ge=1, le=2**32 - 1)
     epoch: Epoch
     token_id: HexPoint
+    #: SHA-256 of the vote's signed message and signature (native/SPEC.md §14): what its
+    #: log leaves commit to.
+    vote_digest: HexDigest
     source_partition: Partition
     source_offset: Offset
     #: The votes-topic record's broker timestamp (ms, LogAppendTime): with the position,

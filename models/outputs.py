@@ -15,7 +15,7 @@ from pydantic import Field
 
 from .base import OutputModel
 from .decision import Decision
-from .fields import Epoch, HexPoint, Identifier, Offset, Partition, VoteType
+from .fields import Epoch, HexDigest, HexPoint, Identifier, Offset, Partition, VoteType
 from .reasons import ReasonCode
 
 __all__ = ["Ballot", "Rejection", "Tally", "VoteCounts"]
@@ -37,6 +37,22 @@ class Ballot(OutputModel):
         description="the vote_id of the ballot this one replaces: same submission and key "
         "image, but this vote was cast first (that ballot's vote gets a duplicate_key_image "
         "rejection)",
+    )
+    vote_digest: HexDigest | None = Field(
+        None,
+        description="SHA-256 of the vote's signed message and signature (native/SPEC.md §14): "
+        "what its log leaf commits to; None on ballots from before the log",
+    )
+    leaf_index: int | None = Field(
+        None,
+        ge=0,
+        description="the index of this ballot's leaf in its submission's log; None on ballots "
+        "from before the log",
+    )
+    supersedes_digest: HexDigest | None = Field(
+        None,
+        description="with supersedes: the vote_digest of the vote retracted, whose retraction "
+        "leaf is at leaf_index - 1",
     )
 
 
@@ -81,7 +97,9 @@ class Tally(OutputModel):
     """The current count and decision for a submission (key: submission_id; compacted topic).
 
     ``version`` grows by one with every ballot counted, so "newer" is a plain
-    integer comparison and a replay reproduces the same versions.
+    integer comparison and a replay reproduces the same versions. ``log_size``
+    and ``log_root`` are the submission's log (native/SPEC.md §14) after this
+    version: the RFC 9162 tree of its ballot and retraction leaves.
     """
 
     type: Literal["tally"] = "tally"
@@ -91,3 +109,7 @@ class Tally(OutputModel):
     decision: Decision
     rules_version: str = Field(max_length=200)
     version: int = Field(ge=0)
+    log_size: int | None = Field(None, ge=0, description="leaves in the submission's log")
+    log_root: HexDigest | None = Field(
+        None, description="the RFC 9162 root of the submission's log (SHA-256, hex)"
+    )

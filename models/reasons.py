@@ -44,6 +44,10 @@ class ReasonCode(StrEnum):
     )
     RING_GENRE_MISMATCH = "ring_genre_mismatch", "the ring's genre is not the submission's genre"
     UNKNOWN_SUBMISSION = "unknown_submission", "no submission with this id is registered"
+    SUBMISSION_CLOSED = (
+        "submission_closed",
+        "the registrar closed the submission before the vote was appended: its log is final",
+    )
     BAD_SIGNATURE = "bad_signature", "the ring signature does not verify over the rebuilt message"
     DUPLICATE_KEY_IMAGE = (
         "duplicate_key_image",

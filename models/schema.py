@@ -24,7 +24,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from .audit import AuditEvent
-from .control import Ring, Submission
+from .control import Ring, Submission, SubmissionClosed
+from .log import Receipt, SignedHead, WitnessCosignature
 from .outputs import Ballot, Rejection, Tally
 from .votes import VotesMessage
 
@@ -41,10 +42,14 @@ _EXPORTS = {
     "votes": TypeAdapter(VotesMessage),
     "ring": TypeAdapter(Ring),
     "submission": TypeAdapter(Submission),
+    "submission_closed": TypeAdapter(SubmissionClosed),
     "ballot": TypeAdapter(Ballot),
     "rejection": TypeAdapter(Rejection),
     "tally": TypeAdapter(Tally),
     "audit_event": TypeAdapter(AuditEvent),
+    "log_head": TypeAdapter(SignedHead),
+    "receipt": TypeAdapter(Receipt),
+    "witness_cosignature": TypeAdapter(WitnessCosignature),
 }
 
 

@@ -24,6 +24,16 @@ the ``ringtally keys new`` format) on first use, with its public key beside it
 in ``<data_dir>/registrar.pub``, and a worker with no configured keys trusts
 that public key. A worker never reads the secret key file.
 
+The log key (signed tree heads of the submission logs, native/SPEC.md §14)::
+
+    RINGTALLY_LOG_KEY_FILE           the workers' secret key file: they sign the heads
+    RINGTALLY_LOG_PUBLIC_KEY         the key a verifier (receipts, the witness) trusts
+    RINGTALLY_WITNESS_KEY_FILE       the witness's key (co-signatures of heads it recomputed)
+
+Likewise the first worker (or ``ringtally stack up``) creates
+``<data_dir>/log.key`` when no file is configured, with ``<data_dir>/log.pub``
+beside it, which verifiers with no configured key trust.
+
 Without ``RINGTALLY_DATA_DIR`` the data directory is found the same way from
 any directory of a project (:func:`locate_data_dir`), so the stack, the CLI
 and a worker started elsewhere share one registrar key. Every field has a
@@ -68,7 +78,7 @@ PLAIN_NAME = _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 HEX_PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 #: The topics the pipeline writes and the sink reads (see ``Settings.output_prefix``).
-OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "sink-dlq"})
+OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "heads", "sink-dlq"})
 
 
 class Settings(BaseSettings):
@@ -206,6 +216,23 @@ class Settings(BaseSettings):
         "default <data_dir>/registrar.key, created on first use",
     )
 
+    # --- log key (signed tree heads) -------------------------------------------
+    log_key_file: Path | None = Field(
+        None,
+        description="the workers' secret key signing the submission logs' heads; default "
+        "<data_dir>/log.key, created on first use",
+    )
+    witness_key_file: Path | None = Field(
+        None,
+        description="the witness's secret key co-signing heads it recomputed; default "
+        "<data_dir>/witness.key, created on first use",
+    )
+    log_public_key: str = Field(
+        "",
+        description="the log public key (64 hex) receipts and heads are checked against; "
+        "empty: trust <data_dir>/log.pub",
+    )
+
     # --- tally rules ------------------------------------------------------
     min_votes: int = Field(3, ge=1, description="votes a submission needs before it is decided")
     flag_threshold: int = Field(
@@ -268,6 +295,13 @@ class Settings(BaseSettings):
             raise ValueError("a registrar public key is listed twice")
         return ",".join(keys)  # one spelling, whatever the spaces
 
+    @field_validator("log_public_key")
+    @classmethod
+    def _hex_log_key(cls, value: str) -> str:
+        if value and not HEX_PUBLIC_KEY.match(value.strip()):
+            raise ValueError(f"the log public key is 64 lowercase hex digits, got {value!r}")
+        return value.strip()
+
     @field_validator("data_dir", mode="before")
     @classmethod
     def _not_empty(cls, value: object) -> object:
@@ -275,7 +309,7 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty (an empty value would mean the current directory)")
         return value
 
-    @field_validator("data_dir", "registrar_key_file")
+    @field_validator("data_dir", "registrar_key_file", "log_key_file", "witness_key_file")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().resolve()
@@ -300,6 +334,21 @@ class Settings(BaseSettings):
     def registrar_public_key_path(self) -> Path:
         """Where the registrar side leaves its public key for workers: ``registrar.pub``."""
         return self.registrar_key_path.with_suffix(".pub")
+
+    @property
+    def log_key_path(self) -> Path:
+        """The log's secret key file (``log_key_file``, else ``<data_dir>/log.key``)."""
+        return self.log_key_file or self.data_dir / "log.key"
+
+    @property
+    def log_public_key_path(self) -> Path:
+        """Where the workers leave the log's public key for verifiers: ``log.pub``."""
+        return self.log_key_path.with_suffix(".pub")
+
+    @property
+    def witness_key_path(self) -> Path:
+        """The witness's secret key file (``witness_key_file``, else ``<data_dir>/witness.key``)."""
+        return self.witness_key_file or self.data_dir / "witness.key"
 
     def topic(self, name: str) -> str:
         """Full topic name for a short name: ``topic("votes") == "ringtally.votes"``.
@@ -353,6 +402,8 @@ class Settings(BaseSettings):
                 value = str(value)
             out[name] = value
         out["registrar_key_file"] = str(self.registrar_key_path)  # the path only, never the key
+        out["log_key_file"] = str(self.log_key_path)
+        out["witness_key_file"] = str(self.witness_key_path)
         return out
 
     @classmethod

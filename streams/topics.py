@@ -70,6 +70,22 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("tallies", "submission_id", True, None, "Tally", schema="tally"),
     TopicSpec("rejections", "token_id or source key", False, None, "Rejection", schema="rejection"),
     TopicSpec("audit", "chain", False, None, "AuditEvent", schema="audit_event"),
+    TopicSpec(
+        "heads",
+        "submission_id",
+        True,
+        None,
+        "SignedHead (the latest signed tree head)",
+        schema="log_head",
+    ),
+    TopicSpec(
+        "witness",
+        "submission_id",
+        True,
+        None,
+        "WitnessCosignature (ringtally witness)",
+        schema="witness_cosignature",
+    ),
     TopicSpec("sink-dlq", "source key", False, 1, "output records the sink could not store"),
 )
 

@@ -30,9 +30,9 @@ def test_the_file_is_what_the_generator_makes():
     assert FILE.read_text() == render(), "regenerate: python -m tests.vectors.messages"
 
 
-def test_vote_signing_bytes_follow_the_spec_layout():
-    r = VECTORS["vote"]["record"]
-    expected = (
+def spec_vote_message(r: dict) -> bytes:
+    """SPEC §13.1's message ``m`` of the vote record ``r`` (JSON), by this test's encoder."""
+    return (
         lp(b"ringtally/vote/v2")
         + lp(uuid.UUID(r["vote_id"]).bytes)
         + lp(r["submission_id"].encode())
@@ -43,7 +43,11 @@ def test_vote_signing_bytes_follow_the_spec_layout():
         + struct.pack(">Q", r["epoch"])
         + struct.pack(">I", r["slot"])
     )
-    assert VECTORS["vote"]["signing_bytes"] == expected.hex()
+
+
+def test_vote_signing_bytes_follow_the_spec_layout():
+    r = VECTORS["vote"]["record"]
+    assert VECTORS["vote"]["signing_bytes"] == spec_vote_message(r).hex()
     ns = uuid.UUID("d24b4bfc-31aa-5c5e-827f-955cf2a17a90")
     assert r["vote_id"] == str(uuid.uuid5(ns, r["token_id"]))
     assert VECTORS["vote"]["record_key"] == r["token_id"]

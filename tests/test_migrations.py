@@ -67,17 +67,22 @@ async def test_migrate_twice_is_a_no_op(scratch) -> None:
         "sink_offsets",
         "sink_dead_letters",
         "schema_migrations",
+        "log_leaves",
+        "log_heads",
     } <= tables
+
+
+#: The version a new migration file added by a test gets.
+NEXT = len(discover()) + 1
 
 
 async def test_an_edited_applied_migration_is_refused(scratch, tmp_path) -> None:
     mdir = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, mdir)
     await migrate(scratch, mdir)
-    extra = len(discover()) + 1  # the next version after the shipped migrations
-    (mdir / f"{extra:04d}_extra.sql").write_text("CREATE TABLE extra (id int);\n")
+    (mdir / f"{NEXT:04d}_extra.sql").write_text("CREATE TABLE extra (id int);\n")
     result = await migrate(scratch, mdir)
-    assert [m.version for m in result.applied] == [extra]
+    assert [m.version for m in result.applied] == [NEXT]
     first = mdir / "0001_initial.sql"
     first.write_text(first.read_text() + "\n-- a harmless-looking edit\n")
     with pytest.raises(MigrationMismatch, match="0001_initial.sql was edited"):
@@ -108,7 +113,7 @@ async def test_the_cli_refuses_an_edited_migration_in_one_line(scratch, tmp_path
 async def test_a_failing_migration_changes_nothing(scratch, tmp_path) -> None:
     mdir = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, mdir)
-    broken = f"{len(discover()) + 1:04d}_broken.sql"
+    broken = f"{NEXT:04d}_broken.sql"
     (mdir / broken).write_text("CREATE TABLE fine (id int);\nSELECT nope FROM;\n")
     with pytest.raises(MigrationError, match=f"{broken} failed"):
         await migrate(scratch, mdir)

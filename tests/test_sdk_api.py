@@ -15,6 +15,8 @@ EXPECTED = [
     "NotFound",
     "Outcome",
     "OutcomeTimeout",
+    "ReceiptInvalid",
+    "ReceiptTimeout",
     "Registrar",
     "SdkProducer",
     "SlotUsed",
@@ -25,6 +27,7 @@ EXPECTED = [
     "create_key_file",
     "end_offsets",
     "ensure_topics",
+    "fetch_receipt",
     "get_ring",
     "list_rings",
     "list_submissions",
@@ -33,6 +36,7 @@ EXPECTED = [
     "read_compacted",
     "read_topic",
     "ring_history",
+    "verify_receipt",
 ]
 
 #: Protocol v1's token issuing is gone from the SDK (nothing issues tokens in v2).
@@ -75,17 +79,32 @@ def test_submodules_declare_all() -> None:
     from connectors.sdk import (
         admin,
         aio,
+        bulletin,
         errors,
         keyfile,
         outcome,
         producer,
         reader,
+        receipt,
         registrar,
         vote,
         voter,
     )
 
-    modules = (admin, aio, errors, keyfile, outcome, producer, reader, registrar, vote, voter)
+    modules = (
+        admin,
+        aio,
+        bulletin,
+        errors,
+        keyfile,
+        outcome,
+        producer,
+        reader,
+        receipt,
+        registrar,
+        vote,
+        voter,
+    )
     for module in modules:
         assert isinstance(module.__all__, list), module.__name__
         for name in module.__all__:

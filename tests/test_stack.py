@@ -536,6 +536,28 @@ def test_stack_up_leaves_a_configured_registrar_alone(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_stack_up_creates_the_log_key_the_workers_sign_with_and_verifiers_trust(
+    tmp_path: Path,
+) -> None:
+    """``stack up`` leaves log.key (0600) and log.pub; a worker signs heads with that key
+    and ``receipt verify`` trusts log.pub; a configured key file is left alone."""
+    from agents.loghead import load_log_signer
+    from connectors.cli.stack import _ensure_log_key
+    from connectors.sdk.receipt import trusted_log_key
+
+    settings = Settings(data_dir=tmp_path)
+    _ensure_log_key(settings)
+    assert (tmp_path / "log.key").stat().st_mode & 0o777 == 0o600
+    public = trusted_log_key(settings)
+    assert load_log_signer(settings).public_key == public
+    _ensure_log_key(settings)
+    assert trusted_log_key(settings) == public
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    _ensure_log_key(Settings(data_dir=elsewhere, log_key_file=tmp_path / "elsewhere.key"))
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_only_throwaway_prefixes_are_ever_dropped() -> None:
     from tests.fixtures import stack as plugin
 

@@ -223,19 +223,28 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
 def pg_fetch(settings: Any, query: str, *args: Any) -> list[Any]:
     """Run one query in ``settings.postgres_schema`` (checked migrated); one-line errors."""
+
+    async def fetch(conn: Any) -> list[Any]:
+        return list(await conn.fetch(query, *args))
+
+    return pg_run(settings, fetch)
+
+
+def pg_run(settings: Any, use: Callable[[Any], Awaitable[_T]]) -> _T:
+    """``use(connection)`` in ``settings.postgres_schema`` (checked migrated); one-line errors."""
     import asyncpg
 
     from connectors.postgres.db import connect, unavailable
     from connectors.postgres.migrate import check_ready
 
-    async def go() -> list[Any]:
+    async def go() -> _T:
         try:
             conn = await connect(settings)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise unavailable(settings, exc) from None  # e.g. a wrong password
         try:
             await check_ready(conn, settings.postgres_schema)
-            return list(await conn.fetch(query, *args))
+            return await use(conn)
         finally:
             await conn.close()
 

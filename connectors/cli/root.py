@@ -24,10 +24,12 @@ import click
 
 from streams.errors import RingtallyError
 
+from .bulletin import COMMANDS as BULLETIN_COMMANDS
 from .config import config
 from .gateway import gateway
 from .keys import keys
 from .produce import produce
+from .receipt import receipt
 from .rejections import rejections
 from .replay import COMMANDS as REPLAY_COMMANDS
 from .rings import rings
@@ -36,6 +38,7 @@ from .stack import stack
 from .submissions import submissions
 from .tally import tally
 from .vote import vote
+from .witness import witness
 
 __all__ = ["COMMANDS", "FAUST_COMMANDS", "cli", "main"]
 
@@ -53,6 +56,9 @@ COMMANDS: tuple[click.Command, ...] = (
     rejections,
     gateway,
     config,
+    receipt,
+    *BULLETIN_COMMANDS,
+    witness,
 )
 
 #: Faust's commands ringtally offers (its own one-line help), run by Faust's CLI.

@@ -128,6 +128,21 @@ def stack() -> None:
     """
 
 
+def _ensure_log_key(settings: Any) -> None:
+    """The development log key (signed tree heads): created on the first ``stack up`` when
+    no log key file is configured, with ``<data_dir>/log.pub`` for ``receipt verify``."""
+    if settings.log_key_file is not None:
+        return  # configured explicitly: the operator manages the log key
+    from streams.keyfile import load_service_key
+
+    try:
+        key = load_service_key(settings.log_key_path, configured=False, what="log")
+    except RingtallyError as exc:
+        _fail([f"stack: log key: {exc.one_line()}"])
+        return
+    click.echo(f"log key {settings.log_key_path} public key {key.public_key.hex()}")
+
+
 @stack.command()
 @click.argument("pieces", nargs=-1, type=_PIECE)
 @click.option(
@@ -163,6 +178,7 @@ def up(pieces: tuple[str, ...], timeout: float | None) -> None:
         }[res.action]
         click.echo(f"{name:<9}127.0.0.1:{svc.ports[0]:<6} pid {res.pid:<8} healthy, {how}")
     _ensure_registrar_key(local.settings)
+    _ensure_log_key(local.settings)
     click.echo(f"stack up: {len(results)} healthy in {time.monotonic() - t0:.1f}s")
 
 

@@ -25,6 +25,7 @@ def submissions() -> None:
     Example:
       ringtally submissions add sub-42 --genre poetry --epoch 7
       ringtally submissions list
+      ringtally submissions close sub-42
     """
 
 
@@ -47,6 +48,23 @@ def submissions_add(submission_id: str, genre: str, epoch: int) -> None:
         submission_id, genre=genre, epoch=epoch
     )
     click.echo(f"registered submission {sub.submission_id} (genre {sub.genre}, epoch {sub.epoch})")
+
+
+@submissions.command("close")
+@click.argument("submission_id", type=IDENTIFIER)
+@one_line_errors
+def submissions_close(submission_id: str) -> None:
+    """Close a submission, signed by the registrar: votes appended from now on are rejected
+    submission_closed, so its log (ringtally receipt, bulletin) takes no more ballots.
+
+    \b
+    Example:
+      ringtally submissions close sub-42
+    """
+    from connectors.sdk.admin import Admin
+
+    Admin(kafka_settings(), timeout=KAFKA_TIMEOUT).close_submission(submission_id)
+    click.echo(f"closed submission {submission_id}: votes appended from now on are refused")
 
 
 @submissions.command("list")

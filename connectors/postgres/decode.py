@@ -15,6 +15,7 @@ from typing import Any, Union
 from pydantic import BaseModel, ValidationError
 
 from models import AuditEvent, Ballot, Rejection, Tally
+from models.log import SignedHead
 
 __all__ = ["KINDS", "DeadLetter", "Decoded", "Record", "decode"]
 
@@ -24,6 +25,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "tallies": Tally,
     "rejections": Rejection,
     "audit": AuditEvent,
+    "heads": SignedHead,
 }
 
 
@@ -44,7 +46,8 @@ class DeadLetter:
     """A record the sink will not store as a row, with a machine-readable reason."""
 
     record: Record
-    #: ``empty_value``, ``bad_json``, ``invalid_message``, ``audit_fork``, ``ballot_conflict``
+    #: ``empty_value``, ``bad_json``, ``invalid_message``, ``audit_fork``, ``ballot_conflict``,
+    #: ``log_conflict``
     reason: str
     detail: str
 

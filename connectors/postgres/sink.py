@@ -529,7 +529,7 @@ class Sink:
 def _split(batch: Batch) -> list[Batch]:
     """One batch per record, in offset order per partition, each with its own offsets."""
     items: list[tuple[TP, int, str, Decoded | DeadLetter]] = []
-    for kind in ("ballots", "tallies", "rejections", "audit"):
+    for kind in ("ballots", "tallies", "rejections", "audit", "heads"):
         for d in getattr(batch, kind):
             items.append(((d.record.topic, d.record.partition), d.record.offset, kind, d))
     for d in batch.dead:
@@ -548,7 +548,7 @@ def _split(batch: Batch) -> list[Batch]:
 
 def _unstorable(one: Batch, exc: BaseException) -> Batch:
     """The one-record batch ``one`` as a dead letter (same offsets), since Postgres refuses it."""
-    items = one.ballots + one.tallies + one.rejections + one.audit
+    items = one.ballots + one.tallies + one.rejections + one.audit + one.heads
     if not items:
         raise exc  # a dead letter itself was refused: a bug, not bad data
     rec = items[0].record

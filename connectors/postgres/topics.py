@@ -1,4 +1,4 @@
-"""The sink's topics: the four output topics it reads, and the dead-letter topic it writes.
+"""The sink's topics: the five output topics it reads, and the dead-letter topic it writes.
 
 The sink creates any that are missing, with the layout ``streams.topics``
 declares (same partitions, tallies compacted), so it can start before the
@@ -16,7 +16,7 @@ from streams.topics import ensure_topics as create_topics
 __all__ = ["DLQ", "OUTPUTS", "ensure_topics", "output_topics"]
 
 #: The short names of the topics the sink consumes, in the order it reports them.
-OUTPUTS: tuple[str, ...] = ("ballots", "tallies", "rejections", "audit")
+OUTPUTS: tuple[str, ...] = ("ballots", "tallies", "rejections", "audit", "heads")
 DLQ = "sink-dlq"
 
 

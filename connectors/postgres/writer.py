@@ -12,7 +12,11 @@ the body:
    batch it replaces is skipped. Then bulk-load into a temp table, ``INSERT …
    SELECT … ON CONFLICT DO NOTHING`` (vote_id and (submission_id, key_image)
    absorb duplicates); a skipped row that is NOT an identical copy of a
-   stored one is a conflict -> dead letter. A ballot at a votes-topic position
+   stored one is a conflict -> dead letter.
+   Every ballot of the batch (replaced ones too) also adds its log leaves
+   (``models.log.ballot_leaves``) to ``log_leaves``; a different leaf at a
+   stored (submission, index) is logged at ERROR and dead-lettered
+   (``log_conflict``). A ballot at a votes-topic position
    that already has a rejection (other than ``duplicate_key_image``) is a
    second outcome for it -> dead letter, not stored.
 3. rejections: same, keyed by the original votes-topic position. A rejection
@@ -25,6 +29,8 @@ the body:
 5. tallies: the highest version per submission in the batch, upserted only
    ``WHERE stored.version < incoming.version``; escalations for every
    ESCALATED tally (first = lowest version, latest = highest).
+   Signed heads: the largest tree per submission, upserted only
+   ``WHERE stored.tree_size < incoming.tree_size``.
 6. dead letters: into ``sink_dead_letters`` and produced to the DLQ topic,
    acks awaited (so none is lost if the commit then succeeds).
 7. store the next offsets of every partition in the batch (dead letters
@@ -37,6 +43,7 @@ Bulk loading: ``copy`` (COPY into the temp table, the default) or ``unnest``
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +52,7 @@ from typing import Literal
 import asyncpg
 
 from models import Decision
+from models.log import ballot_leaves
 
 from .decode import DeadLetter, Decoded
 from .dlq import DeadLetterTopic
@@ -220,6 +228,36 @@ _UPSERT_TALLIES = """
     WHERE t.version < EXCLUDED.version
     RETURNING submission_id"""
 
+_INSERT_LEAVES = """
+    WITH i AS (
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::uuid[],
+                             $6::int[], $7::bigint[])
+            AS i(submission_id, leaf_index, kind, vote_digest, vote_id,
+                 source_partition, source_offset)),
+    ins AS (
+        INSERT INTO log_leaves (submission_id, leaf_index, kind, vote_digest, vote_id,
+                                source_partition, source_offset)
+        SELECT * FROM i ON CONFLICT (submission_id, leaf_index) DO NOTHING RETURNING 1)
+    SELECT i.submission_id, i.leaf_index
+    FROM i JOIN log_leaves l USING (submission_id, leaf_index)
+    WHERE (l.kind, l.vote_digest) IS DISTINCT FROM (i.kind, i.vote_digest)"""
+
+_UPSERT_HEADS = """
+    INSERT INTO log_heads AS h (submission_id, tree_size, root_hash, log_key, batch_size,
+                                batch_index, batch_path, signature)
+    SELECT i.submission_id, i.tree_size, i.root_hash, i.log_key, i.batch_size, i.batch_index,
+           ARRAY(SELECT json_array_elements_text(i.batch_path::json)), i.signature
+    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                $7::text[], $8::text[])
+        AS i(submission_id, tree_size, root_hash, log_key, batch_size, batch_index, batch_path,
+             signature)
+    ON CONFLICT (submission_id) DO UPDATE SET
+        tree_size = EXCLUDED.tree_size, root_hash = EXCLUDED.root_hash,
+        log_key = EXCLUDED.log_key, batch_size = EXCLUDED.batch_size,
+        batch_index = EXCLUDED.batch_index, batch_path = EXCLUDED.batch_path,
+        signature = EXCLUDED.signature, updated_at = now()
+    WHERE h.tree_size < EXCLUDED.tree_size"""
+
 _UPSERT_ESCALATIONS = """
     INSERT INTO escalations AS e (submission_id, first_version, first_escalated_at,
                                   latest_version, latest_escalated_at, latest_total)
@@ -252,6 +290,7 @@ class Batch:
     tallies: list[Decoded] = field(default_factory=list)
     rejections: list[Decoded] = field(default_factory=list)
     audit: list[Decoded] = field(default_factory=list)
+    heads: list[Decoded] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     #: What sink_offsets must hold for this batch to apply (None: no row yet).
     expected: dict[TP, int | None] = field(default_factory=dict)
@@ -490,6 +529,9 @@ class BatchWriter:
                     res.dead.append(DeadLetter(rec, "ballot_conflict", why))
                 res.ballot_duplicates -= len(res.dead) - conflicts_before
 
+            if batch.ballots:
+                await self._leaves(batch.ballots, res)
+
             # step 3: rejections, keyed by the original votes-topic position; one outcome each
             res.rejections, res.rejection_duplicates = await self._insert(
                 "rejections", batch.rejections, res, refuse=_REJECTIONS_AT_BALLOTS
@@ -520,6 +562,8 @@ class BatchWriter:
             # step 5: tallies (never overwrite a newer version) and escalations
             if batch.tallies:
                 await self._tallies(batch.tallies, res)
+            if batch.heads:
+                await self._heads(batch.heads)
 
             # step 6: dead letters, in the table and (acked) on the DLQ topic
             dead = batch.dead + res.dead
@@ -551,6 +595,59 @@ class BatchWriter:
             await store(conn, batch.next_offsets)
         # step 8: committed (leaving the block above commits; an exception rolled back)
         return res
+
+    async def _leaves(self, ballots: list[Decoded], res: WriteResult) -> None:
+        """The log leaves the batch's ballots record (step 2); conflicts are dead letters."""
+        rows = []  # (record, submission, index, kind, digest, vote id, partition, offset)
+        for d in ballots:
+            b = d.model
+            for index, kind, digest in ballot_leaves(b):
+                own = kind == "ballot"
+                rows.append(
+                    (
+                        d.record,
+                        b.submission_id,
+                        index,
+                        kind.value,
+                        digest.hex(),
+                        b.vote_id if own else b.supersedes,
+                        b.source_partition if own else None,
+                        b.source_offset if own else None,
+                    )
+                )
+        if not rows:
+            return
+        conflicts = await self.conn.fetch(
+            _INSERT_LEAVES, *[list(col) for col in zip(*(r[1:] for r in rows), strict=True)]
+        )
+        for row in conflicts:
+            key = (row["submission_id"], row["leaf_index"])
+            rec = next(r[0] for r in rows if (r[1], r[2]) == key)
+            why = f"log conflict: submission {key[0]} has another leaf stored at index {key[1]}"
+            log.error("LOG CONFLICT at %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, why)
+            if all(d.record is not rec for d in res.dead):
+                res.dead.append(DeadLetter(rec, "log_conflict", why))
+
+    async def _heads(self, items: list[Decoded]) -> None:
+        """The largest signed head per submission (step 5)."""
+        latest: dict[str, object] = {}
+        for d in items:
+            h = d.model
+            cur = latest.get(h.submission_id)
+            if cur is None or h.tree_size > cur.tree_size:  # type: ignore[attr-defined]
+                latest[h.submission_id] = h
+        hs = list(latest.values())
+        await self.conn.execute(
+            _UPSERT_HEADS,
+            [h.submission_id for h in hs],  # type: ignore[attr-defined]
+            [h.tree_size for h in hs],  # type: ignore[attr-defined]
+            [h.root_hash for h in hs],  # type: ignore[attr-defined]
+            [h.log_key for h in hs],  # type: ignore[attr-defined]
+            [h.batch_size for h in hs],  # type: ignore[attr-defined]
+            [h.batch_index for h in hs],  # type: ignore[attr-defined]
+            [json.dumps(h.batch_path) for h in hs],  # type: ignore[attr-defined]
+            [h.signature for h in hs],  # type: ignore[attr-defined]
+        )
 
     async def _tallies(self, items: list[Decoded], res: WriteResult) -> None:
         latest: dict[str, Decoded] = {}

@@ -14,6 +14,9 @@ Everything public is listed in ``__all__`` (``tests/test_sdk_api.py`` pins it):
 * :func:`list_rings`, :func:`get_ring`, :func:`ring_history`, :func:`list_submissions`,
   :func:`read_topic`, :func:`read_compacted`, :func:`end_offsets` — reading topics back;
 * :class:`SdkProducer`, :func:`ensure_topics` — the idempotent producer, topic creation;
+* :func:`fetch_receipt` / :func:`verify_receipt` (:class:`ReceiptInvalid`,
+  :class:`ReceiptTimeout`) — a counted vote's receipt from the output topics, and its
+  offline check (``VoteClient.wait_receipt``; native/SPEC.md §14.4);
 * :class:`NotFound`, :class:`OutcomeTimeout` — errors (all ``RingtallyError``).
 """
 
@@ -33,6 +36,7 @@ from .reader import (
     read_topic,
     ring_history,
 )
+from .receipt import ReceiptInvalid, ReceiptTimeout, fetch_receipt, verify_receipt
 from .registrar import Registrar, load_registrar
 from .vote import VoteClient, build_vote
 from .voter import Voter
@@ -45,6 +49,8 @@ __all__ = [
     "NotFound",
     "Outcome",
     "OutcomeTimeout",
+    "ReceiptInvalid",
+    "ReceiptTimeout",
     "Registrar",
     "SdkProducer",
     "SlotUsed",
@@ -55,6 +61,7 @@ __all__ = [
     "create_key_file",
     "end_offsets",
     "ensure_topics",
+    "fetch_receipt",
     "get_ring",
     "list_rings",
     "list_submissions",
@@ -63,4 +70,5 @@ __all__ = [
     "read_compacted",
     "read_topic",
     "ring_history",
+    "verify_receipt",
 ]

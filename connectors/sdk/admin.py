@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from models.control import Ring, Submission
+from models.control import Ring, Submission, SubmissionClosed
 from streams.errors import UsageProblem
 from streams.settings import Settings
 
@@ -163,6 +163,19 @@ class Admin:
         submission = self.registrar.sign_submission(unsigned)
         self._publish("submissions", submission_id, submission.to_json())
         return submission
+
+    def close_submission(self, submission_id: str) -> SubmissionClosed:
+        """Publish the registrar-signed closing of a registered submission: votes appended
+        from now on are rejected ``submission_closed``, so its log takes no more ballots
+        (NotFound when it is not registered; closing again is harmless)."""
+        if submission_id not in list_submissions(self.settings):
+            raise NotFound(
+                f"no submission {submission_id!r} is registered",
+                fix="ringtally submissions list",
+            )
+        closing = self.registrar.sign_closing(SubmissionClosed(submission_id=submission_id))
+        self._publish("submissions", submission_id, closing.to_json())
+        return closing
 
     def list_submissions(self) -> dict[str, Submission]:
         return list_submissions(self.settings)

@@ -46,6 +46,7 @@ __all__ = [
     "get_ring",
     "list_rings",
     "list_submissions",
+    "read_at",
     "read_compacted",
     "read_topic",
     "ring_history",
@@ -135,18 +136,9 @@ def _end_offsets_once(admin: AdminClient, topics: list[str], timeout: float) -> 
     return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
 
 
-def read_topic(settings: Settings, short: str, *, timeout: float = 30.0) -> list[TopicRecord]:
-    """Every record of topic ``short`` (e.g. ``"rings"``) up to the end offsets taken when it
-    starts, in log order per partition (partitions one after another)."""
-    topic = settings.topic(short)
-    ends = {
-        p: end for (_, p), end in end_offsets(settings, [topic], timeout=min(timeout, 10.0)).items()
-    }
-    pending = {p for p, end in ends.items() if end > 0}
-    records: list[TopicRecord] = []
-    if not pending:
-        return records
-    consumer = Consumer(
+def _reader(settings: Settings) -> Consumer:
+    """A consumer of committed records, in a group of its own (it commits nothing)."""
+    return Consumer(
         {
             **kafka_config(settings),
             "group.id": f"ringtally-sdk-reader-{uuid.uuid4().hex[:12]}",
@@ -155,6 +147,30 @@ def read_topic(settings: Settings, short: str, *, timeout: float = 30.0) -> list
             "client.id": "ringtally-sdk-reader",
         }
     )
+
+
+def read_topic(
+    settings: Settings,
+    short: str,
+    *,
+    timeout: float = 30.0,
+    partitions: Iterable[int] | None = None,
+) -> list[TopicRecord]:
+    """Every record of topic ``short`` (e.g. ``"rings"``) up to the end offsets taken when it
+    starts, in log order per partition (partitions one after another); only of
+    ``partitions`` when given (a key's partition: one submission's outputs)."""
+    topic = settings.topic(short)
+    only = None if partitions is None else set(partitions)
+    ends = {
+        p: end
+        for (_, p), end in end_offsets(settings, [topic], timeout=min(timeout, 10.0)).items()
+        if only is None or p in only
+    }
+    pending = {p for p, end in ends.items() if end > 0}
+    records: list[TopicRecord] = []
+    if not pending:
+        return records
+    consumer = _reader(settings)
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
         deadline = time.monotonic() + timeout
@@ -186,6 +202,45 @@ def read_topic(settings: Settings, short: str, *, timeout: float = 30.0) -> list
         consumer.close()
     records.sort(key=lambda r: (r.partition, r.offset))
     return records
+
+
+def read_at(
+    settings: Settings,
+    short: str,
+    positions: Iterable[tuple[int, int]],
+    *,
+    timeout: float = 30.0,
+) -> dict[tuple[int, int], bytes | None]:
+    """The values at ``(partition, offset)`` positions of topic ``short`` (a position the log
+    no longer holds is missing from the answer). Reads each partition once, from its
+    lowest wanted offset to its highest."""
+    topic = settings.topic(short)
+    wanted: dict[int, set[int]] = {}
+    for p, o in positions:
+        wanted.setdefault(p, set()).add(o)
+    found: dict[tuple[int, int], bytes | None] = {}
+    if not wanted:
+        return found
+    consumer = _reader(settings)
+    try:
+        consumer.assign([TopicPartition(topic, p, min(os)) for p, os in wanted.items()])
+        last = {p: max(os) for p, os in wanted.items()}
+        pending = set(wanted)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                p, o = msg.partition(), msg.offset()
+                if o in wanted.get(p, ()):
+                    found[(p, o)] = msg.value()
+                if o >= last[p]:
+                    pending.discard(p)
+    except KafkaException as exc:
+        raise _unavailable(settings, exc) from None
+    finally:
+        consumer.close()
+    return found
 
 
 def read_compacted(settings: Settings, short: str, *, timeout: float = 30.0) -> dict[bytes, bytes]:

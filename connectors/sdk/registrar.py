@@ -24,23 +24,19 @@ public key to ``<data_dir>/registrar.pub``, which workers trust when no
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
-import os
-from pathlib import Path
 from typing import Any, TypeVar
 
-from models.control import Ring, Submission
+from models.control import Ring, Submission, SubmissionClosed
 from models.encoding import REGISTRAR_CONTEXT
+from streams.keyfile import load_service_key
 from streams.settings import Settings
-
-from .keyfile import KeyFileError, create_key_file, load_key_file
 
 __all__ = ["Registrar", "load_registrar", "pin_registrar"]
 
 log = logging.getLogger(__name__)
 
-_Signable = TypeVar("_Signable", Ring, Submission)
+_Signable = TypeVar("_Signable", Ring, Submission, SubmissionClosed)
 
 
 class Registrar:
@@ -79,6 +75,10 @@ class Registrar:
         """A copy of the submission carrying the registrar's signature."""
         return self._signed(submission)
 
+    def sign_closing(self, closing: SubmissionClosed) -> SubmissionClosed:
+        """A copy of the submission's closing carrying the registrar's signature."""
+        return self._signed(closing)
+
     def _signed(self, unsigned: _Signable) -> _Signable:
         signature = self.signature(unsigned.signing_bytes())
         return unsigned.model_copy(update={"registrar_signature": signature})
@@ -93,18 +93,11 @@ def load_registrar(settings: Settings) -> Registrar:
     (one line) for a missing configured file, a group-readable or corrupt one.
     """
     path = settings.registrar_key_path
-    if settings.registrar_key_file is None and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            create_key_file(path)  # O_EXCL: of two first uses at once, one creates it
-            log.info("created the development registrar key %s", path)
-        except KeyFileError:
-            if not path.exists():
-                raise
-    key = load_key_file(path)
+    key = load_service_key(
+        path, configured=settings.registrar_key_file is not None, what="registrar"
+    )
     registrar = Registrar(key)
     del key
-    _write_public_key(settings.registrar_public_key_path, registrar.public_key)
     trusted = settings.registrar_public_key_list
     if trusted and registrar.public_key not in trusted:
         log.warning(
@@ -133,14 +126,3 @@ def pin_registrar(settings: Settings, source: Settings | None = None) -> Setting
             "registrar_public_keys": registrar.public_key.hex(),
         }
     )
-
-
-def _write_public_key(path: Path, public_key: bytes) -> None:
-    """``path`` := the public key's hex, atomically, unless it already says so."""
-    text = public_key.hex() + "\n"
-    with contextlib.suppress(OSError):
-        if path.read_text(encoding="ascii") == text:
-            return
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="ascii")
-    os.replace(temporary, path)

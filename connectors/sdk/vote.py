@@ -22,6 +22,8 @@ from models.control import Ring as RingRecord
 from models.encoding import epoch_bytes
 from models.fields import VoteType
 from models.internal import vote_id_for_token
+from models.log import Receipt
+from models.outputs import Ballot
 from models.votes import VoteCast
 from streams.settings import Settings
 
@@ -29,6 +31,7 @@ from .errors import OutcomeTimeout
 from .outcome import Outcome, Tracker
 from .producer import SdkProducer, ensure_topics, kafka_config
 from .reader import _unavailable, end_offsets, get_ring, ring_in_force
+from .receipt import fetch_receipt
 from .voter import Voter
 
 __all__ = ["VoteClient", "build_vote", "resolve_ring"]
@@ -383,6 +386,19 @@ class VoteClient(_Signer):
                     )
         except KafkaException as exc:
             raise _unavailable(self.settings, exc) from None
+
+    def wait_receipt(self, outcome: Outcome, timeout: float = 30.0) -> Receipt:
+        """The receipt of a counted vote (the Ballot ``wait_outcome`` returned): its leaf in
+        the submission's log, the inclusion proof and the signed head, read from the output
+        topics once a head covers it and verified with the trusted log key
+        (:func:`~connectors.sdk.receipt.fetch_receipt`). Keep it: ``ringtally receipt
+        verify`` checks it offline, and against later heads. A Rejection has no receipt
+        (``ValueError``); ``ReceiptTimeout`` after ``timeout`` seconds."""
+        if not isinstance(outcome, Ballot):
+            raise ValueError(
+                f"vote {outcome.vote_id} was not counted ({outcome.reason}): no receipt"
+            )
+        return fetch_receipt(self.settings, outcome, timeout=timeout)
 
     def _start_mark(self) -> dict[tuple[str, int], int]:
         now = time.monotonic()

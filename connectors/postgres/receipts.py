@@ -1,0 +1,137 @@
+"""Receipts and bulletins from the sink's tables (``log_leaves``, ``log_heads``, ``ballots``).
+
+A receipt (native/SPEC.md §14.4) is built (:func:`models.log.receipt_from_log`)
+from the latest signed head the sink stored and the leaves up to its size; the
+root of those leaves must be the signed one, else the tables disagree with the
+workers' log and the receipt is refused (:class:`LogMismatch`), which is itself
+the alarm.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from models.log import LogGap, Receipt, SignedHead, receipt_from_log
+from models.log import LogMismatch as LogMismatchError
+from streams.errors import RingtallyError
+
+__all__ = [
+    "BulletinSource",
+    "LogMismatch",
+    "NotInLog",
+    "bulletin_source",
+    "build_receipt",
+    "load_head",
+    "load_leaves",
+]
+
+
+class NotInLog(RingtallyError):
+    """No signed head covers the vote yet (or the vote is not in any log)."""
+
+
+class LogMismatch(RingtallyError):
+    """The stored leaves do not give the signed root."""
+
+
+async def load_head(conn: Any, submission_id: str) -> SignedHead | None:
+    row = await conn.fetchrow(
+        "SELECT submission_id, tree_size, root_hash, log_key, batch_size, batch_index, "
+        "batch_path, signature FROM log_heads WHERE submission_id = $1",
+        submission_id,
+    )
+    return None if row is None else SignedHead(**dict(row))
+
+
+async def load_leaves(conn: Any, submission_id: str, size: int) -> list[Any]:
+    """The stored leaf rows ``[0, size)`` of a submission's log, by index."""
+    return list(
+        await conn.fetch(
+            "SELECT leaf_index, kind, vote_digest, vote_id, source_partition, source_offset "
+            "FROM log_leaves WHERE submission_id = $1 AND leaf_index < $2 ORDER BY leaf_index",
+            submission_id,
+            size,
+        )
+    )
+
+
+async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -> Receipt:
+    """The receipt of ``vote`` (a vote id, or the key image of a counted vote) under the
+    latest stored head: of its ``ballot`` leaf, or of its ``retraction`` leaf when the vote
+    was counted and then withdrawn; with ``since``, also the consistency proof from its
+    head."""
+    try:
+        vote_id = uuid.UUID(vote)
+    except ValueError:
+        found = await conn.fetchval("SELECT vote_id FROM ballots WHERE key_image = $1", vote)
+        if found is None:
+            raise NotInLog(f"no counted vote with key image {vote}") from None
+        vote_id = found
+    leaf = await conn.fetchrow(
+        "SELECT submission_id, leaf_index, vote_digest FROM log_leaves "
+        "WHERE vote_id = $1 AND kind = 'ballot'",
+        vote_id,
+    )
+    if leaf is None:
+        raise NotInLog(f"vote {vote_id} has no leaf in any log (not counted, or not yet stored)")
+    submission_id = leaf["submission_id"]
+    head = await load_head(conn, submission_id)
+    if head is None or head.tree_size <= leaf["leaf_index"]:
+        raise NotInLog(
+            f"vote {vote_id} is leaf {leaf['leaf_index']} of {submission_id}, but no signed "
+            "head covers it yet; retry in a moment"
+        )
+    rows = await load_leaves(conn, submission_id, head.tree_size)
+    try:
+        return receipt_from_log(
+            head,
+            ((r["leaf_index"], r["kind"], bytes.fromhex(r["vote_digest"])) for r in rows),
+            vote_id=vote_id,
+            vote_digest=bytes.fromhex(leaf["vote_digest"]),
+            since=since,
+        )
+    except LogGap as exc:
+        raise NotInLog(f"log of {submission_id}: {exc}; the sink may be behind, retry") from None
+    except LogMismatchError as exc:
+        raise LogMismatch(f"log of {submission_id}: {exc}") from None
+    except LookupError as exc:
+        raise NotInLog(str(exc)) from None
+
+
+@dataclass
+class BulletinSource:
+    """What a bulletin is made of, from the tables: the head, the rules version, and each
+    leaf (index, kind, vote id, the votes-topic position of that vote)."""
+
+    head: SignedHead
+    rules_version: str
+    leaves: list[tuple[int, str, uuid.UUID, int, int]]
+
+
+async def bulletin_source(conn: Any, submission_id: str) -> BulletinSource:
+    """The latest stored head of ``submission_id`` and its leaves ``[0, size)``."""
+    head = await load_head(conn, submission_id)
+    if head is None:
+        raise NotInLog(f"submission {submission_id} has no signed head stored")
+    rules = await conn.fetchval(
+        "SELECT rules_version FROM tallies WHERE submission_id = $1", submission_id
+    )
+    rows = await load_leaves(conn, submission_id, head.tree_size)
+    if len(rows) < head.tree_size:
+        raise NotInLog(
+            f"log of {submission_id}: {len(rows)} leaves stored, the head has "
+            f"{head.tree_size}; the sink may be behind, retry"
+        )
+    positions = {
+        r["vote_id"]: (r["source_partition"], r["source_offset"])
+        for r in rows
+        if r["kind"] == "ballot"
+    }
+    leaves = []
+    for r in rows:
+        if r["vote_id"] not in positions:  # a retraction of a vote counted before the log
+            raise NotInLog(f"log of {submission_id}: leaf {r['leaf_index']} has no vote stored")
+        leaves.append((r["leaf_index"], r["kind"], r["vote_id"], *positions[r["vote_id"]]))
+    return BulletinSource(head, rules, leaves)

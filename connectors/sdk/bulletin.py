@@ -1,0 +1,290 @@
+"""A submission's public bulletin (JSON Lines) and the recount that needs no service.
+
+The bulletin is everything needed to recompute a submission's tally, decision
+and log root from scratch: a header (the signed head and the rules version),
+every ring version its votes name (registrar-signed records), and every leaf
+of its log in order with the vote it is about, signature included::
+
+    {"type": "bulletin", "submission_id": ..., "rules_version": ..., "head": {SignedHead}}
+    {"type": "ring", "record": {Ring}}
+    {"type": "leaf", "index": 0, "kind": "ballot", "vote": {VoteCast}}
+
+:func:`recount` re-verifies every vote signature (ringcrypto, against the ring
+version it names), replays the leaves (a ballot counts its vote, a retraction
+withdraws the counted vote of its key image and must be followed by the
+ballot of the vote that replaced it), applies the decision rules, rebuilds
+the RFC 9162 root, and checks it against the head, whose signature it checks
+when a log key is given; rings' registrar signatures likewise. Publishing it
+is only safe because nothing in a vote names its reviewer (protocol v2).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from models.control import Ring
+from models.decision import Decision, decide, rules_version
+from models.encoding import REGISTRAR_CONTEXT
+from models.internal import vote_id_for_token
+from models.log import LeafKind, SignedHead, log_leaf_hash, vote_digest
+from models.merkle import Frontier
+from models.outputs import VoteCounts
+from models.votes import VoteCast
+from streams.errors import RingtallyError
+
+from .receipt import verify_head
+
+__all__ = ["BulletinInvalid", "Recount", "bulletin_lines", "recount"]
+
+
+class BulletinInvalid(RingtallyError):
+    """A bulletin that does not recount: the message names the line and the check."""
+
+
+def bulletin_lines(
+    *,
+    head: SignedHead,
+    rules: str,
+    rings: Iterable[Ring],
+    leaves: Iterable[tuple[int, LeafKind | str, VoteCast]],
+) -> Iterator[str]:
+    """The bulletin's lines (no newlines), header first."""
+    yield json.dumps(
+        {
+            "type": "bulletin",
+            "submission_id": head.submission_id,
+            "rules_version": rules,
+            "head": head.model_dump(mode="json"),
+        }
+    )
+    for ring in rings:
+        yield json.dumps({"type": "ring", "record": ring.model_dump(mode="json")})
+    for index, kind, vote in leaves:
+        yield json.dumps(
+            {
+                "type": "leaf",
+                "index": index,
+                "kind": LeafKind(kind).value,
+                "vote": vote.model_dump(mode="json"),
+            }
+        )
+
+
+@dataclass
+class Recount:
+    submission_id: str
+    counts: VoteCounts
+    decision: Decision
+    rules_version: str
+    log_size: int
+    log_root: str
+    head_verified: bool
+    rings_verified: bool
+    counted: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "submission_id": self.submission_id,
+            "counts": self.counts.model_dump(),
+            "total": self.counts.total,
+            "decision": self.decision.value,
+            "rules_version": self.rules_version,
+            "log_size": self.log_size,
+            "log_root": self.log_root,
+            "head_verified": self.head_verified,
+            "rings_verified": self.rings_verified,
+        }
+
+
+def _index(value: Any) -> int:
+    if type(value) is not int:
+        raise ValueError(f"a leaf index is an integer, got {value!r}")
+    return value
+
+
+def _model(model: Any) -> Any:
+    """A parser of one JSON field into ``model`` (strict, as on the wire)."""
+    return lambda value: model.model_validate_json(json.dumps(value))
+
+
+def _field(number: int, item: dict[str, Any], key: str, parse: Any) -> Any:
+    """``parse(item[key])``, or a one-line :class:`BulletinInvalid` naming the line when the
+    line does not hold what it must (a missing key, a bad kind, an invalid record)."""
+    try:
+        return parse(item[key])
+    except BulletinInvalid:
+        raise
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or exc.title
+        raise BulletinInvalid(f"line {number}: invalid {where}: {first['msg']}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BulletinInvalid(f"line {number}: not a valid bulletin line ({exc!r})") from None
+
+
+def _rules(text: str) -> tuple[int, int]:
+    """(min_votes, flag_threshold) of a rules version this code implements."""
+    try:
+        fields = dict(part.split("=", 1) for part in text.split(";")[1:])
+        min_votes, flag_threshold = int(fields["min_votes"]), int(fields["flag_threshold"])
+    except (KeyError, ValueError):
+        raise BulletinInvalid(f"rules version {text!r} is not one this recount knows") from None
+    if rules_version(min_votes=min_votes, flag_threshold=flag_threshold) != text:
+        raise BulletinInvalid(f"rules version {text!r} is not one this recount knows")
+    return min_votes, flag_threshold
+
+
+def recount(
+    lines: Iterable[str],
+    *,
+    log_key: bytes | None = None,
+    registrar_keys: Iterable[bytes] = (),
+) -> Recount:
+    """Recount a bulletin (see the module docstring); raises :class:`BulletinInvalid`."""
+    import ringcrypto
+
+    registrars = [ringcrypto.Ring([k]) for k in registrar_keys]
+    rings: dict[tuple[str, int], Any] = {}
+    header: dict[str, Any] | None = None
+    frontier = Frontier()
+    counts = VoteCounts()
+    counted: dict[str, tuple[bytes, VoteCast]] = {}  # key image -> (digest, vote)
+    tags: set[str] = set()
+    replacing: str | None = None  # the key image whose retraction awaits its ballot
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            kind = item["type"]
+        except (ValueError, KeyError, TypeError):
+            raise BulletinInvalid(f"line {number}: not a bulletin line") from None
+        if header is None:
+            if kind != "bulletin":
+                raise BulletinInvalid("line 1: the bulletin header must come first")
+            header = item
+            head = _field(number, item, "head", _model(SignedHead))
+            _field(number, item, "rules_version", _rules)
+            continue
+        if kind == "ring":
+            ring = _field(number, item, "record", _model(Ring))
+            if registrars and not _registrar_signed(ring, registrars):
+                raise BulletinInvalid(
+                    f"line {number}: ring {ring.ring_id} version {ring.version} is not signed "
+                    "by a trusted registrar key"
+                )
+            rings[(ring.ring_id, ring.version)] = ringcrypto.Ring(ring.public_key_bytes())
+            continue
+        if kind != "leaf":
+            raise BulletinInvalid(f"line {number}: unknown line type {kind!r}")
+        vote = _field(number, item, "vote", _model(VoteCast))
+        leaf_kind = _field(number, item, "kind", LeafKind)
+        index = _field(number, item, "index", _index)
+        if index != frontier.size:
+            raise BulletinInvalid(
+                f"line {number}: leaf {index!r} where leaf {frontier.size} comes next"
+            )
+        if vote.submission_id != head.submission_id:
+            raise BulletinInvalid(f"line {number}: a vote on {vote.submission_id}")
+        key_image = _check_vote(vote, rings, number)
+        digest = vote_digest(vote.signing_bytes(), vote.signature_bytes())
+        if leaf_kind is LeafKind.RETRACTION:
+            held = counted.get(key_image)
+            if held is None or held[0] != digest or replacing is not None:
+                raise BulletinInvalid(
+                    f"line {number}: retracts vote {vote.vote_id}, which is not counted"
+                )
+            counts = counts.minus(vote.vote_type)
+            del counted[key_image]
+            replacing = key_image
+        else:
+            if key_image in counted:
+                raise BulletinInvalid(
+                    f"line {number}: vote {vote.vote_id} counted while another vote with its "
+                    "key image counts (a double vote)"
+                )
+            if replacing is not None and replacing != key_image:
+                raise BulletinInvalid(
+                    f"line {number}: a retraction must be followed by the ballot of its key image"
+                )
+            if vote.token_id in tags:
+                raise BulletinInvalid(f"line {number}: slot tag {vote.token_id} counted twice")
+            tags.add(vote.token_id)
+            counts = counts.plus(vote.vote_type)
+            counted[key_image] = (digest, vote)
+            replacing = None
+        frontier.append(log_leaf_hash(leaf_kind, digest))
+    if header is None:
+        raise BulletinInvalid("empty bulletin: no header")
+    if replacing is not None:
+        raise BulletinInvalid("the bulletin ends with a retraction and no ballot after it")
+    root = frontier.root()
+    if (frontier.size, root.hex()) != (head.tree_size, head.root_hash):
+        raise BulletinInvalid(
+            f"the leaves give a log of size {frontier.size} and root {root.hex()}; the head "
+            f"says size {head.tree_size}, root {head.root_hash}"
+        )
+    if log_key is not None:
+        verify_head(head, log_key)
+    min_votes, flag_threshold = _rules(header["rules_version"])
+    decision = decide(**counts.model_dump(), min_votes=min_votes, flag_threshold=flag_threshold)
+    return Recount(
+        submission_id=head.submission_id,
+        counts=counts,
+        decision=decision,
+        rules_version=header["rules_version"],
+        log_size=frontier.size,
+        log_root=root.hex(),
+        head_verified=log_key is not None,
+        rings_verified=bool(registrars),
+        counted=sorted(str(v.vote_id) for _, v in counted.values()),
+    )
+
+
+def _check_vote(vote: VoteCast, rings: dict[tuple[str, int], Any], number: int) -> str:
+    """Verify the vote's signature against the ring version it names; its key image (hex)."""
+    import ringcrypto
+
+    ring = rings.get((vote.ring_id, vote.ring_version))
+    if ring is None:
+        raise BulletinInvalid(
+            f"line {number}: ring {vote.ring_id} version {vote.ring_version} is not in the bulletin"
+        )
+    if vote.vote_id != vote_id_for_token(vote.token_id):
+        raise BulletinInvalid(f"line {number}: vote id {vote.vote_id} is not its token's")
+    try:
+        key_image, tag = ringcrypto.verify_vote(
+            ring,
+            vote.context(),
+            vote.epoch_bytes(),
+            vote.slot,
+            vote.signing_bytes(),
+            vote.signature_bytes(),
+        )
+    except (ringcrypto.InvalidSignature, ringcrypto.MalformedInput) as exc:
+        raise BulletinInvalid(
+            f"line {number}: vote {vote.vote_id}: signature does not verify ({exc})"
+        ) from None
+    if tag.hex() != vote.token_id:
+        raise BulletinInvalid(f"line {number}: vote {vote.vote_id}: token id is not its slot tag")
+    return key_image.hex()
+
+
+def _registrar_signed(ring: Ring, registrars: list[Any]) -> bool:
+    import ringcrypto
+
+    signature = ring.registrar_signature_bytes()
+    if signature is None:
+        return False
+    for registrar in registrars:
+        try:
+            ringcrypto.verify(registrar, REGISTRAR_CONTEXT, ring.signing_bytes(), signature)
+            return True
+        except (ringcrypto.InvalidSignature, ringcrypto.MalformedInput):
+            continue
+    return False

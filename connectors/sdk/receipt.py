@@ -1,0 +1,218 @@
+"""Checking a receipt offline: signed head, inclusion, consistency (native/SPEC.md §14.4).
+
+A voter (or anyone) needs the receipt, the log's public key and nothing else:
+no ringtally service. :func:`verify_receipt` raises :class:`ReceiptInvalid`
+(one line, exit 1) naming the first check that failed; passing ``vote`` also
+checks that the receipt is about that very vote (its digest), and ``earlier``
+that the receipt's head extends an earlier receipt's (the consistency proof).
+
+Example::
+
+    receipt = Receipt.model_validate_json(Path("receipt.json").read_bytes())
+    verify_receipt(receipt, trusted_log_key(settings), vote=my_vote)
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from models.log import (
+    LOG_HEAD_CONTEXT,
+    Receipt,
+    SignedHead,
+    heads_signing_bytes,
+    vote_digest,
+)
+from models.merkle import verify_consistency, verify_inclusion
+from models.outputs import Ballot
+from models.votes import VoteCast
+from streams.errors import RingtallyError, UsageProblem
+from streams.settings import Settings
+
+__all__ = [
+    "ReceiptInvalid",
+    "ReceiptTimeout",
+    "fetch_receipt",
+    "trusted_log_key",
+    "verify_head",
+    "verify_receipt",
+]
+
+
+class ReceiptInvalid(RingtallyError):
+    """A receipt or head that does not verify; the message says which check failed."""
+
+
+class ReceiptTimeout(RingtallyError):
+    """No signed head covered the vote (with every leaf below it on the topic) in time."""
+
+
+def fetch_receipt(
+    settings: Settings,
+    ballot: Ballot,
+    *,
+    timeout: float = 30.0,
+    since: Receipt | None = None,
+) -> Receipt:
+    """The receipt of a counted vote (its Ballot, as ``wait_outcome`` returns it) from the
+    output topics, no Postgres: the submission's Ballots (every leaf of its log) and
+    its latest signed head, both on the submission's partition, read until a head covers
+    the vote. The receipt is checked before it is returned (``verify_receipt`` with
+    the trusted log key), so what comes back is proof, not hearsay.
+
+    Reads the whole partition each try: for a vote now and then, not for a bulk job
+    (``ringtally receipt show`` builds from Postgres).
+    """
+    from models.log import LogGap, LogMismatch, ballot_leaves, receipt_from_log
+    from models.outputs import Ballot as BallotModel
+    from streams.partitioner import partition_for_key
+
+    from .reader import read_topic
+
+    if ballot.leaf_index is None or ballot.vote_digest is None:
+        raise ReceiptInvalid(f"ballot of vote {ballot.vote_id} predates the log: no leaf")
+    key = ballot.submission_id.encode()
+    partition = [partition_for_key(key, settings.partitions)]
+    trusted = trusted_log_key(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        heads = [
+            SignedHead.model_validate_json(r.value)
+            for r in read_topic(settings, "heads", partitions=partition)
+            if r.key == key and r.value
+        ]
+        head = max(heads, key=lambda h: h.tree_size, default=None)
+        if head is not None and head.tree_size > ballot.leaf_index:
+            leaves = [
+                leaf
+                for r in read_topic(settings, "ballots", partitions=partition)
+                if r.key == key and r.value
+                for leaf in ballot_leaves(BallotModel.model_validate_json(r.value))
+            ]
+            try:
+                receipt = receipt_from_log(
+                    head,
+                    leaves,
+                    vote_id=ballot.vote_id,
+                    vote_digest=bytes.fromhex(ballot.vote_digest),
+                    since=since,
+                )
+            except LogMismatch as exc:
+                raise ReceiptInvalid(str(exc)) from None
+            except (LogGap, LookupError):
+                pass  # the head came before its ballots: read again
+            else:
+                verify_receipt(receipt, trusted)
+                return receipt
+        if time.monotonic() >= deadline:
+            raise ReceiptTimeout(
+                f"no signed head covers vote {ballot.vote_id} (leaf {ballot.leaf_index} of "
+                f"{ballot.submission_id}) after {timeout:g}s",
+                fix="is a worker running and caught up? (ringtally worker)",
+            )
+        time.sleep(0.2)
+
+
+def trusted_log_key(settings: Settings) -> bytes:
+    """``RINGTALLY_LOG_PUBLIC_KEY``, else the ``log.pub`` the workers left in the data dir."""
+    if settings.log_public_key:
+        return bytes.fromhex(settings.log_public_key)
+    path = settings.log_public_key_path
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        if len(text) == 64:
+            return bytes.fromhex(text)
+    except (OSError, ValueError):
+        pass
+    raise UsageProblem(
+        f"no log public key: RINGTALLY_LOG_PUBLIC_KEY is not set and {path} is not readable",
+        fix="set RINGTALLY_LOG_PUBLIC_KEY to the log key the workers sign with (64 hex)",
+    )
+
+
+def verify_head(head: SignedHead, trusted: bytes) -> None:
+    """The head's batch (its path to the batch root) is signed by the trusted log key under
+    the log-head context."""
+    import ringcrypto
+
+    if head.log_key != trusted.hex():
+        raise ReceiptInvalid(
+            f"head of {head.submission_id} is signed by log key {head.log_key}, "
+            f"not the trusted {trusted.hex()}"
+        )
+    batch_root = head.batch_root()
+    if batch_root is None:
+        raise ReceiptInvalid(
+            f"head of {head.submission_id} at size {head.tree_size}: its batch path does not "
+            f"fit a batch of {head.batch_size}"
+        )
+    try:
+        ringcrypto.verify(
+            ringcrypto.Ring([trusted]),
+            LOG_HEAD_CONTEXT,
+            heads_signing_bytes(count=head.batch_size, root=batch_root),
+            base64.b64decode(head.signature),
+        )
+    except (ringcrypto.InvalidSignature, ringcrypto.MalformedInput) as exc:
+        raise ReceiptInvalid(
+            f"head of {head.submission_id} at size {head.tree_size}: signature invalid ({exc})"
+        ) from None
+
+
+def verify_receipt(
+    receipt: Receipt,
+    trusted: bytes,
+    *,
+    vote: VoteCast | None = None,
+    earlier: Receipt | None = None,
+) -> None:
+    """Every check of SPEC §14.4; raises :class:`ReceiptInvalid` at the first that fails."""
+    head = receipt.head
+    verify_head(head, trusted)
+    if head.submission_id != receipt.submission_id:
+        raise ReceiptInvalid(
+            f"the head is of submission {head.submission_id}, the receipt of "
+            f"{receipt.submission_id}"
+        )
+    if vote is not None:
+        mine = vote_digest(vote.signing_bytes(), vote.signature_bytes()).hex()
+        if (mine, vote.vote_id, vote.submission_id) != (
+            receipt.vote_digest,
+            receipt.vote_id,
+            receipt.submission_id,
+        ):
+            raise ReceiptInvalid(f"the receipt is not about vote {vote.vote_id} as sent")
+    path = [bytes.fromhex(p) for p in receipt.inclusion_path]
+    root = bytes.fromhex(head.root_hash)
+    if not verify_inclusion(receipt.leaf_hash(), receipt.leaf_index, head.tree_size, path, root):
+        raise ReceiptInvalid(
+            f"leaf {receipt.leaf_index} ({receipt.kind.value} of vote {receipt.vote_id}) is not "
+            f"in the log of {receipt.submission_id} at size {head.tree_size}: inclusion proof "
+            "fails"
+        )
+    if earlier is not None:
+        verify_receipt(earlier, trusted)
+        if earlier.submission_id != receipt.submission_id:
+            raise ReceiptInvalid("the earlier receipt is of another submission")
+        proof = receipt.consistency
+        first = earlier.head
+        if first.tree_size == head.tree_size:
+            ok = first.root_hash == head.root_hash
+        else:
+            ok = (
+                proof is not None
+                and (proof.first_size, proof.first_root) == (first.tree_size, first.root_hash)
+                and verify_consistency(
+                    first.tree_size,
+                    head.tree_size,
+                    bytes.fromhex(first.root_hash),
+                    root,
+                    [bytes.fromhex(p) for p in proof.path],
+                )
+            )
+        if not ok:
+            raise ReceiptInvalid(
+                f"the log of {receipt.submission_id} at size {head.tree_size} does not extend "
+                f"the earlier head at size {first.tree_size}: consistency proof fails"
+            )

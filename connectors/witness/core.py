@@ -1,0 +1,114 @@
+"""The witness's decisions, pure: leaves in (from Ballots), heads in, verdicts out.
+
+A head is judged once the witness holds every leaf below its size: it agrees
+when the leaves' RFC 9162 root is the signed root, and disagrees when the root
+differs, when two Ballots put different leaves at one index, or when the
+head is not signed by the trusted log key. Leaves arrive on another topic
+than heads, so a head waits (``pending``) until its leaves are in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from models.log import SignedHead, ballot_leaves, log_leaf_hash
+from models.merkle import Frontier, tree_hash
+from models.outputs import Ballot
+
+__all__ = ["Disagreement", "Witness"]
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    submission_id: str
+    tree_size: int
+    root_hash: str
+    reason: str  # "leaf_conflict", "root_mismatch", "bad_signature"
+    detail: str
+
+
+@dataclass
+class _Log:
+    leaves: dict[int, bytes] = field(default_factory=dict)
+    pending: dict[int, SignedHead] = field(default_factory=dict)  # tree size -> head
+    judged: set[tuple[int, str]] = field(default_factory=set)
+    #: The leaves judged so far, folded: heads come in growing sizes, so each leaf is
+    #: hashed into a root once (a late, smaller head is recomputed from scratch).
+    frontier: Frontier = field(default_factory=Frontier)
+
+    def root(self, size: int) -> str:
+        if size < self.frontier.size:
+            return tree_hash([self.leaves[i] for i in range(size)]).hex()
+        while self.frontier.size < size:
+            self.frontier.append(self.leaves[self.frontier.size])
+        return self.frontier.root().hex()
+
+
+class Witness:
+    """Rebuilds logs and judges heads; ``check_signature(head)`` says whether a head's
+    signature verifies under the trusted log key."""
+
+    def __init__(self, check_signature) -> None:  # noqa: ANN001 - Callable[[SignedHead], bool]
+        self.check_signature = check_signature
+        self.logs: dict[str, _Log] = {}
+
+    def ballot(self, ballot: Ballot) -> tuple[list[SignedHead], list[Disagreement]]:
+        """Add a Ballot's leaves; the heads that can now be judged, judged."""
+        log = self.logs.setdefault(ballot.submission_id, _Log())
+        disagreements = []
+        for index, kind, digest in ballot_leaves(ballot):
+            h = log_leaf_hash(kind, digest)
+            if log.leaves.setdefault(index, h) != h:
+                disagreements.append(
+                    Disagreement(
+                        ballot.submission_id,
+                        index + 1,
+                        "",
+                        "leaf_conflict",
+                        f"ballot of vote {ballot.vote_id} puts another leaf at index {index} "
+                        f"of {ballot.submission_id}'s log",
+                    )
+                )
+        agreed, more = self._judge(ballot.submission_id)
+        return agreed, disagreements + more
+
+    def head(self, head: SignedHead) -> tuple[list[SignedHead], list[Disagreement]]:
+        """Take a head; the heads that can now be judged, judged."""
+        if not self.check_signature(head):
+            return [], [
+                Disagreement(
+                    head.submission_id,
+                    head.tree_size,
+                    head.root_hash,
+                    "bad_signature",
+                    "the head is not signed by the trusted log key",
+                )
+            ]
+        log = self.logs.setdefault(head.submission_id, _Log())
+        log.pending[head.tree_size] = head
+        return self._judge(head.submission_id)
+
+    def _judge(self, submission_id: str) -> tuple[list[SignedHead], list[Disagreement]]:
+        log = self.logs[submission_id]
+        agreed, disagreements = [], []
+        for size in sorted(log.pending):
+            if any(i not in log.leaves for i in range(size)):
+                break  # leaves still on their way (the next heads need them too)
+            head = log.pending.pop(size)
+            if (size, head.root_hash) in log.judged:
+                continue
+            log.judged.add((size, head.root_hash))
+            root = log.root(size)
+            if root == head.root_hash:
+                agreed.append(head)
+            else:
+                disagreements.append(
+                    Disagreement(
+                        submission_id,
+                        size,
+                        head.root_hash,
+                        "root_mismatch",
+                        f"the ballots topic's leaves give root {root} at size {size}",
+                    )
+                )
+        return agreed, disagreements

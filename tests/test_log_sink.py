@@ -1,0 +1,115 @@
+"""The sink's log tables and the receipts built from them, with a retraction.
+
+The tally stage (in process, with a real log signer) counts a vote, then
+retracts it for one cast earlier with the same key image; its Ballots and
+signed heads go to real topics and through the real sink into Postgres.
+Each receipt then verifies: the retracted vote's is of its ``retraction``
+leaf (it was counted, then withdrawn), not of its stale ``ballot`` leaf.
+The leaves table is append-only, and a ballot that puts another leaf at a
+stored index is dead-lettered ``log_conflict``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+import ringcrypto
+from agents.loghead import LogSigner
+from agents.records import SourceRecord
+from agents.tally import TallyKeeper
+from connectors.postgres.receipts import build_receipt
+from connectors.postgres.sink import Sink
+from connectors.sdk.receipt import verify_receipt
+from models.log import LeafKind
+from tests import test_sink
+from tests.fixtures.accepted import accepted_vote
+from tests.fixtures.sink_records import produce, produce_ballots
+
+pytestmark = pytest.mark.integration
+#: test_sink's fixture: the test's schema, migrated, and a connection on it.
+pg = test_sink.pg
+
+KEY_IMAGE, OTHER = "ab" * 32, "cd" * 32
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.ballots, self.heads = [], []
+
+    async def ballot(self, b):  # noqa: ANN001, ANN201
+        self.ballots.append(b)
+
+    async def head(self, h):  # noqa: ANN001, ANN201
+        self.heads.append(h)
+
+    async def tally(self, t):  # noqa: ANN001, ANN201
+        pass
+
+    async def audit(self, e):  # noqa: ANN001, ANN201
+        pass
+
+    async def rejection(self, key, r):  # noqa: ANN001, ANN201
+        pass
+
+
+async def _read_vote(partition, offset):  # noqa: ANN001, ANN201
+    return b"raw"
+
+
+def _vote(ts: int, offset: int, key_image: str = KEY_IMAGE, vote_type: str = "approve"):  # noqa: ANN201
+    return accepted_vote(
+        uuid.uuid4(),
+        "s1",
+        key_image,
+        vote_type,
+        token=uuid.uuid4().hex * 2,
+        partition=0,
+        offset=offset,
+        timestamp_ms=ts,
+    )
+
+
+async def test_receipts_from_the_sink_show_a_retracted_vote_as_retracted(settings, pg) -> None:
+    later, bystander, earlier = _vote(200, 1), _vote(150, 2, OTHER, "reject"), _vote(100, 3)
+    signer = LogSigner(ringcrypto.SecretKey.generate())
+    out = Collect()
+    keeper = TallyKeeper(
+        settings=settings, state={}, outputs=out, read_vote=_read_vote, sign_heads=signer.sign
+    )
+    for n, vote in enumerate((later, bystander, earlier)):  # one batch each: three heads
+        record = SourceRecord("accepted", 0, n, b"s1", vote.to_json())
+        await keeper.process([record])
+    assert [h.tree_size for h in out.heads] == [1, 2, 4]  # the retraction adds two leaves
+    await produce_ballots(settings, out.ballots)
+    await produce(settings, "heads", [h.to_json() for h in out.heads], keys=[b"s1"] * 3)
+    await Sink(settings, once=True).run()
+    assert await pg.fetchval("SELECT tree_size FROM log_heads WHERE submission_id = 's1'") == 4
+    kinds = [r["kind"] for r in await pg.fetch("SELECT kind FROM log_leaves ORDER BY leaf_index")]
+    assert kinds == ["ballot", "ballot", "retraction", "ballot"]
+
+    receipts = {v.vote_id: await build_receipt(pg, str(v.vote_id)) for v in (later, earlier)}
+    for r in receipts.values():
+        verify_receipt(r, signer.public_key)
+    assert (receipts[later.vote_id].kind, receipts[later.vote_id].leaf_index) == (
+        LeafKind.RETRACTION,
+        2,
+    )
+    assert (receipts[earlier.vote_id].kind, receipts[earlier.vote_id].leaf_index) == (
+        LeafKind.BALLOT,
+        3,
+    )
+    by_key_image = await build_receipt(pg, OTHER)  # a counted vote's key image finds it too
+    assert by_key_image.vote_id == bystander.vote_id
+
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await pg.execute("UPDATE log_leaves SET vote_digest = 'x' WHERE leaf_index = 0")
+
+    forged = out.ballots[1].model_copy(update={"vote_digest": "ee" * 32})
+    await produce_ballots(settings, [forged])
+    await Sink(settings, once=True).run()
+    reasons = [r["reason"] for r in await pg.fetch("SELECT reason FROM sink_dead_letters")]
+    assert "log_conflict" in reasons
+    assert await pg.fetchval("SELECT count(*) FROM log_leaves") == 4

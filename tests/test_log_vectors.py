@@ -1,0 +1,111 @@
+"""native/log-vectors.json: the submission log's bytes, re-derived from SPEC §14's text.
+
+Every leaf, root, proof and head is recomputed here with hashlib and an
+encoder of this test's own (not models.log / models.merkle), so a change of
+the log's bytes that the SPEC does not describe fails here; the file must be
+exactly what ``python -m tests.vectors.log`` makes, the proofs must verify
+with models.merkle, and the head's signature with ringcrypto.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import ringcrypto
+from models.merkle import verify_consistency, verify_inclusion
+from tests.test_message_vectors import lp, spec_vote_message
+from tests.vectors.log import render
+
+FILE = Path(__file__).resolve().parents[1] / "native" / "log-vectors.json"
+VECTORS = json.loads(FILE.read_text())
+
+
+def sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def mth(hashes: list[bytes]) -> bytes:
+    if not hashes:
+        return sha(b"")
+    if len(hashes) == 1:
+        return hashes[0]
+    k = 1 << ((len(hashes) - 1).bit_length() - 1)
+    return sha(b"\x01" + mth(hashes[:k]) + mth(hashes[k:]))
+
+
+def test_the_file_is_what_the_generator_makes():
+    assert FILE.read_text() == render(), "regenerate: python -m tests.vectors.log"
+
+
+def test_vote_digest_and_leaves_follow_the_spec_layout():
+    r = VECTORS["vote"]["record"]
+    m = spec_vote_message(r)
+    signature = base64.b64decode(r["signature"])
+    digest = sha(lp(b"ringtally/v2/vote-digest") + lp(m) + lp(signature))
+    assert VECTORS["vote"]["vote_digest"] == digest.hex()
+    leaves = VECTORS["leaves"]
+    assert (leaves[0]["kind"], leaves[0]["vote_digest"]) == ("ballot", digest.hex())
+    assert (leaves[-1]["kind"], leaves[-1]["vote_digest"]) == ("retraction", digest.hex())
+    for i, leaf in enumerate(leaves[1:-1], start=1):
+        assert leaf["vote_digest"] == sha(f"ringtally-v2 test digest {i}".encode()).hex()
+    for leaf in leaves:
+        expected = (
+            lp(b"ringtally/v2/log-leaf")
+            + lp(leaf["kind"].encode())
+            + bytes.fromhex(leaf["vote_digest"])
+        )
+        assert leaf["leaf"] == expected.hex()
+        assert leaf["leaf_hash"] == sha(b"\x00" + expected).hex()
+
+
+def test_roots_and_proofs_follow_rfc_9162():
+    hashes = [bytes.fromhex(leaf["leaf_hash"]) for leaf in VECTORS["leaves"]]
+    roots = [bytes.fromhex(r) for r in VECTORS["roots"]]
+    assert roots == [mth(hashes[:n]) for n in range(len(hashes) + 1)]
+    n = len(hashes)
+    for proof in VECTORS["inclusion_proofs"]:
+        path = [bytes.fromhex(p) for p in proof["path"]]
+        assert verify_inclusion(hashes[proof["index"]], proof["index"], n, path, roots[n])
+    for proof in VECTORS["consistency_proofs"]:
+        m, path = proof["first_size"], [bytes.fromhex(p) for p in proof["path"]]
+        assert verify_consistency(m, n, roots[m], roots[n], path)
+
+
+def test_the_heads_are_signed_together_by_the_log_key_under_its_own_context():
+    heads = VECTORS["heads"]
+    records = heads["records"]
+    messages = [
+        lp(b"ringtally/v2/log-head")
+        + lp(r["submission_id"].encode())
+        + struct.pack(">Q", r["tree_size"])
+        + bytes.fromhex(r["root_hash"])
+        for r in records
+    ]
+    assert heads["messages"] == [m.hex() for m in messages]
+    roots = VECTORS["roots"]
+    assert [(r["tree_size"], r["root_hash"]) for r in records] == [
+        (7, roots[7]),
+        (1, roots[1]),
+        (3, roots[3]),
+    ]
+    batch_root = mth([sha(b"\x00" + m) for m in messages])
+    assert heads["batch_root"] == batch_root.hex()
+    signed = lp(b"ringtally/v2/log-heads") + struct.pack(">Q", len(records)) + batch_root
+    assert heads["signing_bytes"] == signed.hex()
+    for i, r in enumerate(records):  # each head's path leads to the signed batch root
+        assert (r["batch_size"], r["batch_index"]) == (len(records), i)
+        path = [bytes.fromhex(p) for p in r["batch_path"]]
+        assert verify_inclusion(sha(b"\x00" + messages[i]), i, len(records), path, batch_root)
+    ring = ringcrypto.Ring([bytes.fromhex(records[0]["log_key"])])
+    signature = base64.b64decode(records[0]["signature"])
+    ringcrypto.verify(ring, b"ringtally/v2/log-head", signed, signature)
+    try:  # the registrar's context is another: the same signature is no registrar signature
+        ringcrypto.verify(ring, b"ringtally/v2/registrar", signed, signature)
+    except ringcrypto.InvalidSignature:
+        pass
+    else:
+        raise AssertionError("a head signature verified under the registrar context")
