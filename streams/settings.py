@@ -27,20 +27,37 @@ that public key. A worker never reads the secret key file.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["HEX_PUBLIC_KEY", "OUTPUT_TOPICS", "Settings", "get_settings", "redact_url"]
+__all__ = [
+    "HEX_PUBLIC_KEY",
+    "OUTPUT_TOPICS",
+    "SECRET_SETTINGS",
+    "Settings",
+    "get_settings",
+    "redact_url",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 #: A 32-byte public key as written in settings and in ``registrar.pub``: 64 lowercase hex.
 HEX_PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
+
+#: Settings whose values are secret (or may hold one): never echoed in an error or shown.
+SECRET_SETTINGS = frozenset({"kafka_sasl_password", "kafka_client_config"})
+_SASL = ("SASL_PLAINTEXT", "SASL_SSL")
+_TLS = ("SSL", "SASL_SSL")
+#: Client keys the passthrough may not carry: each has its own setting (or is a secret).
+_OWN_SETTING = re.compile(
+    r"^(bootstrap\.servers|security\.protocol|sasl\..*|ssl\..*(location|password|pem).*)$"
+)
 
 #: The topics the pipeline writes and the sink reads (see ``Settings.output_prefix``).
 OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "sink-dlq"})
@@ -58,6 +75,33 @@ class Settings(BaseSettings):
         "127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,host:port]"
     )
     kafka_controller_port: int = Field(19093, ge=1, le=65535)
+    # How every Kafka client authenticates: turned into each client library's
+    # configuration in one place, streams/kafka_client.py (docs/security.md).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="used with SASL_PLAINTEXT and SASL_SSL"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user (the Kafka principal)")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (never shown, logged or echoed)"
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        None,
+        description="PEM CA certificate(s) the broker's certificate must chain to; "
+        "default: the system's CAs",
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        None, description="PEM private key (unencrypted) of kafka_ssl_cert_file"
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        None, description="PEM client certificate (mutual TLS), with kafka_ssl_key_file"
+    )
+    kafka_client_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="other client properties, JSON, librdkafka names "
+        '(e.g. {"client.rack": "r1"}): passed to confluent-kafka clients as they are, '
+        "to aiokafka clients where it has the same option (streams/kafka_client.py)",
+    )
     postgres_dsn: str = Field(
         "postgresql://ringtally@127.0.0.1:15432/ringtally",
         description="libpq-style URL; a password in it is masked whenever settings are shown",
@@ -159,6 +203,63 @@ class Settings(BaseSettings):
             raise ValueError(f"must match {_NAME.pattern}, got {value!r}")
         return value
 
+    @field_validator("kafka_sasl_username")
+    @classmethod
+    def _sasl_user(cls, value: str | None, info: ValidationInfo) -> str | None:
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol in _SASL and not value:
+            raise ValueError(f"required with RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol}")
+        if protocol not in _SASL and value:
+            raise ValueError(
+                f"a SASL user is set but RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol} does not "
+                "authenticate: set it to SASL_SSL or SASL_PLAINTEXT"
+            )
+        return value
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _sasl_password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # Raises only when the password is missing, so an error never echoes one.
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol in _SASL and (value is None or not value.get_secret_value()):
+            raise ValueError(f"required with RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol}")
+        return value
+
+    @field_validator("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file")
+    @classmethod
+    def _tls_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        key_file = info.data.get("kafka_ssl_key_file")  # declared before the certificate
+        if info.field_name == "kafka_ssl_cert_file" and (value is None) != (key_file is None):
+            raise ValueError(
+                "required with RINGTALLY_KAFKA_SSL_KEY_FILE"
+                if value is None
+                else "needs RINGTALLY_KAFKA_SSL_KEY_FILE (its private key) too"
+            )
+        if value is None:
+            return None
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol not in _TLS:
+            raise ValueError(
+                f"a TLS file is set but RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol} uses no "
+                "TLS: set it to SSL or SASL_SSL"
+            )
+        path = value.expanduser().resolve()
+        if not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        return path
+
+    @field_validator("kafka_client_config")
+    @classmethod
+    def _passthrough(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not re.fullmatch(r"[a-z0-9]+(\.[a-z0-9]+)*", key):
+                raise ValueError(f"{key[:60]!r} is not a client property name like client.rack")
+            if _OWN_SETTING.match(key) or "password" in key or "secret" in key:
+                raise ValueError(
+                    f"{key!r} has its own RINGTALLY_KAFKA_* setting (secrets never go here)"
+                )
+        return value
+
     @field_validator("registrar_public_keys")
     @classmethod
     def _hex_keys(cls, value: str) -> str:
@@ -219,6 +320,10 @@ class Settings(BaseSettings):
         """These settings as ``RINGTALLY_*`` variables, for a child process."""
         out = {}
         for name, value in self.model_dump(exclude_none=True).items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()  # the child needs the value itself
+            elif isinstance(value, dict):
+                value = json.dumps(value, sort_keys=True)
             out[f"RINGTALLY_{name.upper()}"] = (
                 str(value).lower() if isinstance(value, bool) else str(value)
             )
@@ -245,6 +350,10 @@ class Settings(BaseSettings):
             out[key] = redact_url(out[key])
         out["data_dir"] = str(self.data_dir)
         out["registrar_key_file"] = str(self.registrar_key_path)  # the path only, never the key
+        for key in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file"):
+            out[key] = None if out[key] is None else str(out[key])
+        if self.kafka_sasl_password is not None:
+            out["kafka_sasl_password"] = "***"
         return out
 
 

@@ -50,6 +50,7 @@ def get_settings():  # noqa: ANN201 - streams.settings.Settings
     """The process settings; a bad ``RINGTALLY_*`` value is a one-line usage problem."""
     from pydantic import ValidationError
 
+    from streams.settings import SECRET_SETTINGS
     from streams.settings import get_settings as settings
 
     try:
@@ -57,8 +58,9 @@ def get_settings():  # noqa: ANN201 - streams.settings.Settings
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first.get("loc") else "?"
+        shown = "" if field in SECRET_SETTINGS else f"={first.get('input')!r}"  # never a secret
         raise UsageProblem(
-            f"invalid setting RINGTALLY_{field.upper()}={first.get('input')!r}: {first['msg']}"
+            f"invalid setting RINGTALLY_{field.upper()}{shown}: {first['msg']}"
         ) from None
 
 

@@ -57,12 +57,12 @@ def _errors_as_lines(fn: _F) -> _F:
 def _settings_error(exc: Exception) -> str:
     """``stack: invalid setting RINGTALLY_PARTITIONS='abc': Input should be ...``"""
     try:
+        from streams.settings import SECRET_SETTINGS
+
         first = exc.errors()[0]  # type: ignore[attr-defined]
         field = str(first["loc"][0]) if first.get("loc") else "?"
-        return (
-            f"stack: invalid setting RINGTALLY_{field.upper()}={first.get('input')!r}:"
-            f" {first['msg']}"
-        )
+        shown = "" if field in SECRET_SETTINGS else f"={first.get('input')!r}"  # never a secret
+        return f"stack: invalid setting RINGTALLY_{field.upper()}{shown}: {first['msg']}"
     except Exception:  # noqa: BLE001 - any other shape: its first line
         return f"stack: invalid settings: {str(exc).splitlines()[0]}"
 

@@ -39,6 +39,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streams.backoff import Outage
 from streams.errors import KafkaUnavailable, PostgresUnavailable
+from streams.kafka_client import aiokafka_kwargs
 from streams.settings import Settings
 
 from .db import TRANSIENT, connect
@@ -181,18 +182,20 @@ class Sink:
         except BaseException:
             await self._drop_conn()
             raise
-        self._dlq = DeadLetterTopic(s.kafka_bootstrap, s.topic(DLQ))
+        self._dlq = DeadLetterTopic(s, s.topic(DLQ))
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
-            group_id=self.group_id,
-            client_id=f"{self.group_id}",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=2_000,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_wait_ms=100,  # bounds the lag of a quiet partition (default 500 ms)
+            **aiokafka_kwargs(
+                s,
+                group_id=self.group_id,
+                client_id=f"{self.group_id}",
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=2_000,
+                max_partition_fetch_bytes=4 * 1024 * 1024,
+                fetch_max_wait_ms=100,  # bounds the lag of a quiet partition (default 500 ms)
+            )
         )
         self._consumer.subscribe(list(self.topics.values()), listener=_Rebalance(self))
         try:

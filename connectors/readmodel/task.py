@@ -34,6 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from models import Tally
 from streams.backoff import Outage
 from streams.errors import KafkaUnavailable, RedisUnavailable
+from streams.kafka_client import aiokafka_kwargs
 from streams.settings import Settings, redact_url
 from streams.topics import refresh_metadata
 
@@ -86,12 +87,14 @@ class ReadModel:
                 fix="start it ('ringtally stack up') or set RINGTALLY_REDIS_URL",
             ) from None
         self._consumer = consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            client_id="ringtally-readmodel",
+            **aiokafka_kwargs(
+                self.settings,
+                group_id=None,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                client_id="ringtally-readmodel",
+            )
         )
         try:
             await consumer.start()

@@ -33,10 +33,11 @@ from pydantic import ValidationError
 from models.control import Ring, Submission
 from models.encoding import REGISTRAR_CONTEXT
 from streams.errors import ServiceUnavailable
+from streams.kafka_client import kafka_config
 from streams.settings import HEX_PUBLIC_KEY, Settings
 
 from .errors import NotFound, NoTrustedRegistrar
-from .producer import kafka_config
+from .producer import KAFKA_LOGGER
 
 __all__ = [
     "RingVersion",
@@ -77,7 +78,7 @@ def _unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
 def check_kafka(settings: Settings, *, timeout: float = 10.0) -> None:
     """Raise ServiceUnavailable (one line, no librdkafka noise) unless Kafka answers in time."""
     try:
-        AdminClient(kafka_config(settings)).list_topics(timeout=timeout)
+        AdminClient(kafka_config(settings, logger=KAFKA_LOGGER)).list_topics(timeout=timeout)
     except KafkaException as exc:
         raise _unavailable(settings, exc) from None
 
@@ -95,7 +96,7 @@ def end_offsets(
     leaders are not elected or not yet known everywhere) are retried until
     ``timeout``.
     """
-    admin = admin or AdminClient(kafka_config(settings))
+    admin = admin or AdminClient(kafka_config(settings, logger=KAFKA_LOGGER))
     topics = list(topics)
     deadline = time.monotonic() + timeout
     while True:
@@ -148,7 +149,7 @@ def read_topic(settings: Settings, short: str, *, timeout: float = 30.0) -> list
         return records
     consumer = Consumer(
         {
-            **kafka_config(settings),
+            **kafka_config(settings, logger=KAFKA_LOGGER),
             "group.id": f"ringtally-sdk-reader-{uuid.uuid4().hex[:12]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
