@@ -191,12 +191,10 @@ def auth_fix(detail: str) -> str | None:
     ACL refuses a client; the text itself may be shown, it carries no secret.
     """
     text = detail.lower()
-    if "authentication" in text or "sasl" in text:
-        return (
-            "check RINGTALLY_KAFKA_SASL_USERNAME / RINGTALLY_KAFKA_SASL_PASSWORD (and _MECHANISM)"
-        )
-    if "certificate" in text or "ssl" in text or "handshake" in text:
+    if "certificate" in text or "handshake" in text:  # before SASL: "sasl_ssl://" is in both
         return "check RINGTALLY_KAFKA_SSL_CA_FILE (the broker's certificate must chain to it)"
-    if "authoriz" in text or "not authorized" in text:
+    if "authentication" in text or "sasl" in text:
+        return "check RINGTALLY_KAFKA_SASL_USERNAME, _PASSWORD and _MECHANISM"
+    if "authoriz" in text:
         return "this principal lacks a Kafka ACL for it (docs/security.md: who may write what)"
     return None

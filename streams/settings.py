@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         "127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,host:port]"
     )
     kafka_controller_port: int = Field(19093, ge=1, le=65535)
+    kafka_secure_port: int = Field(
+        19094,
+        ge=1,
+        le=65535,
+        description="the secured local broker's SASL_SSL port (stack up --secure)",
+    )
+    kafka_secure_controller_port: int = Field(19095, ge=1, le=65535)
     # How every Kafka client authenticates: turned into each client library's
     # configuration in one place, streams/kafka_client.py (docs/security.md).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

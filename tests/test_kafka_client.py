@@ -305,7 +305,10 @@ def test_mutual_tls_loads_the_pair(pem):
     ("detail", "names"),
     [
         ("SASL authentication error: Authentication failed", "RINGTALLY_KAFKA_SASL_USERNAME"),
-        ("SSL handshake failed: certificate verify failed", "RINGTALLY_KAFKA_SSL_CA_FILE"),
+        (
+            "sasl_ssl://127.0.0.1:1/bootstrap: SSL handshake failed: certificate verify failed",
+            "RINGTALLY_KAFKA_SSL_CA_FILE",
+        ),
         ("Broker: Topic authorization failed", "ACL"),
     ],
 )

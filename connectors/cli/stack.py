@@ -18,14 +18,14 @@ from typing import Any, TypeVar
 import click
 
 from connectors.stack.errors import StackError, display_path
-from connectors.stack.paths import PIECES
+from connectors.stack.paths import ALL_PIECES, SECURE
 from connectors.stack.process import tail_lines
 from streams.errors import RingtallyError
 
 __all__ = ["stack"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-_PIECE = click.Choice(PIECES)
+_PIECE = click.Choice(ALL_PIECES)
 
 
 def _fail(lines: list[str], code: int = 1) -> None:
@@ -138,8 +138,15 @@ def stack() -> None:
     help="How long each piece may take to become healthy after it starts "
     "(default: kafka 90, postgres 60, redis 30).",
 )
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="Start the secured Kafka (SASL_SSL, SCRAM users per role, ACLs) on "
+    "RINGTALLY_KAFKA_SECURE_PORT (19094) beside the plain stack; credentials in "
+    "<data_dir>/stack/secure/credentials.json (docs/security.md).",
+)
 @_errors_as_lines
-def up(pieces: tuple[str, ...], timeout: float | None) -> None:
+def up(pieces: tuple[str, ...], timeout: float | None, secure: bool) -> None:
     """Start the stack (or just PIECES) and wait until every piece is healthy.
 
     Idempotent: pieces already running are only checked. The first start
@@ -152,6 +159,8 @@ def up(pieces: tuple[str, ...], timeout: float | None) -> None:
     """
     local = _stack()
     t0 = time.monotonic()
+    if secure:
+        pieces = (*pieces, SECURE) if pieces else (SECURE,)
     with _Progress() as progress:
         results = local.up(pieces or None, timeout=timeout, report=progress)
     for name, res in results.items():
@@ -163,6 +172,9 @@ def up(pieces: tuple[str, ...], timeout: float | None) -> None:
         }[res.action]
         click.echo(f"{name:<9}127.0.0.1:{svc.ports[0]:<6} pid {res.pid:<8} healthy, {how}")
     _ensure_registrar_key(local.settings)
+    if SECURE in results:
+        creds = display_path(local.services[SECURE].credentials_file)
+        click.echo(f"secure   credentials (mode 0600) in {creds}")
     click.echo(f"stack up: {len(results)} healthy in {time.monotonic() - t0:.1f}s")
 
 

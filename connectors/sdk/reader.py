@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from models.control import Ring, Submission
 from models.encoding import REGISTRAR_CONTEXT
 from streams.errors import ServiceUnavailable
-from streams.kafka_client import kafka_config
+from streams.kafka_client import auth_fix, kafka_config
 from streams.settings import HEX_PUBLIC_KEY, Settings
 
 from .errors import NotFound, NoTrustedRegistrar
@@ -76,11 +76,32 @@ def _unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
 
 
 def check_kafka(settings: Settings, *, timeout: float = 10.0) -> None:
-    """Raise ServiceUnavailable (one line, no librdkafka noise) unless Kafka answers in time."""
-    try:
-        AdminClient(kafka_config(settings, logger=KAFKA_LOGGER)).list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise _unavailable(settings, exc) from None
+    """Raise ServiceUnavailable (one line, no librdkafka noise) unless Kafka answers in time.
+
+    A broker that refuses the client (wrong password, a certificate the CA file
+    does not vouch for) is said at once, naming the setting to check
+    (:func:`streams.kafka_client.auth_fix`), instead of after ``timeout`` as
+    "unreachable".
+    """
+    seen: list[str] = []
+    admin = AdminClient(
+        kafka_config(settings, logger=KAFKA_LOGGER, error_cb=lambda err: seen.append(err.str()))
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            refused = next((e for e in seen if auth_fix(e)), None)
+            if refused is not None:
+                raise ServiceUnavailable(
+                    f"kafka at {settings.kafka_bootstrap} refused this client: {refused[:200]}",
+                    fix=auth_fix(refused),
+                ) from None
+            if time.monotonic() >= deadline:
+                raise _unavailable(settings, exc) from None
 
 
 def end_offsets(

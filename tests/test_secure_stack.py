@@ -1,0 +1,214 @@
+"""The secured local Kafka (``stack up --secure``) enforces the trust model (issue 15).
+
+Each principal's allowed operations succeed and each forbidden one fails
+with an authorization error, on a real broker with SASL_SSL, SCRAM and the
+StandardAuthorizer, started by the stack's own code (tests/fixtures/secure.py).
+A client with a wrong password, a CA that did not sign the broker's
+certificate, or a missing CA file gets one line naming the setting and a
+non-zero exit from the ``ringtally`` command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from connectors.stack.kafka.secure import ROLES, SDK_GROUPS
+from streams.kafka_client import kafka_config
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DENIED = "TOPIC_AUTHORIZATION_FAILED"
+
+
+@pytest.fixture(scope="module")
+def acl(secure_kafka):  # noqa: ANN001, ANN201
+    """A fresh prefix on the secured broker, with one record on partition 0 of the topics
+    read below (written by the admin)."""
+    settings = secure_kafka.prefix_settings()
+    admin = secure_kafka.as_role(settings, "admin")
+    for short in ("votes", "rings", "ballots", "tallies"):
+        assert produce(admin, settings.topic(short)) is None
+    return settings
+
+
+def produce(settings: Settings, topic: str) -> str | None:
+    """Write one record to partition 0; None, or the error's name."""
+    errors: list[str] = []
+    producer = Producer(
+        kafka_config(settings, **{"message.timeout.ms": 20_000, "enable.idempotence": False})
+    )
+    producer.produce(
+        topic,
+        key=b"k",
+        value=b"v",
+        partition=0,
+        on_delivery=lambda err, _msg: errors.append(err.name()) if err else None,
+    )
+    assert producer.flush(30) == 0
+    return errors[0] if errors else None
+
+
+def consume(settings: Settings, topic: str, group: str) -> str | None:
+    """Read a record from partition 0; None, or the error's name."""
+    consumer = Consumer(kafka_config(settings, **{"group.id": group, "enable.auto.commit": False}))
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            return msg.error().name() if msg.error() else None
+        return "TIMED_OUT"
+    finally:
+        consumer.close()
+
+
+def _group(settings: Settings, role: str) -> str:
+    """A consumer group the role may use (the worker's and the sink's by prefix)."""
+    if role == "worker":
+        return f"{settings.group_id}-probe"
+    if role == "sink":
+        return f"{settings.topic_prefix}-sink-probe"
+    return f"{SDK_GROUPS}probe"
+
+
+CASES = [
+    # the issue's forbidden operations
+    ("producer", "write", "rings", DENIED),
+    ("producer", "write", "tallies", DENIED),
+    ("producer", "read", "votes", DENIED),
+    ("reader", "read", "votes", DENIED),
+    ("sink", "write", "ballots", DENIED),
+    ("producer", "write", "@accepted", DENIED),
+    ("registrar", "write", "@accepted", DENIED),
+    ("sink", "write", "@accepted", DENIED),
+    ("reader", "write", "@accepted", DENIED),
+    # more of the same trust model
+    ("registrar", "write", "votes", DENIED),
+    ("reader", "write", "tallies", DENIED),
+    ("sink", "read", "votes", DENIED),
+    ("worker", "write", "rings", DENIED),
+    # and what each role is for
+    ("producer", "write", "votes", None),
+    ("registrar", "write", "rings", None),
+    ("registrar", "write", "submissions", None),
+    ("worker", "read", "votes", None),
+    ("worker", "read", "rings", None),
+    ("worker", "write", "tallies", None),
+    ("worker", "write", "@accepted", None),
+    ("sink", "read", "ballots", None),
+    ("sink", "write", "sink-dlq", None),
+    ("reader", "read", "tallies", None),
+    ("producer", "read", "rings", None),
+]
+
+
+@pytest.mark.parametrize(("role", "op", "short", "expected"), CASES)
+def test_each_principal_may_do_exactly_its_part(secure_kafka, acl, role, op, short, expected):
+    settings = secure_kafka.as_role(acl, role)
+    # "@accepted": the worker's internal topic of accepted votes (counted unchecked)
+    topic = f"{acl.group_id}-accepted" if short == "@accepted" else acl.topic(short)
+    got = produce(settings, topic) if op == "write" else consume(settings, topic, _group(acl, role))
+    assert got == expected, f"{role} {op} {topic}: {got}"
+
+
+def test_credentials_file_is_private_and_in_the_documented_shape(secure_kafka):
+    path = secure_kafka.credentials
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = json.loads(path.read_text())
+    assert data["bootstrap"] == f"127.0.0.1:{secure_kafka.base.kafka_secure_port}"
+    assert Path(data["ca_file"]).is_file()
+    assert set(ROLES) <= set(data["principals"])
+    for who in data["principals"].values():
+        assert set(who) == {"username", "password"} and len(who["password"]) >= 24
+    # the throw-away CA's key is gone once it signed the broker's certificate
+    assert not (path.parent / "ca.key").exists()
+    assert stat.S_IMODE((path.parent / "server.properties").stat().st_mode) == 0o600
+
+
+# --- bad input: the ringtally command as a user runs it ----------------------------------------
+
+
+def _ringtally(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RINGTALLY_KAFKA_")}
+    return subprocess.run(
+        [sys.executable, "-m", "connectors.cli", *args],
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory) -> Path:
+    """A CA certificate that did not sign the broker's."""
+    where = tmp_path_factory.mktemp("other-ca")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+        + ["-subj", "/CN=not-the-stack-ca", "-keyout", "k.pem", "-out", "ca.pem"],
+        cwd=where,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return where / "ca.pem"
+
+
+@pytest.mark.parametrize(
+    ("mistake", "names"),
+    [
+        ("wrong password", "RINGTALLY_KAFKA_SASL_USERNAME, _PASSWORD"),
+        ("unknown CA", "RINGTALLY_KAFKA_SSL_CA_FILE"),
+        ("missing CA file", "RINGTALLY_KAFKA_SSL_CA_FILE"),
+    ],
+)
+def test_a_refused_client_is_one_line_naming_the_setting(
+    secure_kafka, acl, other_ca, mistake, names
+):
+    reader = secure_kafka.as_role(acl, "reader")
+    password = reader.kafka_sasl_password.get_secret_value()
+    env = {
+        "RINGTALLY_KAFKA_BOOTSTRAP": reader.kafka_bootstrap,
+        "RINGTALLY_TOPIC_PREFIX": acl.topic_prefix,
+        "RINGTALLY_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "RINGTALLY_KAFKA_SASL_USERNAME": "reader",
+        "RINGTALLY_KAFKA_SASL_PASSWORD": password,
+        "RINGTALLY_KAFKA_SSL_CA_FILE": str(reader.kafka_ssl_ca_file),
+    }
+    if mistake == "wrong password":
+        env["RINGTALLY_KAFKA_SASL_PASSWORD"] = "not-" + password
+    elif mistake == "unknown CA":
+        env["RINGTALLY_KAFKA_SSL_CA_FILE"] = str(other_ca)
+    else:
+        env["RINGTALLY_KAFKA_SSL_CA_FILE"] = str(other_ca.parent / "missing.pem")
+    result = _ringtally(env, "rings", "list")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert names in lines[0] and "Traceback" not in result.stderr
+    assert password not in result.stderr + result.stdout
+
+
+def test_the_right_credentials_pass_the_same_check(secure_kafka, acl):
+    registrar = secure_kafka.as_role(acl, "registrar")
+    env = {
+        "RINGTALLY_KAFKA_BOOTSTRAP": registrar.kafka_bootstrap,
+        "RINGTALLY_TOPIC_PREFIX": acl.topic_prefix,
+        "RINGTALLY_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "RINGTALLY_KAFKA_SASL_USERNAME": "registrar",
+        "RINGTALLY_KAFKA_SASL_PASSWORD": registrar.kafka_sasl_password.get_secret_value(),
+        "RINGTALLY_KAFKA_SSL_CA_FILE": str(registrar.kafka_ssl_ca_file),
+    }
+    result = _ringtally(env, "rings", "list")
+    assert result.returncode == 0, result.stderr
