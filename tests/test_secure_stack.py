@@ -16,6 +16,8 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -212,3 +214,83 @@ def test_the_right_credentials_pass_the_same_check(secure_kafka, acl):
     }
     result = _ringtally(env, "rings", "list")
     assert result.returncode == 0, result.stderr
+
+
+# --- a round end to end, every client authenticated as its principal ----------------------
+
+
+@pytest.mark.integration
+def test_a_round_end_to_end_with_every_client_authenticated(secure_kafka, stack, tmp_path):
+    """Worker, sink, registrar, producer and reader each with their own credentials; the
+    outputs on the topics and in Postgres match the round's ground truth."""
+    import asyncio
+
+    from connectors.demo.check import Observed, Truth, all_match, check, tallies_from_records
+    from connectors.demo.observe import read_postgres
+    from connectors.demo.simulation import Publisher
+    from connectors.postgres.db import connect
+    from connectors.postgres.migrate import migrate
+    from connectors.stack.harness import SinkProcess, WorkerProcess, free_port
+    from tests.fixtures.pipeline import Outputs
+    from tests.fixtures.rounds import outcome_positions, small_round
+    from tests.fixtures.stack import make_settings
+
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    base = make_settings(
+        stack,
+        prefix,
+        kafka_bootstrap=secure_kafka.base.kafka_bootstrap,
+        table_store="memory",
+        partitions=4,
+        web_port=free_port(),
+        verify_batch_window=0.01,
+        data_dir=tmp_path,
+    )
+    secure_kafka.service.provision(base)  # its topics (made by the admin) and ACLs
+    rnd = small_round(base)
+    asyncio.run(migrate(base))
+    worker = WorkerProcess(secure_kafka.as_role(base, "worker"), tmp_path / "worker.log")
+    sink = SinkProcess(secure_kafka.as_role(base, "sink"), tmp_path / "sink.log")
+    registrar = Publisher(secure_kafka.as_role(base, "registrar"))
+    producer = Publisher(secure_kafka.as_role(base, "producer"))
+    producer.appended, producer.positions = registrar.appended, registrar.positions
+    outputs = Outputs(secure_kafka.as_role(base, "reader"))
+    try:
+        worker.start()
+        sink.start()
+        for phase in (rnd.control, rnd.votes, rnd.rotation, rnd.late_votes):
+            for planned in phase:
+                control = planned.topic in ("rings", "submissions")
+                (registrar if control else producer).send(planned)
+            for publisher in (registrar, producer):
+                publisher.flush()
+            registrar.wait_clock_past(registrar.last_appended_ms())
+        want = rnd.outcome_count()
+        outputs.wait_for(lambda o: len(outcome_positions(o)) >= want, 120, f"{want} outcomes")
+        outputs.settle(1.0)
+        truth = Truth.from_round(rnd)
+        topics = Observed(
+            "topics",
+            ballots={b["vote_id"] for b in outputs.ballots},
+            rejections=Counter(r["reason"] for r in outputs.rejections),
+            tallies=tallies_from_records(outputs.tallies),
+        )
+        assert all_match(lines := check(truth, topics)), [x for x in lines if not x.ok]
+
+        async def stored() -> Observed:
+            conn = await connect(base)  # the schema on its search_path
+            try:
+                return await read_postgres(conn)
+            finally:
+                await conn.close()
+
+        deadline = time.monotonic() + 60
+        while not all_match(check(truth, observed := asyncio.run(stored()))):
+            assert sink.alive(), sink.tail()
+            assert time.monotonic() < deadline, [x for x in check(truth, observed) if not x.ok]
+            time.sleep(0.5)
+        assert "unauthorized" not in (tmp_path / "worker.log").read_text().lower()
+    finally:
+        outputs.close()
+        worker.stop()
+        sink.stop()
