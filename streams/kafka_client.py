@@ -15,21 +15,28 @@ here, which are handed straight to a client and never logged.
 from __future__ import annotations
 
 import json
+import logging
 import ssl
+import time
+from collections.abc import Callable
 from typing import Any
 
-from .errors import UsageProblem
+from .backoff import Outage
+from .errors import RingtallyError, UsageProblem
 from .settings import Settings
 
 __all__ = [
     "AIOKAFKA_PASSTHROUGH",
     "KafkaConfigProblem",
+    "KafkaRefused",
     "aiokafka_kwargs",
     "auth_fix",
     "faust_broker_credentials",
     "java_client_properties",
     "kafka_config",
+    "probe",
     "ssl_context",
+    "wait_until_admitted",
 ]
 
 #: librdkafka property -> aiokafka keyword, for the passthrough
@@ -43,6 +50,13 @@ AIOKAFKA_PASSTHROUGH: dict[str, tuple[str, type]] = {
     "sasl.kerberos.service.name": ("sasl_kerberos_service_name", str),
     "sasl.kerberos.domain.name": ("sasl_kerberos_domain_name", str),
 }
+
+
+#: librdkafka's own log lines of the probe: dropped, the probe's answer says what matters
+#: (one line instead of a FAIL line per connection attempt).
+_LOG = logging.getLogger("ringtally.kafka.probe")
+_LOG.addHandler(logging.NullHandler())
+_LOG.propagate = False
 
 
 class KafkaConfigProblem(UsageProblem):
@@ -182,6 +196,59 @@ def faust_broker_credentials(settings: Settings) -> object | None:
             mechanism=settings.kafka_sasl_mechanism,
         )
     return None
+
+
+class KafkaRefused(RingtallyError):
+    """The brokers answer but refuse this client: authentication or TLS (exit code 2)."""
+
+    exit_code = 2
+
+
+def probe(settings: Settings, timeout: float = 10.0) -> tuple[str, str | None]:
+    """Ask the brokers for metadata as these settings' client: ``("ok", None)``,
+    ``("refused", why)`` (said as soon as the broker refuses, with :func:`auth_fix`'s
+    advice) or ``("unreachable", detail)`` after ``timeout``."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    seen: list[str] = []
+    admin = AdminClient(
+        kafka_config(settings, logger=_LOG, error_cb=lambda err: seen.append(err.str()))
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            return "ok", None
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            refused = next((e for e in seen if auth_fix(e)), None)
+            if refused is not None:
+                return "refused", f"{auth_fix(refused)} ({refused[:160]})"  # the advice first
+            if time.monotonic() >= deadline:
+                err = exc.args[0] if exc.args else exc
+                return "unreachable", err.str() if hasattr(err, "str") else str(err)
+
+
+def wait_until_admitted(
+    settings: Settings, log: logging.Logger, should_stop: Callable[[], bool] = lambda: False
+) -> None:
+    """Block while the brokers refuse this client (wrong password, unknown CA, a
+    principal without rights), logging one line naming the setting and retrying with
+    backoff (credentials may be fixed or rotated meanwhile); returns once admitted, when
+    the brokers cannot be reached at all (the caller's own error says that) or
+    ``should_stop()``. For long-running processes: the worker and the sink."""
+    outage = Outage(
+        f"kafka at {settings.kafka_bootstrap}", log, base=1.0, cap=30.0, doing="not starting"
+    )
+    while not should_stop():
+        state, detail = probe(settings, timeout=10.0)
+        if state != "refused":
+            outage.ok()
+            return
+        wait = time.monotonic() + outage.failed(KafkaRefused(f"refused this client: {detail}"))
+        while time.monotonic() < wait and not should_stop():
+            time.sleep(0.2)
 
 
 def auth_fix(detail: str) -> str | None:

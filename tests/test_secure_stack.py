@@ -294,3 +294,43 @@ def test_a_round_end_to_end_with_every_client_authenticated(secure_kafka, stack,
         outputs.close()
         worker.stop()
         sink.stop()
+
+
+@pytest.mark.parametrize("process", ["worker", "sink"])
+def test_a_refused_worker_or_sink_says_why_and_retries(secure_kafka, stack, tmp_path, process):
+    """Wrong password: one log line naming the settings to check, no secret, and the
+    process keeps retrying with backoff instead of exiting."""
+    import signal
+
+    from connectors.stack.harness import free_port
+    from tests.fixtures.stack import make_settings
+
+    settings = make_settings(stack, f"t-{uuid.uuid4().hex[:8]}", web_port=free_port())
+    role = secure_kafka.as_role(secure_kafka.prefix_settings(settings.topic_prefix), process)
+    password = role.kafka_sasl_password.get_secret_value()
+    env = {**settings.to_env(), **role.to_env(), "RINGTALLY_KAFKA_SASL_PASSWORD": "no-" + password}
+    argv = ["worker", "--loglevel", "info"] if process == "worker" else ["sink", "--no-readmodel"]
+    log_path = tmp_path / f"{process}.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RINGTALLY_")}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "connectors.cli", *argv],
+            env={**clean, "PYTHONPATH": str(ROOT), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "refused this client" not in log_path.read_text():
+            assert proc.poll() is None, log_path.read_text()[-2000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.2)
+        text = log_path.read_text()
+        line = next(x for x in text.splitlines() if "refused this client" in x)
+        assert "RINGTALLY_KAFKA_SASL_USERNAME, _PASSWORD" in line and "retrying" in line
+        assert password not in text and "Traceback" not in text
+        assert proc.poll() is None  # still there, retrying
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)

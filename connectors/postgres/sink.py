@@ -39,7 +39,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streams.backoff import Outage
 from streams.errors import KafkaUnavailable, PostgresUnavailable
-from streams.kafka_client import aiokafka_kwargs
+from streams.kafka_client import aiokafka_kwargs, wait_until_admitted
 from streams.settings import Settings
 
 from .db import TRANSIENT, connect
@@ -169,6 +169,10 @@ class Sink:
     async def run(self) -> SinkStats:
         """Run until stopped (or caught up / idle, with ``once`` / ``until_idle``)."""
         s = self.settings
+        # Refused by Kafka (credentials, CA, rights): one line, retried with backoff.
+        await asyncio.to_thread(wait_until_admitted, s, log, self.stop.is_set)
+        if self.stop.is_set():
+            return self.stats
         # Unreachable at start: a one-line error, exit 2; restarting: wait for it.
         self._conn = await connect(s, restart_grace=60.0)
         try:

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from models.control import Ring, Submission
 from models.encoding import REGISTRAR_CONTEXT
 from streams.errors import ServiceUnavailable
-from streams.kafka_client import auth_fix, kafka_config
+from streams.kafka_client import KafkaRefused, kafka_config, probe
 from streams.settings import HEX_PUBLIC_KEY, Settings
 
 from .errors import NotFound, NoTrustedRegistrar
@@ -83,25 +83,14 @@ def check_kafka(settings: Settings, *, timeout: float = 10.0) -> None:
     (:func:`streams.kafka_client.auth_fix`), instead of after ``timeout`` as
     "unreachable".
     """
-    seen: list[str] = []
-    admin = AdminClient(
-        kafka_config(settings, logger=KAFKA_LOGGER, error_cb=lambda err: seen.append(err.str()))
-    )
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
-            return
-        except KafkaException as exc:
-            admin.poll(0)  # serves error_cb
-            refused = next((e for e in seen if auth_fix(e)), None)
-            if refused is not None:
-                raise ServiceUnavailable(
-                    f"kafka at {settings.kafka_bootstrap} refused this client: {refused[:200]}",
-                    fix=auth_fix(refused),
-                ) from None
-            if time.monotonic() >= deadline:
-                raise _unavailable(settings, exc) from None
+    state, detail = probe(settings, timeout)
+    if state == "refused":
+        raise KafkaRefused(f"kafka at {settings.kafka_bootstrap} refused this client: {detail}")
+    if state == "unreachable":
+        raise ServiceUnavailable(
+            f"kafka at {settings.kafka_bootstrap} unreachable: {detail}",
+            fix="start it with 'ringtally stack up' or set RINGTALLY_KAFKA_BOOTSTRAP",
+        )
 
 
 def end_offsets(
