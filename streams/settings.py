@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         description="libpq-style URL; a password in it is masked whenever settings are shown",
     )
     postgres_schema: str = "ringtally"
+    postgres_sink_role: str | None = Field(
+        None,
+        description="Postgres role the migrations grant the sink's rights to (it inserts into "
+        "audit_log but owns nothing); the sink then connects as it. Unset: the sink uses the "
+        "migrating role (which owns the tables)",
+    )
     redis_url: str = "redis://127.0.0.1:16379/0"
 
     # --- topics and tables ---------------------------------------------
@@ -203,7 +209,7 @@ class Settings(BaseSettings):
     min_votes: int = Field(3, ge=1)
     flag_threshold: int = Field(3, ge=1)
 
-    @field_validator("topic_prefix", "postgres_schema", "output_prefix")
+    @field_validator("topic_prefix", "postgres_schema", "output_prefix", "postgres_sink_role")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
         if value is not None and not _NAME.match(value):

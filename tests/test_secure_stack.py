@@ -219,11 +219,34 @@ def test_the_right_credentials_pass_the_same_check(secure_kafka, acl):
 # --- a round end to end, every client authenticated as its principal ----------------------
 
 
+def _postgres_as(dsn: str, user: str) -> str:
+    """``dsn`` with another user (the local stack trusts loopback connections)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(dsn)
+    return parts._replace(netloc=f"{user}@{parts.hostname}:{parts.port}").geturl()
+
+
+async def _sql(dsn: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 @pytest.mark.integration
 def test_a_round_end_to_end_with_every_client_authenticated(secure_kafka, stack, tmp_path):
-    """Worker, sink, registrar, producer and reader each with their own credentials; the
-    outputs on the topics and in Postgres match the round's ground truth."""
+    """Worker, sink, registrar, producer and reader each with their own Kafka credentials,
+    the sink on a Postgres role that owns nothing; the outputs on the topics and in
+    Postgres match the round's ground truth, and the sink's role cannot touch the audit
+    table's trigger."""
     import asyncio
+
+    import asyncpg
 
     from connectors.demo.check import Observed, Truth, all_match, check, tallies_from_records
     from connectors.demo.observe import read_postgres
@@ -248,9 +271,15 @@ def test_a_round_end_to_end_with_every_client_authenticated(secure_kafka, stack,
     )
     secure_kafka.service.provision(base)  # its topics (made by the admin) and ACLs
     rnd = small_round(base)
-    asyncio.run(migrate(base))
+    # Postgres: the test's owner role migrates and grants; the sink connects as its own role
+    role = base.postgres_schema + "_sink"
+    superuser = _postgres_as(base.postgres_dsn, "postgres")
+    sink_dsn = _postgres_as(base.postgres_dsn, role)
+    asyncio.run(_sql(superuser, f'CREATE ROLE "{role}" LOGIN'))
+    asyncio.run(migrate(Settings(**base.model_dump(exclude_unset=True), postgres_sink_role=role)))
+    as_sink = Settings(**{**base.model_dump(exclude_unset=True), "postgres_dsn": sink_dsn})
     worker = WorkerProcess(secure_kafka.as_role(base, "worker"), tmp_path / "worker.log")
-    sink = SinkProcess(secure_kafka.as_role(base, "sink"), tmp_path / "sink.log")
+    sink = SinkProcess(secure_kafka.as_role(as_sink, "sink"), tmp_path / "sink.log")
     registrar = Publisher(secure_kafka.as_role(base, "registrar"))
     producer = Publisher(secure_kafka.as_role(base, "producer"))
     producer.appended, producer.positions = registrar.appended, registrar.positions
@@ -290,10 +319,20 @@ def test_a_round_end_to_end_with_every_client_authenticated(secure_kafka, stack,
             assert time.monotonic() < deadline, [x for x in check(truth, observed) if not x.ok]
             time.sleep(0.5)
         assert "unauthorized" not in (tmp_path / "worker.log").read_text().lower()
+        assert "owns audit_log" not in sink.tail(200)
+        table = f'"{base.postgres_schema}".audit_log'
+        for statement in (
+            f"ALTER TABLE {table} DISABLE TRIGGER ALL",
+            f"DROP TABLE {table}",
+            f'ALTER TABLE {table} OWNER TO "{role}"',
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                asyncio.run(_sql(sink_dsn, statement))
     finally:
         outputs.close()
         worker.stop()
         sink.stop()
+        asyncio.run(_sql(superuser, f'DROP OWNED BY "{role}"', f'DROP ROLE "{role}"'))
 
 
 @pytest.mark.parametrize("process", ["worker", "sink"])
@@ -334,3 +373,28 @@ def test_a_refused_worker_or_sink_says_why_and_retries(secure_kafka, stack, tmp_
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_a_sink_role_without_grants_is_one_line(stack, tmp_path):
+    """The sink on a Postgres role nobody granted the schema to: one line, no traceback."""
+    import asyncio
+
+    from connectors.postgres.migrate import migrate
+    from tests.fixtures.stack import make_settings
+
+    settings = make_settings(stack, f"t-{uuid.uuid4().hex[:8]}")
+    asyncio.run(migrate(settings))
+    role = settings.postgres_schema + "_nogrant"
+    superuser = _postgres_as(settings.postgres_dsn, "postgres")
+    asyncio.run(_sql(superuser, f'CREATE ROLE "{role}" LOGIN'))
+    try:
+        env = {
+            **settings.to_env(),
+            "RINGTALLY_POSTGRES_DSN": _postgres_as(settings.postgres_dsn, role),
+        }
+        result = _ringtally(env, "sink", "--no-readmodel")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+        assert "RINGTALLY_POSTGRES_SINK_ROLE" in lines[-1], result.stderr
+    finally:
+        asyncio.run(_sql(superuser, f'DROP OWNED BY "{role}"', f'DROP ROLE "{role}"'))

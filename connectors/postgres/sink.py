@@ -45,6 +45,7 @@ from streams.settings import Settings
 from .db import TRANSIENT, connect
 from .decode import DeadLetter, Decoded, Record, decode
 from .dlq import DeadLetterTopic
+from .errors import SchemaNotReady
 from .migrate import check_ready
 from .offsets import TP, OffsetConflict, load
 from .topics import DLQ, ensure_topics, output_topics
@@ -177,12 +178,29 @@ class Sink:
         self._conn = await connect(s, restart_grace=60.0)
         try:
             await check_ready(self._conn, s.postgres_schema)
+            if await self._conn.fetchval(
+                "SELECT tableowner = current_user FROM pg_tables"
+                " WHERE schemaname = $1 AND tablename = 'audit_log'",
+                s.postgres_schema,
+            ):
+                log.warning(
+                    "the sink's Postgres role owns audit_log: it could disable the table's "
+                    "append-only trigger; run it as a role without ownership "
+                    "(RINGTALLY_POSTGRES_SINK_ROLE, docs/security.md)"
+                )
             await ensure_topics(s)
             if s.metrics_port:
                 from .metrics import SinkMetrics
 
                 self.metrics = SinkMetrics(self).start(s.metrics_port, s.web_host)
                 log.info("metrics on http://%s:%d/metrics", s.web_host, self.metrics.port)
+        except asyncpg.InsufficientPrivilegeError as exc:
+            await self._drop_conn()
+            raise SchemaNotReady(
+                f"the sink's Postgres role may not use schema {s.postgres_schema} ({exc})",
+                fix="migrate as the owner with RINGTALLY_POSTGRES_SINK_ROLE set to this role "
+                "(docs/security.md)",
+            ) from None
         except BaseException:
             await self._drop_conn()
             raise
