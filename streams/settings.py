@@ -31,11 +31,11 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
     "HEX_PUBLIC_KEY",
@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     kafka_ssl_cert_file: Path | None = Field(
         None, description="PEM client certificate (mutual TLS), with kafka_ssl_key_file"
     )
-    kafka_client_config: dict[str, str] = Field(
+    kafka_client_config: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description="other client properties, JSON, librdkafka names "
         '(e.g. {"client.rack": "r1"}): passed to confluent-kafka clients as they are, '
@@ -260,6 +260,18 @@ class Settings(BaseSettings):
         if not path.is_file():
             raise ValueError(f"no such file: {path}")
         return path
+
+    @field_validator("kafka_client_config", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        # JSON text, from the environment (NoDecode: a bad value is our one-line error,
+        # not pydantic-settings' traceback) or a child's to_env() read back.
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError('must be a JSON object like {"client.rack": "r1"}') from None
+        return value
 
     @field_validator("kafka_client_config")
     @classmethod

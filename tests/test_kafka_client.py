@@ -315,3 +315,24 @@ def test_mutual_tls_loads_the_pair(pem):
 def test_auth_fix_names_what_to_check(detail, names):
     assert names in (auth_fix(detail) or "")
     assert auth_fix("Connection refused") is None
+
+
+@pytest.mark.parametrize("text", ["not json", '["client.rack"]'])
+def test_a_passthrough_that_is_no_json_object_is_one_setting_error(monkeypatch, text):
+    monkeypatch.setenv("RINGTALLY_KAFKA_CLIENT_CONFIG", text)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert info.value.errors()[0]["loc"] == ("kafka_client_config",)
+
+
+def test_settings_survive_to_env_and_back(pem):
+    ca, _ = pem
+    s = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="worker",
+        kafka_sasl_password=SECRET,
+        kafka_ssl_ca_file=ca,
+        kafka_client_config={"client.rack": "r1"},
+    )
+    back = Settings(**{k.removeprefix("RINGTALLY_").lower(): v for k, v in s.to_env().items()})
+    assert kafka_config(back) == kafka_config(s)

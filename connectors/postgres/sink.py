@@ -170,10 +170,6 @@ class Sink:
     async def run(self) -> SinkStats:
         """Run until stopped (or caught up / idle, with ``once`` / ``until_idle``)."""
         s = self.settings
-        # Refused by Kafka (credentials, CA, rights): one line, retried with backoff.
-        await asyncio.to_thread(wait_until_admitted, s, log, self.stop.is_set)
-        if self.stop.is_set():
-            return self.stats
         # Unreachable at start: a one-line error, exit 2; restarting: wait for it.
         self._conn = await connect(s, restart_grace=60.0)
         try:
@@ -188,6 +184,11 @@ class Sink:
                     "append-only trigger; run it as a role without ownership "
                     "(RINGTALLY_POSTGRES_SINK_ROLE, docs/security.md)"
                 )
+            # Refused by Kafka (credentials, CA): one line, retried with backoff.
+            await asyncio.to_thread(wait_until_admitted, s, log, self.stop.is_set)
+            if self.stop.is_set():
+                await self._drop_conn()
+                return self.stats
             await ensure_topics(s)
             if s.metrics_port:
                 from .metrics import SinkMetrics

@@ -231,7 +231,7 @@ class KafkaService(Service):
             self._format(report)
 
     def _format(self, report: Report) -> None:
-        report("kafka", "formatting KRaft storage (first start)")
+        report(self.name, "formatting KRaft storage (first start)")
         partial = self.dir / "data.partial"
         shutil.rmtree(partial, ignore_errors=True)
         props = self.dir / "format.properties"
