@@ -234,15 +234,19 @@ def test_plaintext_is_what_it_was():
     assert faust_broker_credentials(s) is None
 
 
-def test_sasl_ssl_reaches_every_library(pem):
-    ca, _ = pem
-    s = Settings(
+def _sasl_ssl(ca: Path, user: str, **passthrough: str) -> Settings:
+    return Settings(
         kafka_security_protocol="SASL_SSL",
-        kafka_sasl_username="sink",
+        kafka_sasl_username=user,
         kafka_sasl_password=SECRET,
         kafka_ssl_ca_file=ca,
-        kafka_client_config={"client.rack": "r1", "request.timeout.ms": "5000"},
+        kafka_client_config=passthrough,
     )
+
+
+def test_sasl_ssl_reaches_every_library(pem):
+    ca, _ = pem
+    s = _sasl_ssl(ca, "sink", **{"client.rack": "r1", "request.timeout.ms": "5000"})
     conf = kafka_config(s)
     assert {k: conf[k] for k in conf if k.startswith(("security", "sasl", "ssl", "client"))} == {
         "security.protocol": "sasl_ssl",
@@ -327,12 +331,6 @@ def test_a_passthrough_that_is_no_json_object_is_one_setting_error(monkeypatch, 
 
 def test_settings_survive_to_env_and_back(pem):
     ca, _ = pem
-    s = Settings(
-        kafka_security_protocol="SASL_SSL",
-        kafka_sasl_username="worker",
-        kafka_sasl_password=SECRET,
-        kafka_ssl_ca_file=ca,
-        kafka_client_config={"client.rack": "r1"},
-    )
+    s = _sasl_ssl(ca, "worker", **{"client.rack": "r1"})
     back = Settings(**{k.removeprefix("RINGTALLY_").lower(): v for k, v in s.to_env().items()})
     assert kafka_config(back) == kafka_config(s)
