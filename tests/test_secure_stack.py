@@ -404,3 +404,72 @@ def test_a_sink_role_without_grants_is_one_line(stack, tmp_path):
         assert "RINGTALLY_POSTGRES_SINK_ROLE" in lines[-1], result.stderr
     finally:
         asyncio.run(_sql(superuser, f'DROP OWNED BY "{role}"', f'DROP ROLE "{role}"'))
+
+
+# --- Redis: an ACL user per role ------------------------------------------------------------
+
+
+async def test_redis_acl_users_write_and_read_only_their_part(stack):
+    """The read model written as the ``sink`` ACL user (user and password in
+    RINGTALLY_REDIS_URL); the ``reader`` user reads it but can neither write nor
+    publish; neither reaches another prefix's keys."""
+    import secrets
+    from urllib.parse import urlsplit
+
+    from redis.asyncio import Redis
+    from redis.exceptions import NoPermissionError
+
+    from connectors.postgres.topics import ensure_topics
+    from connectors.readmodel.store import ReadModelStore, acl_rules
+    from connectors.readmodel.task import ReadModel
+    from tests.fixtures.sink_records import make_tally, produce
+    from tests.fixtures.stack import make_settings
+
+    settings = make_settings(stack, f"t-{uuid.uuid4().hex[:8]}")
+    prefix = settings.topic_prefix
+    admin = Redis.from_url(settings.redis_url, decode_responses=True)
+    where = urlsplit(settings.redis_url)
+    users = {role: (f"{prefix}-{role}", secrets.token_urlsafe(16)) for role in ("sink", "reader")}
+
+    def url(role: str) -> str:
+        user, password = users[role]
+        return where._replace(netloc=f"{user}:{password}@{where.hostname}:{where.port}").geturl()
+
+    try:
+        for role, rules in acl_rules(prefix).items():
+            user, password = users[role]
+            await admin.execute_command(
+                "ACL", "SETUSER", user, "on", f">{password}", *rules.split()
+            )
+        await ensure_topics(settings)
+        await produce(settings, "tallies", [make_tally("s1", 2, approve=2).to_json()], keys=[b"s1"])
+        as_sink = Settings(**{**settings.model_dump(exclude_unset=True), "redis_url": url("sink")})
+        await ReadModel(as_sink, once=True).run()
+        reader = Redis.from_url(url("reader"), decode_responses=True)
+        try:
+            got = await ReadModelStore(reader, prefix).get("s1")
+            assert got is not None and got["version"] == 2
+            for denied in (
+                reader.hset(f"{prefix}:tally:s1", "version", "99"),
+                reader.publish(f"{prefix}:tallies", "forged"),
+                reader.get("other-prefix:tally:s1"),
+                reader.flushall(),
+            ):
+                with pytest.raises(NoPermissionError):
+                    await denied
+        finally:
+            await reader.aclose()
+        writer = Redis.from_url(url("sink"), decode_responses=True)
+        try:
+            for denied in (writer.set("other-prefix:x", "1"), writer.flushall()):
+                with pytest.raises(NoPermissionError):
+                    await denied
+        finally:
+            await writer.aclose()
+    finally:
+        for user, _ in users.values():
+            await admin.execute_command("ACL", "DELUSER", user)
+        keys = [k async for k in admin.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await admin.delete(*keys)
+        await admin.aclose()
