@@ -47,8 +47,6 @@ AIOKAFKA_PASSTHROUGH: dict[str, tuple[str, type]] = {
     "metadata.max.age.ms": ("metadata_max_age_ms", int),
     "connections.max.idle.ms": ("connections_max_idle_ms", int),
     "retry.backoff.ms": ("retry_backoff_ms", int),
-    "sasl.kerberos.service.name": ("sasl_kerberos_service_name", str),
-    "sasl.kerberos.domain.name": ("sasl_kerberos_domain_name", str),
 }
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -259,6 +260,16 @@ class Settings(BaseSettings):
         path = value.expanduser().resolve()
         if not path.is_file():
             raise ValueError(f"no such file: {path}")
+        # Loaded once here, so a file that is no PEM fails every process at start, in
+        # one line, before any client or task is made.
+        try:
+            if info.field_name == "kafka_ssl_ca_file":
+                ssl.create_default_context(cafile=str(path))
+            elif info.field_name == "kafka_ssl_cert_file":
+                ssl.create_default_context().load_cert_chain(str(path), str(key_file))
+        except (ssl.SSLError, OSError) as exc:
+            what = "PEM certificate" if key_file is None else "PEM certificate of that key"
+            raise ValueError(f"{path} is not a readable {what} ({type(exc).__name__})") from None
         return path
 
     @field_validator("kafka_client_config", mode="before")

@@ -278,13 +278,23 @@ def test_sasl_ssl_reaches_every_library(pem):
     assert f'ScramLoginModule required username="sink" password="{SECRET}";' in props
 
 
-def test_a_ca_file_that_is_no_certificate_is_one_line(tmp_path):
+def test_a_ca_file_that_is_no_certificate_is_one_setting_error(tmp_path):
     bogus = tmp_path / "ca.pem"
     bogus.write_text("not a certificate\n")
-    s = Settings(kafka_security_protocol="SSL", kafka_ssl_ca_file=bogus)
+    loc, msg = _error(kafka_security_protocol="SSL", kafka_ssl_ca_file=bogus)
+    assert (loc, "is not a readable PEM certificate" in msg) == ("kafka_ssl_ca_file", True)
+
+
+def test_the_client_side_check_is_one_line_too(tmp_path, pem):
+    """ssl_context checks the files again (a file may change after the settings were read)."""
+    ca, _ = pem
+    copy = tmp_path / "ca.pem"
+    copy.write_bytes(ca.read_bytes())
+    s = Settings(kafka_security_protocol="SSL", kafka_ssl_ca_file=copy)
+    copy.write_text("not a certificate any more\n")
     with pytest.raises(KafkaConfigProblem) as info:
         aiokafka_kwargs(s)
-    assert info.value.one_line().startswith(f"RINGTALLY_KAFKA_SSL_CA_FILE={bogus}: ")
+    assert info.value.one_line().startswith(f"RINGTALLY_KAFKA_SSL_CA_FILE={copy}: ")
     assert info.value.exit_code == 2
 
 
@@ -298,11 +308,10 @@ def test_mutual_tls_loads_the_pair(pem):
     )
     assert kafka_config(s)["ssl.key.location"] == str(key)
     assert aiokafka_kwargs(s)["ssl_context"] is not None
-    swapped = Settings(
+    loc, msg = _error(
         kafka_security_protocol="SSL", kafka_ssl_cert_file=key, kafka_ssl_key_file=cert
     )
-    with pytest.raises(KafkaConfigProblem, match="RINGTALLY_KAFKA_SSL_CERT_FILE="):
-        aiokafka_kwargs(swapped)
+    assert (loc, "PEM certificate of that key" in msg) == ("kafka_ssl_cert_file", True)
 
 
 @pytest.mark.parametrize(
