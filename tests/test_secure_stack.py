@@ -473,3 +473,23 @@ async def test_redis_acl_users_write_and_read_only_their_part(stack):
         if keys:
             await admin.delete(*keys)
         await admin.aclose()
+
+
+def test_kafka_tools_authenticate_too(secure_kafka, acl):
+    """``ringtally reset-offsets`` runs Kafka's own tool: it gets the same security settings
+    (a 0600 --command-config file), here as the admin."""
+    from connectors.replay.offsets import reset_group_offsets
+
+    admin = secure_kafka.as_role(acl, "admin")
+    group, topic = f"{acl.group_id}-reset", acl.topic("tallies")
+    consumer = Consumer(kafka_config(admin, **{"group.id": group, "enable.auto.commit": False}))
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 30
+        while (msg := consumer.poll(0.5)) is None or msg.error():
+            assert time.monotonic() < deadline, "the admin read nothing"
+        consumer.commit(message=msg, asynchronous=False)
+    finally:
+        consumer.close()
+    out = reset_group_offsets(admin, group, [topic], to="earliest", timeout=120)
+    assert topic in out and group in out
