@@ -26,6 +26,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -119,6 +120,40 @@ def _openssl(args: list[str], where: Path) -> None:
     if proc.returncode != 0:
         last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
         raise StackError("kafka-secure", f"openssl {args[0]} failed: {last[:200]}")
+
+
+def _wait_in_force(admin: Any, bindings: list[Any], timeout: float = 30.0) -> None:
+    """Wait until the broker's authorizer lists every binding.
+
+    ``create_acls`` returns once the controller has them; the broker applies them a
+    moment later from the metadata log. A client denied meanwhile (a consumer's first
+    metadata request) keeps the denial until its next metadata refresh, minutes later.
+    """
+    from confluent_kafka.admin import (
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    every = AclBindingFilter(
+        ResourceType.ANY,
+        None,
+        ResourcePatternType.ANY,
+        None,
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = set(admin.describe_acls(every, request_timeout=10).result(timeout=10))
+        if all(b in listed for b in bindings):
+            return
+        if time.monotonic() > deadline:
+            raise StackError("kafka-secure", f"the ACLs were not in force after {timeout:.0f}s")
+        time.sleep(0.1)
 
 
 class SecureKafkaService(KafkaService):
@@ -324,4 +359,5 @@ class SecureKafkaService(KafkaService):
                 future.result(timeout=30)
             except Exception as exc:  # noqa: BLE001 - one line naming the piece
                 raise StackError("kafka-secure", f"creating the ACLs failed: {exc}") from None
+        _wait_in_force(admin, bindings)
         return len(bindings)
