@@ -493,3 +493,16 @@ def test_kafka_tools_authenticate_too(secure_kafka, acl):
         consumer.close()
     out = reset_group_offsets(admin, group, [topic], to="earliest", timeout=120)
     assert topic in out and group in out
+
+
+def test_a_principal_without_rights_is_one_line_naming_the_acl(secure_kafka, acl, tmp_path):
+    """The producer's credentials used for the registrar's work: refused by the broker,
+    one line pointing at the ACLs, exit non-zero."""
+    from connectors.sdk.registrar import pin_registrar
+
+    producer = pin_registrar(secure_kafka.as_role(acl, "producer"))  # a key to sign with
+    env = producer.to_env()
+    result = _ringtally(env, "submissions", "add", "sub-1", "--genre", "g", "--epoch", "1")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert "Topic authorization failed" in lines[0] and "ACL" in lines[0], lines[0]

@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from streams.errors import ServiceUnavailable
-from streams.kafka_client import kafka_config
+from streams.kafka_client import auth_fix, kafka_config
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -91,5 +91,6 @@ class SdkProducer:
         if self._errors:
             errors, self._errors = self._errors, []
             raise ServiceUnavailable(
-                f"kafka: delivery failed: {errors[0]} (+{len(errors) - 1} more)"
+                f"kafka: delivery failed: {errors[0]} (+{len(errors) - 1} more)",
+                fix=auth_fix(errors[0]),  # e.g. a principal without the ACL to write here
             )
