@@ -181,14 +181,7 @@ def test_a_refused_client_is_one_line_naming_the_setting(
 ):
     reader = secure_kafka.as_role(acl, "reader")
     password = reader.kafka_sasl_password.get_secret_value()
-    env = {
-        "RINGTALLY_KAFKA_BOOTSTRAP": reader.kafka_bootstrap,
-        "RINGTALLY_TOPIC_PREFIX": acl.topic_prefix,
-        "RINGTALLY_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "RINGTALLY_KAFKA_SASL_USERNAME": "reader",
-        "RINGTALLY_KAFKA_SASL_PASSWORD": password,
-        "RINGTALLY_KAFKA_SSL_CA_FILE": str(reader.kafka_ssl_ca_file),
-    }
+    env = reader.to_env()
     if mistake == "wrong password":
         env["RINGTALLY_KAFKA_SASL_PASSWORD"] = "not-" + password
     elif mistake == "unknown CA":
@@ -203,15 +196,9 @@ def test_a_refused_client_is_one_line_naming_the_setting(
 
 
 def test_the_right_credentials_pass_the_same_check(secure_kafka, acl):
-    registrar = secure_kafka.as_role(acl, "registrar")
-    env = {
-        "RINGTALLY_KAFKA_BOOTSTRAP": registrar.kafka_bootstrap,
-        "RINGTALLY_TOPIC_PREFIX": acl.topic_prefix,
-        "RINGTALLY_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "RINGTALLY_KAFKA_SASL_USERNAME": "registrar",
-        "RINGTALLY_KAFKA_SASL_PASSWORD": registrar.kafka_sasl_password.get_secret_value(),
-        "RINGTALLY_KAFKA_SSL_CA_FILE": str(registrar.kafka_ssl_ca_file),
-    }
+    from connectors.sdk.registrar import pin_registrar
+
+    env = pin_registrar(secure_kafka.as_role(acl, "registrar")).to_env()  # a key to trust
     result = _ringtally(env, "rings", "list")
     assert result.returncode == 0, result.stderr
 
