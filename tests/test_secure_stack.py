@@ -493,3 +493,13 @@ def test_a_principal_without_rights_is_one_line_naming_the_acl(secure_kafka, acl
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1, result.stderr
     assert "Topic authorization failed" in lines[0] and "ACL" in lines[0], lines[0]
+
+
+def test_stack_status_shows_the_secured_broker_once_it_exists(secure_kafka):
+    from connectors.stack import LocalStack
+
+    local = LocalStack(secure_kafka.base, cache_dir=secure_kafka.service.paths.cache_dir)
+    rows = {row.piece: row for row in local.status()}
+    assert rows["secure"].healthy, rows["secure"]
+    assert rows["secure"].port == secure_kafka.base.kafka_secure_port
+    assert [s.name for s in local.select(up=True)] == ["kafka", "postgres", "redis"]
