@@ -17,7 +17,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .errors import ServiceUnavailable
-from .kafka_client import kafka_config
+from .kafka_client import auth_fix, kafka_config
 from .settings import Settings
 
 __all__ = [
@@ -171,7 +171,8 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:
                 raise ServiceUnavailable(
-                    f"kafka: cannot create topic {name}: {exc.args[0].str()}"
+                    f"kafka: cannot create topic {name}: {exc.args[0].str()}",
+                    fix=auth_fix(exc.args[0].str()),  # a principal without CREATE: its ACLs
                 ) from None
             raced.append(name)
     _wait_visible(admin, [topic.topic for topic in new], timeout)

@@ -503,3 +503,18 @@ def test_stack_status_shows_the_secured_broker_once_it_exists(secure_kafka):
     assert rows["secure"].healthy, rows["secure"]
     assert rows["secure"].port == secure_kafka.base.kafka_secure_port
     assert [s.name for s in local.select(up=True)] == ["kafka", "postgres", "redis"]
+
+
+def test_a_worker_without_the_rights_says_so_in_one_line(secure_kafka, acl, tmp_path):
+    """The reader's credentials given to a worker: it authenticates, then may not make or
+    use its internal topics; it stops at start with one line naming the authorization
+    failure and the ACLs, no traceback."""
+    from connectors.sdk.registrar import pin_registrar
+    from connectors.stack.harness import free_port
+
+    reader = pin_registrar(secure_kafka.as_role(acl, "reader"))
+    env = {**reader.to_env(), "RINGTALLY_WEB_PORT": str(free_port())}
+    result = _ringtally(env, "worker")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "authorization failed" in lines[-1].lower() and "ACL" in lines[-1], lines[-1]
