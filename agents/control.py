@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from models.control import Ring, Submission, SubmissionClosed
 from models.reasons import ReasonCode
+from streams.kafka_client import aiokafka_kwargs
 from streams.settings import Settings
 
 from .records import producer_time_problem
@@ -430,18 +431,22 @@ class ControlState:
                 # topics to this consumer, and nothing is ever committed.
                 self._consumer = AIOKafkaConsumer(
                     *self._topics(),
-                    group_id=None,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    client_id=f"{self.settings.group_id}-control",
-                    bootstrap_servers=self.settings.kafka_bootstrap,
+                    **aiokafka_kwargs(
+                        self.settings,
+                        group_id=None,
+                        enable_auto_commit=False,
+                        auto_offset_reset="earliest",
+                        client_id=f"{self.settings.group_id}-control",
+                    ),
                 )
                 await self._consumer.start()
                 self._offsets = AIOKafkaConsumer(
-                    group_id=None,
-                    enable_auto_commit=False,
-                    client_id=f"{self.settings.group_id}-control-offsets",
-                    bootstrap_servers=self.settings.kafka_bootstrap,
+                    **aiokafka_kwargs(
+                        self.settings,
+                        group_id=None,
+                        enable_auto_commit=False,
+                        client_id=f"{self.settings.group_id}-control-offsets",
+                    )
                 )
                 await self._offsets.start()
                 self._tasks = [

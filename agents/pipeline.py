@@ -20,6 +20,7 @@ from models.internal import AcceptedVote
 from streams import metrics
 from streams.app import app, settings, topics
 from streams.errors import UsageProblem
+from streams.kafka_client import wait_until_admitted
 from streams.topics import broker_time_problem, ensure_topics, partition_count_problem
 
 from .control import ControlState
@@ -147,6 +148,7 @@ def check_worker_can_start() -> None:
     """
     registrar_keys()
     log_signer()
+    wait_until_admitted(settings, log)  # a refused client: one line, retried with backoff
     ensure_topics(settings, internal=True)
     problem = _topics_problem()
     if problem is not None:

@@ -20,6 +20,7 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.kafka_client import aiokafka_kwargs
 from streams.settings import Settings
 
 __all__ = ["RecordReader"]
@@ -88,11 +89,13 @@ class RecordReader:
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",  # an offset below the log start reads its first
-                client_id=f"{self.settings.group_id}-record-reader",
+                **aiokafka_kwargs(
+                    self.settings,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",  # an offset below the log start reads its first
+                    client_id=f"{self.settings.group_id}-record-reader",
+                )
             )
             await self._consumer.start()
         return self._consumer

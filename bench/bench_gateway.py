@@ -169,9 +169,7 @@ def main() -> int:
         counter.stop()
         gateway.stop()
         worker.stop()
-        delete_topics(
-            settings.kafka_bootstrap, topics_with_prefix(settings.kafka_bootstrap, [prefix])
-        )
+        delete_topics(settings, topics_with_prefix(settings, [prefix]))
 
     accepted = statuses.get(202, 0)
     ms = sorted(x * 1000 for x in latencies)

@@ -192,7 +192,7 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
         for p in procs:
             p.stop()
         # A broker keeps every partition's files open: leave nothing behind.
-        delete_topics(base.kafka_bootstrap, topics_with_prefix(base.kafka_bootstrap, [prefix]))
+        delete_topics(base, topics_with_prefix(base, [prefix]))
     return {
         "kind": kind,
         "workers": workers,

@@ -18,6 +18,7 @@ import faust
 
 from . import logfilter, metrics, taskdump
 from .consumer import RingtallyTransport
+from .kafka_client import faust_broker_credentials
 from .pause import PauseWatchdog, pause_limit
 from .settings import Settings, get_settings
 from .stall import StallDetector
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> RingtallyApp:
     app = RingtallyApp(
         settings.group_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_broker_credentials(settings),
         store=store,
         datadir=str(datadir),
         topic_partitions=settings.partitions,

@@ -46,23 +46,26 @@ force with their sources (:meth:`Settings.sources`), secrets masked
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
     "DATA_DIR_NAME",
     "HEX_PUBLIC_KEY",
     "OUTPUT_TOPICS",
     "PLAIN_NAME",
+    "SECRET_SETTINGS",
     "Settings",
     "get_settings",
     "locate_data_dir",
@@ -76,6 +79,15 @@ __all__ = [
 PLAIN_NAME = _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 #: A 32-byte public key as written in settings and in ``registrar.pub``: 64 lowercase hex.
 HEX_PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
+
+#: Settings whose values are secret (or may hold one): never echoed in an error or shown.
+SECRET_SETTINGS = frozenset({"kafka_sasl_password", "kafka_client_config"})
+_SASL = ("SASL_PLAINTEXT", "SASL_SSL")
+_TLS = ("SSL", "SASL_SSL")
+#: Client keys the passthrough may not carry: each has its own setting (or is a secret).
+_OWN_SETTING = re.compile(
+    r"^(bootstrap\.servers|security\.protocol|sasl\..*|ssl\..*(location|password|pem).*)$"
+)
 
 #: The topics the pipeline writes and the sink reads (see ``Settings.output_prefix``).
 OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "heads", "sink-dlq"})
@@ -95,12 +107,57 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(
         19093, ge=1, le=65535, description="the local stack's KRaft controller port (stack only)"
     )
+    kafka_secure_port: int = Field(
+        19094,
+        ge=1,
+        le=65535,
+        description="the secured local broker's SASL_SSL port (stack up --secure)",
+    )
+    kafka_secure_controller_port: int = Field(
+        19095, ge=1, le=65535, description="the secured local broker's controller port (stack only)"
+    )
+    # How every Kafka client authenticates: turned into each client library's
+    # configuration in one place, streams/kafka_client.py (docs/security.md).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="how every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="used with SASL_PLAINTEXT and SASL_SSL"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user (the Kafka principal)")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (never shown, logged or echoed)"
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        None,
+        description="PEM CA certificate(s) the broker's certificate must chain to; "
+        "default: the system's CAs",
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        None, description="PEM private key (unencrypted) of kafka_ssl_cert_file"
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        None, description="PEM client certificate (mutual TLS), with kafka_ssl_key_file"
+    )
+    kafka_client_config: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="other client properties, JSON, librdkafka names "
+        '(e.g. {"client.rack": "r1"}): passed to confluent-kafka clients as they are, '
+        "to aiokafka clients where it has the same option (streams/kafka_client.py)",
+    )
     postgres_dsn: str = Field(
         "postgresql://ringtally@127.0.0.1:15432/ringtally",
         description="libpq-style URL; a password in it is masked whenever settings are shown",
     )
     postgres_schema: str = Field(
         "ringtally", description="Postgres schema of the sink's tables (--schema overrides it)"
+    )
+    postgres_sink_role: str | None = Field(
+        None,
+        description="Postgres role the migrations grant the sink's rights to (it inserts into "
+        "audit_log but owns nothing); the sink then connects as it. Unset: the sink uses the "
+        "migrating role (which owns the tables)",
     )
     redis_url: str = Field(
         "redis://127.0.0.1:16379/0",
@@ -239,7 +296,7 @@ class Settings(BaseSettings):
         3, ge=1, description="flag votes that make a decided submission ESCALATED"
     )
 
-    @field_validator("topic_prefix", "postgres_schema", "output_prefix")
+    @field_validator("topic_prefix", "postgres_schema", "output_prefix", "postgres_sink_role")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
         if value is not None and not _NAME.match(value):
@@ -282,6 +339,85 @@ class Settings(BaseSettings):
         database = parts.path.strip("/")
         if parts.scheme != "unix" and database and not database.isdigit():
             raise ValueError(f"names database {database!r}; a Redis database is a number")
+        return value
+
+    @field_validator("kafka_sasl_username")
+    @classmethod
+    def _sasl_user(cls, value: str | None, info: ValidationInfo) -> str | None:
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol in _SASL and not value:
+            raise ValueError(f"required with RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol}")
+        if protocol not in _SASL and value:
+            raise ValueError(
+                f"a SASL user is set but RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol} does not "
+                "authenticate: set it to SASL_SSL or SASL_PLAINTEXT"
+            )
+        return value
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _sasl_password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # Raises only when the password is missing, so an error never echoes one.
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol in _SASL and (value is None or not value.get_secret_value()):
+            raise ValueError(f"required with RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol}")
+        return value
+
+    @field_validator("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file")
+    @classmethod
+    def _tls_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        key_file = info.data.get("kafka_ssl_key_file")  # declared before the certificate
+        if info.field_name == "kafka_ssl_cert_file" and (value is None) != (key_file is None):
+            raise ValueError(
+                "required with RINGTALLY_KAFKA_SSL_KEY_FILE"
+                if value is None
+                else "needs RINGTALLY_KAFKA_SSL_KEY_FILE (its private key) too"
+            )
+        if value is None:
+            return None
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol not in _TLS:
+            raise ValueError(
+                f"a TLS file is set but RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol} uses no "
+                "TLS: set it to SSL or SASL_SSL"
+            )
+        path = value.expanduser().resolve()
+        if not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        # Loaded once here, so a file that is no PEM fails every process at start, in
+        # one line, before any client or task is made.
+        try:
+            if info.field_name == "kafka_ssl_ca_file":
+                ssl.create_default_context(cafile=str(path))
+            elif info.field_name == "kafka_ssl_cert_file":
+                ssl.create_default_context().load_cert_chain(str(path), str(key_file))
+        except (ssl.SSLError, OSError) as exc:
+            what = "PEM certificate" if key_file is None else "PEM certificate of that key"
+            raise ValueError(f"{path} is not a readable {what} ({type(exc).__name__})") from None
+        return path
+
+    @field_validator("kafka_client_config", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        # JSON text, from the environment (NoDecode: a bad value is our one-line error,
+        # not pydantic-settings' traceback) or a child's to_env() read back.
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError('must be a JSON object like {"client.rack": "r1"}') from None
+        return value
+
+    @field_validator("kafka_client_config")
+    @classmethod
+    def _passthrough(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not re.fullmatch(r"[a-z0-9]+(\.[a-z0-9]+)*", key):
+                raise ValueError(f"{key[:60]!r} is not a client property name like client.rack")
+            if _OWN_SETTING.match(key) or "password" in key or "secret" in key:
+                raise ValueError(
+                    f"{key!r} has its own RINGTALLY_KAFKA_* setting (secrets never go here)"
+                )
         return value
 
     @field_validator("registrar_public_keys")
@@ -366,6 +502,10 @@ class Settings(BaseSettings):
         """These settings as ``RINGTALLY_*`` variables, for a child process."""
         out = {}
         for name, value in self.model_dump(exclude_none=True).items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()  # the child needs the value itself
+            elif isinstance(value, dict):
+                value = json.dumps(value, sort_keys=True)
             out[f"RINGTALLY_{name.upper()}"] = (
                 str(value).lower() if isinstance(value, bool) else str(value)
             )

@@ -17,6 +17,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .errors import ServiceUnavailable
+from .kafka_client import auth_fix, kafka_config
 from .settings import Settings
 
 __all__ = [
@@ -40,8 +41,8 @@ __all__ = [
 _KAFKA_LOG = logging.getLogger("ringtally.kafka.admin")
 
 
-def _admin_client(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "logger": _KAFKA_LOG})
+def _admin_client(settings: Settings) -> AdminClient:
+    return AdminClient(kafka_config(settings, logger=_KAFKA_LOG))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,7 @@ def ensure_topics(
             (name, partitions, compacted, {"cleanup.policy": "compact"} if compacted else {})
             for name, partitions, compacted in internal_topic_specs(settings).values()
         ]
-    admin = _admin_client(settings.kafka_bootstrap)
+    admin = _admin_client(settings)
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
@@ -188,7 +189,8 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:
                 raise ServiceUnavailable(
-                    f"kafka: cannot create topic {name}: {exc.args[0].str()}"
+                    f"kafka: cannot create topic {name}: {exc.args[0].str()}",
+                    fix=auth_fix(exc.args[0].str()),  # a principal without CREATE: its ACLs
                 ) from None
             raced.append(name)
     _wait_visible(admin, [topic.topic for topic in new], timeout)
@@ -269,7 +271,7 @@ def broker_time_problem(settings: Settings, *, timeout: float = 30.0) -> str | N
     from confluent_kafka.admin import ConfigResource
 
     names = [settings.topic(t.name) for t in TOPICS if t.broker_time]
-    admin = _admin_client(settings.kafka_bootstrap)
+    admin = _admin_client(settings)
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
     try:
         described = admin.describe_configs(resources, request_timeout=timeout)
@@ -300,7 +302,7 @@ def partition_count_problem(settings: Settings, *, timeout: float = 30.0) -> str
     reject nearly every vote ``wrong_partition``. A worker refuses to start.
     """
     name = settings.topic("votes")
-    admin = _admin_client(settings.kafka_bootstrap)
+    admin = _admin_client(settings)
     try:
         # All topics: asking for one by name would make the broker auto-create it.
         topic = admin.list_topics(timeout=timeout).topics.get(name)
@@ -317,7 +319,7 @@ def partition_count_problem(settings: Settings, *, timeout: float = 30.0) -> str
     return None
 
 
-def delete_topics(bootstrap: str, names: Iterable[str], *, timeout: float = 30.0) -> int:
+def delete_topics(settings: Settings, names: Iterable[str], *, timeout: float = 30.0) -> int:
     """Delete these topics, best effort (a topic already gone is no error); returns how many.
 
     For throw-away prefixes (tests, benchmarks, demos, replay shadows): a
@@ -327,7 +329,7 @@ def delete_topics(bootstrap: str, names: Iterable[str], *, timeout: float = 30.0
     names = list(names)
     if not names:
         return 0
-    admin = _admin_client(bootstrap)
+    admin = _admin_client(settings)
     deleted = 0
     for future in admin.delete_topics(names, operation_timeout=timeout).values():
         try:
@@ -339,11 +341,11 @@ def delete_topics(bootstrap: str, names: Iterable[str], *, timeout: float = 30.0
 
 
 def topics_with_prefix(
-    bootstrap: str, prefixes: Iterable[str], *, timeout: float = 10.0
+    settings: Settings, prefixes: Iterable[str], *, timeout: float = 10.0
 ) -> list[str]:
     """Existing topics named ``<prefix>.…`` or ``<prefix>-…`` (internal ones) for these prefixes."""
     starts = tuple(f"{p}{sep}" for p in prefixes for sep in ".-")
-    admin = _admin_client(bootstrap)
+    admin = _admin_client(settings)
     return [t for t in admin.list_topics(timeout=timeout).topics if t.startswith(starts)]
 
 

@@ -5,4 +5,4 @@ fixture yields real Kafka, Postgres and Redis (external, testcontainers or the
 local stack processes, in that order of preference).
 """
 
-pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.pipeline"]
+pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.pipeline", "tests.fixtures.secure"]

@@ -157,7 +157,7 @@ def read_topics(settings: Any) -> Iterator[tuple[str, list[Any]]]:
     """(where, parts) for every record of every topic of the prefix: key, value, headers."""
     from streams.topics import topics_with_prefix
 
-    names = topics_with_prefix(settings.kafka_bootstrap, [settings.topic_prefix], timeout=10)
+    names = topics_with_prefix(settings, [settings.topic_prefix], timeout=10)
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -283,7 +283,7 @@ def test_no_record_or_row_links_two_votes_of_one_reviewer(stack, tmp_path):
         run.outputs.wait_for(
             lambda o: asyncio.run(stored()) >= rnd.outcome_count(), what="the sink"
         )
-        names = topics_with_prefix(settings.kafka_bootstrap, [settings.topic_prefix], timeout=10)
+        names = topics_with_prefix(settings, [settings.topic_prefix], timeout=10)
         assert any("changelog" in n for n in names) and any("accepted" in n for n in names)
         public = public_values(settings, rnd, load_registrar(settings).public_key, names)
         records = list(read_topics(settings)) + asyncio.run(_read_tables(settings))

@@ -18,14 +18,14 @@ from typing import Any, TypeVar
 import click
 
 from connectors.stack.errors import StackError, display_path
-from connectors.stack.paths import PIECES
+from connectors.stack.paths import ALL_PIECES, SECURE
 from connectors.stack.process import tail_lines
 from streams.errors import RingtallyError
 
 __all__ = ["stack"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-_PIECE = click.Choice(PIECES)
+_PIECE = click.Choice(ALL_PIECES)
 
 
 def _fail(lines: list[str], code: int = 1) -> None:
@@ -57,12 +57,12 @@ def _errors_as_lines(fn: _F) -> _F:
 def _settings_error(exc: Exception) -> str:
     """``stack: invalid setting RINGTALLY_PARTITIONS='abc': Input should be ...``"""
     try:
+        from streams.settings import SECRET_SETTINGS
+
         first = exc.errors()[0]  # type: ignore[attr-defined]
         field = str(first["loc"][0]) if first.get("loc") else "?"
-        return (
-            f"stack: invalid setting RINGTALLY_{field.upper()}={first.get('input')!r}:"
-            f" {first['msg']}"
-        )
+        shown = "" if field in SECRET_SETTINGS else f"={first.get('input')!r}"  # never a secret
+        return f"stack: invalid setting RINGTALLY_{field.upper()}{shown}: {first['msg']}"
     except Exception:  # noqa: BLE001 - any other shape: its first line
         return f"stack: invalid settings: {str(exc).splitlines()[0]}"
 
@@ -153,8 +153,15 @@ def _ensure_log_key(settings: Any) -> None:
     help="How long each piece may take to become healthy after it starts "
     "(default: kafka 90, postgres 60, redis 30).",
 )
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="Start the secured Kafka (SASL_SSL, SCRAM users per role, ACLs) on "
+    "RINGTALLY_KAFKA_SECURE_PORT (19094) beside the plain stack; credentials in "
+    "<data_dir>/stack/secure/credentials.json (docs/security.md).",
+)
 @_errors_as_lines
-def up(pieces: tuple[str, ...], timeout: float | None) -> None:
+def up(pieces: tuple[str, ...], timeout: float | None, secure: bool) -> None:
     """Start the stack (or just PIECES) and wait until every piece is healthy.
 
     Idempotent: pieces already running are only checked. The first start
@@ -167,6 +174,8 @@ def up(pieces: tuple[str, ...], timeout: float | None) -> None:
     """
     local = _stack()
     t0 = time.monotonic()
+    if secure:
+        pieces = (*pieces, SECURE) if pieces else (SECURE,)
     with _Progress() as progress:
         results = local.up(pieces or None, timeout=timeout, report=progress)
     for name, res in results.items():
@@ -179,6 +188,9 @@ def up(pieces: tuple[str, ...], timeout: float | None) -> None:
         click.echo(f"{name:<9}127.0.0.1:{svc.ports[0]:<6} pid {res.pid:<8} healthy, {how}")
     _ensure_registrar_key(local.settings)
     _ensure_log_key(local.settings)
+    if SECURE in results:
+        creds = display_path(local.services[SECURE].credentials_file)
+        click.echo(f"secure   credentials (mode 0600) in {creds}")
     click.echo(f"stack up: {len(results)} healthy in {time.monotonic() - t0:.1f}s")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from streams.kafka_client import kafka_config
 from streams.settings import Settings
 
 from .check import Observed, TallyView, tallies_from_records
@@ -65,13 +66,15 @@ class TopicWatch:
 
     def _run(self) -> None:
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "group.id": f"demo-watch-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
+            kafka_config(
+                self.settings,
+                **{
+                    "group.id": f"demo-watch-{uuid.uuid4().hex[:8]}",
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                },
+            )
         )
         consumer.subscribe([*self._names, *self.extra])
         try:

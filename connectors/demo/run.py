@@ -136,15 +136,16 @@ def drop_old_runs(settings: Settings, keep_prefix: str) -> tuple[int, int]:
     """
     from confluent_kafka.admin import AdminClient
 
+    from streams.kafka_client import kafka_config
     from streams.topics import delete_topics
 
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(kafka_config(settings))
     topics = []
     for t in admin.list_topics(timeout=10).topics:
         m = DEMO_PREFIX.match(t)
         if m and not t.startswith(keep_prefix) and _old_enough(m.group(1)):
             topics.append(t)
-    delete_topics(settings.kafka_bootstrap, topics)
+    delete_topics(settings, topics)
 
     async def drop() -> int:
         from connectors.postgres.db import connect, quote_ident

@@ -669,20 +669,24 @@ class Publisher:
         whatever the placement."""
         from confluent_kafka import Producer
 
+        from streams.kafka_client import kafka_config
+
         if placement not in ("murmur2", "producer", "random"):
             raise ValueError(f"unknown placement {placement!r}")
         self.settings = settings
         self.placement = placement
         self._rng = random.Random(seed)
         self._producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 2,
-                "partitioner": "murmur2_random",
-                **config,
-            }
+            kafka_config(
+                settings,
+                **{
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 2,
+                    "partitioner": "murmur2_random",
+                    **config,
+                },
+            )
         )
         self._partitions: dict[str, int] = {}
         #: ref -> broker timestamp (ms) of records appended so far.

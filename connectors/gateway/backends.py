@@ -33,6 +33,7 @@ from models.control import Ring, Submission
 from models.encoding import REGISTRAR_CONTEXT
 from models.votes import VoteCast
 from streams.errors import ServiceUnavailable
+from streams.kafka_client import aiokafka_kwargs
 from streams.settings import Settings
 from streams.topics import refresh_metadata
 
@@ -95,12 +96,14 @@ class ControlCache:
         topics = {self.settings.topic("rings"): "rings", self.settings.topic("submissions"): "subs"}
         while True:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-                auto_offset_reset="earliest",
-                client_id="ringtally-gateway-control",
+                **aiokafka_kwargs(
+                    self.settings,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    isolation_level="read_committed",
+                    auto_offset_reset="earliest",
+                    client_id="ringtally-gateway-control",
+                )
             )
             try:
                 await consumer.start()

@@ -17,6 +17,9 @@ import logging
 
 from aiokafka import AIOKafkaProducer
 
+from streams.kafka_client import aiokafka_kwargs
+from streams.settings import Settings
+
 from .decode import DeadLetter
 
 __all__ = ["DeadLetterTopic", "dlq_headers"]
@@ -39,18 +42,20 @@ def dlq_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:
 class DeadLetterTopic:
     """Produces dead letters with an idempotent producer, acks=all."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
-        self.bootstrap = bootstrap
+        self.settings = settings
         self._producer: AIOKafkaProducer | None = None  # created on first use
 
     async def start(self) -> None:
         if self._producer is None:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
-                acks="all",
-                enable_idempotence=True,
-                client_id="ringtally-sink-dlq",
+                **aiokafka_kwargs(
+                    self.settings,
+                    acks="all",
+                    enable_idempotence=True,
+                    client_id="ringtally-sink-dlq",
+                )
             )
             await producer.start()
             self._producer = producer

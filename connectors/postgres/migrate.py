@@ -24,7 +24,16 @@ from streams.settings import Settings
 from .db import TRANSIENT, connect, quote_ident, unavailable
 from .errors import MigrationError, MigrationMismatch, SchemaNotReady
 
-__all__ = ["MIGRATIONS_DIR", "Migration", "MigrateResult", "check_ready", "discover", "migrate"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "SINK_WRITES",
+    "Migration",
+    "MigrateResult",
+    "check_ready",
+    "discover",
+    "grant_sink",
+    "migrate",
+]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -149,6 +158,36 @@ async def _apply(
         result.applied.append(mig)
 
 
+#: What the sink writes: it inserts, updates and deletes here, and only inserts into
+#: ``audit_log`` (append-only by trigger; the sink's role must not own it, or it could
+#: disable the trigger). A migration that adds a table the sink writes adds it here.
+SINK_WRITES = (
+    "ballots",
+    "rejections",
+    "tallies",
+    "escalations",
+    "sink_dead_letters",
+    "sink_offsets",
+)
+
+
+async def grant_sink(conn: asyncpg.Connection, schema: str, role: str) -> None:
+    """Give ``role`` what the sink needs in ``schema`` and no more: it reads every table,
+    writes :data:`SINK_WRITES`, inserts into ``audit_log``; it owns nothing, so it can
+    neither alter nor drop a table nor disable a trigger (docs/security.md)."""
+    s, r = quote_ident(schema), quote_ident(role)
+    if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+        raise MigrationError(
+            f"RINGTALLY_POSTGRES_SINK_ROLE={role}: no such Postgres role; create it first "
+            f"(CREATE ROLE {role} LOGIN)"
+        )
+    await conn.execute(f"GRANT USAGE ON SCHEMA {s} TO {r}")
+    await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}")
+    tables = ", ".join(f"{s}.{quote_ident(t)}" for t in SINK_WRITES)
+    await conn.execute(f"GRANT INSERT, UPDATE, DELETE ON {tables} TO {r}")
+    await conn.execute(f"GRANT INSERT ON {s}.audit_log TO {r}")
+
+
 async def migrate(
     settings: Settings, directory: Path = MIGRATIONS_DIR, *, dry_run: bool = False
 ) -> MigrateResult:
@@ -163,6 +202,8 @@ async def migrate(
                 await _apply(conn, schema, files, result, dry_run)
                 if dry_run:
                     raise _DryRun
+                if settings.postgres_sink_role:
+                    await grant_sink(conn, schema, settings.postgres_sink_role)
         except _DryRun:
             pass
     except TRANSIENT as exc:

@@ -48,12 +48,13 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streams.backoff import Outage
 from streams.errors import KafkaUnavailable, PostgresUnavailable
+from streams.kafka_client import aiokafka_kwargs, wait_until_admitted
 from streams.settings import Settings
 
 from .db import TRANSIENT, connect
 from .decode import DeadLetter, Decoded, Record, decode
 from .dlq import DeadLetterTopic
-from .errors import SinkGap
+from .errors import SchemaNotReady, SinkGap
 from .migrate import check_ready
 from .offsets import TP, OffsetConflict, load
 from .topics import DLQ, ensure_topics, output_topics
@@ -195,27 +196,51 @@ class Sink:
         self._conn = await connect(s, restart_grace=60.0)
         try:
             await check_ready(self._conn, s.postgres_schema)
+            if await self._conn.fetchval(
+                "SELECT tableowner = current_user FROM pg_tables"
+                " WHERE schemaname = $1 AND tablename = 'audit_log'",
+                s.postgres_schema,
+            ):
+                log.warning(
+                    "the sink's Postgres role owns audit_log: it could disable the table's "
+                    "append-only trigger; run it as a role without ownership "
+                    "(RINGTALLY_POSTGRES_SINK_ROLE, docs/security.md)"
+                )
+            # Refused by Kafka (credentials, CA): one line, retried with backoff.
+            await asyncio.to_thread(wait_until_admitted, s, log, self.stop.is_set)
+            if self.stop.is_set():
+                await self._drop_conn()
+                return self.stats
             await ensure_topics(s)
             if s.metrics_port:
                 from .metrics import SinkMetrics
 
                 self.metrics = SinkMetrics(self).start(s.metrics_port, s.web_host)
                 log.info("metrics on http://%s:%d/metrics", s.web_host, self.metrics.port)
+        except asyncpg.InsufficientPrivilegeError as exc:
+            await self._drop_conn()
+            raise SchemaNotReady(
+                f"the sink's Postgres role may not use schema {s.postgres_schema} ({exc})",
+                fix="migrate as the owner with RINGTALLY_POSTGRES_SINK_ROLE set to this role "
+                "(docs/security.md)",
+            ) from None
         except BaseException:
             await self._drop_conn()
             raise
-        self._dlq = DeadLetterTopic(s.kafka_bootstrap, s.topic(DLQ))
+        self._dlq = DeadLetterTopic(s, s.topic(DLQ))
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
-            group_id=self.group_id,
-            client_id=f"{self.group_id}",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=2_000,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_wait_ms=100,  # bounds the lag of a quiet partition (default 500 ms)
+            **aiokafka_kwargs(
+                s,
+                group_id=self.group_id,
+                client_id=f"{self.group_id}",
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=2_000,
+                max_partition_fetch_bytes=4 * 1024 * 1024,
+                fetch_max_wait_ms=100,  # bounds the lag of a quiet partition (default 500 ms)
+            )
         )
         self._consumer.subscribe(list(self.topics.values()), listener=_Rebalance(self))
         try:

@@ -25,7 +25,20 @@ from redis.asyncio import Redis
 
 from models import Tally
 
-__all__ = ["APPLY_LUA", "MarkerMissing", "ReadModelStore", "announcement"]
+__all__ = ["APPLY_LUA", "MarkerMissing", "ReadModelStore", "acl_rules", "announcement"]
+
+
+def acl_rules(prefix: str) -> dict[str, str]:
+    """Redis ACL rules (``ACL SETUSER <user> on ><password> <rules>``) per role, for one
+    prefix's read model: the sink's writer may read, write and script the prefix's keys
+    and publish on its channel; a reader (the gateway) may only read them and subscribe.
+    Neither may touch another prefix, run admin commands or flush (docs/security.md)."""
+    scope = f"resetkeys resetchannels ~{prefix}:* &{prefix}:* -@all +@connection"
+    return {
+        "sink": f"{scope} +@read +@write +@scripting +publish -@dangerous",
+        "reader": f"{scope} +@read +subscribe +unsubscribe +psubscribe +punsubscribe -@dangerous",
+    }
+
 
 APPLY_LUA = """
 -- KEYS[1] marker, KEYS[2] offsets hash, KEYS[3..] one tally hash per tally

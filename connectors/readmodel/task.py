@@ -35,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from models import Tally
 from streams.backoff import Outage
 from streams.errors import KafkaUnavailable, RedisUnavailable
+from streams.kafka_client import aiokafka_kwargs
 from streams.settings import Settings, redact_url
 from streams.topics import refresh_metadata
 
@@ -98,12 +99,14 @@ class ReadModel:
             await self.redis.aclose()
             raise redis_refused(self.settings, exc) from None
         self._consumer = consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            client_id="ringtally-readmodel",
+            **aiokafka_kwargs(
+                self.settings,
+                group_id=None,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                client_id="ringtally-readmodel",
+            )
         )
         try:
             await consumer.start()

@@ -8,6 +8,7 @@ would from a Kafka distribution.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -15,6 +16,7 @@ from datetime import datetime
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streams.errors import ServiceUnavailable, UsageProblem
+from streams.kafka_client import java_client_properties, kafka_config
 from streams.settings import Settings
 
 __all__ = [
@@ -69,11 +71,13 @@ class OffsetProbe:
 
 def _consumer(settings: Settings, group: str | None = None) -> Consumer:
     return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": group or f"ringtally-probe-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-        }
+        kafka_config(
+            settings,
+            **{
+                "group.id": group or f"ringtally-probe-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+            },
+        )
     )
 
 
@@ -190,10 +194,20 @@ def reset_group_offsets(
     ]
     for topic in topics:
         args += ["--topic", topic]
-    try:
-        proc = run_kafka_tool(CONSUMER_GROUPS, args, timeout=timeout, settings=settings)
-    except StackError as exc:
-        raise ServiceUnavailable(str(exc)) from None
+    # The security settings (password included) go in a file only we may read
+    # (NamedTemporaryFile is mode 0600), deleted when the tool is done.
+    with tempfile.NamedTemporaryFile("w", prefix="ringtally-kafka-", suffix=".properties") as cfg:
+        cfg.write(java_client_properties(settings))
+        cfg.flush()
+        try:
+            proc = run_kafka_tool(
+                CONSUMER_GROUPS,
+                [*args, "--command-config", cfg.name],
+                timeout=timeout,
+                settings=settings,
+            )
+        except StackError as exc:
+            raise ServiceUnavailable(str(exc)) from None
     out = proc.stdout.decode(errors="replace")
     err = proc.stderr.decode(errors="replace")
     if proc.returncode != 0 or "Error:" in out or "Error:" in err:

@@ -315,13 +315,14 @@ def drop_shadow(shadow: Settings) -> None:
     """Delete the shadow's topics, consumer groups and schema (best effort, names checked)."""
     from confluent_kafka.admin import AdminClient
 
+    from streams.kafka_client import kafka_config
     from streams.topics import delete_topics, topics_with_prefix
 
     prefix = shadow.output_prefix
     if not prefix or "-replay-" not in prefix:
         raise UsageProblem(f"refusing to drop {prefix!r}: not a replay's shadow prefix")
-    delete_topics(shadow.kafka_bootstrap, topics_with_prefix(shadow.kafka_bootstrap, [prefix]))
-    admin = AdminClient({"bootstrap.servers": shadow.kafka_bootstrap})
+    delete_topics(shadow, topics_with_prefix(shadow, [prefix]))
+    admin = AdminClient(kafka_config(shadow))
     with contextlib.suppress(Exception):
         futures = admin.delete_consumer_groups(
             [shadow.group_id, f"{shadow.group_id}-sink"], request_timeout=10

@@ -30,6 +30,7 @@ from models.control import Ring as RingRecord
 from models.fields import VoteType
 from models.votes import VoteCast
 from streams.errors import ServiceUnavailable
+from streams.kafka_client import aiokafka_kwargs
 from streams.settings import Settings
 
 from .errors import OutcomeTimeout
@@ -94,24 +95,27 @@ class AsyncVoteClient(_Signer):
                 ["votes", "ballots", "rejections"],
                 timeout=self.timeout,
             )
-        common = {
-            "bootstrap_servers": self.settings.kafka_bootstrap,
-            "request_timeout_ms": int(self.timeout * 1000),
-        }
+        timeout_ms = int(self.timeout * 1000)
         self._producer = AIOKafkaProducer(
-            **common,
-            enable_idempotence=True,
-            acks="all",
-            client_id="ringtally-sdk-async",
-            linger_ms=5,
+            **aiokafka_kwargs(
+                self.settings,
+                request_timeout_ms=timeout_ms,
+                enable_idempotence=True,
+                acks="all",
+                client_id="ringtally-sdk-async",
+                linger_ms=5,
+            )
         )
         self._consumer = AIOKafkaConsumer(
-            **common,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            client_id="ringtally-sdk-outcomes",
+            **aiokafka_kwargs(
+                self.settings,
+                request_timeout_ms=timeout_ms,
+                group_id=None,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                client_id="ringtally-sdk-outcomes",
+            )
         )
         try:
             await self._producer.start()

@@ -16,15 +16,11 @@ from typing import Any
 from confluent_kafka import Producer
 
 from streams.errors import ServiceUnavailable
+from streams.kafka_client import auth_fix, kafka_config
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
-__all__ = [
-    "KAFKA_LOGGER",
-    "SdkProducer",
-    "ensure_topics",
-    "kafka_config",
-]  # ensure_topics re-exported
+__all__ = ["KAFKA_LOGGER", "SdkProducer", "ensure_topics"]  # ensure_topics re-exported
 
 #: librdkafka's own log lines (connection failures and the like) from every SDK client go
 #: here instead of straight to stderr; the ``ringtally`` CLI silences it (its errors are
@@ -32,25 +28,20 @@ __all__ = [
 KAFKA_LOGGER = logging.getLogger("ringtally.sdk.kafka")
 
 
-def kafka_config(settings: Settings, **extra: object) -> dict[str, object]:
-    """Base confluent-kafka configuration of every SDK client."""
-    return {"bootstrap.servers": settings.kafka_bootstrap, "logger": KAFKA_LOGGER, **extra}
-
-
 class SdkProducer:
     """A thin, flushing wrapper over one confluent-kafka producer."""
 
     def __init__(self, settings: Settings, **overrides: object) -> None:
-        config: dict[str, object] = {
-            **kafka_config(settings),
+        defaults = {
             "enable.idempotence": True,
             "acks": "all",
             "partitioner": "murmur2_random",
             "linger.ms": 5,
             "client.id": "ringtally-sdk",
         }
-        config.update(overrides)
-        self._producer = Producer(config)
+        self._producer = Producer(
+            kafka_config(settings, logger=KAFKA_LOGGER, **{**defaults, **overrides})
+        )
         self._errors: list[str] = []
 
     def send(
@@ -100,5 +91,6 @@ class SdkProducer:
         if self._errors:
             errors, self._errors = self._errors, []
             raise ServiceUnavailable(
-                f"kafka: delivery failed: {errors[0]} (+{len(errors) - 1} more)"
+                f"kafka: delivery failed: {errors[0]} (+{len(errors) - 1} more)",
+                fix=auth_fix(errors[0]),  # e.g. a principal without the ACL to write here
             )

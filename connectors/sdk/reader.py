@@ -33,10 +33,11 @@ from pydantic import ValidationError
 from models.control import Ring, Submission
 from models.encoding import REGISTRAR_CONTEXT
 from streams.errors import ServiceUnavailable
+from streams.kafka_client import KafkaRefused, kafka_config, probe
 from streams.settings import HEX_PUBLIC_KEY, Settings
 
 from .errors import NotFound, NoTrustedRegistrar
-from .producer import kafka_config
+from .producer import KAFKA_LOGGER
 
 __all__ = [
     "RingVersion",
@@ -76,11 +77,21 @@ def _unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
 
 
 def check_kafka(settings: Settings, *, timeout: float = 10.0) -> None:
-    """Raise ServiceUnavailable (one line, no librdkafka noise) unless Kafka answers in time."""
-    try:
-        AdminClient(kafka_config(settings)).list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise _unavailable(settings, exc) from None
+    """Raise ServiceUnavailable (one line, no librdkafka noise) unless Kafka answers in time.
+
+    A broker that refuses the client (wrong password, a certificate the CA file
+    does not vouch for) is said at once, naming the setting to check
+    (:func:`streams.kafka_client.auth_fix`), instead of after ``timeout`` as
+    "unreachable".
+    """
+    state, detail = probe(settings, timeout)
+    if state == "refused":
+        raise KafkaRefused(f"kafka at {settings.kafka_bootstrap} refused this client: {detail}")
+    if state == "unreachable":
+        raise ServiceUnavailable(
+            f"kafka at {settings.kafka_bootstrap} unreachable: {detail}",
+            fix="start it with 'ringtally stack up' or set RINGTALLY_KAFKA_BOOTSTRAP",
+        )
 
 
 def end_offsets(
@@ -96,7 +107,7 @@ def end_offsets(
     leaders are not elected or not yet known everywhere) are retried until
     ``timeout``.
     """
-    admin = admin or AdminClient(kafka_config(settings))
+    admin = admin or AdminClient(kafka_config(settings, logger=KAFKA_LOGGER))
     topics = list(topics)
     deadline = time.monotonic() + timeout
     while True:
@@ -140,7 +151,7 @@ def _reader(settings: Settings) -> Consumer:
     """A consumer of committed records, in a group of its own (it commits nothing)."""
     return Consumer(
         {
-            **kafka_config(settings),
+            **kafka_config(settings, logger=KAFKA_LOGGER),
             "group.id": f"ringtally-sdk-reader-{uuid.uuid4().hex[:12]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",

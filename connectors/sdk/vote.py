@@ -25,11 +25,12 @@ from models.internal import vote_id_for_token
 from models.log import Receipt
 from models.outputs import Ballot
 from models.votes import VoteCast
+from streams.kafka_client import kafka_config
 from streams.settings import Settings
 
 from .errors import OutcomeTimeout
 from .outcome import Outcome, Tracker
-from .producer import SdkProducer, ensure_topics, kafka_config
+from .producer import KAFKA_LOGGER, SdkProducer, ensure_topics
 from .reader import _unavailable, end_offsets, get_ring, ring_in_force
 from .receipt import fetch_receipt
 from .voter import Voter
@@ -404,7 +405,7 @@ class VoteClient(_Signer):
         now = time.monotonic()
         if self._mark is None or now - self._mark[0] > _MARK_REUSE_SECONDS:
             if self._admin is None:
-                self._admin = AdminClient(kafka_config(self.settings))
+                self._admin = AdminClient(kafka_config(self.settings, logger=KAFKA_LOGGER))
             self._mark = (now, end_offsets(self.settings, self._tracker.topics, admin=self._admin))
         return self._mark[1]
 
@@ -412,7 +413,7 @@ class VoteClient(_Signer):
         if self._consumer is None:
             self._consumer = Consumer(
                 {
-                    **kafka_config(self.settings),
+                    **kafka_config(self.settings, logger=KAFKA_LOGGER),
                     "group.id": f"ringtally-sdk-outcomes-{uuid.uuid4().hex[:12]}",
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",

@@ -22,14 +22,16 @@ from .kafka import (
     run_kafka_tool,
 )
 from .manager import LocalStack
-from .paths import PIECES, StackPaths
+from .paths import ALL_PIECES, PIECES, SECURE, StackPaths
 from .service import Health, PieceStatus, StartResult
 
 __all__ = [
     "CONSOLE_CONSUMER",
     "CONSOLE_PRODUCER",
     "CONSUMER_GROUPS",
+    "ALL_PIECES",
     "PIECES",
+    "SECURE",
     "Health",
     "LocalStack",
     "PieceStatus",

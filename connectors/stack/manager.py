@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .errors import StackError
 from .kafka import KafkaService, run_kafka_tool
-from .paths import PIECES, StackPaths
+from .kafka.secure import SecureKafkaService
+from .paths import ALL_PIECES, PIECES, SECURE, StackPaths
 from .postgres import PostgresService
 from .process import file_lock
 from .redis import RedisService
@@ -33,6 +34,7 @@ _SERVICES: dict[str, type[Service]] = {
     "kafka": KafkaService,
     "postgres": PostgresService,
     "redis": RedisService,
+    SECURE: SecureKafkaService,
 }
 
 
@@ -79,17 +81,20 @@ class LocalStack:
 
     # --- commands -------------------------------------------------------------
 
-    def select(self, pieces: Iterable[str] | None = None) -> list[Service]:
-        """The services named (all, in start order, when ``pieces`` is empty/None)."""
+    def select(self, pieces: Iterable[str] | None = None, *, up: bool = False) -> list[Service]:
+        """The services named (when ``pieces`` is empty/None: the plain three, in start
+        order, and for anything but ``up`` the secured broker once it has a directory)."""
         names = list(pieces or ())
+        if not names and not up and self.services[SECURE].dir.exists():
+            names = list(ALL_PIECES)
         unknown = [n for n in names if n not in self.services]
         if unknown:
             raise StackError(
                 "stack",
                 f"unknown piece {', '.join(unknown)}",
-                fix=f"choose from {', '.join(PIECES)}",
+                fix=f"choose from {', '.join(ALL_PIECES)}",
             )
-        return [self.services[n] for n in PIECES if not names or n in names]
+        return [self.services[n] for n in ALL_PIECES if n in names or (not names and n in PIECES)]
 
     def up(
         self,
@@ -103,7 +108,7 @@ class LocalStack:
         Raises StackError naming every piece that failed; the others are left
         running, so a retry after the fix only restarts what is missing.
         """
-        services = self.select(pieces)
+        services = self.select(pieces, up=True)
         report = _locked(report or _quiet)
         self.paths.ensure()
         self._cancel.clear()

@@ -11,10 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PIECES", "StackPaths"]
+__all__ = ["ALL_PIECES", "PIECES", "SECURE", "StackPaths"]
 
 #: Start order; ``down`` and ``status`` use it too.
 PIECES: tuple[str, ...] = ("kafka", "postgres", "redis")
+#: The secured broker (``stack up --secure``): started only when asked for; ``down`` and
+#: ``status`` include it once it has a directory.
+SECURE = "secure"
+ALL_PIECES: tuple[str, ...] = (*PIECES, SECURE)
 
 
 @dataclass(frozen=True)
