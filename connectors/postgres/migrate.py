@@ -168,13 +168,15 @@ SINK_WRITES = (
     "escalations",
     "sink_dead_letters",
     "sink_offsets",
+    "log_heads",
 )
 
 
 async def grant_sink(conn: asyncpg.Connection, schema: str, role: str) -> None:
     """Give ``role`` what the sink needs in ``schema`` and no more: it reads every table,
-    writes :data:`SINK_WRITES`, inserts into ``audit_log``; it owns nothing, so it can
-    neither alter nor drop a table nor disable a trigger (docs/security.md)."""
+    writes :data:`SINK_WRITES`, inserts into ``audit_log`` and ``log_leaves``; it owns
+    nothing, so it can neither alter nor drop a table nor disable a trigger
+    (docs/security.md)."""
     s, r = quote_ident(schema), quote_ident(role)
     if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
         raise MigrationError(
@@ -185,7 +187,8 @@ async def grant_sink(conn: asyncpg.Connection, schema: str, role: str) -> None:
     await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}")
     tables = ", ".join(f"{s}.{quote_ident(t)}" for t in SINK_WRITES)
     await conn.execute(f"GRANT INSERT, UPDATE, DELETE ON {tables} TO {r}")
-    await conn.execute(f"GRANT INSERT ON {s}.audit_log TO {r}")
+    # append-only tables (a trigger refuses UPDATE and DELETE): insert, never own
+    await conn.execute(f"GRANT INSERT ON {s}.audit_log, {s}.log_leaves TO {r}")
 
 
 async def migrate(

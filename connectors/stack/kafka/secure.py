@@ -40,11 +40,11 @@ from .broker import KafkaService, write_private
 __all__ = ["ROLES", "SecureKafkaService", "acl_bindings", "role_settings"]
 
 #: One Kafka principal per role of docs/security.md's trust model.
-ROLES: tuple[str, ...] = ("worker", "sink", "producer", "registrar", "reader")
+ROLES: tuple[str, ...] = ("worker", "sink", "producer", "registrar", "reader", "witness")
 ADMIN = "admin"
 MECHANISM = "SCRAM-SHA-512"
 #: Outputs of the pipeline (the sink's DLQ is the sink's own).
-OUTPUTS = ("ballots", "tallies", "rejections", "audit")
+OUTPUTS = ("ballots", "tallies", "rejections", "audit", "heads")
 INPUTS = ("votes", "rings", "submissions")
 #: Group-id prefix of the SDK's throw-away consumers (reader, outcomes).
 SDK_GROUPS = "ringtally-sdk-"
@@ -103,9 +103,15 @@ def acl_bindings(settings: Settings) -> list[tuple[str, str, str, str, str]]:
     # producer: writes votes; reads the signed rings to sign with and the public
     # outcomes of its votes; never the votes topic
     allow("producer", "TOPIC", "LITERAL", topic("votes"), "WRITE")
-    for name in ("rings", "submissions", "ballots", "rejections"):
+    for name in ("rings", "submissions", "ballots", "rejections", "heads"):
         allow("producer", "TOPIC", "LITERAL", topic(name), "READ")
-    # reader: the output topics only
+    # witness: reads what the log is built from and the signed heads; writes co-signatures
+    for name in ("ballots", "heads"):
+        allow("witness", "TOPIC", "LITERAL", topic(name), "READ")
+    allow("witness", "TOPIC", "LITERAL", topic("witness"), "WRITE", "READ")
+    allow("witness", "GROUP", "PREFIXED", f"{p}-witness", "READ", "DESCRIBE")
+    # reader: the output topics only (and the witness co-signatures, also public)
+    allow("reader", "TOPIC", "LITERAL", topic("witness"), "READ")
     for name in OUTPUTS:
         allow("reader", "TOPIC", "LITERAL", topic(name), "READ")
     for role in ("producer", "registrar", "reader"):
