@@ -83,6 +83,7 @@ FAULT_KINDS = (
     "worker_wipe",
     "rebalance",
     "broker_restart",
+    "broker_kill",
     "postgres_restart",
     "sink_kill",
 )
@@ -108,6 +109,10 @@ class ChaosConfig:
     worker_wipes: int = 2
     rebalances: int = 2
     broker_restarts: int = 1
+    #: Kafka as a KRaft cluster of this many brokers (replication factor min(N, 3))
+    brokers: int = 1
+    #: SIGKILL of one broker of a multi-broker cluster, restarted after 2-6 s
+    broker_kills: int = 0
     postgres_restarts: int = 1
     sink_kills: int = 2
     #: votes/s the producer is paced at (the pipeline does ~700-800/s on 2 cores)
@@ -303,6 +308,7 @@ def fault_schedule(cfg: ChaosConfig) -> list[Fault]:
         + ["worker_wipe"] * cfg.worker_wipes
         + ["rebalance"] * cfg.rebalances
         + ["broker_restart"] * cfg.broker_restarts
+        + ["broker_kill"] * (cfg.broker_kills if cfg.brokers > 1 else 0)
         + ["postgres_restart"] * cfg.postgres_restarts
         + ["sink_kill"] * cfg.sink_kills
     )
@@ -455,6 +461,19 @@ def _end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int],
 # --- the cluster under test ----------------------------------------------------------------
 
 
+def _kafka_ports(brokers: int) -> tuple[list[int], int]:
+    """Free broker ports, and a controller port p with p + 2(i-1) free for every node i
+    (``connectors.stack.kafka.cluster``'s layout)."""
+    from connectors.stack.process import port_free
+
+    broker_ports = [free_port() for _ in range(brokers)]
+    while True:
+        base = free_port()
+        wanted = [base + 2 * i for i in range(brokers)]
+        if all(p not in broker_ports and port_free("127.0.0.1", p) for p in wanted):
+            return broker_ports, base
+
+
 class Cluster:
     """Private Kafka + Postgres, workers and the sink, with the fault operations."""
 
@@ -466,13 +485,15 @@ class Cluster:
         self.run_dir = run_dir
         self.log_dir = run_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        broker_ports, controller_port = _kafka_ports(cfg.brokers)
         self.settings = pin_registrar(  # the development registrar key, not one per run dir
             Settings(
                 topic_prefix="chaos",
                 postgres_schema="chaos",
                 data_dir=run_dir / "data",
-                kafka_bootstrap=f"127.0.0.1:{free_port()}",
-                kafka_controller_port=free_port(),
+                kafka_bootstrap=",".join(f"127.0.0.1:{p}" for p in broker_ports),
+                kafka_controller_port=controller_port,
+                replication_factor=min(cfg.brokers, 3),
                 postgres_dsn=f"postgresql://ringtally@127.0.0.1:{free_port()}/ringtally",
                 # unused: the sink runs without the read model
                 redis_url=f"redis://127.0.0.1:{free_port()}/0",
@@ -482,7 +503,9 @@ class Cluster:
                 verify_batch_window=0.02,
             )
         )
-        self.stack = LocalStack(self.settings, cache_dir=ROOT / ".ringtally" / "cache")
+        self.stack = LocalStack(
+            self.settings, cache_dir=ROOT / ".ringtally" / "cache", brokers=cfg.brokers
+        )
         self.ports = [self.settings.web_port, free_port()]
         self.workers: dict[int, WorkerProcess] = {}
         self.sink: subprocess.Popen | None = None
@@ -742,6 +765,8 @@ class Injector(threading.Thread):
         self.busy = False
         #: share of the round the producer may run ahead of the next fault
         self.lead = 0.06
+        #: votes handed to the producer so far (outcomes beyond it cannot come yet)
+        self.published = 0
 
     def run(self) -> None:
         try:
@@ -801,8 +826,11 @@ class Injector(threading.Thread):
             if self.watcher.progress > before:
                 fault.flowing_s = round(time.monotonic() - since, 2)
                 return
-            if self.watcher.progress >= self.total:
-                return
+            if (
+                self.watcher.progress >= max(self.published, 1)
+                or self.watcher.progress >= self.total
+            ):
+                return  # nothing in flight: the producer waits (a control change) or is done
             time.sleep(0.1)
             if supervise:
                 self.cluster.supervise()
@@ -949,6 +977,27 @@ class Injector(threading.Thread):
         fault.recovery_s = round(time.monotonic() - t, 2)
         self._flowing(t, fault, timeout=240)
 
+    def _broker_kill(self, fault: Fault) -> None:
+        """SIGKILL of one broker of the cluster while votes flow; restarted 2-6 s later."""
+        c = self.cluster
+        name = self.rng.choice(c.stack.kafka_nodes)
+        node = c.stack.services[name]
+        fault.detail["node"] = name
+        t = time.monotonic()
+        record = node.running_record()
+        if record is None:
+            raise RuntimeError(f"{name} has no running process to kill")
+        os.kill(record.pid, signal.SIGKILL)
+        pause = self.rng.uniform(2.0, 6.0)
+        fault.detail["down_s"] = round(pause, 2)
+        time.sleep(pause)
+        node.up(timeout=120)
+        fault.detail["kafka_up_s"] = round(time.monotonic() - t, 2)
+        c.supervise()
+        c.wait_owned(sorted(c.workers), timeout=240)
+        fault.recovery_s = round(time.monotonic() - t, 2)
+        self._flowing(t, fault, timeout=240)
+
     def _postgres_restart(self, fault: Fault) -> None:
         c = self.cluster
         t = time.monotonic()
@@ -1066,6 +1115,7 @@ def run_chaos(
                     pace0 += 0.2
                 publisher.send(planned)
                 i += 1
+                injector.published = i
         publisher.flush(600)
         for n, planned in enumerate(votes):
             if planned.ref in publisher.positions:
@@ -1379,6 +1429,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebalances", type=int, default=None)
     parser.add_argument("--broker-restarts", type=int, default=None)
     parser.add_argument("--postgres-restarts", type=int, default=None)
+    parser.add_argument(
+        "--brokers", type=int, default=None, help="Kafka brokers (KRaft cluster; default 1)"
+    )
+    parser.add_argument(
+        "--broker-kills",
+        type=int,
+        default=None,
+        help="SIGKILLs of one broker (needs --brokers > 1)",
+    )
     parser.add_argument("--sink-kills", type=int, default=None)
     parser.add_argument("--store", choices=["rocksdb", "memory"], default="rocksdb")
     parser.add_argument("--keep", action="store_true", help="keep the private stack's data dir")
@@ -1401,6 +1460,8 @@ def main(argv: list[str] | None = None) -> int:
             "rebalances": args.rebalances,
             "broker_restarts": args.broker_restarts,
             "postgres_restarts": args.postgres_restarts,
+            "brokers": args.brokers,
+            "broker_kills": args.broker_kills,
             "sink_kills": args.sink_kills,
             "store": args.store,
             "keep": args.keep,

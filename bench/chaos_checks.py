@@ -151,7 +151,13 @@ def evaluate(plan: Plan, obs: Observed) -> list[Check]:  # noqa: C901, PLR0912, 
     )
     by_pos = {obs.positions[i]: p for i, p in enumerate(planned) if i in obs.positions}
     index_of = {id(p): i for i, p in enumerate(planned)}
-    by_vote = {p.vote_id: p for p in planned if p.vote_id and p.label != "wrong_partition"}
+    # A vote id names a slot tag, so a slot reuse or a foreign-partition copy shares its
+    # original's: each id maps to the record that may be counted (or a double vote's half).
+    halves = {v for pair in plan.pairs for v in pair}
+    by_vote = {p.vote_id: p for p in planned if p.expect == "ballot" or p.label == "double_vote"}
+    for p in planned:
+        if p.vote_id and p.vote_id not in halves:
+            by_vote.setdefault(p.vote_id, p)
 
     # -- the double votes' ground truth, from the broker's timestamps (not the plan's word)
     pairs = plan.pairs

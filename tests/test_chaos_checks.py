@@ -46,7 +46,10 @@ def _plan(second_type: str = "reject") -> Plan:
         _vote(7, "s1", second_type, "duplicate_key_image", "double_vote"),  # second half
         _vote(8, "s1", "approve", "bad_signature", "forged_signature"),
         Planned(key=b"junk", value=b"x", expect="malformed", label="malformed", ref=9),
+        # a slot reused on another submission: the same slot tag, so the same vote id
+        _vote(10, "s2", "approve", "token_spent", "slot_reuse"),
     ]
+    votes[10].vote_id = votes[0].vote_id
     control = [
         Planned(key=b"r", value=b"{}", expect="control", topic="rings", ref=10),
         Planned(key=b"r", value=b"{}", expect="unauthorized_control_event", topic="rings", ref=11),
