@@ -2,6 +2,7 @@
 
     python bench/chaos.py --votes 50000 --seed 1   # full run: bench/results/chaos.json
     python bench/chaos.py --short                  # ~3,000 votes, a few faults (make test)
+    python bench/chaos.py --short --brokers 3 --broker-kills 1   # a 3-broker KRaft cluster
 
 What runs: a PRIVATE local stack (its own Kafka and PostgreSQL, on free ports,
 under ``.ringtally/chaos/<run>``; the shared stack is never touched, so
@@ -21,12 +22,19 @@ planned outcomes has been seen on the output topics, plus a seeded jitter, so
 they land mid-stream whatever the machine's speed), each followed by recovery:
 
 * ``worker_kill``      SIGKILL of a worker (the restarted one reuses its RocksDB dir);
+* ``worker_pause``     SIGSTOP of worker 0 past the session timeout while a second
+                       worker takes over, then SIGCONT (a zombie resuming);
+* ``worker_wipe``      SIGKILL, the worker's RocksDB dir deleted, restart (changelog-only);
+* ``broker_kill``      with ``--brokers 3``: SIGKILL of one broker, restarted 2-6 s later;
 * ``rebalance``        a second worker joins (partitions split), then leaves
                        (SIGTERM, or SIGKILL for every second rebalance);
 * ``broker_restart``   the private Kafka stopped and started again;
 * ``postgres_restart`` the private PostgreSQL stopped (fast shutdown) and started;
 * ``sink_kill``        SIGKILL of the sink while Postgres shows its connection
                        inside a transaction (mid-batch), then restarted.
+
+A ring rotation and a ring deactivation are published while worker 0 is
+SIGKILLed or SIGSTOPped (``Injector.control_during_fault``), between vote phases.
 
 A supervisor restarts any process that died on its own and records it (a
 worker exiting with 70 is an agent bug). At the end the harness waits until

@@ -223,7 +223,7 @@ class KafkaService(Service):
         shutil.rmtree(partial, ignore_errors=True)
         props = self.dir / "format.properties"
         props.write_text(self.server_properties(partial))
-        cluster_id = new_cluster_id()
+        cluster_id = self.new_cluster_id()
         argv = self._java_argv(
             "kafka.tools.StorageTool",
             ["format", f"--cluster-id={cluster_id}", "--config", str(props)],
@@ -248,6 +248,10 @@ class KafkaService(Service):
             )
         partial.rename(self.data_dir)
         self.cluster_id_file.write_text(cluster_id + "\n")
+
+    def new_cluster_id(self) -> str:
+        """The id to format the storage with (a cluster's nodes share one: cluster.py)."""
+        return new_cluster_id()
 
     def validate_data_dir(self) -> None:
         """Refuse a data dir that is not a whole, ours-formatted KRaft log dir."""
