@@ -1329,7 +1329,46 @@ def verify(
             verify_cmd.stdout.strip() or verify_cmd.stderr.strip(),
         ),
     )
-    return evaluate(plan, observed)
+    checks = evaluate(plan, observed)
+    if any(not c.ok and "tall" in c.name for c in checks):
+        _dump_tallies(plan, observed, cluster.log_dir / "tally-diagnosis.json")
+    return checks
+
+
+def _dump_tallies(plan: Plan, obs: Observed, path: Path) -> None:
+    """For a failed tally check: each wrong submission's planned ballots, Postgres row,
+    and every tally and ballot the topics carried for it, to tell lost from extra."""
+    from bench.chaos_checks import expected_tallies
+
+    expected = expected_tallies(plan)
+    tallies: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for raw in obs.topic_tallies:
+        t = json.loads(raw)
+        tallies[t["submission_id"]].append(t)
+    ballots: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for raw in obs.topic_ballots:
+        b = json.loads(raw)
+        ballots[b["submission_id"]].append(b)
+    out = {}
+    for sub, counts in expected.items():
+        row = obs.pg_tallies.get(sub, {})
+        versions = tallies.get(sub, [])
+        if {k: row.get(k) for k in counts} != counts or len(
+            {(t["version"], json.dumps(t["counts"], sort_keys=True)) for t in versions}
+        ) != len({t["version"] for t in versions}):
+            out[sub] = {
+                "expected": counts,
+                "postgres": {k: row.get(k) for k in (*counts, "total", "version", "decision")},
+                "topic_tallies": sorted(
+                    ([t["version"], t["counts"], t["decision"]] for t in versions),
+                    key=lambda v: v[0],
+                ),
+                "topic_ballots": [
+                    [b["vote_id"], b["vote_type"], b["source_partition"], b["source_offset"]]
+                    for b in ballots.get(sub, [])
+                ],
+            }
+    path.write_text(json.dumps(out, indent=1, default=str) + "\n")
 
 
 def scan_logs(log_dir: Path) -> dict[str, Any]:

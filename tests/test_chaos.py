@@ -29,9 +29,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def local_binaries(stack):  # noqa: ANN001, ANN201
-    if stack.kind != "local":
-        pytest.skip("needs the local stack's binaries (a private Kafka and Postgres are started)")
+def local_binaries():  # noqa: ANN201
+    """Java, PostgreSQL and the Kafka jars: the harness starts its own private Kafka and
+    PostgreSQL on free ports, so it needs the binaries, not the session's stack."""
+    from bench.chaos import ROOT
+    from connectors.stack import StackError
+    from connectors.stack.binaries import find_java, find_pg_bindir
+    from connectors.stack.kafka import libs_ready
+
+    try:
+        find_java()
+        find_pg_bindir()
+    except StackError as exc:
+        pytest.skip(f"needs the local stack's binaries: {exc}")
+    if not libs_ready(ROOT / ".ringtally" / "cache"):
+        pytest.skip("needs the Kafka jars in .ringtally/cache (make deps)")
 
 
 def chaos_seed() -> int:
