@@ -164,7 +164,12 @@ def test_three_brokers_replicate_and_survive_one_sigkill(cluster_stack: LocalSta
     admin = AdminClient({"bootstrap.servers": bootstrap})
     topic = f"brokers-{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(topic, num_partitions=3)])[topic].result(60)  # broker defaults
-    meta = admin.list_topics(topic, timeout=30).topics[topic]
+    deadline = time.monotonic() + 60  # the new topic's metadata reaches every broker
+    while True:
+        meta = admin.list_topics(topic, timeout=30).topics[topic]
+        if len(meta.partitions) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert sorted(len(p.replicas) for p in meta.partitions.values()) == [3, 3, 3]
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     config = admin.describe_configs([resource])[resource].result(30)
