@@ -1,109 +1,281 @@
-"""The chaos harness's own checks can fail (issue 16): they are tried on outcomes that
-break the invariants, and the decision rules they use are not the code under test."""
+"""The chaos harness's checks can fail: each is fed a perfect run's observation, then doctored.
+
+Pure and fast (no services): ``bench.chaos_checks.evaluate`` takes the plan and what
+a run observed. A perfect pipeline (below) passes every check; each doctored
+observation is a fault the pipeline could have, and the named checks must fail.
+"""
 
 from __future__ import annotations
 
+import copy
 import itertools
-import threading
-from collections import defaultdict
+import json
+import uuid
 
 import pytest
 
-from bench.chaos import rules_decision, topic_outcomes
+from bench.chaos_checks import Observed, Plan, evaluate, rules_decision
 from connectors.demo.simulation import Planned
 from models.decision import decide
-from models.outputs import VoteCounts
-from models.reasons import ReasonCode
 
-VOTES = "chaos.votes"
-DUP = ReasonCode.DUPLICATE_KEY_IMAGE.value
+VOTES = "t.votes"
+
+
+def _vote(n: int, sub: str, vote_type: str, expect: str = "ballot", label: str = "honest"):
+    return Planned(
+        key=f"k{n}".encode(),
+        value=b"{}",
+        expect=expect,
+        label=label,
+        vote_id=str(uuid.UUID(int=n + 1)),
+        submission_id=sub,
+        vote_type=vote_type,
+        ref=n,
+    )
+
+
+def _plan(second_type: str = "reject") -> Plan:
+    votes = [
+        _vote(0, "s1", "approve"),
+        _vote(1, "s1", "approve"),
+        _vote(2, "s1", "approve"),  # the double vote's first half: counts
+        _vote(3, "s2", "reject"),
+        _vote(4, "s2", "approve"),
+        _vote(5, "s2", "flag"),
+        _vote(6, "s2", "reject"),
+        _vote(7, "s1", second_type, "duplicate_key_image", "double_vote"),  # second half
+        _vote(8, "s1", "approve", "bad_signature", "forged_signature"),
+        Planned(key=b"junk", value=b"x", expect="malformed", label="malformed", ref=9),
+        # a slot reused on another submission: the same slot tag, so the same vote id
+        _vote(10, "s2", "approve", "token_spent", "slot_reuse"),
+    ]
+    votes[10].vote_id = votes[0].vote_id
+    control = [
+        Planned(key=b"r", value=b"{}", expect="control", topic="rings", ref=10),
+        Planned(key=b"r", value=b"{}", expect="unauthorized_control_event", topic="rings", ref=11),
+    ]
+    return Plan(
+        votes=votes,
+        control=control,
+        pairs=[(votes[2].vote_id, votes[7].vote_id)],
+        min_votes=3,
+        flag_threshold=3,
+        votes_topic=VOTES,
+    )
+
+
+def _perfect(plan: Plan, *, retract: bool = False) -> Observed:
+    """What a correct pipeline and sink produce for ``plan`` (``retract``: the double vote's
+    second half reached the tally first, was counted, then retracted in the open)."""
+    pos = {i: (i % 3, i) for i in range(len(plan.votes))}
+    obs = Observed(
+        positions=pos,
+        timestamps={i: 1000 + i for i in pos},
+        pg_ballots=[],
+        pg_rejections=[],
+        pg_tallies={},
+        pg_audit=[],
+        dead_letters={},
+        audit_verify=(0, "ok"),
+    )
+    seq = itertools.count(1)
+    first, second = plan.pairs[0]
+
+    def ballot(i: int, supersedes: str | None = None) -> dict:
+        p = plan.votes[i]
+        row = dict(
+            vote_id=p.vote_id,
+            submission_id=p.submission_id,
+            key_image="aa",
+            vote_type=p.vote_type,
+            source_partition=pos[i][0],
+            source_offset=pos[i][1],
+        )
+        obs.topic_ballots.append(json.dumps({**row, "supersedes": supersedes}).encode())
+        obs.topic_audit.append(
+            json.dumps(dict(chain="c", sequence=next(seq), hash=p.vote_id)).encode()
+        )
+        audit("ballot", i)
+        return row
+
+    def audit(kind: str, i: int) -> None:
+        partition, offset = pos[i]
+        row = dict(kind=kind, vote_id=plan.votes[i].vote_id)
+        obs.pg_audit.append({**row, "source_partition": partition, "source_offset": offset})
+
+    def rejection(topic: str, partition: int, offset: int, reason: str, vote_id=None) -> dict:
+        row = dict(
+            vote_id=vote_id,
+            reason=reason,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+        )
+        obs.topic_rejections.append(json.dumps(row).encode())
+        return row
+
+    counts: dict[str, dict[str, int]] = {}
+    versions: dict[str, int] = {}
+    for i, p in enumerate(plan.votes):
+        if retract and p.vote_id == second:
+            ballot(i)  # counted first, then retracted below
+            audit("retraction", i)
+            versions[p.submission_id] = versions.get(p.submission_id, 0) + 1
+        if p.expect == "ballot":
+            supersedes = second if retract and p.vote_id == first else None
+            obs.pg_ballots.append(ballot(i, supersedes))
+            c = counts.setdefault(p.submission_id, dict(approve=0, reject=0, flag=0, escalate=0))
+            c[p.vote_type] += 1
+            versions[p.submission_id] = versions.get(p.submission_id, 0) + 1
+        else:
+            obs.pg_rejections.append(rejection(VOTES, *pos[i], p.expect, p.vote_id))
+    for n, p in enumerate(plan.control):
+        if p.has_outcome:
+            obs.pg_rejections.append(rejection("t.rings", 0, n, p.expect))
+    rules = "ringtally-rules-v1;min_votes=3;flag_threshold=3"
+    for sub, c in counts.items():
+        decision = decide(**c, min_votes=3, flag_threshold=3).value
+        total = sum(c.values())
+        obs.pg_tallies[sub] = dict(**c, total=total, version=versions[sub], decision=decision)
+        obs.topic_tallies.append(
+            json.dumps(
+                dict(
+                    submission_id=sub,
+                    counts=c,
+                    total=total,
+                    decision=decision,
+                    rules_version=rules,
+                    version=versions[sub],
+                )
+            ).encode()
+        )
+    return obs
+
+
+def _failed(plan: Plan, obs: Observed) -> set[str]:
+    return {c.name for c in evaluate(plan, obs) if not c.ok}
+
+
+def _fails(plan: Plan, obs: Observed, *fragments: str) -> None:
+    failed = _failed(plan, obs)
+    for fragment in fragments:
+        assert any(fragment in name for name in failed), (fragment, failed)
+
+
+@pytest.mark.parametrize("retract", [False, True])
+def test_a_perfect_run_passes_every_check(retract):
+    plan = _plan()
+    assert _failed(plan, _perfect(plan, retract=retract)) == set()
+
+
+def test_the_wrong_half_of_a_double_vote_counted_shows_in_the_tally():
+    plan = _plan()
+    # A pipeline that keeps the half that arrived first at the tally stage: as if the
+    # plan's second half were the first (its own observation, consistent everywhere).
+    swapped = copy.deepcopy(plan)
+    a, b = swapped.votes[2], swapped.votes[7]
+    a.expect, b.expect = b.expect, a.expect
+    swapped.pairs = [(b.vote_id, a.vote_id)]
+    obs = _perfect(swapped)
+    _fails(
+        plan,
+        obs,
+        "the half appended first counted",
+        "Postgres tallies equal the ground truth",
+        "latest tally per submission",
+        "exactly its planned outcome",
+        "audit_log: one ballot event for every planned ballot",
+    )
+
+
+def test_halves_of_one_vote_type_are_refused_as_a_workload():
+    plan = _plan(second_type="approve")
+    _fails(plan, _perfect(plan), "different vote types")
+
+
+def test_a_plan_whose_second_half_was_appended_first_is_caught():
+    plan = _plan()
+    obs = _perfect(plan)
+    obs.timestamps[7] = obs.timestamps[2] - 1
+    _fails(plan, obs, "counted half was appended first")
+
+
+def _topic_rejection(obs: Observed, index: int, reason: str) -> None:
+    """One more rejection on the rejections topic at plan record ``index``'s position."""
+    p, o = obs.positions[index]
+    row = dict(vote_id=None, reason=reason, source_topic=VOTES, source_partition=p, source_offset=o)
+    obs.topic_rejections.append(json.dumps(row).encode())
+
+
+def test_a_second_outcome_seen_only_on_the_topics_fails():
+    """Postgres keeps one rejection per position; the topics show the conflict."""
+    plan = _plan()
+    obs = _perfect(plan)
+    _topic_rejection(obs, 8, "ring_not_in_force")
+    failed = _failed(plan, obs)
+    assert not any(not name.startswith("topics") for name in failed), failed
+    _fails(plan, obs, "two outcomes", "exactly its planned outcome")
+
+
+def test_a_ballot_and_a_rejection_at_one_position_fails():
+    plan = _plan()
+    obs = _perfect(plan)
+    _topic_rejection(obs, 0, "token_spent")
+    _fails(plan, obs, "two outcomes")
+
+
+def test_a_wrong_decision_fails_against_the_harness_rules():
+    plan = _plan()
+    obs = _perfect(plan)
+    obs.pg_tallies["s2"]["decision"] = "APPROVED"  # s2 is a 2-2 approve/reject tie
+    _fails(plan, obs, "Postgres decisions")
 
 
 @pytest.mark.parametrize(
     ("counts", "decision"),
     [
-        ((1, 1, 0, 0), "PENDING"),  # below the quorum of 3
-        ((3, 0, 0, 0), "APPROVED"),
-        ((0, 3, 0, 0), "REJECTED"),
-        ((5, 0, 3, 0), "ESCALATED"),  # enough flags, whatever else
-        ((1, 1, 0, 2), "ESCALATED"),  # escalate beats both
-        ((2, 2, 0, 0), "ESCALATED"),  # a tie
-        ((2, 1, 0, 2), "APPROVED"),  # escalate ties approve: not escalated
+        ((1, 1, 0, 0), "PENDING"),
+        ((2, 2, 0, 0), "ESCALATED"),
+        ((3, 0, 3, 0), "ESCALATED"),
+        ((1, 1, 0, 2), "ESCALATED"),
+        ((2, 1, 0, 2), "APPROVED"),
+        ((0, 3, 2, 0), "REJECTED"),
+        ((0, 0, 0, 3), "ESCALATED"),
     ],
 )
-def test_the_harness_rules_give_the_documented_decisions(counts, decision):
-    c = VoteCounts(approve=counts[0], reject=counts[1], flag=counts[2], escalate=counts[3])
-    assert rules_decision(c, min_votes=3, flag_threshold=3) == decision
+def test_the_harness_rules_from_their_text(counts, decision):
+    c = dict(zip(("approve", "reject", "flag", "escalate"), counts, strict=True))
+    assert rules_decision(c, 3, 3) == decision
 
 
-def test_the_harness_rules_and_the_pipelines_agree_on_every_small_tally():
-    for a, r, f, e in itertools.product(range(5), repeat=4):
-        c = VoteCounts(approve=a, reject=r, flag=f, escalate=e)
-        ours = rules_decision(c, min_votes=3, flag_threshold=3)
-        assert decide(approve=a, reject=r, flag=f, escalate=e, min_votes=3, flag_threshold=3) == (
-            ours
-        ), (a, r, f, e)
+def test_the_harness_rules_agree_with_the_pipelines_everywhere_small():
+    for counts in itertools.product(range(5), repeat=4):
+        c = dict(zip(("approve", "reject", "flag", "escalate"), counts, strict=True))
+        assert rules_decision(c, 3, 3) == decide(**c, min_votes=3, flag_threshold=3).value, c
 
 
-class _Seen:
-    """What bench.chaos.Watcher indexes from the output topics."""
-
-    votes_topic = VOTES
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.ballot_pos: dict[tuple[int, int], set[str]] = defaultdict(set)
-        self.rejections: dict[tuple[str, int, int], set[str]] = defaultdict(set)
-
-    def ballot(self, pos: tuple[int, int], vote_id: str) -> None:
-        self.ballot_pos[pos].add(vote_id)
-
-    def rejection(self, pos: tuple[int, int], reason: str) -> None:
-        self.rejections[(VOTES, *pos)].add(reason)
+def test_a_lost_ballot_missing_from_the_audit_log_too_fails():
+    """The old check (audit rows = ballot rows) passes when both tables lost the same vote."""
+    plan = _plan()
+    obs = _perfect(plan)
+    lost = obs.pg_ballots.pop(0)["vote_id"]
+    obs.pg_audit = [r for r in obs.pg_audit if r["vote_id"] != lost]
+    _fails(plan, obs, "one ballot event for every planned ballot", "rows = planned ballots")
 
 
-PLAN = {
-    (0, 0): Planned(b"k", b"v", "ballot", vote_id="v0"),
-    (0, 1): Planned(b"k", b"v", "malformed", vote_id=None),
-    (1, 0): Planned(b"k", b"v", DUP, label="double_vote", vote_id="v2"),  # a second half
-}
-SECONDS = {"v2"}
+def test_an_audit_event_nobody_planned_fails():
+    plan = _plan()
+    obs = _perfect(plan)
+    obs.pg_audit.append(
+        dict(kind="retraction", vote_id=plan.votes[0].vote_id, source_partition=0, source_offset=0)
+    )
+    _fails(plan, obs, "retractions only of planned second halves", "rows = planned ballots")
 
 
-def _as_planned(seen: _Seen) -> None:
-    seen.ballot((0, 0), "v0")
-    seen.rejection((0, 1), "malformed")
-    seen.rejection((1, 0), DUP)
-
-
-def test_the_planned_outcomes_pass_and_a_retraction_is_one_outcome():
-    seen = _Seen()
-    _as_planned(seen)
-    seen.ballot((1, 0), "v2")  # counted first, then retracted: ballot + duplicate_key_image
-    seen.rejection((0, 1), "malformed")  # a byte-identical re-emission
-    assert topic_outcomes(seen, PLAN, SECONDS) == ([], [])
-
-
-@pytest.mark.parametrize(
-    "spoil",
-    [
-        lambda s: s.rejection((0, 1), "bad_signature"),  # a second, different rejection
-        lambda s: s.rejection((0, 0), "token_spent"),  # a counted vote rejected too
-        lambda s: s.ballot((0, 1), "v1"),  # a rejected message counted too
-        lambda s: s.ballot((0, 0), "other"),  # a second ballot at one position
-        lambda s: s.rejections.pop((VOTES, 1, 0)),  # an outcome missing
-    ],
-)
-def test_a_second_or_missing_outcome_on_the_topics_is_found(spoil):
-    seen = _Seen()
-    _as_planned(seen)
-    spoil(seen)
-    wrong, unplanned = topic_outcomes(seen, PLAN, SECONDS)
-    assert len(wrong) == 1 and unplanned == []
-
-
-def test_an_outcome_at_an_unplanned_position_is_found():
-    seen = _Seen()
-    _as_planned(seen)
-    seen.rejection((5, 9), "malformed")
-    assert topic_outcomes(seen, PLAN, SECONDS) == ([], ["(5, 9)"])
+def test_a_retraction_of_a_vote_that_is_not_a_double_vote_fails_on_the_topics():
+    plan = _plan()
+    obs = _perfect(plan)
+    body = json.loads(obs.topic_ballots[1])
+    body["supersedes"] = plan.votes[0].vote_id
+    obs.topic_ballots[1] = json.dumps(body).encode()
+    _fails(plan, obs, "only double votes' second halves", "exactly its planned outcome")

@@ -67,11 +67,11 @@ def _settings_error(exc: Exception) -> str:
         return f"stack: invalid settings: {str(exc).splitlines()[0]}"
 
 
-def _stack():  # noqa: ANN202 - imported lazily: `--help` must not need the settings
+def _stack(brokers: int | None = None):  # noqa: ANN202 - lazy: `--help` needs no settings
     from connectors.stack.manager import LocalStack
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # probes fail while starting
-    return LocalStack()
+    return LocalStack(brokers=brokers)
 
 
 class _Progress:
@@ -160,8 +160,17 @@ def _ensure_log_key(settings: Any) -> None:
     "RINGTALLY_KAFKA_SECURE_PORT (19094) beside the plain stack; credentials in "
     "<data_dir>/stack/secure/credentials.json (docs/security.md).",
 )
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, 5),
+    default=None,
+    metavar="N",
+    help="Kafka as a KRaft cluster of N brokers (replication factor min(N, 3), "
+    "min.insync.replicas one less; default: as the stack was formatted, else 1). "
+    "Changing it needs 'stack down --purge'.",
+)
 @_errors_as_lines
-def up(pieces: tuple[str, ...], timeout: float | None, secure: bool) -> None:
+def up(pieces: tuple[str, ...], timeout: float | None, secure: bool, brokers: int | None) -> None:
     """Start the stack (or just PIECES) and wait until every piece is healthy.
 
     Idempotent: pieces already running are only checked. The first start
@@ -171,8 +180,9 @@ def up(pieces: tuple[str, ...], timeout: float | None, secure: bool) -> None:
     Examples:
       ringtally stack up
       ringtally stack up kafka --timeout 120
+      ringtally stack up --brokers 3
     """
-    local = _stack()
+    local = _stack(brokers)
     t0 = time.monotonic()
     if secure:
         pieces = (*pieces, SECURE) if pieces else (SECURE,)
@@ -186,6 +196,13 @@ def up(pieces: tuple[str, ...], timeout: float | None, secure: bool) -> None:
             "adopted": f"adopted in {res.seconds:.1f}s",
         }[res.action]
         click.echo(f"{name:<9}127.0.0.1:{svc.ports[0]:<6} pid {res.pid:<8} healthy, {how}")
+    if local.brokers > 1:
+        addresses = ",".join(f"127.0.0.1:{local.services[n].ports[0]}" for n in local.kafka_nodes)
+        click.echo(
+            f"kafka: {local.brokers} brokers; give clients all of them and replicate topics:"
+            f" RINGTALLY_KAFKA_BOOTSTRAP={addresses}"
+            f" RINGTALLY_REPLICATION_FACTOR={min(local.brokers, 3)}"
+        )
     _ensure_registrar_key(local.settings)
     _ensure_log_key(local.settings)
     if SECURE in results:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .errors import StackError
 from .kafka import KafkaService, run_kafka_tool
+from .kafka.cluster import KafkaNode, node_name, recorded_brokers
 from .kafka.secure import SecureKafkaService
 from .paths import ALL_PIECES, PIECES, SECURE, StackPaths
 from .postgres import PostgresService
@@ -47,10 +48,18 @@ class LocalStack:
 
     ``settings`` defaults to :func:`streams.settings.get_settings`;
     ``cache_dir`` (default ``<data_dir>/cache``) lets a throw-away stack reuse
-    the project's downloaded Kafka jars.
+    the project's downloaded Kafka jars. ``brokers`` > 1 makes Kafka a KRaft
+    cluster of that many nodes (``kafka``, ``kafka-2``, ...: kafka/cluster.py);
+    by default, the count the stack was formatted with.
     """
 
-    def __init__(self, settings: object | None = None, *, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: object | None = None,
+        *,
+        cache_dir: Path | None = None,
+        brokers: int | None = None,
+    ) -> None:
         if settings is None:
             from streams.settings import get_settings
 
@@ -61,6 +70,22 @@ class LocalStack:
         self.services: dict[str, Service] = {
             name: cls(settings, self.paths, self._cancel) for name, cls in _SERVICES.items()
         }
+        recorded = recorded_brokers(self.paths)
+        if brokers and recorded and brokers != recorded:
+            raise StackError(
+                "kafka",
+                f"the stack's Kafka was formatted with {recorded} broker(s), not {brokers}",
+                fix="run 'ringtally stack down --purge' first (its topics are lost), or keep "
+                f"--brokers {recorded}",
+            )
+        self.brokers = brokers or recorded or 1
+        self.kafka_nodes: list[str] = ["kafka"]
+        if self.brokers > 1:
+            self.kafka_nodes = [node_name(n) for n in range(1, self.brokers + 1)]
+            for n, name in enumerate(self.kafka_nodes, 1):
+                self.services[name] = KafkaNode(
+                    settings, self.paths, self._cancel, node=n, brokers=self.brokers
+                )
 
     # --- addresses (what clients use) -----------------------------------------
 
@@ -94,7 +119,16 @@ class LocalStack:
                 f"unknown piece {', '.join(unknown)}",
                 fix=f"choose from {', '.join(ALL_PIECES)}",
             )
-        return [self.services[n] for n in ALL_PIECES if n in names or (not names and n in PIECES)]
+        return self._with_kafka_nodes(
+            [self.services[n] for n in ALL_PIECES if n in names or (not names and n in PIECES)]
+        )
+
+    def _with_kafka_nodes(self, services: list[Service]) -> list[Service]:
+        """A selected ``kafka`` stands for every node of a multi-broker cluster."""
+        out: list[Service] = []
+        for s in services:
+            out += [self.services[n] for n in self.kafka_nodes] if s.name == "kafka" else [s]
+        return out
 
     def up(
         self,

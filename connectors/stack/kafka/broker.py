@@ -236,7 +236,7 @@ class KafkaService(Service):
         shutil.rmtree(partial, ignore_errors=True)
         props = self.dir / "format.properties"
         write_private(props, self.server_properties(partial))
-        cluster_id = new_cluster_id()
+        cluster_id = self.new_cluster_id()
         argv = self._java_argv(
             "kafka.tools.StorageTool",
             ["format", f"--cluster-id={cluster_id}", "--config", str(props), *self.format_args()],
@@ -265,6 +265,10 @@ class KafkaService(Service):
     def format_args(self) -> list[str]:
         """More arguments of ``kafka-storage format`` (the secured broker's SCRAM users)."""
         return []
+
+    def new_cluster_id(self) -> str:
+        """The id to format the storage with (a cluster's nodes share one: cluster.py)."""
+        return new_cluster_id()
 
     def validate_data_dir(self) -> None:
         """Refuse a data dir that is not a whole, ours-formatted KRaft log dir."""
