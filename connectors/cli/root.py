@@ -190,7 +190,7 @@ def _one_line_errors(run: Callable[[], Any]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``ringtally`` console script (and ``python -m connectors.cli``)."""
-    from streams.settings import get_settings, unknown_variables
+    from streams.settings import unknown_variables
 
     args = list(sys.argv[1:] if argv is None else argv)
     for variable, close in unknown_variables():  # a typo would be silently ignored
@@ -198,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         print(f"ringtally: warning: {variable} is not a ringtally setting{hint}", file=sys.stderr)
 
     def run() -> Any:
-        get_settings()  # a bad RINGTALLY_* variable: one line, whatever the command
+        # A bad RINGTALLY_* value stops only the commands that read it (issue 18: it
+        # stopped --version, every --help and config show): not checked here.
         if _wants_faust(args):
             return _run_faust(args)
         return cli.main(args=args, prog_name="ringtally", standalone_mode=False)

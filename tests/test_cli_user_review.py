@@ -1,0 +1,116 @@
+"""The review of issue 18's fixes, each finding run as a user runs it: the real ``ringtally``
+executable in a subprocess, its output and exit code checked (style of test_cli_user.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.test_cli_runner import ringtally
+from tests.test_cli_user import _env, _one_line_error
+
+PASSWORD = "Pa55wordXYZ"
+
+# --- 2: a secret in a bad value is never printed ------------------------------------------
+
+SECRET_VALUES = {
+    "libpq-keywords": (
+        "RINGTALLY_POSTGRES_DSN",
+        f"host=127.0.0.1 port=15432 user=u password={PASSWORD} dbname=ringtally",
+    ),
+    "libpq-quoted": ("RINGTALLY_POSTGRES_DSN", f"host=127.0.0.1 password='{PASSWORD} x'"),
+    "bare-dsn": ("RINGTALLY_POSTGRES_DSN", PASSWORD),
+    "kafka-userinfo": ("RINGTALLY_KAFKA_BOOTSTRAP", f"user:{PASSWORD}@127.0.0.1:19092"),
+    "redis-bare": ("RINGTALLY_REDIS_URL", PASSWORD),
+    "dsn-slash-in-password": (
+        "RINGTALLY_POSTGRES_DSN",
+        f"postgresql://u:{PASSWORD}/x@127.0.0.1:notaport/db",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SECRET_VALUES))
+def test_a_bad_value_holding_a_password_is_never_printed(case) -> None:
+    """Fails on the old code: the libpq key=value DSN, a bare value and Kafka's user:pw@host
+    were printed whole in the one-line error. Every output of the command that reads the
+    setting, and of ``config show`` (table and JSON), is searched for the password."""
+    variable, value = SECRET_VALUES[case]
+    command = {
+        "RINGTALLY_POSTGRES_DSN": ["db", "status"],
+        "RINGTALLY_KAFKA_BOOTSTRAP": ["rings", "list"],
+        "RINGTALLY_REDIS_URL": ["tally", "show", "--redis"],
+    }[variable]
+    env = _env(**{variable: value})
+    result = ringtally(None, *command, env=env)
+    _one_line_error(result, variable)
+    assert PASSWORD not in result.out + result.err, result
+    for show in (["config", "show"], ["config", "show", "--json"]):
+        shown = ringtally(None, *show, env=env)
+        assert shown.code == 0, shown
+        assert variable in shown.out and PASSWORD not in shown.out + shown.err, shown
+
+
+def test_config_show_masks_a_password_keyword_in_a_valid_looking_value() -> None:
+    from streams.settings import mask_secrets
+
+    assert mask_secrets(f"postgresql://u@h/db?password={PASSWORD}&x=1") == (
+        "postgresql://u@h/db?password=***&x=1"
+    )
+    assert mask_secrets(f"postgresql://u:{PASSWORD}@h:1/db") == "postgresql://u:***@h:1/db"
+
+
+# --- 6: one bad setting stops only what reads it ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["--version"],
+        ["--help"],
+        ["db", "--help"],
+        ["sink", "--help"],
+        ["config", "docs"],
+        ["keys", "new", "{tmp}/alice.key", "--seed-hex", "11" * 32],
+        ["tally", "show", "--redis", "--json"],
+    ],
+)
+def test_one_bad_setting_does_not_stop_commands_that_do_not_read_it(command, tmp_path) -> None:
+    """Fails on the old code: RINGTALLY_POSTGRES_DSN=nonsense made each of these exit 2."""
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    result = ringtally(None, *args, env=_env(RINGTALLY_POSTGRES_DSN="nonsense"))
+    assert result.code == 0, result
+    assert "RINGTALLY_POSTGRES_DSN" not in result.err, result
+
+
+def test_config_show_shows_the_bad_value_and_its_error_masked() -> None:
+    """Fails on the old code (exit 2, nothing shown)."""
+    import json
+
+    dsn = f"host=127.0.0.1 user=u password={PASSWORD}"
+    result = ringtally(None, "config", "show", "--json", env=_env(RINGTALLY_POSTGRES_DSN=dsn))
+    assert result.code == 0, result
+    row = json.loads(result.out)["postgres_dsn"]
+    assert row["value"] == "host=127.0.0.1 user=u password=***"
+    assert "libpq key=value" in row["error"]
+    assert json.loads(result.out)["partitions"]["value"] == int(
+        os.environ.get("RINGTALLY_PARTITIONS", "12")
+    )
+    assert "ringtally: warning: invalid setting RINGTALLY_POSTGRES_DSN" in result.err
+    assert PASSWORD not in result.out + result.err
+
+
+@pytest.mark.parametrize(
+    ("command", "variable"),
+    [
+        (["db", "status"], "RINGTALLY_POSTGRES_DSN"),
+        (["tally", "show", "--redis"], "RINGTALLY_REDIS_URL"),
+        (["rings", "list"], "RINGTALLY_TOPIC_PREFIX"),
+    ],
+)
+def test_a_command_that_reads_the_bad_setting_gives_the_one_line(command, variable) -> None:
+    """A broken value is never replaced by its default where it is used (a bad topic prefix
+    must not make ``rings list`` read the default prefix's topics)."""
+    value = {"RINGTALLY_TOPIC_PREFIX": "a b"}.get(variable, "nonsense")
+    result = ringtally(None, *command, env=_env(**{variable: value}))
+    _one_line_error(result, variable)
