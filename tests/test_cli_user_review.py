@@ -114,3 +114,57 @@ def test_a_command_that_reads_the_bad_setting_gives_the_one_line(command, variab
     value = {"RINGTALLY_TOPIC_PREFIX": "a b"}.get(variable, "nonsense")
     result = ringtally(None, *command, env=_env(**{variable: value}))
     _one_line_error(result, variable)
+
+
+# --- 3: ``worker -h HOST`` is Faust's --web-host, not help ---------------------------------
+
+
+def _isolated_worker_env(tmp_path, **extra: str) -> dict[str, str]:
+    """A worker environment with no registrar key anywhere and its own topics."""
+    import uuid
+
+    return _env(
+        RINGTALLY_DATA_DIR=str(tmp_path / "data"),
+        RINGTALLY_TOPIC_PREFIX=f"t-{uuid.uuid4().hex[:8]}",
+        RINGTALLY_PARTITIONS="1",
+        RINGTALLY_TABLE_STORE="memory",
+        **extra,
+    )
+
+
+def test_worker_dash_h_runs_the_start_checks(tmp_path) -> None:
+    """Fails on the old code: ``-h`` was taken for help, the checks were skipped and the
+    worker died in its agent with a RegistrarKeysMissing traceback, exit 70."""
+    result = ringtally(
+        None, "worker", "-h", "127.0.0.1", cwd=tmp_path, env=_isolated_worker_env(tmp_path)
+    )
+    _one_line_error(result, "no registrar public key configured")
+    assert "ringtally keys new" in result.err or "RINGTALLY_REGISTRAR" in result.err
+
+
+def test_worker_help_is_fausts_worker_help() -> None:
+    result = ringtally(None, "worker", "--help")
+    assert result.code == 0 and "--web-host" in result.out, result
+
+
+@pytest.mark.integration
+def test_a_start_check_failing_inside_a_worker_is_one_line_not_a_traceback(stack, tmp_path) -> None:
+    """A worker started without ``ringtally worker``'s pre-checks (Faust's own CLI) still
+    refuses in one CRITICAL line, exit 78. Fails on the old code: a traceback, exit 70."""
+    import subprocess
+    import sys
+
+    env = _isolated_worker_env(tmp_path, RINGTALLY_KAFKA_BOOTSTRAP=stack.kafka_bootstrap)
+    proc = subprocess.run(
+        [sys.executable, "-m", "faust", "-A", "agents.pipeline:app", "worker", "-l", "info"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 78, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    critical = [line for line in output.splitlines() if "[CRITICAL]" in line]
+    assert len(critical) == 1 and "no registrar public key" in critical[0], critical

@@ -152,9 +152,10 @@ def _run_faust(args: list[str]) -> Any:
     app.worker_init_post_autodiscover()
     # Refuse to start, in one line, before Faust starts anything: registrar keys known,
     # votes/control topics on broker time. Only the command word counts (not an argument
-    # that happens to read "worker"), and asking for help starts nothing.
+    # that happens to read "worker"), and asking for help starts nothing. Only --help is
+    # help: Faust's worker takes -h for --web-host (it skipped the checks, issue 18).
     command = next((a for a in args if a in FAUST_COMMANDS), None)
-    if command == "worker" and not {"--help", "-h"} & set(args):
+    if command == "worker" and "--help" not in args:
         agents.pipeline.check_worker_can_start()
     return faust_cli.main(args=args, prog_name="ringtally", standalone_mode=False, app=app)
 
