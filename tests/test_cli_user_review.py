@@ -45,6 +45,9 @@ def test_a_bad_value_holding_a_password_is_never_printed(case) -> None:
     result = ringtally(None, *command, env=env)
     _one_line_error(result, variable)
     assert PASSWORD not in result.out + result.err, result
+    stack = ringtally(None, "stack", "status", env=env)  # the stack's own error handler
+    assert stack.code == 2 and variable in stack.err, stack
+    assert PASSWORD not in stack.out + stack.err, stack
     for show in (["config", "show"], ["config", "show", "--json"]):
         shown = ringtally(None, *show, env=env)
         assert shown.code == 0, shown
@@ -168,3 +171,55 @@ def test_a_start_check_failing_inside_a_worker_is_one_line_not_a_traceback(stack
     assert "Traceback" not in output, output[-3000:]
     critical = [line for line in output.splitlines() if "[CRITICAL]" in line]
     assert len(critical) == 1 and "no registrar public key" in critical[0], critical
+
+
+# --- 7: a registrar key for a new user outside a checkout ----------------------------------
+
+
+def _new_user_env(tmp_path, stack, **extra: str) -> dict[str, str]:
+    """A user outside any checkout: no RINGTALLY_DATA_DIR, an empty home, own topics."""
+    import uuid
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGTALLY_")}
+    env.pop("PYTHONSAFEPATH", None)
+    return {
+        **env,
+        "HOME": str(tmp_path / "home"),
+        "XDG_DATA_HOME": str(tmp_path / "home" / "data"),
+        "RINGTALLY_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "RINGTALLY_TOPIC_PREFIX": f"t-{uuid.uuid4().hex[:8]}",
+        "RINGTALLY_PARTITIONS": "1",
+        **extra,
+    }
+
+
+@pytest.mark.integration
+def test_rings_add_with_a_registrar_key_file_outside_a_checkout(stack, tmp_path) -> None:
+    """Fails on the old code: with RINGTALLY_REGISTRAR_KEY_FILE set and no registrar.pub,
+    'rings add' said "no registrar public key known", though the secret key implies it."""
+    user = tmp_path / "user"
+    user.mkdir()
+    env = _new_user_env(tmp_path, stack)
+    registrar = ringtally(None, "keys", "new", "registrar.key", cwd=user, env=env)
+    assert registrar.code == 0, registrar
+    alice = ringtally(None, "keys", "new", "alice.key", cwd=user, env=env)
+    assert alice.code == 0, alice
+    signing = {**env, "RINGTALLY_REGISTRAR_KEY_FILE": str(user / "registrar.key")}
+    added = ringtally(
+        None, "rings", "add", "r1", "--genre", "g", "--epoch", "1",
+        "--key", alice.out.strip(), cwd=user, env=signing,
+    )  # fmt: skip
+    assert added.code == 0 and "registered ring r1 version 1" in added.out, added
+    listed = ringtally(None, "rings", "list", "--json", cwd=user, env=signing)
+    assert listed.code == 0 and '"r1"' in listed.out, listed
+
+
+@pytest.mark.integration
+def test_no_registrar_key_says_how_to_create_one(stack, tmp_path) -> None:
+    """Fails on the old code: the message named neither 'ringtally keys new' nor the
+    variable that points at a registrar key."""
+    user = tmp_path / "user"
+    user.mkdir()
+    result = ringtally(None, "rings", "list", cwd=user, env=_new_user_env(tmp_path, stack))
+    line = _one_line_error(result, "no registrar public key known")
+    assert "ringtally keys new registrar.key" in line and "RINGTALLY_REGISTRAR_KEY_FILE" in line

@@ -35,7 +35,7 @@ def _fail(lines: list[str], code: int = 1) -> None:
 
 
 def _errors_as_lines(fn: _F) -> _F:
-    """StackError (and a bad setting) become one line each on stderr, exit 1."""
+    """StackError becomes one line each on stderr, exit 1; a bad setting one line, exit 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -47,7 +47,7 @@ def _errors_as_lines(fn: _F) -> _F:
             _fail(["stack: interrupted"], 130)
         except Exception as exc:
             if type(exc).__name__ == "ValidationError":  # pydantic: a bad RINGTALLY_* value
-                _fail([_settings_error(exc)])
+                _fail([_settings_error(exc)], 2)
             raise
         return None
 
@@ -55,16 +55,11 @@ def _errors_as_lines(fn: _F) -> _F:
 
 
 def _settings_error(exc: Exception) -> str:
-    """``stack: invalid setting RINGTALLY_PARTITIONS='abc': Input should be ...``"""
-    try:
-        first = exc.errors()[0]  # type: ignore[attr-defined]
-        field = str(first["loc"][0]) if first.get("loc") else "?"
-        return (
-            f"stack: invalid setting RINGTALLY_{field.upper()}={first.get('input')!r}:"
-            f" {first['msg']}"
-        )
-    except Exception:  # noqa: BLE001 - any other shape: its first line
-        return f"stack: invalid settings: {str(exc).splitlines()[0]}"
+    """``stack: invalid setting RINGTALLY_PARTITIONS: Input should be ...``: the variable, never
+    its value (it may hold a password; :func:`streams.settings.setting_error`)."""
+    from streams.settings import setting_error
+
+    return f"stack: invalid setting {setting_error(exc)}"  # type: ignore[arg-type]
 
 
 def _stack():  # noqa: ANN202 - imported lazily: `--help` must not need the settings
