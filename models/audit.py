@@ -11,15 +11,14 @@ import hashlib
 import json
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import ConfigDict, Field
 
 from .base import OutputModel, WireModel
-from .decision import Decision
-from .fields import HexDigest, HexPoint, Identifier, Offset, Partition
-from .reasons import ReasonCode
+from .fields import HexDigest, HexPoint, Identifier, Offset, OpenEnum, Partition
+from .outputs import OpenDecision, OpenReasonCode
 
 __all__ = ["AuditEvent", "AuditKind", "ChainBreak", "first_break", "genesis_hash"]
 
@@ -51,12 +50,12 @@ class AuditEvent(OutputModel):
     sequence: int = Field(ge=1)
     prev_hash: HexDigest
     hash: HexDigest
-    kind: AuditKind
+    kind: Annotated[AuditKind, OpenEnum(AuditKind)]
     vote_id: UUID | None = None
     submission_id: Identifier | None = None
     key_image: HexPoint | None = None
-    reason: ReasonCode | None = None
-    decision: Decision | None = None
+    reason: OpenReasonCode | None = None
+    decision: OpenDecision | None = None
     source_partition: Partition
     source_offset: Offset
 
