@@ -299,9 +299,12 @@ def _get(url: str) -> tuple[int, dict[str, str], str]:
 
 
 @contextlib.contextmanager
-def _serving(args: list[str], env: dict[str, str], cwd: Path, health: str, log_path: Path):
-    """``ringtally ARGS`` in its own session until its ``health`` URL says ok; stopped
-    with SIGTERM (as an operator would) afterwards. Yields the log's path."""
+def _serving(
+    args: list[str], env: dict[str, str], cwd: Path, health: str, log_path: Path, until=None
+):
+    """``ringtally ARGS`` in its own session until its ``health`` URL says ok (or
+    ``until(status, body, log_text)`` holds); stopped with SIGTERM (as an operator would)
+    afterwards. Yields the log's path."""
     import signal
     import subprocess
     import time
@@ -324,7 +327,10 @@ def _serving(args: list[str], env: dict[str, str], cwd: Path, health: str, log_p
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             try:
                 status, _, body = _get(health)
-                if status == 200 and json.loads(body).get("status") == "ok":
+                if until is not None:
+                    if until(status, json.loads(body), log_path.read_text()):
+                        break
+                elif status == 200 and json.loads(body).get("status") == "ok":
                     break
             except (OSError, ValueError):
                 pass

@@ -223,3 +223,51 @@ def test_no_registrar_key_says_how_to_create_one(stack, tmp_path) -> None:
     result = ringtally(None, "rings", "list", cwd=user, env=_new_user_env(tmp_path, stack))
     line = _one_line_error(result, "no registrar public key known")
     assert "ringtally keys new registrar.key" in line and "RINGTALLY_REGISTRAR_KEY_FILE" in line
+
+
+# --- 4: the sink's /health and its read model ----------------------------------------------
+
+
+@pytest.mark.integration
+def test_sink_health_names_the_read_models_redis_when_it_is_down(stack, tmp_path) -> None:
+    """``ringtally sink`` with Redis unreachable: /health answers 503 naming the read model's
+    Redis, and the log says so while the sink runs (one line, not only at shutdown).
+    Fails on the old code: /health said 200 ok, and nothing was logged until SIGTERM."""
+    import uuid
+
+    from connectors.stack.harness import free_port
+    from tests.test_cli_user import _serving
+
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RINGTALLY_")},
+        "RINGTALLY_DATA_DIR": str(tmp_path / "data"),
+        "RINGTALLY_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "RINGTALLY_POSTGRES_DSN": stack.postgres_dsn,
+        "RINGTALLY_POSTGRES_SCHEMA": f"t_{uuid.uuid4().hex[:8]}",
+        "RINGTALLY_TOPIC_PREFIX": f"t-{uuid.uuid4().hex[:8]}",
+        "RINGTALLY_PARTITIONS": "1",
+        "RINGTALLY_REDIS_URL": f"redis://:{PASSWORD}@127.0.0.1:1/0",
+        "RINGTALLY_METRICS_PORT": str(port),
+    }
+    answers = []
+
+    def redis_down_reported(status: int, body: dict, text: str) -> bool:
+        answers.append((status, body))
+        return status == 503 and "redis unavailable" in text
+
+    with _serving(
+        ["sink", "--migrate"],
+        env,
+        tmp_path,
+        f"http://127.0.0.1:{port}/health",
+        tmp_path / "sink.log",
+        until=redis_down_reported,
+    ) as log_path:
+        text = log_path.read_text()
+    status, body = answers[-1]
+    assert body["status"] == "unavailable" and body["down"] == ["redis (read model)"], body
+    redis_lines = [line for line in text.splitlines() if "redis unavailable" in line]
+    assert len(redis_lines) == 1 and "read model paused" in redis_lines[0], text[-3000:]
+    assert "Traceback" not in text and PASSWORD not in text, text[-3000:]
+    assert PASSWORD not in log_path.read_text()

@@ -132,7 +132,9 @@ class SinkMetrics:
         return self
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """``(HTTP status, body)``: 200 and ``ok`` unless Postgres or Kafka is out."""
+        """``(HTTP status, body)``: 200 and ``ok`` while every output the sink keeps is
+        current; 503 naming what is down (Postgres, Kafka, or the read model's Redis: a
+        read model left behind is a stale dashboard, so no "ok")."""
         sink = self.sink
         down = [name for name, outage in sink.outages().items() if outage.down]
         with self.lock:
