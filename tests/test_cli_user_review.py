@@ -271,3 +271,61 @@ def test_sink_health_names_the_read_models_redis_when_it_is_down(stack, tmp_path
     assert len(redis_lines) == 1 and "read model paused" in redis_lines[0], text[-3000:]
     assert "Traceback" not in text and PASSWORD not in text, text[-3000:]
     assert PASSWORD not in log_path.read_text()
+
+
+# --- nits -----------------------------------------------------------------------------------
+
+
+def test_the_sink_metrics_server_answers_404_and_405() -> None:
+    """Fails on the old code: every path and method got the metrics with 200."""
+    import urllib.request
+
+    from connectors.postgres.metrics import SinkMetrics
+    from connectors.postgres.sink import Sink
+    from streams.settings import Settings
+    from tests.test_cli_user import _get
+
+    metrics = SinkMetrics(Sink(Settings())).start(0)
+    try:
+        base = f"http://127.0.0.1:{metrics.port}"
+        assert _get(f"{base}/metrics")[0] == 200
+        assert _get(f"{base}/health")[0] == 200
+        assert _get(f"{base}/nothing-here")[0] == 404
+        request = urllib.request.Request(f"{base}/metrics", data=b"x", method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=5)
+            raise AssertionError("POST answered 2xx")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 405 and exc.headers["Allow"] == "GET, HEAD"
+    finally:
+        metrics.stop()
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["readmodel", "--until-idle", "-1"], "--until-idle"),
+        (["sink", "--until-idle", "0"], "--until-idle"),
+        (["replay", "--stall-timeout", "-3"], "--stall-timeout"),
+    ],
+)
+def test_negative_durations_are_refused_before_anything_runs(command, option, tmp_path) -> None:
+    """Fails on the old code: -1 was accepted (readmodel returned at once, exit 0; replay got
+    as far as the topics). Refused while parsing, before any topic or schema is made."""
+    import uuid
+
+    env = _env(RINGTALLY_TOPIC_PREFIX=f"t-{uuid.uuid4().hex[:8]}")
+    result = ringtally(None, *command, cwd=tmp_path, env=env)
+    _one_line_error(result, f"Invalid value for '{option}'")
+
+
+def test_models_schema_check_with_out_repeats_out(tmp_path) -> None:
+    """Fails on the old code: the hint said 'python -m models.schema' (the checkout's copy)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "models.schema", "--check", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1 and f"run: python -m models.schema --out {tmp_path}" in proc.stdout

@@ -183,7 +183,7 @@ def db_status(schema: str | None, as_json: bool) -> None:
 )
 @click.option(
     "--until-idle",
-    type=float,
+    type=click.FloatRange(0, min_open=True),
     default=None,
     metavar="SECONDS",
     help="Stop after SECONDS without a record (tests, benches).",
@@ -310,7 +310,7 @@ async def _relay(src: asyncio.Event, dst: asyncio.Event) -> None:
 @click.option("--once", is_flag=True, help="Stop once caught up with the tallies topic.")
 @click.option(
     "--until-idle",
-    type=float,
+    type=click.FloatRange(0, min_open=True),
     default=None,
     metavar="SECONDS",
     help="Stop after SECONDS without a record.",
