@@ -38,7 +38,10 @@ class AuditEvent(OutputModel):
     ``sha256("ringtally/audit/v1|" || utf8(chain))``, every other's the previous
     event's ``hash``; ``hash = sha256(bytes.fromhex(prev_hash) ||
     canonical_json(the event without "hash"))``, canonical JSON having sorted
-    keys, no whitespace, UTF-8. The hash covers every field of the record,
+    keys, no whitespace, every non-ASCII character escaped as ``\\u`` and four hex digits
+    (lowercase hex, a surrogate pair beyond U+FFFF: Python's ``json.dumps``
+    default), so the hashed bytes are ASCII even where the record itself carries
+    the character unescaped. The hash covers every field of the record,
     including fields added after a reader was written: such a reader keeps
     them when it checks the hash.
     """

@@ -329,3 +329,26 @@ def test_models_schema_check_with_out_repeats_out(tmp_path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 1 and f"run: python -m models.schema --out {tmp_path}" in proc.stdout
+
+
+def test_the_votes_schema_names_the_reason_of_every_rule() -> None:
+    """Fails on the old schema: five rules had no [reason]. The audit rule says how
+    non-ASCII is hashed (escaped, as json.dumps does), not just "UTF-8"."""
+    import json
+
+    from models import ReasonCode
+    from models.schema import SCHEMA_DIR
+
+    votes = json.loads((SCHEMA_DIR / "votes.schema.json").read_text())
+    text = json.dumps(votes)
+    vote_reasons = set(ReasonCode) - {
+        ReasonCode.UNAUTHORIZED_CONTROL_EVENT,  # control records, not votes
+        ReasonCode.CONTROL_CONFLICT,
+        ReasonCode.TOKEN_SPENT,  # the workers', not a producer's rule
+        ReasonCode.DUPLICATE_KEY_IMAGE,
+        *(r for r in ReasonCode if r.meaning.startswith("(v1)")),
+    }
+    missing = [r.value for r in vote_reasons if f"[{r.value}]" not in text]
+    assert not missing, missing
+    audit = json.loads((SCHEMA_DIR / "audit_event.schema.json").read_text())["description"]
+    assert "non-ASCII" in audit and "json.dumps" in audit
