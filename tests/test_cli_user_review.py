@@ -73,6 +73,7 @@ def test_config_show_masks_a_password_keyword_in_a_valid_looking_value() -> None
         ["--help"],
         ["db", "--help"],
         ["sink", "--help"],
+        ["worker", "--help"],
         ["config", "docs"],
         ["keys", "new", "{tmp}/alice.key", "--seed-hex", "11" * 32],
         ["tally", "show", "--redis", "--json"],

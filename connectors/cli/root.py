@@ -139,6 +139,13 @@ def _run_faust(args: list[str]) -> Any:
 
     # `worker -p 6067` (Faust's way to run a second worker on one host) must reach the
     # settings before the app is built: the port names the worker's RocksDB directory.
+    if "--help" in args:  # help runs nothing: a bad RINGTALLY_* value must not stop it
+        from streams.settings import lenient_settings
+
+        broken = {f"RINGTALLY_{name.upper()}" for name in lenient_settings().broken}
+        for variable in [v for v in os.environ if v.upper() in broken]:
+            del os.environ[variable]
+        get_settings.cache_clear()
     port = _web_port_option(args)
     if port is not None and port.isdigit() and 1 <= int(port) <= 65535:  # else Faust's error
         os.environ["RINGTALLY_WEB_PORT"] = port
