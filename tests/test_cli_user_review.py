@@ -353,3 +353,19 @@ def test_the_votes_schema_names_the_reason_of_every_rule() -> None:
     assert not missing, missing
     audit = json.loads((SCHEMA_DIR / "audit_event.schema.json").read_text())["description"]
     assert "non-ASCII" in audit and "json.dumps" in audit
+
+
+@pytest.mark.integration
+def test_stack_status_outside_a_checkout_hints_at_the_data_dir(stack, tmp_path) -> None:
+    """Run from a directory outside any checkout while the stack runs: the pieces show "port
+    taken" (another data directory's processes). Fails on the old code: no hint at all."""
+    import json
+
+    env = {k: v for k, v in _env().items() if k != "RINGTALLY_DATA_DIR"}
+    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
+    result = ringtally(None, "stack", "status", "--json", cwd=tmp_path, env=env)
+    assert result.code == 0, result
+    if not any(row["state"] == "port taken" for row in json.loads(result.out)):
+        pytest.skip("the services do not run on the ports of the settings here")
+    (hint,) = [line for line in result.err.splitlines() if line.startswith("ringtally: hint:")]
+    assert "set RINGTALLY_DATA_DIR" in hint and str(tmp_path / "data" / "ringtally") in hint

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -221,7 +222,18 @@ def status(pieces: tuple[str, ...], check: bool, as_json: bool) -> None:
 
     from ._common import echo_json
 
-    rows = _stack().status(pieces or None)
+    local = _stack()
+    rows = local.status(pieces or None)
+    if any(st.state == "port taken" for st in rows):  # most often: a stack of another data dir
+        from streams.settings import locate_data_dir
+
+        why = "RINGTALLY_DATA_DIR" if "RINGTALLY_DATA_DIR" in os.environ else locate_data_dir()[1]
+        click.echo(
+            f"ringtally: hint: a port is used by a process this data directory did not start "
+            f"({local.settings.data_dir}, from {why}); if it is a ringtally stack started "
+            "elsewhere, set RINGTALLY_DATA_DIR to its data directory (in its command line)",
+            err=True,
+        )
     if as_json:
         echo_json(
             [
