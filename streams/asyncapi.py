@@ -29,7 +29,7 @@ from typing import Any
 from models.schema import SCHEMA_DIR, schema_documents
 
 from .partitioner import PARTITIONER_HINT
-from .topics import TOPICS, TopicSpec, topic_config
+from .topics import INTERNAL_TOPICS, TOPICS, TopicSpec, topic_config
 
 __all__ = ["ASYNCAPI_FILE", "asyncapi_document", "render_asyncapi"]
 
@@ -103,6 +103,54 @@ def _channel(spec: TopicSpec) -> dict[str, Any]:
     }
 
 
+#: What each of the worker's own topics holds (streams.topics.INTERNAL_TOPICS), its key.
+_INTERNAL = {
+    "accepted": (
+        "votes that passed verification, repartitioned by submission for the tally agent "
+        "(values are VoteCast JSON)",
+        "submission_id",
+    ),
+    "tokens-changelog": ("the changelog of the slot-tag table (slot tag -> its vote)", "slot tag"),
+    "tally-changelog": (
+        "the changelog of the tally table (ballot entries, running tallies, audit chain heads)",
+        "submission_id or chain",
+    ),
+}
+
+
+def _internal_channel(suffix: str, compacted: bool) -> dict[str, Any]:
+    """A worker's own topic: documented so operators know it, marked internal (no contract)."""
+    holds, key = _INTERNAL[suffix]
+    cleanup = "compact" if compacted else "delete"
+    return {
+        "address": f"{{appId}}-{suffix}",
+        "title": f"{suffix} (internal)",
+        "summary": f"Internal to the workers: {holds}.",
+        "description": (
+            f"Internal to the workers: {holds}. Key: {key}. Partitions: RINGTALLY_PARTITIONS. "
+            f"cleanup.policy={cleanup}. Its format is the workers' own and may change in any "
+            "release: do not produce to it or build on it; a replay uses a fresh app id, so "
+            "it never reads the live pipeline's."
+        ),
+        "parameters": {"appId": {"$ref": "#/components/parameters/appId"}},
+        "messages": {"Internal": {"$ref": "#/components/messages/Internal"}},
+        "bindings": {
+            "kafka": {
+                "topicConfiguration": {"cleanup.policy": [cleanup]},
+                "bindingVersion": _KAFKA_BINDING,
+                "x-partitions-setting": "RINGTALLY_PARTITIONS",
+                "x-internal": True,
+            }
+        },
+        "x-internal": True,
+    }
+
+
+def _summary(description: str) -> str:
+    """A schema description's first paragraph, on one line (its lines are wrapped)."""
+    return " ".join(description.split("\n\n")[0].split())
+
+
 def _message(spec: TopicSpec, schemas_ref: str) -> dict[str, Any]:
     key = {"type": "string", "description": f"{spec.key}; UTF-8 bytes"}
     binding = {"key": key, "bindingVersion": _KAFKA_BINDING}
@@ -110,7 +158,7 @@ def _message(spec: TopicSpec, schemas_ref: str) -> dict[str, Any]:
         return {
             "name": "DeadLetter",
             "title": "A record the sink could not store",
-            "summary": spec.holds,
+            "summary": f"{spec.holds[0].upper()}{spec.holds[1:]}.",
             "description": "The original record's value and key, unchanged; the headers say why "
             "and where from. Produced at least once: de-duplicate on the source headers.",
             "headers": {
@@ -133,7 +181,7 @@ def _message(spec: TopicSpec, schemas_ref: str) -> dict[str, Any]:
     return {
         "name": _message_name(spec),
         "title": spec.holds,
-        "summary": document.get("description", "").split("\n")[0],
+        "summary": _summary(document.get("description", "")),
         "contentType": "application/json",
         "payload": {
             "schemaFormat": "application/schema+json;version=draft-2020-12",
@@ -152,7 +200,14 @@ def asyncapi_document(schemas_ref: str = CHECKOUT_SCHEMAS_REF) -> dict[str, Any]
     """The AsyncAPI 3.0 document as a dict; each payload is a ``$ref`` to
     ``<schemas_ref><name>.schema.json`` (relative to the document, or a URL)."""
     channels = {spec.name: _channel(spec) for spec in TOPICS}
+    channels.update({suffix: _internal_channel(suffix, c) for suffix, c in INTERNAL_TOPICS})
     messages = {_message_name(spec): _message(spec, schemas_ref) for spec in TOPICS}
+    messages["Internal"] = {
+        "name": "Internal",
+        "title": "A worker's internal record",
+        "summary": "Internal to the workers; no contract (format may change in any release).",
+        "x-internal": True,
+    }
     operations: dict[str, Any] = {}
     for spec in TOPICS:
         receive = spec.name in _INPUTS
@@ -198,7 +253,12 @@ def asyncapi_document(schemas_ref: str = CHECKOUT_SCHEMAS_REF) -> dict[str, Any]
                 "prefix": {
                     "default": "ringtally",
                     "description": "RINGTALLY_TOPIC_PREFIX: every topic is <prefix>.<name>",
-                }
+                },
+                "appId": {
+                    "default": "ringtally-worker",
+                    "description": "the workers' app id (RINGTALLY_APP_ID, default "
+                    "<prefix>-worker): their internal topics are <appId>-<name>",
+                },
             },
         },
     }
@@ -258,7 +318,8 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out} ({len(TOPICS)} channels; payload schemas at {schemas_ref})")
+    channels = len(TOPICS) + len(INTERNAL_TOPICS)
+    print(f"wrote {out} ({channels} channels; payload schemas at {schemas_ref})")
     return 0
 
 

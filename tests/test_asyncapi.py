@@ -19,7 +19,7 @@ from jsonschema import Draft7Validator
 
 from streams import asyncapi
 from streams.asyncapi import ASYNCAPI_FILE, asyncapi_document, main
-from streams.topics import TOPICS
+from streams.topics import INTERNAL_TOPICS, TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = json.loads((ROOT / "tests/fixtures/specs/asyncapi-3.0.0.schema.json").read_text())
@@ -66,7 +66,14 @@ def test_the_structure_check_can_fail(spoil):
 
 
 def test_every_topic_says_what_a_client_needs():
-    assert set(DOC["channels"]) == {t.name for t in TOPICS}
+    internal = {suffix for suffix, _ in INTERNAL_TOPICS}
+    assert set(DOC["channels"]) == {t.name for t in TOPICS} | internal
+    for suffix in internal:  # the workers' own topics: listed, marked internal, no contract
+        channel = DOC["channels"][suffix]
+        assert channel["x-internal"] is True and channel["address"] == "{appId}-" + suffix
+        assert "Internal to the workers" in channel["description"]
+    for message in DOC["components"]["messages"].values():  # whole sentences, not cut lines
+        assert message["summary"].rstrip().endswith((".", ")")), message["summary"]
     for spec in TOPICS:
         channel = DOC["channels"][spec.name]
         assert channel["address"] == "{prefix}." + spec.name
