@@ -282,6 +282,8 @@ def stop_worker_on_bug(
     async def guarded(stream: faust.StreamT) -> None:
         try:
             await body(stream)
+        except UsageProblem as exc:  # a start check (no registrar key...): no bug
+            _refuse_to_run(f"agent {body.__name__}: {exc.one_line()}")
         except Exception:
             _stop_worker(f"agent {body.__name__}")
 

@@ -43,8 +43,10 @@ def trusted_registrar_keys(settings: Settings) -> list[bytes]:
         return settings.registrar_public_key_list
     path = settings.registrar_public_key_path
     fix = (
-        "set RINGTALLY_REGISTRAR_PUBLIC_KEYS to the registrar's public key(s), or on a "
-        "development machine run 'ringtally stack up' (it creates the registrar key)"
+        "set RINGTALLY_REGISTRAR_PUBLIC_KEYS to the registrar's public key(s) ('ringtally "
+        "keys show REGISTRAR_KEY_FILE' prints it; 'ringtally keys new registrar.key' creates "
+        "a registrar key, used through RINGTALLY_REGISTRAR_KEY_FILE), or on a development "
+        "machine run 'ringtally stack up' (it creates the registrar key)"
     )
     try:
         text = path.read_text(encoding="ascii").strip()

@@ -11,15 +11,14 @@ import hashlib
 import json
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import ConfigDict, Field
 
 from .base import OutputModel, WireModel
-from .decision import Decision
-from .fields import HexDigest, HexPoint, Identifier, Offset, Partition
-from .reasons import ReasonCode
+from .fields import HexDigest, HexPoint, Identifier, Offset, OpenEnum, Partition
+from .outputs import OpenDecision, OpenReasonCode
 
 __all__ = ["AuditEvent", "AuditKind", "ChainBreak", "first_break", "genesis_hash"]
 
@@ -39,7 +38,10 @@ class AuditEvent(OutputModel):
     ``sha256("ringtally/audit/v1|" || utf8(chain))``, every other's the previous
     event's ``hash``; ``hash = sha256(bytes.fromhex(prev_hash) ||
     canonical_json(the event without "hash"))``, canonical JSON having sorted
-    keys, no whitespace, UTF-8. The hash covers every field of the record,
+    keys, no whitespace, every non-ASCII character escaped as ``\\u`` and four hex digits
+    (lowercase hex, a surrogate pair beyond U+FFFF: Python's ``json.dumps``
+    default), so the hashed bytes are ASCII even where the record itself carries
+    the character unescaped. The hash covers every field of the record,
     including fields added after a reader was written: such a reader keeps
     them when it checks the hash.
     """
@@ -51,12 +53,12 @@ class AuditEvent(OutputModel):
     sequence: int = Field(ge=1)
     prev_hash: HexDigest
     hash: HexDigest
-    kind: AuditKind
+    kind: Annotated[AuditKind, OpenEnum(AuditKind)]
     vote_id: UUID | None = None
     submission_id: Identifier | None = None
     key_image: HexPoint | None = None
-    reason: ReasonCode | None = None
-    decision: Decision | None = None
+    reason: OpenReasonCode | None = None
+    decision: OpenDecision | None = None
     source_partition: Partition
     source_offset: Offset
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from .fields import decode_signature
+from .fields import UnknownCode, decode_signature
 
 __all__ = ["OutputModel", "RegistrarSigned", "WireModel"]
 
@@ -34,6 +34,17 @@ class OutputModel(WireModel):
     """
 
     model_config = ConfigDict(extra="ignore")
+
+    def to_json(self) -> bytes:
+        """As :meth:`WireModel.to_json`; refuses a code this release does not know (a reader
+        keeps one, :class:`~models.fields.OpenEnum`, but ringtally emits only its own)."""
+        for name in type(self).model_fields:
+            if isinstance(getattr(self, name), UnknownCode):
+                raise ValueError(
+                    f"{type(self).__name__}.{name} = {getattr(self, name)!r} is no code of "
+                    "this release: ringtally emits only the codes it knows"
+                )
+        return super().to_json()
 
 
 class RegistrarSigned:

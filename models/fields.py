@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -25,9 +25,11 @@ __all__ = [
     "HexPoint",
     "Identifier",
     "Offset",
+    "OpenEnum",
     "Partition",
     "RegistrarSignature",
     "Slot",
+    "UnknownCode",
     "VoteType",
     "decode_signature",
 ]
@@ -102,3 +104,73 @@ RegistrarSignature = Annotated[
     ),
     AfterValidator(_check_signature),
 ]
+
+
+class UnknownCode(str):
+    """A value of an open enumeration (a rejection reason, a decision, an audit kind) that
+    this release does not know: a later release added it. It keeps the string; like an
+    enum member it has ``.value`` (and ``.meaning`` says it is unknown), so a reader
+    handles it as "something new" instead of dropping the record."""
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+    @property
+    def meaning(self) -> str:
+        return "a code added by a later release (unknown to this one)"
+
+    def __repr__(self) -> str:
+        return f"UnknownCode({str(self)!r})"
+
+
+#: What a later release's code may look like: a bounded, plain token.
+_UNKNOWN_CODE = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class OpenEnum:
+    """``Annotated[E, OpenEnum(E)]``: a field of an OUTPUT model whose enumeration may grow.
+
+    Known values parse to ``E``'s members; any other plain token to :class:`UnknownCode`
+    (its schema: ``anyOf: [E, string]``), so a consumer on an older release keeps the
+    record. Inputs (votes, control records) never use it: they stay closed. ringtally
+    itself emits only known values (``OutputModel.to_json`` refuses an UnknownCode).
+    """
+
+    def __init__(self, enum: type[StrEnum]) -> None:
+        self.enum = enum
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        enum = self.enum
+
+        def known(value: Any) -> Any:
+            if isinstance(value, str) and not isinstance(value, enum | UnknownCode):
+                try:
+                    return enum(value)
+                except ValueError:
+                    return value
+            return value
+
+        unknown = core_schema.no_info_after_validator_function(
+            UnknownCode,
+            core_schema.str_schema(pattern=_UNKNOWN_CODE, strict=True),
+            serialization=core_schema.to_string_ser_schema(),
+        )
+        return core_schema.no_info_before_validator_function(
+            known,
+            core_schema.union_schema([handler(enum), unknown], mode="left_to_right"),
+        )
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        out = dict(handler(schema))
+        branches = out.get("anyOf", [])
+        if len(branches) == 2:
+            branches[1]["description"] = (
+                "any other value: one added by a later release (the list is open); a "
+                "reader keeps the record and treats the value as unknown"
+            )
+        return out

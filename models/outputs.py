@@ -8,17 +8,22 @@ is the key downstream stores de-duplicate on.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import Field
 
 from .base import OutputModel
 from .decision import Decision
-from .fields import Epoch, HexDigest, HexPoint, Identifier, Offset, Partition, VoteType
+from .fields import Epoch, HexDigest, HexPoint, Identifier, Offset, OpenEnum, Partition, VoteType
 from .reasons import ReasonCode
 
-__all__ = ["Ballot", "Rejection", "Tally", "VoteCounts"]
+__all__ = ["Ballot", "OpenDecision", "OpenReasonCode", "Rejection", "Tally", "VoteCounts"]
+
+#: A reason or decision as consumers read it: the known codes, or a later release's
+#: (an :class:`~models.fields.UnknownCode`) instead of a refused record.
+OpenReasonCode = Annotated[ReasonCode, OpenEnum(ReasonCode)]
+OpenDecision = Annotated[Decision, OpenEnum(Decision)]
 
 
 class Ballot(OutputModel):
@@ -66,7 +71,7 @@ class Rejection(OutputModel):
         description="the vote's slot tag (hex), or the record key when the record could not "
         "be read that far",
     )
-    reason: ReasonCode
+    reason: OpenReasonCode
     detail: str = Field(max_length=2000)
     payload_b64: str = Field(description="the raw message value, base64")
     source_topic: str = Field(max_length=255)
@@ -106,7 +111,7 @@ class Tally(OutputModel):
     submission_id: Identifier
     counts: VoteCounts
     total: int = Field(ge=0)
-    decision: Decision
+    decision: OpenDecision
     rules_version: str = Field(max_length=200)
     version: int = Field(ge=0)
     log_size: int | None = Field(None, ge=0, description="leaves in the submission's log")

@@ -76,7 +76,7 @@ class ReasonCode(StrEnum):
         """The published schema lists what each code means (a consumer filters on them)."""
         schema = handler(core_schema)
         schema["description"] = "Why a message was not counted; a code's meaning never " + (
-            "changes (new causes get new codes):\n"
-            + "\n".join(f"- {reason.value}: {reason.meaning}" for reason in cls)
+            "changes (new causes get new codes, so a reader must accept a code not listed "
+            "here):\n" + "\n".join(f"- {reason.value}: {reason.meaning}" for reason in cls)
         )
         return dict(schema)

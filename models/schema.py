@@ -108,9 +108,8 @@ def main(argv: list[str]) -> int:
     if args.check:
         stale = _stale(target, rendered)
         if stale:
-            print(
-                f"schemas out of date in {target}: {', '.join(stale)}; run: python -m models.schema"
-            )
+            again = "python -m models.schema" + (f" --out {args.out}" if args.out else "")
+            print(f"schemas out of date in {target}: {', '.join(stale)}; run: {again}")
             return 1
         print(f"{len(rendered)} schemas up to date in {target}")
         return 0

@@ -41,10 +41,13 @@ class VoteCast(WireModel):
       ``lp("ringtally/vote/v2") || lp(vote_id as 16 bytes) || lp(submission_id)
       || lp(ring_id) || u32(ring_version) || lp(vote_type) || lp(token_id)
       || u64(epoch) || u32(slot)`` [bad_signature];
+    - ``submission_id`` names a registered submission [unknown_submission], and
+      ``ring_id`` with ``ring_version`` a registered ring version [unknown_ring];
     - ``slot`` is below the ring version's ``votes_per_epoch`` [slot_out_of_range];
       the vote's, ring's and submission's epochs agree [epoch_mismatch]; the ring
-      version is active and in force at the vote's broker timestamp, and its genre
-      is the submission's;
+      version in force at the vote's broker timestamp is active [inactive_ring],
+      the named version is the one in force then [ring_not_in_force], and its
+      genre is the submission's [ring_genre_mismatch];
     - the JSON value is at most 262,144 bytes, has no field beyond these, and
       each value has its exact JSON type (no "1" for 1) [malformed].
     """

@@ -7,14 +7,21 @@ Operations are ringtally's side: it *receives* the input topics (votes from
 producers, control records from the registrar) and *sends* the outputs.
 
 ``python -m streams.asyncapi`` rewrites ``docs/asyncapi.json`` in a source
-checkout (``--out FILE`` elsewhere); ``--check`` exits 1 when a topic or a
-model changed without it (the test suite runs the check).
+checkout (``--out FILE`` elsewhere; without a checkout and without ``--out`` it
+refuses, exit 2); ``--check`` exits 1 when a topic or a model changed without
+it (the test suite runs the check). Payload ``$ref``s are relative to the
+document, so they resolve where it is written: ``../models/schemas/`` for
+docs/, the path to the installed package's schemas for ``--out`` elsewhere, or
+``--schemas-ref BASE`` (a URL, or a directory written by ``python -m
+models.schema --out``). Relative paths were chosen over the schemas' ``$id``s
+because the ids are URNs that no tool can fetch.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +29,7 @@ from typing import Any
 from models.schema import SCHEMA_DIR, schema_documents
 
 from .partitioner import PARTITIONER_HINT
-from .topics import TOPICS, TopicSpec, topic_config
+from .topics import INTERNAL_TOPICS, TOPICS, TopicSpec, topic_config
 
 __all__ = ["ASYNCAPI_FILE", "asyncapi_document", "render_asyncapi"]
 
@@ -96,14 +103,62 @@ def _channel(spec: TopicSpec) -> dict[str, Any]:
     }
 
 
-def _message(spec: TopicSpec) -> dict[str, Any]:
+#: What each of the worker's own topics holds (streams.topics.INTERNAL_TOPICS), its key.
+_INTERNAL = {
+    "accepted": (
+        "votes that passed verification, repartitioned by submission for the tally agent "
+        "(values are VoteCast JSON)",
+        "submission_id",
+    ),
+    "tokens-changelog": ("the changelog of the slot-tag table (slot tag -> its vote)", "slot tag"),
+    "tally-changelog": (
+        "the changelog of the tally table (ballot entries, running tallies, audit chain heads)",
+        "submission_id or chain",
+    ),
+}
+
+
+def _internal_channel(suffix: str, compacted: bool) -> dict[str, Any]:
+    """A worker's own topic: documented so operators know it, marked internal (no contract)."""
+    holds, key = _INTERNAL[suffix]
+    cleanup = "compact" if compacted else "delete"
+    return {
+        "address": f"{{appId}}-{suffix}",
+        "title": f"{suffix} (internal)",
+        "summary": f"Internal to the workers: {holds}.",
+        "description": (
+            f"Internal to the workers: {holds}. Key: {key}. Partitions: RINGTALLY_PARTITIONS. "
+            f"cleanup.policy={cleanup}. Its format is the workers' own and may change in any "
+            "release: do not produce to it or build on it; a replay uses a fresh app id, so "
+            "it never reads the live pipeline's."
+        ),
+        "parameters": {"appId": {"$ref": "#/components/parameters/appId"}},
+        "messages": {"Internal": {"$ref": "#/components/messages/Internal"}},
+        "bindings": {
+            "kafka": {
+                "topicConfiguration": {"cleanup.policy": [cleanup]},
+                "bindingVersion": _KAFKA_BINDING,
+                "x-partitions-setting": "RINGTALLY_PARTITIONS",
+                "x-internal": True,
+            }
+        },
+        "x-internal": True,
+    }
+
+
+def _summary(description: str) -> str:
+    """A schema description's first paragraph, on one line (its lines are wrapped)."""
+    return " ".join(description.split("\n\n")[0].split())
+
+
+def _message(spec: TopicSpec, schemas_ref: str) -> dict[str, Any]:
     key = {"type": "string", "description": f"{spec.key}; UTF-8 bytes"}
     binding = {"key": key, "bindingVersion": _KAFKA_BINDING}
     if spec.schema is None:
         return {
             "name": "DeadLetter",
             "title": "A record the sink could not store",
-            "summary": spec.holds,
+            "summary": f"{spec.holds[0].upper()}{spec.holds[1:]}.",
             "description": "The original record's value and key, unchanged; the headers say why "
             "and where from. Produced at least once: de-duplicate on the source headers.",
             "headers": {
@@ -126,21 +181,33 @@ def _message(spec: TopicSpec) -> dict[str, Any]:
     return {
         "name": _message_name(spec),
         "title": spec.holds,
-        "summary": document.get("description", "").split("\n")[0],
+        "summary": _summary(document.get("description", "")),
         "contentType": "application/json",
         "payload": {
             "schemaFormat": "application/schema+json;version=draft-2020-12",
-            "schema": {"$ref": f"../models/schemas/{spec.schema}.schema.json"},
+            "schema": {"$ref": f"{schemas_ref}{spec.schema}.schema.json"},
         },
         "bindings": {"kafka": binding},
         "x-schema-id": document["$id"],
     }
 
 
-def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document as a dict."""
+#: Where docs/asyncapi.json finds the schemas: models/schemas/ of the same checkout.
+CHECKOUT_SCHEMAS_REF = "../models/schemas/"
+
+
+def asyncapi_document(schemas_ref: str = CHECKOUT_SCHEMAS_REF) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document as a dict; each payload is a ``$ref`` to
+    ``<schemas_ref><name>.schema.json`` (relative to the document, or a URL)."""
     channels = {spec.name: _channel(spec) for spec in TOPICS}
-    messages = {_message_name(spec): _message(spec) for spec in TOPICS}
+    channels.update({suffix: _internal_channel(suffix, c) for suffix, c in INTERNAL_TOPICS})
+    messages = {_message_name(spec): _message(spec, schemas_ref) for spec in TOPICS}
+    messages["Internal"] = {
+        "name": "Internal",
+        "title": "A worker's internal record",
+        "summary": "Internal to the workers; no contract (format may change in any release).",
+        "x-internal": True,
+    }
     operations: dict[str, Any] = {}
     for spec in TOPICS:
         receive = spec.name in _INPUTS
@@ -186,40 +253,73 @@ def asyncapi_document() -> dict[str, Any]:
                 "prefix": {
                     "default": "ringtally",
                     "description": "RINGTALLY_TOPIC_PREFIX: every topic is <prefix>.<name>",
-                }
+                },
+                "appId": {
+                    "default": "ringtally-worker",
+                    "description": "the workers' app id (RINGTALLY_APP_ID, default "
+                    "<prefix>-worker): their internal topics are <appId>-<name>",
+                },
             },
         },
     }
 
 
-def render_asyncapi() -> str:
-    return json.dumps(asyncapi_document(), indent=2, ensure_ascii=False) + "\n"
+def render_asyncapi(schemas_ref: str = CHECKOUT_SCHEMAS_REF) -> str:
+    return json.dumps(asyncapi_document(schemas_ref), indent=2, ensure_ascii=False) + "\n"
+
+
+def schemas_ref_for(out: Path) -> str:
+    """The payload ``$ref`` base that resolves from ``out``'s directory to the JSON Schemas
+    this code exports (``models/schemas/``, in a checkout or an installed package)."""
+    return Path(os.path.relpath(SCHEMA_DIR, out.resolve().parent)).as_posix() + "/"
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m streams.asyncapi",
-        description="Write the AsyncAPI 3 document of the topics.",
+        description="Write (or --check) the AsyncAPI 3 document of the topics: docs/asyncapi.json "
+        "in a source checkout, --out FILE elsewhere.",
     )
-    parser.add_argument("--out", type=Path, default=ASYNCAPI_FILE, help="file to write or check")
+    parser.add_argument("--out", type=Path, default=None, help="file to write or check")
+    parser.add_argument(
+        "--schemas-ref",
+        default=None,
+        metavar="BASE",
+        help="what each payload $ref starts with: a URL or a path relative to the document "
+        "where the *.schema.json files are (e.g. after python -m models.schema --out DIR); "
+        "default: the path from the document to this package's models/schemas/",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
     args = parser.parse_args(argv)
-    text = render_asyncapi()
+    if args.out is None and not ASYNCAPI_FILE.parent.is_dir():
+        what = "check" if args.check else "write"
+        print(
+            f"python -m streams.asyncapi: error: nothing to {what}: docs/asyncapi.json belongs "
+            "to a source checkout and this is an installed package; pass --out FILE",
+            file=sys.stderr,
+        )
+        return 2
+    out = args.out or ASYNCAPI_FILE
+    schemas_ref = args.schemas_ref if args.schemas_ref is not None else schemas_ref_for(out)
+    text = render_asyncapi(schemas_ref)
     if args.check:
-        if not args.out.is_file() or args.out.read_text() != text:
-            print(f"{args.out} is out of date; run: python -m streams.asyncapi")
+        if not out.is_file() or out.read_text() != text:
+            again = " ".join(
+                ["python -m streams.asyncapi"]
+                + ([f"--out {args.out}"] if args.out else [])
+                + ([f"--schemas-ref {args.schemas_ref}"] if args.schemas_ref is not None else [])
+            )
+            print(f"{out} is out of date; run: {again}")
             return 1
-        print(f"{args.out} is up to date")
+        print(f"{out} is up to date")
         return 0
-    if args.out == ASYNCAPI_FILE and not ASYNCAPI_FILE.parent.is_dir():
-        print("not a source checkout (no docs/ beside streams/): pass --out FILE", file=sys.stderr)
-        return 2
     try:
-        args.out.write_text(text)
+        out.write_text(text)
     except OSError as exc:
-        print(f"cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out} ({len(TOPICS)} channels; schemas in {SCHEMA_DIR})")
+    channels = len(TOPICS) + len(INTERNAL_TOPICS)
+    print(f"wrote {out} ({channels} channels; payload schemas at {schemas_ref})")
     return 0
 
 

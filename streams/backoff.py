@@ -52,6 +52,12 @@ class Outage:
         delay = min(self.cap, self.base * 2 ** min(self.attempts - 1, 20))
         return delay * random.uniform(0.8, 1.0)
 
+    def stopped(self) -> None:
+        """The dependent task gave up (an error no retry fixes): down from now on, no log
+        line here (the caller says why)."""
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+
     def ok(self) -> float | None:
         """Record a success; returns the outage's length when one just ended."""
         self.attempts = 0

@@ -109,7 +109,8 @@ def create_key_file(
         raise KeyFileError(
             path,
             "already exists; refusing to overwrite a key",
-            fix="choose another path, or pass --force / overwrite=True to replace it",
+            fix="choose another path, or replace it with 'ringtally keys new --force' (the old "
+            "key is lost)",
         ) from None
     except OSError as exc:
         del data

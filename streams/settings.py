@@ -68,10 +68,13 @@ __all__ = [
     "SECRET_SETTINGS",
     "Settings",
     "get_settings",
+    "lenient_settings",
     "locate_data_dir",
+    "mask_secrets",
     "redact_url",
     "setting_error",
     "settings_markdown",
+    "shown_value",
     "unknown_variables",
 ]
 
@@ -307,6 +310,11 @@ class Settings(BaseSettings):
     @classmethod
     def _host_ports(cls, value: str) -> str:
         for server in value.split(","):
+            if "@" in server or "=" in server:  # user:password@host: never echoed
+                raise ValueError(
+                    "is not host:port[,host:port] (it holds '@' or '='; Kafka credentials do "
+                    "not belong in the bootstrap list; the value is not shown)"
+                )
             _check_port(server.strip().rpartition("]")[2].rpartition(":")[2], server)
         return value
 
@@ -314,12 +322,19 @@ class Settings(BaseSettings):
     @classmethod
     def _dsn(cls, value: str) -> str:
         # A malformed URL is a configuration error here, not "unavailable" later
-        # (issue 18). Messages show the URL with its password masked.
-        shown = redact_url(value)
+        # (issue 18). Messages show the value with any password masked.
+        shown = shown_value(value)
         scheme, sep, rest = value.partition("://")
+        if not sep and "=" in value:  # libpq's key=value form; asyncpg reads URLs only
+            raise ValueError(
+                f"is a libpq key=value string; write it as a "
+                f"postgresql://user:password@host:port/database URL: {shown}"
+            )
         if not sep or scheme not in ("postgresql", "postgres"):
             raise ValueError(f"is not a postgresql://user@host:port/database URL: {shown}")
-        hosts = rest.split("/", 1)[0].rpartition("@")[2].split("?", 1)[0]
+        # hosts follow the LAST '@' (a password may hold '/' or '@'), so no port shown
+        # here can be part of a password
+        hosts = rest.rpartition("@")[2].split("/", 1)[0].split("?", 1)[0]
         for host in filter(None, hosts.split(",")):  # libpq allows host1:p1,host2:p2
             port = host.rpartition("]")[2].rpartition(":")
             _check_port(port[2] if port[1] else "", shown)
@@ -328,7 +343,7 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis(cls, value: str) -> str:
-        shown = redact_url(value)
+        shown = shown_value(value)
         parts = urlsplit(value)
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"is not a redis://, rediss:// or unix:// URL: {shown}")
@@ -532,19 +547,30 @@ class Settings(BaseSettings):
         ``SecretStr`` shows as ``***``, a password inside a URL as ``user:***@``.
         """
         out: dict[str, object] = {}
+        broken = self.broken
         for name in type(self).model_fields:
+            if name in broken:  # lenient_settings: its error is shown instead
+                continue
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = "***" if value.get_secret_value() else ""
-            elif isinstance(value, str) and "://" in value:
-                value = redact_url(value)
+            elif isinstance(value, str):
+                value = mask_secrets(value)
             elif isinstance(value, Path):
                 value = str(value)
             out[name] = value
-        out["registrar_key_file"] = str(self.registrar_key_path)  # the path only, never the key
-        out["log_key_file"] = str(self.log_key_path)
-        out["witness_key_file"] = str(self.witness_key_path)
+        if not {"registrar_key_file", "data_dir"} & broken.keys():
+            out["registrar_key_file"] = str(self.registrar_key_path)  # the path, never the key
+        if not {"log_key_file", "data_dir"} & broken.keys():
+            out["log_key_file"] = str(self.log_key_path)
+        if not {"witness_key_file", "data_dir"} & broken.keys():
+            out["witness_key_file"] = str(self.witness_key_path)
         return out
+
+    @property
+    def broken(self) -> dict[str, str]:
+        """``{field: one-line error}`` of every bad value: none (see :func:`lenient_settings`)."""
+        return {}
 
     @classmethod
     def sources(cls, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -633,10 +659,13 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[st
 def setting_error(exc: ValidationError) -> str:
     """A settings validation error as one line naming the variable; never the value itself
     (it may be a secret: a validator that shows one masks it)."""
-    first = exc.errors()[0]
-    loc = first.get("loc") or ("?",)
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    return f"RINGTALLY_{str(loc[0]).upper()}: {message}"
+    return _one_error(exc.errors()[0])
+
+
+def _one_error(error: Mapping[str, object]) -> str:
+    loc = error.get("loc") or ("?",)
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"RINGTALLY_{str(loc[0]).upper()}: {message}"  # type: ignore[index]
 
 
 def settings_markdown() -> str:
@@ -652,7 +681,10 @@ def settings_markdown() -> str:
         "variables; a variable not set takes the default, which points at the local",
         "stack. `ringtally config show` prints the values in force and where each came",
         "from, secrets masked. A `RINGTALLY_*` variable that is no setting (a typo) gets",
-        "a warning naming the closest one. The gateway's own `RINGTALLY_GATEWAY_*`",
+        "a warning naming the closest one. A bad value stops only the commands that",
+        "read it (with one line naming the variable; a value that may hold a password",
+        "is shown masked or not at all), and `config show` shows it with its error.",
+        "The gateway's own `RINGTALLY_GATEWAY_*`",
         "variables are in [gateway.md](gateway.md).",
         "",
         "| variable | default | what it is |",
@@ -693,16 +725,92 @@ def settings_markdown() -> str:
     return "\n".join(lines)
 
 
+#: ``scheme://user:PASSWORD@`` up to the LAST ``@`` (a password may hold ``@`` or ``/``).
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/]*:)(.*)(@[^@]*)$", re.S)
+#: ``password=...`` in a libpq key=value string or a URL's query.
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]+)", re.I)
+
+
+def mask_secrets(value: str) -> str:
+    """``value`` with every password in it shown as ``***``: a URL's ``user:***@`` and a
+    ``password=***`` keyword (libpq key=value strings, URL queries). Over-masks rather
+    than under-masks."""
+    value = _URL_PASSWORD.sub(r"\1***\3", value)
+    return _KEYWORD_PASSWORD.sub(r"\1***", value)
+
+
 def redact_url(url: str) -> str:
     """Replace the password of a URL with ``***`` (user and host stay readable)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    return mask_secrets(url)
+
+
+def shown_value(value: str) -> str:
+    """How an error message may show a setting that can hold a secret: a URL or
+    key=value string with its passwords masked; anything else (a bare word could be the
+    password itself) not at all."""
+    if "://" in value or "=" in value:
+        return mask_secrets(value)
+    return "(value not shown: it may be a secret)"
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()  # type: ignore[call-arg]
+
+
+class _PartlyBroken(Settings):
+    """Settings read with some bad ``RINGTALLY_*`` values: the command line's view, so one bad
+    value stops only what uses it (issue 18: ``RINGTALLY_POSTGRES_DSN=nonsense`` stopped
+    ``keys show``). A broken field holds its default but reading it, or passing the whole
+    object on (``to_env``, ``model_dump``), raises the one-line :class:`UsageProblem`; its
+    methods read fields through the same guard, so no default leaks into a topic name."""
+
+    def __getattribute__(self, name: str) -> object:
+        if not name.startswith("_"):
+            broken = object.__getattribute__(self, "__pydantic_private__")["_broken"]
+            if name in broken:
+                raise broken[name]
+            if broken and name in _PASSES_ALL_ON:
+                raise next(iter(broken.values()))
+        return super().__getattribute__(name)
+
+    @property
+    def broken(self) -> dict[str, str]:
+        """``{field: one-line error}`` of every bad value (for ``config show``)."""
+        errors = object.__getattribute__(self, "__pydantic_private__")["_broken"]
+        return {name: str(exc) for name, exc in errors.items()}
+
+
+#: Methods that hand every value on at once: refused while any value is broken.
+_PASSES_ALL_ON = frozenset({"to_env", "model_dump", "model_dump_json", "model_copy"})
+
+
+def lenient_settings() -> Settings:
+    """:func:`get_settings` for the command line: a bad value is an error only for a
+    command that reads it (:class:`_PartlyBroken`); the worker and sink stay strict."""
+    from streams.errors import UsageProblem
+
+    try:
+        return get_settings()
+    except ValidationError:
+        pass
+    broken: dict[str, UsageProblem] = {}
+    for _ in Settings.model_fields:  # each round replaces at least one bad value
+        try:
+            settings = _PartlyBroken(
+                **{
+                    n: Settings.model_fields[n].get_default(call_default_factory=True)
+                    for n in broken
+                }
+            )
+        except ValidationError as exc:
+            for error in exc.errors():
+                name = str((error.get("loc") or ("?",))[0])
+                if name not in Settings.model_fields or name in broken:
+                    raise
+                broken[name] = UsageProblem(f"invalid setting {_one_error(error)}")
+            continue
+        settings.__pydantic_private__ = {"_broken": broken}
+        return settings
+    raise AssertionError("unreachable: every field replaced by its default")

@@ -19,7 +19,7 @@ from jsonschema import Draft7Validator
 
 from streams import asyncapi
 from streams.asyncapi import ASYNCAPI_FILE, asyncapi_document, main
-from streams.topics import TOPICS
+from streams.topics import INTERNAL_TOPICS, TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = json.loads((ROOT / "tests/fixtures/specs/asyncapi-3.0.0.schema.json").read_text())
@@ -66,7 +66,14 @@ def test_the_structure_check_can_fail(spoil):
 
 
 def test_every_topic_says_what_a_client_needs():
-    assert set(DOC["channels"]) == {t.name for t in TOPICS}
+    internal = {suffix for suffix, _ in INTERNAL_TOPICS}
+    assert set(DOC["channels"]) == {t.name for t in TOPICS} | internal
+    for suffix in internal:  # the workers' own topics: listed, marked internal, no contract
+        channel = DOC["channels"][suffix]
+        assert channel["x-internal"] is True and channel["address"] == "{appId}-" + suffix
+        assert "Internal to the workers" in channel["description"]
+    for message in DOC["components"]["messages"].values():  # whole sentences, not cut lines
+        assert message["summary"].rstrip().endswith((".", ")")), message["summary"]
     for spec in TOPICS:
         channel = DOC["channels"][spec.name]
         assert channel["address"] == "{prefix}." + spec.name
@@ -93,3 +100,74 @@ def test_every_topic_says_what_a_client_needs():
 
 def test_the_document_is_generated_from_the_live_specs():
     assert asyncapi_document() == DOC
+
+
+# --- from an installed package (issue 18 review, finding 8) --------------------------------
+
+
+def _installed(tmp_path) -> dict[str, str]:
+    """``streams`` and ``models`` as a wheel installs them: no docs/ beside them."""
+    import os
+    import shutil
+
+    site = tmp_path / "site-packages"
+    for package in ("streams", "models"):
+        shutil.copytree(
+            ROOT / package, site / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
+def _run(env, *args, cwd, module="streams.asyncapi"):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_check_without_a_checkout_is_a_one_line_refusal(tmp_path):
+    """Fails on the old code: it compared with a non-existent site-packages/docs/asyncapi.json
+    and exited 1 ("out of date; run: python -m streams.asyncapi", which then failed too)."""
+    env = _installed(tmp_path)
+    for args in (["--check"], []):
+        result = _run(env, *args, cwd=tmp_path)
+        assert result.returncode == 2, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "installed package; pass --out FILE" in lines[0], result
+        assert "Traceback" not in result.stderr and not (tmp_path / "site-packages/docs").exists()
+
+
+def test_out_elsewhere_writes_refs_that_resolve_there(tmp_path):
+    """Fails on the old code: --out /elsewhere/x.json wrote $ref ../models/schemas/..., which
+    does not resolve from /elsewhere."""
+    env = _installed(tmp_path)
+    out = tmp_path / "elsewhere" / "asyncapi.json"
+    out.parent.mkdir()
+    assert _run(env, "--out", str(out), cwd=tmp_path).returncode == 0
+    assert _run(env, "--out", str(out), "--check", cwd=tmp_path).returncode == 0
+    _assert_refs_resolve(out)
+    # published beside their own copy of the schemas (python -m models.schema --out DIR)
+    schemas = tmp_path / "published" / "schemas"
+    made = _run(env, "--out", str(schemas), cwd=tmp_path, module="models.schema")
+    assert made.returncode == 0, made
+    beside = tmp_path / "published" / "asyncapi.json"
+    args = ["--out", str(beside), "--schemas-ref", "schemas/"]
+    assert _run(env, *args, cwd=tmp_path).returncode == 0
+    _assert_refs_resolve(beside)
+    stale = _run(env, *args[:2], "--check", cwd=tmp_path)  # without the same --schemas-ref
+    assert stale.returncode == 1 and f"--out {beside}" in stale.stdout, stale
+
+
+def _assert_refs_resolve(document_path: Path) -> None:
+    document = json.loads(document_path.read_text())
+    refs = 0
+    for message in document["components"]["messages"].values():
+        if "payload" not in message:
+            continue
+        target = (document_path.parent / message["payload"]["schema"]["$ref"]).resolve()
+        assert json.loads(target.read_text())["$id"] == message["x-schema-id"], target
+        refs += 1
+    assert refs == len([t for t in TOPICS if t.schema])

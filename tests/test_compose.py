@@ -102,6 +102,16 @@ def test_every_service_has_a_healthcheck_and_a_restart_policy():
             assert condition["condition"] == f"service_{wanted}", f"{name} -> {dependency}"
 
 
+def test_worker_and_sink_metrics_are_reachable_from_other_containers():
+    """Fails on the old file: both bound 127.0.0.1 (the setting's default), so a Prometheus
+    container could not scrape them. Nothing publishes their ports to the host."""
+    for name, port, path in (("worker", "6066", "/health"), ("sink", "9108", "/health")):
+        service = SERVICES[name]
+        assert service["environment"]["RINGTALLY_WEB_HOST"] == "0.0.0.0", name
+        assert not service.get("ports"), f"{name}: metrics stay on the compose network"
+        assert f"http://127.0.0.1:{port}{path}" in " ".join(service["healthcheck"]["test"]), name
+
+
 def _property(name: str) -> str:
     (value,) = re.findall(rf"^{re.escape(name)}=(.*)$", START, re.M)
     return value

@@ -48,16 +48,11 @@ KAFKA_TIMEOUT = 10.0
 
 
 def get_settings():  # noqa: ANN201 - streams.settings.Settings
-    """The process settings; a bad ``RINGTALLY_*`` value is a one-line usage problem."""
-    from pydantic import ValidationError
+    """The process settings; a bad ``RINGTALLY_*`` value is a one-line usage problem when a
+    command reads it, and no problem for a command that does not (never shows a secret)."""
+    from streams.settings import lenient_settings
 
-    from streams.settings import get_settings as settings
-    from streams.settings import setting_error
-
-    try:
-        return settings()
-    except ValidationError as exc:  # never echoes the value: it may be a secret
-        raise UsageProblem(f"invalid setting {setting_error(exc)}") from None
+    return lenient_settings()
 
 
 def kafka_settings():  # noqa: ANN201 - streams.settings.Settings

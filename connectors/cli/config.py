@@ -31,35 +31,49 @@ def config() -> None:
 def config_show(as_json: bool) -> None:
     """Every setting's value in force, its variable and where it came from.
 
-    Passwords in URLs and secret settings are shown as ***.
+    Passwords in URLs and key=value strings and secret settings are shown as
+    ***. A bad value is shown (masked) with its error, and warned about on stderr.
 
     \b
     Example:
       ringtally config show
       RINGTALLY_PARTITIONS=4 ringtally config show --json
     """
+    import os
+
+    from streams.settings import Settings, shown_value
+
     settings = get_settings()
+    broken = settings.broken  # bad values: shown with their error, masked
     values = settings.redacted()
-    sources = type(settings).sources()
-    rows = {
-        name: {
-            "variable": f"RINGTALLY_{name.upper()}",
-            "value": values[name],
-            "source": sources[name],
-        }
-        for name in type(settings).model_fields
-    }
+    sources = Settings.sources()
+    rows = {}
+    for name in Settings.model_fields:
+        variable = f"RINGTALLY_{name.upper()}"
+        row = {"variable": variable, "value": values.get(name), "source": sources[name]}
+        if name in broken:
+            row["value"] = shown_value(os.environ.get(variable, ""))
+            row["error"] = broken[name]
+        rows[name] = row
     if as_json:
         echo_json(rows)
+        for error in broken.values():
+            click.echo(f"ringtally: warning: {error}", err=True)
         return
     print_table(
         None,
         ("variable", "value", "source"),
         (
-            (r["variable"], "" if r["value"] is None else r["value"], r["source"])
+            (
+                r["variable"],
+                "" if r["value"] is None else r["value"],
+                r["source"] + (f" - {r['error']}" if "error" in r else ""),
+            )
             for r in rows.values()
         ),
     )
+    for error in broken.values():  # shown, and said once more where a script sees it
+        click.echo(f"ringtally: warning: {error}", err=True)
 
 
 @config.command("docs")

@@ -41,7 +41,7 @@ __all__ = ["COMMANDS", "replay", "reset_offsets"]
 )
 @click.option(
     "--stall-timeout",
-    type=float,
+    type=click.FloatRange(0, min_open=True),
     default=120.0,
     show_default=True,
     metavar="S",

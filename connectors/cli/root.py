@@ -145,6 +145,13 @@ def _run_faust(args: list[str]) -> Any:
 
     # `worker -p 6067` (Faust's way to run a second worker on one host) must reach the
     # settings before the app is built: the port names the worker's RocksDB directory.
+    if "--help" in args:  # help runs nothing: a bad RINGTALLY_* value must not stop it
+        from streams.settings import lenient_settings
+
+        broken = {f"RINGTALLY_{name.upper()}" for name in lenient_settings().broken}
+        for variable in [v for v in os.environ if v.upper() in broken]:
+            del os.environ[variable]
+        get_settings.cache_clear()
     port = _web_port_option(args)
     if port is not None and port.isdigit() and 1 <= int(port) <= 65535:  # else Faust's error
         os.environ["RINGTALLY_WEB_PORT"] = port
@@ -158,9 +165,10 @@ def _run_faust(args: list[str]) -> Any:
     app.worker_init_post_autodiscover()
     # Refuse to start, in one line, before Faust starts anything: registrar keys known,
     # votes/control topics on broker time. Only the command word counts (not an argument
-    # that happens to read "worker"), and asking for help starts nothing.
+    # that happens to read "worker"), and asking for help starts nothing. Only --help is
+    # help: Faust's worker takes -h for --web-host (it skipped the checks, issue 18).
     command = next((a for a in args if a in FAUST_COMMANDS), None)
-    if command == "worker" and not {"--help", "-h"} & set(args):
+    if command == "worker" and "--help" not in args:
         agents.pipeline.check_worker_can_start()
     return faust_cli.main(args=args, prog_name="ringtally", standalone_mode=False, app=app)
 
@@ -196,7 +204,7 @@ def _one_line_errors(run: Callable[[], Any]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``ringtally`` console script (and ``python -m connectors.cli``)."""
-    from streams.settings import get_settings, unknown_variables
+    from streams.settings import unknown_variables
 
     args = list(sys.argv[1:] if argv is None else argv)
     for variable, close in unknown_variables():  # a typo would be silently ignored
@@ -204,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         print(f"ringtally: warning: {variable} is not a ringtally setting{hint}", file=sys.stderr)
 
     def run() -> Any:
-        get_settings()  # a bad RINGTALLY_* variable: one line, whatever the command
+        # A bad RINGTALLY_* value stops only the commands that read it (issue 18: it
+        # stopped --version, every --help and config show): not checked here.
         if _wants_faust(args):
             return _run_faust(args)
         return cli.main(args=args, prog_name="ringtally", standalone_mode=False)

@@ -10,14 +10,16 @@ app (handy where the agents' native core is not built yet).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from streams.errors import RingtallyError
 from streams.settings import Settings, get_settings
 
 from ._common import SCHEMA, echo_json
@@ -181,7 +183,7 @@ def db_status(schema: str | None, as_json: bool) -> None:
 )
 @click.option(
     "--until-idle",
-    type=float,
+    type=click.FloatRange(0, min_open=True),
     default=None,
     metavar="SECONDS",
     help="Stop after SECONDS without a record (tests, benches).",
@@ -262,8 +264,13 @@ def sink(
             await s.run()
             return
         rm_stop = asyncio.Event()
-        rm = ReadModel(settings, stop=rm_stop, once=once, until_idle=until_idle)
+        forever = not (once or until_idle is not None)  # else Redis down ends it, one line
+        rm = ReadModel(
+            settings, stop=rm_stop, once=once, until_idle=until_idle, wait_for_redis=forever
+        )
+        s.watch("redis (read model)", rm.outage)
         rm_task = asyncio.create_task(rm.run())
+        rm_task.add_done_callback(functools.partial(_read_model_ended, rm))
         relay = asyncio.create_task(_relay(stop, rm_stop))
         try:
             await s.run()
@@ -281,6 +288,19 @@ def sink(
     _run(go)
 
 
+def _read_model_ended(rm: Any, task: asyncio.Task) -> None:
+    """A read model that stops with an error (Redis refused the login, say) while the sink
+    goes on: one line now, not at shutdown, and /health reports it down from then on."""
+    if task.cancelled() or task.exception() is None:
+        return
+    exc = task.exception()
+    text = exc.one_line() if isinstance(exc, RingtallyError) else f"{type(exc).__name__}: {exc}"
+    logging.getLogger("ringtally.readmodel").error(
+        "read model stopped (%s); the sink goes on without it", text
+    )
+    rm.outage.stopped()
+
+
 async def _relay(src: asyncio.Event, dst: asyncio.Event) -> None:
     await src.wait()
     dst.set()
@@ -290,7 +310,7 @@ async def _relay(src: asyncio.Event, dst: asyncio.Event) -> None:
 @click.option("--once", is_flag=True, help="Stop once caught up with the tallies topic.")
 @click.option(
     "--until-idle",
-    type=float,
+    type=click.FloatRange(0, min_open=True),
     default=None,
     metavar="SECONDS",
     help="Stop after SECONDS without a record.",

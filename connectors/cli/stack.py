@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ def _fail(lines: list[str], code: int = 1) -> None:
 
 
 def _errors_as_lines(fn: _F) -> _F:
-    """StackError (and a bad setting) become one line each on stderr, exit 1."""
+    """StackError becomes one line each on stderr, exit 1; a bad setting one line, exit 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -47,7 +48,7 @@ def _errors_as_lines(fn: _F) -> _F:
             _fail(["stack: interrupted"], 130)
         except Exception as exc:
             if type(exc).__name__ == "ValidationError":  # pydantic: a bad RINGTALLY_* value
-                _fail([_settings_error(exc)])
+                _fail([_settings_error(exc)], 2)
             raise
         return None
 
@@ -55,16 +56,11 @@ def _errors_as_lines(fn: _F) -> _F:
 
 
 def _settings_error(exc: Exception) -> str:
-    """``stack: invalid setting RINGTALLY_PARTITIONS='abc': Input should be ...``"""
-    try:
-        from streams.settings import SECRET_SETTINGS
+    """``stack: invalid setting RINGTALLY_PARTITIONS: Input should be ...``: the variable, never
+    its value (it may hold a password; :func:`streams.settings.setting_error`)."""
+    from streams.settings import setting_error
 
-        first = exc.errors()[0]  # type: ignore[attr-defined]
-        field = str(first["loc"][0]) if first.get("loc") else "?"
-        shown = "" if field in SECRET_SETTINGS else f"={first.get('input')!r}"  # never a secret
-        return f"stack: invalid setting RINGTALLY_{field.upper()}{shown}: {first['msg']}"
-    except Exception:  # noqa: BLE001 - any other shape: its first line
-        return f"stack: invalid settings: {str(exc).splitlines()[0]}"
+    return f"stack: invalid setting {setting_error(exc)}"  # type: ignore[arg-type]
 
 
 def _stack(brokers: int | None = None):  # noqa: ANN202 - lazy: `--help` needs no settings
@@ -271,7 +267,18 @@ def status(pieces: tuple[str, ...], check: bool, as_json: bool) -> None:
 
     from ._common import echo_json
 
-    rows = _stack().status(pieces or None)
+    local = _stack()
+    rows = local.status(pieces or None)
+    if any(st.state == "port taken" for st in rows):  # most often: a stack of another data dir
+        from streams.settings import locate_data_dir
+
+        why = "RINGTALLY_DATA_DIR" if "RINGTALLY_DATA_DIR" in os.environ else locate_data_dir()[1]
+        click.echo(
+            f"ringtally: hint: a port is used by a process this data directory did not start "
+            f"({local.settings.data_dir}, from {why}); if it is a ringtally stack started "
+            "elsewhere, set RINGTALLY_DATA_DIR to its data directory (in its command line)",
+            err=True,
+        )
     if as_json:
         echo_json(
             [

@@ -28,7 +28,7 @@ __all__ = ["describe_outcome", "vote"]
 
 def describe_outcome(outcome) -> tuple[str, dict]:  # noqa: ANN001 - Ballot | Rejection
     """One line of text and a JSON-able dict for a Ballot or a Rejection."""
-    from models import Ballot, ReasonCode
+    from models import Ballot
 
     data = outcome.model_dump(mode="json")
     if isinstance(outcome, Ballot):
@@ -41,7 +41,7 @@ def describe_outcome(outcome) -> tuple[str, dict]:  # noqa: ANN001 - Ballot | Re
     data = {"outcome": "rejection", **{k: v for k, v in data.items() if k != "payload_b64"}}
     return (
         f"rejection: vote {outcome.vote_id} not counted, reason {outcome.reason.value} "
-        f"({ReasonCode(outcome.reason).meaning}): {outcome.detail}"
+        f"({outcome.reason.meaning}): {outcome.detail}"
     ), data
 
 

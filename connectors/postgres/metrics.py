@@ -132,7 +132,9 @@ class SinkMetrics:
         return self
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """``(HTTP status, body)``: 200 and ``ok`` unless Postgres or Kafka is out."""
+        """``(HTTP status, body)``: 200 and ``ok`` while every output the sink keeps is
+        current; 503 naming what is down (Postgres, Kafka, or the read model's Redis: a
+        read model left behind is a stale dashboard, so no "ok")."""
         sink = self.sink
         down = [name for name, outage in sink.outages().items() if outage.down]
         with self.lock:
@@ -147,12 +149,20 @@ class SinkMetrics:
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
+        if path not in ("/health", "/metrics"):
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found: the sink serves /metrics and /health\n"]
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            start_response(
+                "405 Method Not Allowed",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Allow", "GET, HEAD")],
+            )
+            return [b"method not allowed: GET or HEAD\n"]
         if path == "/health":
             status, body = self.health()
             reason = "OK" if status == 200 else "Service Unavailable"
             start_response(f"{status} {reason}", [("Content-Type", "application/json")])
             return [json.dumps(body).encode()]
-        # Every other path is /metrics, as with prometheus-client's own server before.
         text, content_type = exposition(self.registry)
         start_response("200 OK", [("Content-Type", content_type)])
         return [text]

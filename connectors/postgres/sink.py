@@ -152,6 +152,7 @@ class Sink:
         self.stats = SinkStats()
         self._pg = Outage("postgres", log, cap=backoff_cap)
         self._kafka = Outage("kafka (dead-letter topic)", log, cap=backoff_cap)
+        self._watched: dict[str, Outage] = {}
         self._conn: asyncpg.Connection | None = None
         self._writer: BatchWriter | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -166,8 +167,13 @@ class Sink:
         self.metrics: Any = None
 
     def outages(self) -> dict[str, Outage]:
-        """The dependencies the sink waits out, by name (its /health reads them)."""
-        return {"postgres": self._pg, "kafka": self._kafka}
+        """The dependencies the sink waits out, by name (its /health reads them), and those
+        of the tasks it runs beside it (:meth:`watch`: the read model's Redis)."""
+        return {"postgres": self._pg, "kafka": self._kafka, **self._watched}
+
+    def watch(self, name: str, outage: Outage) -> None:
+        """Report ``outage`` (a task run beside the sink) under ``name`` in /health."""
+        self._watched[name] = outage
 
     # --- rebalance callbacks ----------------------------------------------------
 

@@ -70,8 +70,12 @@ class ReadModel:
         batch_size: int = 5000,
         marker_check: float = 1.0,
         backoff_cap: float = 5.0,
+        wait_for_redis: bool = False,
     ) -> None:
         self.settings = settings
+        #: Inside a long-running sink: Redis down at start is an outage to wait out (logged
+        #: once, shown by the sink's /health), not an error that ends the read model.
+        self.wait_for_redis = wait_for_redis
         self.topic = settings.topic("tallies")
         self.stop = stop or asyncio.Event()
         self.once = once
@@ -86,8 +90,16 @@ class ReadModel:
         self.rebuilds = 0
         self.changes = 0
 
+    @property
+    def outage(self) -> Outage:
+        """Redis's up/down state as the read model last saw it (the sink's /health reads it)."""
+        return self._outage
+
     async def run(self) -> None:
         try:
+            if self.wait_for_redis and await self._redis(self.redis.ping) is None:
+                await self.redis.aclose()
+                return  # stopped while Redis was still down
             await self.redis.ping()
         except _REDIS_DOWN as exc:
             await self.redis.aclose()

@@ -267,14 +267,28 @@ def read_compacted(settings: Settings, short: str, *, timeout: float = 30.0) -> 
 
 def trusted_registrar_keys(settings: Settings) -> list[bytes]:
     """The registrar public keys the workers of ``settings`` trust, as far as the SDK can tell:
-    ``RINGTALLY_REGISTRAR_PUBLIC_KEYS``, else ``<data_dir>/registrar.pub`` (empty: neither)."""
+    ``RINGTALLY_REGISTRAR_PUBLIC_KEYS``, else ``registrar.pub`` beside the registrar key, else
+    (the registrar side itself, e.g. ``RINGTALLY_REGISTRAR_KEY_FILE`` set outside a checkout)
+    the public key of that secret key file (empty: none of these)."""
+    from .keyfile import load_key_file
+
     if settings.registrar_public_keys:
         return settings.registrar_public_key_list
     with contextlib.suppress(OSError, UnicodeDecodeError):
         text = settings.registrar_public_key_path.read_text(encoding="ascii").strip()
         if HEX_PUBLIC_KEY.match(text):
             return [bytes.fromhex(text)]
+    if settings.registrar_key_file is not None or settings.registrar_key_path.exists():
+        return [load_key_file(settings.registrar_key_path).public_key]  # a bad file: one line
     return []
+
+
+#: How to get a registrar key, for every message that finds none.
+NO_REGISTRAR_FIX = (
+    "create one with 'ringtally keys new registrar.key' and set RINGTALLY_REGISTRAR_KEY_FILE "
+    "to it on the registrar side; workers and readers elsewhere trust its public key "
+    "('ringtally keys show registrar.key') through RINGTALLY_REGISTRAR_PUBLIC_KEYS"
+)
 
 
 class _Signatures:
@@ -293,8 +307,8 @@ class _Signatures:
         if not keys:
             raise NoTrustedRegistrar(
                 "no registrar public key known: ring versions and submissions cannot be checked",
-                fix="set RINGTALLY_REGISTRAR_PUBLIC_KEYS to the registrar's public key(s) "
-                f"(or put it in {settings.registrar_public_key_path})",
+                fix=f"{NO_REGISTRAR_FIX} (or in {settings.registrar_public_key_path}); "
+                "on a development machine 'ringtally stack up' creates one",
             )
         self._rings = [ringcrypto.Ring([pk]) for pk in keys]
 
