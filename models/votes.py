@@ -47,7 +47,9 @@ class VoteCast(WireModel):
       the vote's, ring's and submission's epochs agree [epoch_mismatch]; the ring
       version in force at the vote's broker timestamp is active [inactive_ring],
       the named version is the one in force then [ring_not_in_force], and its
-      genre is the submission's [ring_genre_mismatch];
+      genre is the submission's [ring_genre_mismatch]; the submission was not
+      closed (a registrar-signed SubmissionClosed) before the vote's broker
+      timestamp [submission_closed];
     - the JSON value is at most 262,144 bytes, has no field beyond these, and
       each value has its exact JSON type (no "1" for 1) [malformed].
     """
