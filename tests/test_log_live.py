@@ -232,6 +232,7 @@ def test_receipt_json_round_trips():
         "type": "receipt",
         "submission_id": "s",
         "vote_id": "00000000-0000-0000-0000-000000000000",
+        "vote": None,
         "kind": "ballot",
         "vote_digest": "00" * 32,
         "leaf_index": 0,
