@@ -14,21 +14,14 @@ Example::
 
 from __future__ import annotations
 
-import base64
 import time
 
-from models.log import (
-    LOG_HEAD_CONTEXT,
-    Receipt,
-    SignedHead,
-    heads_signing_bytes,
-    vote_digest,
-    vote_problem,
-)
+from models.log import Receipt, SignedHead, vote_digest, vote_problem
 from models.merkle import verify_consistency, verify_inclusion
 from models.outputs import Ballot
 from models.votes import VoteCast
-from streams.errors import RingtallyError, UsageProblem
+from streams.errors import RingtallyError
+from streams.heads import head_problem, trusted_log_key
 from streams.settings import Settings
 
 __all__ = [
@@ -126,50 +119,12 @@ def fetch_receipt(
         time.sleep(0.2)
 
 
-def trusted_log_key(settings: Settings) -> bytes:
-    """``RINGTALLY_LOG_PUBLIC_KEY``, else the ``log.pub`` the workers left in the data dir."""
-    if settings.log_public_key:
-        return bytes.fromhex(settings.log_public_key)
-    path = settings.log_public_key_path
-    try:
-        text = path.read_text(encoding="ascii").strip()
-        if len(text) == 64:
-            return bytes.fromhex(text)
-    except (OSError, ValueError):
-        pass
-    raise UsageProblem(
-        f"no log public key: RINGTALLY_LOG_PUBLIC_KEY is not set and {path} is not readable",
-        fix="set RINGTALLY_LOG_PUBLIC_KEY to the log key the workers sign with (64 hex)",
-    )
-
-
 def verify_head(head: SignedHead, trusted: bytes) -> None:
     """The head's batch (its path to the batch root) is signed by the trusted log key under
-    the log-head context."""
-    import ringcrypto
-
-    if head.log_key != trusted.hex():
-        raise ReceiptInvalid(
-            f"head of {head.submission_id} is signed by log key {head.log_key}, "
-            f"not the trusted {trusted.hex()}"
-        )
-    batch_root = head.batch_root()
-    if batch_root is None:
-        raise ReceiptInvalid(
-            f"head of {head.submission_id} at size {head.tree_size}: its batch path does not "
-            f"fit a batch of {head.batch_size}"
-        )
-    try:
-        ringcrypto.verify(
-            ringcrypto.Ring([trusted]),
-            LOG_HEAD_CONTEXT,
-            heads_signing_bytes(count=head.batch_size, root=batch_root),
-            base64.b64decode(head.signature),
-        )
-    except (ringcrypto.InvalidSignature, ringcrypto.MalformedInput) as exc:
-        raise ReceiptInvalid(
-            f"head of {head.submission_id} at size {head.tree_size}: signature invalid ({exc})"
-        ) from None
+    the log-head context (:func:`streams.heads.head_problem`)."""
+    problem = head_problem(head, trusted)
+    if problem is not None:
+        raise ReceiptInvalid(problem)
 
 
 def verify_receipt(
