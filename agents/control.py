@@ -27,7 +27,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from models.control import Ring, Submission, SubmissionClosed
 from models.reasons import ReasonCode
+from streams.acceptance import Lookup, RingEntry, RingHistory, SubmissionEntry, vote_context
 from streams.kafka_client import aiokafka_kwargs
 from streams.settings import Settings
 
@@ -46,58 +47,6 @@ log = logging.getLogger(__name__)
 
 #: Most control verdicts kept for the control-check agent (rejected records only).
 MAX_VERDICTS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class RingEntry:
-    """One ring version: its message, its decoded ring, and when it takes effect."""
-
-    ring_id: str
-    model: Ring
-    crypto: Any  # ringcrypto.Ring
-    #: max(valid_from, its record's broker timestamp), in ms.
-    effective_ms: int
-    #: Its record's broker timestamp (ms): a vote stamped earlier cannot name it.
-    appended_ms: int
-
-
-@dataclass(slots=True)
-class RingHistory:
-    """Every version of one ring, in version order, with their start times."""
-
-    versions: list[RingEntry] = field(default_factory=list)
-
-    def in_force(self, t_ms: int) -> RingEntry | None:
-        """The version in force at ``t_ms``: the highest version already effective.
-
-        Broker timestamps are milliseconds: a vote stamped in the very millisecond a
-        version takes effect is decided under that version (a rotation wins the tie).
-        """
-        best: RingEntry | None = None
-        for entry in self.versions:
-            if entry.effective_ms <= t_ms:
-                best = entry
-        return best
-
-
-@dataclass(frozen=True, slots=True)
-class SubmissionEntry:
-    model: Submission
-    #: Its record's broker timestamp: a vote stamped earlier does not know it.
-    appended_ms: int
-    #: The broker timestamp of its first signed closing: a vote stamped then or later is
-    #: rejected ``submission_closed``. None: open.
-    closed_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """The ring version and submission a vote names, or the reason they don't fit it."""
-
-    ring: RingEntry | None = None
-    submission: Submission | None = None
-    reason: ReasonCode | None = None
-    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,76 +296,22 @@ class ControlState:
         slot: int,
         timestamp_ms: int,
     ) -> Lookup:
-        """Check a vote's submission and ring version at its broker time, in the documented
-        order (docs/protocol.md).
+        """:func:`streams.acceptance.vote_context` over this copy of the control topics.
 
         Only records appended up to ``timestamp_ms`` count, so the answer is the
         same whether this copy has read further (live, ahead of the votes; a
         replay, which reads the control topics to their end first) or not.
         """
-        entry = self.submissions.get(submission_id)
-        if entry is None or entry.appended_ms > timestamp_ms:
-            return Lookup(
-                reason=ReasonCode.UNKNOWN_SUBMISSION, detail=f"no submission {submission_id!r}"
-            )
-        if entry.closed_ms is not None and entry.closed_ms <= timestamp_ms:
-            return Lookup(
-                reason=ReasonCode.SUBMISSION_CLOSED,
-                detail=f"submission {submission_id!r} was closed at {entry.closed_ms} ms, "
-                f"the vote appended at {timestamp_ms} ms",
-            )
-        submission = entry.model
-        history = self.rings.get(ring_id)
-        if history is None or not history.versions:
-            return Lookup(reason=ReasonCode.UNKNOWN_RING, detail=f"no ring {ring_id!r}")
-        if (
-            ring_version > len(history.versions)
-            or history.versions[ring_version - 1].appended_ms > timestamp_ms
-        ):
-            known = sum(1 for v in history.versions if v.appended_ms <= timestamp_ms)
-            return Lookup(
-                reason=ReasonCode.UNKNOWN_RING,
-                detail=f"ring {ring_id!r} had no version {ring_version} when the vote was "
-                f"appended (latest then: {known})",
-            )
-        named = history.versions[ring_version - 1]
-        current = history.in_force(timestamp_ms)
-        if current is not named:
-            now = (
-                f"version {current.model.version} was in force"
-                if current is not None
-                else "no version was in force yet"
-            )
-            return Lookup(
-                reason=ReasonCode.RING_NOT_IN_FORCE,
-                detail=f"ring {ring_id!r} version {ring_version} was not in force when the "
-                f"vote was appended ({timestamp_ms} ms); {now}: sign against it",
-            )
-        ring = named.model
-        if not ring.active:
-            return Lookup(
-                reason=ReasonCode.INACTIVE_RING,
-                detail=f"ring {ring_id!r} version {ring_version} is not active",
-            )
-        if ring.genre != submission.genre:
-            return Lookup(
-                reason=ReasonCode.RING_GENRE_MISMATCH,
-                detail=f"ring {ring_id!r} is for genre {ring.genre!r}, "
-                f"submission for {submission.genre!r}",
-            )
-        if not (ring.epoch == submission.epoch == epoch):
-            return Lookup(
-                reason=ReasonCode.EPOCH_MISMATCH,
-                detail=f"vote epoch {epoch}, ring epoch {ring.epoch}, "
-                f"submission epoch {submission.epoch}",
-            )
-        if slot >= ring.votes_per_epoch:
-            return Lookup(
-                reason=ReasonCode.SLOT_OUT_OF_RANGE,
-                detail=f"slot {slot}: ring {ring_id!r} version {ring_version} allows "
-                f"{ring.votes_per_epoch} votes per epoch (slots 0..{ring.votes_per_epoch - 1})",
-            )
-        return Lookup(ring=named, submission=submission)
+        return vote_context(
+            self.submissions,
+            self.rings,
+            submission_id=submission_id,
+            ring_id=ring_id,
+            ring_version=ring_version,
+            epoch=epoch,
+            slot=slot,
+            timestamp_ms=timestamp_ms,
+        )
 
     # --- reading the topics -------------------------------------------------
 

@@ -69,9 +69,14 @@ from streams.settings import Settings
 
 from .records import Outputs, SourceRecord, event_scope, rejection_for
 
-__all__ = ["TallyKeeper"]
+__all__ = ["TallyKeeper", "TallyStateBehind"]
 
 log = logging.getLogger(__name__)
+
+
+class TallyStateBehind(RuntimeError):
+    """The tally state misses a change a ballot entry records: a bug or a lost changelog;
+    the worker stops (the tally agent's guard exits EXIT_BUG) rather than reuse indexes."""
 
 
 class TallyKeeper:
@@ -236,11 +241,12 @@ class TallyKeeper:
                 frontier.append(bytes.fromhex(h))
             log.warning("tally of %s repaired to version %d", vote.submission_id, version)
         elif version < change["version"] - 1:
-            log.error(
-                "tally of %s at version %d is behind ballot version %d by more than one",
-                vote.submission_id,
-                version,
-                change["version"],
+            # A change between them is lost: going on would count wrong and give the next
+            # leaves indexes already used (a second log under the same signed sizes).
+            raise TallyStateBehind(
+                f"tally of {vote.submission_id} at version {version} is behind ballot version "
+                f"{change['version']} by more than one: the state lost a change no redelivery "
+                "repairs; stopping (restore the tally changelog, or replay)"
             )
         # Written (and emitted) at the end of the batch either way: the emission may
         # be what the crash lost.

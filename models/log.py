@@ -33,7 +33,9 @@ from pydantic import Field
 from .base import WireModel
 from .encoding import length_prefixed
 from .fields import HexDigest, HexPoint, Identifier, RegistrarSignature
+from .internal import vote_id_for_token
 from .merkle import consistency_proof, inclusion_proof, inclusion_root, leaf_hash, tree_hash
+from .votes import VoteCast
 
 if TYPE_CHECKING:
     from .outputs import Ballot
@@ -56,6 +58,7 @@ __all__ = [
     "leaf_bytes",
     "log_leaf_hash",
     "vote_digest",
+    "vote_problem",
 ]
 
 VOTE_DIGEST_TAG = b"ringtally/v2/vote-digest"
@@ -190,11 +193,18 @@ class Consistency(WireModel):
 
 class Receipt(WireModel):
     """Proof that a vote is leaf ``leaf_index`` of its submission's log under a signed head
-    (native/SPEC.md §14.4); checked offline with the log public key alone."""
+    (native/SPEC.md §14.4); checked offline with the log public key alone.
+
+    Only ``vote`` ties the leaf to a vote: a verifier recomputes the digest from it (and
+    the vote id from its token id). ``vote_id`` and ``vote_digest`` alone are claims; a
+    receipt without ``vote`` proves only that the digest is in the log."""
 
     type: Literal["receipt"] = "receipt"
     submission_id: Identifier
     vote_id: UUID
+    vote: VoteCast | None = Field(
+        None, description="the VoteCast the leaf is about, signature included (§14.4)"
+    )
     kind: LeafKind
     vote_digest: HexDigest
     leaf_index: int = Field(ge=0, le=2**63 - 1)
@@ -206,6 +216,22 @@ class Receipt(WireModel):
 
     def leaf_hash(self) -> bytes:
         return log_leaf_hash(self.kind, bytes.fromhex(self.vote_digest))
+
+
+def vote_problem(receipt: Receipt, vote: VoteCast) -> str | None:
+    """Why ``vote`` is not the vote ``receipt`` is about (None: it is): its digest,
+    recomputed from its bytes, is the receipt's, its vote id is its token's, and its
+    vote id and submission are the receipt's."""
+    if vote.vote_id != vote_id_for_token(vote.token_id):
+        return f"vote id {vote.vote_id} is not the id of its token {vote.token_id}"
+    if (vote.vote_id, vote.submission_id) != (receipt.vote_id, receipt.submission_id):
+        return (
+            f"the receipt names vote {receipt.vote_id} on {receipt.submission_id}, "
+            f"the vote is {vote.vote_id} on {vote.submission_id}"
+        )
+    if vote_digest(vote.signing_bytes(), vote.signature_bytes()).hex() != receipt.vote_digest:
+        return f"vote {vote.vote_id}'s digest is not the receipt's {receipt.vote_digest}"
+    return None
 
 
 class LogGap(ValueError):
@@ -250,6 +276,7 @@ def receipt_from_log(
     vote_id: UUID,
     vote_digest: bytes,
     since: Receipt | None = None,
+    vote: VoteCast | None = None,
 ) -> Receipt:
     """The receipt (SPEC §14.4) of the vote with ``vote_digest`` under ``head``, from the log's
     ``(index, kind, digest)`` leaves (at least those below the head's size, in any order):
@@ -258,7 +285,9 @@ def receipt_from_log(
 
     Raises :class:`LogGap` (a leaf below the head's size missing: retry later, the
     reader may be behind), :class:`LogMismatch` (the leaves are not the signed log), or
-    ``LookupError`` (the vote has no ballot leaf under this head).
+    ``LookupError`` (the vote has no ballot leaf under this head). With ``vote`` (the
+    VoteCast, as sent) the receipt carries it; ``ValueError`` when it is not the vote
+    ``vote_id``/``vote_digest`` name.
     """
     below = [(i, LeafKind(k), d) for i, k, d in leaves if i < head.tree_size]
     hashes = leaf_hashes(below)
@@ -284,9 +313,10 @@ def receipt_from_log(
             first_root=since.head.root_hash,
             path=[p.hex() for p in consistency_proof(hashes, since.head.tree_size)],
         )
-    return Receipt(
+    receipt = Receipt(
         submission_id=head.submission_id,
         vote_id=vote_id,
+        vote=vote,
         kind=kind,
         vote_digest=vote_digest.hex(),
         leaf_index=index,
@@ -294,3 +324,7 @@ def receipt_from_log(
         head=head,
         consistency=consistency,
     )
+    problem = None if vote is None else vote_problem(receipt, vote)
+    if problem is not None:
+        raise ValueError(problem)
+    return receipt

@@ -127,6 +127,8 @@ def inclusion_root(leaf: bytes, index: int, tree_size: int, path: Sequence[bytes
     to, or None when the path cannot belong to a tree of ``tree_size`` (step 5's check)."""
     if not 0 <= index < tree_size:  # step 1
         return None
+    if len(leaf) != 32 or any(len(p) != 32 for p in path):  # a hash is 32 bytes, no other
+        return None
     fn, sn, r = index, tree_size - 1, leaf  # steps 2-3
     for p in path:  # step 4
         if sn == 0:  # 4a
@@ -195,9 +197,17 @@ def verify_consistency(
     """RFC 9162 §2.1.4.2: is the tree ``second_root`` an append-only extension of ``first_root``?
 
     Equal sizes need an empty path and equal roots; an empty first tree is
-    consistent with any tree (the RFC leaves both cases out).
+    consistent with any tree of a size >= 1, and an empty second one only with the
+    empty tree (the RFC leaves these cases out). Negative sizes, and hashes that are
+    not 32 bytes, never verify.
     """
+    if first_size < 0 or second_size < 0:
+        return False
+    if len(first_root) != 32 or len(second_root) != 32 or any(len(p) != 32 for p in path):
+        return False
     if first_size == 0:
+        if second_size == 0:
+            return not path and first_root == second_root == EMPTY_ROOT
         return not path and first_root == EMPTY_ROOT
     if first_size == second_size:
         return not path and first_root == second_root

@@ -25,6 +25,7 @@ from models.merkle import (
     Frontier,
     consistency_proof,
     inclusion_proof,
+    inclusion_root,
     leaf_hash,
     node_hash,
     tree_hash,
@@ -247,3 +248,46 @@ def test_a_malformed_bulletin_line_is_one_clear_error_naming_the_line(line, mess
     with pytest.raises(BulletinInvalid, match=message):
         recount([header, line])
     assert recount([header]).log_size == 0  # the empty log recounts
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (0, 0, EMPTY_ROOT, b"\x01" * 32, []),  # an empty tree is consistent with itself only
+        (-1, -1, b"\x01" * 32, b"\x01" * 32, []),
+        (0, -1, EMPTY_ROOT, EMPTY_ROOT, []),
+        (1, 1, b"\x01" * 32, b"\x01" * 32, [b"\x01" * 32]),
+        (2, 1, b"\x01" * 32, b"\x01" * 32, [b"\x01" * 32]),
+    ],
+)
+def test_consistency_refuses_empty_negative_and_padded_cases(args):
+    """The review's merkle_fuzz.py: these verified."""
+    assert not verify_consistency(*args)
+    assert verify_consistency(0, 0, EMPTY_ROOT, EMPTY_ROOT, [])
+
+
+def test_proof_elements_that_are_not_32_bytes_never_verify():
+    leaves = _leaves(4)
+    root, path = tree_hash(leaves), inclusion_proof(leaves, 1)
+    assert verify_inclusion(leaves[1], 1, 4, path, root)
+    short = [path[0][:31], *path[1:]]
+    assert inclusion_root(leaves[1], 1, 4, short) is None
+    assert inclusion_root(leaves[1], 1, 2, [b"x"]) is None
+    proof = consistency_proof(leaves, 3)
+    assert verify_consistency(3, 4, tree_hash(leaves[:3]), root, proof)
+    padded = [p + b"\0" for p in proof]
+    assert not verify_consistency(3, 4, tree_hash(leaves[:3]), root, padded)
+
+
+def test_a_tally_more_than_one_change_behind_stops_the_worker():
+    """The ballot entries survived a crash, the tally lost two changes, and redelivery starts
+    after them: nothing can repair that; going on would reuse leaf indexes. It raises (the
+    tally agent's guard then stops the worker) instead of logging and going on."""
+    from agents.tally import TallyStateBehind
+
+    _, snapshots = _history(ARRIVAL, batch=1)
+    state = {k: v for k, v in snapshots[3].items() if k.startswith(b"b|")}
+    keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=Store(), read_vote=_read_vote)
+    with pytest.raises(TallyStateBehind, match="behind ballot version"):
+        for r in _records(ARRIVAL[2:], 2):
+            asyncio.run(keeper.process([r]))

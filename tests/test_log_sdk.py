@@ -25,6 +25,7 @@ def test_wait_receipt_proves_the_vote_as_sent_and_later_heads_extend_it(pipeline
         assert isinstance(ballot, Ballot)
         receipt = client.wait_receipt(ballot, timeout=60)
         verify_receipt(receipt, key, vote=first)  # the very vote sent, by its digest
+        assert receipt.vote == first  # it carries the vote sent, so it verifies alone
         assert (receipt.kind, receipt.leaf_index) == (LeafKind.BALLOT, ballot.leaf_index)
         # the same reviewer again: a duplicate has no receipt
         again = client.vote_and_wait(
@@ -46,3 +47,5 @@ def test_wait_receipt_proves_the_vote_as_sent_and_later_heads_extend_it(pipeline
     other_vote = setup.vote(setup.keys[2], setup.sub, slot=0)
     with pytest.raises(ReceiptInvalid, match="not about vote"):
         verify_receipt(receipt, key, vote=other_vote)
+    with pytest.raises(ReceiptInvalid, match="not about the vote sent"):
+        fetch_receipt(setup.settings, ballot, vote=other_vote, timeout=5)

@@ -75,6 +75,7 @@ def _vote(ts: int, offset: int, key_image: str = KEY_IMAGE, vote_type: str = "ap
 async def test_receipts_from_the_sink_show_a_retracted_vote_as_retracted(settings, pg) -> None:
     later, bystander, earlier = _vote(200, 1), _vote(150, 2, OTHER, "reject"), _vote(100, 3)
     signer = LogSigner(ringcrypto.SecretKey.generate())
+    settings = settings.model_copy(update={"log_public_key": signer.public_key.hex()})
     out = Collect()
     keeper = TallyKeeper(
         settings=settings, state={}, outputs=out, read_vote=_read_vote, sign_heads=signer.sign
@@ -113,3 +114,42 @@ async def test_receipts_from_the_sink_show_a_retracted_vote_as_retracted(setting
     reasons = [r["reason"] for r in await pg.fetch("SELECT reason FROM sink_dead_letters")]
     assert "log_conflict" in reasons
     assert await pg.fetchval("SELECT count(*) FROM log_leaves") == 4
+
+
+async def test_the_sink_stores_only_heads_the_log_key_signed(settings, pg) -> None:
+    """The review's finding: a forged head with a huge size froze log_heads. Now a head
+    the trusted log key did not sign is a dead letter ``bad_head_signature``; a second
+    signed head of a stored size with another root is ``head_fork`` and a log_alerts
+    row; with no log key at all, heads are ``unverified_head`` dead letters."""
+    signer, forger = (LogSigner(ringcrypto.SecretKey.generate()) for _ in range(2))
+    trusting = settings.model_copy(update={"log_public_key": signer.public_key.hex()})
+    [real] = signer.sign([("s1", 3, b"\x01" * 32)])
+    [forged] = forger.sign([("s1", 2**62, b"\x02" * 32)])  # another key, a huge size
+    tampered = real.model_copy(update={"tree_size": 2**62})  # the real key's, edited
+    await produce(
+        settings, "heads", [h.to_json() for h in (real, forged, tampered)], keys=[b"s1"] * 3
+    )
+    await Sink(trusting, once=True).run()
+    assert await pg.fetchval("SELECT tree_size FROM log_heads WHERE submission_id = 's1'") == 3
+    reasons = [r["reason"] for r in await pg.fetch("SELECT reason FROM sink_dead_letters")]
+    assert reasons.count("bad_head_signature") == 2
+
+    [fork] = signer.sign([("s1", 3, b"\x03" * 32)])  # really signed: the log key forked
+    await produce(settings, "heads", [fork.to_json()], keys=[b"s1"])
+    await Sink(trusting, once=True).run()
+    assert await pg.fetchval("SELECT root_hash FROM log_heads") == "01" * 32
+    alerts = await pg.fetch("SELECT tree_size, root_hash, reason FROM log_alerts")
+    assert [tuple(a) for a in alerts] == [(3, "03" * 32, "head_fork")]
+    assert "head_fork" in [
+        r["reason"] for r in await pg.fetch("SELECT reason FROM sink_dead_letters")
+    ]
+
+    [bigger] = signer.sign([("s1", 5, b"\x04" * 32)])
+    await produce(settings, "heads", [bigger.to_json()], keys=[b"s1"])
+    unkeyed = settings.model_copy(
+        update={"log_public_key": "", "log_key_file": settings.data_dir / "no-such" / "log.key"}
+    )
+    await Sink(unkeyed, once=True).run()
+    assert await pg.fetchval("SELECT tree_size FROM log_heads") == 3
+    reasons = [r["reason"] for r in await pg.fetch("SELECT reason FROM sink_dead_letters")]
+    assert "unverified_head" in reasons

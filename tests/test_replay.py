@@ -27,6 +27,7 @@ from connectors.replay import (
     render,
     reset_group_offsets,
     run_replay,
+    shadow_settings,
 )
 from connectors.replay.offsets import end_offsets
 from connectors.stack.harness import ROOT
@@ -250,3 +251,19 @@ def test_kafka_tool_resets_an_inactive_group_to_earliest(live):
             reset_group_offsets(live, group, [votes], to="latest", execute=True)
     finally:
         member.close()
+
+
+def test_a_replay_signs_with_a_throwaway_log_key_never_the_live_one(tmp_path):
+    """The review's finding: shadow_settings copied data_dir and log_key_file, so a replay
+    signed a second, different log with the live log key."""
+    from agents.loghead import load_log_signer
+    from streams.settings import Settings
+
+    live = Settings(data_dir=tmp_path, log_key_file=None, log_public_key="")
+    live_key = load_log_signer(live).public_key
+    shadow = shadow_settings(live, "t1")
+    assert shadow.log_key_path != live.log_key_path
+    replay_key = load_log_signer(shadow).public_key
+    assert replay_key != live_key
+    assert shadow.log_public_key == replay_key.hex()  # the shadow sink trusts its own heads
+    assert load_log_signer(live).public_key == live_key  # the live key untouched

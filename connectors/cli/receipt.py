@@ -46,13 +46,27 @@ def receipt_show(vote: str, since: Path | None) -> None:
     and then withdrawn. Exit code 1 when no signed head covers the vote yet.
     """
     from connectors.postgres.receipts import build_receipt
+    from connectors.sdk.reader import read_at
+    from models.votes import VoteCast
 
+    settings = get_settings()
     earlier = _load_receipt(since) if since is not None else None
 
-    async def build(conn: Any) -> Any:
-        return await build_receipt(conn, vote, since=earlier)
+    def load_vote(partition: int, offset: int) -> Any:
+        value = read_at(settings, "votes", [(partition, offset)]).get((partition, offset))
+        return None if value is None else VoteCast.model_validate_json(value)
 
-    echo_json(pg_run(get_settings(), build).model_dump(mode="json"))
+    async def build(conn: Any) -> Any:
+        return await build_receipt(conn, vote, since=earlier, load_vote=load_vote)
+
+    rec = pg_run(settings, build)
+    if rec.vote is None:
+        click.echo(
+            f"warning: vote {rec.vote_id} is no longer on the votes topic; this receipt "
+            "proves only its digest (verify it with --vote)",
+            err=True,
+        )
+    echo_json(rec.model_dump(mode="json"))
 
 
 @receipt.command("verify")
@@ -61,20 +75,30 @@ def receipt_show(vote: str, since: Path | None) -> None:
 @click.option("--against", type=_FILE, help="An earlier receipt whose head this one's must extend.")
 @one_line_errors
 def receipt_verify(file: Path, vote_file: Path | None, against: Path | None) -> None:
-    """Check the receipt FILE offline: head signature, inclusion, and optionally that it is
-    about the vote --vote and extends the receipt --against. Exit code 1 when it fails."""
+    """Check the receipt FILE offline: head signature, inclusion, that the vote it carries
+    (or --vote) is the leaf's (its digest recomputed), and optionally that it extends the
+    receipt --against. A receipt with no vote and no --vote proves only a digest is in
+    the log, and says so. Exit code 1 when it fails."""
     from connectors.sdk.receipt import trusted_log_key, verify_receipt
     from models.votes import VoteCast
 
     rec = _load_receipt(file)
     vote = VoteCast.model_validate_json(vote_file.read_bytes()) if vote_file else None
     earlier = _load_receipt(against) if against is not None else None
-    verify_receipt(rec, trusted_log_key(get_settings()), vote=vote, earlier=earlier)
+    bound = verify_receipt(rec, trusted_log_key(get_settings()), vote=vote, earlier=earlier)
     extends = f", extends the head at size {earlier.head.tree_size}" if earlier else ""
+    signed = f"signed at size {rec.head.tree_size}{extends}"
+    if bound is None:
+        click.echo(
+            f"ok: digest {rec.vote_digest} is leaf {rec.leaf_index} ({rec.kind.value}) of "
+            f"{rec.submission_id}'s log, {signed}; the receipt carries no vote, so it does "
+            "not show which vote that is (pass --vote)"
+        )
+        return
     what = "counted" if rec.kind == "ballot" else "RETRACTED (counted, then withdrawn)"
     click.echo(
-        f"ok: vote {rec.vote_id} is leaf {rec.leaf_index} of {rec.submission_id}'s log, "
-        f"{what}, signed at size {rec.head.tree_size}{extends}"
+        f"ok: vote {bound.vote_id} is leaf {rec.leaf_index} of {rec.submission_id}'s log, "
+        f"{what}, {signed}"
     )
 
 

@@ -10,11 +10,13 @@ the alarm.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from models.log import LogGap, Receipt, SignedHead, receipt_from_log
 from models.log import LogMismatch as LogMismatchError
+from models.votes import VoteCast
 from streams.errors import RingtallyError
 
 __all__ = [
@@ -57,11 +59,19 @@ async def load_leaves(conn: Any, submission_id: str, size: int) -> list[Any]:
     )
 
 
-async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -> Receipt:
+async def build_receipt(
+    conn: Any,
+    vote: str,
+    *,
+    since: Receipt | None = None,
+    load_vote: Callable[[int, int], VoteCast | None] | None = None,
+) -> Receipt:
     """The receipt of ``vote`` (a vote id, or the key image of a counted vote) under the
     latest stored head: of its ``ballot`` leaf, or of its ``retraction`` leaf when the vote
     was counted and then withdrawn; with ``since``, also the consistency proof from its
-    head."""
+    head. ``load_vote(partition, offset)`` reads the VoteCast at its votes-topic position:
+    the receipt carries it (what ties the leaf to the vote); without it, or when the
+    vote is gone from the topic, the receipt proves only the digest."""
     try:
         vote_id = uuid.UUID(vote)
     except ValueError:
@@ -70,8 +80,8 @@ async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -
             raise NotInLog(f"no counted vote with key image {vote}") from None
         vote_id = found
     leaf = await conn.fetchrow(
-        "SELECT submission_id, leaf_index, vote_digest FROM log_leaves "
-        "WHERE vote_id = $1 AND kind = 'ballot'",
+        "SELECT submission_id, leaf_index, vote_digest, source_partition, source_offset "
+        "FROM log_leaves WHERE vote_id = $1 AND kind = 'ballot'",
         vote_id,
     )
     if leaf is None:
@@ -84,6 +94,9 @@ async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -
             "head covers it yet; retry in a moment"
         )
     rows = await load_leaves(conn, submission_id, head.tree_size)
+    cast = None
+    if load_vote is not None:
+        cast = load_vote(leaf["source_partition"], leaf["source_offset"])
     try:
         return receipt_from_log(
             head,
@@ -91,6 +104,7 @@ async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -
             vote_id=vote_id,
             vote_digest=bytes.fromhex(leaf["vote_digest"]),
             since=since,
+            vote=cast,
         )
     except LogGap as exc:
         raise NotInLog(f"log of {submission_id}: {exc}; the sink may be behind, retry") from None
@@ -98,6 +112,8 @@ async def build_receipt(conn: Any, vote: str, *, since: Receipt | None = None) -
         raise LogMismatch(f"log of {submission_id}: {exc}") from None
     except LookupError as exc:
         raise NotInLog(str(exc)) from None
+    except ValueError as exc:  # the votes topic holds another vote at the leaf's position
+        raise LogMismatch(f"log of {submission_id}: {exc}") from None
 
 
 @dataclass

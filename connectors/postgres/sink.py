@@ -47,7 +47,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streams.backoff import Outage
-from streams.errors import KafkaUnavailable, PostgresUnavailable
+from streams.errors import KafkaUnavailable, PostgresUnavailable, UsageProblem
+from streams.heads import trusted_log_key
 from streams.kafka_client import aiokafka_kwargs, wait_until_admitted
 from streams.settings import Settings
 
@@ -155,6 +156,8 @@ class Sink:
         self._watched: dict[str, Outage] = {}
         self._conn: asyncpg.Connection | None = None
         self._writer: BatchWriter | None = None
+        self._trusted_log_key: bytes | None = None
+        self._warned_no_log_key = False
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq: DeadLetterTopic | None = None
         #: Resolved partitions -> the offset stored in Postgres (None: never stored).
@@ -342,8 +345,25 @@ class Sink:
                 dlq=self._dlq,
                 loader=self.loader,
                 votes_topic=self.settings.topic("votes"),
+                log_key=self._log_key,
             )
         return self._conn
+
+    def _log_key(self) -> bytes | None:
+        """The trusted log public key, looked up until found (the workers write log.pub
+        when they first start, maybe after the sink). None: heads are dead letters."""
+        if self._trusted_log_key is None:
+            try:
+                self._trusted_log_key = trusted_log_key(self.settings)
+            except UsageProblem:
+                if not self._warned_no_log_key:
+                    self._warned_no_log_key = True
+                    log.warning(
+                        "no log public key (RINGTALLY_LOG_PUBLIC_KEY or %s): signed heads are "
+                        "dead-lettered 'unverified_head', not stored",
+                        self.settings.log_public_key_path,
+                    )
+        return self._trusted_log_key
 
     async def _drop_conn(self) -> None:
         conn, self._conn, self._writer = self._conn, None, None

@@ -45,14 +45,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 
 from models import Decision
 from models.log import ballot_leaves
+from streams.heads import head_problem
 
 from .decode import DeadLetter, Decoded
 from .dlq import DeadLetterTopic
@@ -258,6 +260,11 @@ _UPSERT_HEADS = """
         signature = EXCLUDED.signature, updated_at = now()
     WHERE h.tree_size < EXCLUDED.tree_size"""
 
+_LOG_ALERT = """
+    INSERT INTO log_alerts (submission_id, tree_size, root_hash, reason, detail)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (submission_id, tree_size, root_hash, reason) DO NOTHING"""
+
 _UPSERT_ESCALATIONS = """
     INSERT INTO escalations AS e (submission_id, first_version, first_escalated_at,
                                   latest_version, latest_escalated_at, latest_total)
@@ -409,8 +416,12 @@ class BatchWriter:
         dlq: DeadLetterTopic | None = None,
         loader: Loader = "copy",
         votes_topic: str = "ringtally.votes",
+        log_key: Callable[[], bytes | None] = lambda: None,
     ) -> None:
         self.conn = conn
+        #: The trusted log public key (None: not configured): heads it did not sign are
+        #: dead letters, never rows (a forged head with a huge size would freeze log_heads).
+        self.log_key = log_key
         self.topics = topics  # short kind -> full topic name
         #: The topic whose positions ballots name (their source_partition, source_offset).
         self.votes_topic = votes_topic
@@ -563,7 +574,7 @@ class BatchWriter:
             if batch.tallies:
                 await self._tallies(batch.tallies, res)
             if batch.heads:
-                await self._heads(batch.heads)
+                await self._heads(batch.heads, res)
 
             # step 6: dead letters, in the table and (acked) on the DLQ topic
             dead = batch.dead + res.dead
@@ -628,25 +639,68 @@ class BatchWriter:
             if all(d.record is not rec for d in res.dead):
                 res.dead.append(DeadLetter(rec, "log_conflict", why))
 
-    async def _heads(self, items: list[Decoded]) -> None:
-        """The largest signed head per submission (step 5)."""
-        latest: dict[str, object] = {}
+    async def _heads(self, items: list[Decoded], res: WriteResult) -> None:
+        """The largest signed head per submission (step 5), if the trusted log key signed it.
+
+        A head it did not sign is a dead letter ``bad_head_signature``; with no log key
+        configured every head is a dead letter ``unverified_head`` (nothing unverified is
+        stored; the compacted heads topic still has them). A head of the size of another
+        head (stored or in the batch) with another root is a fork of the log: a dead
+        letter ``head_fork`` and a ``log_alerts`` row, never silently dropped.
+        """
+        key = self.log_key()
+        good: list[Decoded] = []
         for d in items:
+            if key is None:
+                why = "no log public key (RINGTALLY_LOG_PUBLIC_KEY or <data_dir>/log.pub)"
+                res.dead.append(DeadLetter(d.record, "unverified_head", why))
+                continue
+            problem = head_problem(d.model, key)
+            if problem is not None:
+                res.dead.append(DeadLetter(d.record, "bad_head_signature", problem))
+            else:
+                good.append(d)
+        if not good:
+            return
+        stored = {
+            (r["submission_id"], r["tree_size"]): r["root_hash"]
+            for r in await self.conn.fetch(
+                "SELECT submission_id, tree_size, root_hash FROM log_heads "
+                "WHERE submission_id = ANY($1::text[])",
+                sorted({d.model.submission_id for d in good}),
+            )
+        }
+        latest: dict[str, Any] = {}
+        for d in good:
             h = d.model
+            seen = stored.setdefault((h.submission_id, h.tree_size), h.root_hash)
+            if seen != h.root_hash:
+                why = (
+                    f"two signed heads of {h.submission_id} at size {h.tree_size}: roots "
+                    f"{seen} and {h.root_hash}"
+                )
+                res.dead.append(DeadLetter(d.record, "head_fork", why))
+                await self.conn.execute(
+                    _LOG_ALERT, h.submission_id, h.tree_size, h.root_hash, "head_fork", why
+                )
+                log.error("log fork: %s", why)
+                continue
             cur = latest.get(h.submission_id)
-            if cur is None or h.tree_size > cur.tree_size:  # type: ignore[attr-defined]
+            if cur is None or h.tree_size > cur.tree_size:
                 latest[h.submission_id] = h
         hs = list(latest.values())
+        if not hs:
+            return
         await self.conn.execute(
             _UPSERT_HEADS,
-            [h.submission_id for h in hs],  # type: ignore[attr-defined]
-            [h.tree_size for h in hs],  # type: ignore[attr-defined]
-            [h.root_hash for h in hs],  # type: ignore[attr-defined]
-            [h.log_key for h in hs],  # type: ignore[attr-defined]
-            [h.batch_size for h in hs],  # type: ignore[attr-defined]
-            [h.batch_index for h in hs],  # type: ignore[attr-defined]
-            [json.dumps(h.batch_path) for h in hs],  # type: ignore[attr-defined]
-            [h.signature for h in hs],  # type: ignore[attr-defined]
+            [h.submission_id for h in hs],
+            [h.tree_size for h in hs],
+            [h.root_hash for h in hs],
+            [h.log_key for h in hs],
+            [h.batch_size for h in hs],
+            [h.batch_index for h in hs],
+            [json.dumps(h.batch_path) for h in hs],
+            [h.signature for h in hs],
         )
 
     async def _tallies(self, items: list[Decoded], res: WriteResult) -> None:

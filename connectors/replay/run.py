@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -86,7 +88,16 @@ def shadow_settings(
 
     ``partitions``: the votes topic's real partition count (the replay's internal
     topics must be co-partitioned with it, whatever RINGTALLY_PARTITIONS says).
+
+    The replay signs its heads with a throwaway log key (a fresh key file in a
+    temporary directory), never the live one: with the live key it would sign a
+    second log of the same submissions, at the same sizes with other roots when the
+    replay differs, and anyone holding both could show the live log "forked".
     """
+    from streams.keyfile import create_key_file, load_key_file
+
+    throwaway = Path(tempfile.mkdtemp(prefix=f"ringtally-replay-{stamp}-")) / "log.key"
+    create_key_file(throwaway)
     prefix = f"{live.topic_prefix}-replay-{stamp}"
     suffix = f"_replay_{stamp}"
     schema = live.postgres_schema[: 63 - len(suffix)] + suffix
@@ -99,6 +110,8 @@ def shadow_settings(
         web_port=free_port(),
         metrics_port=0,
         partitions=partitions or live.partitions,
+        log_key_file=throwaway,
+        log_public_key=load_key_file(throwaway).public_key.hex(),
     )
     return Settings(**fields)
 

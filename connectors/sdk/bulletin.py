@@ -2,15 +2,22 @@
 
 The bulletin is everything needed to recompute a submission's tally, decision
 and log root from scratch: a header (the signed head and the rules version),
-every ring version its votes name (registrar-signed records), and every leaf
-of its log in order with the vote it is about, signature included::
+the registrar-signed submission record (and its closing, if any), every
+version of every ring its votes name (registrar-signed records), and every
+leaf of its log in order with the vote it is about, signature included; each
+record with its broker append time (ms), which decides what was in force::
 
     {"type": "bulletin", "submission_id": ..., "rules_version": ..., "head": {SignedHead}}
-    {"type": "ring", "record": {Ring}}
-    {"type": "leaf", "index": 0, "kind": "ballot", "vote": {VoteCast}}
+    {"type": "submission", "record": {Submission}, "appended_ms": 1765...}
+    {"type": "closing", "record": {SubmissionClosed}, "appended_ms": 1765...}   (if closed)
+    {"type": "ring", "record": {Ring}, "appended_ms": 1765...}
+    {"type": "leaf", "index": 0, "kind": "ballot", "vote": {VoteCast}, "appended_ms": ...}
 
-:func:`recount` re-verifies every vote signature (ringcrypto, against the ring
-version it names), replays the leaves (a ballot counts its vote, a retraction
+:func:`recount` applies to each ballot the rules the workers apply
+(:func:`streams.acceptance.vote_context`: the ring version in force at the
+vote's broker time, active, genre, epoch, slot, submission open), re-verifies
+every vote signature (ringcrypto, against that ring version), replays the
+leaves (a ballot counts its vote, a retraction
 withdraws the counted vote of its key image and must be followed by the
 ballot of the vote that replaced it), applies the decision rules, rebuilds
 the RFC 9162 root, and checks it against the head, whose signature it checks
@@ -22,12 +29,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
-from models.control import Ring
+from models.control import Ring, Submission, SubmissionClosed
 from models.decision import Decision, decide, rules_version
 from models.encoding import REGISTRAR_CONTEXT
 from models.internal import vote_id_for_token
@@ -35,6 +42,7 @@ from models.log import LeafKind, SignedHead, log_leaf_hash, vote_digest
 from models.merkle import Frontier
 from models.outputs import VoteCounts
 from models.votes import VoteCast
+from streams.acceptance import RingEntry, RingHistory, SubmissionEntry, vote_context
 from streams.errors import RingtallyError
 
 from .receipt import verify_head
@@ -50,10 +58,13 @@ def bulletin_lines(
     *,
     head: SignedHead,
     rules: str,
-    rings: Iterable[Ring],
-    leaves: Iterable[tuple[int, LeafKind | str, VoteCast]],
+    submission: tuple[Submission, int],
+    closing: tuple[SubmissionClosed, int] | None = None,
+    rings: Iterable[tuple[Ring, int]],
+    leaves: Iterable[tuple[int, LeafKind | str, VoteCast, int]],
 ) -> Iterator[str]:
-    """The bulletin's lines (no newlines), header first."""
+    """The bulletin's lines (no newlines), header first; each record with its broker
+    append time in ms (``(record, appended_ms)``; a leaf ``(index, kind, vote, ms)``)."""
     yield json.dumps(
         {
             "type": "bulletin",
@@ -62,15 +73,22 @@ def bulletin_lines(
             "head": head.model_dump(mode="json"),
         }
     )
-    for ring in rings:
-        yield json.dumps({"type": "ring", "record": ring.model_dump(mode="json")})
-    for index, kind, vote in leaves:
+    records = [("submission", *submission)]
+    if closing is not None:
+        records.append(("closing", *closing))
+    records += [("ring", ring, at) for ring, at in rings]
+    for kind, record, at in records:
+        yield json.dumps(
+            {"type": kind, "record": record.model_dump(mode="json"), "appended_ms": at}
+        )
+    for index, kind, vote, at in leaves:
         yield json.dumps(
             {
                 "type": "leaf",
                 "index": index,
                 "kind": LeafKind(kind).value,
                 "vote": vote.model_dump(mode="json"),
+                "appended_ms": at,
             }
         )
 
@@ -102,8 +120,8 @@ class Recount:
 
 
 def _index(value: Any) -> int:
-    if type(value) is not int:
-        raise ValueError(f"a leaf index is an integer, got {value!r}")
+    if type(value) is not int or value < 0:
+        raise ValueError(f"a leaf index or time is an integer >= 0, got {value!r}")
     return value
 
 
@@ -149,7 +167,8 @@ def recount(
     import ringcrypto
 
     registrars = [ringcrypto.Ring([k]) for k in registrar_keys]
-    rings: dict[tuple[str, int], Any] = {}
+    rings: dict[str, RingHistory] = {}
+    submissions: dict[str, SubmissionEntry] = {}
     header: dict[str, Any] | None = None
     frontier = Frontier()
     counts = VoteCounts()
@@ -171,27 +190,44 @@ def recount(
             head = _field(number, item, "head", _model(SignedHead))
             _field(number, item, "rules_version", _rules)
             continue
-        if kind == "ring":
-            ring = _field(number, item, "record", _model(Ring))
-            if registrars and not _registrar_signed(ring, registrars):
+        if kind in ("ring", "submission", "closing"):
+            model = {"ring": Ring, "submission": Submission, "closing": SubmissionClosed}[kind]
+            record = _field(number, item, "record", _model(model))
+            at = _field(number, item, "appended_ms", _index)
+            if registrars and not _registrar_signed(record, registrars):
                 raise BulletinInvalid(
-                    f"line {number}: ring {ring.ring_id} version {ring.version} is not signed "
-                    "by a trusted registrar key"
+                    f"line {number}: {kind} record is not signed by a trusted registrar key"
                 )
-            rings[(ring.ring_id, ring.version)] = ringcrypto.Ring(ring.public_key_bytes())
+            _control(number, record, at, rings, submissions, head)
             continue
         if kind != "leaf":
             raise BulletinInvalid(f"line {number}: unknown line type {kind!r}")
         vote = _field(number, item, "vote", _model(VoteCast))
         leaf_kind = _field(number, item, "kind", LeafKind)
         index = _field(number, item, "index", _index)
+        at = _field(number, item, "appended_ms", _index)
         if index != frontier.size:
             raise BulletinInvalid(
                 f"line {number}: leaf {index!r} where leaf {frontier.size} comes next"
             )
         if vote.submission_id != head.submission_id:
             raise BulletinInvalid(f"line {number}: a vote on {vote.submission_id}")
-        key_image = _check_vote(vote, rings, number)
+        found = vote_context(
+            submissions,
+            rings,
+            submission_id=vote.submission_id,
+            ring_id=vote.ring_id,
+            ring_version=vote.ring_version,
+            epoch=vote.epoch,
+            slot=vote.slot,
+            timestamp_ms=at,
+        )
+        if found.reason is not None or found.ring is None:
+            raise BulletinInvalid(
+                f"line {number}: vote {vote.vote_id} is counted but a worker rejects it "
+                f"{found.reason.value if found.reason else 'unknown_ring'}: {found.detail}"
+            )
+        key_image = _check_vote(vote, found.ring.crypto, number)
         digest = vote_digest(vote.signing_bytes(), vote.signature_bytes())
         if leaf_kind is LeafKind.RETRACTION:
             held = counted.get(key_image)
@@ -246,15 +282,49 @@ def recount(
     )
 
 
-def _check_vote(vote: VoteCast, rings: dict[tuple[str, int], Any], number: int) -> str:
-    """Verify the vote's signature against the ring version it names; its key image (hex)."""
+def _control(
+    number: int,
+    record: Ring | Submission | SubmissionClosed,
+    at: int,
+    rings: dict[str, RingHistory],
+    submissions: dict[str, SubmissionEntry],
+    head: SignedHead,
+) -> None:
+    """Apply one control line as the workers apply its record (agents/control.py): ring
+    versions 1, 2, ... in order; the submission once; its first closing after it."""
     import ringcrypto
 
-    ring = rings.get((vote.ring_id, vote.ring_version))
-    if ring is None:
-        raise BulletinInvalid(
-            f"line {number}: ring {vote.ring_id} version {vote.ring_version} is not in the bulletin"
+    if isinstance(record, Ring):
+        history = rings.setdefault(record.ring_id, RingHistory())
+        if record.version != len(history.versions) + 1:
+            raise BulletinInvalid(
+                f"line {number}: ring {record.ring_id} version {record.version} where version "
+                f"{len(history.versions) + 1} comes next"
+            )
+        effective = max(record.valid_from_ms(), at)
+        crypto = ringcrypto.Ring(
+            record.public_key_bytes(), max_size=max(len(record.public_keys), 1)
         )
+        history.versions.append(RingEntry(record.ring_id, record, crypto, effective, at))
+        return
+    if record.submission_id != head.submission_id:
+        raise BulletinInvalid(f"line {number}: a record of submission {record.submission_id}")
+    known = submissions.get(record.submission_id)
+    if isinstance(record, Submission):
+        if known is not None:
+            raise BulletinInvalid(f"line {number}: a second submission record")
+        submissions[record.submission_id] = SubmissionEntry(record, at)
+    elif known is None or known.closed_ms is not None or at < known.appended_ms:
+        raise BulletinInvalid(f"line {number}: a closing with no open submission before it")
+    else:
+        submissions[record.submission_id] = replace(known, closed_ms=at)
+
+
+def _check_vote(vote: VoteCast, ring: Any, number: int) -> str:
+    """Verify the vote's signature against its ring version (a ``ringcrypto.Ring``); its
+    key image (hex)."""
+    import ringcrypto
+
     if vote.vote_id != vote_id_for_token(vote.token_id):
         raise BulletinInvalid(f"line {number}: vote id {vote.vote_id} is not its token's")
     try:
@@ -275,15 +345,15 @@ def _check_vote(vote: VoteCast, rings: dict[tuple[str, int], Any], number: int) 
     return key_image.hex()
 
 
-def _registrar_signed(ring: Ring, registrars: list[Any]) -> bool:
+def _registrar_signed(record: Ring | Submission | SubmissionClosed, registrars: list[Any]) -> bool:
     import ringcrypto
 
-    signature = ring.registrar_signature_bytes()
+    signature = record.registrar_signature_bytes()
     if signature is None:
         return False
     for registrar in registrars:
         try:
-            ringcrypto.verify(registrar, REGISTRAR_CONTEXT, ring.signing_bytes(), signature)
+            ringcrypto.verify(registrar, REGISTRAR_CONTEXT, record.signing_bytes(), signature)
             return True
         except (ringcrypto.InvalidSignature, ringcrypto.MalformedInput):
             continue

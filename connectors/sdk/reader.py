@@ -16,7 +16,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from confluent_kafka import (
@@ -30,7 +30,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from pydantic import ValidationError
 
-from models.control import Ring, Submission
+from models.control import Ring, Submission, SubmissionClosed
 from models.encoding import REGISTRAR_CONTEXT
 from streams.errors import ServiceUnavailable
 from streams.kafka_client import KafkaRefused, kafka_config, probe
@@ -223,13 +223,26 @@ def read_at(
     timeout: float = 30.0,
 ) -> dict[tuple[int, int], bytes | None]:
     """The values at ``(partition, offset)`` positions of topic ``short`` (a position the log
-    no longer holds is missing from the answer). Reads each partition once, from its
-    lowest wanted offset to its highest."""
+    no longer holds is missing from the answer)."""
+    found = read_records_at(settings, short, positions, timeout=timeout)
+    return {where: record.value for where, record in found.items()}
+
+
+def read_records_at(
+    settings: Settings,
+    short: str,
+    positions: Iterable[tuple[int, int]],
+    *,
+    timeout: float = 30.0,
+) -> dict[tuple[int, int], TopicRecord]:
+    """The records (value and broker timestamp) at ``(partition, offset)`` positions of topic
+    ``short``, as :func:`read_at`. Reads each partition once, from its lowest wanted
+    offset to its highest."""
     topic = settings.topic(short)
     wanted: dict[int, set[int]] = {}
     for p, o in positions:
         wanted.setdefault(p, set()).add(o)
-    found: dict[tuple[int, int], bytes | None] = {}
+    found: dict[tuple[int, int], TopicRecord] = {}
     if not wanted:
         return found
     consumer = _reader(settings)
@@ -244,7 +257,8 @@ def read_at(
                     continue
                 p, o = msg.partition(), msg.offset()
                 if o in wanted.get(p, ()):
-                    found[(p, o)] = msg.value()
+                    key, at = msg.key() or b"", msg.timestamp()[1]
+                    found[(p, o)] = TopicRecord(p, o, key, msg.value(), at)
                 if o >= last[p]:
                     pending.discard(p)
     except KafkaException as exc:
@@ -312,7 +326,7 @@ class _Signatures:
             )
         self._rings = [ringcrypto.Ring([pk]) for pk in keys]
 
-    def valid(self, record: Ring | Submission) -> bool:
+    def valid(self, record: Ring | Submission | SubmissionClosed) -> bool:
         import ringcrypto
 
         signature = record.registrar_signature_bytes()
@@ -335,6 +349,8 @@ class RingVersion:
 
     ring: Ring
     effective_ms: int
+    #: The broker timestamp of its record (ms).
+    appended_ms: int = 0
 
 
 def ring_history(settings: Settings) -> dict[str, list[RingVersion]]:
@@ -358,7 +374,8 @@ def ring_history(settings: Settings) -> dict[str, list[RingVersion]]:
         versions = history.setdefault(ring.ring_id, [])
         if ring.version != len(versions) + 1 or not signatures.valid(ring):
             continue
-        versions.append(RingVersion(ring, max(ring.valid_from_ms(), record.timestamp_ms)))
+        effective = max(ring.valid_from_ms(), record.timestamp_ms)
+        versions.append(RingVersion(ring, effective, record.timestamp_ms))
     return {ring_id: versions for ring_id, versions in sorted(history.items()) if versions}
 
 
@@ -413,3 +430,41 @@ def list_submissions(settings: Settings) -> dict[str, Submission]:
         if submission.submission_id not in found and signatures.valid(submission):
             found[submission.submission_id] = submission
     return dict(sorted(found.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRecords:
+    """A submission's first signed record and first signed closing, with their broker
+    timestamps (ms): what decides which votes it takes (a bulletin carries them)."""
+
+    submission: Submission
+    appended_ms: int
+    closing: SubmissionClosed | None = None
+    closed_ms: int | None = None
+
+
+def submission_records(settings: Settings, submission_id: str) -> SubmissionRecords:
+    """The signed records of ``submission_id`` as the workers count them (first signed
+    record; first signed closing after it); :class:`NotFound` when there is none."""
+    signatures = _Signatures(settings)
+    found: SubmissionRecords | None = None
+    for record in read_topic(settings, "submissions"):
+        if record.key != submission_id.encode() or record.value is None:
+            continue
+        try:
+            closing = SubmissionClosed.model_validate_json(record.value)
+        except ValidationError:
+            closing = None
+        if closing is not None:
+            if found is not None and found.closing is None and signatures.valid(closing):
+                found = replace(found, closing=closing, closed_ms=record.timestamp_ms)
+            continue
+        try:
+            submission = Submission.model_validate_json(record.value)
+        except ValidationError:
+            continue
+        if found is None and signatures.valid(submission):
+            found = SubmissionRecords(submission, record.timestamp_ms)
+    if found is None:
+        raise NotFound(f"no signed submission {submission_id!r} on {settings.topic('submissions')}")
+    return found

@@ -14,20 +14,14 @@ Example::
 
 from __future__ import annotations
 
-import base64
 import time
 
-from models.log import (
-    LOG_HEAD_CONTEXT,
-    Receipt,
-    SignedHead,
-    heads_signing_bytes,
-    vote_digest,
-)
+from models.log import Receipt, SignedHead, vote_digest, vote_problem
 from models.merkle import verify_consistency, verify_inclusion
 from models.outputs import Ballot
 from models.votes import VoteCast
-from streams.errors import RingtallyError, UsageProblem
+from streams.errors import RingtallyError
+from streams.heads import head_problem, trusted_log_key
 from streams.settings import Settings
 
 __all__ = [
@@ -54,12 +48,15 @@ def fetch_receipt(
     *,
     timeout: float = 30.0,
     since: Receipt | None = None,
+    vote: VoteCast | None = None,
 ) -> Receipt:
     """The receipt of a counted vote (its Ballot, as ``wait_outcome`` returns it) from the
     output topics, no Postgres: the submission's Ballots (every leaf of its log) and
     its latest signed head, both on the submission's partition, read until a head covers
     the vote. The receipt is checked before it is returned (``verify_receipt`` with
-    the trusted log key), so what comes back is proof, not hearsay.
+    the trusted log key), so what comes back is proof, not hearsay. With ``vote`` (the
+    VoteCast as sent) the receipt carries it and is refused unless the ballot's digest
+    is that vote's: the Ballot is only what the output topic says.
 
     Reads the whole partition each try: for a vote now and then, not for a bulk job
     (``ringtally receipt show`` builds from Postgres).
@@ -72,6 +69,13 @@ def fetch_receipt(
 
     if ballot.leaf_index is None or ballot.vote_digest is None:
         raise ReceiptInvalid(f"ballot of vote {ballot.vote_id} predates the log: no leaf")
+    if vote is not None:
+        sent = vote_digest(vote.signing_bytes(), vote.signature_bytes()).hex()
+        if (sent, vote.vote_id) != (ballot.vote_digest, ballot.vote_id):
+            raise ReceiptInvalid(
+                f"the ballot of vote {ballot.vote_id} is not about the vote sent "
+                f"({vote.vote_id}, digest {sent})"
+            )
     key = ballot.submission_id.encode()
     partition = [partition_for_key(key, settings.partitions)]
     trusted = trusted_log_key(settings)
@@ -97,13 +101,14 @@ def fetch_receipt(
                     vote_id=ballot.vote_id,
                     vote_digest=bytes.fromhex(ballot.vote_digest),
                     since=since,
+                    vote=vote,
                 )
             except LogMismatch as exc:
                 raise ReceiptInvalid(str(exc)) from None
             except (LogGap, LookupError):
                 pass  # the head came before its ballots: read again
             else:
-                verify_receipt(receipt, trusted)
+                verify_receipt(receipt, trusted, vote=vote)
                 return receipt
         if time.monotonic() >= deadline:
             raise ReceiptTimeout(
@@ -114,50 +119,12 @@ def fetch_receipt(
         time.sleep(0.2)
 
 
-def trusted_log_key(settings: Settings) -> bytes:
-    """``RINGTALLY_LOG_PUBLIC_KEY``, else the ``log.pub`` the workers left in the data dir."""
-    if settings.log_public_key:
-        return bytes.fromhex(settings.log_public_key)
-    path = settings.log_public_key_path
-    try:
-        text = path.read_text(encoding="ascii").strip()
-        if len(text) == 64:
-            return bytes.fromhex(text)
-    except (OSError, ValueError):
-        pass
-    raise UsageProblem(
-        f"no log public key: RINGTALLY_LOG_PUBLIC_KEY is not set and {path} is not readable",
-        fix="set RINGTALLY_LOG_PUBLIC_KEY to the log key the workers sign with (64 hex)",
-    )
-
-
 def verify_head(head: SignedHead, trusted: bytes) -> None:
     """The head's batch (its path to the batch root) is signed by the trusted log key under
-    the log-head context."""
-    import ringcrypto
-
-    if head.log_key != trusted.hex():
-        raise ReceiptInvalid(
-            f"head of {head.submission_id} is signed by log key {head.log_key}, "
-            f"not the trusted {trusted.hex()}"
-        )
-    batch_root = head.batch_root()
-    if batch_root is None:
-        raise ReceiptInvalid(
-            f"head of {head.submission_id} at size {head.tree_size}: its batch path does not "
-            f"fit a batch of {head.batch_size}"
-        )
-    try:
-        ringcrypto.verify(
-            ringcrypto.Ring([trusted]),
-            LOG_HEAD_CONTEXT,
-            heads_signing_bytes(count=head.batch_size, root=batch_root),
-            base64.b64decode(head.signature),
-        )
-    except (ringcrypto.InvalidSignature, ringcrypto.MalformedInput) as exc:
-        raise ReceiptInvalid(
-            f"head of {head.submission_id} at size {head.tree_size}: signature invalid ({exc})"
-        ) from None
+    the log-head context (:func:`streams.heads.head_problem`)."""
+    problem = head_problem(head, trusted)
+    if problem is not None:
+        raise ReceiptInvalid(problem)
 
 
 def verify_receipt(
@@ -166,8 +133,12 @@ def verify_receipt(
     *,
     vote: VoteCast | None = None,
     earlier: Receipt | None = None,
-) -> None:
-    """Every check of SPEC §14.4; raises :class:`ReceiptInvalid` at the first that fails."""
+) -> VoteCast | None:
+    """Every check of SPEC §14.4; raises :class:`ReceiptInvalid` at the first that fails.
+
+    Returns the vote the receipt is proved to be about (the ``vote`` it carries, or the
+    one given, its digest recomputed from its bytes), or None: then only its digest is
+    proved to be in the log, and ``vote_id`` is an unchecked claim."""
     head = receipt.head
     verify_head(head, trusted)
     if head.submission_id != receipt.submission_id:
@@ -175,19 +146,20 @@ def verify_receipt(
             f"the head is of submission {head.submission_id}, the receipt of "
             f"{receipt.submission_id}"
         )
-    if vote is not None:
-        mine = vote_digest(vote.signing_bytes(), vote.signature_bytes()).hex()
-        if (mine, vote.vote_id, vote.submission_id) != (
-            receipt.vote_digest,
-            receipt.vote_id,
-            receipt.submission_id,
-        ):
-            raise ReceiptInvalid(f"the receipt is not about vote {vote.vote_id} as sent")
+    if receipt.vote is not None and vote is not None and receipt.vote != vote:
+        raise ReceiptInvalid(f"the receipt is not about vote {vote.vote_id} as sent")
+    bound = vote if vote is not None else receipt.vote
+    if bound is not None:
+        problem = vote_problem(receipt, bound)
+        if problem is not None:
+            what = "as sent" if vote is not None else "it carries"
+            raise ReceiptInvalid(f"the receipt is not about vote {bound.vote_id} {what}: {problem}")
     path = [bytes.fromhex(p) for p in receipt.inclusion_path]
     root = bytes.fromhex(head.root_hash)
     if not verify_inclusion(receipt.leaf_hash(), receipt.leaf_index, head.tree_size, path, root):
         raise ReceiptInvalid(
-            f"leaf {receipt.leaf_index} ({receipt.kind.value} of vote {receipt.vote_id}) is not "
+            f"leaf {receipt.leaf_index} ({receipt.kind.value} of digest {receipt.vote_digest}) is "
+            f"not "
             f"in the log of {receipt.submission_id} at size {head.tree_size}: inclusion proof "
             "fails"
         )
@@ -216,3 +188,4 @@ def verify_receipt(
                 f"the log of {receipt.submission_id} at size {head.tree_size} does not extend "
                 f"the earlier head at size {first.tree_size}: consistency proof fails"
             )
+    return bound

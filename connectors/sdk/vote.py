@@ -41,6 +41,8 @@ __all__ = ["VoteClient", "build_vote", "resolve_ring"]
 #: still a valid lower bound; see connectors.sdk.outcome), so bulk publishing costs
 #: one offsets request per second, not one per vote.
 _MARK_REUSE_SECONDS = 1.0
+#: How many published votes a VoteClient keeps for wait_receipt (it proves the vote sent).
+_SENT_KEPT = 4096
 #: How long a looked-up "ring in force now" is reused before the rings topic is read again.
 _LATEST_RING_SECONDS = 5.0
 
@@ -235,6 +237,7 @@ class VoteClient(_Signer):
         self._admin: AdminClient | None = None
         self._consumer: Consumer | None = None
         self._mark: tuple[float, dict[tuple[str, int], int]] | None = None
+        self._sent: dict[UUID, VoteCast] = {}
 
     # --- publishing -----------------------------------------------------------------
 
@@ -308,6 +311,9 @@ class VoteClient(_Signer):
         payload = vote.to_json()
         pending = self._tracker.register(vote.vote_id, vote.token_id, payload)
         pending.start = self._start_mark()
+        self._sent[vote.vote_id] = vote  # what wait_receipt proves (the last _SENT_KEPT)
+        while len(self._sent) > _SENT_KEPT:
+            self._sent.pop(next(iter(self._sent)))
 
         def delivered(partition: int, offset: int) -> None:
             self._tracker.delivered(pending, partition, offset)
@@ -388,18 +394,28 @@ class VoteClient(_Signer):
         except KafkaException as exc:
             raise _unavailable(self.settings, exc) from None
 
-    def wait_receipt(self, outcome: Outcome, timeout: float = 30.0) -> Receipt:
-        """The receipt of a counted vote (the Ballot ``wait_outcome`` returned): its leaf in
-        the submission's log, the inclusion proof and the signed head, read from the output
+    def wait_receipt(
+        self, outcome: Outcome, timeout: float = 30.0, *, vote: VoteCast | None = None
+    ) -> Receipt:
+        """The receipt of a counted vote (the Ballot ``wait_outcome`` returned): the vote this
+        client SENT (``vote``, else the one it remembers publishing), its leaf in the
+        submission's log, the inclusion proof and the signed head, read from the output
         topics once a head covers it and verified with the trusted log key
-        (:func:`~connectors.sdk.receipt.fetch_receipt`). Keep it: ``ringtally receipt
-        verify`` checks it offline, and against later heads. A Rejection has no receipt
+        (:func:`~connectors.sdk.receipt.fetch_receipt`); ``ReceiptInvalid`` when the
+        ballot's digest is not the sent vote's. Keep it: ``ringtally receipt verify``
+        checks it offline, and against later heads. A Rejection has no receipt
         (``ValueError``); ``ReceiptTimeout`` after ``timeout`` seconds."""
         if not isinstance(outcome, Ballot):
             raise ValueError(
                 f"vote {outcome.vote_id} was not counted ({outcome.reason}): no receipt"
             )
-        return fetch_receipt(self.settings, outcome, timeout=timeout)
+        sent = vote if vote is not None else self._sent.get(outcome.vote_id)
+        if sent is None:
+            raise ValueError(
+                f"vote {outcome.vote_id} was not published by this client: pass vote= (the "
+                "VoteCast you sent)"
+            )
+        return fetch_receipt(self.settings, outcome, timeout=timeout, vote=sent)
 
     def _start_mark(self) -> dict[tuple[str, int], int]:
         now = time.monotonic()
