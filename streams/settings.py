@@ -87,10 +87,11 @@ HEX_PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
 SECRET_SETTINGS = frozenset({"kafka_sasl_password", "kafka_client_config"})
 _SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 _TLS = ("SSL", "SASL_SSL")
-#: Client keys the passthrough may not carry: each has its own setting (or is a secret).
-_OWN_SETTING = re.compile(
-    r"^(bootstrap\.servers|security\.protocol|sasl\..*|ssl\..*(location|password|pem).*)$"
-)
+#: Client keys the passthrough may not carry: the bootstrap list and every security key
+#: (TLS, SASL, security.protocol). Each either has its own setting or could weaken one:
+#: ``enable.ssl.certificate.verification=false`` or ``ssl.endpoint.identification.algorithm=none``
+#: would make confluent-kafka clients trust any broker.
+_OWN_SETTING = re.compile(r"^(bootstrap\.servers|security\..*|sasl\..*|ssl\..*|enable\.ssl\..*)$")
 
 #: The topics the pipeline writes and the sink reads (see ``Settings.output_prefix``).
 OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "heads", "sink-dlq"})
@@ -431,7 +432,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"{key[:60]!r} is not a client property name like client.rack")
             if _OWN_SETTING.match(key) or "password" in key or "secret" in key:
                 raise ValueError(
-                    f"{key!r} has its own RINGTALLY_KAFKA_* setting (secrets never go here)"
+                    f"{key!r} is a security key: TLS and SASL take only their "
+                    "RINGTALLY_KAFKA_* settings (each has its own), never the passthrough"
                 )
         return value
 

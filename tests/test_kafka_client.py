@@ -187,6 +187,24 @@ def _error(**values: object) -> tuple[str, str]:
             "KEY_FILE",
         ),
         ({"kafka_client_config": {"sasl.password": SECRET}}, "kafka_client_config", "its own"),
+        # the reviewer's MITM: either key would make confluent clients trust any broker
+        (
+            {"kafka_client_config": {"enable.ssl.certificate.verification": "false"}},
+            "kafka_client_config",
+            "its own",
+        ),
+        (
+            {"kafka_client_config": {"ssl.endpoint.identification.algorithm": "none"}},
+            "kafka_client_config",
+            "its own",
+        ),
+        ({"kafka_client_config": {"ssl.cipher.suites": "NULL"}}, "kafka_client_config", "its own"),
+        (
+            {"kafka_client_config": {"sasl.oauthbearer.config": "x"}},
+            "kafka_client_config",
+            "its own",
+        ),
+        ({"kafka_client_config": {"security.foo": "x"}}, "kafka_client_config", "its own"),
         ({"kafka_client_config": {"Bad Key": "1"}}, "kafka_client_config", "property name"),
         ({"kafka_sasl_mechanism": "GSSAPI"}, "kafka_sasl_mechanism", "SCRAM-SHA-512"),
     ],
