@@ -373,10 +373,15 @@ class Settings(BaseSettings):
     @field_validator("kafka_sasl_password")
     @classmethod
     def _sasl_password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        # Raises only when the password is missing, so an error never echoes one.
+        # The messages never hold the value (setting_error shows the message only).
         protocol = info.data.get("kafka_security_protocol")
         if protocol in _SASL and (value is None or not value.get_secret_value()):
             raise ValueError(f"required with RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol}")
+        if protocol not in _SASL and value is not None and value.get_secret_value():
+            raise ValueError(
+                f"a SASL password is set but RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol} does "
+                "not authenticate: set it to SASL_SSL or SASL_PLAINTEXT"
+            )
         return value
 
     @field_validator("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file")
@@ -541,6 +546,11 @@ class Settings(BaseSettings):
             "block_cache_size": self.rocksdb_block_cache,
             "block_cache_compressed_size": self.rocksdb_block_cache,
         }
+
+    def __repr_args__(self) -> list[tuple[str, object]]:
+        """``repr()`` and ``str()`` show :meth:`redacted`: a traceback, a log line or a
+        debugger never prints a Postgres or Redis password (review of issue 15)."""
+        return list(self.redacted().items())
 
     def redacted(self) -> dict[str, object]:
         """Settings as a dict safe to print or log: every secret masked.

@@ -170,6 +170,7 @@ def _error(**values: object) -> tuple[str, str]:
             "required",
         ),
         ({"kafka_sasl_username": "u"}, "kafka_sasl_username", "PLAINTEXT does not authenticate"),
+        ({"kafka_sasl_password": SECRET}, "kafka_sasl_password", "PLAINTEXT does not authenticate"),
         (
             {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": "/nonexistent/ca.pem"},
             "kafka_ssl_ca_file",
@@ -223,6 +224,14 @@ def test_the_password_is_in_no_repr_dump_or_error(monkeypatch):
     )
     assert SECRET not in repr(settings)
     assert SECRET not in str(settings.redacted())
+    # nor the Postgres and Redis passwords, in the URL's userinfo or as a query parameter
+    urls = Settings(
+        postgres_dsn=f"postgresql://u:{SECRET}@h:5432/db?sslmode=require",
+        redis_url=f"redis://h:6379/0?password={SECRET}",
+    )
+    for shown in (repr(urls), str(urls)):
+        assert SECRET not in shown and "postgresql://u:***@h:5432/db" in shown, shown
+    assert "redis://h:6379/0?password=***" in repr(urls)
     assert settings.redacted()["kafka_sasl_password"] == "***"
     # a child process gets the value itself (streams.settings.Settings.to_env)
     assert settings.to_env()["RINGTALLY_KAFKA_SASL_PASSWORD"] == SECRET
