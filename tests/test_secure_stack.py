@@ -138,6 +138,38 @@ def test_credentials_file_is_private_and_in_the_documented_shape(secure_kafka):
     assert stat.S_IMODE((path.parent / "server.properties").stat().st_mode) == 0o600
 
 
+def test_no_password_is_on_a_command_line_while_the_storage_is_formatted(tmp_path, monkeypatch):
+    """``stack up --secure``'s first start (CA, keystore, SCRAM users in the formatted
+    storage), run for real by the stack's code with every child process's argv recorded:
+    no principal's password nor the keystore's is in one (any local user could read it
+    in /proc/*/cmdline); the java @argfile that held the SCRAM users is gone after."""
+    from connectors.stack.kafka.secure import SecureKafkaService
+    from connectors.stack.paths import StackPaths
+
+    argvs: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recording_run(argv, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        argvs.append([str(a) for a in argv])
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", recording_run)
+    settings = Settings(data_dir=tmp_path, kafka_secure_port=1, kafka_secure_controller_port=2)
+    paths = StackPaths.for_data_dir(tmp_path, Settings().data_dir / "cache")
+    service = SecureKafkaService(settings, paths)
+    service.prepare(lambda *_: None)
+    assert (service.data_dir / "meta.properties").is_file()  # the format really ran
+    data = json.loads(service.credentials_file.read_text())
+    secrets = [who["password"] for who in data["principals"].values()]
+    secrets.append(data["keystore_password"])
+    assert any(Path(a[0]).name == "java" for a in argvs), argvs
+    assert any(a[0] == "openssl" for a in argvs), argvs
+    for argv in argvs:
+        line = " ".join(argv)
+        assert not [s for s in secrets if s in line], f"a password in: {argv[:3]}..."
+    assert list(service.dir.glob("*.args")) == []
+
+
 # --- bad input: the ringtally command as a user runs it ----------------------------------------
 
 
