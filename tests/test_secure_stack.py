@@ -494,6 +494,78 @@ async def test_redis_acl_users_write_and_read_only_their_part(stack):
         await admin.aclose()
 
 
+#: (role, command) the ACL rules must refuse: each reaches past the prefix (review of #15).
+#: Arguments are split on "|"; {p} is the prefix.
+_REDIS_DENIED = [
+    (role, cmd)
+    for role in ("sink", "reader")
+    for cmd in (
+        "FUNCTION|LOAD|#!lua name=rt_probe\nredis.register_function('f', function() end)",
+        "FUNCTION|FLUSH",
+        "FUNCTION|DELETE|rt_probe",
+        "SCRIPT|FLUSH",
+        "SELECT|5",
+        "COPY|{p}:tally:a|{p}:tally:b|DB|5",
+        "MOVE|{p}:tally:a|7",
+        "SWAPDB|0|5",
+        "SCAN|0",
+        "KEYS|*",
+        "RANDOMKEY",
+        "DBSIZE",
+        "FLUSHDB",
+        "FLUSHALL",
+        "EVAL|return 1|0",
+        "GET|other:tally:a",
+        "CONFIG|GET|*",
+    )
+] + [
+    ("reader", cmd)
+    for cmd in ("HSET|{p}:tally:a|version|9", "PUBLISH|{p}:tallies|x", "EVALSHA|00|0")
+]
+#: what each role does run (the end-to-end test above runs them for real)
+_REDIS_ALLOWED = [
+    ("sink", "EVALSHA|0000|3|{p}:readmodel:ready|{p}:readmodel:offsets|{p}:tally:a"),
+    ("sink", "SCRIPT|LOAD|return 1"),
+    ("sink", "HSET|{p}:tally:a|version|2"),
+    ("sink", "SET|{p}:readmodel:ready|1"),
+    ("sink", "PUBLISH|{p}:tallies|x"),
+    ("sink", "HGETALL|{p}:readmodel:offsets"),
+    ("reader", "HGETALL|{p}:tally:a"),
+    ("reader", "EXISTS|{p}:readmodel:ready"),
+    ("reader", "SUBSCRIBE|{p}:tallies"),
+    ("reader", "PING"),
+]
+
+
+def test_redis_acl_rules_allow_only_what_each_role_runs(stack):
+    """The rules of ``acl_rules`` asked of the real Redis with ACL DRYRUN (nothing runs):
+    a server-wide flush, another database, listing keys: refused; the commands the sink
+    and the gateway use: allowed. Throw-away users, deleted after."""
+    import redis
+
+    from connectors.readmodel.store import acl_rules
+
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    admin = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    users = {role: f"{prefix}-{role}" for role in ("sink", "reader")}
+    try:
+        for role, rules in acl_rules(prefix).items():
+            admin.execute_command("ACL", "SETUSER", users[role], "on", ">pw-unused", *rules.split())
+
+        def verdict(role: str, command: str) -> str:
+            words = command.replace("{p}", prefix).split("|")
+            return admin.execute_command("ACL", "DRYRUN", users[role], *words)
+
+        allowed = [(r, c) for r, c in _REDIS_DENIED if verdict(r, c) == "OK"]
+        assert allowed == [], f"not refused: {allowed}"
+        refused = [(r, c, verdict(r, c)) for r, c in _REDIS_ALLOWED if verdict(r, c) != "OK"]
+        assert refused == [], refused
+    finally:
+        for user in users.values():
+            admin.execute_command("ACL", "DELUSER", user)
+        admin.close()
+
+
 def test_kafka_tools_authenticate_too(secure_kafka, acl):
     """``ringtally reset-offsets`` runs Kafka's own tool: it gets the same security settings
     (a 0600 --command-config file), here as the admin."""
