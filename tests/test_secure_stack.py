@@ -599,6 +599,24 @@ def test_a_principal_without_rights_is_one_line_naming_the_acl(secure_kafka, acl
     assert "Topic authorization failed" in lines[0] and "ACL" in lines[0], lines[0]
 
 
+@pytest.mark.parametrize(("role", "command"), [("witness", "rings"), ("reader", "submissions")])
+def test_a_reader_without_read_rights_is_one_line_naming_the_acl(secure_kafka, role, command):
+    """``rings list`` as the witness and ``submissions list`` as the reader: the topic holds
+    a record but the principal may not read it. One line naming the principal and the
+    ACLs, exit non-zero, instead of waiting out the read ("did not reach its end
+    offsets")."""
+    from connectors.sdk.registrar import pin_registrar
+
+    settings = secure_kafka.prefix_settings()
+    assert produce(secure_kafka.as_role(settings, "admin"), settings.topic(command)) is None
+    who = pin_registrar(secure_kafka.as_role(settings, role))
+    result = _ringtally(who.to_env(), command, "list")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert "authorization failed" in lines[0].lower() and "ACL" in lines[0], lines[0]
+    assert repr(role) in lines[0] and settings.topic(command) in lines[0], lines[0]
+
+
 def test_stack_status_shows_the_secured_broker_once_it_exists(secure_kafka):
     from connectors.stack import LocalStack
 
