@@ -640,3 +640,78 @@ def test_a_worker_without_the_rights_says_so_in_one_line(secure_kafka, acl, tmp_
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "authorization failed" in lines[-1].lower() and "ACL" in lines[-1], lines[-1]
+
+
+def test_stack_up_secure_makes_the_postgres_sink_role_and_redis_users(stack, tmp_path):
+    """``provision_service_users`` (run by ``stack up --secure``) on the real Postgres and
+    Redis: the sink's login role owns nothing and may only insert into audit_log; the
+    Redis users are the ACL rules' and work with the URLs written to the 0600 credentials
+    file; a second run keeps the passwords."""
+    import asyncio
+
+    import asyncpg
+    import redis
+
+    from connectors.cli._service_users import provision_service_users
+    from connectors.postgres.migrate import migrate
+    from tests.fixtures.stack import make_settings
+
+    settings = make_settings(stack, f"t-{uuid.uuid4().hex[:8]}")
+    asyncio.run(migrate(settings))
+    creds = tmp_path / "credentials.json"
+    creds.write_text(json.dumps({"principals": {}}))
+    role = settings.postgres_schema + "_sink"
+    admin = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        lines = provision_service_users(settings, creds)
+        assert [line.split(":")[0] for line in lines] == ["postgres", "redis"], lines
+        assert "granted" in lines[0] and "ACL users" in lines[1], lines
+        data = json.loads(creds.read_text())
+        assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+        assert provision_service_users(settings, creds) and json.loads(creds.read_text()) == data
+
+        async def as_sink() -> tuple[object, ...]:
+            conn = await asyncpg.connect(data["postgres"]["sink"]["dsn"], timeout=10)
+            try:
+                audit = f"{settings.postgres_schema}.audit_log"
+                return tuple(
+                    [
+                        await conn.fetchval("SELECT current_user"),
+                        await conn.fetchval("SELECT has_table_privilege($1, 'INSERT')", audit),
+                        await conn.fetchval("SELECT has_table_privilege($1, 'UPDATE')", audit),
+                        await conn.fetchval(
+                            "SELECT count(*) FROM pg_tables WHERE tableowner = current_user"
+                        ),
+                    ]
+                )
+            finally:
+                await conn.close()
+
+        assert asyncio.run(as_sink()) == (role, True, False, 0)
+        sink = redis.Redis.from_url(data["redis"]["sink"]["url"], decode_responses=True)
+        reader = redis.Redis.from_url(data["redis"]["reader"]["url"], decode_responses=True)
+        try:
+            sink.hset(f"{settings.topic_prefix}:tally:a", "version", "1")
+            assert reader.hgetall(f"{settings.topic_prefix}:tally:a") == {"version": "1"}
+            for denied in (
+                lambda: reader.hset(f"{settings.topic_prefix}:tally:a", "v", "2"),
+                lambda: sink.scan(0),
+            ):
+                with pytest.raises(redis.exceptions.NoPermissionError):
+                    denied()
+        finally:
+            sink.close()
+            reader.close()
+    finally:
+        for who in ("sink", "reader"):
+            admin.execute_command("ACL", "DELUSER", f"{settings.topic_prefix}-{who}")
+        admin.delete(f"{settings.topic_prefix}:tally:a")
+        admin.close()
+        superuser = _postgres_as(settings.postgres_dsn, "postgres")
+        asyncio.run(
+            _sql(
+                superuser,
+                f'DROP SCHEMA IF EXISTS "{settings.postgres_schema}" CASCADE',
+                f'DROP ROLE IF EXISTS "{role}"',
+            )
+        )
