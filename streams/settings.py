@@ -87,10 +87,11 @@ HEX_PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
 SECRET_SETTINGS = frozenset({"kafka_sasl_password", "kafka_client_config"})
 _SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 _TLS = ("SSL", "SASL_SSL")
-#: Client keys the passthrough may not carry: each has its own setting (or is a secret).
-_OWN_SETTING = re.compile(
-    r"^(bootstrap\.servers|security\.protocol|sasl\..*|ssl\..*(location|password|pem).*)$"
-)
+#: Client keys the passthrough may not carry: the bootstrap list and every security key
+#: (TLS, SASL, security.protocol). Each either has its own setting or could weaken one:
+#: ``enable.ssl.certificate.verification=false`` or ``ssl.endpoint.identification.algorithm=none``
+#: would make confluent-kafka clients trust any broker.
+_OWN_SETTING = re.compile(r"^(bootstrap\.servers|security\..*|sasl\..*|ssl\..*|enable\.ssl\..*)$")
 
 #: The topics the pipeline writes and the sink reads (see ``Settings.output_prefix``).
 OUTPUT_TOPICS = frozenset({"ballots", "tallies", "rejections", "audit", "heads", "sink-dlq"})
@@ -372,10 +373,15 @@ class Settings(BaseSettings):
     @field_validator("kafka_sasl_password")
     @classmethod
     def _sasl_password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        # Raises only when the password is missing, so an error never echoes one.
+        # The messages never hold the value (setting_error shows the message only).
         protocol = info.data.get("kafka_security_protocol")
         if protocol in _SASL and (value is None or not value.get_secret_value()):
             raise ValueError(f"required with RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol}")
+        if protocol not in _SASL and value is not None and value.get_secret_value():
+            raise ValueError(
+                f"a SASL password is set but RINGTALLY_KAFKA_SECURITY_PROTOCOL={protocol} does "
+                "not authenticate: set it to SASL_SSL or SASL_PLAINTEXT"
+            )
         return value
 
     @field_validator("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file")
@@ -431,7 +437,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"{key[:60]!r} is not a client property name like client.rack")
             if _OWN_SETTING.match(key) or "password" in key or "secret" in key:
                 raise ValueError(
-                    f"{key!r} has its own RINGTALLY_KAFKA_* setting (secrets never go here)"
+                    f"{key!r} is a security key: TLS and SASL take only their "
+                    "RINGTALLY_KAFKA_* settings (each has its own), never the passthrough"
                 )
         return value
 
@@ -539,6 +546,11 @@ class Settings(BaseSettings):
             "block_cache_size": self.rocksdb_block_cache,
             "block_cache_compressed_size": self.rocksdb_block_cache,
         }
+
+    def __repr_args__(self) -> list[tuple[str, object]]:
+        """``repr()`` and ``str()`` show :meth:`redacted`: a traceback, a log line or a
+        debugger never prints a Postgres or Redis password (review of issue 15)."""
+        return list(self.redacted().items())
 
     def redacted(self) -> dict[str, object]:
         """Settings as a dict safe to print or log: every secret masked.

@@ -170,6 +170,7 @@ def _error(**values: object) -> tuple[str, str]:
             "required",
         ),
         ({"kafka_sasl_username": "u"}, "kafka_sasl_username", "PLAINTEXT does not authenticate"),
+        ({"kafka_sasl_password": SECRET}, "kafka_sasl_password", "PLAINTEXT does not authenticate"),
         (
             {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": "/nonexistent/ca.pem"},
             "kafka_ssl_ca_file",
@@ -187,6 +188,24 @@ def _error(**values: object) -> tuple[str, str]:
             "KEY_FILE",
         ),
         ({"kafka_client_config": {"sasl.password": SECRET}}, "kafka_client_config", "its own"),
+        # the reviewer's MITM: either key would make confluent clients trust any broker
+        (
+            {"kafka_client_config": {"enable.ssl.certificate.verification": "false"}},
+            "kafka_client_config",
+            "its own",
+        ),
+        (
+            {"kafka_client_config": {"ssl.endpoint.identification.algorithm": "none"}},
+            "kafka_client_config",
+            "its own",
+        ),
+        ({"kafka_client_config": {"ssl.cipher.suites": "NULL"}}, "kafka_client_config", "its own"),
+        (
+            {"kafka_client_config": {"sasl.oauthbearer.config": "x"}},
+            "kafka_client_config",
+            "its own",
+        ),
+        ({"kafka_client_config": {"security.foo": "x"}}, "kafka_client_config", "its own"),
         ({"kafka_client_config": {"Bad Key": "1"}}, "kafka_client_config", "property name"),
         ({"kafka_sasl_mechanism": "GSSAPI"}, "kafka_sasl_mechanism", "SCRAM-SHA-512"),
     ],
@@ -205,6 +224,14 @@ def test_the_password_is_in_no_repr_dump_or_error(monkeypatch):
     )
     assert SECRET not in repr(settings)
     assert SECRET not in str(settings.redacted())
+    # nor the Postgres and Redis passwords, in the URL's userinfo or as a query parameter
+    urls = Settings(
+        postgres_dsn=f"postgresql://u:{SECRET}@h:5432/db?sslmode=require",
+        redis_url=f"redis://h:6379/0?password={SECRET}",
+    )
+    for shown in (repr(urls), str(urls)):
+        assert SECRET not in shown and "postgresql://u:***@h:5432/db" in shown, shown
+    assert "redis://h:6379/0?password=***" in repr(urls)
     assert settings.redacted()["kafka_sasl_password"] == "***"
     # a child process gets the value itself (streams.settings.Settings.to_env)
     assert settings.to_env()["RINGTALLY_KAFKA_SASL_PASSWORD"] == SECRET

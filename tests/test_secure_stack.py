@@ -138,6 +138,38 @@ def test_credentials_file_is_private_and_in_the_documented_shape(secure_kafka):
     assert stat.S_IMODE((path.parent / "server.properties").stat().st_mode) == 0o600
 
 
+def test_no_password_is_on_a_command_line_while_the_storage_is_formatted(tmp_path, monkeypatch):
+    """``stack up --secure``'s first start (CA, keystore, SCRAM users in the formatted
+    storage), run for real by the stack's code with every child process's argv recorded:
+    no principal's password nor the keystore's is in one (any local user could read it
+    in /proc/*/cmdline); the java @argfile that held the SCRAM users is gone after."""
+    from connectors.stack.kafka.secure import SecureKafkaService
+    from connectors.stack.paths import StackPaths
+
+    argvs: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recording_run(argv, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        argvs.append([str(a) for a in argv])
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", recording_run)
+    settings = Settings(data_dir=tmp_path, kafka_secure_port=1, kafka_secure_controller_port=2)
+    paths = StackPaths.for_data_dir(tmp_path, Settings().data_dir / "cache")
+    service = SecureKafkaService(settings, paths)
+    service.prepare(lambda *_: None)
+    assert (service.data_dir / "meta.properties").is_file()  # the format really ran
+    data = json.loads(service.credentials_file.read_text())
+    secrets = [who["password"] for who in data["principals"].values()]
+    secrets.append(data["keystore_password"])
+    assert any(Path(a[0]).name == "java" for a in argvs), argvs
+    assert any(a[0] == "openssl" for a in argvs), argvs
+    for argv in argvs:
+        line = " ".join(argv)
+        assert not [s for s in secrets if s in line], f"a password in: {argv[:3]}..."
+    assert list(service.dir.glob("*.args")) == []
+
+
 # --- bad input: the ringtally command as a user runs it ----------------------------------------
 
 
@@ -462,6 +494,78 @@ async def test_redis_acl_users_write_and_read_only_their_part(stack):
         await admin.aclose()
 
 
+#: (role, command) the ACL rules must refuse: each reaches past the prefix (review of #15).
+#: Arguments are split on "|"; {p} is the prefix.
+_REDIS_DENIED = [
+    (role, cmd)
+    for role in ("sink", "reader")
+    for cmd in (
+        "FUNCTION|LOAD|#!lua name=rt_probe\nredis.register_function('f', function() end)",
+        "FUNCTION|FLUSH",
+        "FUNCTION|DELETE|rt_probe",
+        "SCRIPT|FLUSH",
+        "SELECT|5",
+        "COPY|{p}:tally:a|{p}:tally:b|DB|5",
+        "MOVE|{p}:tally:a|7",
+        "SWAPDB|0|5",
+        "SCAN|0",
+        "KEYS|*",
+        "RANDOMKEY",
+        "DBSIZE",
+        "FLUSHDB",
+        "FLUSHALL",
+        "EVAL|return 1|0",
+        "GET|other:tally:a",
+        "CONFIG|GET|*",
+    )
+] + [
+    ("reader", cmd)
+    for cmd in ("HSET|{p}:tally:a|version|9", "PUBLISH|{p}:tallies|x", "EVALSHA|00|0")
+]
+#: what each role does run (the end-to-end test above runs them for real)
+_REDIS_ALLOWED = [
+    ("sink", "EVALSHA|0000|3|{p}:readmodel:ready|{p}:readmodel:offsets|{p}:tally:a"),
+    ("sink", "SCRIPT|LOAD|return 1"),
+    ("sink", "HSET|{p}:tally:a|version|2"),
+    ("sink", "SET|{p}:readmodel:ready|1"),
+    ("sink", "PUBLISH|{p}:tallies|x"),
+    ("sink", "HGETALL|{p}:readmodel:offsets"),
+    ("reader", "HGETALL|{p}:tally:a"),
+    ("reader", "EXISTS|{p}:readmodel:ready"),
+    ("reader", "SUBSCRIBE|{p}:tallies"),
+    ("reader", "PING"),
+]
+
+
+def test_redis_acl_rules_allow_only_what_each_role_runs(stack):
+    """The rules of ``acl_rules`` asked of the real Redis with ACL DRYRUN (nothing runs):
+    a server-wide flush, another database, listing keys: refused; the commands the sink
+    and the gateway use: allowed. Throw-away users, deleted after."""
+    import redis
+
+    from connectors.readmodel.store import acl_rules
+
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    admin = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    users = {role: f"{prefix}-{role}" for role in ("sink", "reader")}
+    try:
+        for role, rules in acl_rules(prefix).items():
+            admin.execute_command("ACL", "SETUSER", users[role], "on", ">pw-unused", *rules.split())
+
+        def verdict(role: str, command: str) -> str:
+            words = command.replace("{p}", prefix).split("|")
+            return admin.execute_command("ACL", "DRYRUN", users[role], *words)
+
+        allowed = [(r, c) for r, c in _REDIS_DENIED if verdict(r, c) == "OK"]
+        assert allowed == [], f"not refused: {allowed}"
+        refused = [(r, c, verdict(r, c)) for r, c in _REDIS_ALLOWED if verdict(r, c) != "OK"]
+        assert refused == [], refused
+    finally:
+        for user in users.values():
+            admin.execute_command("ACL", "DELUSER", user)
+        admin.close()
+
+
 def test_kafka_tools_authenticate_too(secure_kafka, acl):
     """``ringtally reset-offsets`` runs Kafka's own tool: it gets the same security settings
     (a 0600 --command-config file), here as the admin."""
@@ -495,6 +599,24 @@ def test_a_principal_without_rights_is_one_line_naming_the_acl(secure_kafka, acl
     assert "Topic authorization failed" in lines[0] and "ACL" in lines[0], lines[0]
 
 
+@pytest.mark.parametrize(("role", "command"), [("witness", "rings"), ("reader", "submissions")])
+def test_a_reader_without_read_rights_is_one_line_naming_the_acl(secure_kafka, role, command):
+    """``rings list`` as the witness and ``submissions list`` as the reader: the topic holds
+    a record but the principal may not read it. One line naming the principal and the
+    ACLs, exit non-zero, instead of waiting out the read ("did not reach its end
+    offsets")."""
+    from connectors.sdk.registrar import pin_registrar
+
+    settings = secure_kafka.prefix_settings()
+    assert produce(secure_kafka.as_role(settings, "admin"), settings.topic(command)) is None
+    who = pin_registrar(secure_kafka.as_role(settings, role))
+    result = _ringtally(who.to_env(), command, "list")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert "authorization failed" in lines[0].lower() and "ACL" in lines[0], lines[0]
+    assert repr(role) in lines[0] and settings.topic(command) in lines[0], lines[0]
+
+
 def test_stack_status_shows_the_secured_broker_once_it_exists(secure_kafka):
     from connectors.stack import LocalStack
 
@@ -518,3 +640,78 @@ def test_a_worker_without_the_rights_says_so_in_one_line(secure_kafka, acl, tmp_
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "authorization failed" in lines[-1].lower() and "ACL" in lines[-1], lines[-1]
+
+
+def test_stack_up_secure_makes_the_postgres_sink_role_and_redis_users(stack, tmp_path):
+    """``provision_service_users`` (run by ``stack up --secure``) on the real Postgres and
+    Redis: the sink's login role owns nothing and may only insert into audit_log; the
+    Redis users are the ACL rules' and work with the URLs written to the 0600 credentials
+    file; a second run keeps the passwords."""
+    import asyncio
+
+    import asyncpg
+    import redis
+
+    from connectors.cli._service_users import provision_service_users
+    from connectors.postgres.migrate import migrate
+    from tests.fixtures.stack import make_settings
+
+    settings = make_settings(stack, f"t-{uuid.uuid4().hex[:8]}")
+    asyncio.run(migrate(settings))
+    creds = tmp_path / "credentials.json"
+    creds.write_text(json.dumps({"principals": {}}))
+    role = settings.postgres_schema + "_sink"
+    admin = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        lines = provision_service_users(settings, creds)
+        assert [line.split(":")[0] for line in lines] == ["postgres", "redis"], lines
+        assert "granted" in lines[0] and "ACL users" in lines[1], lines
+        data = json.loads(creds.read_text())
+        assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+        assert provision_service_users(settings, creds) and json.loads(creds.read_text()) == data
+
+        async def as_sink() -> tuple[object, ...]:
+            conn = await asyncpg.connect(data["postgres"]["sink"]["dsn"], timeout=10)
+            try:
+                audit = f"{settings.postgres_schema}.audit_log"
+                return tuple(
+                    [
+                        await conn.fetchval("SELECT current_user"),
+                        await conn.fetchval("SELECT has_table_privilege($1, 'INSERT')", audit),
+                        await conn.fetchval("SELECT has_table_privilege($1, 'UPDATE')", audit),
+                        await conn.fetchval(
+                            "SELECT count(*) FROM pg_tables WHERE tableowner = current_user"
+                        ),
+                    ]
+                )
+            finally:
+                await conn.close()
+
+        assert asyncio.run(as_sink()) == (role, True, False, 0)
+        sink = redis.Redis.from_url(data["redis"]["sink"]["url"], decode_responses=True)
+        reader = redis.Redis.from_url(data["redis"]["reader"]["url"], decode_responses=True)
+        try:
+            sink.hset(f"{settings.topic_prefix}:tally:a", "version", "1")
+            assert reader.hgetall(f"{settings.topic_prefix}:tally:a") == {"version": "1"}
+            for denied in (
+                lambda: reader.hset(f"{settings.topic_prefix}:tally:a", "v", "2"),
+                lambda: sink.scan(0),
+            ):
+                with pytest.raises(redis.exceptions.NoPermissionError):
+                    denied()
+        finally:
+            sink.close()
+            reader.close()
+    finally:
+        for who in ("sink", "reader"):
+            admin.execute_command("ACL", "DELUSER", f"{settings.topic_prefix}-{who}")
+        admin.delete(f"{settings.topic_prefix}:tally:a")
+        admin.close()
+        superuser = _postgres_as(settings.postgres_dsn, "postgres")
+        asyncio.run(
+            _sql(
+                superuser,
+                f'DROP SCHEMA IF EXISTS "{settings.postgres_schema}" CASCADE',
+                f'DROP ROLE IF EXISTS "{role}"',
+            )
+        )

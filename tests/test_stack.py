@@ -162,6 +162,12 @@ def test_address_parsing() -> None:
     ):
         with pytest.raises(StackError):
             bad()
+    with pytest.raises(StackError) as info:  # the message shows the host, not user:password
+        parse_dsn("postgresql://u:s3cret@127.0.0.1:port/db")
+    assert "s3cret" not in info.value.line() and "127.0.0.1:port" in info.value.line()
+    with pytest.raises(StackError) as info:
+        parse_redis_url("redis://u:s3cret@127.0.0.1:port/0")
+    assert "s3cret" not in info.value.line() and "127.0.0.1:port" in info.value.line()
 
 
 def test_read_properties(tmp_path: Path) -> None:

@@ -202,8 +202,12 @@ def up(pieces: tuple[str, ...], timeout: float | None, secure: bool, brokers: in
     _ensure_registrar_key(local.settings)
     _ensure_log_key(local.settings)
     if SECURE in results:
-        creds = display_path(local.services[SECURE].credentials_file)
-        click.echo(f"secure   credentials (mode 0600) in {creds}")
+        from ._service_users import provision_service_users
+
+        creds_file = local.services[SECURE].credentials_file
+        for line in provision_service_users(local.settings, creds_file):
+            click.echo(f"secure   {line}")
+        click.echo(f"secure   credentials (mode 0600) in {display_path(creds_file)}")
     click.echo(f"stack up: {len(results)} healthy in {time.monotonic() - t0:.1f}s")
 
 

@@ -28,16 +28,29 @@ from models import Tally
 __all__ = ["APPLY_LUA", "MarkerMissing", "ReadModelStore", "acl_rules", "announcement"]
 
 
+#: Commands any client's connection needs (redis-py: AUTH or HELLO, PING for health).
+_CONNECTION = "+auth +hello +ping"
+#: Exactly what each role runs. The sink: the reads of ReadModelStore (ready, offsets,
+#: get), EVALSHA of APPLY_LUA (SCRIPT LOAD after a NOSCRIPT) and the commands the
+#: script itself calls, which Redis checks against the same rules. The reader (the
+#: gateway, ``tally show``): those reads and SUBSCRIBE on the prefix's channel.
+_ROLE_COMMANDS = {
+    "sink": "+exists +hgetall +evalsha +script|load +hget +hset +set +publish",
+    "reader": "+exists +hgetall +subscribe +unsubscribe",
+}
+
+
 def acl_rules(prefix: str) -> dict[str, str]:
     """Redis ACL rules (``ACL SETUSER <user> on ><password> <rules>``) per role, for one
-    prefix's read model: the sink's writer may read, write and script the prefix's keys
-    and publish on its channel; a reader (the gateway) may only read them and subscribe.
-    Neither may touch another prefix, run admin commands or flush (docs/security.md)."""
-    scope = f"resetkeys resetchannels ~{prefix}:* &{prefix}:* -@all +@connection"
-    return {
-        "sink": f"{scope} +@read +@write +@scripting +publish -@dangerous",
-        "reader": f"{scope} +@read +subscribe +unsubscribe +psubscribe +punsubscribe -@dangerous",
-    }
+    prefix's read model: an allow-list of the commands the role runs, on the prefix's
+    keys and channel only.
+
+    Nothing that reaches past the prefix: no SELECT, COPY ... DB or MOVE (key patterns
+    hold in every database), no SCAN, KEYS, RANDOMKEY or DBSIZE (they list or count
+    other prefixes' keys), no FUNCTION or SCRIPT FLUSH (server-wide), no FLUSH*. An ACL
+    user therefore uses database 0 (docs/security.md)."""
+    scope = f"resetkeys resetchannels ~{prefix}:* &{prefix}:* -@all {_CONNECTION}"
+    return {role: f"{scope} {commands}" for role, commands in _ROLE_COMMANDS.items()}
 
 
 APPLY_LUA = """

@@ -32,8 +32,8 @@ from pydantic import ValidationError
 
 from models.control import Ring, Submission, SubmissionClosed
 from models.encoding import REGISTRAR_CONTEXT
-from streams.errors import ServiceUnavailable
-from streams.kafka_client import KafkaRefused, kafka_config, probe
+from streams.errors import RingtallyError, ServiceUnavailable
+from streams.kafka_client import KafkaRefused, auth_fix, kafka_config, probe
 from streams.settings import HEX_PUBLIC_KEY, Settings
 
 from .errors import NotFound, NoTrustedRegistrar
@@ -68,7 +68,30 @@ class TopicRecord(NamedTuple):
     timestamp_ms: int
 
 
-def _unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
+#: What a broker answers a principal its ACLs do not allow to read: said at once, in
+#: one line naming the principal, instead of waiting out a read's timeout.
+_DENIED = frozenset({KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED})
+
+
+def _refused(settings: Settings, topic: str, err: KafkaError) -> KafkaRefused:
+    who = settings.kafka_sasl_username or "this client"  # a user name, never a secret
+    return KafkaRefused(
+        f"kafka at {settings.kafka_bootstrap} refused principal {who!r} reading {topic}: "
+        f"{auth_fix(err.str())} ({err.str()[:160]})"
+    )
+
+
+def _check_read(settings: Settings, topic: str, err: KafkaError | None) -> None:
+    """Raise at once when a consumer's error is an ACL refusal; other per-message errors
+    (end of partition, a retriable fetch error) are the read loop's to ride out."""
+    if err is not None and err.code() in _DENIED:
+        raise _refused(settings, topic, err)
+
+
+def _unavailable(settings: Settings, exc: BaseException, topic: str = "") -> RingtallyError:
+    err = exc.args[0] if exc.args else None
+    if isinstance(err, KafkaError) and err.code() in _DENIED:
+        return _refused(settings, topic or "a topic", err)
     detail = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
     return ServiceUnavailable(
         f"kafka at {settings.kafka_bootstrap} unreachable: {detail}",
@@ -112,7 +135,7 @@ def end_offsets(
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return _end_offsets_once(admin, topics, timeout)
+            return _end_offsets_once(settings, admin, topics, timeout)
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             retriable = (
@@ -120,7 +143,7 @@ def end_offsets(
                 or getattr(err, "code", lambda: None)() in _NOT_READY
             )
             if not retriable or time.monotonic() + 0.2 > deadline:
-                raise _unavailable(settings, exc) from None
+                raise _unavailable(settings, exc, ",".join(topics)) from None
             time.sleep(0.2)
 
 
@@ -131,10 +154,14 @@ _NOT_READY = {
 }
 
 
-def _end_offsets_once(admin: AdminClient, topics: list[str], timeout: float) -> dict[Position, int]:
+def _end_offsets_once(
+    settings: Settings, admin: AdminClient, topics: list[str], timeout: float
+) -> dict[Position, int]:
     metadata = admin.list_topics(timeout=timeout).topics
     request = {}
     for topic in topics:
+        if topic in metadata:
+            _check_read(settings, topic, metadata[topic].error)  # no DESCRIBE: not "missing"
         if topic not in metadata or metadata[topic].error is not None:
             raise NotFound(
                 f"topic {topic} does not exist", fix="run 'ringtally stack up' / a worker first"
@@ -193,6 +220,7 @@ def read_topic(
             messages = consumer.consume(1000, timeout=0.5)
             for msg in messages:
                 if msg.error() is not None:
+                    _check_read(settings, topic, msg.error())
                     continue
                 p = msg.partition()
                 if msg.offset() >= ends[p]:
@@ -208,7 +236,7 @@ def read_topic(
                     if tp.offset >= ends[tp.partition]:
                         pending.discard(tp.partition)
     except KafkaException as exc:
-        raise _unavailable(settings, exc) from None
+        raise _unavailable(settings, exc, topic) from None
     finally:
         consumer.close()
     records.sort(key=lambda r: (r.partition, r.offset))
@@ -254,6 +282,7 @@ def read_records_at(
         while pending and time.monotonic() < deadline:
             for msg in consumer.consume(1000, timeout=0.5):
                 if msg.error() is not None:
+                    _check_read(settings, topic, msg.error())
                     continue
                 p, o = msg.partition(), msg.offset()
                 if o in wanted.get(p, ()):
@@ -262,7 +291,7 @@ def read_records_at(
                 if o >= last[p]:
                     pending.discard(p)
     except KafkaException as exc:
-        raise _unavailable(settings, exc) from None
+        raise _unavailable(settings, exc, topic) from None
     finally:
         consumer.close()
     return found

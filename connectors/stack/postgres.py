@@ -56,7 +56,7 @@ def parse_dsn(dsn: str) -> tuple[str | None, int, str, str]:
     except ValueError:
         raise StackError(
             "postgres",
-            f"postgres_dsn has a bad port: {parts.netloc!r}",
+            f"postgres_dsn has a bad port: {parts.netloc.rpartition('@')[2]!r}",  # no user:password
             fix="set RINGTALLY_POSTGRES_DSN like postgresql://ringtally@127.0.0.1:15432/ringtally",
         ) from None
     user = unquote(parts.username) if parts.username else SUPERUSER

@@ -34,7 +34,7 @@ def parse_redis_url(url: str) -> tuple[str | None, int, str | None]:
     except ValueError:
         raise StackError(
             "redis",
-            f"redis_url has a bad port: {parts.netloc!r}",
+            f"redis_url has a bad port: {parts.netloc.rpartition('@')[2]!r}",  # no password
             fix="set RINGTALLY_REDIS_URL like redis://127.0.0.1:16379/0",
         ) from None
     password = unquote(parts.password) if parts.password else None

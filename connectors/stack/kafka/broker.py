@@ -107,6 +107,16 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
+def _to_argfile(args: list[str], argfile: Path | None) -> list[str]:
+    """``args`` as they are, or written to ``argfile`` (quoted as the JDK launcher reads
+    an ``@file``: one double-quoted argument a line) and replaced by ``@argfile``."""
+    if argfile is None:
+        return args
+    quoted = ('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"\n' for a in args)
+    write_private(argfile, "".join(quoted))
+    return [f"@{argfile}"]
+
+
 def new_cluster_id() -> str:
     """A Kafka ``Uuid`` in its base64 form (what ``kafka-storage random-uuid`` prints).
 
@@ -237,22 +247,27 @@ class KafkaService(Service):
         props = self.dir / "format.properties"
         write_private(props, self.server_properties(partial))
         cluster_id = self.new_cluster_id()
+        argfile = self.dir / "format.args"  # format_args may hold passwords: not in argv
         argv = self._java_argv(
             "kafka.tools.StorageTool",
             ["format", f"--cluster-id={cluster_id}", "--config", str(props), *self.format_args()],
             heap="-Xmx256m",
             tool=True,
+            argfile=argfile,
         )
-        with open(self.log_file, "ab") as log:
-            proc = subprocess.run(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.dir,
-                timeout=120,
-            )
-        props.unlink(missing_ok=True)
+        try:
+            with open(self.log_file, "ab") as log:
+                proc = subprocess.run(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=self.dir,
+                    timeout=120,
+                )
+        finally:
+            argfile.unlink(missing_ok=True)
+            props.unlink(missing_ok=True)
         if proc.returncode != 0 or not (partial / "meta.properties").is_file():
             raise StackError(
                 "kafka",
@@ -314,7 +329,12 @@ class KafkaService(Service):
 
     # --- running ------------------------------------------------------------
 
-    def _java_argv(self, main: str, args: list[str], *, heap: str, tool: bool) -> list[str]:
+    def _java_argv(
+        self, main: str, args: list[str], *, heap: str, tool: bool, argfile: Path | None = None
+    ) -> list[str]:
+        """The java command line; with ``argfile``, the main class and its arguments go
+        into that 0600 file (the JDK launcher's ``@file``) so none of them (the secured
+        broker's SCRAM passwords) is on a command line any local user can read."""
         libs = getattr(self, "_libs", None) or ensure_libs(self.paths.cache_dir)
         log4j = self.dir / ("tools-log4j2.properties" if tool else "log4j2.properties")
         if tool and not log4j.exists():
@@ -332,8 +352,7 @@ class KafkaService(Service):
             f"-Dkafka.logs.dir={self.dir}",
             "-cp",
             f"{libs}/*",
-            main,
-            *args,
+            *_to_argfile([main, *args], argfile),
         ]
 
     def _archive(self) -> ClassArchive:

@@ -11,7 +11,8 @@ role's principal may do what the trust model allows and nothing else.
 * Authentication: SCRAM-SHA-512 on the client listener; one user per role
   (worker, sink, producer, registrar, reader) and ``admin``, the super user
   the broker itself and ``stack up`` use. The users are created when the
-  storage is formatted (``kafka-storage format --add-scram``). The
+  storage is formatted (``kafka-storage format --add-scram``, its arguments in
+  a 0600 ``@argfile``: no password is ever on a command line). The
   controller listener (loopback) uses SASL PLAIN with the admin user only:
   KRaft controllers cannot check SCRAM.
 * Authorization: ``StandardAuthorizer``, no ACL means no access; the ACLs of
@@ -119,9 +120,15 @@ def acl_bindings(settings: Settings) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
-def _openssl(args: list[str], where: Path) -> None:
+def _openssl(args: list[str], where: Path, env: dict[str, str] | None = None) -> None:
+    """Run openssl; a password goes in ``env`` (``-passout env:NAME``), never in argv."""
     proc = subprocess.run(
-        ["openssl", *args], cwd=where, capture_output=True, timeout=120, stdin=subprocess.DEVNULL
+        ["openssl", *args],
+        cwd=where,
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     if proc.returncode != 0:
         last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
@@ -237,8 +244,9 @@ class SecureKafkaService(KafkaService):
         )
         _openssl(
             ["pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key", "-certfile"]
-            + ["ca.pem", "-name", "broker", "-out", "broker.p12", "-passout", f"pass:{store_pw}"],
+            + ["ca.pem", "-name", "broker", "-out", "broker.p12", "-passout", "env:RT_STORE_PW"],
             d,
+            env={"RT_STORE_PW": store_pw},
         )
         for name in ("ca.key", "ca.srl", "broker.key", "broker.csr", "san.cnf"):
             (d / name).unlink(missing_ok=True)  # the CA signs nothing ever again
