@@ -148,7 +148,8 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="other client properties, JSON, librdkafka names "
         '(e.g. {"client.rack": "r1"}): passed to confluent-kafka clients as they are, '
-        "to aiokafka clients where it has the same option (streams/kafka_client.py)",
+        "to aiokafka clients where it has the same option (streams/kafka_client.py); no "
+        "`security.*`, `sasl.*`, `ssl.*` or `enable.ssl.*` key",
     )
     postgres_dsn: str = Field(
         "postgresql://ringtally@127.0.0.1:15432/ringtally",
