@@ -114,7 +114,7 @@ def test_worker_and_sink_metrics_move_after_votes(stack, tmp_path):
         assert _total(sink_m, "ringtally_sink_records_total") > 0
         assert _total(sink_m, "ringtally_sink_batches_total") > 0
         assert {ls["topic"] for ls, _ in sink_m["ringtally_sink_lag"]} == {
-            settings.topic(t) for t in ("ballots", "tallies", "rejections", "audit")
+            settings.topic(t) for t in ("ballots", "tallies", "rejections", "audit", "heads")
         }
         assert _total(sink_m, "ringtally_sink_lag_overall") == 0
     finally:
