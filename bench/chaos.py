@@ -1238,6 +1238,16 @@ def run_chaos(
             "; ".join(slow),
         )
     )
+    thawed_exits = sum(1 for f in faults if f.detail.get("exit_on_thaw") == EXIT_PAUSED)
+    checks.append(
+        Check(
+            "each worker paused past its session timeout stopped itself (exit 75, once each)",
+            thawed_exits,
+            logs["paused_exits"],
+            logs["paused_exits"] == thawed_exits,
+            f"pause faults: {sum(1 for f in faults if 'exit_on_thaw' in f.detail)}",
+        )
+    )
     checks.append(
         Check(
             "no Traceback / CRITICAL in worker and sink logs",
@@ -1391,12 +1401,17 @@ def _dump_tallies(plan: Plan, obs: Observed, path: Path) -> None:
     path.write_text(json.dumps(out, indent=1, default=str) + "\n")
 
 
+#: The pause watchdog's one CRITICAL line (streams/pause.py), a planned stop.
+PAUSED_LINE = "long enough to lose its partitions; stopping"
+
+
 def scan_logs(log_dir: Path) -> dict[str, Any]:
     """Count ERROR lines, Tracebacks and CRITICALs in the workers' and the sink's logs."""
     out: dict[str, Any] = {
         "errors": 0,
         "tracebacks": 0,
         "critical": 0,
+        "paused_exits": 0,
         "first": None,
         "by_file": {},
     }
@@ -1404,7 +1419,10 @@ def scan_logs(log_dir: Path) -> dict[str, Any]:
         text = path.read_text(errors="replace")
         errors = sum(1 for line in text.splitlines() if " ERROR " in line or "[ERROR]" in line)
         tracebacks = text.count("Traceback (most recent call last)")
-        critical = sum(1 for line in text.splitlines() if "CRITICAL" in line)
+        # The pause watchdog's planned stop (streams/pause.py) is counted apart: the
+        # harness knows how many pauses it made; any other CRITICAL is a failure.
+        paused = sum(1 for line in text.splitlines() if PAUSED_LINE in line)
+        critical = sum(1 for line in text.splitlines() if "CRITICAL" in line) - paused
         out["by_file"][path.name] = {
             "errors": errors,
             "tracebacks": tracebacks,
@@ -1413,10 +1431,13 @@ def scan_logs(log_dir: Path) -> dict[str, Any]:
         out["errors"] += errors
         out["tracebacks"] += tracebacks
         out["critical"] += critical
+        out["paused_exits"] += paused
         if (tracebacks or critical) and out["first"] is None:
             lines = text.splitlines()
             idx = next(
-                i for i, line in enumerate(lines) if "Traceback" in line or "CRITICAL" in line
+                i
+                for i, line in enumerate(lines)
+                if "Traceback" in line or ("CRITICAL" in line and PAUSED_LINE not in line)
             )
             out["first"] = f"{path.name}: " + " | ".join(lines[max(0, idx - 2) : idx + 8])[:1500]
     return out
