@@ -168,6 +168,45 @@ EXIT_BUG = 70
 EXIT_CONFIG = 78
 
 
+#: Longest wait for a call through the consumer's thread while an agent holds records.
+CONSUMER_CALL_TIMEOUT = 15.0
+
+
+async def unless_rebalancing(
+    call: Awaitable[Any], *, timeout: float = CONSUMER_CALL_TIMEOUT
+) -> bool:
+    """Await a call through the Kafka consumer's thread; give it up (False) when a
+    rebalance starts or ``timeout`` passes.
+
+    An agent making such a call holds its batch: the records to decide, and the
+    ahead ones it keeps unacknowledged. A rebalance waits (``wait_empty``) until
+    every record the agents hold is acknowledged, and a call through the
+    consumer's thread can wait for the rebalance: the two waited for each other
+    for good, and the worker decided nothing more (finding F12 after a pause; a
+    surviving worker's takeover in CI). The rebalance seeks every partition to
+    its committed offset anyway, so a seek given up loses nothing; a first
+    offset not looked up makes the partition's first record its start, as when
+    the look-up fails.
+    """
+    suspended = app.consumer.suspend_flow
+    call_task = asyncio.ensure_future(call)
+    if suspended.is_set():
+        call_task.cancel()
+        return False
+    suspension = asyncio.ensure_future(suspended.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {call_task, suspension}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        suspension.cancel()
+    if call_task in done:
+        call_task.result()
+        return True
+    call_task.cancel()
+    return False
+
+
 class OrderedBatches:
     """An agent's batches, cut down to what may be decided now (:mod:`agents.order`).
 
@@ -200,7 +239,9 @@ class OrderedBatches:
         unknown = self.order.unknown(r.partition_key for r in records)
         if unknown:  # where a partition with no commit starts, before its first mark
             try:
-                await app.consumer.look_up_first_offsets(TP(*tp) for tp in unknown)
+                await unless_rebalancing(
+                    app.consumer.look_up_first_offsets(TP(*tp) for tp in unknown)
+                )
             except Exception as exc:  # noqa: BLE001 - its first record is the start then
                 log.warning("could not look up first offsets of %s: %r", sorted(unknown), exc)
         admitted = self.order.admit(records)
@@ -224,7 +265,8 @@ class OrderedBatches:
             )
             targets = {TP(t, p): offset for (t, p), offset in admitted.seek.items()}
             try:
-                await app.consumer.seek_wait(targets)
+                if not await unless_rebalancing(app.consumer.seek_wait(targets)):
+                    log.info("seek back given up: a rebalance started (it seeks to the commits)")
             except Exception as exc:  # noqa: BLE001 - still held: the next batch or the watchdog
                 log.warning("seek back failed (%r); retrying with the next records", exc)
         return admitted.ready

@@ -78,3 +78,33 @@ def test_a_copy_of_a_record_waiting_to_be_applied_does_not_let_the_commit_pass_i
     assert consumer._new_offset(VOTES0) is None  # nothing decided: the commit stays at 10
     ready.event.ack()  # applied, table writes handed over
     assert consumer._new_offset(VOTES0) == 11
+
+
+def test_a_rebalance_frees_an_agent_waiting_for_its_seek_back(consumer, monkeypatch):
+    """A seek back through the consumer's thread can wait for the rebalance, and the
+    rebalance waits for the records the agent holds (finding F12): the agent gives the
+    seek up when the flow stops, and its batch ends. On the code before, ``ready`` waited
+    for the seek for good."""
+    seek_called = asyncio.Event()
+
+    async def seek_wait(targets):  # the consumer's thread is busy with the rebalance
+        seek_called.set()
+        await asyncio.Future()
+
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
+    monkeypatch.setattr(consumer, "suspend_flow", asyncio.Event())
+
+    async def scenario():
+        batches = OrderedBatches()
+        events = [_event(consumer, 11), _event(consumer, 12)]  # ahead of 10
+        agent = asyncio.ensure_future(batches.ready(list(events)))
+        await asyncio.wait_for(seek_called.wait(), 5)
+        assert not agent.done()  # waiting for the seek: the flow is still running
+        consumer.suspend_flow.set()  # Faust's stop_flow at the rebalance's start
+        ready = await asyncio.wait_for(agent, 5)
+        _batch_done(events)
+        return ready
+
+    assert asyncio.run(scenario()) == []
+    # the held records are not acknowledged: the rebalance seeks to the commit (10)
+    assert consumer._new_offset(VOTES0) is None
