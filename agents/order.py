@@ -72,6 +72,10 @@ class LogOrder:
     committed: Callable[[Partition], int | None]
     _next: dict[Partition, int] = field(default_factory=dict)
 
+    def mark(self, tp: Partition) -> int | None:
+        """The next offset to decide on this partition (None before its first record)."""
+        return self._next.get(tp)
+
     def unknown(self, partitions: Iterable[Partition]) -> set[Partition]:
         """Of these partitions, those with no mark yet (their start gets looked up)."""
         return {tp for tp in partitions if tp not in self._next}

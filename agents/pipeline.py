@@ -10,6 +10,8 @@ import asyncio
 import functools
 import logging
 import os
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
@@ -207,6 +209,22 @@ async def unless_rebalancing(
     return False
 
 
+#: The order gates of this worker's agents (:meth:`OrderedBatches.reseek_waiting`).
+GATES: weakref.WeakSet[OrderedBatches] = weakref.WeakSet()
+#: Seconds a partition may wait for the records its seek back asked for before
+#: the gate seeks again.
+RESEEK_AFTER = 5.0
+
+
+@app.timer(interval=2.5)
+async def reseek_waiting_partitions() -> None:
+    """Seek again partitions whose gate still waits for the records of its seek back."""
+    if app.rebalancing or app.in_recovery or not app.consumer.flow_active:
+        return
+    for gate in list(GATES):
+        await gate.reseek_waiting(RESEEK_AFTER)
+
+
 class OrderedBatches:
     """An agent's batches, cut down to what may be decided now (:mod:`agents.order`).
 
@@ -229,11 +247,16 @@ class OrderedBatches:
         self._first_offset_from = first_offset_from
         #: The offset each partition was last sought back to.
         self._sought: dict[tuple[str, int], int] = {}
+        #: Partitions sought back whose missing records have not come yet: the mark
+        #: sought and when (monotonic). See :meth:`reseek_waiting`.
+        self._waiting: dict[tuple[str, int], tuple[int, float]] = {}
+        GATES.add(self)
 
     async def ready(self, events: list[Any]) -> list[SourceRecord]:
         generation = app.consumer_generation_id
         if generation != self._generation:  # a rebalance: marks start again from the commits
             self.order.reset()
+            self._waiting.clear()
             self._generation = generation
         records = [SourceRecord.from_event(e) for e in events]
         unknown = self.order.unknown(r.partition_key for r in records)
@@ -248,6 +271,7 @@ class OrderedBatches:
         if admitted.seek and self._first_offset_from is not None:
             admitted = await self._past_real_gaps(admitted)
         self._sought = dict(admitted.seek)
+        self._note_waits(admitted)
         events.clear()  # the caller's copy of the batch (take_events keeps its own)
         for record in admitted.ahead + admitted.copies:
             record.event.message.incref()
@@ -270,6 +294,53 @@ class OrderedBatches:
             except Exception as exc:  # noqa: BLE001 - still held: the next batch or the watchdog
                 log.warning("seek back failed (%r); retrying with the next records", exc)
         return admitted.ready
+
+    def _note_waits(self, admitted: Admitted) -> None:
+        now = time.monotonic()
+        for tp, mark in admitted.seek.items():
+            if self._waiting.get(tp, (None,))[0] != mark:
+                self._waiting[tp] = (mark, now)
+        for tp in {r.partition_key for r in admitted.ready}:
+            waited = self._waiting.get(tp)
+            if waited is not None and (self.order.mark(tp) or 0) > waited[0]:
+                del self._waiting[tp]
+
+    async def reseek_waiting(self, after: float) -> None:
+        """Seek back again a partition whose missing records have not come ``after``
+        seconds after its seek back.
+
+        The seek back is issued while the fetcher may still hand over records it
+        fetched before: one of them then sets the consumer's read offset past the
+        mark, and the records fetched again from the mark are dropped as already
+        read. The gate holds the partition for them; if nothing more arrives on
+        it, no batch brings the next seek back and the read watchdog sees the
+        read offset at the end: the partition waits for good (seen after a
+        worker's takeover: a surviving worker stopped deciding its dead peer's
+        accepted votes). Once the fetcher is quiet, a second seek is not undone.
+        """
+        now = time.monotonic()
+        due = {
+            tp: mark
+            for tp, (mark, since) in self._waiting.items()
+            if now - since >= after and self.order.mark(tp) == mark
+        }
+        if not due:
+            return
+        log.warning(
+            "partitions still waiting %.0f s after their seek back; seeking again: %s",
+            after,
+            ", ".join(f"{t}[{p}] next {mark}" for (t, p), mark in due.items()),
+        )
+        metrics.ORDER_RESEEKS.inc(len(due))
+        for tp, mark in due.items():
+            self._waiting[tp] = (mark, now)
+            self._sought[tp] = mark  # a second seek to one mark is what proves a gap
+        try:
+            await unless_rebalancing(
+                app.consumer.seek_wait({TP(t, p): mark for (t, p), mark in due.items()})
+            )
+        except Exception as exc:  # noqa: BLE001 - still waiting: the next round retries
+            log.warning("seek back failed (%r); retrying", exc)
 
     async def _past_real_gaps(self, admitted: Admitted) -> Admitted:
         """Skip a gap the log proves real: a partition sought back to the same offset a

@@ -148,6 +148,12 @@ STALL_SEEKS = Counter(
     "stopped being read, or its commit was held by records never delivered (streams.stall)",
     registry=WORKER_REGISTRY,
 )
+ORDER_RESEEKS = Counter(
+    "ringtally_order_reseeks_total",
+    "partitions an agent sought back again because the records its first seek back "
+    "asked for had not come after a few seconds (agents.pipeline)",
+    registry=WORKER_REGISTRY,
+)
 ORDER_SEEKS = Counter(
     "ringtally_order_seeks_total",
     "times an agent got a record ahead of its partition's next offset, held it back "
