@@ -70,7 +70,7 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.chaos_checks import Check, Observed, Plan, evaluate  # noqa: E402
+from bench.chaos_checks import Check, Observed, Plan, evaluate, first_copies  # noqa: E402
 from connectors.demo.simulation import (  # noqa: E402
     Planned,
     Publisher,
@@ -414,8 +414,9 @@ class Watcher:
 
 def _topic_records(
     settings: Settings, topic: str, timeout: float = 120.0
-) -> list[tuple[bytes | None, bytes]]:
-    """Every record of ``topic`` up to its current end (key, value)."""
+) -> list[tuple[int, int, int, bytes]]:
+    """Every record of ``topic`` up to its current end: (partition, offset, timestamp,
+    value), each partition's in offset order."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -433,12 +434,12 @@ def _topic_records(
                 tps.append((p, low, high))
         consumer.assign([TopicPartition(topic, p, low) for p, low, _ in tps])
         remaining = {p: high for p, _, high in tps}
-        out: list[tuple[bytes | None, bytes]] = []
+        out: list[tuple[int, int, int, bytes]] = []
         deadline = time.monotonic() + timeout
         while remaining and time.monotonic() < deadline:
             for msg in consumer.consume(5000, timeout=0.5):
                 if msg.error() is None:
-                    out.append((msg.key(), msg.value()))
+                    out.append((msg.partition(), msg.offset(), msg.timestamp()[1], msg.value()))
                     if msg.offset() + 1 >= remaining.get(msg.partition(), 0):
                         remaining.pop(msg.partition(), None)
         return out
@@ -1093,6 +1094,7 @@ def run_chaos(
     injector: Injector | None = None
     positions: dict[int, tuple[int, int]] = {}
     timestamps: dict[int, int] = {}
+    copied: list[int] = []  # planned records the producer wrote twice
     checks: list[Check] = []
     try:
         t = time.monotonic()
@@ -1201,6 +1203,19 @@ def run_chaos(
         timings["sink_catch_up_s"] = round(time.monotonic() - t, 1)
         watcher.stop()
         cluster.stop_sink()
+        # read once the faults are over (a broker restart would hold the read up)
+        copied = first_copies(
+            _topic_records(s, s.topic("votes")),
+            positions,
+            timestamps,
+            {n: p.value for n, p in enumerate(votes) if p.topic == "votes"},
+        )
+        if copied:
+            console.print(
+                f"[yellow]the producer wrote {len(copied)} planned record(s) twice; "
+                "planned at the first copy:[/] "
+                + ", ".join(f"{votes[n].label}@{positions[n]}" for n in copied)
+            )
         checks = verify(cluster, work.plan(s.topic("votes")), watcher, positions, timestamps)
     finally:
         _ignore_interrupts(True)  # a second Ctrl-C must not skip the cleanup
@@ -1273,6 +1288,7 @@ def run_chaos(
                 - Counter({"ballot": total})
             ),
             "control_changes": [kind for kind, _ in work.phases if kind != "votes"],
+            "producer_copies": len(copied),
         },
         faults=faults,
         unplanned=cluster.unplanned,

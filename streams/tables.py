@@ -42,6 +42,16 @@ Faust's recovery reads the changelog from RocksDB's persisted offset on, so
 it catches up. The cost is one wait for the broker's acknowledgement per
 batch (acks=all); measured in docs/reliability.md.
 
+Why the persisted offset moves only over the store's own records (finding F11
+in docs/reliability.md): it tells recovery "every changelog record up to here
+is in this store". Set from the hand-over's delivered offsets alone, it passed
+records another worker had written to the partition in between (a worker that
+took the partitions of a paused one; the paused one resumed and its batch's
+records landed after): that worker's tag spend was then never read into this
+store, and a slot reuse was counted. The offset now moves only when the
+delivered records follow on from it; otherwise it stays until a recovery reads
+past it.
+
 Why the guarantee is unchanged: the agents call :meth:`hand_over` before
 they acknowledge the batch, and Faust flushes the Kafka client before every
 offset commit, so a record's table writes are on the broker before its
@@ -54,6 +64,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -63,6 +74,8 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
 __all__ = ["BatchedTable", "current_event"]
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -94,6 +107,8 @@ class BatchedTable(faust.Table):
         #: The hand-over's writes while it waits for the broker (still read from here).
         self._storing: dict[bytes, tuple[int, bytes | None]] = {}
         self._store_later: bool | None = None  # RocksDB (rocksdict) store; known on first write
+        #: Changelog partitions whose persisted offset stays where a gap was found, at it.
+        self._held: dict[TP, int | None] = {}
         # Two agents' hand-overs must not interleave one queue's records.
         self._handing_over = asyncio.Lock()
 
@@ -162,29 +177,68 @@ class BatchedTable(faust.Table):
         async with self._handing_over:
             self._storing, self._unstored = self._unstored, {}
             try:
-                persisted = await self._send_queued()
-                self._write_rocksdb(self._storing)
-                for tp, offset in persisted.items():
-                    # What Faust's own per-record callback does: the store remembers how
-                    # far its changelog is known, so recovery reads only what came after.
-                    self.data.set_persisted_offset(tp, offset)
+                delivered = await self._send_queued()
+                if self._store_later:
+                    self._write_rocksdb(self._storing)
+                    for tp, offsets in delivered.items():
+                        self._persisted(tp, offsets)
             finally:
                 self._storing = {}
 
-    async def _send_queued(self) -> dict[TP, int]:
+    def _persisted(self, tp: TP, offsets: list[int]) -> None:
+        """Move the store's persisted changelog offset over the records just delivered, if
+        they follow on from it: the store then holds every record up to the last of
+        them, and recovery reads only what comes after (what Faust's own per-record
+        callback does). Records of another writer in between (a worker that took the
+        partition over while this one was paused, or the reverse) are not in this
+        store: the offset stays, until a recovery reads them (finding F11). A retried
+        send's copies look the same; holding the offset back then costs only a longer
+        read at the next recovery."""
+        known = self.data.persisted_offset(tp)
+        if tp in self._held and self._held[tp] == known:
+            return  # held since an earlier gap, until a recovery reads past it
+        self._held.pop(tp, None)
+        first = 0 if known is None else known + 1
+        if offsets == list(range(first, first + len(offsets))):
+            self.data.set_persisted_offset(tp, offsets[-1])
+            return
+        self._held[tp] = known
+        log.warning(
+            "changelog %s[%d]: offsets %d..%d hold records this store did not write "
+            "(its own: %s): another worker wrote the partition, or a retried send left "
+            "copies; the persisted offset stays at %s, so the next recovery reads them",
+            tp.topic,
+            tp.partition,
+            first,
+            offsets[-1],
+            _spans(offsets),
+            known,
+        )
+
+    async def _send_queued(self) -> dict[TP, list[int]]:
         """Send the queued changelog records and wait until the broker has them all;
-        returns each changelog partition's last offset."""
+        returns each changelog partition's offsets, in send order."""
         if not self._queued:
             return {}
         queued, self._queued = self._queued, []
         topic = self.changelog_topic.get_topic_name()
         send = self.app.producer.send_record  # streams.producer
         sent = [await send(topic, key, value, partition) for partition, key, value in queued]
-        delivered = await asyncio.gather(*sent)
-        return {
-            TP(topic, partition): meta.offset
-            for (partition, _, _), meta in zip(queued, delivered, strict=True)
-        }
+        offsets: dict[TP, list[int]] = {}
+        for (partition, _, _), meta in zip(queued, await asyncio.gather(*sent), strict=True):
+            offsets.setdefault(TP(topic, partition), []).append(meta.offset)
+        return offsets
+
+
+def _spans(offsets: list[int]) -> str:
+    """``3-5, 9`` for [3, 4, 5, 9]: a log line's view of many offsets."""
+    spans: list[list[int]] = []
+    for o in offsets:
+        if spans and o == spans[-1][1] + 1:
+            spans[-1][1] = o
+        else:
+            spans.append([o, o])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _encode(value: Any) -> bytes:

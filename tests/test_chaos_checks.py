@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from bench.chaos_checks import Observed, Plan, evaluate, rules_decision
+from bench.chaos_checks import Observed, Plan, evaluate, first_copies, rules_decision
 from connectors.demo.simulation import Planned
 from models.decision import decide
 
@@ -279,3 +279,25 @@ def test_a_retraction_of_a_vote_that_is_not_a_double_vote_fails_on_the_topics():
     body["supersedes"] = plan.votes[0].vote_id
     obs.topic_ballots[1] = json.dumps(body).encode()
     _fails(plan, obs, "only double votes' second halves", "exactly its planned outcome")
+
+
+def test_a_record_the_producer_wrote_twice_is_planned_at_its_first_copy():
+    """Seed 8409, three brokers: the publisher's record landed at votes[2]@44 before the
+    cluster restart and again at @45 after; the delivery report said 45, the workers
+    decided 44. Copies at offsets other planned records hold stay apart, and so do
+    copies on another partition."""
+    vote, junk, foreign = b"vote", b"{}", b"copy"
+    records = [
+        (2, 44, 1000, vote),  # the producer's first write, not acknowledged
+        (2, 45, 2000, vote),
+        (2, 46, 2100, junk),  # two planned records with the same bytes
+        (2, 47, 2200, junk),
+        (3, 9, 900, foreign),  # the same bytes on another partition
+        (2, 48, 2300, foreign),
+    ]
+    positions = {0: (2, 45), 1: (2, 46), 2: (2, 47), 3: (3, 9), 4: (2, 48)}
+    timestamps = {0: 2000, 1: 2100, 2: 2200, 3: 900, 4: 2300}
+    values = {0: vote, 1: junk, 2: junk, 3: foreign, 4: foreign}
+    assert first_copies(records, positions, timestamps, values) == [0]
+    assert positions == {0: (2, 44), 1: (2, 46), 2: (2, 47), 3: (3, 9), 4: (2, 48)}
+    assert timestamps[0] == 1000

@@ -15,21 +15,19 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from connectors.postgres.migrate import migrate
 from connectors.postgres.sink import Sink
-from connectors.postgres.topics import ensure_topics
 from models import Decision
 from models.fields import VoteType
 from models.reasons import ReasonCode
 from tests.fixtures.sink_records import (
     audit_chain,
-    drop_schema,
     make_ballot,
     make_rejection,
     make_tally,
     produce,
     produce_ballots,
     settings_env,
+    sink_schema,
     wait_until,
 )
 
@@ -39,14 +37,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def pg(settings):  # noqa: ANN001, ANN201
     """The test's schema, migrated, and a connection on it; dropped afterwards."""
-    await migrate(settings)
-    await ensure_topics(settings)
-    conn = await asyncpg.connect(
-        settings.postgres_dsn, server_settings={"search_path": settings.postgres_schema}
-    )
-    yield conn
-    await conn.close()
-    await drop_schema(settings)
+    async with sink_schema(settings) as conn:
+        yield conn
 
 
 async def run_sink(settings, **kw) -> object:  # noqa: ANN001

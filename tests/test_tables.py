@@ -131,18 +131,11 @@ async def _changelog(settings, topic: str) -> dict[bytes, bytes | None]:
         await consumer.stop()
 
 
-@pytest.mark.integration
-async def test_rocksdb_is_never_ahead_of_the_changelog_when_the_worker_dies_mid_hand_over(
-    settings, tmp_path
-):
-    """Issue 16: the batch went to RocksDB before its changelog records reached the
-    broker. A SIGKILL in between left RocksDB ahead; the redelivered records found
-    their state written and wrote nothing, so a changelog-only recovery (another
-    worker, a lost disk) restored the old state. Here the crash is a changelog send
-    that never happens: whatever RocksDB holds, the changelog must hold too."""
+async def _changelog_table(settings, tmp_path):  # noqa: ANN001, ANN202
+    """A worker app's RocksDB BatchedTable, its changelog topic created (4 partitions), and
+    a record of partition 2 to write under."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from agents.records import event_scope
     from streams.app import create_app
 
     app = create_app(settings.model_copy(update={"data_dir": tmp_path}))
@@ -155,6 +148,21 @@ async def test_rocksdb_is_never_ahead_of_the_changelog_when_the_worker_dies_mid_
     finally:
         await admin.close()
     _, record = _table_in_event(tmp_path / "unused", "memory")  # an event of partition 2
+    return app, table, topic, record
+
+
+@pytest.mark.integration
+async def test_rocksdb_is_never_ahead_of_the_changelog_when_the_worker_dies_mid_hand_over(
+    settings, tmp_path
+):
+    """Issue 16: the batch went to RocksDB before its changelog records reached the
+    broker. A SIGKILL in between left RocksDB ahead; the redelivered records found
+    their state written and wrote nothing, so a changelog-only recovery (another
+    worker, a lost disk) restored the old state. Here the crash is a changelog send
+    that never happens: whatever RocksDB holds, the changelog must hold too."""
+    from agents.records import event_scope
+
+    app, table, topic, record = await _changelog_table(settings, tmp_path)
     db = table.data._db_for_partition(2)
     await app.producer.start()
     try:
@@ -181,4 +189,47 @@ async def test_rocksdb_is_never_ahead_of_the_changelog_when_the_worker_dies_mid_
         assert stored == {k: logged.get(k) for k in stored}  # RocksDB is not ahead
         assert stored == {b"tag": b'{"spent_by":null}', b"head": None}
     finally:
+        await app.producer.stop()
+
+
+@pytest.mark.integration
+async def test_the_persisted_offset_never_passes_another_writers_changelog_record(
+    settings, tmp_path
+):
+    """F11 (docs/reliability.md): three-broker chaos, seed 5539, session 8 code. Worker 1
+    took the partitions of a paused worker 0 and spent a tag (tokens changelog[7]@198);
+    worker 0 resumed, its batch's changelog records landed after (199-202), and their
+    delivery set its RocksDB's persisted offset to 202. Its next recovery read from 203:
+    the spend at 198 never reached its store, and a slot reuse was counted. RocksDB's
+    persisted offset says "every record up to here is in this store"; a hand-over may
+    move it only over records that are its own, following on from it."""
+    from aiokafka import AIOKafkaProducer
+    from faust.types import TP
+
+    from agents.records import event_scope
+
+    app, table, topic, record = await _changelog_table(settings, tmp_path)
+    tp = TP(topic, 2)
+    other = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await app.producer.start()
+    await other.start()
+    try:
+        with event_scope(record):
+            table[b"tag-a"] = {"spent_by": "a"}
+        await table.hand_over()
+        known = table.data.persisted_offset(tp)
+        assert known is not None
+
+        # another worker (the partition's new owner) writes the same changelog partition
+        theirs = await other.send_and_wait(topic, b'{"spent_by":"b"}', key=b"tag-b", partition=2)
+        assert theirs.offset > known
+
+        with event_scope(record):
+            table[b"tag-c"] = {"spent_by": "c"}
+        await table.hand_over()  # lands after theirs
+
+        # where a recovery of this store starts reading: their record must be ahead of it
+        assert table.data.persisted_offset(tp) < theirs.offset
+    finally:
+        await other.stop()
         await app.producer.stop()

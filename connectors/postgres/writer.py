@@ -12,7 +12,9 @@ the body:
    batch it replaces is skipped. Then bulk-load into a temp table, ``INSERT …
    SELECT … ON CONFLICT DO NOTHING`` (vote_id and (submission_id, key_image)
    absorb duplicates); a skipped row that is NOT an identical copy of a
-   stored one is a conflict -> dead letter.
+   stored one is a conflict -> dead letter. A ballot of a vote already
+   retracted (superseded in the batch, or by a stored retraction leaf) is a
+   redelivered batch's copy and is absorbed too (finding F11).
    Every ballot of the batch (replaced ones too) also adds its log leaves
    (``models.log.ballot_leaves``) to ``log_leaves``; a different leaf at a
    stored (submission, index) is logged at ERROR and dead-lettered
@@ -387,6 +389,12 @@ def _rows(kind: str, items: list[Decoded]) -> list[tuple[object, ...]]:
     ]
 
 
+# Votes of the batch that a stored ballot retracted: its retraction leaf names them.
+_RETRACTED = """
+    SELECT DISTINCT vote_id FROM log_leaves
+    WHERE kind = 'retraction' AND vote_id = ANY($1::uuid[])"""
+
+
 def _without_replaced(ballots: list[Decoded]) -> tuple[list[Decoded], int]:
     """The batch's ballots less those a later ballot of the batch supersedes; and how many.
 
@@ -505,7 +513,9 @@ class BatchWriter:
 
             # step 2: ballots: superseded ones replaced, duplicates absorbed, conflicts
             # dead-lettered
-            ballots, skipped = _without_replaced(batch.ballots)
+            ballots, retracted = await self._without_retracted(batch.ballots)
+            ballots, skipped = _without_replaced(ballots)
+            skipped += retracted
             superseding = [d.model for d in ballots if d.model.supersedes is not None]
             if superseding:
                 status = await conn.execute(
@@ -606,6 +616,24 @@ class BatchWriter:
             await store(conn, batch.next_offsets)
         # step 8: committed (leaving the block above commits; an exception rolled back)
         return res
+
+    async def _without_retracted(self, ballots: list[Decoded]) -> tuple[list[Decoded], int]:
+        """The batch's ballots less those of votes already retracted; and how many.
+
+        A retracted vote never counts again (the vote cast first wins, a property
+        of the votes log), so its ballot arriving after the one that superseded it
+        is a copy re-emitted by a redelivered tally batch (finding F11 in
+        docs/reliability.md): the worker died after sending the batch's outputs,
+        before its table writes left, and decided the batch again. Retracted means:
+        superseded by a ballot of this batch, or named by a stored retraction leaf
+        (ballots from before the log carry no leaves: theirs is still a conflict).
+        """
+        retracted = {d.model.supersedes for d in ballots if d.model.supersedes is not None}
+        others = [d.model.vote_id for d in ballots if d.model.vote_id not in retracted]
+        if others:
+            retracted.update(r["vote_id"] for r in await self.conn.fetch(_RETRACTED, others))
+        kept = [d for d in ballots if d.model.vote_id not in retracted]
+        return kept, len(ballots) - len(kept)
 
     async def _leaves(self, ballots: list[Decoded], res: WriteResult) -> None:
         """The log leaves the batch's ballots record (step 2); conflicts are dead letters."""
