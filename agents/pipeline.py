@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import faust
 from faust.types import TP
 
-from models.internal import AcceptedVote
+from models.internal import AcceptedVote, RefusedVote
 from streams import metrics
 from streams.app import app, settings, topics
 from streams.errors import UsageProblem
@@ -96,6 +96,11 @@ class FaustOutputs:
     async def accepted(self, vote: AcceptedVote) -> None:
         metrics.ACCEPTED.inc()
         await self._send(self._accepted, vote.submission_id.encode(), vote.to_json())
+
+    async def refused(self, refusal: RefusedVote) -> None:
+        # The tally stage owns the submission's log: it appends the leaf and emits the
+        # Rejection (counted in REJECTIONS there).
+        await self._send(self._accepted, refusal.submission_id.encode(), refusal.to_json())
 
     async def ballot(self, ballot: Any) -> None:
         metrics.BALLOTS.inc()

@@ -34,7 +34,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from models.fields import MAX_PAYLOAD_BYTES
-from models.internal import AcceptedVote, vote_id_for_token
+from models.internal import AcceptedVote, RefusedVote, vote_id_for_token
+from models.outputs import Rejection
 from models.reasons import ReasonCode
 from models.votes import VoteCast, parse_votes_message
 from streams.partitioner import PARTITIONER_HINT, partition_for_key
@@ -277,11 +278,11 @@ class VoteVerifier:
             )
             return
         if verdict.reason:
-            await self._reject(p, verdict.reason, verdict.detail, message=vote)
+            await self._refuse(p, verdict.reason, verdict.detail)
             return
         assert p.lookup is not None
         if p.lookup.reason:
-            await self._reject(p, p.lookup.reason, p.lookup.detail, message=vote)
+            await self._refuse(p, p.lookup.reason, p.lookup.detail)
             return
         if p.check is None:  # not foreseen when prepared (a batch before it changed the tag)
             result = await self._check_one(p)
@@ -292,7 +293,10 @@ class VoteVerifier:
             reason, detail = await asyncio.get_running_loop().run_in_executor(
                 self._checker, self._explain_failure, p
             )
-            await self._reject(p, reason, detail, message=vote)
+            if reason is ReasonCode.BAD_SIGNATURE:
+                await self._refuse(p, reason, detail)
+            else:  # an undecodable signature: the vote is not well-formed
+                await self._reject(p, reason, detail, message=vote)
             return
         key_image, tag = result
         if tag.hex() != vote.token_id:  # checked in _parse already; kept as the last word
@@ -331,7 +335,7 @@ class VoteVerifier:
             later.changed_offset,
         )
         detail = f"tag spent at offset {later.changed_offset}, after this vote's offset"
-        await self._reject(p, ReasonCode.TOKEN_SPENT, detail, message=p.message)
+        await self._refuse(p, ReasonCode.TOKEN_SPENT, detail)
 
     async def _check_one(self, p: _Parsed) -> CheckResult:
         """One vote's signature, checked on its own (in the checker thread)."""
@@ -396,15 +400,37 @@ class VoteVerifier:
     def _store(self, key: bytes, state: TokenState) -> None:
         self.tokens[key] = state.to_dict()
 
+    async def _refuse(self, p: _Parsed, reason: ReasonCode, detail: str) -> None:
+        """Refuse a well-formed vote. When its submission was open at its broker time the
+        refusal is a leaf of that submission's log (native/SPEC.md §14.1), and only the
+        tally stage orders the log: the rejection goes there (the accepted topic, keyed
+        by submission) to be given its leaf and emitted. Otherwise it is emitted here."""
+        vote = p.message
+        assert vote is not None
+        if p.lookup is None or not p.lookup.in_log:
+            await self._reject(p, reason, detail, message=vote)
+            return
+        refusal = RefusedVote(
+            submission_id=vote.submission_id,
+            vote_digest=vote_digest(p.signing_bytes, p.signature),
+            rejection=self._rejection(p, reason, detail, message=vote),
+        )
+        await self.outputs.refused(refusal)
+
     async def _reject(
         self, p: _Parsed, reason: ReasonCode, detail: str, *, message: VoteCast | None = None
     ) -> None:
+        rejection = self._rejection(p, reason, detail, message=message)
+        await self.outputs.rejection(p.record.key or b"", rejection)
+
+    def _rejection(
+        self, p: _Parsed, reason: ReasonCode, detail: str, *, message: VoteCast | None
+    ) -> Rejection:
         token_id = getattr(message, "token_id", None)
         vote_id = getattr(message, "vote_id", None)
         if token_id is None and p.record.key is not None:
             token_id = p.record.key[:1024].decode("utf-8", "replace")
-        rejection = rejection_for(p.record, reason, detail, vote_id=vote_id, token_id=token_id)
-        await self.outputs.rejection(p.record.key or b"", rejection)
+        return rejection_for(p.record, reason, detail, vote_id=vote_id, token_id=token_id)
 
 
 #: Where a vote signature carries its slot tag T (native/SPEC.md): ``sig[33:65]``.

@@ -12,14 +12,22 @@ tripled the size of every accepted vote, the worker's busiest record.
 
 from __future__ import annotations
 
+from typing import Literal
 from uuid import UUID, uuid5
 
 from pydantic import Field
 
 from .base import WireModel
 from .fields import Epoch, HexDigest, HexPoint, Identifier, Offset, Partition, VoteType
+from .outputs import Rejection
 
-__all__ = ["VOTE_ID_NAMESPACE", "AcceptedVote", "vote_id_for_token"]
+__all__ = [
+    "VOTE_ID_NAMESPACE",
+    "AcceptedVote",
+    "RefusedVote",
+    "parse_accepted_record",
+    "vote_id_for_token",
+]
 
 #: Namespace of :func:`vote_id_for_token` (uuid5 of the DNS name ringtally.vote-id).
 VOTE_ID_NAMESPACE = UUID("d24b4bfc-31aa-5c5e-827f-955cf2a17a90")
@@ -56,3 +64,27 @@ class AcceptedVote(WireModel):
     #: it decides which of two votes sharing a key image counts (see agents/tally.py).
     #: None: a copy of an already-spent vote.
     source_timestamp_ms: int | None = None
+
+
+class RefusedVote(WireModel):
+    """A well-formed vote the verify stage refused, on its way to the tally stage (key:
+    submission_id, the accepted topic): only that stage orders a submission's log, so it
+    appends the refusal's ``rejection`` leaf (native/SPEC.md §14.1) and emits
+    ``rejection`` with the leaf's index. The rejection keeps the raw payload (a
+    refusal, unlike an accepted vote, needs it, and is not the busy path)."""
+
+    type: Literal["refused"] = "refused"
+    submission_id: Identifier
+    vote_digest: HexDigest
+    rejection: Rejection
+
+
+def parse_accepted_record(raw: bytes) -> AcceptedVote | RefusedVote:
+    """A record of the accepted topic: an :class:`AcceptedVote` (tried first, the busy
+    case) or a :class:`RefusedVote`. Raises pydantic's ``ValidationError``."""
+    try:
+        return AcceptedVote.model_validate_json(raw)
+    except ValueError:
+        if b'"refused"' not in raw:
+            raise
+        return RefusedVote.model_validate_json(raw)

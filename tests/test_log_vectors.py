@@ -109,3 +109,35 @@ def test_the_heads_are_signed_together_by_the_log_key_under_its_own_context():
         pass
     else:
         raise AssertionError("a head signature verified under the registrar context")
+
+
+def test_rejection_leaves_carry_their_reason_after_the_digest():
+    """SPEC §14.1: a rejection leaf is lp(tag) || lp("rejection") || digest || lp(reason)."""
+    r = VECTORS["vote"]["record"]
+    digest = sha(
+        lp(b"ringtally/v2/vote-digest")
+        + lp(spec_vote_message(r))
+        + lp(base64.b64decode(r["signature"]))
+    )
+    log = VECTORS["rejections"]
+    expected = [
+        ("rejection", digest, b"bad_signature"),
+        ("ballot", sha(b"ringtally-v2 test digest 1"), None),
+        ("rejection", sha(b"ringtally-v2 test digest 2"), b"duplicate_key_image"),
+    ]
+    hashes = []
+    for leaf, (kind, d, reason) in zip(log["leaves"], expected, strict=True):
+        raw = lp(b"ringtally/v2/log-leaf") + lp(kind.encode()) + d
+        if reason is not None:
+            raw += lp(reason)
+            assert leaf["reason"] == reason.decode()
+        else:
+            assert "reason" not in leaf
+        assert (leaf["kind"], leaf["vote_digest"]) == (kind, d.hex())
+        assert leaf["leaf"] == raw.hex()
+        assert leaf["leaf_hash"] == sha(b"\x00" + raw).hex()
+        hashes.append(sha(b"\x00" + raw))
+    assert log["root"] == mth(hashes).hex()
+    # the reason is bound: another reason is another leaf, and no leaf of another kind
+    other = lp(b"ringtally/v2/log-leaf") + lp(b"rejection") + digest + lp(b"token_spent")
+    assert sha(b"\x00" + other).hex() not in {leaf["leaf_hash"] for leaf in log["leaves"]}

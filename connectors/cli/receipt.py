@@ -43,7 +43,8 @@ def receipt() -> None:
 def receipt_show(vote: str, since: Path | None) -> None:
     """Print the JSON receipt of VOTE (a vote id, or the key image of a counted vote): of
     its ballot leaf, or of its retraction leaf ("kind": "retraction") when it was counted
-    and then withdrawn. Exit code 1 when no signed head covers the vote yet.
+    and then withdrawn, or, refused, of its rejection leaf ("kind": "rejection", with the
+    "reason"). Exit code 1 when no signed head covers the vote yet.
     """
     from connectors.postgres.receipts import build_receipt
     from connectors.sdk.reader import read_at
@@ -95,7 +96,11 @@ def receipt_verify(file: Path, vote_file: Path | None, against: Path | None) -> 
             "not show which vote that is (pass --vote)"
         )
         return
-    what = "counted" if rec.kind == "ballot" else "RETRACTED (counted, then withdrawn)"
+    what = {
+        "ballot": "counted",
+        "retraction": "RETRACTED (counted, then withdrawn)",
+        "rejection": f"REFUSED ({rec.reason}: not counted)",
+    }[rec.kind.value]
     click.echo(
         f"ok: vote {bound.vote_id} is leaf {rec.leaf_index} of {rec.submission_id}'s log, "
         f"{what}, {signed}"

@@ -14,7 +14,9 @@ the body:
    absorb duplicates); a skipped row that is NOT an identical copy of a
    stored one is a conflict -> dead letter.
    Every ballot of the batch (replaced ones too) also adds its log leaves
-   (``models.log.ballot_leaves``) to ``log_leaves``; a different leaf at a
+   (``models.log.ballot_leaves``) to ``log_leaves``, and so does every
+   rejection of a well-formed vote (step 3, ``models.log.rejection_leaves``:
+   its ``rejection`` leaf); a different leaf at a
    stored (submission, index) is logged at ERROR and dead-lettered
    (``log_conflict``). A ballot at a votes-topic position
    that already has a rejection (other than ``duplicate_key_image``) is a
@@ -53,7 +55,7 @@ from typing import Any, Literal
 import asyncpg
 
 from models import Decision
-from models.log import ballot_leaves
+from models.log import ballot_leaves, rejection_leaves
 from streams.heads import head_problem
 
 from .decode import DeadLetter, Decoded
@@ -233,16 +235,16 @@ _UPSERT_TALLIES = """
 _INSERT_LEAVES = """
     WITH i AS (
         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::uuid[],
-                             $6::int[], $7::bigint[])
+                             $6::int[], $7::bigint[], $8::text[])
             AS i(submission_id, leaf_index, kind, vote_digest, vote_id,
-                 source_partition, source_offset)),
+                 source_partition, source_offset, reason)),
     ins AS (
         INSERT INTO log_leaves (submission_id, leaf_index, kind, vote_digest, vote_id,
-                                source_partition, source_offset)
+                                source_partition, source_offset, reason)
         SELECT * FROM i ON CONFLICT (submission_id, leaf_index) DO NOTHING RETURNING 1)
     SELECT i.submission_id, i.leaf_index
     FROM i JOIN log_leaves l USING (submission_id, leaf_index)
-    WHERE (l.kind, l.vote_digest) IS DISTINCT FROM (i.kind, i.vote_digest)"""
+    WHERE (l.kind, l.vote_digest, l.reason) IS DISTINCT FROM (i.kind, i.vote_digest, i.reason)"""
 
 _UPSERT_HEADS = """
     INSERT INTO log_heads AS h (submission_id, tree_size, root_hash, log_key, batch_size,
@@ -541,7 +543,7 @@ class BatchWriter:
                 res.ballot_duplicates -= len(res.dead) - conflicts_before
 
             if batch.ballots:
-                await self._leaves(batch.ballots, res)
+                await self._leaves(batch.ballots, [], res)
 
             # step 3: rejections, keyed by the original votes-topic position; one outcome each
             res.rejections, res.rejection_duplicates = await self._insert(
@@ -551,6 +553,8 @@ class BatchWriter:
                 for row in await conn.fetch(_REJECTION_CONFLICTS):
                     self._second_outcome("rejections", batch.rejections, row, res)
                     res.rejection_duplicates -= 1
+            if batch.rejections:
+                await self._leaves([], batch.rejections, res)
 
             # step 4: audit events; a different event at a stored (chain, sequence) is a fork
             res.audit, res.audit_duplicates = await self._insert("audit", batch.audit, res)
@@ -607,9 +611,30 @@ class BatchWriter:
         # step 8: committed (leaving the block above commits; an exception rolled back)
         return res
 
-    async def _leaves(self, ballots: list[Decoded], res: WriteResult) -> None:
-        """The log leaves the batch's ballots record (step 2); conflicts are dead letters."""
-        rows = []  # (record, submission, index, kind, digest, vote id, partition, offset)
+    async def _leaves(
+        self, ballots: list[Decoded], rejections: list[Decoded], res: WriteResult
+    ) -> None:
+        """The log leaves the batch's ballots (step 2) or rejections (step 3) record;
+        conflicts are dead letters."""
+        rows = []  # (record, submission, index, kind, digest, vote id, partition, offset, reason)
+        for d in rejections:
+            r = d.model
+            if r.vote_id is None:  # a leaf's rejection names its vote; anything else is forged
+                continue
+            for index, kind, digest, reason in rejection_leaves(r):
+                rows.append(
+                    (
+                        d.record,
+                        r.submission_id,
+                        index,
+                        kind.value,
+                        digest.hex(),
+                        r.vote_id,
+                        r.source_partition,
+                        r.source_offset,
+                        reason,
+                    )
+                )
         for d in ballots:
             b = d.model
             for index, kind, digest in ballot_leaves(b):
@@ -624,6 +649,7 @@ class BatchWriter:
                         b.vote_id if own else b.supersedes,
                         b.source_partition if own else None,
                         b.source_offset if own else None,
+                        None,
                     )
                 )
         if not rows:

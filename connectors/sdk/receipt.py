@@ -58,11 +58,20 @@ def fetch_receipt(
     VoteCast as sent) the receipt carries it and is refused unless the ballot's digest
     is that vote's: the Ballot is only what the output topic says.
 
-    Reads the whole partition each try: for a vote now and then, not for a bulk job
+    Reads the whole partition each try (and the whole rejections topic, whose
+    refusals of well-formed votes are leaves too): for a vote now and then, not for a bulk job
     (``ringtally receipt show`` builds from Postgres).
     """
-    from models.log import LogGap, LogMismatch, ballot_leaves, receipt_from_log
+    from models.log import (
+        LeafRow,
+        LogGap,
+        LogMismatch,
+        ballot_leaves,
+        receipt_from_log,
+        rejection_leaves,
+    )
     from models.outputs import Ballot as BallotModel
+    from models.outputs import Rejection
     from streams.partitioner import partition_for_key
 
     from .reader import read_topic
@@ -88,11 +97,20 @@ def fetch_receipt(
         ]
         head = max(heads, key=lambda h: h.tree_size, default=None)
         if head is not None and head.tree_size > ballot.leaf_index:
-            leaves = [
+            leaves: list[LeafRow] = [
                 leaf
                 for r in read_topic(settings, "ballots", partitions=partition)
                 if r.key == key and r.value
                 for leaf in ballot_leaves(BallotModel.model_validate_json(r.value))
+            ]
+            # refusals are leaves too; rejections are keyed by token: every partition
+            leaves += [
+                leaf
+                for r in read_topic(settings, "rejections")
+                if r.value and b'"leaf_index"' in r.value
+                for rejection in [Rejection.model_validate_json(r.value)]
+                if rejection.submission_id == ballot.submission_id
+                for leaf in rejection_leaves(rejection)
             ]
             try:
                 receipt = receipt_from_log(
@@ -156,7 +174,11 @@ def verify_receipt(
             raise ReceiptInvalid(f"the receipt is not about vote {bound.vote_id} {what}: {problem}")
     path = [bytes.fromhex(p) for p in receipt.inclusion_path]
     root = bytes.fromhex(head.root_hash)
-    if not verify_inclusion(receipt.leaf_hash(), receipt.leaf_index, head.tree_size, path, root):
+    try:
+        leaf = receipt.leaf_hash()
+    except ValueError as exc:  # a rejection leaf without its reason, or another with one
+        raise ReceiptInvalid(f"the receipt's leaf is malformed: {exc}") from None
+    if not verify_inclusion(leaf, receipt.leaf_index, head.tree_size, path, root):
         raise ReceiptInvalid(
             f"leaf {receipt.leaf_index} ({receipt.kind.value} of digest {receipt.vote_digest}) is "
             f"not "

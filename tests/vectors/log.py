@@ -8,6 +8,9 @@ the other leaves' digests are ``SHA-256("ringtally-v2 test digest " ||
 decimal(i))``; the log key is §10's key 1, which signs one batch of three
 heads (this log at size 7, ``sub-0002`` at size 1, ``sub-0003`` at size 3 with
 the roots of this log's first 1 and 3 leaves), randomness label ``log/heads``.
+``rejections`` is a second, 3-leaf log with ``rejection`` leaves (§14.1): the
+§13 vote refused ``bad_signature``, a ballot of digest 1, the vote of digest 2
+refused ``duplicate_key_image``; each leaf's bytes and hash, and its root.
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ def build() -> dict[str, Any]:
     signature = hazmat.sign_with_randomness(
         key, ringcrypto.Ring([key.public_key]), LOG_HEAD_CONTEXT, signed, randomness("log/heads")
     )
+    refusals = [
+        (LeafKind.REJECTION, digest, "bad_signature"),
+        (LeafKind.BALLOT, leaf_digest(1), None),
+        (LeafKind.REJECTION, leaf_digest(2), "duplicate_key_image"),
+    ]
+    refused_raw = [leaf_bytes(kind, d, reason) for kind, d, reason in refusals]
+    refused_hashes = [leaf_hash(r) for r in refused_raw]
     return {
         "spec": "native/SPEC.md §14",
         "vote": {
@@ -106,6 +116,21 @@ def build() -> dict[str, Any]:
                 }
                 for i, ((s, n, r), path) in enumerate(zip(heads, paths, strict=True))
             ],
+        },
+        "rejections": {
+            "leaves": [
+                {
+                    "kind": kind.value,
+                    "vote_digest": d.hex(),
+                    **({} if reason is None else {"reason": reason}),
+                    "leaf": r.hex(),
+                    "leaf_hash": h.hex(),
+                }
+                for (kind, d, reason), r, h in zip(
+                    refusals, refused_raw, refused_hashes, strict=True
+                )
+            ],
+            "root": tree_hash(refused_hashes).hex(),
         },
     }
 
