@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import faust
 from faust.types import TP
 
-from models.internal import AcceptedVote, RefusedVote
+from models.internal import AcceptedVote, ClosingPassed, RefusedVote
 from streams import metrics
 from streams.app import app, settings, topics
 from streams.errors import UsageProblem
@@ -101,6 +101,9 @@ class FaustOutputs:
         # The tally stage owns the submission's log: it appends the leaf and emits the
         # Rejection (counted in REJECTIONS there).
         await self._send(self._accepted, refusal.submission_id.encode(), refusal.to_json())
+
+    async def closing_passed(self, passed: ClosingPassed) -> None:
+        await self._send(self._accepted, passed.submission_id.encode(), passed.to_json())
 
     async def ballot(self, ballot: Any) -> None:
         metrics.BALLOTS.inc()

@@ -5,6 +5,8 @@ State, in ONE changelog-backed table partition per accepted-topic partition::
     b|<submission>|<key image>  -> {winner, changes}     the vote counted, and its history
     t|<submission>              -> {counts, version, log}  the running tally and log
     r|<submission>|<p>|<offset> -> {leaf_index, leaf, reason}  a refusal's leaf (below)
+    f|<submission>              -> {closed_ms, passed}  the closing, and the votes
+                                                       partitions past it (final head)
     c|<partition>               -> {seq, hash}          head of the audit chain
 
 Which vote counts when two share a key image (one reviewer, two slots, one
@@ -54,6 +56,14 @@ position never gets two leaves. The emitted Rejection carries ``leaf_index``
 and ``vote_digest``; a counted vote's later ``duplicate_key_image`` rejection
 points at its ``retraction`` leaf.
 
+The final head (SPEC §14.3): the verify stage sends a
+:class:`~models.internal.ClosingPassed` per votes partition that reached a
+closed submission's closing time, after that partition's earlier outcomes.
+When every votes partition has passed (``f|``), the log holds every vote
+appended before the closing and will take no other: its head is signed as
+final (``closed_ms`` in the signed bytes), and signed again on every later
+marker (idempotent: a crash may have lost it).
+
 Within a batch, each submission's tally and each partition's chain head are
 written (and the Tally emitted) once, at the end, after every ballot entry of
 the batch: fewer changelog writes, and the order above is kept, since the
@@ -72,7 +82,7 @@ from pydantic import ValidationError
 from models.audit import AuditEvent, AuditKind, genesis_hash
 from models.decision import Decision, decide, rules_version
 from models.fields import VoteType
-from models.internal import AcceptedVote, RefusedVote, parse_accepted_record
+from models.internal import AcceptedVote, ClosingPassed, RefusedVote, parse_accepted_record
 from models.log import LeafKind, SignedHead, log_leaf_hash
 from models.merkle import Frontier
 from models.outputs import Ballot, Rejection, Tally, VoteCounts
@@ -101,12 +111,14 @@ class TallyKeeper:
         state: MutableMapping[bytes, dict[str, Any]],
         outputs: Outputs,
         read_vote: Callable[[int, int], Awaitable[bytes | None]],
-        sign_heads: Callable[[list[tuple[str, int, bytes]]], list[SignedHead]] | None = None,
+        sign_heads: Callable[[list[tuple[str, int, bytes, int | None]]], list[SignedHead]]
+        | None = None,
     ) -> None:
         """``read_vote(partition, offset)``: a votes-topic record's raw value, or None when
         the log no longer holds it (:class:`~agents.record_reader.RecordReader`); called
         only to reject a vote here (a double vote), for the rejection's payload.
-        ``sign_heads([(submission_id, size, root), ...])``: the signed heads of a batch's
+        ``sign_heads([(submission_id, size, root, closed_ms), ...])``: the signed heads (final
+        where ``closed_ms`` is set) of a batch's
         tallies, sent (``outputs.head``) after them (:meth:`agents.loghead.LogSigner.sign`,
         one signature per batch); None: no heads."""
         self.state = state
@@ -119,12 +131,14 @@ class TallyKeeper:
             min_votes=settings.min_votes, flag_threshold=settings.flag_threshold
         )
         self.votes_topic = settings.topic("votes")
+        self.votes_partitions = settings.partitions
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
         self._tallies: dict[str, tuple[VoteCounts, int, Frontier]] = {}
         self._chains: dict[int, tuple[int, str]] = {}
         self._last: dict[int, SourceRecord] = {}
         self._partition_of: dict[str, int] = {}
+        self._final: dict[str, int] = {}  # submission -> closing time, when final now
         for record in records:
             self._last[record.partition] = record
             with event_scope(record):
@@ -143,7 +157,8 @@ class TallyKeeper:
                     "log": frontier.to_json(),
                 }
             await self.outputs.tally(self._tally(submission_id, counts, version, frontier))
-            heads.append((submission_id, frontier.size, frontier.root()))
+            closed_ms = self._final.get(submission_id)
+            heads.append((submission_id, frontier.size, frontier.root(), closed_ms))
         if self.sign_heads is not None:
             for head in self.sign_heads(heads):
                 await self.outputs.head(head)
@@ -167,6 +182,9 @@ class TallyKeeper:
             return
         if isinstance(vote, RefusedVote):
             await self._refuse(record, vote.submission_id, vote.vote_digest, vote.rejection)
+            return
+        if isinstance(vote, ClosingPassed):
+            self._closing_passed(record, vote)
             return
         entry_key = f"b|{vote.submission_id}|{vote.key_image}".encode()
         raw = self.state.get(entry_key)
@@ -376,6 +394,19 @@ class TallyKeeper:
                 }
             )
         await self.outputs.rejection((rejection.token_id or "").encode(), rejection)
+
+    def _closing_passed(self, record: SourceRecord, passed: ClosingPassed) -> None:
+        """Note that a votes partition passed the submission's closing; once all have, the
+        batch signs the submission's head as final (module docstring)."""
+        key = f"f|{passed.submission_id}".encode()
+        entry = self.state.get(key) or {"closed_ms": passed.closed_ms, "passed": []}
+        if passed.votes_partition not in entry["passed"]:
+            entry = {**entry, "passed": sorted({*entry["passed"], passed.votes_partition})}
+        self.state[key] = entry
+        if len(entry["passed"]) >= self.votes_partitions:
+            counts, version, frontier = self._load_tally(passed.submission_id)
+            self._set_tally(record, passed.submission_id, counts, version, frontier)
+            self._final[passed.submission_id] = int(entry["closed_ms"])
 
     async def _refuse(
         self, record: SourceRecord, submission_id: str, digest: str, rejection: Rejection

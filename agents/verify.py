@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from models.fields import MAX_PAYLOAD_BYTES
-from models.internal import AcceptedVote, RefusedVote, vote_id_for_token
+from models.internal import AcceptedVote, ClosingPassed, RefusedVote, vote_id_for_token
 from models.outputs import Rejection
 from models.reasons import ReasonCode
 from models.votes import VoteCast, parse_votes_message
@@ -103,6 +103,9 @@ class VoteVerifier:
         #: Tag states as batches prepared but not yet applied will leave them.
         self._ahead: dict[bytes, TokenState | None] = {}
         self._unapplied = 0
+        #: Votes partition -> closed submissions it has sent a ClosingPassed for (in memory:
+        #: after a restart each is sent once more, which the tally stage ignores).
+        self._passed: dict[int, set[str]] = {}
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
         """Decide a batch: :meth:`prepare` it, then :meth:`apply` it."""
@@ -126,6 +129,7 @@ class VoteVerifier:
     async def apply(self, batch: PreparedBatch) -> None:
         """Step 3: decide each record in offset order and emit its outcome."""
         try:
+            reached: dict[int, int] = {}  # votes partition -> newest broker time of a vote
             for item in batch.parsed:  # in offset order, whatever step decided them
                 if item.early is not None:
                     reason, detail, message = item.early
@@ -133,10 +137,38 @@ class VoteVerifier:
                 elif item.message is not None:
                     with event_scope(item.record):
                         await self._apply_vote(item, batch.checks)
+                    partition = item.record.partition
+                    reached[partition] = max(reached.get(partition, 0), _stamp(item.record))
+            await self._closings_passed(reached)
         finally:
             self._unapplied -= 1
             if not self._unapplied:
                 self._ahead.clear()  # the table holds every prepared batch's writes now
+
+    async def _closings_passed(self, reached: dict[int, int]) -> None:
+        """For each closed submission whose closing's broker time a votes partition has now
+        reached with a vote (the control topics were read that far for it), tell the tally
+        stage, after every outcome of that partition so far: no vote appended before the
+        closing remains there (broker times grow along a partition's log), so once every
+        partition has passed, the submission's log is final (native/SPEC.md §14.3)."""
+        if not reached:
+            return
+        # a copy: the control reader may add closings while this awaits the producer
+        closed = [
+            (s, e.closed_ms) for s, e in self.control.submissions.items() if e.closed_ms is not None
+        ]
+        for submission_id, closed_ms in closed:
+            for partition, newest in reached.items():
+                sent = self._passed.setdefault(partition, set())
+                if closed_ms <= newest and submission_id not in sent:
+                    await self.outputs.closing_passed(
+                        ClosingPassed(
+                            submission_id=submission_id,
+                            closed_ms=closed_ms,
+                            votes_partition=partition,
+                        )
+                    )
+                    sent.add(submission_id)
 
     # --- step 1: parse and select -------------------------------------------
 

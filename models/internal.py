@@ -24,6 +24,7 @@ from .outputs import Rejection
 __all__ = [
     "VOTE_ID_NAMESPACE",
     "AcceptedVote",
+    "ClosingPassed",
     "RefusedVote",
     "parse_accepted_record",
     "vote_id_for_token",
@@ -79,12 +80,27 @@ class RefusedVote(WireModel):
     rejection: Rejection
 
 
-def parse_accepted_record(raw: bytes) -> AcceptedVote | RefusedVote:
+class ClosingPassed(WireModel):
+    """Votes partition ``votes_partition`` has no more votes for the closed submission (key:
+    submission_id, the accepted topic): the verify stage decided a vote appended at or
+    after the closing's broker time there, and sent everything before it first. When
+    every votes partition has passed, the tally stage signs the final head."""
+
+    type: Literal["closing_passed"] = "closing_passed"
+    submission_id: Identifier
+    closed_ms: int = Field(ge=0, lt=2**63)
+    votes_partition: Partition
+
+
+def parse_accepted_record(raw: bytes) -> AcceptedVote | RefusedVote | ClosingPassed:
     """A record of the accepted topic: an :class:`AcceptedVote` (tried first, the busy
-    case) or a :class:`RefusedVote`. Raises pydantic's ``ValidationError``."""
+    case), a :class:`RefusedVote` or a :class:`ClosingPassed`. Raises pydantic's
+    ``ValidationError``."""
     try:
         return AcceptedVote.model_validate_json(raw)
     except ValueError:
+        if b'"closing_passed"' in raw:
+            return ClosingPassed.model_validate_json(raw)
         if b'"refused"' not in raw:
             raise
         return RefusedVote.model_validate_json(raw)

@@ -9,6 +9,8 @@ vote they sent (its §13.1 message and its signature), so a receipt proves
     leaf        = lp("ringtally/v2/log-leaf") || lp(kind) || vote_digest
                   [|| lp(reason)   only when kind is "rejection"]
     head        = lp("ringtally/v2/log-head") || lp(submission_id) || u64(tree_size) || root
+    final head  = lp("ringtally/v2/log-final-head") || lp(submission_id) || u64(tree_size)
+                  || root || i64(closed_ms)
     heads       = lp("ringtally/v2/log-heads") || u64(count) || MTH(head_1, ..., head_count)
 
 ``kind`` is ``ballot`` (the vote was counted), ``retraction`` (a vote counted
@@ -68,6 +70,7 @@ __all__ = [
 VOTE_DIGEST_TAG = b"ringtally/v2/vote-digest"
 LEAF_TAG = b"ringtally/v2/log-leaf"
 HEAD_TAG = b"ringtally/v2/log-head"
+FINAL_HEAD_TAG = b"ringtally/v2/log-final-head"
 HEADS_TAG = b"ringtally/v2/log-heads"
 #: The ringcrypto context of every signed tree head (the registrar's is another).
 LOG_HEAD_CONTEXT = b"ringtally/v2/log-head"
@@ -111,16 +114,18 @@ def log_leaf_hash(kind: LeafKind | str, digest: bytes, reason: str | None = None
     return leaf_hash(leaf_bytes(kind, digest, reason))
 
 
-def head_message(*, submission_id: str, tree_size: int, root: bytes) -> bytes:
-    """A tree head's message: a leaf of its signed batch (and what a witness signs)."""
+def head_message(
+    *, submission_id: str, tree_size: int, root: bytes, closed_ms: int | None = None
+) -> bytes:
+    """A tree head's message: a leaf of its signed batch (and what a witness signs). With
+    ``closed_ms`` (the registrar's closing's broker time) the head is the submission's
+    final one: its own tag, so no ordinary head's signature makes a final one."""
     if len(root) != 32:
         raise ValueError(f"a root hash is 32 bytes, got {len(root)}")
-    return (
-        length_prefixed(HEAD_TAG)
-        + length_prefixed(submission_id.encode("utf-8"))
-        + tree_size.to_bytes(8, "big")
-        + root
-    )
+    body = length_prefixed(submission_id.encode("utf-8")) + tree_size.to_bytes(8, "big") + root
+    if closed_ms is None:
+        return length_prefixed(HEAD_TAG) + body
+    return length_prefixed(FINAL_HEAD_TAG) + body + closed_ms.to_bytes(8, "big", signed=True)
 
 
 def heads_signing_bytes(*, count: int, root: bytes) -> bytes:
@@ -131,18 +136,26 @@ def heads_signing_bytes(*, count: int, root: bytes) -> bytes:
     return length_prefixed(HEADS_TAG) + count.to_bytes(8, "big") + root
 
 
+_FINAL = (
+    "set on a submission's final head (native/SPEC.md §14.3): the broker time (ms) of the "
+    "registrar's closing; the log holds every vote appended before it and no other"
+)
+
+
 class _HeadBytes:
     """A head's message (§14.3): a leaf of its signed batch, and what a witness signs."""
 
     submission_id: str
     tree_size: int
     root_hash: str
+    closed_ms: int | None
 
     def head_bytes(self) -> bytes:
         return head_message(
             submission_id=self.submission_id,
             tree_size=self.tree_size,
             root=bytes.fromhex(self.root_hash),
+            closed_ms=self.closed_ms,
         )
 
 
@@ -164,6 +177,7 @@ class SignedHead(_HeadBytes, WireModel):
         description="base64 ringcrypto signature, a ring of one member (the log key), "
         "context ringtally/v2/log-head, over the batch's signing bytes (native/SPEC.md §14.3)"
     )
+    closed_ms: int | None = Field(None, ge=-(2**63), lt=2**63, description=_FINAL)
 
     def batch_root(self) -> bytes | None:
         """The root of the signed batch this head's path leads to (None: a malformed path)."""
@@ -185,6 +199,7 @@ class WitnessCosignature(_HeadBytes, WireModel):
     root_hash: HexDigest
     log_key: HexPoint
     witness_key: HexPoint
+    closed_ms: int | None = Field(None, ge=-(2**63), lt=2**63, description=_FINAL)
     signature: RegistrarSignature = Field(
         description="base64 ringcrypto signature, a ring of one member (the witness key), "
         "context ringtally/v2/log-witness, over the head's message (native/SPEC.md §14.5)"

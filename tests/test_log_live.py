@@ -252,6 +252,7 @@ def test_receipt_json_round_trips():
             "batch_index": 1,
             "batch_path": ["33" * 32],
             "signature": "AAAA",
+            "closed_ms": None,
         },
         "consistency": None,
     }

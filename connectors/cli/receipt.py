@@ -89,6 +89,11 @@ def receipt_verify(file: Path, vote_file: Path | None, against: Path | None) -> 
     bound = verify_receipt(rec, trusted_log_key(get_settings()), vote=vote, earlier=earlier)
     extends = f", extends the head at size {earlier.head.tree_size}" if earlier else ""
     signed = f"signed at size {rec.head.tree_size}{extends}"
+    if rec.head.closed_ms is not None:  # in the signed bytes: checked above
+        signed += (
+            f"; FINAL: the head of the closed log (closed at {rec.head.closed_ms} ms), no "
+            "vote is added after it"
+        )
     if bound is None:
         click.echo(
             f"ok: digest {rec.vote_digest} is leaf {rec.leaf_index} ({rec.kind.value}) of "

@@ -41,7 +41,7 @@ class LogMismatch(RingtallyError):
 async def load_head(conn: Any, submission_id: str) -> SignedHead | None:
     row = await conn.fetchrow(
         "SELECT submission_id, tree_size, root_hash, log_key, batch_size, batch_index, "
-        "batch_path, signature FROM log_heads WHERE submission_id = $1",
+        "batch_path, signature, closed_ms FROM log_heads WHERE submission_id = $1",
         submission_id,
     )
     return None if row is None else SignedHead(**dict(row))

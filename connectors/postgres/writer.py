@@ -32,7 +32,8 @@ the body:
    ``WHERE stored.version < incoming.version``; escalations for every
    ESCALATED tally (first = lowest version, latest = highest).
    Signed heads: the largest tree per submission, upserted only
-   ``WHERE stored.tree_size < incoming.tree_size``.
+   ``WHERE stored.tree_size < incoming.tree_size`` (or, at the same size, when
+   the incoming head is the final one and the stored one is not).
 6. dead letters: into ``sink_dead_letters`` and produced to the DLQ topic,
    acks awaited (so none is lost if the commit then succeeds).
 7. store the next offsets of every partition in the batch (dead letters
@@ -248,19 +249,21 @@ _INSERT_LEAVES = """
 
 _UPSERT_HEADS = """
     INSERT INTO log_heads AS h (submission_id, tree_size, root_hash, log_key, batch_size,
-                                batch_index, batch_path, signature)
+                                batch_index, batch_path, signature, closed_ms)
     SELECT i.submission_id, i.tree_size, i.root_hash, i.log_key, i.batch_size, i.batch_index,
-           ARRAY(SELECT json_array_elements_text(i.batch_path::json)), i.signature
+           ARRAY(SELECT json_array_elements_text(i.batch_path::json)), i.signature, i.closed_ms
     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-                $7::text[], $8::text[])
+                $7::text[], $8::text[], $9::bigint[])
         AS i(submission_id, tree_size, root_hash, log_key, batch_size, batch_index, batch_path,
-             signature)
+             signature, closed_ms)
     ON CONFLICT (submission_id) DO UPDATE SET
         tree_size = EXCLUDED.tree_size, root_hash = EXCLUDED.root_hash,
         log_key = EXCLUDED.log_key, batch_size = EXCLUDED.batch_size,
         batch_index = EXCLUDED.batch_index, batch_path = EXCLUDED.batch_path,
-        signature = EXCLUDED.signature, updated_at = now()
-    WHERE h.tree_size < EXCLUDED.tree_size"""
+        signature = EXCLUDED.signature, closed_ms = EXCLUDED.closed_ms, updated_at = now()
+    WHERE h.tree_size < EXCLUDED.tree_size
+       OR (h.tree_size = EXCLUDED.tree_size AND h.closed_ms IS NULL
+           AND EXCLUDED.closed_ms IS NOT NULL)"""
 
 _LOG_ALERT = """
     INSERT INTO log_alerts (submission_id, tree_size, root_hash, reason, detail)
@@ -712,7 +715,7 @@ class BatchWriter:
                 log.error("log fork: %s", why)
                 continue
             cur = latest.get(h.submission_id)
-            if cur is None or h.tree_size > cur.tree_size:
+            if cur is None or _head_order(h) > _head_order(cur):
                 latest[h.submission_id] = h
         hs = list(latest.values())
         if not hs:
@@ -727,6 +730,7 @@ class BatchWriter:
             [h.batch_index for h in hs],
             [json.dumps(h.batch_path) for h in hs],
             [h.signature for h in hs],
+            [h.closed_ms for h in hs],
         )
 
     async def _tallies(self, items: list[Decoded], res: WriteResult) -> None:
@@ -772,3 +776,8 @@ class BatchWriter:
                 [last_esc[s].model.total for s in subs],
             )
             res.escalations = len(subs)
+
+
+def _head_order(head: Any) -> tuple[int, bool]:
+    """Which of two heads of a submission is newer: the larger tree, then the final one."""
+    return (head.tree_size, head.closed_ms is not None)

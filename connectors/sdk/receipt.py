@@ -95,7 +95,7 @@ def fetch_receipt(
             for r in read_topic(settings, "heads", partitions=partition)
             if r.key == key and r.value
         ]
-        head = max(heads, key=lambda h: h.tree_size, default=None)
+        head = max(heads, key=lambda h: (h.tree_size, h.closed_ms is not None), default=None)
         if head is not None and head.tree_size > ballot.leaf_index:
             leaves: list[LeafRow] = [
                 leaf

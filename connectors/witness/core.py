@@ -31,8 +31,9 @@ class Disagreement:
 @dataclass
 class _Log:
     leaves: dict[int, bytes] = field(default_factory=dict)
-    pending: dict[int, SignedHead] = field(default_factory=dict)  # tree size -> head
-    judged: set[tuple[int, str]] = field(default_factory=set)
+    #: (tree size, final) -> head: a final head and an ordinary one of one size both wait
+    pending: dict[tuple[int, bool], SignedHead] = field(default_factory=dict)
+    judged: set[tuple[int, str, int | None]] = field(default_factory=set)
     #: The leaves judged so far, folded: heads come in growing sizes, so each leaf is
     #: hashed into a root once (a late, smaller head is recomputed from scratch).
     frontier: Frontier = field(default_factory=Frontier)
@@ -100,19 +101,19 @@ class Witness:
                 )
             ]
         log = self.logs.setdefault(head.submission_id, _Log())
-        log.pending[head.tree_size] = head
+        log.pending[(head.tree_size, head.closed_ms is not None)] = head
         return self._judge(head.submission_id)
 
     def _judge(self, submission_id: str) -> tuple[list[SignedHead], list[Disagreement]]:
         log = self.logs[submission_id]
         agreed, disagreements = [], []
-        for size in sorted(log.pending):
+        for size, final in sorted(log.pending):
             if any(i not in log.leaves for i in range(size)):
                 break  # leaves still on their way (the next heads need them too)
-            head = log.pending.pop(size)
-            if (size, head.root_hash) in log.judged:
+            head = log.pending.pop((size, final))
+            if (size, head.root_hash, head.closed_ms) in log.judged:
                 continue
-            log.judged.add((size, head.root_hash))
+            log.judged.add((size, head.root_hash, head.closed_ms))
             root = log.root(size)
             if root == head.root_hash:
                 agreed.append(head)

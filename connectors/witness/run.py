@@ -97,6 +97,7 @@ class WitnessProcess:
             root_hash=head.root_hash,
             log_key=head.log_key,
             witness_key=self.public_key.hex(),
+            closed_ms=head.closed_ms,
             signature=base64.b64encode(signature).decode("ascii"),
         )
 

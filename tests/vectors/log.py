@@ -11,6 +11,9 @@ the roots of this log's first 1 and 3 leaves), randomness label ``log/heads``.
 ``rejections`` is a second, 3-leaf log with ``rejection`` leaves (§14.1): the
 §13 vote refused ``bad_signature``, a ballot of digest 1, the vote of digest 2
 refused ``duplicate_key_image``; each leaf's bytes and hash, and its root.
+``final_head`` is a batch of one: the 7-leaf log's head at size 7 made final
+by a closing at broker time ``CLOSED_MS`` (§14.3), signed by key 1 with the
+randomness label ``log/final-head``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from tests.vectors.messages import randomness, seed
 
 SUBMISSION = "sub-0001"
 TREE_SIZE = 7
+CLOSED_MS = 1_765_432_100_000
 
 
 def leaf_digest(i: int) -> bytes:
@@ -69,6 +73,18 @@ def build() -> dict[str, Any]:
     signed = heads_signing_bytes(count=len(heads), root=batch_root)
     signature = hazmat.sign_with_randomness(
         key, ringcrypto.Ring([key.public_key]), LOG_HEAD_CONTEXT, signed, randomness("log/heads")
+    )
+    final = head_message(
+        submission_id=SUBMISSION, tree_size=TREE_SIZE, root=root, closed_ms=CLOSED_MS
+    )
+    final_root, [final_path] = inclusion_proofs([leaf_hash(final)])
+    final_signed = heads_signing_bytes(count=1, root=final_root)
+    final_signature = hazmat.sign_with_randomness(
+        key,
+        ringcrypto.Ring([key.public_key]),
+        LOG_HEAD_CONTEXT,
+        final_signed,
+        randomness("log/final-head"),
     )
     refusals = [
         (LeafKind.REJECTION, digest, "bad_signature"),
@@ -116,6 +132,23 @@ def build() -> dict[str, Any]:
                 }
                 for i, ((s, n, r), path) in enumerate(zip(heads, paths, strict=True))
             ],
+        },
+        "final_head": {
+            "message": final.hex(),
+            "signing_bytes": final_signed.hex(),
+            "randomness_label": "log/final-head",
+            "record": {
+                "type": "log_head",
+                "submission_id": SUBMISSION,
+                "tree_size": TREE_SIZE,
+                "root_hash": root.hex(),
+                "log_key": key.public_key.hex(),
+                "batch_size": 1,
+                "batch_index": 0,
+                "batch_path": [p.hex() for p in final_path],
+                "signature": base64.b64encode(final_signature).decode("ascii"),
+                "closed_ms": CLOSED_MS,
+            },
         },
         "rejections": {
             "leaves": [
