@@ -18,7 +18,7 @@ import time
 
 from models.log import Receipt, SignedHead, vote_digest, vote_problem
 from models.merkle import verify_consistency, verify_inclusion
-from models.outputs import Ballot
+from models.outputs import Ballot, Rejection
 from models.votes import VoteCast
 from streams.errors import RingtallyError
 from streams.heads import head_problem, trusted_log_key
@@ -44,13 +44,14 @@ class ReceiptTimeout(RingtallyError):
 
 def fetch_receipt(
     settings: Settings,
-    ballot: Ballot,
+    ballot: Ballot | Rejection,
     *,
     timeout: float = 30.0,
     since: Receipt | None = None,
     vote: VoteCast | None = None,
 ) -> Receipt:
-    """The receipt of a counted vote (its Ballot, as ``wait_outcome`` returns it) from the
+    """The receipt of a counted vote (its Ballot, as ``wait_outcome`` returns it), or of a
+    refused well-formed vote (its Rejection, which names its leaf), from the
     output topics, no Postgres: the submission's Ballots (every leaf of its log) and
     its latest signed head, both on the submission's partition, read until a head covers
     the vote. The receipt is checked before it is returned (``verify_receipt`` with
@@ -71,13 +72,12 @@ def fetch_receipt(
         rejection_leaves,
     )
     from models.outputs import Ballot as BallotModel
-    from models.outputs import Rejection
     from streams.partitioner import partition_for_key
 
     from .reader import read_topic
 
-    if ballot.leaf_index is None or ballot.vote_digest is None:
-        raise ReceiptInvalid(f"ballot of vote {ballot.vote_id} predates the log: no leaf")
+    if None in (ballot.vote_id, ballot.leaf_index, ballot.vote_digest, ballot.submission_id):
+        raise ReceiptInvalid(f"the outcome of vote {ballot.vote_id} names no leaf: no receipt")
     if vote is not None:
         sent = vote_digest(vote.signing_bytes(), vote.signature_bytes()).hex()
         if (sent, vote.vote_id) != (ballot.vote_digest, ballot.vote_id):
