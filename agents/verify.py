@@ -1,5 +1,11 @@
 """The verify stage: votes topic in, accepted votes (keyed by submission) and rejections out.
 
+A refusal of a well-formed vote (its submission open at its broker time) goes
+to the tally stage instead, as a ``RefusedVote`` on the accepted topic: it is
+a leaf of the submission's log, which only that stage orders (native/SPEC.md
+§14.1). So do the ``ClosingPassed`` markers from which that stage signs a
+closed submission's final head (§14.3).
+
 A batch of records is handled in three steps, so that checking signatures in
 bulk never changes an outcome:
 
