@@ -23,7 +23,11 @@ from models.merkle import inclusion_proofs, leaf_hash
 from streams.keyfile import load_service_key
 from streams.settings import Settings
 
-__all__ = ["LogSigner", "load_log_signer"]
+__all__ = ["HeadItem", "LogSigner", "load_log_signer"]
+
+#: What a head is signed from: (submission_id, tree_size, root), and a final head's
+#: closing time last (None, or absent: not final).
+HeadItem = tuple[str, int, bytes] | tuple[str, int, bytes, int | None]
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +46,18 @@ class LogSigner:
     def __repr__(self) -> str:
         return f"LogSigner(public_key={self.public_key.hex()})"
 
-    def sign(self, heads: Sequence[tuple[str, int, bytes]]) -> list[SignedHead]:
-        """Signed heads for ``(submission_id, tree_size, root)`` triples, with ONE signature
-        over the RFC 9162 root of their messages (native/SPEC.md §14.3)."""
+    def sign(self, heads: Sequence[HeadItem]) -> list[SignedHead]:
+        """Signed heads for ``(submission_id, tree_size, root[, closed_ms])``, with ONE
+        signature over the RFC 9162 root of their messages (native/SPEC.md §14.3); a
+        ``closed_ms`` that is not None makes that head the submission's final one."""
         import ringcrypto
 
         if not heads:
             return []
+        items = [(s, n, r, *rest, None)[:4] for s, n, r, *rest in heads]
         leaves = [
-            leaf_hash(head_message(submission_id=s, tree_size=n, root=r)) for s, n, r in heads
+            leaf_hash(head_message(submission_id=s, tree_size=n, root=r, closed_ms=c))
+            for s, n, r, c in items
         ]
         batch_root, paths = inclusion_proofs(leaves)
         signed = heads_signing_bytes(count=len(heads), root=batch_root)
@@ -70,9 +77,10 @@ class LogSigner:
                 batch_index=index,
                 batch_path=[p.hex() for p in path],
                 signature=signature,
+                closed_ms=closed_ms,
             )
-            for index, ((submission_id, tree_size, root), path) in enumerate(
-                zip(heads, paths, strict=True)
+            for index, ((submission_id, tree_size, root, closed_ms), path) in enumerate(
+                zip(items, paths, strict=True)
             )
         ]
 

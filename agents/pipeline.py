@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import faust
 from faust.types import TP
 
-from models.internal import AcceptedVote
+from models.internal import AcceptedVote, ClosingPassed, RefusedVote
 from streams import metrics
 from streams.app import app, settings, topics
 from streams.errors import UsageProblem
@@ -98,6 +98,14 @@ class FaustOutputs:
     async def accepted(self, vote: AcceptedVote) -> None:
         metrics.ACCEPTED.inc()
         await self._send(self._accepted, vote.submission_id.encode(), vote.to_json())
+
+    async def refused(self, refusal: RefusedVote) -> None:
+        # The tally stage owns the submission's log: it appends the leaf and emits the
+        # Rejection (counted in REJECTIONS there).
+        await self._send(self._accepted, refusal.submission_id.encode(), refusal.to_json())
+
+    async def closing_passed(self, passed: ClosingPassed) -> None:
+        await self._send(self._accepted, passed.submission_id.encode(), passed.to_json())
 
     async def ballot(self, ballot: Any) -> None:
         metrics.BALLOTS.inc()

@@ -4,6 +4,9 @@ State, in ONE changelog-backed table partition per accepted-topic partition::
 
     b|<submission>|<key image>  -> {winner, changes}     the vote counted, and its history
     t|<submission>              -> {counts, version, log}  the running tally and log
+    r|<submission>|<p>|<offset> -> {leaf_index, leaf, reason}  a refusal's leaf (below)
+    f|<submission>              -> {closed_ms, passed}  the closing, and the votes
+                                                       partitions past it (final head)
     c|<partition>               -> {seq, hash}          head of the audit chain
 
 Which vote counts when two share a key image (one reviewer, two slots, one
@@ -42,6 +45,25 @@ same ``leaf_index``. Leaves go in the order this stage counts votes (its input
 topic's order): a replay into fresh state counts the same votes but may
 append them in another order, so its roots are its own.
 
+A refused well-formed vote is a ``rejection`` leaf (SPEC §14.1): the verify
+stage's refusals come here as :class:`~models.internal.RefusedVote` records
+(only this stage orders a submission's log), and a vote cast after the one
+counted for its key image is refused here. Each refusal's leaf is kept under
+its votes-topic position (``r|``), written before the tally like a ballot
+entry: a redelivered refusal re-appends its stored leaf only when the restored
+log is exactly one leaf short of it, and otherwise appends nothing, so one
+position never gets two leaves. The emitted Rejection carries ``leaf_index``
+and ``vote_digest``; a counted vote's later ``duplicate_key_image`` rejection
+points at its ``retraction`` leaf.
+
+The final head (SPEC §14.3): the verify stage sends a
+:class:`~models.internal.ClosingPassed` per votes partition that reached a
+closed submission's closing time, after that partition's earlier outcomes.
+When every votes partition has passed (``f|``), the log holds every vote
+appended before the closing and will take no other: its head is signed as
+final (``closed_ms`` in the signed bytes), and signed again on every later
+marker (idempotent: a crash may have lost it).
+
 Within a batch, each submission's tally and each partition's chain head are
 written (and the Tally emitted) once, at the end, after every ballot entry of
 the batch: fewer changelog writes, and the order above is kept, since the
@@ -60,10 +82,10 @@ from pydantic import ValidationError
 from models.audit import AuditEvent, AuditKind, genesis_hash
 from models.decision import Decision, decide, rules_version
 from models.fields import VoteType
-from models.internal import AcceptedVote
+from models.internal import AcceptedVote, ClosingPassed, RefusedVote, parse_accepted_record
 from models.log import LeafKind, SignedHead, log_leaf_hash
 from models.merkle import Frontier
-from models.outputs import Ballot, Tally, VoteCounts
+from models.outputs import Ballot, Rejection, Tally, VoteCounts
 from models.reasons import ReasonCode
 from streams.settings import Settings
 
@@ -89,12 +111,14 @@ class TallyKeeper:
         state: MutableMapping[bytes, dict[str, Any]],
         outputs: Outputs,
         read_vote: Callable[[int, int], Awaitable[bytes | None]],
-        sign_heads: Callable[[list[tuple[str, int, bytes]]], list[SignedHead]] | None = None,
+        sign_heads: Callable[[list[tuple[str, int, bytes, int | None]]], list[SignedHead]]
+        | None = None,
     ) -> None:
         """``read_vote(partition, offset)``: a votes-topic record's raw value, or None when
         the log no longer holds it (:class:`~agents.record_reader.RecordReader`); called
         only to reject a vote here (a double vote), for the rejection's payload.
-        ``sign_heads([(submission_id, size, root), ...])``: the signed heads of a batch's
+        ``sign_heads([(submission_id, size, root, closed_ms), ...])``: the signed heads (final
+        where ``closed_ms`` is set) of a batch's
         tallies, sent (``outputs.head``) after them (:meth:`agents.loghead.LogSigner.sign`,
         one signature per batch); None: no heads."""
         self.state = state
@@ -107,12 +131,14 @@ class TallyKeeper:
             min_votes=settings.min_votes, flag_threshold=settings.flag_threshold
         )
         self.votes_topic = settings.topic("votes")
+        self.votes_partitions = settings.partitions
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
         self._tallies: dict[str, tuple[VoteCounts, int, Frontier]] = {}
         self._chains: dict[int, tuple[int, str]] = {}
         self._last: dict[int, SourceRecord] = {}
         self._partition_of: dict[str, int] = {}
+        self._final: dict[str, int] = {}  # submission -> closing time, when final now
         for record in records:
             self._last[record.partition] = record
             with event_scope(record):
@@ -131,7 +157,8 @@ class TallyKeeper:
                     "log": frontier.to_json(),
                 }
             await self.outputs.tally(self._tally(submission_id, counts, version, frontier))
-            heads.append((submission_id, frontier.size, frontier.root()))
+            closed_ms = self._final.get(submission_id)
+            heads.append((submission_id, frontier.size, frontier.root(), closed_ms))
         if self.sign_heads is not None:
             for head in self.sign_heads(heads):
                 await self.outputs.head(head)
@@ -141,7 +168,7 @@ class TallyKeeper:
 
     async def _process_one(self, record: SourceRecord) -> None:
         try:
-            vote = AcceptedVote.model_validate_json(record.value or b"")
+            vote = parse_accepted_record(record.value or b"")
         except ValidationError as exc:
             # Only our own verify stage writes this topic: this is a bug, but the
             # record still ends as a rejection rather than vanishing.
@@ -152,6 +179,12 @@ class TallyKeeper:
                     record, ReasonCode.MALFORMED, f"internal record unreadable: {exc}"[:2000]
                 ),
             )
+            return
+        if isinstance(vote, RefusedVote):
+            await self._refuse(record, vote.submission_id, vote.vote_digest, vote.rejection)
+            return
+        if isinstance(vote, ClosingPassed):
+            self._closing_passed(record, vote)
             return
         entry_key = f"b|{vote.submission_id}|{vote.key_image}".encode()
         raw = self.state.get(entry_key)
@@ -165,7 +198,7 @@ class TallyKeeper:
         elif _order(vote) < entry.winner_order():
             await self._count(record, vote, entry_key, entry)
         else:
-            await self._reject_duplicate(vote, record, entry.winner["vote_id"], later=True)
+            await self._reject_duplicate(vote, record, entry, later=True)
 
     async def _count(
         self, record: SourceRecord, vote: AcceptedVote, entry_key: bytes, entry: _Entry | None
@@ -237,7 +270,14 @@ class TallyKeeper:
             if "retracted" in change:
                 counts = counts.minus(VoteType(change["retracted"]["vote_type"]))
             counts, version = counts.plus(VoteType(change.get("plus", vote.vote_type))), version + 1
-            for h in change.get("leaves", ()):  # the log was written with the tally: as far behind
+            leaves = change.get("leaves", ())
+            if leaves and frontier.size != change["leaf_index"] - len(leaves) + 1:
+                raise TallyStateBehind(
+                    f"log of {vote.submission_id} at size {frontier.size}: ballot version "
+                    f"{change['version']} appended its leaves at {change['leaf_index']}; "
+                    "stopping (restore the tally changelog, or replay)"
+                )
+            for h in leaves:  # the log was written with the tally: as far behind
                 frontier.append(bytes.fromhex(h))
             log.warning("tally of %s repaired to version %d", vote.submission_id, version)
         elif version < change["version"] - 1:
@@ -259,7 +299,7 @@ class TallyKeeper:
         winner = entry.winner["vote_id"] == str(vote.vote_id)
         await self._emit(record, vote, change, events, winner=winner)
         if not winner:  # counted once, retracted since by a vote cast before it
-            await self._reject_duplicate(vote, record, entry.winner["vote_id"], later=False)
+            await self._reject_duplicate(vote, record, entry, later=False)
 
     async def _emit(
         self,
@@ -279,7 +319,7 @@ class TallyKeeper:
         retracted = change.get("retracted")
         if winner:
             if retracted is not None:
-                await self._duplicate(
+                rejection = await self._duplicate(
                     record,
                     f"retracted: vote {vote.vote_id} has the same key image on submission "
                     f"{vote.submission_id!r} and was cast before this one",
@@ -287,6 +327,7 @@ class TallyKeeper:
                     token_id=retracted["token_id"],
                     position=(retracted["source_partition"], retracted["source_offset"]),
                 )
+                await self._emit_retracted(rejection, vote.submission_id, change)
             await self.outputs.ballot(
                 Ballot(
                     vote_id=vote.vote_id,
@@ -307,17 +348,109 @@ class TallyKeeper:
             await self.outputs.audit(event)
 
     async def _reject_duplicate(
-        self, vote: AcceptedVote, record: SourceRecord, counted: str, *, later: bool
+        self, vote: AcceptedVote, record: SourceRecord, entry: _Entry, *, later: bool
     ) -> None:
+        """``vote`` is not the one counted for its key image: cast after it (``later``: a
+        refusal, a leaf of its own), or counted once and retracted since (its leaf is the
+        ``retraction`` leaf of the change that withdrew it)."""
         how = "cast after" if later else "retracted: cast after"
-        await self._duplicate(
+        rejection = await self._duplicate(
             record,
-            f"{how} vote {counted}, which has the same key image on submission "
-            f"{vote.submission_id!r}",
+            f"{how} vote {entry.winner['vote_id']}, which has the same key image on "
+            f"submission {vote.submission_id!r}",
             vote_id=vote.vote_id,
             token_id=vote.token_id,
             position=(vote.source_partition, vote.source_offset),
         )
+        if later:
+            await self._refuse(record, vote.submission_id, vote.vote_digest, rejection)
+            return
+        withdrawn = next(
+            (
+                c
+                for c in entry.changes
+                if c.get("retracted", {}).get("vote_id") == str(vote.vote_id)
+            ),
+            None,
+        )
+        if withdrawn is None:  # from before retractions were logged: no leaf to name
+            await self.outputs.rejection(vote.token_id.encode(), rejection)
+        else:
+            await self._emit_retracted(rejection, vote.submission_id, withdrawn)
+
+    async def _emit_retracted(
+        self, rejection: Rejection, submission_id: str, change: dict[str, Any]
+    ) -> None:
+        """The rejection of a vote ``change`` retracted, naming that retraction leaf (the
+        ballot leaf's predecessor) when the change was logged."""
+        retracted = change["retracted"]
+        if "leaf_index" in change and "digest" in retracted:
+            rejection = rejection.model_copy(
+                update={
+                    "submission_id": submission_id,
+                    "vote_digest": retracted["digest"],
+                    "leaf_index": change["leaf_index"] - 1,
+                    "leaf_kind": LeafKind.RETRACTION.value,
+                }
+            )
+        await self.outputs.rejection((rejection.token_id or "").encode(), rejection)
+
+    def _closing_passed(self, record: SourceRecord, passed: ClosingPassed) -> None:
+        """Note that a votes partition passed the submission's closing; once all have, the
+        batch signs the submission's head as final (module docstring)."""
+        key = f"f|{passed.submission_id}".encode()
+        entry = self.state.get(key) or {"closed_ms": passed.closed_ms, "passed": []}
+        if passed.votes_partition not in entry["passed"]:
+            entry = {**entry, "passed": sorted({*entry["passed"], passed.votes_partition})}
+        self.state[key] = entry
+        if len(entry["passed"]) >= self.votes_partitions:
+            counts, version, frontier = self._load_tally(passed.submission_id)
+            self._set_tally(record, passed.submission_id, counts, version, frontier)
+            self._final[passed.submission_id] = int(entry["closed_ms"])
+
+    async def _refuse(
+        self, record: SourceRecord, submission_id: str, digest: str, rejection: Rejection
+    ) -> None:
+        """Append the ``rejection`` leaf of a refused well-formed vote (once per votes-topic
+        position, see the module docstring) and emit its Rejection with the leaf's index."""
+        key = f"r|{submission_id}|{rejection.source_partition}|{rejection.source_offset}".encode()
+        counts, version, frontier = self._load_tally(submission_id)
+        stored = self.state.get(key)
+        if stored is None:
+            leaf = log_leaf_hash(LeafKind.REJECTION, bytes.fromhex(digest), str(rejection.reason))
+            index = frontier.append(leaf)
+            stored = {"leaf_index": index, "leaf": leaf.hex(), "reason": str(rejection.reason)}
+        else:
+            index = stored["leaf_index"]
+            if frontier.size == index:  # the tally write was lost with the crash: repair
+                frontier.append(bytes.fromhex(stored["leaf"]))
+                log.warning("log of %s repaired to size %d", submission_id, frontier.size)
+            elif frontier.size < index:
+                raise TallyStateBehind(
+                    f"log of {submission_id} at size {frontier.size} is behind refusal leaf "
+                    f"{index} by more than one: stopping (restore the tally changelog, or replay)"
+                )
+            if stored["reason"] != str(rejection.reason):
+                log.error(
+                    "refusal at %s:%s decided %s again, %s the first time: the leaf's stands",
+                    rejection.source_partition,
+                    rejection.source_offset,
+                    rejection.reason,
+                    stored["reason"],
+                )
+        # Written now, the tally at the end of the batch (module docstring).
+        self.state[key] = stored
+        self._set_tally(record, submission_id, counts, version, frontier)
+        emitted = rejection.model_copy(
+            update={
+                "reason": ReasonCode(stored["reason"]),
+                "submission_id": submission_id,
+                "vote_digest": digest,
+                "leaf_index": index,
+                "leaf_kind": LeafKind.REJECTION.value,
+            }
+        )
+        await self.outputs.rejection((rejection.token_id or "").encode(), emitted)
 
     async def _duplicate(
         self,
@@ -328,8 +461,9 @@ class TallyKeeper:
         token_id: str,
         position: tuple[int, int],
         payload: bytes | None = None,
-    ) -> None:
-        """A ``duplicate_key_image`` rejection of the vote at ``position`` on the votes topic.
+    ) -> Rejection:
+        """A ``duplicate_key_image`` rejection of the vote at ``position`` on the votes topic
+        (the caller emits it).
 
         Its raw payload, unless given, is read back from the votes topic there (see
         :mod:`agents.record_reader`); when the log no longer holds it, the detail says so.
@@ -339,17 +473,14 @@ class TallyKeeper:
             if payload is None:
                 payload = b""
                 detail += " (payload not kept: the votes topic no longer holds the record)"
-        await self.outputs.rejection(
-            token_id.encode(),
-            rejection_for(
-                record,
-                ReasonCode.DUPLICATE_KEY_IMAGE,
-                detail,
-                vote_id=vote_id,
-                token_id=token_id,
-                payload=payload,
-                source=(self.votes_topic, *position),
-            ),
+        return rejection_for(
+            record,
+            ReasonCode.DUPLICATE_KEY_IMAGE,
+            detail,
+            vote_id=vote_id,
+            token_id=token_id,
+            payload=payload,
+            source=(self.votes_topic, *position),
         )
 
     def _event(

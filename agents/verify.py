@@ -1,5 +1,11 @@
 """The verify stage: votes topic in, accepted votes (keyed by submission) and rejections out.
 
+A refusal of a well-formed vote (its submission open at its broker time) goes
+to the tally stage instead, as a ``RefusedVote`` on the accepted topic: it is
+a leaf of the submission's log, which only that stage orders (native/SPEC.md
+§14.1). So do the ``ClosingPassed`` markers from which that stage signs a
+closed submission's final head (§14.3).
+
 A batch of records is handled in three steps, so that checking signatures in
 bulk never changes an outcome:
 
@@ -34,7 +40,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from models.fields import MAX_PAYLOAD_BYTES
-from models.internal import AcceptedVote, vote_id_for_token
+from models.internal import AcceptedVote, ClosingPassed, RefusedVote, vote_id_for_token
+from models.outputs import Rejection
 from models.reasons import ReasonCode
 from models.votes import VoteCast, parse_votes_message
 from streams.partitioner import PARTITIONER_HINT, partition_for_key
@@ -102,6 +109,9 @@ class VoteVerifier:
         #: Tag states as batches prepared but not yet applied will leave them.
         self._ahead: dict[bytes, TokenState | None] = {}
         self._unapplied = 0
+        #: Votes partition -> closed submissions it has sent a ClosingPassed for (in memory:
+        #: after a restart each is sent once more, which the tally stage ignores).
+        self._passed: dict[int, set[str]] = {}
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
         """Decide a batch: :meth:`prepare` it, then :meth:`apply` it."""
@@ -125,6 +135,7 @@ class VoteVerifier:
     async def apply(self, batch: PreparedBatch) -> None:
         """Step 3: decide each record in offset order and emit its outcome."""
         try:
+            reached: dict[int, int] = {}  # votes partition -> newest broker time of a vote
             for item in batch.parsed:  # in offset order, whatever step decided them
                 if item.early is not None:
                     reason, detail, message = item.early
@@ -132,10 +143,38 @@ class VoteVerifier:
                 elif item.message is not None:
                     with event_scope(item.record):
                         await self._apply_vote(item, batch.checks)
+                    partition = item.record.partition
+                    reached[partition] = max(reached.get(partition, 0), _stamp(item.record))
+            await self._closings_passed(reached)
         finally:
             self._unapplied -= 1
             if not self._unapplied:
                 self._ahead.clear()  # the table holds every prepared batch's writes now
+
+    async def _closings_passed(self, reached: dict[int, int]) -> None:
+        """For each closed submission whose closing's broker time a votes partition has now
+        reached with a vote (the control topics were read that far for it), tell the tally
+        stage, after every outcome of that partition so far: no vote appended before the
+        closing remains there (broker times grow along a partition's log), so once every
+        partition has passed, the submission's log is final (native/SPEC.md §14.3)."""
+        if not reached:
+            return
+        # a copy: the control reader may add closings while this awaits the producer
+        closed = [
+            (s, e.closed_ms) for s, e in self.control.submissions.items() if e.closed_ms is not None
+        ]
+        for submission_id, closed_ms in closed:
+            for partition, newest in reached.items():
+                sent = self._passed.setdefault(partition, set())
+                if closed_ms <= newest and submission_id not in sent:
+                    await self.outputs.closing_passed(
+                        ClosingPassed(
+                            submission_id=submission_id,
+                            closed_ms=closed_ms,
+                            votes_partition=partition,
+                        )
+                    )
+                    sent.add(submission_id)
 
     # --- step 1: parse and select -------------------------------------------
 
@@ -277,11 +316,11 @@ class VoteVerifier:
             )
             return
         if verdict.reason:
-            await self._reject(p, verdict.reason, verdict.detail, message=vote)
+            await self._refuse(p, verdict.reason, verdict.detail)
             return
         assert p.lookup is not None
         if p.lookup.reason:
-            await self._reject(p, p.lookup.reason, p.lookup.detail, message=vote)
+            await self._refuse(p, p.lookup.reason, p.lookup.detail)
             return
         if p.check is None:  # not foreseen when prepared (a batch before it changed the tag)
             result = await self._check_one(p)
@@ -292,7 +331,10 @@ class VoteVerifier:
             reason, detail = await asyncio.get_running_loop().run_in_executor(
                 self._checker, self._explain_failure, p
             )
-            await self._reject(p, reason, detail, message=vote)
+            if reason is ReasonCode.BAD_SIGNATURE:
+                await self._refuse(p, reason, detail)
+            else:  # an undecodable signature: the vote is not well-formed
+                await self._reject(p, reason, detail, message=vote)
             return
         key_image, tag = result
         if tag.hex() != vote.token_id:  # checked in _parse already; kept as the last word
@@ -331,7 +373,7 @@ class VoteVerifier:
             later.changed_offset,
         )
         detail = f"tag spent at offset {later.changed_offset}, after this vote's offset"
-        await self._reject(p, ReasonCode.TOKEN_SPENT, detail, message=p.message)
+        await self._refuse(p, ReasonCode.TOKEN_SPENT, detail)
 
     async def _check_one(self, p: _Parsed) -> CheckResult:
         """One vote's signature, checked on its own (in the checker thread)."""
@@ -396,15 +438,37 @@ class VoteVerifier:
     def _store(self, key: bytes, state: TokenState) -> None:
         self.tokens[key] = state.to_dict()
 
+    async def _refuse(self, p: _Parsed, reason: ReasonCode, detail: str) -> None:
+        """Refuse a well-formed vote. When its submission was open at its broker time the
+        refusal is a leaf of that submission's log (native/SPEC.md §14.1), and only the
+        tally stage orders the log: the rejection goes there (the accepted topic, keyed
+        by submission) to be given its leaf and emitted. Otherwise it is emitted here."""
+        vote = p.message
+        assert vote is not None
+        if p.lookup is None or not p.lookup.in_log:
+            await self._reject(p, reason, detail, message=vote)
+            return
+        refusal = RefusedVote(
+            submission_id=vote.submission_id,
+            vote_digest=vote_digest(p.signing_bytes, p.signature),
+            rejection=self._rejection(p, reason, detail, message=vote),
+        )
+        await self.outputs.refused(refusal)
+
     async def _reject(
         self, p: _Parsed, reason: ReasonCode, detail: str, *, message: VoteCast | None = None
     ) -> None:
+        rejection = self._rejection(p, reason, detail, message=message)
+        await self.outputs.rejection(p.record.key or b"", rejection)
+
+    def _rejection(
+        self, p: _Parsed, reason: ReasonCode, detail: str, *, message: VoteCast | None
+    ) -> Rejection:
         token_id = getattr(message, "token_id", None)
         vote_id = getattr(message, "vote_id", None)
         if token_id is None and p.record.key is not None:
             token_id = p.record.key[:1024].decode("utf-8", "replace")
-        rejection = rejection_for(p.record, reason, detail, vote_id=vote_id, token_id=token_id)
-        await self.outputs.rejection(p.record.key or b"", rejection)
+        return rejection_for(p.record, reason, detail, vote_id=vote_id, token_id=token_id)
 
 
 #: Where a vote signature carries its slot tag T (native/SPEC.md): ``sig[33:65]``.

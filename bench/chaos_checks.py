@@ -359,10 +359,12 @@ def evaluate(plan: Plan, obs: Observed) -> list[Check]:  # noqa: C901, PLR0912, 
         0,
         sum(pg[sub]["total"] != sum(c.values()) for sub, c in exp_tallies.items() if sub in pg),
     )
-    versions: dict[str, dict[int, set[bytes]]] = defaultdict(lambda: defaultdict(set))
+    # A tally's position: its version (counted votes and retractions) and its log size
+    # (a refused vote's leaf grows the log, not the version: issue 19).
+    versions: dict[str, dict[tuple[int, int], set[bytes]]] = defaultdict(lambda: defaultdict(set))
     for raw in obs.topic_tallies:
         t = json.loads(raw)
-        versions[t["submission_id"]][t["version"]].add(raw)
+        versions[t["submission_id"]][(t["version"], t.get("log_size") or 0)].add(raw)
     forks = sum(len(v) > 1 for vs in versions.values() for v in vs.values())
     latest = {sub: json.loads(next(iter(vs[max(vs)]))) for sub, vs in versions.items()}
     rules = f"ringtally-rules-v1;min_votes={plan.min_votes};flag_threshold={plan.flag_threshold}"
@@ -380,7 +382,7 @@ def evaluate(plan: Plan, obs: Observed) -> list[Check]:  # noqa: C901, PLR0912, 
         len(exp_tallies) - len(bad_topic),
         f"wrong: {bad_topic[:3]}",
     )
-    check("tallies topic: one content per (submission, version)", 0, forks)
+    check("tallies topic: one content per (submission, version, log size)", 0, forks)
     by_ballot: dict[str, set[bytes]] = defaultdict(set)
     for raw in obs.topic_ballots:
         by_ballot[json.loads(raw)["vote_id"]].add(raw)

@@ -12,14 +12,23 @@ tripled the size of every accepted vote, the worker's busiest record.
 
 from __future__ import annotations
 
+from typing import Literal
 from uuid import UUID, uuid5
 
 from pydantic import Field
 
 from .base import WireModel
 from .fields import Epoch, HexDigest, HexPoint, Identifier, Offset, Partition, VoteType
+from .outputs import Rejection
 
-__all__ = ["VOTE_ID_NAMESPACE", "AcceptedVote", "vote_id_for_token"]
+__all__ = [
+    "VOTE_ID_NAMESPACE",
+    "AcceptedVote",
+    "ClosingPassed",
+    "RefusedVote",
+    "parse_accepted_record",
+    "vote_id_for_token",
+]
 
 #: Namespace of :func:`vote_id_for_token` (uuid5 of the DNS name ringtally.vote-id).
 VOTE_ID_NAMESPACE = UUID("d24b4bfc-31aa-5c5e-827f-955cf2a17a90")
@@ -56,3 +65,42 @@ class AcceptedVote(WireModel):
     #: it decides which of two votes sharing a key image counts (see agents/tally.py).
     #: None: a copy of an already-spent vote.
     source_timestamp_ms: int | None = None
+
+
+class RefusedVote(WireModel):
+    """A well-formed vote the verify stage refused, on its way to the tally stage (key:
+    submission_id, the accepted topic): only that stage orders a submission's log, so it
+    appends the refusal's ``rejection`` leaf (native/SPEC.md §14.1) and emits
+    ``rejection`` with the leaf's index. The rejection keeps the raw payload (a
+    refusal, unlike an accepted vote, needs it, and is not the busy path)."""
+
+    type: Literal["refused"] = "refused"
+    submission_id: Identifier
+    vote_digest: HexDigest
+    rejection: Rejection
+
+
+class ClosingPassed(WireModel):
+    """Votes partition ``votes_partition`` has no more votes for the closed submission (key:
+    submission_id, the accepted topic): the verify stage decided a vote appended at or
+    after the closing's broker time there, and sent everything before it first. When
+    every votes partition has passed, the tally stage signs the final head."""
+
+    type: Literal["closing_passed"] = "closing_passed"
+    submission_id: Identifier
+    closed_ms: int = Field(ge=0, lt=2**63)
+    votes_partition: Partition
+
+
+def parse_accepted_record(raw: bytes) -> AcceptedVote | RefusedVote | ClosingPassed:
+    """A record of the accepted topic: an :class:`AcceptedVote` (tried first, the busy
+    case), a :class:`RefusedVote` or a :class:`ClosingPassed`. Raises pydantic's
+    ``ValidationError``."""
+    try:
+        return AcceptedVote.model_validate_json(raw)
+    except ValueError:
+        if b'"closing_passed"' in raw:
+            return ClosingPassed.model_validate_json(raw)
+        if b'"refused"' not in raw:
+            raise
+        return RefusedVote.model_validate_json(raw)

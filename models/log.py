@@ -7,13 +7,17 @@ vote they sent (its §13.1 message and its signature), so a receipt proves
 
     vote_digest = SHA-256(lp("ringtally/v2/vote-digest") || lp(m) || lp(signature))
     leaf        = lp("ringtally/v2/log-leaf") || lp(kind) || vote_digest
+                  [|| lp(reason)   only when kind is "rejection"]
     head        = lp("ringtally/v2/log-head") || lp(submission_id) || u64(tree_size) || root
+    final head  = lp("ringtally/v2/log-final-head") || lp(submission_id) || u64(tree_size)
+                  || root || i64(closed_ms)
     heads       = lp("ringtally/v2/log-heads") || u64(count) || MTH(head_1, ..., head_count)
 
-``kind`` is ``ballot`` (the vote was counted) or ``retraction`` (a vote counted
+``kind`` is ``ballot`` (the vote was counted), ``retraction`` (a vote counted
 before was withdrawn, because the same key image voted earlier: its digest is
-the withdrawn vote's). The heads a tally batch changed are signed together:
-one signature (a ring of one member, the log key, context
+the withdrawn vote's) or ``rejection`` (a well-formed vote was refused; the
+reason code is in the leaf, so the voter's receipt says why). The heads a tally
+batch changed are signed together: one signature (a ring of one member, the log key, context
 :data:`LOG_HEAD_CONTEXT`, as the registrar signs) over ``heads``, the RFC 9162
 root of the batch's head messages; each head carries its index and inclusion
 path in that batch, so it verifies alone. One signature per batch instead of
@@ -38,11 +42,12 @@ from .merkle import consistency_proof, inclusion_proof, inclusion_root, leaf_has
 from .votes import VoteCast
 
 if TYPE_CHECKING:
-    from .outputs import Ballot
+    from .outputs import Ballot, Rejection
 
 __all__ = [
     "LOG_HEAD_CONTEXT",
     "LeafKind",
+    "LeafRow",
     "Consistency",
     "LogGap",
     "LogMismatch",
@@ -52,6 +57,7 @@ __all__ = [
     "WitnessCosignature",
     "ballot_leaves",
     "leaf_hashes",
+    "rejection_leaves",
     "receipt_from_log",
     "head_message",
     "heads_signing_bytes",
@@ -64,6 +70,7 @@ __all__ = [
 VOTE_DIGEST_TAG = b"ringtally/v2/vote-digest"
 LEAF_TAG = b"ringtally/v2/log-leaf"
 HEAD_TAG = b"ringtally/v2/log-head"
+FINAL_HEAD_TAG = b"ringtally/v2/log-final-head"
 HEADS_TAG = b"ringtally/v2/log-heads"
 #: The ringcrypto context of every signed tree head (the registrar's is another).
 LOG_HEAD_CONTEXT = b"ringtally/v2/log-head"
@@ -76,6 +83,8 @@ class LeafKind(StrEnum):
 
     BALLOT = "ballot"
     RETRACTION = "retraction"
+    #: A well-formed vote refused (SPEC §14.1): the leaf carries the reason code.
+    REJECTION = "rejection"
 
 
 def vote_digest(signing_bytes: bytes, signature: bytes) -> bytes:
@@ -87,28 +96,36 @@ def vote_digest(signing_bytes: bytes, signature: bytes) -> bytes:
     ).digest()
 
 
-def leaf_bytes(kind: LeafKind | str, digest: bytes) -> bytes:
-    """The leaf ``d`` of RFC 9162 (hashed as SHA-256(0x00 || d))."""
+def leaf_bytes(kind: LeafKind | str, digest: bytes, reason: str | None = None) -> bytes:
+    """The leaf ``d`` of RFC 9162 (hashed as SHA-256(0x00 || d)); a ``rejection`` leaf ends
+    with its reason code, and only it has one."""
     if len(digest) != 32:
         raise ValueError(f"a vote digest is 32 bytes, got {len(digest)}")
-    return length_prefixed(LEAF_TAG) + length_prefixed(LeafKind(kind).value.encode()) + digest
+    kind = LeafKind(kind)
+    if (kind is LeafKind.REJECTION) != (reason is not None):
+        raise ValueError(f"a {kind.value} leaf {'needs' if reason is None else 'has no'} reason")
+    tail = b"" if reason is None else length_prefixed(str(reason).encode("utf-8"))
+    return length_prefixed(LEAF_TAG) + length_prefixed(kind.value.encode()) + digest + tail
 
 
-def log_leaf_hash(kind: LeafKind | str, digest: bytes) -> bytes:
-    """The leaf hash of a leaf of ``kind`` about the vote with ``digest``."""
-    return leaf_hash(leaf_bytes(kind, digest))
+def log_leaf_hash(kind: LeafKind | str, digest: bytes, reason: str | None = None) -> bytes:
+    """The leaf hash of a leaf of ``kind`` about the vote with ``digest`` (and, for a
+    rejection, its ``reason`` code)."""
+    return leaf_hash(leaf_bytes(kind, digest, reason))
 
 
-def head_message(*, submission_id: str, tree_size: int, root: bytes) -> bytes:
-    """A tree head's message: a leaf of its signed batch (and what a witness signs)."""
+def head_message(
+    *, submission_id: str, tree_size: int, root: bytes, closed_ms: int | None = None
+) -> bytes:
+    """A tree head's message: a leaf of its signed batch (and what a witness signs). With
+    ``closed_ms`` (the registrar's closing's broker time) the head is the submission's
+    final one: its own tag, so no ordinary head's signature makes a final one."""
     if len(root) != 32:
         raise ValueError(f"a root hash is 32 bytes, got {len(root)}")
-    return (
-        length_prefixed(HEAD_TAG)
-        + length_prefixed(submission_id.encode("utf-8"))
-        + tree_size.to_bytes(8, "big")
-        + root
-    )
+    body = length_prefixed(submission_id.encode("utf-8")) + tree_size.to_bytes(8, "big") + root
+    if closed_ms is None:
+        return length_prefixed(HEAD_TAG) + body
+    return length_prefixed(FINAL_HEAD_TAG) + body + closed_ms.to_bytes(8, "big", signed=True)
 
 
 def heads_signing_bytes(*, count: int, root: bytes) -> bytes:
@@ -119,18 +136,26 @@ def heads_signing_bytes(*, count: int, root: bytes) -> bytes:
     return length_prefixed(HEADS_TAG) + count.to_bytes(8, "big") + root
 
 
+_FINAL = (
+    "set on a submission's final head (native/SPEC.md §14.3): the broker time (ms) of the "
+    "registrar's closing; the log holds every vote appended before it and no other"
+)
+
+
 class _HeadBytes:
     """A head's message (§14.3): a leaf of its signed batch, and what a witness signs."""
 
     submission_id: str
     tree_size: int
     root_hash: str
+    closed_ms: int | None
 
     def head_bytes(self) -> bytes:
         return head_message(
             submission_id=self.submission_id,
             tree_size=self.tree_size,
             root=bytes.fromhex(self.root_hash),
+            closed_ms=self.closed_ms,
         )
 
 
@@ -152,6 +177,7 @@ class SignedHead(_HeadBytes, WireModel):
         description="base64 ringcrypto signature, a ring of one member (the log key), "
         "context ringtally/v2/log-head, over the batch's signing bytes (native/SPEC.md §14.3)"
     )
+    closed_ms: int | None = Field(None, ge=-(2**63), lt=2**63, description=_FINAL)
 
     def batch_root(self) -> bytes | None:
         """The root of the signed batch this head's path leads to (None: a malformed path)."""
@@ -173,6 +199,7 @@ class WitnessCosignature(_HeadBytes, WireModel):
     root_hash: HexDigest
     log_key: HexPoint
     witness_key: HexPoint
+    closed_ms: int | None = Field(None, ge=-(2**63), lt=2**63, description=_FINAL)
     signature: RegistrarSignature = Field(
         description="base64 ringcrypto signature, a ring of one member (the witness key), "
         "context ringtally/v2/log-witness, over the head's message (native/SPEC.md §14.5)"
@@ -206,6 +233,11 @@ class Receipt(WireModel):
         None, description="the VoteCast the leaf is about, signature included (§14.4)"
     )
     kind: LeafKind
+    reason: str | None = Field(
+        None,
+        max_length=200,
+        description="with kind rejection: the reason code the leaf carries (why it was refused)",
+    )
     vote_digest: HexDigest
     leaf_index: int = Field(ge=0, le=2**63 - 1)
     inclusion_path: list[HexDigest] = Field(max_length=_MAX_PATH)
@@ -215,7 +247,8 @@ class Receipt(WireModel):
     )
 
     def leaf_hash(self) -> bytes:
-        return log_leaf_hash(self.kind, bytes.fromhex(self.vote_digest))
+        """Raises ``ValueError`` when ``reason`` does not fit ``kind`` (a malformed receipt)."""
+        return log_leaf_hash(self.kind, bytes.fromhex(self.vote_digest), self.reason)
 
 
 def vote_problem(receipt: Receipt, vote: VoteCast) -> str | None:
@@ -234,14 +267,16 @@ def vote_problem(receipt: Receipt, vote: VoteCast) -> str | None:
     return None
 
 
-class LogGap(ValueError):
-    """Stored leaves that do not make a log: an index missing, or two leaves at one index."""
+#: A leaf as the readers of the log pass it around: ``(index, kind, digest)``, or
+#: ``(index, kind, digest, reason)`` (a ``rejection`` leaf's reason code).
+LeafRow = tuple[int, LeafKind | str, bytes] | tuple[int, LeafKind | str, bytes, str | None]
 
 
 def ballot_leaves(ballot: Ballot) -> list[tuple[int, LeafKind, bytes]]:
     """The leaves a Ballot records: its own, and the retraction just before it when it
-    supersedes a vote. Every leaf of a log is on some Ballot of its submission, so the
-    ballots topic (or the sink's ``log_leaves`` table) holds the whole log."""
+    supersedes a vote. With :func:`rejection_leaves`, every leaf of a log is on some
+    Ballot or Rejection of its submission, so the ballots and rejections topics (or the
+    sink's ``log_leaves`` table) hold the whole log."""
     if ballot.leaf_index is None or ballot.vote_digest is None:
         return []
     leaves = [(ballot.leaf_index, LeafKind.BALLOT, bytes.fromhex(ballot.vote_digest))]
@@ -251,12 +286,25 @@ def ballot_leaves(ballot: Ballot) -> list[tuple[int, LeafKind, bytes]]:
     return leaves
 
 
-def leaf_hashes(leaves: Iterable[tuple[int, LeafKind | str, bytes]]) -> list[bytes]:
-    """The log's leaf hashes in index order, from ``(index, kind, digest)`` in any order
-    (a leaf seen twice, as on a redelivery, counts once). Raises :class:`LogGap`."""
+def rejection_leaves(rejection: Rejection) -> list[tuple[int, LeafKind, bytes, str]]:
+    """The ``rejection`` leaf a Rejection records, if it has one (a well-formed vote
+    refused: ``submission_id``, ``leaf_index`` and ``vote_digest`` set). A
+    ``duplicate_key_image`` rejection of a vote that was counted and then retracted
+    points at its ``retraction`` leaf instead, which its Ballot already records: none."""
+    if rejection.leaf_index is None or rejection.vote_digest is None:
+        return []
+    if rejection.submission_id is None or rejection.leaf_kind != LeafKind.REJECTION:
+        return []
+    digest = bytes.fromhex(rejection.vote_digest)
+    return [(rejection.leaf_index, LeafKind.REJECTION, digest, str(rejection.reason))]
+
+
+def leaf_hashes(leaves: Iterable[LeafRow]) -> list[bytes]:
+    """The log's leaf hashes in index order, from ``(index, kind, digest[, reason])`` in any
+    order (a leaf seen twice, as on a redelivery, counts once). Raises :class:`LogGap`."""
     by_index: dict[int, bytes] = {}
-    for index, kind, digest in leaves:
-        h = log_leaf_hash(kind, digest)
+    for index, kind, digest, *reason in leaves:
+        h = log_leaf_hash(kind, digest, *reason)
         if by_index.setdefault(index, h) != h:
             raise LogGap(f"two different leaves at index {index}")
     missing = [i for i in range(len(by_index)) if i not in by_index]
@@ -265,13 +313,17 @@ def leaf_hashes(leaves: Iterable[tuple[int, LeafKind | str, bytes]]) -> list[byt
     return [by_index[i] for i in range(len(by_index))]
 
 
+class LogGap(ValueError):
+    """Stored leaves that do not make a log: an index missing, or two leaves at one index."""
+
+
 class LogMismatch(ValueError):
     """Leaves that do not give the signed root: whoever stored or sent them is not the log."""
 
 
 def receipt_from_log(
     head: SignedHead,
-    leaves: Iterable[tuple[int, LeafKind | str, bytes]],
+    leaves: Iterable[LeafRow],
     *,
     vote_id: UUID,
     vote_digest: bytes,
@@ -279,17 +331,18 @@ def receipt_from_log(
     vote: VoteCast | None = None,
 ) -> Receipt:
     """The receipt (SPEC §14.4) of the vote with ``vote_digest`` under ``head``, from the log's
-    ``(index, kind, digest)`` leaves (at least those below the head's size, in any order):
-    of its ``ballot`` leaf, or of its ``retraction`` leaf when it was counted and then
-    withdrawn; with ``since``, the consistency proof from that receipt's head too.
+    ``(index, kind, digest[, reason])`` leaves (at least those below the head's size, in any
+    order): of its ``ballot`` leaf, or of its ``retraction`` leaf when it was counted and
+    then withdrawn, or, never counted, of its latest ``rejection`` leaf; with ``since``,
+    the consistency proof from that receipt's head too.
 
     Raises :class:`LogGap` (a leaf below the head's size missing: retry later, the
     reader may be behind), :class:`LogMismatch` (the leaves are not the signed log), or
-    ``LookupError`` (the vote has no ballot leaf under this head). With ``vote`` (the
+    ``LookupError`` (the vote has no leaf under this head). With ``vote`` (the
     VoteCast, as sent) the receipt carries it; ``ValueError`` when it is not the vote
     ``vote_id``/``vote_digest`` name.
     """
-    below = [(i, LeafKind(k), d) for i, k, d in leaves if i < head.tree_size]
+    below = [(i, LeafKind(k), d, *r) for i, k, d, *r in leaves if i < head.tree_size]
     hashes = leaf_hashes(below)
     if len(hashes) < head.tree_size:
         raise LogGap(f"{len(hashes)} leaves below the head's size {head.tree_size}")
@@ -298,14 +351,19 @@ def receipt_from_log(
             f"the leaves of {head.submission_id} do not give the signed root at size "
             f"{head.tree_size}"
         )
-    mine = sorted((i, k) for i, k, d in below if d == vote_digest)
-    ballot = next((i for i, k in mine if k is LeafKind.BALLOT), None)
-    if ballot is None:
-        raise LookupError(f"vote {vote_id} has no ballot leaf under the head at {head.tree_size}")
-    index, kind = ballot, LeafKind.BALLOT
-    retracted = next((i for i, k in mine if k is LeafKind.RETRACTION and i > ballot), None)
-    if retracted is not None:  # counted, then withdrawn: the receipt says so
-        index, kind = retracted, LeafKind.RETRACTION
+    mine = sorted((i, k, (r or [None])[0]) for i, k, d, *r in below if d == vote_digest)
+    ballot = next((i for i, k, _ in mine if k is LeafKind.BALLOT), None)
+    reason = None
+    if ballot is not None:
+        index, kind = ballot, LeafKind.BALLOT
+        retracted = next((i for i, k, _ in mine if k is LeafKind.RETRACTION and i > ballot), None)
+        if retracted is not None:  # counted, then withdrawn: the receipt says so
+            index, kind = retracted, LeafKind.RETRACTION
+    else:
+        refused = [(i, r) for i, k, r in mine if k is LeafKind.REJECTION]
+        if not refused:
+            raise LookupError(f"vote {vote_id} has no leaf under the head at {head.tree_size}")
+        (index, reason), kind = refused[-1], LeafKind.REJECTION
     consistency = None
     if since is not None and 0 < since.head.tree_size < head.tree_size:
         consistency = Consistency(
@@ -318,6 +376,7 @@ def receipt_from_log(
         vote_id=vote_id,
         vote=vote,
         kind=kind,
+        reason=reason,
         vote_digest=vote_digest.hex(),
         leaf_index=index,
         inclusion_path=[p.hex() for p in inclusion_proof(hashes, index)],

@@ -77,6 +77,28 @@ class Rejection(OutputModel):
     source_topic: str = Field(max_length=255)
     source_partition: Partition
     source_offset: Offset
+    submission_id: Identifier | None = Field(
+        None,
+        description="with leaf_index: the submission whose log records this refusal",
+    )
+    vote_digest: HexDigest | None = Field(
+        None,
+        description="with leaf_index: SHA-256 of the vote's signed message and signature "
+        "(native/SPEC.md §14.1), what its leaf commits to",
+    )
+    leaf_index: int | None = Field(
+        None,
+        ge=0,
+        description="a well-formed vote refused (native/SPEC.md §14.1): the index of its leaf "
+        "in its submission's log; None for a message that never reached a log (malformed, "
+        "wrong partition, unknown or closed submission) and on rejections from before",
+    )
+    leaf_kind: str | None = Field(
+        None,
+        max_length=32,
+        description="with leaf_index: 'rejection' (a leaf of this refusal, carrying the "
+        "reason) or 'retraction' (the vote was counted, then withdrawn: that leaf)",
+    )
 
 
 class VoteCounts(OutputModel):
@@ -104,7 +126,9 @@ class Tally(OutputModel):
     ``version`` grows by one with every ballot counted, so "newer" is a plain
     integer comparison and a replay reproduces the same versions. ``log_size``
     and ``log_root`` are the submission's log (native/SPEC.md §14) after this
-    version: the RFC 9162 tree of its ballot and retraction leaves.
+    version: the RFC 9162 tree of its ballot, retraction and rejection leaves. A
+    refused vote adds a leaf and no version: of two Tallies of one version, the
+    one with the larger ``log_size`` is newer.
     """
 
     type: Literal["tally"] = "tally"

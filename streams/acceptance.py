@@ -71,6 +71,18 @@ class Lookup:
     reason: ReasonCode | None = None
     detail: str = ""
 
+    @property
+    def in_log(self) -> bool:
+        """Whether a refusal of this vote is a leaf of its submission's log (native/SPEC.md
+        §14.1): the submission was registered and still open at the vote's broker time.
+        A vote naming no submission has no log to be in; one after the closing would
+        change a log the closing made final."""
+        return self.reason not in _OUTSIDE_THE_LOG
+
+
+#: The reasons decided before a vote can reach any log (the submission check comes first).
+_OUTSIDE_THE_LOG = frozenset({ReasonCode.UNKNOWN_SUBMISSION, ReasonCode.SUBMISSION_CLOSED})
+
 
 def vote_context(
     submissions: Mapping[str, SubmissionEntry],

@@ -44,7 +44,8 @@ class Out:
             self.ballots,
             self.tallies,
             self.audit_events,
-        ) = ([] for _ in range(5))
+            self.refusals,
+        ) = ([] for _ in range(6))
 
     async def rejection(self, key, r):
         self.rejections.append(r)
@@ -59,6 +60,11 @@ class Out:
 class VerifyOut(Out):
     async def accepted(self, v):
         self.accepted_votes.append(v)
+
+    async def refused(self, refusal):
+        # handed to the tally stage, which emits this rejection with its log leaf
+        self.refusals.append(refusal)
+        self.rejections.append(refusal.rejection)
 
 
 class TallyOut(Out):

@@ -19,7 +19,14 @@ import ringcrypto
 from agents.loghead import LogSigner
 from agents.tally import TallyKeeper
 from connectors.sdk.receipt import ReceiptInvalid, verify_head
-from models.log import LeafKind, LogGap, ballot_leaves, leaf_hashes, log_leaf_hash
+from models.log import (
+    LeafKind,
+    LogGap,
+    ballot_leaves,
+    leaf_hashes,
+    log_leaf_hash,
+    rejection_leaves,
+)
 from models.merkle import (
     EMPTY_ROOT,
     Frontier,
@@ -120,8 +127,13 @@ def test_tampered_dropped_or_reordered_leaves_fail_inclusion_and_consistency(n):
 
 
 def _rebuilt(store: Store) -> list[bytes]:
-    """The log as a reader rebuilds it from every Ballot emitted."""
-    return leaf_hashes(leaf for b in store.all_ballots for leaf in ballot_leaves(b))
+    """The log as a reader rebuilds it from every Ballot and Rejection emitted."""
+    return leaf_hashes(
+        [
+            *(leaf for b in store.all_ballots for leaf in ballot_leaves(b)),
+            *(leaf for r in store.all_rejections for leaf in rejection_leaves(r)),
+        ]
+    )
 
 
 class LoggingStore(Store):
@@ -131,6 +143,11 @@ class LoggingStore(Store):
         super().__init__()
         self.all_ballots: list = []
         self.all_tallies: list = []
+        self.all_rejections: list = []
+
+    async def rejection(self, key, r):
+        self.all_rejections.append(r)
+        await super().rejection(key, r)
 
     async def ballot(self, b):
         self.all_ballots.append(b)
@@ -181,8 +198,11 @@ def test_receipts_from_before_a_crash_verify_after_the_repair(redelivered, talli
     logging_clean = LoggingStore()
     _run({}, logging_clean, ARRIVAL, batch=1)
     clean_final = logging_clean.tallies["s1"]
-    crashed = {k: v for k, v in snapshots[entries].items() if k.startswith(b"b|")}
-    crashed.update({k: v for k, v in snapshots[tallied].items() if not k.startswith(b"b|")})
+    # ballot and refusal entries are written before the tally (agents/tally.py)
+    crashed = {k: v for k, v in snapshots[entries].items() if k.startswith((b"b|", b"r|"))}
+    crashed.update(
+        {k: v for k, v in snapshots[tallied].items() if not k.startswith((b"b|", b"r|"))}
+    )
     store = copy.deepcopy(logging_clean)
     keeper = TallyKeeper(settings=SETTINGS, state=crashed, outputs=store, read_vote=_read_vote)
     records = _records(ARRIVAL[redelivered:], redelivered)
@@ -286,7 +306,7 @@ def test_a_tally_more_than_one_change_behind_stops_the_worker():
     from agents.tally import TallyStateBehind
 
     _, snapshots = _history(ARRIVAL, batch=1)
-    state = {k: v for k, v in snapshots[3].items() if k.startswith(b"b|")}
+    state = {k: v for k, v in snapshots[3].items() if k.startswith((b"b|", b"r|"))}
     keeper = TallyKeeper(settings=SETTINGS, state=state, outputs=Store(), read_vote=_read_vote)
     with pytest.raises(TallyStateBehind, match="behind ballot version"):
         for r in _records(ARRIVAL[2:], 2):

@@ -238,6 +238,7 @@ def test_receipt_json_round_trips():
         "vote_id": "00000000-0000-0000-0000-000000000000",
         "vote": None,
         "kind": "ballot",
+        "reason": None,
         "vote_digest": "00" * 32,
         "leaf_index": 0,
         "inclusion_path": [],
@@ -251,6 +252,7 @@ def test_receipt_json_round_trips():
             "batch_index": 1,
             "batch_path": ["33" * 32],
             "signature": "AAAA",
+            "closed_ms": None,
         },
         "consistency": None,
     }

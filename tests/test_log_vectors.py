@@ -15,6 +15,8 @@ import json
 import struct
 from pathlib import Path
 
+import pytest
+
 import ringcrypto
 from models.merkle import verify_consistency, verify_inclusion
 from tests.test_message_vectors import lp, spec_vote_message
@@ -109,3 +111,65 @@ def test_the_heads_are_signed_together_by_the_log_key_under_its_own_context():
         pass
     else:
         raise AssertionError("a head signature verified under the registrar context")
+
+
+def test_rejection_leaves_carry_their_reason_after_the_digest():
+    """SPEC §14.1: a rejection leaf is lp(tag) || lp("rejection") || digest || lp(reason)."""
+    r = VECTORS["vote"]["record"]
+    digest = sha(
+        lp(b"ringtally/v2/vote-digest")
+        + lp(spec_vote_message(r))
+        + lp(base64.b64decode(r["signature"]))
+    )
+    log = VECTORS["rejections"]
+    expected = [
+        ("rejection", digest, b"bad_signature"),
+        ("ballot", sha(b"ringtally-v2 test digest 1"), None),
+        ("rejection", sha(b"ringtally-v2 test digest 2"), b"duplicate_key_image"),
+    ]
+    hashes = []
+    for leaf, (kind, d, reason) in zip(log["leaves"], expected, strict=True):
+        raw = lp(b"ringtally/v2/log-leaf") + lp(kind.encode()) + d
+        if reason is not None:
+            raw += lp(reason)
+            assert leaf["reason"] == reason.decode()
+        else:
+            assert "reason" not in leaf
+        assert (leaf["kind"], leaf["vote_digest"]) == (kind, d.hex())
+        assert leaf["leaf"] == raw.hex()
+        assert leaf["leaf_hash"] == sha(b"\x00" + raw).hex()
+        hashes.append(sha(b"\x00" + raw))
+    assert log["root"] == mth(hashes).hex()
+    # the reason is bound: another reason is another leaf, and no leaf of another kind
+    other = lp(b"ringtally/v2/log-leaf") + lp(b"rejection") + digest + lp(b"token_spent")
+    assert sha(b"\x00" + other).hex() not in {leaf["leaf_hash"] for leaf in log["leaves"]}
+
+
+def test_a_final_head_binds_the_closing_time_under_its_own_tag():
+    """SPEC §14.3: lp("ringtally/v2/log-final-head") || lp(id) || u64(size) || root ||
+    i64(closed_ms), a leaf of its signed batch like any head; no ordinary head's bytes."""
+    final = VECTORS["final_head"]
+    r = final["record"]
+    message = (
+        lp(b"ringtally/v2/log-final-head")
+        + lp(r["submission_id"].encode())
+        + struct.pack(">Q", r["tree_size"])
+        + bytes.fromhex(r["root_hash"])
+        + struct.pack(">q", r["closed_ms"])
+    )
+    assert final["message"] == message.hex()
+    assert (r["tree_size"], r["root_hash"]) == (7, VECTORS["roots"][7])
+    assert (r["batch_size"], r["batch_index"], r["batch_path"]) == (1, 0, [])
+    signed = lp(b"ringtally/v2/log-heads") + struct.pack(">Q", 1) + sha(b"\x00" + message)
+    assert final["signing_bytes"] == signed.hex()
+    ring = ringcrypto.Ring([bytes.fromhex(r["log_key"])])
+    ringcrypto.verify(ring, b"ringtally/v2/log-head", signed, base64.b64decode(r["signature"]))
+    assert message.hex() not in VECTORS["heads"]["messages"]
+    from connectors.sdk.receipt import ReceiptInvalid, verify_head
+    from models.log import SignedHead
+
+    head = SignedHead.model_validate(r)
+    verify_head(head, bytes.fromhex(r["log_key"]))
+    for forged in ({"closed_ms": None}, {"closed_ms": r["closed_ms"] + 1}):
+        with pytest.raises(ReceiptInvalid, match="signature invalid"):
+            verify_head(head.model_copy(update=forged), bytes.fromhex(r["log_key"]))

@@ -162,6 +162,9 @@ class _Out:
     async def accepted(self, vote) -> None:
         self.accepted_votes.append(vote)
 
+    async def refused(self, refusal) -> None:
+        self.rejections.append(refusal.rejection)
+
     async def rejection(self, key, rejection) -> None:
         self.rejections.append(rejection)
 

@@ -10,7 +10,6 @@ log's final one.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import struct
 
 import pytest
@@ -100,12 +99,7 @@ def test_a_worker_refuses_votes_after_the_closing_and_the_log_stays_final(pipeli
 
     settings, _worker = pipeline
     scenario = Scenario(settings, genre="closing")
-    keys = [
-        ringcrypto.SecretKey.from_seed(hashlib.sha256(f"closing/{n}".encode()).digest())
-        for n in range(3)
-    ]
-    ring = scenario.ring("ring-closing", keys, k=2)
-    scenario.submission("s-closing")
+    keys, ring = scenario.seeded("closing")
     before, _ = scenario.vote(keys[0], ring, "s-closing", slot=0)
     outputs = Outputs(settings)
     try:

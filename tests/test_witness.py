@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -90,6 +91,63 @@ def _read_witness(settings, consumer, cosigned: dict) -> None:
             cosigned[(c.submission_id, c.tree_size)] = c
 
 
+@contextlib.contextmanager
+def witness_running(settings, tmp_path, **env: str):
+    """``ringtally witness`` as a process (its output in ``witness.log``) and a consumer of
+    its co-signatures: ``(process, consumer, log path)``, both stopped on leaving."""
+    log_path = tmp_path / "witness.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "connectors.cli", "witness"],
+            env={**os.environ, **settings.to_env(), **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"test-witness-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        consumer.subscribe([settings.topic("witness")])
+        yield proc, consumer, log_path
+    finally:
+        consumer.close()
+        proc.terminate()
+        proc.wait(30)
+
+
+def wait_cosigned(settings, consumer, proc, log_path, latest: dict[str, int]) -> dict:
+    """The co-signatures read until each ``(submission, size)`` of ``latest`` has one."""
+    cosigned: dict = {}
+    deadline = time.monotonic() + 90
+    while not all((s, n) in cosigned for s, n in latest.items()):
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"cosigned {len(cosigned)} heads"
+        _read_witness(settings, consumer, cosigned)
+    return cosigned
+
+
+def forge_and_wait_alert(settings, log_path, topic: str, real: dict, forged: dict) -> dict:
+    """Produce ``forged`` (the output record ``real`` altered, under its key); the one
+    ``log_alerts`` row the witness then writes: a leaf conflict at ``real``'s index."""
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    key = real["submission_id" if topic == "ballots" else "token_id"].encode()
+    producer.produce(settings.topic(topic), key=key, value=json.dumps(forged).encode())
+    producer.flush(30)
+    deadline = time.monotonic() + 60
+    while not _alerts(settings):
+        assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.2)
+    [alert] = _alerts(settings)
+    assert (alert["submission_id"], alert["reason"]) == (real["submission_id"], "leaf_conflict")
+    assert f"index {real['leaf_index']}" in alert["detail"]
+    return alert
+
+
 @pytest.mark.timeout(300)
 def test_the_witness_cosigns_every_head_and_alerts_on_a_forged_ballot(stack, tmp_path):
     import ringcrypto
@@ -97,34 +155,15 @@ def test_the_witness_cosigns_every_head_and_alerts_on_a_forged_ballot(stack, tmp
     with live_round(stack, tmp_path, sink=True) as lr:  # the sink migrates the schema
         settings, outputs = lr.settings, lr.outputs
         metrics_port = free_port()
-        env = {**os.environ, **settings.to_env(), "RINGTALLY_METRICS_PORT": str(metrics_port)}
-        log_path = tmp_path / "witness.log"
-        with log_path.open("w") as log_file:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "connectors.cli", "witness"],
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "group.id": f"test-witness-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-            }
-        )
-        try:
-            consumer.subscribe([settings.topic("witness")])
+        with witness_running(settings, tmp_path, RINGTALLY_METRICS_PORT=str(metrics_port)) as (
+            proc,
+            consumer,
+            log_path,
+        ):
             latest = {}
             for t in outputs.tallies:
                 latest[t["submission_id"]] = max(latest.get(t["submission_id"], 0), t["log_size"])
-            cosigned: dict = {}
-            deadline = time.monotonic() + 90
-            while not all((s, n) in cosigned for s, n in latest.items()):
-                assert proc.poll() is None, log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, f"cosigned {len(cosigned)} heads"
-                _read_witness(settings, consumer, cosigned)
+            cosigned = wait_cosigned(settings, consumer, proc, log_path, latest)
             # each co-signature verifies under the witness key, over the log's own head
             roots = {(t["submission_id"], t["log_size"]): t["log_root"] for t in outputs.tallies}
             for key, c in cosigned.items():
@@ -141,28 +180,8 @@ def test_the_witness_cosigns_every_head_and_alerts_on_a_forged_ballot(stack, tmp
             # a forged ballot on the output topic: another vote digest at a used leaf index
             real = next(b for b in outputs.ballots if b["leaf_index"] is not None)
             forged = {**real, "vote_digest": "ee" * 32, "vote_id": str(uuid.uuid4())}
-            producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
-            producer.produce(
-                settings.topic("ballots"),
-                key=real["submission_id"].encode(),
-                value=json.dumps(forged).encode(),
-            )
-            producer.flush(30)
-            deadline = time.monotonic() + 60
-            while not _alerts(settings):
-                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-                time.sleep(0.2)
-            [alert] = _alerts(settings)
-            assert (alert["submission_id"], alert["reason"]) == (
-                real["submission_id"],
-                "leaf_conflict",
-            )
-            assert f"index {real['leaf_index']}" in alert["detail"]
+            forge_and_wait_alert(settings, log_path, "ballots", real, forged)
             assert "WITNESS DISAGREES" in log_path.read_text()
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
                 scraped = r.read().decode()
             assert 'ringtally_witness_disagreements_total{reason="leaf_conflict"} 1.0' in scraped
-        finally:
-            consumer.close()
-            proc.terminate()
-            proc.wait(30)

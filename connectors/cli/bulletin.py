@@ -71,6 +71,7 @@ def bulletin_export(submission: str) -> None:
         closing=closing,
         rings=rings,
         leaves=leaves,
+        reasons=source.reasons,
     ):
         click.echo(line)
 

@@ -43,7 +43,8 @@ def receipt() -> None:
 def receipt_show(vote: str, since: Path | None) -> None:
     """Print the JSON receipt of VOTE (a vote id, or the key image of a counted vote): of
     its ballot leaf, or of its retraction leaf ("kind": "retraction") when it was counted
-    and then withdrawn. Exit code 1 when no signed head covers the vote yet.
+    and then withdrawn, or, refused, of its rejection leaf ("kind": "rejection", with the
+    "reason"). Exit code 1 when no signed head covers the vote yet.
     """
     from connectors.postgres.receipts import build_receipt
     from connectors.sdk.reader import read_at
@@ -88,6 +89,11 @@ def receipt_verify(file: Path, vote_file: Path | None, against: Path | None) -> 
     bound = verify_receipt(rec, trusted_log_key(get_settings()), vote=vote, earlier=earlier)
     extends = f", extends the head at size {earlier.head.tree_size}" if earlier else ""
     signed = f"signed at size {rec.head.tree_size}{extends}"
+    if rec.head.closed_ms is not None:  # in the signed bytes: checked above
+        signed += (
+            f"; FINAL: the head of the closed log (closed at {rec.head.closed_ms} ms), no "
+            "vote is added after it"
+        )
     if bound is None:
         click.echo(
             f"ok: digest {rec.vote_digest} is leaf {rec.leaf_index} ({rec.kind.value}) of "
@@ -95,7 +101,11 @@ def receipt_verify(file: Path, vote_file: Path | None, against: Path | None) -> 
             "not show which vote that is (pass --vote)"
         )
         return
-    what = "counted" if rec.kind == "ballot" else "RETRACTED (counted, then withdrawn)"
+    what = {
+        "ballot": "counted",
+        "retraction": "RETRACTED (counted, then withdrawn)",
+        "rejection": f"REFUSED ({rec.reason}: not counted)",
+    }[rec.kind.value]
     click.echo(
         f"ok: vote {bound.vote_id} is leaf {rec.leaf_index} of {rec.submission_id}'s log, "
         f"{what}, {signed}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from models.log import LogGap, Receipt, SignedHead, receipt_from_log
@@ -41,7 +41,7 @@ class LogMismatch(RingtallyError):
 async def load_head(conn: Any, submission_id: str) -> SignedHead | None:
     row = await conn.fetchrow(
         "SELECT submission_id, tree_size, root_hash, log_key, batch_size, batch_index, "
-        "batch_path, signature FROM log_heads WHERE submission_id = $1",
+        "batch_path, signature, closed_ms FROM log_heads WHERE submission_id = $1",
         submission_id,
     )
     return None if row is None else SignedHead(**dict(row))
@@ -51,8 +51,9 @@ async def load_leaves(conn: Any, submission_id: str, size: int) -> list[Any]:
     """The stored leaf rows ``[0, size)`` of a submission's log, by index."""
     return list(
         await conn.fetch(
-            "SELECT leaf_index, kind, vote_digest, vote_id, source_partition, source_offset "
-            "FROM log_leaves WHERE submission_id = $1 AND leaf_index < $2 ORDER BY leaf_index",
+            "SELECT leaf_index, kind, vote_digest, vote_id, source_partition, source_offset, "
+            "reason FROM log_leaves WHERE submission_id = $1 AND leaf_index < $2 "
+            "ORDER BY leaf_index",
             submission_id,
             size,
         )
@@ -68,10 +69,12 @@ async def build_receipt(
 ) -> Receipt:
     """The receipt of ``vote`` (a vote id, or the key image of a counted vote) under the
     latest stored head: of its ``ballot`` leaf, or of its ``retraction`` leaf when the vote
-    was counted and then withdrawn; with ``since``, also the consistency proof from its
-    head. ``load_vote(partition, offset)`` reads the VoteCast at its votes-topic position:
-    the receipt carries it (what ties the leaf to the vote); without it, or when the
-    vote is gone from the topic, the receipt proves only the digest."""
+    was counted and then withdrawn, or, never counted, of its latest ``rejection`` leaf
+    (a refused well-formed vote; the receipt carries the reason); with ``since``, also
+    the consistency proof from its head. ``load_vote(partition, offset)`` reads the
+    VoteCast at its votes-topic position: the receipt carries it (what ties the leaf to
+    the vote); without it, or when the vote is gone from the topic, the receipt proves
+    only the digest."""
     try:
         vote_id = uuid.UUID(vote)
     except ValueError:
@@ -79,13 +82,19 @@ async def build_receipt(
         if found is None:
             raise NotInLog(f"no counted vote with key image {vote}") from None
         vote_id = found
+    # its ballot leaf if counted; else its latest refusal (a vote id is its slot tag's:
+    # a token_spent refusal shares it with the vote that spent the tag, which wins here)
     leaf = await conn.fetchrow(
         "SELECT submission_id, leaf_index, vote_digest, source_partition, source_offset "
-        "FROM log_leaves WHERE vote_id = $1 AND kind = 'ballot'",
+        "FROM log_leaves WHERE vote_id = $1 AND kind IN ('ballot', 'rejection') "
+        "ORDER BY kind = 'ballot' DESC, leaf_index DESC LIMIT 1",
         vote_id,
     )
     if leaf is None:
-        raise NotInLog(f"vote {vote_id} has no leaf in any log (not counted, or not yet stored)")
+        raise NotInLog(
+            f"vote {vote_id} has no leaf in any log (not decided yet, not stored yet, or "
+            "refused before reaching a log: malformed, unknown or closed submission)"
+        )
     submission_id = leaf["submission_id"]
     head = await load_head(conn, submission_id)
     if head is None or head.tree_size <= leaf["leaf_index"]:
@@ -100,7 +109,10 @@ async def build_receipt(
     try:
         return receipt_from_log(
             head,
-            ((r["leaf_index"], r["kind"], bytes.fromhex(r["vote_digest"])) for r in rows),
+            (
+                (r["leaf_index"], r["kind"], bytes.fromhex(r["vote_digest"]), r["reason"])
+                for r in rows
+            ),
             vote_id=vote_id,
             vote_digest=bytes.fromhex(leaf["vote_digest"]),
             since=since,
@@ -124,6 +136,8 @@ class BulletinSource:
     head: SignedHead
     rules_version: str
     leaves: list[tuple[int, str, uuid.UUID, int, int]]
+    #: The reason code of each ``rejection`` leaf, by index.
+    reasons: dict[int, str] = field(default_factory=dict)
 
 
 async def bulletin_source(conn: Any, submission_id: str) -> BulletinSource:
@@ -145,9 +159,14 @@ async def bulletin_source(conn: Any, submission_id: str) -> BulletinSource:
         for r in rows
         if r["kind"] == "ballot"
     }
-    leaves = []
+    leaves, reasons = [], {}
     for r in rows:
+        if r["kind"] == "rejection":  # the refused vote's own position
+            position = (r["source_partition"], r["source_offset"])
+            leaves.append((r["leaf_index"], r["kind"], r["vote_id"], *position))
+            reasons[r["leaf_index"]] = r["reason"]
+            continue
         if r["vote_id"] not in positions:  # a retraction of a vote counted before the log
             raise NotInLog(f"log of {submission_id}: leaf {r['leaf_index']} has no vote stored")
         leaves.append((r["leaf_index"], r["kind"], r["vote_id"], *positions[r["vote_id"]]))
-    return BulletinSource(head, rules, leaves)
+    return BulletinSource(head, rules, leaves, reasons)

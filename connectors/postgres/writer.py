@@ -16,7 +16,9 @@ the body:
    retracted (superseded in the batch, or by a stored retraction leaf) is a
    redelivered batch's copy and is absorbed too (finding F11).
    Every ballot of the batch (replaced ones too) also adds its log leaves
-   (``models.log.ballot_leaves``) to ``log_leaves``; a different leaf at a
+   (``models.log.ballot_leaves``) to ``log_leaves``, and so does every
+   rejection of a well-formed vote (step 3, ``models.log.rejection_leaves``:
+   its ``rejection`` leaf); a different leaf at a
    stored (submission, index) is logged at ERROR and dead-lettered
    (``log_conflict``). A ballot at a votes-topic position
    that already has a rejection (other than ``duplicate_key_image``) is a
@@ -32,7 +34,8 @@ the body:
    ``WHERE stored.version < incoming.version``; escalations for every
    ESCALATED tally (first = lowest version, latest = highest).
    Signed heads: the largest tree per submission, upserted only
-   ``WHERE stored.tree_size < incoming.tree_size``.
+   ``WHERE stored.tree_size < incoming.tree_size`` (or, at the same size, when
+   the incoming head is the final one and the stored one is not).
 6. dead letters: into ``sink_dead_letters`` and produced to the DLQ topic,
    acks awaited (so none is lost if the commit then succeeds).
 7. store the next offsets of every partition in the batch (dead letters
@@ -55,7 +58,7 @@ from typing import Any, Literal
 import asyncpg
 
 from models import Decision
-from models.log import ballot_leaves
+from models.log import ballot_leaves, rejection_leaves
 from streams.heads import head_problem
 
 from .decode import DeadLetter, Decoded
@@ -235,32 +238,34 @@ _UPSERT_TALLIES = """
 _INSERT_LEAVES = """
     WITH i AS (
         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::uuid[],
-                             $6::int[], $7::bigint[])
+                             $6::int[], $7::bigint[], $8::text[])
             AS i(submission_id, leaf_index, kind, vote_digest, vote_id,
-                 source_partition, source_offset)),
+                 source_partition, source_offset, reason)),
     ins AS (
         INSERT INTO log_leaves (submission_id, leaf_index, kind, vote_digest, vote_id,
-                                source_partition, source_offset)
+                                source_partition, source_offset, reason)
         SELECT * FROM i ON CONFLICT (submission_id, leaf_index) DO NOTHING RETURNING 1)
     SELECT i.submission_id, i.leaf_index
     FROM i JOIN log_leaves l USING (submission_id, leaf_index)
-    WHERE (l.kind, l.vote_digest) IS DISTINCT FROM (i.kind, i.vote_digest)"""
+    WHERE (l.kind, l.vote_digest, l.reason) IS DISTINCT FROM (i.kind, i.vote_digest, i.reason)"""
 
 _UPSERT_HEADS = """
     INSERT INTO log_heads AS h (submission_id, tree_size, root_hash, log_key, batch_size,
-                                batch_index, batch_path, signature)
+                                batch_index, batch_path, signature, closed_ms)
     SELECT i.submission_id, i.tree_size, i.root_hash, i.log_key, i.batch_size, i.batch_index,
-           ARRAY(SELECT json_array_elements_text(i.batch_path::json)), i.signature
+           ARRAY(SELECT json_array_elements_text(i.batch_path::json)), i.signature, i.closed_ms
     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-                $7::text[], $8::text[])
+                $7::text[], $8::text[], $9::bigint[])
         AS i(submission_id, tree_size, root_hash, log_key, batch_size, batch_index, batch_path,
-             signature)
+             signature, closed_ms)
     ON CONFLICT (submission_id) DO UPDATE SET
         tree_size = EXCLUDED.tree_size, root_hash = EXCLUDED.root_hash,
         log_key = EXCLUDED.log_key, batch_size = EXCLUDED.batch_size,
         batch_index = EXCLUDED.batch_index, batch_path = EXCLUDED.batch_path,
-        signature = EXCLUDED.signature, updated_at = now()
-    WHERE h.tree_size < EXCLUDED.tree_size"""
+        signature = EXCLUDED.signature, closed_ms = EXCLUDED.closed_ms, updated_at = now()
+    WHERE h.tree_size < EXCLUDED.tree_size
+       OR (h.tree_size = EXCLUDED.tree_size AND h.closed_ms IS NULL
+           AND EXCLUDED.closed_ms IS NOT NULL)"""
 
 _LOG_ALERT = """
     INSERT INTO log_alerts (submission_id, tree_size, root_hash, reason, detail)
@@ -551,7 +556,7 @@ class BatchWriter:
                 res.ballot_duplicates -= len(res.dead) - conflicts_before
 
             if batch.ballots:
-                await self._leaves(batch.ballots, res)
+                await self._leaves(batch.ballots, [], res)
 
             # step 3: rejections, keyed by the original votes-topic position; one outcome each
             res.rejections, res.rejection_duplicates = await self._insert(
@@ -561,6 +566,8 @@ class BatchWriter:
                 for row in await conn.fetch(_REJECTION_CONFLICTS):
                     self._second_outcome("rejections", batch.rejections, row, res)
                     res.rejection_duplicates -= 1
+            if batch.rejections:
+                await self._leaves([], batch.rejections, res)
 
             # step 4: audit events; a different event at a stored (chain, sequence) is a fork
             res.audit, res.audit_duplicates = await self._insert("audit", batch.audit, res)
@@ -635,9 +642,30 @@ class BatchWriter:
         kept = [d for d in ballots if d.model.vote_id not in retracted]
         return kept, len(ballots) - len(kept)
 
-    async def _leaves(self, ballots: list[Decoded], res: WriteResult) -> None:
-        """The log leaves the batch's ballots record (step 2); conflicts are dead letters."""
-        rows = []  # (record, submission, index, kind, digest, vote id, partition, offset)
+    async def _leaves(
+        self, ballots: list[Decoded], rejections: list[Decoded], res: WriteResult
+    ) -> None:
+        """The log leaves the batch's ballots (step 2) or rejections (step 3) record;
+        conflicts are dead letters."""
+        rows = []  # (record, submission, index, kind, digest, vote id, partition, offset, reason)
+        for d in rejections:
+            r = d.model
+            if r.vote_id is None:  # a leaf's rejection names its vote; anything else is forged
+                continue
+            for index, kind, digest, reason in rejection_leaves(r):
+                rows.append(
+                    (
+                        d.record,
+                        r.submission_id,
+                        index,
+                        kind.value,
+                        digest.hex(),
+                        r.vote_id,
+                        r.source_partition,
+                        r.source_offset,
+                        reason,
+                    )
+                )
         for d in ballots:
             b = d.model
             for index, kind, digest in ballot_leaves(b):
@@ -652,6 +680,7 @@ class BatchWriter:
                         b.vote_id if own else b.supersedes,
                         b.source_partition if own else None,
                         b.source_offset if own else None,
+                        None,
                     )
                 )
         if not rows:
@@ -714,7 +743,7 @@ class BatchWriter:
                 log.error("log fork: %s", why)
                 continue
             cur = latest.get(h.submission_id)
-            if cur is None or h.tree_size > cur.tree_size:
+            if cur is None or _head_order(h) > _head_order(cur):
                 latest[h.submission_id] = h
         hs = list(latest.values())
         if not hs:
@@ -729,6 +758,7 @@ class BatchWriter:
             [h.batch_index for h in hs],
             [json.dumps(h.batch_path) for h in hs],
             [h.signature for h in hs],
+            [h.closed_ms for h in hs],
         )
 
     async def _tallies(self, items: list[Decoded], res: WriteResult) -> None:
@@ -774,3 +804,8 @@ class BatchWriter:
                 [last_esc[s].model.total for s in subs],
             )
             res.escalations = len(subs)
+
+
+def _head_order(head: Any) -> tuple[int, bool]:
+    """Which of two heads of a submission is newer: the larger tree, then the final one."""
+    return (head.tree_size, head.closed_ms is not None)

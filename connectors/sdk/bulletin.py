@@ -12,6 +12,7 @@ record with its broker append time (ms), which decides what was in force::
     {"type": "closing", "record": {SubmissionClosed}, "appended_ms": 1765...}   (if closed)
     {"type": "ring", "record": {Ring}, "appended_ms": 1765...}
     {"type": "leaf", "index": 0, "kind": "ballot", "vote": {VoteCast}, "appended_ms": ...}
+    {"type": "leaf", "index": 1, "kind": "rejection", "reason": "bad_signature", "vote": ...}
 
 :func:`recount` applies to each ballot the rules the workers apply
 (:func:`streams.acceptance.vote_context`: the ring version in force at the
@@ -19,7 +20,11 @@ vote's broker time, active, genre, epoch, slot, submission open), re-verifies
 every vote signature (ringcrypto, against that ring version), replays the
 leaves (a ballot counts its vote, a retraction
 withdraws the counted vote of its key image and must be followed by the
-ballot of the vote that replaced it), applies the decision rules, rebuilds
+ballot of the vote that replaced it, a rejection counts nothing and must be a
+refusal a worker makes: the reason the acceptance rule gives, a signature
+that does not verify for ``bad_signature``, a key image already counted for
+``duplicate_key_image``; ``token_spent`` is taken on trust, the tag may have
+been spent on another submission), applies the decision rules, rebuilds
 the RFC 9162 root, and checks it against the head, whose signature it checks
 when a log key is given; rings' registrar signatures likewise. Publishing it
 is only safe because nothing in a vote names its reviewer (protocol v2).
@@ -28,9 +33,9 @@ is only safe because nothing in a vote names its reviewer (protocol v2).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -41,8 +46,9 @@ from models.internal import vote_id_for_token
 from models.log import LeafKind, SignedHead, log_leaf_hash, vote_digest
 from models.merkle import Frontier
 from models.outputs import VoteCounts
+from models.reasons import ReasonCode
 from models.votes import VoteCast
-from streams.acceptance import RingEntry, RingHistory, SubmissionEntry, vote_context
+from streams.acceptance import Lookup, RingEntry, RingHistory, SubmissionEntry, vote_context
 from streams.errors import RingtallyError
 
 from .receipt import verify_head
@@ -62,9 +68,11 @@ def bulletin_lines(
     closing: tuple[SubmissionClosed, int] | None = None,
     rings: Iterable[tuple[Ring, int]],
     leaves: Iterable[tuple[int, LeafKind | str, VoteCast, int]],
+    reasons: Mapping[int, str] | None = None,
 ) -> Iterator[str]:
     """The bulletin's lines (no newlines), header first; each record with its broker
-    append time in ms (``(record, appended_ms)``; a leaf ``(index, kind, vote, ms)``)."""
+    append time in ms (``(record, appended_ms)``; a leaf ``(index, kind, vote, ms)``);
+    ``reasons``: the reason code of each ``rejection`` leaf, by index."""
     yield json.dumps(
         {
             "type": "bulletin",
@@ -82,15 +90,11 @@ def bulletin_lines(
             {"type": kind, "record": record.model_dump(mode="json"), "appended_ms": at}
         )
     for index, kind, vote, at in leaves:
-        yield json.dumps(
-            {
-                "type": "leaf",
-                "index": index,
-                "kind": LeafKind(kind).value,
-                "vote": vote.model_dump(mode="json"),
-                "appended_ms": at,
-            }
-        )
+        line: dict[str, Any] = {"type": "leaf", "index": index, "kind": LeafKind(kind).value}
+        if line["kind"] == LeafKind.REJECTION:
+            line["reason"] = (reasons or {})[index]
+        line.update(vote=vote.model_dump(mode="json"), appended_ms=at)
+        yield json.dumps(line)
 
 
 @dataclass
@@ -104,6 +108,8 @@ class Recount:
     head_verified: bool
     rings_verified: bool
     counted: list[str] = field(default_factory=list)
+    #: Rejection leaves (refused well-formed votes), by reason.
+    refused: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +122,7 @@ class Recount:
             "log_root": self.log_root,
             "head_verified": self.head_verified,
             "rings_verified": self.rings_verified,
+            "refused": dict(sorted(self.refused.items())),
         }
 
 
@@ -174,6 +181,7 @@ def recount(
     counts = VoteCounts()
     counted: dict[str, tuple[bytes, VoteCast]] = {}  # key image -> (digest, vote)
     tags: set[str] = set()
+    refused: dict[str, int] = {}
     replacing: str | None = None  # the key image whose retraction awaits its ballot
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -222,6 +230,17 @@ def recount(
             slot=vote.slot,
             timestamp_ms=at,
         )
+        if leaf_kind is LeafKind.REJECTION:
+            if replacing is not None:
+                raise BulletinInvalid(
+                    f"line {number}: a retraction must be followed by the ballot of its key image"
+                )
+            reason = _field(number, item, "reason", ReasonCode)
+            digest = vote_digest(vote.signing_bytes(), vote.signature_bytes())
+            _check_refusal(number, vote, reason, found, counted)
+            refused[reason.value] = refused.get(reason.value, 0) + 1
+            frontier.append(log_leaf_hash(leaf_kind, digest, reason.value))
+            continue
         if found.reason is not None or found.ring is None:
             raise BulletinInvalid(
                 f"line {number}: vote {vote.vote_id} is counted but a worker rejects it "
@@ -279,7 +298,45 @@ def recount(
         head_verified=log_key is not None,
         rings_verified=bool(registrars),
         counted=sorted(str(v.vote_id) for _, v in counted.values()),
+        refused=refused,
     )
+
+
+def _check_refusal(
+    number: int,
+    vote: VoteCast,
+    reason: ReasonCode,
+    found: Lookup,
+    counted: Mapping[str, tuple[bytes, VoteCast]],
+) -> None:
+    """A rejection leaf must be a refusal a worker makes (module docstring)."""
+
+    def refuse(why: str) -> NoReturn:
+        raise BulletinInvalid(f"line {number}: vote {vote.vote_id} refused {reason.value}, {why}")
+
+    if not found.in_log:
+        refuse(f"but a vote refused {found.reason} is in no log")
+    if reason is ReasonCode.TOKEN_SPENT:
+        return  # decided before the acceptance rule, on a tag this bulletin may not show
+    if found.reason is not None or found.ring is None:
+        if found.reason != reason:
+            refuse(f"where the acceptance rule gives {found.reason}: {found.detail}")
+        return
+    if reason is ReasonCode.BAD_SIGNATURE:
+        try:
+            _check_vote(vote, found.ring.crypto, number)
+        except BulletinInvalid:
+            return
+        refuse("but its signature verifies")
+    if reason is ReasonCode.DUPLICATE_KEY_IMAGE:
+        try:
+            key_image = _check_vote(vote, found.ring.crypto, number)
+        except BulletinInvalid:
+            refuse("but its signature does not verify")
+        if key_image not in counted:
+            refuse("but no vote with its key image counts before it")
+        return
+    refuse("which no worker decides for a vote the acceptance rule admits")
 
 
 def _control(

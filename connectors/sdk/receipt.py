@@ -18,7 +18,7 @@ import time
 
 from models.log import Receipt, SignedHead, vote_digest, vote_problem
 from models.merkle import verify_consistency, verify_inclusion
-from models.outputs import Ballot
+from models.outputs import Ballot, Rejection
 from models.votes import VoteCast
 from streams.errors import RingtallyError
 from streams.heads import head_problem, trusted_log_key
@@ -44,13 +44,14 @@ class ReceiptTimeout(RingtallyError):
 
 def fetch_receipt(
     settings: Settings,
-    ballot: Ballot,
+    ballot: Ballot | Rejection,
     *,
     timeout: float = 30.0,
     since: Receipt | None = None,
     vote: VoteCast | None = None,
 ) -> Receipt:
-    """The receipt of a counted vote (its Ballot, as ``wait_outcome`` returns it) from the
+    """The receipt of a counted vote (its Ballot, as ``wait_outcome`` returns it), or of a
+    refused well-formed vote (its Rejection, which names its leaf), from the
     output topics, no Postgres: the submission's Ballots (every leaf of its log) and
     its latest signed head, both on the submission's partition, read until a head covers
     the vote. The receipt is checked before it is returned (``verify_receipt`` with
@@ -58,17 +59,25 @@ def fetch_receipt(
     VoteCast as sent) the receipt carries it and is refused unless the ballot's digest
     is that vote's: the Ballot is only what the output topic says.
 
-    Reads the whole partition each try: for a vote now and then, not for a bulk job
+    Reads the whole partition each try (and the whole rejections topic, whose
+    refusals of well-formed votes are leaves too): for a vote now and then, not for a bulk job
     (``ringtally receipt show`` builds from Postgres).
     """
-    from models.log import LogGap, LogMismatch, ballot_leaves, receipt_from_log
+    from models.log import (
+        LeafRow,
+        LogGap,
+        LogMismatch,
+        ballot_leaves,
+        receipt_from_log,
+        rejection_leaves,
+    )
     from models.outputs import Ballot as BallotModel
     from streams.partitioner import partition_for_key
 
     from .reader import read_topic
 
-    if ballot.leaf_index is None or ballot.vote_digest is None:
-        raise ReceiptInvalid(f"ballot of vote {ballot.vote_id} predates the log: no leaf")
+    if None in (ballot.vote_id, ballot.leaf_index, ballot.vote_digest, ballot.submission_id):
+        raise ReceiptInvalid(f"the outcome of vote {ballot.vote_id} names no leaf: no receipt")
     if vote is not None:
         sent = vote_digest(vote.signing_bytes(), vote.signature_bytes()).hex()
         if (sent, vote.vote_id) != (ballot.vote_digest, ballot.vote_id):
@@ -86,13 +95,22 @@ def fetch_receipt(
             for r in read_topic(settings, "heads", partitions=partition)
             if r.key == key and r.value
         ]
-        head = max(heads, key=lambda h: h.tree_size, default=None)
+        head = max(heads, key=lambda h: (h.tree_size, h.closed_ms is not None), default=None)
         if head is not None and head.tree_size > ballot.leaf_index:
-            leaves = [
+            leaves: list[LeafRow] = [
                 leaf
                 for r in read_topic(settings, "ballots", partitions=partition)
                 if r.key == key and r.value
                 for leaf in ballot_leaves(BallotModel.model_validate_json(r.value))
+            ]
+            # refusals are leaves too; rejections are keyed by token: every partition
+            leaves += [
+                leaf
+                for r in read_topic(settings, "rejections")
+                if r.value and b'"leaf_index"' in r.value
+                for rejection in [Rejection.model_validate_json(r.value)]
+                if rejection.submission_id == ballot.submission_id
+                for leaf in rejection_leaves(rejection)
             ]
             try:
                 receipt = receipt_from_log(
@@ -156,7 +174,11 @@ def verify_receipt(
             raise ReceiptInvalid(f"the receipt is not about vote {bound.vote_id} {what}: {problem}")
     path = [bytes.fromhex(p) for p in receipt.inclusion_path]
     root = bytes.fromhex(head.root_hash)
-    if not verify_inclusion(receipt.leaf_hash(), receipt.leaf_index, head.tree_size, path, root):
+    try:
+        leaf = receipt.leaf_hash()
+    except ValueError as exc:  # a rejection leaf without its reason, or another with one
+        raise ReceiptInvalid(f"the receipt's leaf is malformed: {exc}") from None
+    if not verify_inclusion(leaf, receipt.leaf_index, head.tree_size, path, root):
         raise ReceiptInvalid(
             f"leaf {receipt.leaf_index} ({receipt.kind.value} of digest {receipt.vote_digest}) is "
             f"not "

@@ -397,17 +397,20 @@ class VoteClient(_Signer):
     def wait_receipt(
         self, outcome: Outcome, timeout: float = 30.0, *, vote: VoteCast | None = None
     ) -> Receipt:
-        """The receipt of a counted vote (the Ballot ``wait_outcome`` returned): the vote this
+        """The receipt of a vote's outcome (what ``wait_outcome`` returned): the vote this
         client SENT (``vote``, else the one it remembers publishing), its leaf in the
-        submission's log, the inclusion proof and the signed head, read from the output
-        topics once a head covers it and verified with the trusted log key
+        submission's log (its ballot, or, refused, its rejection leaf with the reason),
+        the inclusion proof and the signed head, read from the output topics once a
+        head covers it and verified with the trusted log key
         (:func:`~connectors.sdk.receipt.fetch_receipt`); ``ReceiptInvalid`` when the
-        ballot's digest is not the sent vote's. Keep it: ``ringtally receipt verify``
-        checks it offline, and against later heads. A Rejection has no receipt
-        (``ValueError``); ``ReceiptTimeout`` after ``timeout`` seconds."""
-        if not isinstance(outcome, Ballot):
+        outcome's digest is not the sent vote's. Keep it: ``ringtally receipt verify``
+        checks it offline, and against later heads. A Rejection that names no leaf (the
+        vote never reached a log: malformed, unknown or closed submission) has no
+        receipt (``ValueError``); ``ReceiptTimeout`` after ``timeout`` seconds."""
+        if not isinstance(outcome, Ballot) and outcome.leaf_index is None:
             raise ValueError(
-                f"vote {outcome.vote_id} was not counted ({outcome.reason}): no receipt"
+                f"vote {outcome.vote_id} was refused ({outcome.reason}) before reaching its "
+                "submission's log: no receipt"
             )
         sent = vote if vote is not None else self._sent.get(outcome.vote_id)
         if sent is None:

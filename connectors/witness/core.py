@@ -1,8 +1,9 @@
-"""The witness's decisions, pure: leaves in (from Ballots), heads in, verdicts out.
+"""The witness's decisions, pure: leaves in (from Ballots and Rejections), heads in,
+verdicts out.
 
 A head is judged once the witness holds every leaf below its size: it agrees
 when the leaves' RFC 9162 root is the signed root, and disagrees when the root
-differs, when two Ballots put different leaves at one index, or when the
+differs, when two records put different leaves at one index, or when the
 head is not signed by the trusted log key. Leaves arrive on another topic
 than heads, so a head waits (``pending``) until its leaves are in.
 """
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from models.log import SignedHead, ballot_leaves, log_leaf_hash
+from models.log import LeafRow, SignedHead, ballot_leaves, log_leaf_hash, rejection_leaves
 from models.merkle import Frontier, tree_hash
-from models.outputs import Ballot
+from models.outputs import Ballot, Rejection
 
 __all__ = ["Disagreement", "Witness"]
 
@@ -30,8 +31,9 @@ class Disagreement:
 @dataclass
 class _Log:
     leaves: dict[int, bytes] = field(default_factory=dict)
-    pending: dict[int, SignedHead] = field(default_factory=dict)  # tree size -> head
-    judged: set[tuple[int, str]] = field(default_factory=set)
+    #: (tree size, final) -> head: a final head and an ordinary one of one size both wait
+    pending: dict[tuple[int, bool], SignedHead] = field(default_factory=dict)
+    judged: set[tuple[int, str, int | None]] = field(default_factory=set)
     #: The leaves judged so far, folded: heads come in growing sizes, so each leaf is
     #: hashed into a root once (a late, smaller head is recomputed from scratch).
     frontier: Frontier = field(default_factory=Frontier)
@@ -54,22 +56,36 @@ class Witness:
 
     def ballot(self, ballot: Ballot) -> tuple[list[SignedHead], list[Disagreement]]:
         """Add a Ballot's leaves; the heads that can now be judged, judged."""
-        log = self.logs.setdefault(ballot.submission_id, _Log())
+        what = f"ballot of vote {ballot.vote_id}"
+        return self._leaves(ballot.submission_id, ballot_leaves(ballot), what)
+
+    def rejection(self, rejection: Rejection) -> tuple[list[SignedHead], list[Disagreement]]:
+        """Add a Rejection's leaf (a refused well-formed vote's); the heads that can now be
+        judged, judged. A rejection with no leaf changes nothing."""
+        leaves = rejection_leaves(rejection)
+        if not leaves or rejection.submission_id is None:
+            return [], []
+        what = f"rejection ({rejection.reason}) of vote {rejection.vote_id}"
+        return self._leaves(rejection.submission_id, leaves, what)
+
+    def _leaves(
+        self, submission_id: str, leaves: list[LeafRow], what: str
+    ) -> tuple[list[SignedHead], list[Disagreement]]:
+        log = self.logs.setdefault(submission_id, _Log())
         disagreements = []
-        for index, kind, digest in ballot_leaves(ballot):
-            h = log_leaf_hash(kind, digest)
+        for index, kind, digest, *reason in leaves:
+            h = log_leaf_hash(kind, digest, *reason)
             if log.leaves.setdefault(index, h) != h:
                 disagreements.append(
                     Disagreement(
-                        ballot.submission_id,
+                        submission_id,
                         index + 1,
                         "",
                         "leaf_conflict",
-                        f"ballot of vote {ballot.vote_id} puts another leaf at index {index} "
-                        f"of {ballot.submission_id}'s log",
+                        f"{what} puts another leaf at index {index} of {submission_id}'s log",
                     )
                 )
-        agreed, more = self._judge(ballot.submission_id)
+        agreed, more = self._judge(submission_id)
         return agreed, disagreements + more
 
     def head(self, head: SignedHead) -> tuple[list[SignedHead], list[Disagreement]]:
@@ -85,19 +101,19 @@ class Witness:
                 )
             ]
         log = self.logs.setdefault(head.submission_id, _Log())
-        log.pending[head.tree_size] = head
+        log.pending[(head.tree_size, head.closed_ms is not None)] = head
         return self._judge(head.submission_id)
 
     def _judge(self, submission_id: str) -> tuple[list[SignedHead], list[Disagreement]]:
         log = self.logs[submission_id]
         agreed, disagreements = [], []
-        for size in sorted(log.pending):
+        for size, final in sorted(log.pending):
             if any(i not in log.leaves for i in range(size)):
                 break  # leaves still on their way (the next heads need them too)
-            head = log.pending.pop(size)
-            if (size, head.root_hash) in log.judged:
+            head = log.pending.pop((size, final))
+            if (size, head.root_hash, head.closed_ms) in log.judged:
                 continue
-            log.judged.add((size, head.root_hash))
+            log.judged.add((size, head.root_hash, head.closed_ms))
             root = log.root(size)
             if root == head.root_hash:
                 agreed.append(head)

@@ -1,6 +1,7 @@
-"""The witness process: ballots and heads in, co-signatures and alerts out.
+"""The witness process: ballots, rejections and heads in, co-signatures and alerts out.
 
-It reads the ballots and heads topics from the beginning (a group of its own,
+It reads the ballots, rejections (a refused well-formed vote is a leaf too) and
+heads topics from the beginning (a group of its own,
 nothing committed: its state is rebuilt at every start, so a restart judges
 every head again and its outputs are idempotent), feeds
 :class:`~connectors.witness.core.Witness`, and
@@ -31,7 +32,7 @@ from connectors.postgres.db import connect
 from connectors.sdk.producer import kafka_config
 from connectors.sdk.receipt import ReceiptInvalid, verify_head
 from models.log import WITNESS_CONTEXT, SignedHead, WitnessCosignature
-from models.outputs import Ballot
+from models.outputs import Ballot, Rejection
 from streams.keyfile import load_service_key
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -73,7 +74,11 @@ class WitnessProcess:
             ["reason"],
             registry=self.registry,
         )
-        self._topics = {settings.topic("ballots"): "ballot", settings.topic("heads"): "head"}
+        self._topics = {
+            settings.topic("ballots"): "ballot",
+            settings.topic("rejections"): "rejection",
+            settings.topic("heads"): "head",
+        }
 
     def _signed_by_log(self, head: SignedHead) -> bool:
         try:
@@ -92,12 +97,13 @@ class WitnessProcess:
             root_hash=head.root_hash,
             log_key=head.log_key,
             witness_key=self.public_key.hex(),
+            closed_ms=head.closed_ms,
             signature=base64.b64encode(signature).decode("ascii"),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        await asyncio.to_thread(ensure_topics, s, ["ballots", "heads", "witness"])
+        await asyncio.to_thread(ensure_topics, s, ["ballots", "rejections", "heads", "witness"])
         if s.metrics_port:
             start_http_server(s.metrics_port, addr=s.web_host, registry=self.registry)
         consumer = Consumer(
@@ -131,6 +137,8 @@ class WitnessProcess:
         try:
             if kind == "ballot":
                 agreed, disagreed = self.witness.ballot(Ballot.model_validate_json(value))
+            elif kind == "rejection":
+                agreed, disagreed = self.witness.rejection(Rejection.model_validate_json(value))
             else:
                 agreed, disagreed = self.witness.head(SignedHead.model_validate_json(value))
         except ValidationError as exc:

@@ -8,6 +8,12 @@ the other leaves' digests are ``SHA-256("ringtally-v2 test digest " ||
 decimal(i))``; the log key is §10's key 1, which signs one batch of three
 heads (this log at size 7, ``sub-0002`` at size 1, ``sub-0003`` at size 3 with
 the roots of this log's first 1 and 3 leaves), randomness label ``log/heads``.
+``rejections`` is a second, 3-leaf log with ``rejection`` leaves (§14.1): the
+§13 vote refused ``bad_signature``, a ballot of digest 1, the vote of digest 2
+refused ``duplicate_key_image``; each leaf's bytes and hash, and its root.
+``final_head`` is a batch of one: the 7-leaf log's head at size 7 made final
+by a closing at broker time ``CLOSED_MS`` (§14.3), signed by key 1 with the
+randomness label ``log/final-head``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from tests.vectors.messages import randomness, seed
 
 SUBMISSION = "sub-0001"
 TREE_SIZE = 7
+CLOSED_MS = 1_765_432_100_000
 
 
 def leaf_digest(i: int) -> bytes:
@@ -67,6 +74,25 @@ def build() -> dict[str, Any]:
     signature = hazmat.sign_with_randomness(
         key, ringcrypto.Ring([key.public_key]), LOG_HEAD_CONTEXT, signed, randomness("log/heads")
     )
+    final = head_message(
+        submission_id=SUBMISSION, tree_size=TREE_SIZE, root=root, closed_ms=CLOSED_MS
+    )
+    final_root, [final_path] = inclusion_proofs([leaf_hash(final)])
+    final_signed = heads_signing_bytes(count=1, root=final_root)
+    final_signature = hazmat.sign_with_randomness(
+        key,
+        ringcrypto.Ring([key.public_key]),
+        LOG_HEAD_CONTEXT,
+        final_signed,
+        randomness("log/final-head"),
+    )
+    refusals = [
+        (LeafKind.REJECTION, digest, "bad_signature"),
+        (LeafKind.BALLOT, leaf_digest(1), None),
+        (LeafKind.REJECTION, leaf_digest(2), "duplicate_key_image"),
+    ]
+    refused_raw = [leaf_bytes(kind, d, reason) for kind, d, reason in refusals]
+    refused_hashes = [leaf_hash(r) for r in refused_raw]
     return {
         "spec": "native/SPEC.md §14",
         "vote": {
@@ -106,6 +132,38 @@ def build() -> dict[str, Any]:
                 }
                 for i, ((s, n, r), path) in enumerate(zip(heads, paths, strict=True))
             ],
+        },
+        "final_head": {
+            "message": final.hex(),
+            "signing_bytes": final_signed.hex(),
+            "randomness_label": "log/final-head",
+            "record": {
+                "type": "log_head",
+                "submission_id": SUBMISSION,
+                "tree_size": TREE_SIZE,
+                "root_hash": root.hex(),
+                "log_key": key.public_key.hex(),
+                "batch_size": 1,
+                "batch_index": 0,
+                "batch_path": [p.hex() for p in final_path],
+                "signature": base64.b64encode(final_signature).decode("ascii"),
+                "closed_ms": CLOSED_MS,
+            },
+        },
+        "rejections": {
+            "leaves": [
+                {
+                    "kind": kind.value,
+                    "vote_digest": d.hex(),
+                    **({} if reason is None else {"reason": reason}),
+                    "leaf": r.hex(),
+                    "leaf_hash": h.hex(),
+                }
+                for (kind, d, reason), r, h in zip(
+                    refusals, refused_raw, refused_hashes, strict=True
+                )
+            ],
+            "root": tree_hash(refused_hashes).hex(),
         },
     }
 
