@@ -141,8 +141,15 @@ async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Re
     assignment = app.consumer.assignment()
     votes = settings.topic("votes")
     # Ready once the group's assignment is applied *and* the tables recovered:
-    # records reaching a worker in recovery wait, or come again after it.
-    ready = bool(app.producer.started) and not app.rebalancing and not app.in_recovery
+    # records reaching a worker in recovery wait, or come again after it. Before
+    # its first rebalance a worker is neither rebalancing nor recovering, yet owns
+    # nothing: the first recovery must have completed too.
+    ready = (
+        bool(app.producer.started)
+        and app.tables.recovery.completed.is_set()
+        and not app.rebalancing
+        and not app.in_recovery
+    )
     body = {
         "status": "ok" if ready else "starting",
         "app_id": settings.group_id,

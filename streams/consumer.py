@@ -203,9 +203,10 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
         tps = list(tps)
         if not tps:
             return
-        starts = await self.earliest_offsets(*tps)
+        # Both through the consumer's thread, each waiting out the fetcher's long poll
+        # (about 1.5 s): together, not one after the other.
+        starts, ends = await asyncio.gather(self.earliest_offsets(*tps), self.highwaters(*tps))
         self._first_offsets.update(starts)
-        ends = await self.highwaters(*tps)
         targets = {}
         for tp in tps:
             target = self.next_to_process(tp)  # the commit, else the start just looked up

@@ -89,3 +89,25 @@ def test_two_workers_split_partitions_and_survive_a_kill(stack, tmp_path):
         outputs.close()
         first.kill()
         second.stop()
+
+
+def test_health_is_not_ok_before_the_worker_owns_its_partitions(stack, tmp_path):
+    """A worker said ok before it had joined its group (nothing rebalancing yet, nothing
+    recovering): ``make demo`` and the tests then published to a worker that owned no
+    partition. Polled from the process start, the first ok must already show them."""
+    settings = pipeline_settings(stack, partitions=2)
+    ensure_topics(settings)
+    worker = WorkerProcess(settings, tmp_path / "w.log").launch()
+    try:
+        deadline = time.monotonic() + 90
+        body = None
+        while time.monotonic() < deadline:
+            assert worker.proc is not None and worker.proc.poll() is None, worker.tail()
+            body = worker.health()
+            if body and body.get("status") == "ok":
+                break
+            time.sleep(0.05)
+        assert body and body["status"] == "ok", body
+        assert body["votes_partitions"] == [0, 1], body
+    finally:
+        worker.stop()

@@ -61,8 +61,13 @@ class WorkerProcess:
     module: str = "connectors.cli"
 
     def start(self, *, ready_timeout: float = 90.0) -> WorkerProcess:
-        self.proc = _popen([self.module, *self.command], self.settings.to_env(), self.log_path)
+        self.launch()
         self.wait_ready(ready_timeout)
+        return self
+
+    def launch(self) -> WorkerProcess:
+        """Start the process without waiting for it to be ready."""
+        self.proc = _popen([self.module, *self.command], self.settings.to_env(), self.log_path)
         return self
 
     def wait_ready(self, timeout: float) -> None:
