@@ -141,3 +141,44 @@ def test_recount_exits_1_unless_it_can_check_the_signatures(tmp_path):
     verified = _cli(tmp_path, env=keys)
     assert verified.returncode == 0 and "UNVERIFIED" not in verified.stderr
     assert '"head_verified": true' in verified.stdout
+
+
+def test_a_token_spent_refusal_publishes_no_vote_and_still_recounts():
+    """A reused slot's refusal: its slot tag is the tag of the reviewer's vote on another
+    submission, so the vote in this bulletin would link the two (the review of issue 19's
+    rejection leaves). The bulletin carries its digest only; the recount takes it as the
+    leaf. On the code before the vote (tag included) was in the bulletin."""
+    counted, reused = _vote(0, V1), _vote(1, V1)
+    digest = vote_digest(reused.signing_bytes(), reused.signature_bytes())
+    hashes = [
+        log_leaf_hash("ballot", vote_digest(counted.signing_bytes(), counted.signature_bytes())),
+        log_leaf_hash("rejection", digest, "token_spent"),
+    ]
+    [head] = LOG.sign([("sub-x", 2, tree_hash(hashes))])
+    lines = list(
+        bulletin_lines(
+            head=head, rules=RULES, submission=(SUB, T0 + 500), rings=[(V1, T0 + 1000)],
+            leaves=[(0, LeafKind.BALLOT, counted, T0 + 1500),
+                    (1, LeafKind.REJECTION, reused, T0 + 1600)],
+            reasons={1: "token_spent"},
+        )
+    )  # fmt: skip
+    assert reused.token_id not in "".join(lines)
+    assert counted.token_id in "".join(lines)  # a counted vote's tag is published
+    result = _recount(lines)
+    assert (result.counts.approve, result.refused, result.log_size) == (1, {"token_spent": 1}, 2)
+    # the digest is the leaf: another one no longer matches the signed head
+    forged = [ln.replace(digest.hex(), "00" * 32) for ln in lines]
+    with pytest.raises(BulletinInvalid, match="the head says"):
+        _recount(forged)
+    # any other refusal without its vote is refused
+    other = [ln.replace('"token_spent"', '"bad_signature"') for ln in lines]
+    with pytest.raises(BulletinInvalid, match="bad_signature leaf without its vote"):
+        _recount(other)
+
+
+def test_a_bad_bulletin_line_is_named_in_words():
+    lines = _bulletin([(_vote(0, V1), 1500)])
+    broken = [ln.replace('"appended_ms"', '"when"') if '"leaf"' in ln else ln for ln in lines]
+    with pytest.raises(BulletinInvalid, match="line 5: no 'appended_ms' field"):
+        _recount(broken)

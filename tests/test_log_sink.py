@@ -153,3 +153,26 @@ async def test_the_sink_stores_only_heads_the_log_key_signed(settings, pg) -> No
     assert await pg.fetchval("SELECT tree_size FROM log_heads") == 3
     reasons = [r["reason"] for r in await pg.fetch("SELECT reason FROM sink_dead_letters")]
     assert "unverified_head" in reasons
+
+
+async def test_altered_copies_of_a_refused_vote_make_its_id_ambiguous(pg) -> None:
+    """A vote id is its slot tag's: a producer can resend a refused vote altered (another
+    vote type), refused again under the same id. ``receipt show VOTE_ID`` returned the
+    latest such leaf, the copy's (the review of issue 19); now it names the ambiguity,
+    and the digest of the vote sent picks the voter's own leaf. On the code before, the
+    copy's leaf came back."""
+    from connectors.postgres.receipts import AmbiguousVote, NotInLog
+
+    vote_id, mine, copy = uuid.uuid4(), "11" * 32, "22" * 32
+    for index, digest, reason in ((0, mine, "bad_signature"), (1, copy, "ring_not_in_force")):
+        await pg.execute(
+            "INSERT INTO log_leaves (submission_id, leaf_index, kind, vote_digest, vote_id, "
+            "source_partition, source_offset, reason) VALUES ('s9', $1, 'rejection', $2, $3, "
+            "0, $1, $4)",
+            index, digest, vote_id, reason,
+        )  # fmt: skip
+    with pytest.raises(AmbiguousVote, match="2 different refused votes"):
+        await build_receipt(pg, str(vote_id))
+    # by digest: the voter's own leaf (index 0), which no signed head covers here
+    with pytest.raises(NotInLog, match="is leaf 0 of s9"):
+        await build_receipt(pg, mine)

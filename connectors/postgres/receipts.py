@@ -34,6 +34,11 @@ class NotInLog(RingtallyError):
     """No signed head covers the vote yet (or the vote is not in any log)."""
 
 
+class AmbiguousVote(NotInLog):
+    """Several different refused votes carry one vote id: only the voter knows which is
+    theirs (its digest)."""
+
+
 class LogMismatch(RingtallyError):
     """The stored leaves do not give the signed root."""
 
@@ -67,7 +72,8 @@ async def build_receipt(
     since: Receipt | None = None,
     load_vote: Callable[[int, int], VoteCast | None] | None = None,
 ) -> Receipt:
-    """The receipt of ``vote`` (a vote id, or the key image of a counted vote) under the
+    """The receipt of ``vote`` (a vote id, the digest of the vote sent, or the key image
+    of a counted vote) under the
     latest stored head: of its ``ballot`` leaf, or of its ``retraction`` leaf when the vote
     was counted and then withdrawn, or, never counted, of its latest ``rejection`` leaf
     (a refused well-formed vote; the receipt carries the reason); with ``since``, also
@@ -75,21 +81,45 @@ async def build_receipt(
     VoteCast at its votes-topic position: the receipt carries it (what ties the leaf to
     the vote); without it, or when the vote is gone from the topic, the receipt proves
     only the digest."""
+    columns = (
+        "submission_id, leaf_index, kind, vote_digest, source_partition, source_offset, vote_id"
+    )
+    leaf = None
     try:
         vote_id = uuid.UUID(vote)
     except ValueError:
-        found = await conn.fetchval("SELECT vote_id FROM ballots WHERE key_image = $1", vote)
-        if found is None:
-            raise NotInLog(f"no counted vote with key image {vote}") from None
-        vote_id = found
-    # its ballot leaf if counted; else its latest refusal (a vote id is its slot tag's:
-    # a token_spent refusal shares it with the vote that spent the tag, which wins here)
-    leaf = await conn.fetchrow(
-        "SELECT submission_id, leaf_index, vote_digest, source_partition, source_offset "
-        "FROM log_leaves WHERE vote_id = $1 AND kind IN ('ballot', 'rejection') "
-        "ORDER BY kind = 'ballot' DESC, leaf_index DESC LIMIT 1",
-        vote_id,
-    )
+        # a vote digest (the leaf of exactly the vote sent), else a counted key image
+        leaf = await conn.fetchrow(
+            f"SELECT {columns} FROM log_leaves WHERE vote_digest = $1 "  # noqa: S608 - constant
+            "AND kind IN ('ballot', 'rejection') ORDER BY kind = 'ballot' DESC LIMIT 1",
+            vote.lower(),
+        )
+        if leaf is not None:
+            vote_id = leaf["vote_id"]
+        else:
+            found = await conn.fetchval("SELECT vote_id FROM ballots WHERE key_image = $1", vote)
+            if found is None:
+                raise NotInLog(f"no counted vote with key image or vote digest {vote}") from None
+            vote_id = found
+    if leaf is None:
+        # Its ballot leaf if counted (a token_spent refusal shares the vote id of the vote
+        # that spent the tag, which wins here); else its refusal. A vote id is its slot
+        # tag's, so anyone who can write the votes topic can send altered copies of a
+        # refused vote under it: with two different refused votes, only the digest of
+        # the vote sent tells which leaf is the voter's.
+        leaves = await conn.fetch(
+            f"SELECT {columns} FROM log_leaves WHERE vote_id = $1 "  # noqa: S608 - constant
+            "AND kind IN ('ballot', 'rejection') ORDER BY kind = 'ballot' DESC, leaf_index DESC",
+            vote_id,
+        )
+        leaf = leaves[0] if leaves else None
+        digests = {r["vote_digest"] for r in leaves}
+        if leaf is not None and leaf["kind"] != "ballot" and len(digests) > 1:
+            raise AmbiguousVote(
+                f"vote {vote_id} has {len(digests)} different refused votes in the logs "
+                "(copies altered by a producer); ask for yours by its digest: "
+                "ringtally receipt show <vote digest> (the SDK's vote_digest of the vote sent)"
+            )
     if leaf is None:
         raise NotInLog(
             f"vote {vote_id} has no leaf in any log (not decided yet, not stored yet, or "

@@ -93,7 +93,13 @@ def bulletin_lines(
         line: dict[str, Any] = {"type": "leaf", "index": index, "kind": LeafKind(kind).value}
         if line["kind"] == LeafKind.REJECTION:
             line["reason"] = (reasons or {})[index]
-        line.update(vote=vote.model_dump(mode="json"), appended_ms=at)
+        if line.get("reason") == ReasonCode.TOKEN_SPENT.value:
+            # Its slot tag is one the reviewer spent elsewhere: the vote would link this
+            # submission's bulletin to that vote's (invariant 8). The digest is the leaf.
+            line["vote_digest"] = vote_digest(vote.signing_bytes(), vote.signature_bytes()).hex()
+        else:
+            line["vote"] = vote.model_dump(mode="json")
+        line["appended_ms"] = at
         yield json.dumps(line)
 
 
@@ -132,6 +138,13 @@ def _index(value: Any) -> int:
     return value
 
 
+def _digest(value: Any) -> bytes:
+    """A vote digest: 64 lowercase hex digits."""
+    if not isinstance(value, str) or len(value) != 64 or value != value.lower():
+        raise ValueError("a vote digest is 64 lowercase hex digits")
+    return bytes.fromhex(value)
+
+
 def _model(model: Any) -> Any:
     """A parser of one JSON field into ``model`` (strict, as on the wire)."""
     return lambda value: model.model_validate_json(json.dumps(value))
@@ -148,8 +161,10 @@ def _field(number: int, item: dict[str, Any], key: str, parse: Any) -> Any:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or exc.title
         raise BulletinInvalid(f"line {number}: invalid {where}: {first['msg']}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BulletinInvalid(f"line {number}: not a valid bulletin line ({exc!r})") from None
+    except KeyError:
+        raise BulletinInvalid(f"line {number}: no {key!r} field") from None
+    except (TypeError, ValueError) as exc:
+        raise BulletinInvalid(f"line {number}: invalid {key!r}: {exc}") from None
 
 
 def _rules(text: str) -> tuple[int, int]:
@@ -210,7 +225,6 @@ def recount(
             continue
         if kind != "leaf":
             raise BulletinInvalid(f"line {number}: unknown line type {kind!r}")
-        vote = _field(number, item, "vote", _model(VoteCast))
         leaf_kind = _field(number, item, "kind", LeafKind)
         index = _field(number, item, "index", _index)
         at = _field(number, item, "appended_ms", _index)
@@ -218,6 +232,21 @@ def recount(
             raise BulletinInvalid(
                 f"line {number}: leaf {index!r} where leaf {frontier.size} comes next"
             )
+        if leaf_kind is LeafKind.REJECTION and "vote" not in item:
+            # A token_spent refusal's vote is not published (its tag links): its digest is
+            # the leaf, taken as given like the refusal itself (_check_refusal).
+            reason = _field(number, item, "reason", ReasonCode)
+            if reason is not ReasonCode.TOKEN_SPENT:
+                raise BulletinInvalid(f"line {number}: a {reason.value} leaf without its vote")
+            if replacing is not None:
+                raise BulletinInvalid(
+                    f"line {number}: a retraction must be followed by the ballot of its key image"
+                )
+            digest = _field(number, item, "vote_digest", _digest)
+            refused[reason.value] = refused.get(reason.value, 0) + 1
+            frontier.append(log_leaf_hash(leaf_kind, digest, reason.value))
+            continue
+        vote = _field(number, item, "vote", _model(VoteCast))
         if vote.submission_id != head.submission_id:
             raise BulletinInvalid(f"line {number}: a vote on {vote.submission_id}")
         found = vote_context(
