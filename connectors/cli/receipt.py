@@ -42,9 +42,10 @@ def receipt() -> None:
 @one_line_errors
 def receipt_show(vote: str, since: Path | None) -> None:
     """Print the JSON receipt of VOTE (a vote id, the hex digest of the vote sent, or the
-    key image of a counted vote): of its ballot leaf, or of its retraction leaf ("kind": "retraction") when it was counted
-    and then withdrawn, or, refused, of its rejection leaf ("kind": "rejection", with the
-    "reason"). Exit code 1 when no signed head covers the vote yet.
+    key image of a counted vote): of its ballot leaf, or of its retraction leaf ("kind":
+    "retraction") when it was counted and then withdrawn, or, refused, of its rejection
+    leaf ("kind": "rejection", with the "reason"). Exit code 1 when no signed head covers
+    the vote yet.
     """
     from connectors.postgres.receipts import build_receipt
     from connectors.sdk.reader import read_at
