@@ -248,7 +248,10 @@ def test_one_signature_covers_a_batch_of_heads_and_each_verifies_alone():
     [
         ("not json", "line 2: not a bulletin line"),
         ('{"type": "leaf", "index": 0, "kind": "bogus", "vote": {}}', "line 2: invalid"),
-        ('{"type": "leaf", "index": "0", "kind": "ballot"}', "line 2: invalid 'index': a leaf index"),
+        (
+            '{"type": "leaf", "index": "0", "kind": "ballot"}',
+            "line 2: invalid 'index': a leaf index",
+        ),
         ('{"type": "ring", "record": {"ring_id": "r"}}', "line 2: invalid"),
         ('{"type": "tally"}', "line 2: unknown line type"),
     ],

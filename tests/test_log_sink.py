@@ -176,3 +176,24 @@ async def test_altered_copies_of_a_refused_vote_make_its_id_ambiguous(pg) -> Non
     # by digest: the voter's own leaf (index 0), which no signed head covers here
     with pytest.raises(NotInLog, match="is leaf 0 of s9"):
         await build_receipt(pg, mine)
+
+
+def test_the_sink_refuses_heads_that_rewrite_a_closed_log() -> None:
+    """The sink replaced a stored final head by a larger ordinary one in silence (the
+    review of issue 19). The rule it applies now, head by head: after the final head
+    nothing larger and no other final head; no final head below a stored size."""
+    from types import SimpleNamespace
+
+    from connectors.postgres.writer import _against_final
+
+    def head(size, root="r", closed=None):  # noqa: ANN001, ANN202
+        return SimpleNamespace(submission_id="s", tree_size=size, root_hash=root, closed_ms=closed)
+
+    final = (3, "r", 100)
+    assert _against_final(head(3, closed=100), final, 3) is None  # itself, redelivered
+    assert _against_final(head(3), final, 3) is None  # the ordinary head of that size
+    assert _against_final(head(4), final, 3)[0] == "after_final"
+    assert _against_final(head(3, closed=200), final, 3)[0] == "final_conflict"
+    assert _against_final(head(2, closed=100), None, 3)[0] == "final_conflict"
+    assert _against_final(head(3, closed=100), None, 3) is None
+    assert _against_final(head(5), None, 3) is None

@@ -73,6 +73,35 @@ def test_witness_core_waits_for_leaves_and_judges_each_head():
     assert d.reason == "leaf_conflict"
 
 
+def test_witness_core_holds_a_closed_log_to_its_final_head():
+    """A closed submission's log has one final head and nothing after it. The review of
+    issue 19 had the witness co-sign a final head at size 1, then an ordinary head at
+    size 2, then a second final head at size 2, without a word; each is now a
+    disagreement, and a final head below a size signed before is one too."""
+    import ringcrypto
+
+    signer = LogSigner(ringcrypto.SecretKey.generate())
+    witness = Witness(lambda h: h.log_key == signer.public_key.hex())
+    digests = ["01" * 32, "02" * 32]
+    hashes = [log_leaf_hash(LeafKind.BALLOT, bytes.fromhex(d)) for d in digests]
+    for i, d in enumerate(digests):
+        witness.ballot(_ballot("s", i, d))
+    [final1] = signer.sign([("s", 1, tree_hash(hashes[:1]), 12345)])
+    assert witness.head(final1) == ([final1], [])
+    assert witness.head(final1) == ([], [])  # the same final head again: nothing new
+    _, [after] = witness.head(signer.sign([("s", 2, tree_hash(hashes))])[0])
+    assert after.reason == "after_final"
+    _, [second] = witness.head(signer.sign([("s", 2, tree_hash(hashes), 99999)])[0])
+    assert second.reason == "final_conflict"
+    # another log: an ordinary head of size 2, then a final one of size 1
+    for i, d in enumerate(digests):
+        witness.ballot(_ballot("t", i, d))
+    [grown] = signer.sign([("t", 2, tree_hash(hashes))])
+    assert witness.head(grown) == ([grown], [])
+    _, [early] = witness.head(signer.sign([("t", 1, tree_hash(hashes[:1]), 5)])[0])
+    assert early.reason == "final_conflict"
+
+
 def _alerts(settings) -> list:
     async def go():
         conn = await connect(settings)

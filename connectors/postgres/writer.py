@@ -400,6 +400,32 @@ _RETRACTED = """
     WHERE kind = 'retraction' AND vote_id = ANY($1::uuid[])"""
 
 
+def _against_final(
+    head: Any, final: tuple[int, str, int] | None, largest: int | None
+) -> tuple[str, str] | None:
+    """(dead-letter reason, why) when ``head`` rewrites a closed log (SPEC §14.3): a head
+    after the final one, a second different final head, or a final head below a size
+    already stored. The witness applies the same rule (connectors/witness/core.py)."""
+    sub, size = head.submission_id, head.tree_size
+    if final is not None:
+        if head.closed_ms is not None and (size, head.root_hash, head.closed_ms) != final:
+            return "final_conflict", (
+                f"a second final head of {sub} (size {size}, closed at {head.closed_ms}) "
+                f"after the final head of size {final[0]}, closed at {final[2]}"
+            )
+        if head.closed_ms is None and size > final[0]:
+            return (
+                "after_final",
+                f"a head of {sub} of size {size} after its final head of size {final[0]}",
+            )
+        return None
+    if head.closed_ms is not None and largest is not None and size < largest:
+        return "final_conflict", (
+            f"a final head of {sub} of size {size} below the head of size {largest} stored"
+        )
+    return None
+
+
 def _without_replaced(ballots: list[Decoded]) -> tuple[list[Decoded], int]:
     """The batch's ballots less those a later ballot of the batch supersedes; and how many.
 
@@ -719,17 +745,33 @@ class BatchWriter:
                 good.append(d)
         if not good:
             return
-        stored = {
-            (r["submission_id"], r["tree_size"]): r["root_hash"]
-            for r in await self.conn.fetch(
-                "SELECT submission_id, tree_size, root_hash FROM log_heads "
-                "WHERE submission_id = ANY($1::text[])",
-                sorted({d.model.submission_id for d in good}),
-            )
+        rows = await self.conn.fetch(
+            "SELECT submission_id, tree_size, root_hash, closed_ms FROM log_heads "
+            "WHERE submission_id = ANY($1::text[])",
+            sorted({d.model.submission_id for d in good}),
+        )
+        stored = {(r["submission_id"], r["tree_size"]): r["root_hash"] for r in rows}
+        largest = {r["submission_id"]: r["tree_size"] for r in rows}
+        finals = {
+            r["submission_id"]: (r["tree_size"], r["root_hash"], r["closed_ms"])
+            for r in rows
+            if r["closed_ms"] is not None
         }
         latest: dict[str, Any] = {}
         for d in good:
             h = d.model
+            broken = _against_final(h, finals.get(h.submission_id), largest.get(h.submission_id))
+            if broken is not None:
+                reason, why = broken
+                res.dead.append(DeadLetter(d.record, reason, why))
+                await self.conn.execute(
+                    _LOG_ALERT, h.submission_id, h.tree_size, h.root_hash, reason, why
+                )
+                log.error("closed log rewritten: %s", why)
+                continue
+            if h.closed_ms is not None:
+                finals[h.submission_id] = (h.tree_size, h.root_hash, h.closed_ms)
+            largest[h.submission_id] = max(largest.get(h.submission_id, 0), h.tree_size)
             seen = stored.setdefault((h.submission_id, h.tree_size), h.root_hash)
             if seen != h.root_hash:
                 why = (

@@ -24,7 +24,8 @@ class Disagreement:
     submission_id: str
     tree_size: int
     root_hash: str
-    reason: str  # "leaf_conflict", "root_mismatch", "bad_signature"
+    # "leaf_conflict", "root_mismatch", "bad_signature", "final_conflict", "after_final"
+    reason: str
     detail: str
 
 
@@ -37,6 +38,10 @@ class _Log:
     #: The leaves judged so far, folded: heads come in growing sizes, so each leaf is
     #: hashed into a root once (a late, smaller head is recomputed from scratch).
     frontier: Frontier = field(default_factory=Frontier)
+    #: The final head judged (size, root, closed_ms): nothing may follow or replace it.
+    final: tuple[int, str, int] | None = None
+    #: The largest size of any head judged: a final head below it came too early.
+    largest: int = 0
 
     def root(self, size: int) -> str:
         if size < self.frontier.size:
@@ -115,7 +120,13 @@ class Witness:
                 continue
             log.judged.add((size, head.root_hash, head.closed_ms))
             root = log.root(size)
-            if root == head.root_hash:
+            broken = _against_final(log, head)
+            log.largest = max(log.largest, size)
+            if broken is not None:
+                disagreements.append(Disagreement(submission_id, size, head.root_hash, *broken))
+            elif root == head.root_hash:
+                if head.closed_ms is not None:
+                    log.final = (size, head.root_hash, head.closed_ms)
                 agreed.append(head)
             else:
                 disagreements.append(
@@ -128,3 +139,28 @@ class Witness:
                     )
                 )
         return agreed, disagreements
+
+
+def _against_final(log: _Log, head: SignedHead) -> tuple[str, str] | None:
+    """Why ``head`` breaks the log's finality, or None: a closed submission's log has one
+    final head, and no head (or leaf) comes after it (SPEC §14.3). A final head below a
+    size already signed came too early; a second, different final head or a larger head
+    after the final one rewrites a log its voters were told is fixed."""
+    size = head.tree_size
+    if log.final is not None:
+        f_size, f_root, f_closed = log.final
+        if head.closed_ms is not None and (size, head.root_hash, head.closed_ms) != log.final:
+            return (
+                "final_conflict",
+                f"a second final head (size {size}, closed at {head.closed_ms}) after the "
+                f"final head of size {f_size}, closed at {f_closed}",
+            )
+        if head.closed_ms is None and size > f_size:
+            return ("after_final", f"a head of size {size} after the final head of size {f_size}")
+        return None
+    if head.closed_ms is not None and size < log.largest:
+        return (
+            "final_conflict",
+            f"a final head of size {size} below a head of size {log.largest} signed before",
+        )
+    return None
