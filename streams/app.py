@@ -213,7 +213,7 @@ async def seek_stalled_partitions() -> None:
             "commits held for %.0f s by records neither acknowledged nor in flight: %s",
             settings.stall_after,
             ", ".join(
-                f"{tp.topic}[{tp.partition}] {c.committed}..{c.lowest_acked - 1}"
+                f"{tp.topic}[{tp.partition}] {c.committed}..{c.hole_end}"
                 for tp, c in ((tp, commits[tp]) for tp in holes)
             ),
         )

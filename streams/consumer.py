@@ -181,6 +181,7 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
                 committed=self._committed_offset.get(tp),
                 lowest_acked=min(acked) if acked else None,
                 oldest_in_flight=min(offsets) if offsets else None,
+                read=self._read_offset.get(tp),
             )
         return reads, commits
 

@@ -74,6 +74,8 @@ class CommitProgress:
     committed: int | None
     lowest_acked: int | None
     oldest_in_flight: int | None = None
+    #: The consumer's read offset (last delivered, or next to read after a seek).
+    read: int | None = None
 
     @property
     def blocker(self) -> str | None:
@@ -91,14 +93,33 @@ class CommitProgress:
             covered = in_flight is not None and in_flight < self.lowest_acked
             if self.lowest_acked - self.committed > 1 and not covered:
                 return "hole"
+        if (
+            self.committed is not None
+            and self.lowest_acked is None
+            and in_flight is None
+            and self.read is not None
+            and self.read > self.committed
+        ):
+            # Read past the commit, yet nothing acknowledged and nothing with an agent:
+            # the records vanished on their way (F15: after a takeover, the survivor read
+            # its dead peer's votes 9-17 and decided none; the read watchdog saw the read
+            # offset at the end, this one saw no acknowledged record to bound a hole).
+            return "hole"
         return "in_flight" if in_flight is not None else None
+
+    @property
+    def hole_end(self) -> int | None:
+        """The last offset of the hole (for the log line)."""
+        if self.lowest_acked is not None:
+            return self.lowest_acked - 1
+        return self.read
 
     @property
     def marker(self) -> Hashable | None:
         """For :class:`StallDetector`: None if nothing is pending, else what moves with progress."""
         blocker = self.blocker
         if blocker == "hole":
-            return (blocker, self.committed, self.lowest_acked)
+            return (blocker, self.committed, self.lowest_acked, self.read)
         if blocker == "in_flight":
             return (blocker, self.oldest_in_flight)
         return None

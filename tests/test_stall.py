@@ -75,3 +75,21 @@ def test_the_detector_reports_a_hole_or_a_record_in_flight_that_lasts():
     assert detector.observe(30, views) == []
     # the hole, not cured, is reported again a period after the first report
     assert detector.observe(40, views) == ["hole", "busy"]
+
+
+def test_records_read_past_the_commit_with_none_acknowledged_or_in_flight_are_a_hole():
+    """F15 (docs/reliability.md): a surviving worker read its dead peer's votes[3] 9-17
+    after the takeover and decided none of them: committed 9, read 17, nothing
+    acknowledged, nothing with an agent. Neither watchdog saw it (the read offset was at
+    the end; no acknowledged record bounded a hole); on the code before this was None."""
+    vanished = CommitProgress(committed=9, lowest_acked=None, oldest_in_flight=None, read=17)
+    assert vanished.blocker == "hole" and vanished.hole_end == 17
+    # the same read, but the records are with an agent: busy, not a hole
+    busy = CommitProgress(committed=9, lowest_acked=None, oldest_in_flight=9, read=17)
+    assert busy.blocker == "in_flight"
+    # just sought back to the commit (read is the next offset to read): nothing read yet
+    assert CommitProgress(committed=9, lowest_acked=None, read=9).blocker is None
+    assert CommitProgress(committed=18, lowest_acked=None, read=17).blocker is None  # all done
+    detector = StallDetector(stall_after=20)
+    assert detector.observe(0.0, {"votes-3": vanished}) == []
+    assert detector.observe(21.0, {"votes-3": vanished}) == ["votes-3"]
