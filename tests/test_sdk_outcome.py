@@ -113,7 +113,7 @@ def test_a_resend_of_the_same_bytes_matches_the_original_ballot() -> None:
     t.offer(BALLOTS, 0, 0, ballot("tok", 0, 5))
     assert t.take(first) is not None
     again = pending(t, "tok", start=1, at=(0, 8), payload=b"same")
-    t.offer(BALLOTS, 0, 1, ballot("tok", 0, 5))  # the worker re-emits the original ballot
+    t.offer(BALLOTS, 0, 1, ballot("tok", 0, 5))  # a worker before issue 16 re-emits the ballot
     assert t.take(again) is not None
     other = pending(t, "tok", start=2, at=(0, 9), payload=b"different")
     t.offer(BALLOTS, 0, 2, ballot("tok", 0, 5))  # not a resend of these bytes
