@@ -9,9 +9,11 @@ record does to its tag. It is pure: the verify agent reads a
 :class:`TokenState` from its changelog-backed table, asks it, and writes back
 what it returns.
 
-Idempotence: the very same vote bytes coming again (a redelivery after a
-crash) are recognised and answered "already applied" instead of an error, so
-at-least-once processing neither double-spends nor earns a spurious rejection.
+Idempotence: the very same vote bytes coming again are recognised and
+answered "already applied" instead of ``token_spent``; the verify stage then
+tells a redelivery (the spending offset itself, after a crash) from a copy at
+another offset (``duplicate_record``), so at-least-once processing neither
+double-spends nor earns a spurious rejection.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Verdict:
 
     reason: ReasonCode | None = None
     detail: str = ""
-    #: This exact vote already spent the tag (a redelivery): re-emit its outputs only.
+    #: This exact vote already spent the tag (a redelivery, or a copy at another offset).
     replay: bool = False
 
 

@@ -307,13 +307,14 @@ class VoteVerifier:
         digest = vote_digest(p.signing_bytes, p.signature)
         verdict = TokenState.check_spend(state, digest=digest)
         if verdict.replay:
-            # This exact vote already spent the tag: forward it again (the tally
-            # stage recognises it) and rewrite the state so the changelog has it.
             assert state is not None
+            if state.changed_offset != record.offset:
+                await self._reject_copy(p, state)
+                return
+            # This very record spent the tag (a redelivery): forward it again (the tally
+            # stage recognises it) and rewrite the state so the changelog has it.
             self._store(key, state)
-            await self.outputs.accepted(
-                self._accepted(p, state.key_image, digest, offset=state.changed_offset)
-            )
+            await self.outputs.accepted(self._accepted(p, state.key_image, digest))
             return
         if verdict.reason:
             await self._refuse(p, verdict.reason, verdict.detail)
@@ -357,6 +358,14 @@ class VoteVerifier:
         )
         self._store(key, spent)
         await self.outputs.accepted(self._accepted(p, key_image.hex(), digest))
+
+    async def _reject_copy(self, p: _Parsed, spent: TokenState) -> None:
+        """The very vote that spent the tag, at a later position: a new record (a producer's
+        retry, or anyone replaying the vote's bytes), not a redelivery, so it gets an outcome
+        of its own (one per votes-topic position, DESIGN). Not a log leaf: it is no new vote,
+        and the vote's one leaf is the earlier position's (native/SPEC.md §14.1)."""
+        detail = f"the same vote spent this slot tag at offset {spent.changed_offset}"
+        await self._reject(p, ReasonCode.DUPLICATE_RECORD, detail, message=p.message)
 
     async def _reject_overtaken(self, p: _Parsed, later: TokenState) -> None:
         """A valid vote coming again finds its tag spent by a later record.
@@ -407,14 +416,10 @@ class VoteVerifier:
 
     # --- helpers ----------------------------------------------------------------
 
-    def _accepted(
-        self, p: _Parsed, key_image: str, digest: str, *, offset: int | None = None
-    ) -> AcceptedVote:
-        """The vote for the tally stage; ``digest``: its :func:`vote_digest`; ``offset``: the
-        spend's position, for a redelivery."""
+    def _accepted(self, p: _Parsed, key_image: str, digest: str) -> AcceptedVote:
+        """The vote for the tally stage; ``digest``: its :func:`vote_digest`."""
         vote = p.message
         assert vote is not None
-        source_offset = p.record.offset if offset is None else offset
         return AcceptedVote(
             vote_id=vote.vote_id,
             submission_id=vote.submission_id,
@@ -426,9 +431,8 @@ class VoteVerifier:
             token_id=vote.token_id,
             vote_digest=digest,
             source_partition=p.record.partition,
-            source_offset=source_offset,
-            # A copy of the spending vote (another offset) has another timestamp: none is sent.
-            source_timestamp_ms=p.record.timestamp_ms if source_offset == p.record.offset else None,
+            source_offset=p.record.offset,
+            source_timestamp_ms=p.record.timestamp_ms,
         )
 
     def _load(self, key: bytes) -> TokenState | None:

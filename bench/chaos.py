@@ -70,7 +70,14 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.chaos_checks import Check, Observed, Plan, evaluate, first_copies  # noqa: E402
+from bench.chaos_checks import (  # noqa: E402
+    Check,
+    Observed,
+    Plan,
+    evaluate,
+    first_copies,
+    plan_copies,
+)
 from connectors.demo.simulation import (  # noqa: E402
     Planned,
     Publisher,
@@ -1210,11 +1217,12 @@ def run_chaos(
             timestamps,
             {n: p.value for n, p in enumerate(votes) if p.topic == "votes"},
         )
+        plan_copies(votes, positions, timestamps, copied)
         if copied:
             console.print(
                 f"[yellow]the producer wrote {len(copied)} planned record(s) twice; "
-                "planned at the first copy:[/] "
-                + ", ".join(f"{votes[n].label}@{positions[n]}" for n in copied)
+                "planned at the first copy, the later one as a record of its own:[/] "
+                + ", ".join(f"{votes[n].label}@{positions[n]}+{w}" for n, (w, _) in copied.items())
             )
         checks = verify(cluster, work.plan(s.topic("votes")), watcher, positions, timestamps)
     finally:

@@ -16,10 +16,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Check", "Observed", "Plan", "evaluate", "first_copies", "rules_decision"]
+__all__ = [
+    "Check",
+    "Observed",
+    "Plan",
+    "copy_expectation",
+    "evaluate",
+    "first_copies",
+    "plan_copies",
+    "rules_decision",
+]
 
 DUPLICATE = "duplicate_key_image"
 VOTE_TYPES = ("approve", "reject", "flag", "escalate")
@@ -458,27 +467,50 @@ def first_copies(
     positions: dict[int, tuple[int, int]],
     timestamps: dict[int, int],
     values: dict[int, bytes],
-) -> list[int]:
+) -> dict[int, tuple[tuple[int, int], int]]:
     """Move each planned record to its first byte-identical copy on its partition, when
-    that copy sits at an offset no planned record was acknowledged at; returns the
-    records moved.
+    that copy sits at an offset no planned record was acknowledged at; returns, for each
+    record moved, the position and broker time it was acknowledged at (its copy's).
 
     The publisher's idempotent producer can still write a record twice across a
     restart of every broker (seen with seed 8409: a vote at votes[2]@44 appended just
     before the cluster went down, again at @45 after, the delivery report naming
-    45). The workers decide the first copy (the second is the same vote, forwarded
-    with the first one's position), so the first copy is where the plan must look.
+    45). The workers decide the first copy as the record; the later one is a record
+    of its own (:func:`copy_expectation`).
     """
     claimed = set(positions.values())
     first: dict[tuple[int, bytes], tuple[int, int]] = {}
     for partition, offset, ts, value in records:
         first.setdefault((partition, value), (offset, ts))
-    moved = []
+    moved = {}
     for n, (partition, offset) in positions.items():
         if n not in values:
             continue
         earlier, ts = first.get((partition, values[n]), (offset, 0))
         if earlier < offset and (partition, earlier) not in claimed:
+            moved[n] = ((partition, offset), timestamps.get(n, 0))
             positions[n], timestamps[n] = (partition, earlier), ts
-            moved.append(n)
     return moved
+
+
+def copy_expectation(original: Any) -> str:
+    """What a later byte-identical copy of ``original`` (a planned votes-topic record, on
+    the same partition) must become: ``duplicate_record`` when the original's signature
+    spent its slot tag (it counted, or the tally stage refused it as a double vote);
+    otherwise the copy is refused for the original's own reason (nothing was spent)."""
+    return "duplicate_record" if original.expect in ("ballot", DUPLICATE) else original.expect
+
+
+def plan_copies(
+    votes: list[Any],
+    positions: dict[int, tuple[int, int]],
+    timestamps: dict[int, int],
+    copied: dict[int, tuple[tuple[int, int], int]],
+) -> None:
+    """Plan each later copy :func:`first_copies` found as a record of its own, at the
+    position its delivery report named (one outcome per votes-topic position)."""
+    for n, (where, ts) in copied.items():
+        original = votes[n]
+        label = f"copy_of_{original.label}"
+        positions[len(votes)], timestamps[len(votes)] = where, ts
+        votes.append(replace(original, expect=copy_expectation(original), label=label))

@@ -63,7 +63,7 @@ class AcceptedVote(WireModel):
     source_offset: Offset
     #: The votes-topic record's broker timestamp (ms, LogAppendTime): with the position,
     #: it decides which of two votes sharing a key image counts (see agents/tally.py).
-    #: None: a copy of an already-spent vote.
+    #: None: the record had none (older workers also sent None for a copy of a spent vote).
     source_timestamp_ms: int | None = None
 
 

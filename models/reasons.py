@@ -30,6 +30,11 @@ class ReasonCode(StrEnum):
         "the record is not on the partition Kafka's default partitioner (murmur2) gives its key",
     )
     TOKEN_SPENT = "token_spent", "this slot tag was already spent by another valid vote"
+    DUPLICATE_RECORD = (
+        "duplicate_record",
+        "a byte-identical copy, at a later votes-topic position, of the vote that spent this "
+        "slot tag (a producer's retry or a replay): that earlier position's outcome is the vote's",
+    )
     SLOT_OUT_OF_RANGE = (
         "slot_out_of_range",
         "the vote's slot is not below the ring version's votes_per_epoch",

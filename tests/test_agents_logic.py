@@ -325,8 +325,8 @@ def test_a_vote_waits_until_the_control_topics_are_read_up_to_its_broker_time(sc
 
 
 def test_redelivery_of_a_spent_vote_forwards_the_same_accepted_vote(scene):
-    """At-least-once: the same record again (a crash before the commit) and the same bytes
-    at a later offset change nothing and count nothing twice."""
+    """At-least-once: the same record again (a crash before the commit) changes nothing
+    and counts nothing twice."""
     keys, ring, control = scene
     vote = _vote(1, keys, ring, 0, sub="s2", slot=1)
     out, tokens = VerifyOut(), {}
@@ -334,12 +334,35 @@ def test_redelivery_of_a_spent_vote_forwards_the_same_accepted_vote(scene):
     run(verifier.process([vote]))
     state = copy.deepcopy(tokens)
     run(verifier.process([vote]))
-    again = SourceRecord(VOTES, vote.partition, 9, vote.key, vote.value, timestamp_ms=VOTE_TS + 9)
-    run(verifier.process([again]))
     assert out.rejections == [] and tokens == state
+    assert len(out.accepted_votes) == 2
     assert out.accepted_votes[0] == out.accepted_votes[1]  # identical, broker time included
-    assert out.accepted_votes[2].source_offset == 1  # the spending vote's position
-    assert out.accepted_votes[2].source_timestamp_ms is None
+
+
+@pytest.mark.parametrize("one_batch", [False, True])
+def test_the_same_vote_at_another_position_is_a_duplicate_record_of_its_own(scene, one_batch):
+    """Issue 16: the spending vote's bytes again at a later offset (a producer's retry, a
+    replay) are a new record: one outcome of their own, ``duplicate_record``, emitted here
+    (no log leaf: not a refusal handed to the tally stage), the tag as it was. Redelivered,
+    the copy gets the same rejection again, and the original the same accepted vote."""
+    keys, ring, control = scene
+    vote = _vote(1, keys, ring, 1, sub="s2", slot=1)
+    copy_ = SourceRecord(VOTES, vote.partition, 9, vote.key, vote.value, timestamp_ms=VOTE_TS + 9)
+    out, tokens = VerifyOut(), {}
+    verifier = _verifier(control, tokens, out)
+    run(verifier.process([vote, copy_] if one_batch else [vote]))
+    if not one_batch:
+        run(verifier.process([copy_]))
+    state = copy.deepcopy(tokens)
+    run(verifier.process([vote, copy_]))  # both redelivered after a crash
+    assert tokens == state
+    assert _outcomes(out) == (
+        [(_tag(keys, 1, 1), 1)] * 2,
+        [("duplicate_record", 9)] * 2,
+    )
+    assert out.refusals == []  # not a leaf
+    assert out.rejections[0] == out.rejections[1]
+    assert out.rejections[0].detail == "the same vote spent this slot tag at offset 1"
 
 
 def _forged(keys, ring, member, offset, **kw):

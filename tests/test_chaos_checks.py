@@ -14,7 +14,15 @@ import uuid
 
 import pytest
 
-from bench.chaos_checks import Observed, Plan, evaluate, first_copies, rules_decision
+from bench.chaos_checks import (
+    Observed,
+    Plan,
+    copy_expectation,
+    evaluate,
+    first_copies,
+    plan_copies,
+    rules_decision,
+)
 from connectors.demo.simulation import Planned
 from models.decision import decide
 
@@ -64,13 +72,13 @@ def _plan(second_type: str = "reject") -> Plan:
     )
 
 
-def _perfect(plan: Plan, *, retract: bool = False) -> Observed:
+def _perfect(plan: Plan, *, retract: bool = False, positions=None, timestamps=None) -> Observed:
     """What a correct pipeline and sink produce for ``plan`` (``retract``: the double vote's
     second half reached the tally first, was counted, then retracted in the open)."""
-    pos = {i: (i % 3, i) for i in range(len(plan.votes))}
+    pos = positions or {i: (i % 3, i) for i in range(len(plan.votes))}
     obs = Observed(
         positions=pos,
-        timestamps={i: 1000 + i for i in pos},
+        timestamps=timestamps or {i: 1000 + i for i in pos},
         pg_ballots=[],
         pg_rejections=[],
         pg_tallies={},
@@ -298,6 +306,36 @@ def test_a_record_the_producer_wrote_twice_is_planned_at_its_first_copy():
     positions = {0: (2, 45), 1: (2, 46), 2: (2, 47), 3: (3, 9), 4: (2, 48)}
     timestamps = {0: 2000, 1: 2100, 2: 2200, 3: 900, 4: 2300}
     values = {0: vote, 1: junk, 2: junk, 3: foreign, 4: foreign}
-    assert first_copies(records, positions, timestamps, values) == [0]
+    assert first_copies(records, positions, timestamps, values) == {0: ((2, 45), 2000)}
     assert positions == {0: (2, 44), 1: (2, 46), 2: (2, 47), 3: (3, 9), 4: (2, 48)}
     assert timestamps[0] == 1000
+
+
+def test_a_producers_later_copy_must_get_its_own_duplicate_record():
+    """Issue 16: the later copy of a record the producer wrote twice is a record of its
+    own, planned at the position its delivery report named; a run where it got no outcome
+    (the old pipeline re-emitted the first copy's ballot) fails."""
+    plan = _plan()
+    n = len(plan.votes)
+    positions = {i: (i % 3, i) for i in range(n)}
+    timestamps = {i: 1000 + i for i in positions}
+    positions[0] = (0, 99)  # the delivery report named the later copy
+    records = [(0, 0, 900, b"v"), (0, 99, 1000, b"v")]
+    copied = first_copies(records, positions, timestamps, {0: b"v"})
+    plan_copies(plan.votes, positions, timestamps, copied)
+    assert (positions[0], positions[n]) == ((0, 0), (0, 99))
+    assert (plan.votes[n].expect, plan.votes[n].label) == ("duplicate_record", "copy_of_honest")
+    obs = _perfect(plan, positions=positions, timestamps=timestamps)
+    assert _failed(plan, obs) == set()
+    obs.pg_rejections = [r for r in obs.pg_rejections if r["reason"] != "duplicate_record"]
+    obs.topic_rejections = [r for r in obs.topic_rejections if b"duplicate_record" not in r]
+    _fails(plan, obs, "invalid messages rejected", "exactly its planned outcome")
+
+
+def test_a_copy_is_a_duplicate_record_only_of_a_vote_that_spent_its_tag():
+    plan = _plan()
+    honest, second_half, forged, junk = (plan.votes[i] for i in (0, 7, 8, 9))
+    assert copy_expectation(honest) == copy_expectation(second_half) == "duplicate_record"
+    assert (copy_expectation(forged), copy_expectation(junk)) == ("bad_signature", "malformed")
+    foreign = Planned(key=b"k", value=b"{}", expect="wrong_partition", wrong_partition=True)
+    assert copy_expectation(foreign) == "wrong_partition"  # decided before any tag state

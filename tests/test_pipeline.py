@@ -262,18 +262,29 @@ def test_decision_rules_on_representative_mixes(pipeline, outputs, mix, decision
     assert tally["rules_version"] == "ringtally-rules-v1;min_votes=3;flag_threshold=3"
 
 
-def test_the_same_message_delivered_twice_changes_nothing(world, outputs):
+def test_the_same_vote_at_a_second_position_gets_its_own_duplicate_record(world, outputs):
+    """Issue 16: a byte-identical copy at another votes-topic position (a producer's retry,
+    a replay of someone's vote) is a new record: it gets its own outcome, a
+    ``duplicate_record`` rejection at its position, and the vote counts once. On the old
+    code the copy re-emitted the first position's ballot and had no outcome of its own."""
     sub = world.submission()
     vote = world.vote(0, sub)
-    world.publish(vote)
-    outputs.wait_for(lambda o: o.outcome(str(vote.vote_id)))
-    world.publish(vote)  # the very same bytes again, at a new offset
-    outputs.wait_for(lambda o: len(o.outcome(str(vote.vote_id))) >= 2)
+    key, payload = vote.token_id.encode(), vote.to_json()
+    world.client.publish_raw(key, payload, flush=False)
+    world.client.publish_raw(key, payload)  # same key: same partition, the next offset
+    outputs.wait_for(lambda o: len(o.outcome(str(vote.vote_id))) >= 2, what="two outcomes")
     outputs.settle()
-    kinds = {k for k, _ in outputs.outcome(str(vote.vote_id))}
-    assert kinds == {"ballot"}  # re-emitted identically; no token_spent for a redelivery
-    assert len({json.dumps(b, sort_keys=True) for k, b in outputs.outcome(str(vote.vote_id))}) == 1
-    assert outputs.latest_tally(sub)["version"] == 1
+    found = outputs.outcome(str(vote.vote_id))
+    assert sorted(kind for kind, _ in found) == ["ballot", "rejection"], found
+    (ballot,) = [o for kind, o in found if kind == "ballot"]
+    (copy,) = [o for kind, o in found if kind == "rejection"]
+    assert copy["reason"] == "duplicate_record"
+    assert copy["source_partition"] == ballot["source_partition"]
+    assert copy["source_offset"] > ballot["source_offset"]
+    assert base64.b64decode(copy["payload_b64"]) == payload
+    assert copy.get("leaf_index") is None  # not a leaf of the submission's log
+    tally = outputs.latest_tally(sub)
+    assert (tally["total"], tally["version"], tally["log_size"]) == (1, 1, 1)
 
 
 def test_malformed_payloads_become_rejections_and_the_worker_keeps_going(pipeline, world, outputs):

@@ -77,7 +77,8 @@ def test_a_used_slot_is_refused_before_publishing_and_a_resend_is_one_vote(setup
         first = client.publish(vote)
         ballot = client.wait_outcome(first, timeout=60)
         assert isinstance(ballot, Ballot)
-        # The same bytes again (a retry): the worker re-emits the original ballot.
+        # The same bytes again (a retry): the worker rejects the copy duplicate_record,
+        # which the client answers with the ballot it saw (issue 16).
         assert client.wait_outcome(client.publish(vote), timeout=60) == ballot
 
         before = setup.votes_published()

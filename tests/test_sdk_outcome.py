@@ -113,11 +113,29 @@ def test_a_resend_of_the_same_bytes_matches_the_original_ballot() -> None:
     t.offer(BALLOTS, 0, 0, ballot("tok", 0, 5))
     assert t.take(first) is not None
     again = pending(t, "tok", start=1, at=(0, 8), payload=b"same")
-    t.offer(BALLOTS, 0, 1, ballot("tok", 0, 5))  # the worker re-emits the original ballot
+    t.offer(BALLOTS, 0, 1, ballot("tok", 0, 5))  # a worker before issue 16 re-emits the ballot
     assert t.take(again) is not None
     other = pending(t, "tok", start=2, at=(0, 9), payload=b"different")
     t.offer(BALLOTS, 0, 2, ballot("tok", 0, 5))  # not a resend of these bytes
     assert t.take(other) is None
+
+
+def test_a_resends_duplicate_record_resolves_to_the_ballot_of_the_same_bytes() -> None:
+    """Issue 16: a worker rejects the resent copy ``duplicate_record`` at its own position;
+    the client that saw the first publish's Ballot answers with it (counted, once). Other
+    bytes with that vote id (another vote on the tag) get the rejection as it is."""
+    t = tracker()
+    first = pending(t, "tok", at=(0, 5), payload=b"same")
+    t.offer(BALLOTS, 0, 0, ballot("tok", 0, 5))
+    counted = t.take(first)
+    assert isinstance(counted, Ballot)
+    again = pending(t, "tok", start=1, at=(0, 8), payload=b"same")
+    t.offer(REJECTIONS, 0, 1, rejection("tok", 0, 8, reason="duplicate_record"))
+    assert t.take(again) == counted
+    other = pending(t, "tok", start=2, at=(0, 9), payload=b"different")
+    t.offer(REJECTIONS, 0, 2, rejection("tok", 0, 9, reason="duplicate_record"))
+    found = t.take(other)
+    assert isinstance(found, Rejection) and found.reason == "duplicate_record"
 
 
 def test_the_cursor_only_jumps_forward_to_the_earliest_waiting_start() -> None:

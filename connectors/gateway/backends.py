@@ -31,6 +31,8 @@ from connectors.sdk.reader import RingVersion, check_kafka, trusted_registrar_ke
 from models import Ballot
 from models.control import Ring, Submission
 from models.encoding import REGISTRAR_CONTEXT
+from models.outputs import Rejection
+from models.reasons import ReasonCode
 from models.votes import VoteCast
 from streams.errors import ServiceUnavailable
 from streams.kafka_client import aiokafka_kwargs
@@ -42,6 +44,9 @@ from .settings import GatewaySettings
 __all__ = ["Backends", "ControlCache"]
 
 log = logging.getLogger("ringtally.gateway")
+
+#: What a worker answers to a byte-identical copy of a vote at a later position.
+_COPY = ReasonCode.DUPLICATE_RECORD
 
 
 @dataclass
@@ -248,8 +253,9 @@ class Backends:
     async def publish_and_wait(self, vote: VoteCast, timeout: float) -> Outcome:
         """Publish and wait for the ballot or rejection (``OutcomeTimeout`` after ``timeout``).
 
-        The SDK's tracker matches an outcome to this publish by position, and a
-        byte-identical copy of a counted vote to the original ballot. Two
+        The SDK's tracker matches an outcome to this publish by position, and the
+        ``duplicate_record`` of a byte-identical copy of a vote it saw counted to that
+        ballot (a copy another instance published first: the stored ballot). Two
         concurrent waits for the same bytes share one tracked wait (the second
         publish is a plain copy); a different message with the same vote id
         (the same tag) waits for the first to finish, then is tracked itself.
@@ -275,14 +281,23 @@ class Backends:
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._waits[key] = (digest, task)
         watcher = asyncio.ensure_future(self._counted_before(vote))
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
             done, _ = await asyncio.wait(
                 {task, watcher}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
-            if task in done:
-                return task.result()
             if watcher in done:
                 return watcher.result()
+            if task in done:
+                outcome = task.result()
+                if isinstance(outcome, Rejection) and outcome.reason == _COPY:
+                    # a re-post this process did not see counted (another instance took the
+                    # first post): the vote's stored ballot is the answer, if it counted
+                    left = max(0.0, deadline - asyncio.get_running_loop().time())
+                    done, _ = await asyncio.wait({watcher}, timeout=left)
+                    if watcher in done:
+                        return watcher.result()
+                return outcome
             raise OutcomeTimeout(f"vote {key} has no outcome after {timeout:g}s")
         finally:
             watcher.cancel()

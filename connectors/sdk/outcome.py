@@ -24,11 +24,13 @@ A record matches a vote when
   another message spending the same token carries the same vote id; the
   position tells them apart.
 
-One exception: a worker treats a byte-identical copy of a counted vote as a
-redelivery and re-emits the *original* Ballot, with the original position. So
-when this client publishes the same bytes again (a retry after a timeout), a
-Ballot at the position of any earlier publish of those bytes by this client
-matches too: the vote was counted, once.
+One exception: the same bytes published again (a retry after a timeout) are
+a new record, and a worker rejects that copy ``duplicate_record`` at its own
+position (docs/protocol.md; workers before issue 16 re-emitted the original
+Ballot instead, with the original position). When this client saw the Ballot
+of an earlier publish of those very bytes, a ``duplicate_record`` for the
+retry resolves to that Ballot (the vote was counted, once); a Ballot at the
+position of an earlier publish matches too (the older workers).
 
 The outcome is the first match, and only a double vote can have a second:
 when a reviewer votes twice on one submission and the later-cast vote is
@@ -48,6 +50,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from models.outputs import Ballot, Rejection
+from models.reasons import ReasonCode
 
 __all__ = ["Outcome", "Tracker"]
 
@@ -67,6 +70,8 @@ class _Pending:
     source: tuple[int, int] | None = None
     #: where this client published these exact bytes before (a Ballot there is ours too).
     earlier: frozenset[tuple[int, int]] = frozenset()
+    #: the Ballot found at one of ``earlier``: the answer to a ``duplicate_record``.
+    counted: Ballot | None = None
 
 
 class Tracker:
@@ -89,6 +94,8 @@ class Tracker:
         self._found: OrderedDict[str, Outcome] = OrderedDict()
         #: vote id -> (payload digest, positions this client published it at)
         self._published: OrderedDict[str, tuple[bytes, set[tuple[int, int]]]] = OrderedDict()
+        #: vote id -> the Ballot found for a publish of it (its position tells which bytes)
+        self._ballots: OrderedDict[str, Ballot] = OrderedDict()
         #: next offset the reader will read, per (topic, partition); empty: not reading yet.
         self.cursor: dict[Position, int] = {}
 
@@ -107,7 +114,10 @@ class Tracker:
         earlier: frozenset[tuple[int, int]] = frozenset()
         if key in self._published and self._published[key][0] == digest:
             earlier = frozenset(self._published[key][1])
-        pending = _Pending(key, token_id, digest=digest, earlier=earlier)
+        counted = self._ballots.get(key)
+        if counted is not None and (counted.source_partition, counted.source_offset) not in earlier:
+            counted = None
+        pending = _Pending(key, token_id, digest=digest, earlier=earlier, counted=counted)
         self._pending[key] = pending
         self._by_token[token_id] = key
         while len(self._pending) > self.max_pending:  # never waited for: forget the oldest
@@ -177,6 +187,13 @@ class Tracker:
         if offset < pending.start.get((topic, partition), 0):
             return  # before the vote was published: another message's outcome
         self.forget(pending.vote_id)
+        if isinstance(outcome, Ballot):
+            self._ballots[pending.vote_id] = outcome
+            self._ballots.move_to_end(pending.vote_id)
+            while len(self._ballots) > self.max_pending:
+                self._ballots.popitem(last=False)
+        elif outcome.reason == ReasonCode.DUPLICATE_RECORD and pending.counted is not None:
+            outcome = pending.counted  # a retry of a counted vote: counted, once
         self._found[pending.vote_id] = outcome
         while len(self._found) > self.max_pending:
             self._found.popitem(last=False)
