@@ -809,16 +809,29 @@ def check(
 
 
 def run_hostile(
-    settings: Settings, plan: HostilePlan, log_dir: Path, console: Console, timeout: float = 1800.0
+    settings: Settings,
+    plan: HostilePlan,
+    log_dir: Path,
+    console: Console,
+    timeout: float = 1800.0,
+    workers: int = 1,
 ) -> HostileOutcome:
-    """Start a worker on ``settings``, publish ``plan``, wait for every outcome, check."""
+    """Start ``workers`` workers on ``settings`` (one group: they split the partitions),
+    publish ``plan``, wait for every outcome, check."""
     from bench.chaos import Watcher, scan_logs
     from streams.topics import ensure_topics
 
     ensure_topics(settings, internal=True)
     timings: dict[str, float] = {}
     t = time.monotonic()
-    worker = WorkerProcess(settings, log_dir / "worker.log").start(ready_timeout=180)
+    each = [
+        settings if n == 0 else settings.model_copy(update={"web_port": free_port()})
+        for n in range(workers)
+    ]
+    logs_of = [log_dir / ("worker.log" if n == 0 else f"worker{n}.log") for n in range(workers)]
+    pool = [WorkerProcess(s, path).launch() for s, path in zip(each, logs_of, strict=True)]
+    for worker in pool:
+        worker.wait_ready(180)
     timings["worker_ready_s"] = round(time.monotonic() - t, 1)
     watcher = Watcher(settings).start()
     exits: list[dict[str, Any]] = []
@@ -839,7 +852,9 @@ def run_hostile(
             elif time.monotonic() - last_change > 120:
                 console.print(f"[red]no new outcome for 120 s at {done}/{len(wanted)}[/]")
                 break
-            if worker.proc is not None and worker.proc.poll() is not None:
+            for n, worker in enumerate(pool):
+                if worker.proc is None or worker.proc.poll() is None:
+                    continue
                 exits.append(
                     {
                         "code": worker.proc.returncode,
@@ -848,17 +863,18 @@ def run_hostile(
                     }
                 )
                 console.print(f"[red]worker exited with {worker.proc.returncode}; restarting[/]")
-                worker = WorkerProcess(settings, log_dir / "worker.log").start(ready_timeout=180)
+                pool[n] = WorkerProcess(each[n], logs_of[n]).start(ready_timeout=180)
             if time.monotonic() - last_report > 15:
                 last_report = time.monotonic()
                 console.print(f"  outcomes {done}/{len(wanted)}")
             time.sleep(0.5)
         timings["processing_s"] = round(time.monotonic() - t, 1)
         time.sleep(2)
-        alive = worker.alive()
+        alive = all(worker.alive() for worker in pool)
     finally:
         watcher.stop()
-        worker.stop()
+        for worker in pool:
+            worker.stop()
     logs = scan_logs(log_dir)
     outcome = check(plan, positions, watcher, exits, logs, settings.topic("votes"))
     outcome.checks.append(
@@ -911,6 +927,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="workers in the group")
+    parser.add_argument(
+        "--table-store", choices=("memory", "rocksdb"), default="memory", help="tables' store"
+    )
     args = parser.parse_args(argv)
     console = Console()
     import signal
@@ -937,14 +957,14 @@ def main(argv: list[str] | None = None) -> int:
             kafka_bootstrap=f"127.0.0.1:{free_port()}",
             kafka_controller_port=free_port(),
             partitions=12,
-            table_store="memory",
+            table_store=args.table_store,
             web_port=free_port(),
         )
     )
     stack = LocalStack(settings, cache_dir=ROOT / ".ringtally" / "cache")
     try:
         stack.up(["kafka"], timeout=120)
-        out = run_hostile(settings, plan, run_dir / "logs", console)
+        out = run_hostile(settings, plan, run_dir / "logs", console, workers=args.workers)
     finally:
         stack.down(["kafka"])
         if not args.keep:
@@ -958,6 +978,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "hostile": plan.hostile,
         "valid": plan.valid,
+        "workers": args.workers,
+        "table_store": args.table_store,
         "sent_by_category": dict(sorted(plan.by_category.items())),
         "outcomes_by_category": out.by_category,
         "rejections_by_reason": out.reasons,
