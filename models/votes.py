@@ -51,7 +51,10 @@ class VoteCast(WireModel):
       closed (a registrar-signed SubmissionClosed) before the vote's broker
       timestamp [submission_closed];
     - the JSON value is at most 262,144 bytes, has no field beyond these, and
-      each value has its exact JSON type (no "1" for 1) [malformed].
+      each value has its exact JSON type (no "1" for 1) [malformed];
+    - a vote is published once: the same bytes again at another position (a
+      producer's retry that wrote twice, or anyone's replay) are refused, the
+      first copy's outcome stands [duplicate_record].
     """
 
     type: Literal["vote_cast"] = "vote_cast"

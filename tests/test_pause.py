@@ -59,12 +59,16 @@ def test_a_worker_stopped_past_its_session_timeout_exits_when_it_resumes(stack, 
     from connectors.stack.harness import WorkerProcess
     from tests.fixtures.pipeline import pipeline_settings
 
-    settings = pipeline_settings(stack, session_timeout=3.0)  # pauses over 1 s count
+    # The broker's smallest session timeout (group.min.session.timeout.ms, 6 s): a worker
+    # asking for less never joins its group (InvalidSessionTimeoutError), which this test
+    # did not see while /health said ok before the worker had joined (session 9).
+    settings = pipeline_settings(stack, session_timeout=6.0)  # pauses over 3 s count
     ensure_topics(settings)
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
+        assert worker.health()["votes_partitions"], worker.tail()  # in its group
         os.killpg(worker.proc.pid, signal.SIGSTOP)
-        time.sleep(4.0)  # the fault itself: stopped past the 3 s session timeout
+        time.sleep(7.0)  # the fault itself: stopped past the 6 s session timeout
         os.killpg(worker.proc.pid, signal.SIGCONT)
         assert worker.proc.wait(60) == EXIT_PAUSED, worker.tail()
         assert "paused for" in worker.tail(50) and "stopping before it writes" in worker.tail(50)
