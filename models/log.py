@@ -48,6 +48,7 @@ __all__ = [
     "LOG_HEAD_CONTEXT",
     "LeafKind",
     "LeafRow",
+    "final_head_problem",
     "Consistency",
     "LogGap",
     "LogMismatch",
@@ -387,3 +388,31 @@ def receipt_from_log(
     if problem is not None:
         raise ValueError(problem)
     return receipt
+
+
+def final_head_problem(
+    head: SignedHead, final: tuple[int, str, int] | None, largest: int | None
+) -> tuple[str, str] | None:
+    """(reason, why) when ``head`` rewrites a closed log (§14.3), else None: ``final`` is
+    the log's final head seen so far as (size, root, closed_ms), ``largest`` the largest
+    size signed before. A closed log has one final head and nothing after it: a second,
+    different final head or a final head below a size already signed is
+    ``final_conflict``, a larger head after the final one ``after_final``. The witness
+    and the sink apply this one rule."""
+    sub, size = head.submission_id, head.tree_size
+    if final is not None:
+        if head.closed_ms is not None and (size, head.root_hash, head.closed_ms) != final:
+            return "final_conflict", (
+                f"a second final head of {sub} (size {size}, closed at {head.closed_ms}) "
+                f"after the final head of size {final[0]}, closed at {final[2]}"
+            )
+        if head.closed_ms is None and size > final[0]:
+            return "after_final", (
+                f"a head of {sub} of size {size} after its final head of size {final[0]}"
+            )
+        return None
+    if head.closed_ms is not None and largest is not None and size < largest:
+        return "final_conflict", (
+            f"a final head of {sub} of size {size} below a head of size {largest} signed before"
+        )
+    return None

@@ -184,16 +184,16 @@ def test_the_sink_refuses_heads_that_rewrite_a_closed_log() -> None:
     nothing larger and no other final head; no final head below a stored size."""
     from types import SimpleNamespace
 
-    from connectors.postgres.writer import _against_final
+    from models.log import final_head_problem
 
     def head(size, root="r", closed=None):  # noqa: ANN001, ANN202
         return SimpleNamespace(submission_id="s", tree_size=size, root_hash=root, closed_ms=closed)
 
     final = (3, "r", 100)
-    assert _against_final(head(3, closed=100), final, 3) is None  # itself, redelivered
-    assert _against_final(head(3), final, 3) is None  # the ordinary head of that size
-    assert _against_final(head(4), final, 3)[0] == "after_final"
-    assert _against_final(head(3, closed=200), final, 3)[0] == "final_conflict"
-    assert _against_final(head(2, closed=100), None, 3)[0] == "final_conflict"
-    assert _against_final(head(3, closed=100), None, 3) is None
-    assert _against_final(head(5), None, 3) is None
+    assert final_head_problem(head(3, closed=100), final, 3) is None  # itself, redelivered
+    assert final_head_problem(head(3), final, 3) is None  # the ordinary head of that size
+    assert final_head_problem(head(4), final, 3)[0] == "after_final"
+    assert final_head_problem(head(3, closed=200), final, 3)[0] == "final_conflict"
+    assert final_head_problem(head(2, closed=100), None, 3)[0] == "final_conflict"
+    assert final_head_problem(head(3, closed=100), None, 3) is None
+    assert final_head_problem(head(5), None, 3) is None

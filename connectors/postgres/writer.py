@@ -58,7 +58,7 @@ from typing import Any, Literal
 import asyncpg
 
 from models import Decision
-from models.log import ballot_leaves, rejection_leaves
+from models.log import ballot_leaves, final_head_problem, rejection_leaves
 from streams.heads import head_problem
 
 from .decode import DeadLetter, Decoded
@@ -400,32 +400,6 @@ _RETRACTED = """
     WHERE kind = 'retraction' AND vote_id = ANY($1::uuid[])"""
 
 
-def _against_final(
-    head: Any, final: tuple[int, str, int] | None, largest: int | None
-) -> tuple[str, str] | None:
-    """(dead-letter reason, why) when ``head`` rewrites a closed log (SPEC §14.3): a head
-    after the final one, a second different final head, or a final head below a size
-    already stored. The witness applies the same rule (connectors/witness/core.py)."""
-    sub, size = head.submission_id, head.tree_size
-    if final is not None:
-        if head.closed_ms is not None and (size, head.root_hash, head.closed_ms) != final:
-            return "final_conflict", (
-                f"a second final head of {sub} (size {size}, closed at {head.closed_ms}) "
-                f"after the final head of size {final[0]}, closed at {final[2]}"
-            )
-        if head.closed_ms is None and size > final[0]:
-            return (
-                "after_final",
-                f"a head of {sub} of size {size} after its final head of size {final[0]}",
-            )
-        return None
-    if head.closed_ms is not None and largest is not None and size < largest:
-        return "final_conflict", (
-            f"a final head of {sub} of size {size} below the head of size {largest} stored"
-        )
-    return None
-
-
 def _without_replaced(ballots: list[Decoded]) -> tuple[list[Decoded], int]:
     """The batch's ballots less those a later ballot of the batch supersedes; and how many.
 
@@ -760,7 +734,8 @@ class BatchWriter:
         latest: dict[str, Any] = {}
         for d in good:
             h = d.model
-            broken = _against_final(h, finals.get(h.submission_id), largest.get(h.submission_id))
+            sub = h.submission_id
+            broken = final_head_problem(h, finals.get(sub), largest.get(sub))
             if broken is not None:
                 reason, why = broken
                 res.dead.append(DeadLetter(d.record, reason, why))

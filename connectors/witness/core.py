@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from models.log import LeafRow, SignedHead, ballot_leaves, log_leaf_hash, rejection_leaves
+from models.log import (
+    LeafRow,
+    SignedHead,
+    ballot_leaves,
+    final_head_problem,
+    log_leaf_hash,
+    rejection_leaves,
+)
 from models.merkle import Frontier, tree_hash
 from models.outputs import Ballot, Rejection
 
@@ -120,7 +127,7 @@ class Witness:
                 continue
             log.judged.add((size, head.root_hash, head.closed_ms))
             root = log.root(size)
-            broken = _against_final(log, head)
+            broken = final_head_problem(head, log.final, log.largest)
             log.largest = max(log.largest, size)
             if broken is not None:
                 disagreements.append(Disagreement(submission_id, size, head.root_hash, *broken))
@@ -139,28 +146,3 @@ class Witness:
                     )
                 )
         return agreed, disagreements
-
-
-def _against_final(log: _Log, head: SignedHead) -> tuple[str, str] | None:
-    """Why ``head`` breaks the log's finality, or None: a closed submission's log has one
-    final head, and no head (or leaf) comes after it (SPEC §14.3). A final head below a
-    size already signed came too early; a second, different final head or a larger head
-    after the final one rewrites a log its voters were told is fixed."""
-    size = head.tree_size
-    if log.final is not None:
-        f_size, f_root, f_closed = log.final
-        if head.closed_ms is not None and (size, head.root_hash, head.closed_ms) != log.final:
-            return (
-                "final_conflict",
-                f"a second final head (size {size}, closed at {head.closed_ms}) after the "
-                f"final head of size {f_size}, closed at {f_closed}",
-            )
-        if head.closed_ms is None and size > f_size:
-            return ("after_final", f"a head of size {size} after the final head of size {f_size}")
-        return None
-    if head.closed_ms is not None and size < log.largest:
-        return (
-            "final_conflict",
-            f"a final head of size {size} below a head of size {log.largest} signed before",
-        )
-    return None
