@@ -23,7 +23,12 @@ from streams import metrics
 from streams.app import app, settings, topics
 from streams.errors import UsageProblem
 from streams.kafka_client import wait_until_admitted
-from streams.topics import broker_time_problem, ensure_topics, partition_count_problem
+from streams.topics import (
+    broker_time_problem,
+    ensure_topics,
+    partition_count_problem,
+    session_timeout_problem,
+)
 
 from .control import ControlState
 from .loghead import LogSigner, load_log_signer
@@ -34,7 +39,7 @@ from .registrar import RegistrarKeys, trusted_registrar_keys
 from .tally import TallyKeeper
 from .verify import PreparedBatch, VoteVerifier
 
-__all__ = ["BrokerTimeMissing", "accepted_topic", "check_worker_can_start", "control"]
+__all__ = ["WorkerSetupProblem", "accepted_topic", "check_worker_can_start", "control"]
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +145,10 @@ def log_signer() -> LogSigner:
     return load_log_signer(settings)
 
 
-class BrokerTimeMissing(UsageProblem):
-    """A topic the workers decide by carries producer timestamps, or the votes topic has
-    another partition count than the settings: a worker does not start."""
+class WorkerSetupProblem(UsageProblem):
+    """A topic the workers decide by carries producer timestamps, the votes topic has
+    another partition count than the settings, or the brokers would refuse the
+    worker's session timeout: a worker does not start."""
 
 
 def check_worker_can_start() -> None:
@@ -151,7 +157,8 @@ def check_worker_can_start() -> None:
     rings or submissions topic whose timestamps a producer would choose (which vote
     counts first, which ring version is in force: DESIGN invariant 9), or a votes
     topic with another partition count than ``RINGTALLY_PARTITIONS`` (every vote
-    would be judged against the wrong home partition). Creates the
+    would be judged against the wrong home partition), or a session timeout the
+    brokers refuse at every join (it would wait for partitions for ever). Creates the
     topics and repairs their configuration first (``ensure_topics``), so this fails
     only when the broker refuses the repair. ``ringtally worker`` calls it before Faust
     starts anything; the verify agent checks the timestamps again when it starts.
@@ -162,12 +169,17 @@ def check_worker_can_start() -> None:
     ensure_topics(settings, internal=True)
     problem = _topics_problem()
     if problem is not None:
-        raise BrokerTimeMissing(problem)
+        raise WorkerSetupProblem(problem)
 
 
 def _topics_problem() -> str | None:
-    """Why the input topics are not as the decisions need them (blocking), or None."""
-    return broker_time_problem(settings) or partition_count_problem(settings)
+    """Why the input topics or the group are not as the decisions need them (blocking),
+    or None."""
+    return (
+        broker_time_problem(settings)
+        or partition_count_problem(settings)
+        or session_timeout_problem(settings)
+    )
 
 
 metrics.install(app)  # GET /metrics on the worker's web port (streams/metrics.py)

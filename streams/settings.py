@@ -216,7 +216,12 @@ class Settings(BaseSettings):
         "worker's table directory",
     )
     session_timeout: float = Field(
-        10.0, ge=1.0, le=300.0, description="seconds before a silent worker's partitions move"
+        10.0,
+        ge=1.0,
+        le=300.0,
+        description="seconds before a silent worker's partitions move (within the brokers' "
+        "group.min.session.timeout.ms..group.max.session.timeout.ms, 6 s..30 min by default: a "
+        "worker refuses to start outside them)",
     )
     stall_after: float = Field(
         20.0,

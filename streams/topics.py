@@ -30,6 +30,7 @@ __all__ = [
     "internal_topic_specs",
     "partition_count_problem",
     "refresh_metadata",
+    "session_timeout_problem",
     "topic_config",
     "topic_specs",
     "topics_with_prefix",
@@ -316,6 +317,43 @@ def partition_count_problem(settings: Settings, *, timeout: float = 30.0) -> str
             f"{settings.partitions}: set RINGTALLY_PARTITIONS={len(topic.partitions)} (every "
             "worker and producer must agree on the count the keys are placed by)"
         )
+    return None
+
+
+def session_timeout_problem(settings: Settings, *, timeout: float = 30.0) -> str | None:
+    """Why the brokers would refuse the worker's ``RINGTALLY_SESSION_TIMEOUT``, or None.
+
+    A group member asking for a session timeout outside the brokers'
+    ``group.min.session.timeout.ms``..``group.max.session.timeout.ms`` is refused at
+    every join (InvalidSessionTimeoutError): the worker would run for ever without
+    a partition. None too when the brokers' configuration cannot be read (a
+    principal without DescribeConfigs): the join then says it, as before.
+    """
+    from confluent_kafka.admin import ConfigResource
+
+    admin = _admin_client(settings)
+    try:
+        brokers = admin.list_topics(timeout=timeout).brokers
+        resources = [ConfigResource(ConfigResource.Type.BROKER, str(b)) for b in brokers]
+        described = admin.describe_configs(resources, request_timeout=timeout)
+        configs = [future.result(timeout=timeout) for future in described.values()]
+    except KafkaException:
+        return None
+    wanted_ms = round(settings.session_timeout * 1000)
+    for config in configs:
+        low, high = (config.get(f"group.{end}.session.timeout.ms") for end in ("min", "max"))
+        if low is not None and low.value is not None and wanted_ms < int(low.value):
+            return (
+                f"RINGTALLY_SESSION_TIMEOUT={settings.session_timeout:g} s is below the "
+                f"brokers' group.min.session.timeout.ms={low.value}: the group would refuse "
+                f"the worker at every join; set it to at least {int(low.value) / 1000:g}"
+            )
+        if high is not None and high.value is not None and wanted_ms > int(high.value):
+            return (
+                f"RINGTALLY_SESSION_TIMEOUT={settings.session_timeout:g} s is above the "
+                f"brokers' group.max.session.timeout.ms={high.value}: the group would refuse "
+                f"the worker at every join; set it to at most {int(high.value) / 1000:g}"
+            )
     return None
 
 

@@ -341,6 +341,21 @@ def test_a_worker_with_no_registrar_key_refuses_to_start_in_one_line(tmp_path) -
     assert "Traceback" not in result.out + result.err
 
 
+def test_a_worker_with_a_session_timeout_the_brokers_refuse_says_so_in_one_line(
+    settings, tmp_path
+) -> None:
+    """Below the brokers' group.min.session.timeout.ms (6 s by default) the group refuses the
+    worker at every join. Fails on the code before: the worker started, logged
+    InvalidSessionTimeoutError at each join and never owned a partition."""
+    env = {"RINGTALLY_DATA_DIR": str(tmp_path), "RINGTALLY_SESSION_TIMEOUT": "3"}
+    result = ringtally(settings, "worker", env=env, timeout=120)
+    assert result.code == 2, result
+    assert result.err.strip().count("\n") == 0, result.err
+    assert "group.min.session.timeout.ms=6000" in result.err, result.err
+    assert "RINGTALLY_SESSION_TIMEOUT=3" in result.err, result.err
+    assert "Traceback" not in result.out + result.err
+
+
 def test_worker_help_prints_help_even_with_no_registrar_key(tmp_path) -> None:
     """Asking for help starts nothing, so the start checks must not refuse it (issue 18).
     Fails if the worker start check runs on --help."""

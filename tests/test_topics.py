@@ -12,7 +12,12 @@ import time
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from streams.topics import broker_time_problem, ensure_topics, partition_count_problem
+from streams.topics import (
+    broker_time_problem,
+    ensure_topics,
+    partition_count_problem,
+    session_timeout_problem,
+)
 
 BROKER_TIME = ("votes", "rings", "submissions")
 
@@ -85,3 +90,14 @@ def test_the_checks_do_not_create_a_missing_topic(settings):
     assert broker_time_problem(settings) is not None
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     assert settings.topic("votes") not in admin.list_topics(timeout=30).topics
+
+
+@pytest.mark.parametrize(("seconds", "needle"), [(3.0, "group.min"), (6.0, None), (300.0, None)])
+def test_a_session_timeout_outside_the_brokers_range_is_named(settings, seconds, needle):
+    """The brokers' defaults: 6 s..30 min (the settings allow 1..300 s). Below it every join
+    is refused."""
+    problem = session_timeout_problem(settings.model_copy(update={"session_timeout": seconds}))
+    if needle is None:
+        assert problem is None, problem
+    else:
+        assert problem is not None and needle in problem and "\n" not in problem, problem
