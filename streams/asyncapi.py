@@ -59,7 +59,9 @@ def _channel(spec: TopicSpec) -> dict[str, Any]:
     if "message.timestamp.type" in config:
         topic_configuration["message.timestamp.type"] = config["message.timestamp.type"]
     retention = (
-        "kept for ever (retention.ms=-1)"
+        f"kept for ever by default (retention.ms=-1; RINGTALLY_{spec.retention_setting.upper()})"
+        if spec.retention_setting
+        else "kept for ever (retention.ms=-1)"
         if "retention.ms" in config
         else "the latest record per key is kept (compacted)"
         if cleanup == "compact"

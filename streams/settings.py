@@ -179,6 +179,27 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(12, ge=1, le=1024, description="partitions of the votes topic")
     replication_factor: int = Field(1, ge=1, le=16, description="replicas of every topic")
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="min.insync.replicas of every topic when replication_factor > 1 (default: "
+        "replication_factor - 1): replicas an acks=all write must reach; at most "
+        "replication_factor",
+    )
+    votes_retention_ms: int = Field(
+        -1,
+        ge=-1,
+        description="retention.ms of the votes topic (-1: for ever). Shorter loses replays from "
+        "before it, the vote in a late rejection, and the vote in receipts and bulletins",
+    )
+    output_retention_ms: int = Field(
+        -1,
+        ge=-1,
+        description="retention.ms of the ballots, rejections and audit topics (-1: for ever). "
+        "Shorter: a witness started later cannot recompute older roots, and a sink stopped "
+        "longer stops at a gap (docs/sink.md)",
+    )
     table_store: Literal["rocksdb", "memory"] = Field(
         "rocksdb", description="where a worker keeps its tables: rocksdb (on disk) or memory"
     )
@@ -362,6 +383,24 @@ class Settings(BaseSettings):
         if parts.scheme != "unix" and database and not database.isdigit():
             raise ValueError(f"names database {database!r}; a Redis database is a number")
         return value
+
+    @field_validator("min_insync_replicas")
+    @classmethod
+    def _min_insync(cls, value: int | None, info: ValidationInfo) -> int | None:
+        factor = info.data.get("replication_factor")
+        if value is not None and factor is not None and value > factor:
+            raise ValueError(
+                f"{value} is more than RINGTALLY_REPLICATION_FACTOR={factor}: no write could "
+                "ever be acknowledged"
+            )
+        return value
+
+    @property
+    def min_insync(self) -> int | None:
+        """The min.insync.replicas topics get: None on unreplicated topics."""
+        if self.replication_factor <= 1:
+            return None
+        return self.min_insync_replicas or self.replication_factor - 1
 
     @field_validator("kafka_sasl_username")
     @classmethod

@@ -61,17 +61,53 @@ class TopicSpec:
     keep_forever: bool = False
     #: The JSON Schema of its values (``models/schemas/<schema>.schema.json``); None: any bytes.
     schema: str | None = None
+    #: The setting that holds its retention.ms (-1 by default: for ever), when it has one.
+    retention_setting: str | None = None
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("votes", "token_id (slot tag)", False, None, "VoteCast", True, True, "votes"),
+    # For ever by default (replays, rejection read-backs, receipts' votes); configurable.
+    TopicSpec(
+        "votes",
+        "token_id (slot tag)",
+        False,
+        None,
+        "VoteCast",
+        broker_time=True,
+        schema="votes",
+        retention_setting="votes_retention_ms",
+    ),
     # Not compacted: every ring version stays, so a replay can check old votes.
     TopicSpec("rings", "ring_id", False, 1, "Ring (one record per version)", True, True, "ring"),
     TopicSpec("submissions", "submission_id", False, 1, "Submission", True, True, "submission"),
-    TopicSpec("ballots", "submission_id", False, None, "Ballot", schema="ballot"),
+    TopicSpec(
+        "ballots",
+        "submission_id",
+        False,
+        None,
+        "Ballot",
+        schema="ballot",
+        retention_setting="output_retention_ms",
+    ),
     TopicSpec("tallies", "submission_id", True, None, "Tally", schema="tally"),
-    TopicSpec("rejections", "token_id or source key", False, None, "Rejection", schema="rejection"),
-    TopicSpec("audit", "chain", False, None, "AuditEvent", schema="audit_event"),
+    TopicSpec(
+        "rejections",
+        "token_id or source key",
+        False,
+        None,
+        "Rejection",
+        schema="rejection",
+        retention_setting="output_retention_ms",
+    ),
+    TopicSpec(
+        "audit",
+        "chain",
+        False,
+        None,
+        "AuditEvent",
+        schema="audit_event",
+        retention_setting="output_retention_ms",
+    ),
     TopicSpec(
         "heads",
         "submission_id",
@@ -116,8 +152,9 @@ def topic_specs(settings: Settings) -> dict[str, tuple[str, int, bool]]:
     }
 
 
-def topic_config(spec: TopicSpec) -> dict[str, str]:
-    """The broker configuration a topic is created with (and that ensure_topics checks)."""
+def topic_config(spec: TopicSpec, settings: Settings | None = None) -> dict[str, str]:
+    """The broker configuration a topic is created with (and that ensure_topics checks);
+    without ``settings``, under the settings' defaults (the documented configuration)."""
     config = {"cleanup.policy": "compact"} if spec.compacted else {}
     if spec.broker_time:
         config["message.timestamp.type"] = "LogAppendTime"
@@ -125,14 +162,28 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
         # Not compacted either: compaction would drop all but a ring's latest version.
         config["cleanup.policy"] = "delete"
         config["retention.ms"] = "-1"
-    return config
+    if spec.retention_setting is not None:
+        if settings is None:
+            retention = Settings.model_fields[spec.retention_setting].default
+        else:
+            retention = getattr(settings, spec.retention_setting)
+        config["cleanup.policy"] = "delete"  # a retention, not compaction, ends its records
+        config["retention.ms"] = str(retention)
+    return {**config, **_replication_config(settings)}
 
 
-def _repaired(config: dict[str, str]) -> dict[str, str]:
-    """What ensure_topics sets on an existing topic: the settings decisions rest on (the
-    timestamp type, and the retention and cleanup of the topics kept for ever). The cleanup
-    policy of other topics is left as it is."""
-    if "retention.ms" in config:
+def _replication_config(settings: Settings | None) -> dict[str, str]:
+    """``min.insync.replicas`` of a replicated topic: a broker's default is 1, so an
+    ``acks=all`` write would be acknowledged by the leader alone, and lost with it."""
+    wanted = settings.min_insync if settings is not None else None
+    return {} if wanted is None else {"min.insync.replicas": str(wanted)}
+
+
+def _repaired(spec: TopicSpec | None, config: dict[str, str]) -> dict[str, str]:
+    """What ensure_topics sets on an existing topic: the settings decisions and durability
+    rest on (timestamp type, retention, min.insync.replicas, and the cleanup of the
+    topics kept for ever). The cleanup policy of other topics is left as it is."""
+    if spec is not None and (spec.keep_forever or spec.retention_setting is not None):
         return config
     return {k: v for k, v in config.items() if k != "cleanup.policy"}
 
@@ -155,12 +206,19 @@ def ensure_topics(
     by_name = {t.name: t for t in TOPICS}
     specs = topic_specs(settings)
     chosen = list(names or specs)
-    wanted = [(*specs[n], topic_config(by_name[n])) for n in chosen]
+    wanted = [(*specs[n], topic_config(by_name[n], settings)) for n in chosen]
     if internal:
+        replication = _replication_config(settings)
         wanted += [
-            (name, partitions, compacted, {"cleanup.policy": "compact"} if compacted else {})
+            (
+                name,
+                partitions,
+                compacted,
+                {"cleanup.policy": "compact", **replication} if compacted else replication,
+            )
             for name, partitions, compacted in internal_topic_specs(settings).values()
         ]
+    spec_of = {settings.topic(t.name): t for t in TOPICS}
     admin = _admin_client(settings)
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
@@ -169,7 +227,11 @@ def ensure_topics(
             f"kafka at {settings.kafka_bootstrap} unreachable: {exc.args[0]}",
             fix="start it with 'ringtally stack up' or set RINGTALLY_KAFKA_BOOTSTRAP",
         ) from None
-    repairs = {name: _repaired(config) for name, _, _, config in wanted if name in existing}
+    repairs = {
+        name: _repaired(spec_of.get(name), config)
+        for name, _, _, config in wanted
+        if name in existing
+    }
     _repair_broker_time(admin, {name: fix for name, fix in repairs.items() if fix}, timeout)
     new = [
         NewTopic(
@@ -196,7 +258,7 @@ def ensure_topics(
             raced.append(name)
     _wait_visible(admin, [topic.topic for topic in new], timeout)
     configs = {name: config for name, _, _, config in wanted}
-    fixes = {name: _repaired(configs[name]) for name in raced}
+    fixes = {name: _repaired(spec_of.get(name), configs[name]) for name in raced}
     _repair_broker_time(admin, {name: fix for name, fix in fixes.items() if fix}, timeout)
 
 
@@ -261,8 +323,9 @@ def _repair_broker_time(
             f"kafka: cannot check or set the configuration of {', '.join(names)}: "
             f"{exc.args[0].str() if hasattr(exc.args[0], 'str') else exc}",
             fix="votes, rings and submissions need message.timestamp.type=LogAppendTime, "
-            "retention.ms=-1 and cleanup.policy=delete; grant AlterConfigs on them or set "
-            "them with kafka-configs",
+            "rings and submissions retention.ms=-1 and cleanup.policy=delete, the votes and "
+            "output topics their configured retention.ms, replicated topics their "
+            "min.insync.replicas; grant AlterConfigs on them or set them with kafka-configs",
         ) from None
 
 

@@ -83,7 +83,8 @@ def test_every_topic_says_what_a_client_needs():
         assert kafka.get("partitions") == spec.partitions
         policy = kafka["topicConfiguration"]["cleanup.policy"]
         assert policy == (["compact"] if spec.compacted else ["delete"])
-        assert (kafka["topicConfiguration"].get("retention.ms") == -1) == spec.keep_forever
+        forever = spec.keep_forever or spec.retention_setting is not None
+        assert (kafka["topicConfiguration"].get("retention.ms") == -1) == forever
         if spec.broker_time:
             assert kafka["topicConfiguration"]["message.timestamp.type"] == "LogAppendTime"
         (ref,) = channel["messages"].values()

@@ -155,7 +155,9 @@ def _produce(bootstrap: str, topic: str, n: int) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_three_brokers_replicate_and_survive_one_sigkill(cluster_stack: LocalStack) -> None:
-    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
+
+    from streams.topics import ensure_topics
 
     local = cluster_stack
     results = local.up(["kafka"], timeout=180)
@@ -175,6 +177,20 @@ def test_three_brokers_replicate_and_survive_one_sigkill(cluster_stack: LocalSta
     config = admin.describe_configs([resource])[resource].result(30)
     assert config["min.insync.replicas"].value == "2"
     _produce(bootstrap, topic, 100)
+    # ensure_topics sets min.insync.replicas on each topic itself (a production broker's
+    # default is 1): fails on the code before, where the value came from the broker.
+    replicated = local.settings.model_copy(
+        update={"replication_factor": 3, "topic_prefix": f"rf3-{uuid.uuid4().hex[:6]}"}
+    )
+    ensure_topics(replicated, ["votes", "ballots"], internal=True)
+    for name in (
+        replicated.topic("votes"),
+        replicated.topic("ballots"),
+        replicated.group_id + "-tokens-changelog",
+    ):
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        entry = admin.describe_configs([resource])[resource].result(30)["min.insync.replicas"]
+        assert (entry.value, entry.source) == ("2", ConfigSource.DYNAMIC_TOPIC_CONFIG.value), name
 
     victim = local.services["kafka-2"]
     record = victim.running_record()

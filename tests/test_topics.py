@@ -101,3 +101,42 @@ def test_a_session_timeout_outside_the_brokers_range_is_named(settings, seconds,
         assert problem is None, problem
     else:
         assert problem is not None and needle in problem and "\n" not in problem, problem
+
+
+def test_output_topics_are_kept_for_ever_by_default_and_retention_is_a_setting(settings):
+    """The witness recomputes roots from ballots and rejections, replays need the votes:
+    the broker's default 7 days is not theirs. Fails on the code before: ballots,
+    rejections and audit had the broker's default retention (604800000)."""
+    _create(settings, "ballots", settings.partitions, {})  # by hand: the broker's default
+    ensure_topics(settings, ["votes", "ballots", "rejections", "audit"])
+    configs = _configs(settings, ["votes", "ballots", "rejections", "audit"])
+    for name, config in configs.items():
+        assert config["retention.ms"] == "-1", name
+        assert config["cleanup.policy"] == "delete", name
+    day = 86_400_000
+    shorter = settings.model_copy(
+        update={"votes_retention_ms": 3 * day, "output_retention_ms": day}
+    )
+    ensure_topics(shorter, ["votes", "ballots"])  # an existing topic follows the setting
+    wanted = {"votes": str(3 * day), "ballots": str(day)}
+    deadline = time.monotonic() + 30  # an altered config reaches the broker's view shortly after
+    while True:
+        configs = _configs(settings, ["votes", "ballots"])
+        seen = {name: config["retention.ms"] for name, config in configs.items()}
+        if seen == wanted or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert seen == wanted
+
+
+def test_min_insync_replicas_follows_the_replication_factor():
+    """An unreplicated topic gets none; RF 3 gets 2 unless set; more than RF is refused."""
+    from pydantic import ValidationError
+
+    from streams.settings import Settings
+
+    assert Settings(replication_factor=1).min_insync is None
+    assert Settings(replication_factor=3).min_insync == 2
+    assert Settings(replication_factor=3, min_insync_replicas=3).min_insync == 3
+    with pytest.raises(ValidationError, match="more than RINGTALLY_REPLICATION_FACTOR=2"):
+        Settings(replication_factor=2, min_insync_replicas=3)
