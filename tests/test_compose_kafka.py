@@ -191,8 +191,13 @@ def test_a_wrong_password_is_refused(broker):
 
 
 def test_the_compose_healthcheck_command_passes(broker):
-    argv = COMPOSE["services"]["kafka"]["healthcheck"]["test"][1:]
-    command = broker.rewrite(" ".join(argv))
-    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
+    check = COMPOSE["services"]["kafka"]["healthcheck"]
+    command = broker.rewrite(" ".join(check["test"][1:]))
+    # Compose retries a failing check (`retries`); a JVM client on a loaded machine can miss
+    # its own request timeout once (CI: "Request METADATA failed"). So does this test.
+    for _attempt in range(int(check.get("retries", 3)) + 1):
+        result = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+        if result.returncode == 0:
+            break
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"127.0.0.1:{broker.host_port} (id: 1" in result.stdout
