@@ -27,6 +27,7 @@ __all__ = [
     "broker_time_problem",
     "delete_topics",
     "ensure_topics",
+    "internal_topic_config",
     "internal_topic_specs",
     "partition_count_problem",
     "refresh_metadata",
@@ -127,6 +128,16 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
     return config
 
 
+def internal_topic_config(settings: Settings, compacted: bool) -> dict[str, str]:
+    """A worker topic's configuration: a changelog is compacted, and its records stay
+    safe from compaction for ``changelog_compaction_lag`` (the zombie fence's heal,
+    streams.fence, must land before the owner's record it protects could go)."""
+    if not compacted:
+        return {}
+    lag_ms = round(settings.changelog_compaction_lag * 1000)
+    return {"cleanup.policy": "compact", "min.compaction.lag.ms": str(lag_ms)}
+
+
 def _repaired(config: dict[str, str]) -> dict[str, str]:
     """What ensure_topics sets on an existing topic: the settings decisions rest on (the
     timestamp type, and the retention and cleanup of the topics kept for ever). The cleanup
@@ -157,7 +168,7 @@ def ensure_topics(
     wanted = [(*specs[n], topic_config(by_name[n])) for n in chosen]
     if internal:
         wanted += [
-            (name, partitions, compacted, {"cleanup.policy": "compact"} if compacted else {})
+            (name, partitions, compacted, internal_topic_config(settings, compacted))
             for name, partitions, compacted in internal_topic_specs(settings).values()
         ]
     admin = _admin_client(settings)
@@ -224,8 +235,9 @@ def _repair_broker_time(
     admin: AdminClient, configs: dict[str, dict[str, str]], timeout: float
 ) -> None:
     """Set what an existing topic lacks of ``configs`` (its timestamp type, retention and
-    cleanup policy; a topic made by an older ringtally or by hand): decisions must never
-    rest on producer timestamps, nor on a log that lost the records they were made on."""
+    cleanup policy, a changelog's compaction lag; a topic made by an older ringtally or by
+    hand): decisions must never rest on producer timestamps, nor on a log that lost the
+    records they were made on."""
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
     names = list(configs)
@@ -260,8 +272,8 @@ def _repair_broker_time(
             f"kafka: cannot check or set the configuration of {', '.join(names)}: "
             f"{exc.args[0].str() if hasattr(exc.args[0], 'str') else exc}",
             fix="votes, rings and submissions need message.timestamp.type=LogAppendTime, "
-            "retention.ms=-1 and cleanup.policy=delete; grant AlterConfigs on them or set "
-            "them with kafka-configs",
+            "retention.ms=-1 and cleanup.policy=delete, the table changelogs "
+            "min.compaction.lag.ms; grant AlterConfigs on them or set them with kafka-configs",
         ) from None
 
 
