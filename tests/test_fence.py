@@ -175,3 +175,59 @@ async def test_a_batch_written_before_a_generation_change_is_dropped(settings, t
         assert table.data._db_for_partition(2).get(b"tag") == b'{"state":"spent"}'
     finally:
         await app.producer.stop()
+
+
+def test_a_running_worker_heals_a_zombie_write_on_its_tally_changelog(stack, tmp_path):
+    """The same with a real worker (RocksDB tables) as the owner: after its tally
+    agent wrote a submission's state, a record for that key lands with an older
+    epoch (a paused worker of an earlier generation). The worker re-writes the key
+    with its own value and epoch; waited for on the changelog."""
+    from aiokafka import AIOKafkaProducer
+
+    from connectors.sdk import ensure_topics
+    from connectors.stack.harness import WorkerProcess
+    from streams.topics import internal_topic_specs
+    from tests.fixtures.pipeline import Outputs, pipeline_settings
+    from tests.test_pipeline import World
+
+    settings = pipeline_settings(stack, table_store="rocksdb", partitions=2)
+    ensure_topics(settings)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    outputs = Outputs(settings)
+    changelog = internal_topic_specs(settings)["tally-changelog"][0]
+
+    async def scenario() -> None:
+        world = World(settings, members=4, k=4)
+        submission = world.submission()
+        world.publish(*[world.vote(m, submission) for m in range(4)])
+        outputs.wait_for(lambda o: len(o.ballots) >= 4, what="four ballots")
+        owner = {}  # the worker's last record of each key, per partition
+        for partition in range(2):
+            for r in await _records(settings, changelog, partition, 0):
+                owner[r.key] = (partition, r.value, dict(r.headers).get(HEADER))
+        key, (partition, value, epoch) = next((k, v) for k, v in owner.items() if v[1])
+        zombie = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        await zombie.start()
+        try:
+            late = await zombie.send_and_wait(
+                changelog, b'{"stale":true}', key=key, partition=partition,
+                headers=_stamp(int(epoch or 1) - 1),
+            )  # fmt: skip
+        finally:
+            await zombie.stop()
+        deadline = time.monotonic() + 60
+        healed = []
+        while not healed and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            records = await _records(settings, changelog, partition, late.offset + 1)
+            healed = [r for r in records if r.key == key]
+        assert healed, "the worker never re-wrote the key after the zombie's record"
+        assert epoch is not None  # the worker stamps its records
+        assert healed[-1].value == value and dict(healed[-1].headers).get(HEADER) == epoch
+
+    try:
+        asyncio.run(scenario())
+        assert worker.alive()
+    finally:
+        outputs.close()
+        worker.stop()
