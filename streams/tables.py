@@ -365,6 +365,11 @@ class BatchedTable(faust.Table):
             await self._watch.pause()
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
 
+    async def on_stop(self) -> None:
+        if self._watch is not None:
+            await self._watch.stop()
+        await super().on_stop()
+
     async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
         """Heal the keys whose last record the recovery skipped, then watch the active
         changelog partitions from where the recovery stopped (streams.fence)."""
