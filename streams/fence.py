@@ -79,19 +79,24 @@ class ChangelogWatch:
         self._consumer: Any = None
         self._task: asyncio.Task | None = None
 
-    async def follow(self, starts: dict[TP, int]) -> None:
-        """Watch these changelog partitions from these offsets (replacing what was watched)."""
+    async def follow(self, starts: dict[TP, int | None]) -> None:
+        """Watch these changelog partitions from these offsets, None: from their end
+        (replacing what was watched)."""
         await self.pause()
         if not starts:
             return
-        if self._consumer is None:
-            from aiokafka import AIOKafkaConsumer
+        from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        if self._consumer is None:
             self._consumer = AIOKafkaConsumer(**self._kwargs)
             await self._consumer.start()
-        self._consumer.assign(list(starts))
-        for tp, offset in starts.items():
-            self._consumer.seek(tp, offset)
+        starts_at = {TopicPartition(tp.topic, tp.partition): o for tp, o in starts.items()}
+        self._consumer.assign(list(starts_at))
+        for tp, offset in starts_at.items():
+            if offset is None:
+                await self._consumer.seek_to_end(tp)
+            else:
+                self._consumer.seek(tp, offset)
         self._task = asyncio.create_task(self._run(), name="changelog-watch")
 
     async def pause(self) -> None:

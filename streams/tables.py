@@ -391,8 +391,11 @@ class BatchedTable(faust.Table):
                 self.heal,
                 self.app.fence_failed,
             )
+        # The recovery read each partition up to its last offset then (-1: empty); from
+        # the end when it did not look (never from 0: every older epoch would be healed).
         highwaters = self.app.tables.recovery.active_highwaters
-        await self._watch.follow({tp: max(0, highwaters.get(tp, -1) + 1) for tp in active_tps})
+        last = {tp: highwaters.get(tp) for tp in active_tps}
+        await self._watch.follow({tp: None if o is None else o + 1 for tp, o in last.items()})
 
     def _persisted(self, tp: TP, offsets: list[int]) -> None:
         """Move the store's persisted changelog offset over the records just delivered, if
