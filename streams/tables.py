@@ -299,7 +299,7 @@ class BatchedTable(faust.Table):
         if not self._queued or self._batch_generation is None:
             return
         now = self.generation()
-        if now == self._batch_generation:
+        if now is None or now == self._batch_generation:  # None: the client stopped
             return
         dropped = len(self._queued)
         self._queued, self._unstored = [], {}

@@ -177,49 +177,75 @@ async def test_a_batch_written_before_a_generation_change_is_dropped(settings, t
         await app.producer.stop()
 
 
+def _worker_settings(stack):  # noqa: ANN001, ANN202
+    """A two-partition pipeline with RocksDB tables, its topics, and its tally changelog."""
+    from connectors.sdk import ensure_topics
+    from streams.topics import internal_topic_specs
+    from tests.fixtures.pipeline import pipeline_settings
+
+    settings = pipeline_settings(stack, table_store="rocksdb", partitions=2)
+    ensure_topics(settings)
+    return settings, internal_topic_specs(settings)["tally-changelog"][0]
+
+
+def _four_votes(settings, outputs) -> None:  # noqa: ANN001
+    from tests.test_pipeline import World
+
+    world = World(settings, members=4, k=4)
+    submission = world.submission()
+    world.publish(*[world.vote(m, submission) for m in range(4)])
+    outputs.wait_for(lambda o: len(o.ballots) >= 4, what="four ballots")
+
+
+async def _last_records(settings, changelog: str) -> dict:  # noqa: ANN001
+    """Each key's last record on the two-partition changelog: (partition, offset, value,
+    epoch header)."""
+    out = {}
+    for partition in range(2):
+        for r in await _records(settings, changelog, partition, 0):
+            out[r.key] = (partition, r.offset, r.value, dict(r.headers).get(HEADER))
+    return out
+
+
+async def _zombie_write(settings, changelog: str) -> tuple:  # noqa: ANN001
+    """Produce a stale value, under the epoch below the writer's, for a key whose last
+    record holds a value; returns (key, partition, that value, its epoch, stale offset)."""
+    from aiokafka import AIOKafkaProducer
+
+    last = await _last_records(settings, changelog)
+    key, (partition, _, value, epoch) = next((k, v) for k, v in last.items() if v[2])
+    zombie = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await zombie.start()
+    try:
+        late = await zombie.send_and_wait(
+            changelog, b'{"stale":true}', key=key, partition=partition,
+            headers=_stamp(int(epoch or 1) - 1),
+        )  # fmt: skip
+    finally:
+        await zombie.stop()
+    return key, partition, value, epoch, late.offset
+
+
 def test_a_running_worker_heals_a_zombie_write_on_its_tally_changelog(stack, tmp_path):
     """The same with a real worker (RocksDB tables) as the owner: after its tally
     agent wrote a submission's state, a record for that key lands with an older
     epoch (a paused worker of an earlier generation). The worker re-writes the key
     with its own value and epoch; waited for on the changelog."""
-    from aiokafka import AIOKafkaProducer
-
-    from connectors.sdk import ensure_topics
     from connectors.stack.harness import WorkerProcess
-    from streams.topics import internal_topic_specs
-    from tests.fixtures.pipeline import Outputs, pipeline_settings
-    from tests.test_pipeline import World
+    from tests.fixtures.pipeline import Outputs
 
-    settings = pipeline_settings(stack, table_store="rocksdb", partitions=2)
-    ensure_topics(settings)
+    settings, changelog = _worker_settings(stack)
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     outputs = Outputs(settings)
-    changelog = internal_topic_specs(settings)["tally-changelog"][0]
 
     async def scenario() -> None:
-        world = World(settings, members=4, k=4)
-        submission = world.submission()
-        world.publish(*[world.vote(m, submission) for m in range(4)])
-        outputs.wait_for(lambda o: len(o.ballots) >= 4, what="four ballots")
-        owner = {}  # the worker's last record of each key, per partition
-        for partition in range(2):
-            for r in await _records(settings, changelog, partition, 0):
-                owner[r.key] = (partition, r.value, dict(r.headers).get(HEADER))
-        key, (partition, value, epoch) = next((k, v) for k, v in owner.items() if v[1])
-        zombie = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-        await zombie.start()
-        try:
-            late = await zombie.send_and_wait(
-                changelog, b'{"stale":true}', key=key, partition=partition,
-                headers=_stamp(int(epoch or 1) - 1),
-            )  # fmt: skip
-        finally:
-            await zombie.stop()
+        _four_votes(settings, outputs)
+        key, partition, value, epoch, late = await _zombie_write(settings, changelog)
         deadline = time.monotonic() + 60
         healed = []
         while not healed and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-            records = await _records(settings, changelog, partition, late.offset + 1)
+            records = await _records(settings, changelog, partition, late + 1)
             healed = [r for r in records if r.key == key]
         assert healed, "the worker never re-wrote the key after the zombie's record"
         assert epoch is not None  # the worker stamps its records
@@ -231,3 +257,38 @@ def test_a_running_worker_heals_a_zombie_write_on_its_tally_changelog(stack, tmp
     finally:
         outputs.close()
         worker.stop()
+
+
+def test_a_worker_on_an_empty_data_dir_restores_and_rewrites_the_owners_value(stack, tmp_path):
+    """Faust's own changelog-only recovery, in a real worker: worker A decides four votes
+    and stops; a zombie's record (the epoch below A's) lands after A's on one of its
+    tally keys; worker B starts on an empty data dir. B's recovery must skip it and, as
+    the key's last record is the stale one, re-write the key with what B restored:
+    A's value. On the code before, the zombie's record stayed the key's last."""
+    from connectors.stack.harness import WorkerProcess, free_port
+    from tests.fixtures.pipeline import Outputs
+
+    settings, changelog = _worker_settings(stack)
+    first = WorkerProcess(settings, tmp_path / "a.log").start()
+    outputs = Outputs(settings)
+    second = None
+    try:
+        _four_votes(settings, outputs)
+        first.stop()
+        key, _, value, _, late = asyncio.run(_zombie_write(settings, changelog))
+        second = WorkerProcess(
+            settings.model_copy(update={"web_port": free_port()}), tmp_path / "b.log"
+        ).start()  # its own, empty table directory
+        deadline = time.monotonic() + 60
+        last = asyncio.run(_last_records(settings, changelog))[key]
+        while last[1] == late and time.monotonic() < deadline:
+            time.sleep(0.5)
+            last = asyncio.run(_last_records(settings, changelog))[key]
+        assert last[1] > late, "the zombie's record is still the key's last"
+        assert last[2] == value  # what B restored: A's value, not the zombie's
+        assert second.alive()
+    finally:
+        outputs.close()
+        first.stop()
+        if second is not None:
+            second.stop()
