@@ -375,12 +375,17 @@ class BatchedTable(faust.Table):
         changelog partitions from where the recovery stopped (streams.fence)."""
         await super().on_recovery_completed(active_tps, standby_tps)
         mine = {tp.partition for tp in active_tps}
+        settings = getattr(self.app, "ringtally_settings", None)  # None: not a ringtally worker
         for partition in list(self._stale):
             keys = self._stale.pop(partition)
             if partition in mine and keys:
-                await self.heal(partition, list(keys))
-        settings = getattr(self.app, "ringtally_settings", None)
-        if settings is None:  # an app that is no ringtally worker (tests of the table alone)
+                try:
+                    await self.heal(partition, list(keys))
+                except OwnershipLost as exc:  # not Faust's recovery's to handle: stop
+                    if settings is None:
+                        raise
+                    self.app.fence_failed(exc)
+        if settings is None:  # tests of the table alone
             return
         if self._watch is None:
             from .kafka_client import aiokafka_kwargs
