@@ -22,7 +22,9 @@ from models.internal import AcceptedVote, ClosingPassed, RefusedVote
 from streams import metrics
 from streams.app import app, settings, topics
 from streams.errors import UsageProblem
+from streams.fence import OwnershipLost
 from streams.kafka_client import wait_until_admitted
+from streams.pause import exit_fenced
 from streams.topics import (
     broker_time_problem,
     ensure_topics,
@@ -417,6 +419,8 @@ def stop_worker_on_bug(
             await body(stream)
         except UsageProblem as exc:  # a start check (no registrar key...): no bug
             _refuse_to_run(f"agent {body.__name__}: {exc.one_line()}")
+        except OwnershipLost as exc:  # evicted mid-batch: no bug, write nothing more
+            exit_fenced(exc)
         except Exception:
             _stop_worker(f"agent {body.__name__}")
 
@@ -485,6 +489,8 @@ class AppliedInTurn:
                     record.event.ack()
         except asyncio.CancelledError:
             raise
+        except OwnershipLost as exc:
+            exit_fenced(exc)
         except Exception:
             _stop_worker("verify applier")
 

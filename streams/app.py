@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -18,8 +19,9 @@ import faust
 
 from . import logfilter, metrics, taskdump
 from .consumer import RingtallyTransport
+from .fence import OwnershipLost
 from .kafka_client import faust_broker_credentials
-from .pause import PauseWatchdog, pause_limit
+from .pause import PauseWatchdog, exit_fenced, pause_limit
 from .settings import Settings, get_settings
 from .stall import StallDetector
 from .tables import BatchedTable
@@ -51,6 +53,14 @@ class RingtallyApp(faust.App):
         limit = pause_limit(conf.broker_session_timeout, conf.broker_heartbeat_interval)
         PauseWatchdog(limit).start()  # paused past the session timeout: exit, write nothing
         await super().on_first_start()
+
+    def fence_failed(self, exc: BaseException) -> None:
+        """The changelog watch (streams.fence) stopped: without it there is no fence."""
+        if isinstance(exc, OwnershipLost):
+            exit_fenced(exc)
+        log.critical("the changelog watch failed; stopping the worker (exit 70)", exc_info=exc)
+        logging.shutdown()
+        os._exit(70)
 
     def _new_transport(self) -> faust.types.TransportT:
         # Faust's aiokafka transport, with the consumer fix of streams.consumer.

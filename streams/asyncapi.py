@@ -130,7 +130,15 @@ def _internal_channel(suffix: str, compacted: bool) -> dict[str, Any]:
         "summary": f"Internal to the workers: {holds}.",
         "description": (
             f"Internal to the workers: {holds}. Key: {key}. Partitions: RINGTALLY_PARTITIONS. "
-            f"cleanup.policy={cleanup}. Its format is the workers' own and may change in any "
+            f"cleanup.policy={cleanup}. "
+            + (
+                "Each record carries the header ringtally-epoch (its writer's ownership "
+                "epoch: recovery skips a record older than its partition's largest), and "
+                "min.compaction.lag.ms is RINGTALLY_CHANGELOG_COMPACTION_LAG. "
+                if compacted
+                else ""
+            )
+            + "Its format is the workers' own and may change in any "
             "release: do not produce to it or build on it; a replay uses a fresh app id, so "
             "it never reads the live pipeline's."
         ),

@@ -48,6 +48,15 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
         self._first_offsets: dict[TP, int] = {}
         super().__init__(*args, **kwargs)
 
+    def generation(self) -> int | None:
+        """The group generation as the client knows it: it only grows, and the client
+        resets it to -1 when the coordinator says the member was evicted. None before
+        the client started. The changelog fence's epoch (streams.fence)."""
+        thread = getattr(self, "_thread", None)
+        client = getattr(thread, "_consumer", None)
+        coordinator = getattr(client, "_coordinator", None)
+        return None if coordinator is None else coordinator.generation
+
     def ack(self, message: Message) -> bool:
         newly = super().ack(message)
         if message.acked:  # Faust keeps duplicates and below-commit messages "in flight"

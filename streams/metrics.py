@@ -172,6 +172,24 @@ STUCK_RECORDS = Counter(
     "seconds (streams.stall; logged with a task dump)",
     registry=WORKER_REGISTRY,
 )
+FENCED_BATCHES = Counter(
+    "ringtally_fenced_batches_total",
+    "batches whose changelog writes were dropped because the group generation changed "
+    "before their hand-over: the worker was evicted, and stops (exit 75; streams.fence)",
+    registry=WORKER_REGISTRY,
+)
+FENCE_SKIPPED = Counter(
+    "ringtally_fence_skipped_records_total",
+    "changelog records a recovery skipped: written under an older ownership epoch than "
+    "one their partition had shown, a paused worker's late writes (streams.fence)",
+    registry=WORKER_REGISTRY,
+)
+FENCE_HEALS = Counter(
+    "ringtally_fence_heals_total",
+    "keys an owner re-wrote to its changelog because their last record was a paused "
+    "worker's late write (streams.fence)",
+    registry=WORKER_REGISTRY,
+)
 CONSUMER_LAG = Gauge(
     "ringtally_consumer_lag",
     "Highwater minus committed offset, per assigned partition (computed at scrape time).",

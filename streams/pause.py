@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["EXIT_PAUSED", "PauseWatchdog", "pause_limit"]
+__all__ = ["EXIT_PAUSED", "PauseWatchdog", "exit_fenced", "pause_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ def pause_limit(session_timeout: float, heartbeat_interval: float) -> float:
     second more for this thread's own tick and scheduling.
     """
     return max(0.5, session_timeout - heartbeat_interval - 1.0)
+
+
+def exit_fenced(why: BaseException) -> None:
+    """Stop a worker the changelog fence caught writing after it lost its partitions
+    (streams.fence): like a pause, exit 75 and write nothing more."""
+    log.critical("%s; stopping before it writes anything more (exit %d)", why, EXIT_PAUSED)
+    logging.shutdown()
+    os._exit(EXIT_PAUSED)
 
 
 def _exit_paused(paused: float) -> None:

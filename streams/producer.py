@@ -33,7 +33,12 @@ class RingtallyProducer(faust_aiokafka.Producer):
         self._key_partitioner = DefaultPartitioner()
 
     async def send_record(
-        self, topic: str, key: bytes, value: bytes | None, partition: int | None = None
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future:
         """Hand one record to the Kafka client; returns its delivery future.
 
@@ -42,7 +47,7 @@ class RingtallyProducer(faust_aiokafka.Producer):
         client = self._ensure_producer()
         if partition is None:
             partition = await self.partition_for(topic, key)
-        return await client.send(topic, value, key=key, partition=partition)
+        return await client.send(topic, value, key=key, partition=partition, headers=headers)
 
     async def partition_for(self, topic: str, key: bytes) -> int:
         """The partition the default partitioner gives ``key`` on ``topic``."""

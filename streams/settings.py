@@ -244,6 +244,15 @@ class Settings(BaseSettings):
         "group.min.session.timeout.ms..group.max.session.timeout.ms, 6 s..30 min by default: a "
         "worker refuses to start outside them)",
     )
+    changelog_compaction_lag: float = Field(
+        3600.0,
+        ge=0,
+        le=7 * 24 * 3600.0,
+        description="seconds a table changelog record stays safe from compaction "
+        "(min.compaction.lag.ms): the time a partition's owner has to re-write a key that "
+        "a paused worker's late write landed on, before compaction could drop the owner's "
+        "newer record (docs/reliability.md, zombie workers)",
+    )
     stall_after: float = Field(
         20.0,
         ge=0,

@@ -57,6 +57,20 @@ they acknowledge the batch, and Faust flushes the Kafka client before every
 offset commit, so a record's table writes are on the broker before its
 offset is committed (finding F7 in docs/reliability.md was about exactly
 this order).
+
+The zombie fence (issue 16 item 2, docs/reliability.md "Zombie workers"): a
+worker paused past its session timeout may resume and hand over a batch for
+partitions another worker now owns; on a compacted changelog its stale value,
+written after the owner's, would be the one a recovery restores. Three parts:
+every changelog record carries the writer's ownership epoch (the consumer
+group generation the batch was written under, header ``ringtally-epoch``),
+and a batch whose generation changed before its hand-over is dropped
+(:class:`OwnershipLost`); a recovery skips a record whose epoch is below the
+largest one its partition has shown (kept with RocksDB's persisted offset);
+and the owner re-writes, under its own epoch, every key whose last record is
+such a stale one (:meth:`BatchedTable.heal`, fed by the recovery's skipped
+keys and by :class:`streams.fence.ChangelogWatch`), so compaction keeps the
+owner's value.
 """
 
 from __future__ import annotations
@@ -66,16 +80,73 @@ import contextlib
 import json
 import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import faust
+from faust import stores
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
-__all__ = ["BatchedTable", "current_event"]
+from . import metrics
+from .fence import ChangelogWatch, OwnershipLost, epoch_header, epoch_of
+
+__all__ = ["BatchedTable", "EpochStore", "current_event"]
 
 log = logging.getLogger(__name__)
+
+
+class EpochStore(RocksDBStore):
+    """Faust's RocksDB store that also keeps each partition's largest changelog epoch,
+    written in the same ``WriteBatch`` as the records it covers, so a recovery that
+    starts mid-partition (from the persisted offset) knows it."""
+
+    epoch_key = b"__ringtally\0epoch__"
+
+    def persisted_epoch(self, partition: int) -> int:
+        raw = self._db_for_partition(partition).get(self.epoch_key)
+        return 0 if raw is None else int(raw)
+
+    def _visible_keys(self, db: Any) -> Iterator[bytes]:
+        return (k for k in super()._visible_keys(db) if k != self.epoch_key)
+
+    def _visible_items(self, db: Any) -> Iterator[tuple[bytes, bytes]]:
+        return (kv for kv in super()._visible_items(db) if kv[0] != self.epoch_key)
+
+    def write(
+        self, writes: Iterable[tuple[int, bytes, bytes | None]], epochs: dict[int, int]
+    ) -> None:
+        """Store these ``(partition, key, value or None)`` writes and partition epochs: one
+        ``WriteBatch`` per partition, its epoch in the same batch as the records it covers."""
+        import rocksdict
+
+        batches: dict[int, rocksdict.WriteBatch] = {}
+
+        def batch_of(partition: int) -> rocksdict.WriteBatch:
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
+            return batch
+
+        for partition, key, value in writes:
+            if value is None:
+                batch_of(partition).delete(key)
+            else:
+                batch_of(partition).put(key, value)
+        for partition, epoch in epochs.items():
+            batch_of(partition).put(self.epoch_key, str(epoch).encode())
+        for partition, batch in batches.items():
+            self._db_for_partition(partition).write(batch)
+
+    def apply_fenced(
+        self, events: list[Any], offsets: dict[TP, int], epochs: dict[int, int]
+    ) -> None:
+        """Faust's ``apply_changelog_batch`` for the records the fence kept, with the
+        partitions' new epochs; the persisted offset moves over the skipped records too
+        (they were read and judged)."""
+        self.write(((e.message.partition, e.message.key, e.message.value) for e in events), epochs)
+        for tp, offset in offsets.items():
+            self.set_persisted_offset(tp, offset)
 
 
 @contextlib.contextmanager
@@ -111,6 +182,46 @@ class BatchedTable(faust.Table):
         self._held: dict[TP, int | None] = {}
         # Two agents' hand-overs must not interleave one queue's records.
         self._handing_over = asyncio.Lock()
+        #: The fence (streams.fence): each changelog partition's largest epoch seen or
+        #: written (a cache of EpochStore's; the only copy with a memory store).
+        self._epochs: dict[int, int] = {}
+        #: The group generation the queued writes were made under (None: not known).
+        self._batch_generation: int | None = None
+        #: Keys whose last changelog record a recovery read was a skipped stale one.
+        self._stale: dict[int, dict[bytes, int]] = {}
+        self._watch: ChangelogWatch | None = None
+
+    def _new_store_by_url(self, url: Any) -> Any:
+        """Faust's store, with :class:`EpochStore` for Faust's RocksDB store."""
+        if stores.by_url(url) is not RocksDBStore:
+            return super()._new_store_by_url(url)
+        return EpochStore(
+            url,
+            self.app,
+            self,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            value_type=self.value_type,
+            loop=self.loop,
+            options=self.options,
+        )
+
+    def generation(self) -> int | None:
+        """The consumer group generation this worker is in, as its consumer knows it
+        (-1 once the coordinator told it it was evicted); None without a group."""
+        known = getattr(self.app.consumer, "generation", None)
+        return known() if callable(known) else None
+
+    def _epoch(self, partition: int) -> int:
+        """The largest epoch changelog partition ``partition`` has shown this store."""
+        epoch = self._epochs.get(partition)
+        if epoch is None:
+            store = self.data
+            epoch = store.persisted_epoch(partition) if isinstance(store, EpochStore) else 0
+            self._epochs[partition] = epoch
+        return epoch
 
     def __getitem__(self, key: Any) -> Any:
         raw = self._read(key)
@@ -141,6 +252,8 @@ class BatchedTable(faust.Table):
         partition = self.partition_for_key(key)
         if partition is None:  # pragma: no cover - only with use_partitioner
             raise TypeError(f"table {self.name}: writes need the current event's partition")
+        if not self._queued:
+            self._batch_generation = self.generation()
         self._queued.append((partition, key, value))
         if self._store_later is None:
             self._store_later = isinstance(self.data, RocksDBStore) and self.data.use_rocksdict
@@ -151,39 +264,143 @@ class BatchedTable(faust.Table):
         else:
             self.data[key] = value
 
-    def _write_rocksdb(self, unstored: dict[bytes, tuple[int, bytes | None]]) -> None:
-        """Write a batch's RocksDB assignments: one ``WriteBatch`` per partition."""
-        if not unstored:
-            return
-        import rocksdict
-
-        batches: dict[int, rocksdict.WriteBatch] = {}
-        for key, (partition, value) in unstored.items():
-            batch = batches.get(partition)
-            if batch is None:
-                batch = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        store = self.data
-        for partition, batch in batches.items():
-            store._db_for_partition(partition).write(batch)  # noqa: SLF001 - Faust's per-partition DB
+    def _write_rocksdb(
+        self, unstored: dict[bytes, tuple[int, bytes | None]], epochs: dict[int, int]
+    ) -> None:
+        """Write a batch's RocksDB assignments, with the epochs of the partitions whose
+        epoch the batch moved (:meth:`EpochStore.write`)."""
+        if unstored or epochs:
+            self.data.write(((p, k, v) for k, (p, v) in unstored.items()), epochs)
 
     async def hand_over(self) -> None:
         """Give every queued changelog record to the Kafka client, in write order; once
         the broker has them all, store the batch's writes in RocksDB (never before:
         see the module's docstring). A failed delivery raises and stores nothing."""
         async with self._handing_over:
+            self._fence_check()
             self._storing, self._unstored = self._unstored, {}
             try:
-                delivered = await self._send_queued()
+                epoch = self._batch_generation
+                delivered = await self._send_queued(epoch)
+                moved = {}  # the partitions whose largest epoch this batch raised
+                for tp in delivered:
+                    if epoch is not None and epoch > self._epoch(tp.partition):
+                        moved[tp.partition] = self._epochs[tp.partition] = epoch
                 if self._store_later:
-                    self._write_rocksdb(self._storing)
+                    self._write_rocksdb(self._storing, moved)
                     for tp, offsets in delivered.items():
                         self._persisted(tp, offsets)
             finally:
                 self._storing = {}
+
+    def _fence_check(self) -> None:
+        """The generation check: queued writes made under another group generation than
+        the worker's now are a zombie's (an evicted worker's): drop them, raise."""
+        if not self._queued or self._batch_generation is None:
+            return
+        now = self.generation()
+        if now is None or now == self._batch_generation:  # None: the client stopped
+            return
+        dropped = len(self._queued)
+        self._queued, self._unstored = [], {}
+        metrics.FENCED_BATCHES.inc()
+        raise OwnershipLost(
+            f"table {self.name}: {dropped} changelog write(s) made under group generation "
+            f"{self._batch_generation}, the worker's is now {now}; dropped"
+        )
+
+    async def heal(self, partition: int, keys: list[bytes]) -> None:
+        """Re-write these keys of ``partition`` with this worker's values (a tombstone for
+        a key it does not hold), under its current epoch: their last changelog records
+        were a zombie's (streams.fence). The table's values do not change."""
+        if not self._queued:
+            self._batch_generation = self.generation()
+        for key in dict.fromkeys(keys):
+            self._queued.append((partition, key, self._read(key)))
+        metrics.FENCE_HEALS.inc(len(keys))
+        await self.hand_over()
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        """Faust's recovery (and standby) apply, fenced: a record whose epoch is below
+        the largest its partition has shown is a zombie's late write, skipped (and its
+        key healed once this worker owns the partition, :meth:`on_recovery_completed`)."""
+        kept, offsets, moved = [], {}, {}
+        skipped: dict[int, list[int]] = {}
+        for event in batch:
+            msg = event.message
+            offsets[msg.tp] = max(msg.offset, offsets.get(msg.tp, -1))
+            epoch, top = epoch_of(msg.headers), self._epoch(msg.partition)
+            stale = self._stale.setdefault(msg.partition, {})
+            if epoch is not None and epoch < top:
+                skipped.setdefault(msg.partition, []).append(epoch)
+                stale[msg.key] = epoch
+                continue
+            if epoch is not None and epoch > top:
+                moved[msg.partition] = self._epochs[msg.partition] = epoch
+            stale.pop(msg.key, None)
+            kept.append(event)
+        for partition, epochs in skipped.items():
+            metrics.FENCE_SKIPPED.inc(len(epochs))
+            log.warning(
+                "changelog %s[%d]: skipped %d record(s) written under ownership epochs %s, "
+                "older than the partition's %d: a paused worker's late writes",
+                self.changelog_topic.get_topic_name(),
+                partition,
+                len(epochs),
+                sorted(set(epochs)),
+                self._epochs[partition],
+            )
+        store = self.data
+        if isinstance(store, EpochStore) and store.use_rocksdict:
+            store.apply_fenced(kept, offsets, moved)
+        else:
+            store.apply_changelog_batch(kept, to_key=self._to_key, to_value=self._to_value)
+
+    async def on_rebalance(
+        self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
+    ) -> None:
+        """The fence forgets what a recovery will read again, and stops watching."""
+        self._epochs.clear()  # re-read from the store (a memory store is read again from 0)
+        if self._watch is not None:
+            await self._watch.pause()
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
+    async def on_stop(self) -> None:
+        if self._watch is not None:
+            await self._watch.stop()
+        await super().on_stop()
+
+    async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
+        """Heal the keys whose last record the recovery skipped, then watch the active
+        changelog partitions from where the recovery stopped (streams.fence)."""
+        await super().on_recovery_completed(active_tps, standby_tps)
+        mine = {tp.partition for tp in active_tps}
+        settings = getattr(self.app, "ringtally_settings", None)  # None: not a ringtally worker
+        for partition in list(self._stale):
+            keys = self._stale.pop(partition)
+            if partition in mine and keys:
+                try:
+                    await self.heal(partition, list(keys))
+                except OwnershipLost as exc:  # not Faust's recovery's to handle: stop
+                    if settings is None:
+                        raise
+                    self.app.fence_failed(exc)
+        if settings is None:  # tests of the table alone
+            return
+        if self._watch is None:
+            from .kafka_client import aiokafka_kwargs
+
+            self._watch = ChangelogWatch(
+                aiokafka_kwargs(settings, enable_auto_commit=False),
+                self.generation,
+                self.heal,
+                self.app.fence_failed,
+            )
+        # The recovery read each partition up to its last offset then (-1: empty); from
+        # the end when it did not look (never from 0: every older epoch would be healed).
+        highwaters = self.app.tables.recovery.active_highwaters
+        last = {tp: highwaters.get(tp) for tp in active_tps}
+        await self._watch.follow({tp: None if o is None else o + 1 for tp, o in last.items()})
 
     def _persisted(self, tp: TP, offsets: list[int]) -> None:
         """Move the store's persisted changelog offset over the records just delivered, if
@@ -215,15 +432,19 @@ class BatchedTable(faust.Table):
             known,
         )
 
-    async def _send_queued(self) -> dict[TP, list[int]]:
-        """Send the queued changelog records and wait until the broker has them all;
-        returns each changelog partition's offsets, in send order."""
+    async def _send_queued(self, epoch: int | None) -> dict[TP, list[int]]:
+        """Send the queued changelog records, stamped with ``epoch``, and wait until the
+        broker has them all; returns each changelog partition's offsets, in send order."""
         if not self._queued:
             return {}
         queued, self._queued = self._queued, []
         topic = self.changelog_topic.get_topic_name()
         send = self.app.producer.send_record  # streams.producer
-        sent = [await send(topic, key, value, partition) for partition, key, value in queued]
+        headers = None if epoch is None else epoch_header(max(epoch, 0))
+        sent = [
+            await send(topic, key, value, partition, headers=headers)
+            for partition, key, value in queued
+        ]
         offsets: dict[TP, list[int]] = {}
         for (partition, _, _), meta in zip(queued, await asyncio.gather(*sent), strict=True):
             offsets.setdefault(TP(topic, partition), []).append(meta.offset)

@@ -27,6 +27,7 @@ __all__ = [
     "broker_time_problem",
     "delete_topics",
     "ensure_topics",
+    "internal_topic_config",
     "internal_topic_specs",
     "partition_count_problem",
     "refresh_metadata",
@@ -179,10 +180,22 @@ def _replication_config(settings: Settings | None) -> dict[str, str]:
     return {} if wanted is None else {"min.insync.replicas": str(wanted)}
 
 
+def internal_topic_config(settings: Settings, compacted: bool) -> dict[str, str]:
+    """A worker topic's configuration: a changelog is compacted, and its records stay
+    safe from compaction for ``changelog_compaction_lag`` (the zombie fence's heal,
+    streams.fence, must land before the owner's record it protects could go)."""
+    replication = _replication_config(settings)
+    if not compacted:
+        return replication
+    lag_ms = round(settings.changelog_compaction_lag * 1000)
+    return {"cleanup.policy": "compact", "min.compaction.lag.ms": str(lag_ms), **replication}
+
+
 def _repaired(spec: TopicSpec | None, config: dict[str, str]) -> dict[str, str]:
     """What ensure_topics sets on an existing topic: the settings decisions and durability
-    rest on (timestamp type, retention, min.insync.replicas, and the cleanup of the
-    topics kept for ever). The cleanup policy of other topics is left as it is."""
+    rest on (timestamp type, retention, min.insync.replicas, a changelog's compaction lag,
+    and the cleanup of the topics kept for ever). The cleanup policy of other topics is
+    left as it is."""
     if spec is not None and (spec.keep_forever or spec.retention_setting is not None):
         return config
     return {k: v for k, v in config.items() if k != "cleanup.policy"}
@@ -208,14 +221,8 @@ def ensure_topics(
     chosen = list(names or specs)
     wanted = [(*specs[n], topic_config(by_name[n], settings)) for n in chosen]
     if internal:
-        replication = _replication_config(settings)
         wanted += [
-            (
-                name,
-                partitions,
-                compacted,
-                {"cleanup.policy": "compact", **replication} if compacted else replication,
-            )
+            (name, partitions, compacted, internal_topic_config(settings, compacted))
             for name, partitions, compacted in internal_topic_specs(settings).values()
         ]
     spec_of = {settings.topic(t.name): t for t in TOPICS}
@@ -287,8 +294,9 @@ def _repair_broker_time(
     admin: AdminClient, configs: dict[str, dict[str, str]], timeout: float
 ) -> None:
     """Set what an existing topic lacks of ``configs`` (its timestamp type, retention and
-    cleanup policy; a topic made by an older ringtally or by hand): decisions must never
-    rest on producer timestamps, nor on a log that lost the records they were made on."""
+    cleanup policy, a changelog's compaction lag; a topic made by an older ringtally or by
+    hand): decisions must never rest on producer timestamps, nor on a log that lost the
+    records they were made on."""
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
     names = list(configs)
@@ -325,7 +333,8 @@ def _repair_broker_time(
             fix="votes, rings and submissions need message.timestamp.type=LogAppendTime, "
             "rings and submissions retention.ms=-1 and cleanup.policy=delete, the votes and "
             "output topics their configured retention.ms, replicated topics their "
-            "min.insync.replicas; grant AlterConfigs on them or set them with kafka-configs",
+            "min.insync.replicas, the table changelogs min.compaction.lag.ms; grant "
+            "AlterConfigs on them or set them with kafka-configs",
         ) from None
 
 

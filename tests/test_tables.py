@@ -14,6 +14,7 @@ from faust.serializers import codecs
 
 from agents.tokens import TokenState
 from streams.tables import _encode
+from tests.fixtures.tables import changelog_table, source_record
 
 SPENT = TokenState.spend(
     vote_id="0b7c1a4e-0000-5000-8000-000000000000",
@@ -47,9 +48,7 @@ def test_tag_state_round_trips_through_the_changelog_encoding():
 def _table_in_event(tmp_path, store: str):
     """A BatchedTable of an unstarted app, and a record of partition 2 to write under."""
     import faust
-    from faust.types.tuples import Message
 
-    from agents.records import SourceRecord
     from streams.tables import BatchedTable
 
     app = faust.App(
@@ -61,12 +60,7 @@ def _table_in_event(tmp_path, store: str):
         topic_partitions=4,
     )
     table = app.Table("state", partitions=4, key_type=bytes)
-    message = Message(
-        topic="src", partition=2, offset=5, timestamp=0, timestamp_type=0, headers=[],
-        key=b"k", value=b"v", checksum=None,
-    )  # fmt: skip
-    event = app.create_event(b"k", b"v", {}, message)
-    return table, SourceRecord("src", 2, 5, b"k", b"v", event=event)
+    return table, source_record(app)
 
 
 def test_rocksdb_writes_are_read_back_at_once_and_stored_once_per_batch(tmp_path):
@@ -131,26 +125,6 @@ async def _changelog(settings, topic: str) -> dict[bytes, bytes | None]:
         await consumer.stop()
 
 
-async def _changelog_table(settings, tmp_path):  # noqa: ANN001, ANN202
-    """A worker app's RocksDB BatchedTable, its changelog topic created (4 partitions), and
-    a record of partition 2 to write under."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    from streams.app import create_app
-
-    app = create_app(settings.model_copy(update={"data_dir": tmp_path}))
-    table = app.Table("state", partitions=4, key_type=bytes, options=settings.rocksdb_options())
-    topic = table.changelog_topic.get_topic_name()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
-    finally:
-        await admin.close()
-    _, record = _table_in_event(tmp_path / "unused", "memory")  # an event of partition 2
-    return app, table, topic, record
-
-
 @pytest.mark.integration
 async def test_rocksdb_is_never_ahead_of_the_changelog_when_the_worker_dies_mid_hand_over(
     settings, tmp_path
@@ -162,7 +136,7 @@ async def test_rocksdb_is_never_ahead_of_the_changelog_when_the_worker_dies_mid_
     that never happens: whatever RocksDB holds, the changelog must hold too."""
     from agents.records import event_scope
 
-    app, table, topic, record = await _changelog_table(settings, tmp_path)
+    app, table, topic, record = await changelog_table(settings, tmp_path)
     db = table.data._db_for_partition(2)
     await app.producer.start()
     try:
@@ -208,7 +182,7 @@ async def test_the_persisted_offset_never_passes_another_writers_changelog_recor
 
     from agents.records import event_scope
 
-    app, table, topic, record = await _changelog_table(settings, tmp_path)
+    app, table, topic, record = await changelog_table(settings, tmp_path)
     tp = TP(topic, 2)
     other = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await app.producer.start()

@@ -140,3 +140,29 @@ def test_min_insync_replicas_follows_the_replication_factor():
     assert Settings(replication_factor=3, min_insync_replicas=3).min_insync == 3
     with pytest.raises(ValidationError, match="more than RINGTALLY_REPLICATION_FACTOR=2"):
         Settings(replication_factor=2, min_insync_replicas=3)
+
+
+def test_changelogs_keep_records_from_compaction_long_enough_for_the_owner_to_heal(settings):
+    """The zombie fence (streams.fence): a paused worker's late changelog write must not
+    let compaction drop the owner's newer record before the owner re-writes the key, so
+    changelogs get min.compaction.lag.ms, on creation and on a changelog made before."""
+    from streams.topics import internal_topic_specs
+
+    changelogs = [n for n, _, compacted in internal_topic_specs(settings).values() if compacted]
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    old = NewTopic(changelogs[0], settings.partitions, 1, config={"cleanup.policy": "compact"})
+    for future in admin.create_topics([old], operation_timeout=30).values():
+        future.result()  # as a worker before the fence made it
+    ensure_topics(settings.model_copy(update={"changelog_compaction_lag": 90.0}), internal=True)
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in changelogs]
+    deadline = time.monotonic() + 30  # a broker learns an altered config from the controller
+    while True:
+        described = admin.describe_configs(resources, request_timeout=30)
+        lags = {
+            r.name: f.result(timeout=30)["min.compaction.lag.ms"].value
+            for r, f in described.items()
+        }
+        if lags == dict.fromkeys(changelogs, "90000") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert lags == dict.fromkeys(changelogs, "90000")

@@ -1,0 +1,141 @@
+"""The zombie fence's parts that are not the table itself: the epoch header, the
+error a fenced batch raises, and the owner's watch of its changelog partitions.
+
+Why (issue 16 item 2, docs/reliability.md "Zombie workers"): a worker paused
+past its session timeout may resume and hand over changelog records for
+partitions another worker now owns. Each record carries its writer's
+ownership epoch (the consumer-group generation it was written under; they
+only grow), recovery skips a record older than its partition's largest epoch
+(:meth:`streams.tables.BatchedTable.apply_changelog_batch`), and the owner
+makes its own value the last one of every key a stale record lands on
+(:class:`ChangelogWatch`), before compaction could drop the owner's record
+(``min.compaction.lag.ms`` on the changelogs, :mod:`streams.topics`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faust.types import TP
+
+__all__ = ["EPOCH_HEADER", "ChangelogWatch", "OwnershipLost", "epoch_header", "epoch_of"]
+
+log = logging.getLogger(__name__)
+
+#: The changelog record header holding the writer's ownership epoch (decimal ASCII).
+EPOCH_HEADER = "ringtally-epoch"
+
+
+class OwnershipLost(Exception):
+    """The group generation changed between a batch's first table write and its
+    hand-over: this worker was evicted (paused past its session timeout) and its
+    partitions may be another worker's. The batch's writes were dropped."""
+
+
+def epoch_of(headers: Any) -> int | None:
+    """A changelog record's ownership epoch; None without the header (written before the
+    fence, by hand, or by an older worker in a rolling upgrade): recovery applies such
+    records as it always did."""
+    items = headers.items() if hasattr(headers, "items") else headers or ()
+    for name, value in items:
+        if name == EPOCH_HEADER:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def epoch_header(epoch: int) -> list[tuple[str, bytes]]:
+    """The headers of a changelog record written under ``epoch``."""
+    return [(EPOCH_HEADER, str(epoch).encode())]
+
+
+class ChangelogWatch:
+    """Follows the changelog partitions a table owns, from where its recovery stopped,
+    and has the table re-write (heal) each key a record with an older epoch lands on.
+
+    Recovery skips such a record while the owner's newer one is still in the log;
+    compaction would drop the owner's record (same key, earlier) and keep the stale
+    one. The heal puts the owner's value after it. A plain consumer without a group:
+    the owner's own records (its epoch) pass by unnoticed.
+    """
+
+    def __init__(
+        self,
+        client_kwargs: dict[str, Any],
+        epoch: Callable[[], int | None],
+        heal: Callable[[int, list[bytes]], Awaitable[None]],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self._kwargs = client_kwargs
+        self._epoch = epoch
+        self._heal = heal
+        self._on_error = on_error
+        self._consumer: Any = None
+        self._task: asyncio.Task | None = None
+
+    async def follow(self, starts: dict[TP, int | None]) -> None:
+        """Watch these changelog partitions from these offsets, None: from their end
+        (replacing what was watched)."""
+        await self.pause()
+        if not starts:
+            return
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(**self._kwargs)
+            await self._consumer.start()
+        starts_at = {TopicPartition(tp.topic, tp.partition): o for tp, o in starts.items()}
+        self._consumer.assign(list(starts_at))
+        for tp, offset in starts_at.items():
+            if offset is None:
+                await self._consumer.seek_to_end(tp)
+            else:
+                self._consumer.seek(tp, offset)
+        self._task = asyncio.create_task(self._run(), name="changelog-watch")
+
+    async def pause(self) -> None:
+        """Stop watching (a rebalance: the partitions may not be ours any more)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def stop(self) -> None:
+        await self.pause()
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        try:
+            while True:
+                fetched = await consumer.getmany(timeout_ms=1000)
+                own = self._epoch()
+                if own is None:
+                    continue
+                for tp, records in fetched.items():
+                    # Unstamped too: this owner stamps all it writes (an old worker's)
+                    stale = [r.key for r in records if (epoch_of(r.headers) or -1) < own]
+                    if stale:
+                        log.warning(
+                            "changelog %s[%d]: %d record(s) written under an older "
+                            "ownership epoch than this owner's (%d): a paused worker's "
+                            "late writes; re-writing those keys with this worker's values",
+                            tp.topic,
+                            tp.partition,
+                            len(stale),
+                            own,
+                        )
+                        await self._heal(tp.partition, stale)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # OwnershipLost, or a bug: without the watch, no fence
+            self._on_error(exc)
