@@ -116,3 +116,22 @@ def test_a_partition_never_committed_starts_at_its_first_offset(consumer, monkey
     assert asked == [(votes1,)]
     assert consumer.next_to_process(VOTES0) == 30
     assert consumer.next_to_process(votes1) == 7
+
+
+def test_health_answers_starting_before_the_consumer_thread_runs():
+    """The web server answers before the consumer thread starts: /health said 500 with a
+    traceback in the worker's log then (a chaos run polling it every 0.1 s hit it)."""
+    import asyncio
+    import json
+
+    from streams.app import health
+
+    assert not app.consumer._thread.started  # the state a starting worker is in
+    response = asyncio.run(health(app, app.web).get(None))
+    assert response.status == 503
+    body = json.loads(response.body)
+    assert (body["status"], body["assigned_partitions"], body["votes_partitions"]) == (
+        "starting",
+        0,
+        [],
+    )

@@ -95,7 +95,10 @@ class WorkerProcess:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return json.load(response)
         except urllib.error.HTTPError as exc:  # 503 while starting: the body still says why
-            return json.load(exc)
+            try:
+                return json.load(exc)
+            except ValueError:  # an error page, not the health body: not ready either
+                return None
         except (OSError, ValueError):
             return None
 
