@@ -85,7 +85,7 @@ from connectors.demo.simulation import (  # noqa: E402
     build_round,
 )
 from connectors.sdk.registrar import pin_registrar  # noqa: E402
-from connectors.stack.harness import WorkerProcess, free_port  # noqa: E402
+from connectors.stack.harness import HEALTH_POLL_S, WorkerProcess, free_port  # noqa: E402
 from models.reasons import ReasonCode  # noqa: E402
 from streams.pause import EXIT_PAUSED  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -139,6 +139,11 @@ class ChaosConfig:
     sink_batch: int = 2000
     #: seconds the whole run may take before it gives up (the checks still run)
     deadline: float = 3600.0
+    #: scale of the harness's own waits around a fault (a fault's jitter, how long the
+    #: broker or Postgres stays down, a rebalance's dwell, a pause beyond the session
+    #: timeout); never of a wait on a condition. The short run uses less: each fault
+    #: still runs its whole course, it just idles less (tests/test_chaos.py's time).
+    dwell: float = 1.0
     keep: bool = False
     short: bool = False
 
@@ -156,6 +161,7 @@ class ChaosConfig:
             rate=60.0,
             sink_batch=300,
             deadline=600.0,
+            dwell=0.4,
             short=True,
         )
         base.update(over)
@@ -335,7 +341,7 @@ def fault_schedule(cfg: ChaosConfig) -> list[Fault]:
         min(0.92, max(0.03, 0.03 + 0.89 * (i + rng.uniform(0.1, 0.9)) / n)) for i in range(n)
     )
     return [
-        Fault(kind=k, at_fraction=round(f, 4), jitter=round(rng.uniform(0.0, 1.5), 3))
+        Fault(kind=k, at_fraction=round(f, 4), jitter=round(rng.uniform(0.0, 1.5) * cfg.dwell, 3))
         for k, f in zip(kinds, fractions, strict=True)
     ]
 
@@ -632,7 +638,7 @@ class Cluster:
                 parts = [p for o in owned for p in o["votes_partitions"]]  # type: ignore[index]
                 if sorted(parts) == list(range(self.cfg.partitions)):
                     return time.monotonic() - t
-            time.sleep(0.3)
+            time.sleep(HEALTH_POLL_S)
         raise TimeoutError(f"workers {slots} never owned all partitions")
 
     # --- sink -----------------------------------------------------------------------
@@ -789,6 +795,8 @@ class Injector(threading.Thread):
         super().__init__(name="injector", daemon=True)
         self.cluster, self.watcher, self.faults, self.total = cluster, watcher, faults, total
         self.rng = random.Random(f"chaos-injector/{seed}")
+        #: scales the harness's own waits (:attr:`ChaosConfig.dwell`)
+        self.dwell = cluster.cfg.dwell
         self.t0 = t0
         self.console = console
         self.stop_event = threading.Event()
@@ -904,7 +912,7 @@ class Injector(threading.Thread):
         c.start_worker(1)
         c.wait_owned([0, 1])
         fault.detail["join_s"] = round(time.monotonic() - t, 2)
-        pause = c.settings.session_timeout + self.rng.uniform(2.0, 6.0)
+        pause = c.settings.session_timeout + self.rng.uniform(2.0, 6.0) * self.dwell
         t_stop = time.monotonic()
         c.signal_worker(0, signal.SIGSTOP)
         try:
@@ -969,7 +977,9 @@ class Injector(threading.Thread):
                     publisher.flush(120)
                     publisher.wait_clock_past(publisher.last_appended_ms())
                     if during == "worker_pause":
-                        time.sleep(c.settings.session_timeout + self.rng.uniform(1.0, 4.0))
+                        time.sleep(
+                            c.settings.session_timeout + self.rng.uniform(1.0, 4.0) * self.dwell
+                        )
                 finally:
                     if during == "worker_kill":
                         fault.detail["ready_s"] = round(c.start_worker(0), 2)
@@ -994,7 +1004,7 @@ class Injector(threading.Thread):
         c.wait_owned([0, 1])
         fault.detail["join_s"] = round(time.monotonic() - t, 2)
         fault.detail["split"] = [len(c.health(s)["votes_partitions"]) for s in (0, 1)]  # type: ignore[index]
-        time.sleep(self.rng.uniform(3.0, 8.0))
+        time.sleep(self.rng.uniform(3.0, 8.0) * self.dwell)
         crash = self.rng.random() < 0.5
         fault.detail["leave"] = "SIGKILL" if crash else "SIGTERM"
         t_leave = time.monotonic()
@@ -1011,12 +1021,12 @@ class Injector(threading.Thread):
         c = self.cluster
         t = time.monotonic()
         c.stack.down(["kafka"])
-        pause = self.rng.uniform(2.0, 6.0)
+        pause = self.rng.uniform(2.0, 6.0) * self.dwell
         fault.detail["down_s"] = round(pause, 2)
         time.sleep(pause)
         c.stack.up(["kafka"], timeout=120)
         fault.detail["kafka_up_s"] = round(time.monotonic() - t, 2)
-        time.sleep(2.0)
+        time.sleep(2.0 * self.dwell)
         c.supervise()
         c.wait_owned(sorted(c.workers), timeout=240)
         fault.recovery_s = round(time.monotonic() - t, 2)
@@ -1033,7 +1043,7 @@ class Injector(threading.Thread):
         if record is None:
             raise RuntimeError(f"{name} has no running process to kill")
         os.kill(record.pid, signal.SIGKILL)
-        pause = self.rng.uniform(2.0, 6.0)
+        pause = self.rng.uniform(2.0, 6.0) * self.dwell
         fault.detail["down_s"] = round(pause, 2)
         time.sleep(pause)
         node.up(timeout=120)
@@ -1047,7 +1057,7 @@ class Injector(threading.Thread):
         c = self.cluster
         t = time.monotonic()
         c.stack.down(["postgres"])
-        pause = self.rng.uniform(2.0, 6.0)
+        pause = self.rng.uniform(2.0, 6.0) * self.dwell
         fault.detail["down_s"] = round(pause, 2)
         time.sleep(pause)
         c.stack.up(["postgres"], timeout=120)
@@ -1200,7 +1210,7 @@ def run_chaos(
                     f"  outcomes {watcher.progress}/{total}, faults fired "
                     f"{sum(f.fired_at is not None for f in faults)}/{len(faults)}"
                 )
-            time.sleep(0.5)
+            time.sleep(0.1)
         timings["outcomes_s"] = round(time.monotonic() - t0, 1)
         injector.stop_event.set()
         injector.join(60)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 
 from . import logfilter, metrics, taskdump
 from .consumer import RingtallyTransport
@@ -148,7 +149,10 @@ topics: dict[str, faust.TopicT] = {
 @app.page("/health")
 async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
     """Liveness and readiness for operators and ``make demo``: JSON, 200 when ready."""
-    assignment = app.consumer.assignment()
+    try:
+        assignment = app.consumer.assignment()
+    except ConsumerNotStarted:  # the web server answers before the consumer thread runs
+        assignment = set()
     votes = settings.topic("votes")
     # Ready once the group's assignment is applied *and* the tables recovered:
     # records reaching a worker in recovery wait, or come again after it. Before

@@ -37,11 +37,36 @@ from mode import ServiceT
 from .producer import RingtallyProducer
 from .stall import CommitProgress, PartitionProgress
 
-__all__ = ["RingtallyConsumer", "RingtallyTransport"]
+__all__ = [
+    "FETCH_MAX_WAIT_MS",
+    "RingtallyConsumer",
+    "RingtallyConsumerThread",
+    "RingtallyTransport",
+]
+
+
+#: How long a fetch may wait on the broker for records (aiokafka's and Kafka's default).
+#: Faust sets 1,500 ms, and every call through the consumer's thread (the seek back to
+#: committed offsets after each start and rebalance, highwaters, earliest offsets)
+#: waits out the fetch in progress: a worker said ready ~1.5 s after its assignment.
+FETCH_MAX_WAIT_MS = 500
+
+
+class RingtallyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread with :data:`FETCH_MAX_WAIT_MS` (Faust has no setting for it)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # read by start(), which makes the Fetcher: aiokafka has no setter
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # noqa: SLF001
+        return consumer
 
 
 class RingtallyConsumer(faust_aiokafka.Consumer):
     """aiokafka consumer whose seek back to committed offsets covers never-committed partitions."""
+
+    def _new_consumer_thread(self) -> RingtallyConsumerThread:
+        return RingtallyConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         #: First offset of partitions never committed, as last looked up.
@@ -214,7 +239,7 @@ class RingtallyConsumer(faust_aiokafka.Consumer):
         if not tps:
             return
         # Both through the consumer's thread, each waiting out the fetcher's long poll
-        # (about 1.5 s): together, not one after the other.
+        # (up to FETCH_MAX_WAIT_MS): together, not one after the other.
         starts, ends = await asyncio.gather(self.earliest_offsets(*tps), self.highwaters(*tps))
         self._first_offsets.update(starts)
         targets = {}

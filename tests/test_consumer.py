@@ -116,3 +116,38 @@ def test_a_partition_never_committed_starts_at_its_first_offset(consumer, monkey
     assert asked == [(votes1,)]
     assert consumer.next_to_process(VOTES0) == 30
     assert consumer.next_to_process(votes1) == 7
+
+
+def test_health_answers_starting_before_the_consumer_thread_runs():
+    """The web server answers before the consumer thread starts: /health said 500 with a
+    traceback in the worker's log then (a chaos run polling it every 0.1 s hit it)."""
+    import asyncio
+    import json
+
+    from streams.app import health
+
+    assert not app.consumer._thread.started  # the state a starting worker is in
+    response = asyncio.run(health(app, app.web).get(None))
+    assert response.status == 503
+    body = json.loads(response.body)
+    assert (body["status"], body["assigned_partitions"], body["votes_partitions"]) == (
+        "starting",
+        0,
+        [],
+    )
+
+
+def test_the_workers_fetch_waits_at_most_half_a_second_on_the_broker():
+    """Every call through the consumer's thread (the seek back after a start or a
+    rebalance) waits out the fetch in progress: with Faust's 1.5 s each worker said
+    ready 1.5 s after its assignment (~1 s more per start, measured in session 10)."""
+    import asyncio
+
+    from streams.consumer import FETCH_MAX_WAIT_MS
+
+    async def created():  # the consumer object only: nothing connects before start()
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        return consumer._fetch_max_wait_ms
+
+    assert FETCH_MAX_WAIT_MS == 500
+    assert asyncio.run(created()) == FETCH_MAX_WAIT_MS

@@ -38,6 +38,7 @@ import base64
 import binascii
 import json
 import re
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -47,7 +48,7 @@ from itertools import combinations
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from models import Decision, ReasonCode, VoteType
 from tests.fixtures.rounds import live_round, small_round
@@ -154,7 +155,12 @@ def public_values(settings: Any, round_: Any, registrar_key: bytes, names: Itera
 
 
 def read_topics(settings: Any) -> Iterator[tuple[str, list[Any]]]:
-    """(where, parts) for every record of every topic of the prefix: key, value, headers."""
+    """(where, parts) for every record of every topic of the prefix: key, value, headers.
+
+    Every partition of every topic is assigned at once and read from its beginning until
+    librdkafka reports its end (a partition EOF, past any transaction markers): one
+    consumer's fetches, not two round trips per partition (watermarks, then a consume
+    that waited out its timeout when the last offsets were markers)."""
     from streams.topics import topics_with_prefix
 
     names = topics_with_prefix(settings, [settings.topic_prefix], timeout=10)
@@ -163,30 +169,26 @@ def read_topics(settings: Any) -> Iterator[tuple[str, list[Any]]]:
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": f"unlinkable-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
+            "enable.partition.eof": True,
             "isolation.level": "read_uncommitted",  # aborted records too
         }
     )
     try:
-        for name in sorted(names):
-            meta = consumer.list_topics(name, timeout=10).topics[name]
-            for partition in meta.partitions:
-                tp = TopicPartition(name, partition)
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                if high <= low:
+        topics = consumer.list_topics(timeout=10).topics
+        pending = {(name, p) for name in names for p in topics[name].partitions}
+        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for name, p in pending])
+        deadline = time.monotonic() + 120
+        while pending:
+            assert time.monotonic() < deadline, f"never reached the end of {sorted(pending)}"
+            for msg in consumer.consume(1000, timeout=0.5):
+                error = msg.error()
+                if error is not None:  # the end of a partition; others are retried
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard((msg.topic(), msg.partition()))
                     continue
-                consumer.assign([TopicPartition(name, partition, low)])
-                position = low
-                while position < high:  # asks for exactly what is left: returns at once
-                    batch = consumer.consume(min(500, high - position), timeout=5)
-                    if not batch:  # the rest are transaction markers (no records)
-                        break
-                    for msg in batch:
-                        if msg.error() is not None:
-                            continue
-                        position = msg.offset() + 1
-                        parts = [msg.key(), msg.value()]
-                        parts += [v for _, v in msg.headers() or ()]
-                        yield f"{name}[{partition}]@{msg.offset()}", parts
+                parts = [msg.key(), msg.value()]
+                parts += [v for _, v in msg.headers() or ()]
+                yield f"{msg.topic()}[{msg.partition()}]@{msg.offset()}", parts
     finally:
         consumer.close()
 

@@ -25,10 +25,20 @@ from streams.settings import Settings
 
 from .process import tail_lines
 
-__all__ = ["ROOT", "SinkProcess", "WorkerProcess", "free_port", "wait_group_settled"]
+__all__ = [
+    "HEALTH_POLL_S",
+    "ROOT",
+    "SinkProcess",
+    "WorkerProcess",
+    "free_port",
+    "wait_group_settled",
+]
 
 #: The repository root: the child processes' working directory.
 ROOT = Path(__file__).resolve().parents[2]
+#: Seconds between two /health polls: a local GET is cheap, and every test and fault
+#: that waits for a worker waits this long (half of it on average) past its readiness.
+HEALTH_POLL_S = 0.1
 
 
 def free_port() -> int:
@@ -83,7 +93,7 @@ class WorkerProcess:
             body = self.health()
             if body and body.get("status") == "ok":  # 200 exactly then (503 otherwise)
                 return
-            time.sleep(0.5)
+            time.sleep(HEALTH_POLL_S)
         raise RuntimeError(
             f"worker not ready after {timeout}s; see {self.log_path}:\n{self.tail()}"
         )
@@ -95,7 +105,10 @@ class WorkerProcess:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return json.load(response)
         except urllib.error.HTTPError as exc:  # 503 while starting: the body still says why
-            return json.load(exc)
+            try:
+                return json.load(exc)
+            except ValueError:  # an error page, not the health body: not ready either
+                return None
         except (OSError, ValueError):
             return None
 
@@ -137,7 +150,7 @@ def wait_group_settled(workers: list[WorkerProcess], partitions: int, timeout: f
             owned = sorted(p for b in bodies for p in b["votes_partitions"])
             if owned == list(range(partitions)):
                 return
-        time.sleep(0.5)
+        time.sleep(HEALTH_POLL_S)
     raise RuntimeError(f"{len(workers)} worker(s) did not settle on {partitions} partitions")
 
 
