@@ -517,7 +517,6 @@ async def verify(stream: faust.StreamT) -> None:
         tokens=tokens_table,
         outputs=outputs,
         verify_batch=ringcrypto.verify_vote_batch,
-        verify_one=ringcrypto.verify_vote,
         partitions=settings.partitions,
     )
     # Reads the votes log from an offset when a gap persists: proof that it holds no record.

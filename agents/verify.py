@@ -31,6 +31,7 @@ read or write any state (invariant 9, docs/protocol.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -69,7 +70,10 @@ CHECK_CHUNK = 64
 #: What ringcrypto checks for a vote: (ring, context, epoch bytes, slot, message, signature).
 CheckItem = tuple[Any, bytes, bytes, int, bytes, bytes]
 #: What a check returns: (key image, slot tag), or None when the signature failed.
-CheckResult = tuple[bytes, bytes] | None
+#: (key image, slot tag), or why the signature failed: the exception ``verify_vote`` would
+#: raise (ringcrypto's MalformedInput or InvalidSignature), as ``verify_vote_batch``
+#: gives it with ``errors=True``.
+CheckResult = tuple[bytes, bytes] | Exception
 
 
 @dataclass(slots=True)
@@ -94,16 +98,14 @@ class VoteVerifier:
         control: ControlState,
         tokens: MutableMapping[bytes, dict[str, Any]],
         outputs: Outputs,
-        verify_batch: Callable[[list[CheckItem]], list[CheckResult]],
-        verify_one: Callable[..., tuple[bytes, bytes]],
+        verify_batch: Callable[..., list[CheckResult]],
         partitions: int,
     ) -> None:
         self.control = control
         self.tokens = tokens
         self.outputs = outputs
         self.partitions = partitions
-        self._verify_batch = verify_batch
-        self._verify_one = verify_one
+        self._verify_batch = functools.partial(verify_batch, errors=True)
         # One thread, so chunks are checked in the order they are needed.
         self._checker = ThreadPoolExecutor(1, thread_name_prefix="ringtally-verify")
         #: Tag states as batches prepared but not yet applied will leave them.
@@ -327,11 +329,10 @@ class VoteVerifier:
             result = await self._check_one(p)
         else:
             result = await results.result(p.check)
-        if result is None:
-            # In the checker thread: a forged signature's second check never holds the loop.
-            reason, detail = await asyncio.get_running_loop().run_in_executor(
-                self._checker, self._explain_failure, p
-            )
+        if not isinstance(result, tuple):
+            # The batch's own verdict: a failed combined check is as final as a single
+            # verification (SPEC §8.4), so a forged signature costs one check, not two.
+            reason, detail = _failure(result)
             if reason is ReasonCode.BAD_SIGNATURE:
                 await self._refuse(p, reason, detail)
             else:  # an undecodable signature: the vote is not well-formed
@@ -391,28 +392,6 @@ class VoteVerifier:
             self._checker, self._verify_batch, [_signature_item(p)]
         )
         return result
-
-    def _explain_failure(self, p: _Parsed) -> tuple[ReasonCode, str]:
-        """Why a signature failed: undecodable (malformed) or not valid (bad_signature).
-
-        Runs only for votes that failed the batch check, in the checker thread
-        (blocking): the single check is one signature's cost, and at ring size
-        1,024 a forged vote's is ~70 ms, which on the event loop would stall
-        every partition's batches and the control reader.
-        """
-        import ringcrypto
-
-        try:
-            self._verify_one(*_signature_item(p))
-        except ringcrypto.MalformedInput as exc:
-            return ReasonCode.MALFORMED, f"signature: {exc}"
-        except ringcrypto.InvalidSignature as exc:
-            return ReasonCode.BAD_SIGNATURE, f"signature does not verify: {exc}"
-        # The batch said no, the single check says yes: never count such a vote.
-        log.error(
-            "batch and single verification disagree at %s:%s", p.record.partition, p.record.offset
-        )
-        return ReasonCode.BAD_SIGNATURE, "signature rejected by the batch check"
 
     # --- helpers ----------------------------------------------------------------
 
@@ -513,9 +492,20 @@ class _Checks:
         self._chunks = chunks
 
     async def result(self, index: int) -> CheckResult:
-        """(key image, tag) of the ``index``-th checked signature, None if it failed."""
+        """(key image, tag) of the ``index``-th checked signature, or why it failed."""
         chunk = await self._chunks[index // CHECK_CHUNK]
         return chunk[index % CHECK_CHUNK]
+
+
+def _failure(exc: Exception) -> tuple[ReasonCode, str]:
+    """The reason a failed signature check gives: undecodable (malformed) or not valid."""
+    import ringcrypto
+
+    if isinstance(exc, ringcrypto.MalformedInput):
+        return ReasonCode.MALFORMED, f"signature: {exc}"
+    if isinstance(exc, ringcrypto.InvalidSignature):
+        return ReasonCode.BAD_SIGNATURE, f"signature does not verify: {exc}"
+    raise TypeError(f"not a signature check's failure: {exc!r}")
 
 
 def _describe(exc: ValidationError) -> str:

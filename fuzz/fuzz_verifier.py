@@ -186,7 +186,6 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802
         tokens={},
         outputs=out,
         verify_batch=ringcrypto.verify_vote_batch,
-        verify_one=ringcrypto.verify_vote,
         partitions=SETTINGS.partitions,
     )
     LOOP.run_until_complete(verifier.process(records))

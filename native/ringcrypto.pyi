@@ -155,9 +155,14 @@ def verify_vote_batch(
     items: Iterable[tuple[Ring, bytes, bytes, int, bytes, bytes]],
     *,
     threads: int | None = None,
-) -> list[tuple[bytes, bytes] | None]:
+    errors: bool = False,
+) -> list[tuple[bytes, bytes] | None | MalformedInput | InvalidSignature]:
     """``(key_image, slot_tag)`` or None per
-    ``(ring, context, epoch, slot, message, signature)`` item.
+    ``(ring, context, epoch, slot, message, signature)`` item; with
+    ``errors=True`` a failed item is the exception ``verify_vote`` would raise
+    for it (``MalformedInput`` or ``InvalidSignature``, its ``kind`` set; a
+    failed combined check: ``batch-equation``) instead of None, so the caller
+    needs no second verification to say why (a forged vote costs one check).
 
     Same scheduling as ``verify_batch`` (GIL released, batchable signatures
     share one randomized combined check per chunk, compact ones verified

@@ -844,6 +844,24 @@ def test_vote_every_field_tampered(batchable: bool) -> None:
     assert stolen_kind == ("carried-point-mismatch" if batchable else "ring-not-closed")
     results = verify_vote_batch([(*args, sig) for _, args, sig, _ in cases], threads=2)
     assert results == [None] * len(cases)
+    # errors=True: each failure is the class verify_vote raises for it (the worker's reason,
+    # malformed or bad_signature, comes from the batch alone, with no second check).
+    items = [(*args, sig) for _, args, sig, _ in cases]
+    for threads in (1, 2):
+        failures = verify_vote_batch(items, threads=threads, errors=True)
+        got = [(name, type(f)) for (name, _, _, _), f in zip(cases, failures, strict=True)]
+        assert got == [(name, exc) for name, _, _, exc in cases]
+        assert all(isinstance(f.kind, str) and f.kind for f in failures)
+
+
+def test_vote_batch_errors_keep_valid_results_and_name_a_bad_slot() -> None:
+    keys, ring = keys_and_ring(62_500, 3)
+    good = (ring, b"s1", EPOCH, SLOT, b"m", sign_vote(keys[0], ring, b"s1", EPOCH, SLOT, b"m"))
+    slot = (*good[:3], 2**40, *good[4:])
+    results = verify_vote_batch([good, slot], errors=True)
+    assert results[0] == verify_vote(*good)
+    assert isinstance(results[1], MalformedInput) and results[1].kind == "bad-argument"
+    assert verify_vote_batch([good, slot]) == [results[0], None]
 
 
 def test_vote_and_plain_signatures_do_not_mix() -> None:

@@ -190,7 +190,6 @@ def test_a_vote_built_from_the_published_schema_alone_is_accepted():
         tokens={},
         outputs=out,
         verify_batch=ringcrypto.verify_vote_batch,
-        verify_one=ringcrypto.verify_vote,
         partitions=SETTINGS.partitions,
     )
     asyncio.run(verifier.process([record]))

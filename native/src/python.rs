@@ -498,13 +498,17 @@ fn verify_vote<'py>(
 }
 
 /// Verify many `(ring, context, epoch, slot, message, signature)` vote items
-/// across cores. Returns (key_image, slot_tag) or None per item.
+/// across cores. Returns (key_image, slot_tag) or None per item; with
+/// `errors=True` a failed item is the exception a single `verify_vote` would
+/// raise (`MalformedInput` or `InvalidSignature`, with its `kind`) instead of
+/// None, so a caller needs no second verification to say why.
 #[pyfunction]
-#[pyo3(signature = (items, *, threads = None))]
+#[pyo3(signature = (items, *, threads = None, errors = false))]
 fn verify_vote_batch<'py>(
     py: Python<'py>,
     items: &Bound<'py, PyAny>,
     threads: Option<usize>,
+    errors: bool,
 ) -> PyResult<Bound<'py, PyList>> {
     guard(|| {
         type Owned<'py> = (
@@ -555,14 +559,22 @@ fn verify_vote_batch<'py>(
         let mut results = results.into_iter();
         let out = PyList::empty(py);
         for (_, _, _, j, _, _) in &owned {
-            match j.and_then(|_| results.next()) {
-                Some(Ok(tags)) => out.append(PyTuple::new(
+            match j.map(|_| results.next()) {
+                Some(Some(Ok(tags))) => out.append(PyTuple::new(
                     py,
                     [
                         PyBytes::new(py, &tags.key_image),
                         PyBytes::new(py, &tags.slot_tag),
                     ],
                 )?)?,
+                Some(Some(Err(e))) if errors => out.append(to_pyerr(py, e).into_value(py))?,
+                None if errors => out.append(
+                    to_pyerr(
+                        py,
+                        Error::new(ErrorKind::BadArgument, "slot must be in 0..2^32"),
+                    )
+                    .into_value(py),
+                )?,
                 _ => out.append(py.None())?,
             }
         }
