@@ -38,20 +38,36 @@ def _stored_head(settings, submission_id):
     return asyncio.run(go())
 
 
-@pytest.mark.timeout(300)
-def test_a_closed_submission_gets_a_final_head_and_its_receipts_say_final(stack, tmp_path):
+def _close_the_largest(settings, outputs):
+    """Once every head is stored, close the submission with the largest log (not final yet):
+    its id and its latest Tally."""
     from connectors.sdk import Admin
 
+    outputs.wait_for(lambda o: _heads_stored(settings, o), timeout=60, what="heads stored")
+    closed = max(
+        {b["submission_id"] for b in outputs.ballots},
+        key=lambda s: outputs.latest_tally(s)["log_size"],
+    )
+    assert _stored_head(settings, closed)["closed_ms"] is None
+    live = outputs.latest_tally(closed)
+    Admin(settings).close_submission(closed)
+    return closed, live
+
+
+def _final_head_stored(settings, outputs, submission_id, *, timeout):
+    outputs.wait_for(
+        lambda o: (_stored_head(settings, submission_id) or {}).get("closed_ms") is not None,
+        timeout=timeout,
+        what=f"the final head of {submission_id} stored",
+    )
+    return _stored_head(settings, submission_id)
+
+
+@pytest.mark.timeout(300)
+def test_a_closed_submission_gets_a_final_head_and_its_receipts_say_final(stack, tmp_path):
     with live_round(stack, tmp_path, sink=True) as lr:
         settings, outputs = lr.settings, lr.outputs
-        outputs.wait_for(lambda o: _heads_stored(settings, o), timeout=60, what="heads stored")
-        closed = max(
-            {b["submission_id"] for b in outputs.ballots},
-            key=lambda s: outputs.latest_tally(s)["log_size"],
-        )
-        live = outputs.latest_tally(closed)
-        assert _stored_head(settings, closed)["closed_ms"] is None
-        Admin(settings).close_submission(closed)
+        closed, live = _close_the_largest(settings, outputs)
 
         # a vote after the closing on every votes partition (another submission's)
         scenario = Scenario(settings, genre="after-closing")
@@ -67,12 +83,7 @@ def test_a_closed_submission_gets_a_final_head_and_its_receipts_say_final(stack,
         for key, slot in by_partition.values():
             scenario.vote(key, ring, "s-after-closing", slot=slot)
 
-        outputs.wait_for(
-            lambda o: (_stored_head(settings, closed) or {}).get("closed_ms") is not None,
-            timeout=60,
-            what="the final head stored",
-        )
-        final = _stored_head(settings, closed)
+        final = _final_head_stored(settings, outputs, closed, timeout=60)
         assert (final["tree_size"], final["root_hash"]) == (live["log_size"], live["log_root"])
 
         counted = next(b["vote_id"] for b in outputs.ballots if b["submission_id"] == closed)
@@ -91,14 +102,25 @@ def test_a_closed_submission_gets_a_final_head_and_its_receipts_say_final(stack,
             verify_head(receipt.head.model_copy(update={"closed_ms": None}), key)
 
 
-def test_the_tally_stage_signs_the_final_head_when_every_votes_partition_passed():
-    """Without Kafka: a ClosingPassed per votes partition (4 here, redeliveries included);
-    only the fourth distinct one makes the head final, at the log's size and root."""
+@pytest.mark.timeout(300)
+def test_a_closed_submission_gets_its_final_head_with_no_vote_after_the_closing(stack, tmp_path):
+    """No vote follows the closing on any votes partition: the verify stage passes the closing
+    on its idle partitions from their end offsets (SPEC §14.3), so the final head comes anyway,
+    at the log's live size and root (before: the head waited for traffic for good)."""
+    with live_round(stack, tmp_path, sink=True) as lr:
+        settings, outputs = lr.settings, lr.outputs
+        closed, live = _close_the_largest(settings, outputs)
+        final = _final_head_stored(settings, outputs, closed, timeout=90)
+        assert (final["tree_size"], final["root_hash"]) == (live["log_size"], live["log_root"])
+        assert outputs.latest_tally(closed)["log_size"] == live["log_size"]
+
+
+def _keeper_with_heads():
+    """A TallyKeeper (unit settings, 4 votes partitions) signing heads with a fresh log key;
+    its outputs keep the heads too. (keeper, outputs, signer)"""
     from agents.loghead import LogSigner
-    from agents.records import SourceRecord
     from agents.tally import TallyKeeper
-    from models.internal import ClosingPassed
-    from tests.test_double_votes import FIRST, SETTINGS, Store, _read_vote, _records
+    from tests.test_double_votes import SETTINGS, Store, _read_vote
 
     class Heads(Store):
         def __init__(self) -> None:
@@ -109,22 +131,79 @@ def test_the_tally_stage_signs_the_final_head_when_every_votes_partition_passed(
             self.heads.append(h)
 
     signer = LogSigner(ringcrypto.SecretKey.generate())
-    store, state = Heads(), {}
+    store = Heads()
     keeper = TallyKeeper(
-        settings=SETTINGS, state=state, outputs=store, read_vote=_read_vote, sign_heads=signer.sign
+        settings=SETTINGS, state={}, outputs=store, read_vote=_read_vote, sign_heads=signer.sign
     )
+    return keeper, store, signer
+
+
+def _passed(offset, partition):
+    """The accepted-topic record of s1's closing (broker time 9000) passed on ``partition``."""
+    from agents.records import SourceRecord
+    from models.internal import ClosingPassed
+
+    m = ClosingPassed(submission_id="s1", closed_ms=9000, votes_partition=partition)
+    return SourceRecord("accepted", 1, offset, b"s1", m.to_json())
+
+
+def test_the_tally_stage_signs_the_final_head_when_every_votes_partition_passed():
+    """Without Kafka: a ClosingPassed per votes partition (4 here, redeliveries included);
+    only the fourth distinct one makes the head final, at the log's size and root."""
+    from tests.test_double_votes import FIRST, _records
+
+    keeper, store, signer = _keeper_with_heads()
     asyncio.run(keeper.process(_records([FIRST])))
 
-    def passed(offset, partition):
-        m = ClosingPassed(submission_id="s1", closed_ms=9000, votes_partition=partition)
-        return SourceRecord("accepted", 1, offset, b"s1", m.to_json())
-
-    asyncio.run(keeper.process([passed(1, 0), passed(2, 1), passed(3, 1), passed(4, 2)]))
+    asyncio.run(keeper.process([_passed(1, 0), _passed(2, 1), _passed(3, 1), _passed(4, 2)]))
     assert [h.closed_ms for h in store.heads] == [None]  # partition 3 has not passed yet
-    asyncio.run(keeper.process([passed(5, 3)]))
+    asyncio.run(keeper.process([_passed(5, 3)]))
     final = store.heads[-1]
     assert (final.closed_ms, final.tree_size) == (9000, 1)
     assert final.root_hash == store.tallies["s1"].log_root
     verify_head(final, signer.public_key)
-    asyncio.run(keeper.process([passed(6, 3)]))  # redelivered: signed again, the same head
+    asyncio.run(keeper.process([_passed(6, 3)]))  # redelivered: signed again, the same head
     assert store.heads[-1].head_bytes() == final.head_bytes()
+
+
+def test_after_its_final_head_the_tally_stage_appends_no_leaf_and_refuses_instead(caplog):
+    """Without Kafka: once the final head is signed, a new vote, an earlier vote that would
+    retract the counted one, a later double vote and a refusal of the same submission reach
+    the tally stage (a bug upstream): each is rejected submission_closed with no leaf, with
+    one ERROR line naming no key image or token and a metric; the log and tally stay as the
+    final head says, and a redelivery of a vote counted before still changes nothing."""
+    from streams.metrics import WORKER_REGISTRY
+    from tests.test_double_votes import FIRST, KEY_IMAGE, OTHER_KEY_IMAGE, SETTINGS, _records, _vote
+    from tests.test_log_rejections import _refusal
+
+    def refused() -> float:
+        return WORKER_REGISTRY.get_sample_value("ringtally_log_leaves_after_final_total") or 0.0
+
+    keeper, store, _ = _keeper_with_heads()
+    asyncio.run(keeper.process(_records([FIRST])))
+    asyncio.run(keeper.process([_passed(1 + p, p) for p in range(SETTINGS.partitions)]))
+    final = store.heads[-1]
+    assert (final.closed_ms, final.tree_size) == (9000, 1)
+    tally = store.tallies["s1"]
+    before, heads = refused(), len(store.heads)
+
+    late = [
+        _vote("reject", ts=9500, partition=2, offset=40, key_image=OTHER_KEY_IMAGE),  # new
+        _vote("flag", ts=50, partition=0, offset=41, key_image=KEY_IMAGE),  # would retract
+        _vote("escalate", ts=9600, partition=1, offset=42, key_image=KEY_IMAGE),  # double
+    ]
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="agents.tally"):
+        asyncio.run(keeper.process(_records(late, start=10) + [_refusal(43)]))
+        asyncio.run(keeper.process(_records([FIRST], start=20)))  # a redelivery: no new leaf
+    for partition, offset in [(2, 40), (0, 41), (1, 42), (2, 43)]:
+        r = store.rejections[(SETTINGS.topic("votes"), partition, offset)]
+        assert r.reason == "submission_closed" and r.leaf_index is None, r
+        assert r.submission_id == "s1" and "final head" in r.detail
+    assert refused() - before == 4
+    errors = [m for m in caplog.messages if "after the final head" in m]
+    assert len(errors) == 4
+    assert not any(KEY_IMAGE in m or OTHER_KEY_IMAGE in m or "ab" * 32 in m for m in errors)
+    assert store.tallies["s1"] == tally  # no new count, no new leaf
+    assert all(h.tree_size == 1 and h.root_hash == final.root_hash for h in store.heads[heads:])
+    assert store.ballots[("s1", KEY_IMAGE)].vote_id == FIRST.vote_id
