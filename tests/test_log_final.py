@@ -12,6 +12,7 @@ live size and root, ``receipt show`` of one of its ballots carries that head, an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -207,3 +208,79 @@ def test_after_its_final_head_the_tally_stage_appends_no_leaf_and_refuses_instea
     assert store.tallies["s1"] == tally  # no new count, no new leaf
     assert all(h.tree_size == 1 and h.root_hash == final.root_hash for h in store.heads[heads:])
     assert store.ballots[("s1", KEY_IMAGE)].vote_id == FIRST.vote_id
+
+
+def test_the_verify_stage_passes_an_idle_partitions_closing_once_all_below_its_end_is_decided():
+    """Without Kafka: VoteVerifier.pass_idle_closings. A closing is not passed within its
+    grace; then each idle partition passes once every record below its end offset was
+    decided here, or lies below its commit; a partition with an undecided record below its
+    end waits, and passes (after that record's outcome, even asked while the record is being
+    applied) once it is decided; asked again, nothing is sent twice."""
+    from agents.control import ControlRecord
+    from agents.verify import VoteVerifier
+    from models.control import SubmissionClosed
+    from tests.fixtures.votes import signed
+    from tests.test_agents_logic import SETTINGS, VerifyOut, _control, _ring_v, _vote
+
+    keys = [ringcrypto.SecretKey.generate() for _ in range(4)]
+    ring = ringcrypto.Ring([k.public_key for k in keys])
+    control = _control((_ring_v(1, keys), 1000))
+    closing = signed(SubmissionClosed(submission_id="s2")).to_json()
+    subs = SETTINGS.topic("submissions")
+    assert control.apply(ControlRecord(subs, 0, 3, 6000, b"s2", closing)) is None
+
+    events: list = []
+
+    class Out(VerifyOut):
+        async def accepted(self, v):
+            await asyncio.sleep(0.05)  # a slow producer: the check must wait for it
+            events.append(("outcome", v.source_partition, v.source_offset))
+
+        async def rejection(self, key, r):  # the second vote, when not on its home partition
+            await asyncio.sleep(0.05)
+            events.append(("outcome", r.source_partition, r.source_offset))
+
+        async def closing_passed(self, passed):
+            events.append(("passed", passed.submission_id, passed.votes_partition))
+
+    verifier = VoteVerifier(
+        control=control,
+        tokens={},
+        outputs=Out(),
+        verify_batch=ringcrypto.verify_vote_batch,
+        verify_one=ringcrypto.verify_vote,
+        partitions=SETTINGS.partitions,
+    )
+    first, second = _vote(0, keys, ring, 0, sub="s1"), _vote(1, keys, ring, 1, sub="s1")
+    busy = first.partition
+    second = dataclasses.replace(second, partition=busy)  # a second record there
+    asked = []
+
+    async def ends(partitions):
+        asked.append(list(partitions))
+        return {p: (2 if p == busy else 5 if p == committed_at else 0) for p in partitions}
+
+    committed_at = (busy + 1) % SETTINGS.partitions  # its records decided before a restart
+
+    def committed(p):
+        return 5 if p == committed_at else None
+
+    async def story():
+        idle = list(range(SETTINGS.partitions))
+        await verifier.process([first])
+        await verifier.pass_idle_closings(idle, end_offsets=ends, committed=committed, grace=60)
+        assert events == [("outcome", busy, 0)] and asked == []  # within the grace
+        await verifier.pass_idle_closings(idle, end_offsets=ends, committed=committed, grace=0)
+        passed = {p for kind, _, p in events if kind == "passed"}
+        assert passed == set(idle) - {busy}  # busy: offset 1 below its end undecided
+        applying = asyncio.create_task(verifier.process([second]))
+        await asyncio.sleep(0.01)  # the batch is being applied: its outcome not out yet
+        await verifier.pass_idle_closings(idle, end_offsets=ends, committed=committed, grace=0)
+        await applying
+        await verifier.pass_idle_closings(idle, end_offsets=ends, committed=committed, grace=0)
+
+    asyncio.run(story())
+    assert events[-2:] == [("outcome", busy, 1), ("passed", "s2", busy)]
+    markers = [e for e in events if e[0] == "passed"]
+    assert sorted(p for _, _, p in markers) == list(range(SETTINGS.partitions))  # once each
+    assert all(s == "s2" for _, s, _ in markers)
