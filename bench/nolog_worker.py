@@ -9,12 +9,14 @@ RFC 9162 frontier kept in each tally entry, and the signed heads (one
 signature per batch, one ``<prefix>.heads`` record per submission per batch).
 Everything else (verify, tally, ballots, audit chain, tables) is the
 worker's own code. Tallies then carry ``log_size`` 0 and a zero root.
-Run as ``python -m bench.nolog_worker worker ...`` (the ``ringtally`` command).
+Run as ``python -m bench.nolog_worker worker ...`` (the ``ringtally`` command);
+``bench/bench_log.py`` uses :func:`log_off` in process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import agents.pipeline
 import agents.tally
@@ -46,11 +48,34 @@ class _NoSigner:
     sign = None
 
 
-agents.tally.Frontier = _NoFrontier  # type: ignore[assignment, misc]
-agents.tally.log_leaf_hash = lambda kind, digest, reason=None: b""  # type: ignore[assignment]
-agents.pipeline.log_signer = lambda: _NoSigner()  # type: ignore[assignment]
+def _no_leaf_hash(kind: object, digest: bytes, reason: str | None = None) -> bytes:
+    return b""
+
+
+#: (module, name, what replaces it while the log is off)
+_PATCHES = (
+    (agents.tally, "Frontier", _NoFrontier),
+    (agents.tally, "log_leaf_hash", _no_leaf_hash),
+    (agents.pipeline, "log_signer", _NoSigner),
+)
+
+
+@contextlib.contextmanager
+def log_off() -> Iterator[None]:
+    """The tally stage without the log inside the block (heads: pass ``sign_heads=None``
+    to a TallyKeeper made here; the worker's agent asks ``log_signer``)."""
+    saved = [(module, name, getattr(module, name)) for module, name, _ in _PATCHES]
+    for module, name, replacement in _PATCHES:
+        setattr(module, name, replacement)
+    try:
+        yield
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
+
 
 if __name__ == "__main__":
     from connectors.cli.root import main
 
-    main()
+    with log_off():
+        main()
