@@ -498,6 +498,52 @@ class AppliedInTurn:
         self._task.cancel()
 
 
+#: Seconds between the verify stage's checks for closings its idle votes partitions passed.
+CLOSING_CHECK_INTERVAL = 1.5
+#: Seconds a record may stay above a replicated partition's high watermark: Kafka's
+#: ``replica.lag.time.max.ms`` default, after which a lagging follower leaves the ISR.
+REPLICA_LAG_MAX = 30.0
+
+
+def closing_grace() -> float:
+    """How long after reading a closing the verify stage waits before it asks a votes
+    partition's end offset to pass the closing without a vote (native/SPEC.md §14.3)."""
+    skew = settings.control_clock_skew_ms / 1000
+    return skew + (REPLICA_LAG_MAX if settings.replication_factor > 1 else 0.0)
+
+
+async def pass_idle_closings(verifier: VoteVerifier, reader: RecordReader) -> None:
+    """Every :data:`CLOSING_CHECK_INTERVAL`: closings passed on this worker's votes
+    partitions that no vote after the closing reached (:meth:`VoteVerifier.pass_idle_closings`),
+    so a closed submission gets its final head without waiting for traffic."""
+    votes = settings.topic("votes")
+    grace = closing_grace()
+
+    async def end_offsets(partitions: list[int]) -> dict[int, int]:
+        try:
+            return await reader.end_offsets(partitions)
+        except Exception as exc:  # noqa: BLE001 - the broker answers next time
+            log.warning("could not list the end offsets of %s%s: %r", votes, partitions, exc)
+            return {}
+
+    try:
+        while True:
+            await asyncio.sleep(CLOSING_CHECK_INTERVAL)
+            if app.rebalancing or app.in_recovery or not app.consumer.flow_active:
+                continue
+            owned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == votes)
+            await verifier.pass_idle_closings(
+                owned,
+                end_offsets=end_offsets,
+                committed=lambda p: app.consumer.next_to_process(TP(votes, p)),
+                grace=grace,
+            )
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        _stop_worker("closing check")
+
+
 @app.agent(topics["votes"], name="verify")
 @stop_worker_on_bug
 async def verify(stream: faust.StreamT) -> None:
@@ -523,6 +569,7 @@ async def verify(stream: faust.StreamT) -> None:
     gaps = RecordReader(settings, settings.topic("votes"))
     batches = OrderedBatches(gaps.first_offset_from)
     applier = AppliedInTurn(verifier)
+    closings = asyncio.create_task(pass_idle_closings(verifier, gaps), name="pass-idle-closings")
     try:
         async for events in stream.take_events(
             settings.verify_batch_size, within=settings.verify_batch_window
@@ -530,6 +577,7 @@ async def verify(stream: faust.StreamT) -> None:
             metrics.VOTES_IN.inc(len(events))
             await applier.submit(await batches.ready(events))
     finally:
+        closings.cancel()
         applier.close()
         await gaps.stop()
         await control.stop()  # the worker is stopping (the control-check agent needs it no more)

@@ -71,6 +71,14 @@ class RecordReader:
                         return record.offset
             return None
 
+    async def end_offsets(self, partitions: list[int]) -> dict[int, int]:
+        """Each partition's end offset as the broker gives it now (its high watermark)."""
+        tps = [TopicPartition(self.topic, p) for p in partitions]
+        async with self._lock:
+            consumer = await self._started()
+            ends = await consumer.end_offsets(tps)
+        return {tp.partition: offset for tp, offset in ends.items()}
+
     async def _fetch(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, *, timeout: float
     ) -> tuple[bool, bytes | None]:

@@ -57,12 +57,15 @@ and ``vote_digest``; a counted vote's later ``duplicate_key_image`` rejection
 points at its ``retraction`` leaf.
 
 The final head (SPEC §14.3): the verify stage sends a
-:class:`~models.internal.ClosingPassed` per votes partition that reached a
-closed submission's closing time, after that partition's earlier outcomes.
-When every votes partition has passed (``f|``), the log holds every vote
-appended before the closing and will take no other: its head is signed as
-final (``closed_ms`` in the signed bytes), and signed again on every later
-marker (idempotent: a crash may have lost it).
+:class:`~models.internal.ClosingPassed` per votes partition that passed a
+closed submission's closing (by a vote, or by its end offset when idle), after
+that partition's earlier outcomes. When every votes partition has passed
+(``f|``), the log holds every vote appended before the closing and will take
+no other: its head is signed as final (``closed_ms`` in the signed bytes), and
+signed again on every later marker (idempotent: a crash may have lost it).
+After that, a new leaf for the submission is refused ``submission_closed``
+instead of appended (a redelivery that re-appends a stored leaf is no new
+leaf): whatever went wrong upstream, the signed final log stays final.
 
 Within a batch, each submission's tally and each partition's chain head are
 written (and the Tally emitted) once, at the end, after every ballot entry of
@@ -87,6 +90,7 @@ from models.log import LeafKind, SignedHead, log_leaf_hash
 from models.merkle import Frontier
 from models.outputs import Ballot, Rejection, Tally, VoteCounts
 from models.reasons import ReasonCode
+from streams import metrics
 from streams.settings import Settings
 
 from .records import Outputs, SourceRecord, event_scope, rejection_for
@@ -139,6 +143,8 @@ class TallyKeeper:
         self._last: dict[int, SourceRecord] = {}
         self._partition_of: dict[str, int] = {}
         self._final: dict[str, int] = {}  # submission -> closing time, when final now
+        #: submission -> closing time when its final head was signed before, else None
+        self._fixed: dict[str, int | None] = {}
         for record in records:
             self._last[record.partition] = record
             with event_scope(record):
@@ -188,17 +194,15 @@ class TallyKeeper:
             return
         entry_key = f"b|{vote.submission_id}|{vote.key_image}".encode()
         raw = self.state.get(entry_key)
-        if raw is None:
-            await self._count(record, vote, entry_key, None)
-            return
-        entry = _Entry.load(raw)
-        change = entry.change_by(str(vote.vote_id))
+        entry = None if raw is None else _Entry.load(raw)
+        change = None if entry is None else entry.change_by(str(vote.vote_id))
         if change is not None:
+            assert entry is not None
             await self._redeliver(record, vote, entry_key, entry, change)
-        elif _order(vote) < entry.winner_order():
-            await self._count(record, vote, entry_key, entry)
-        else:
+        elif entry is not None and _order(vote) >= entry.winner_order():
             await self._reject_duplicate(vote, record, entry, later=True)
+        elif not await self._after_final_vote(record, vote):
+            await self._count(record, vote, entry_key, entry)
 
     async def _count(
         self, record: SourceRecord, vote: AcceptedVote, entry_key: bytes, entry: _Entry | None
@@ -407,6 +411,61 @@ class TallyKeeper:
             counts, version, frontier = self._load_tally(passed.submission_id)
             self._set_tally(record, passed.submission_id, counts, version, frontier)
             self._final[passed.submission_id] = int(entry["closed_ms"])
+            self._fixed[passed.submission_id] = int(entry["closed_ms"])
+
+    def _fixed_at(self, submission_id: str) -> int | None:
+        """The closing time once the submission's final head is signed (every votes partition
+        passed: its log takes no new leaf), else None. Read once per submission per batch."""
+        if submission_id not in self._fixed:
+            entry = self.state.get(f"f|{submission_id}".encode())
+            final = entry is not None and len(entry["passed"]) >= self.votes_partitions
+            self._fixed[submission_id] = int(entry["closed_ms"]) if final else None
+        return self._fixed[submission_id]
+
+    async def _after_final_vote(self, record: SourceRecord, vote: AcceptedVote) -> bool:
+        """Refuse (True) to count a vote whose submission's log is final; False otherwise."""
+        if self._fixed_at(vote.submission_id) is None:
+            return False
+        position = (vote.source_partition, vote.source_offset)
+        payload = await self.read_vote(*position)
+        rejection = rejection_for(
+            record,
+            ReasonCode.SUBMISSION_CLOSED,
+            "",
+            vote_id=vote.vote_id,
+            token_id=vote.token_id,
+            payload=payload or b"",
+            source=(self.votes_topic, *position),
+        )
+        await self._refuse_after_final(
+            vote.submission_id, rejection, "the verify stage accepted it"
+        )
+        return True
+
+    async def _refuse_after_final(self, submission_id: str, rejection: Rejection, why: str) -> None:
+        """A leaf for a log whose final head this stage signed: appending it would change the
+        final log (SPEC §14.3), so it is refused ``submission_closed``, no leaf, with one
+        ERROR line (no reviewer data) and a metric. Only a bug, or a broken rule upstream
+        (the verify stage passed a closing too early), gets here."""
+        closed_ms = self._fixed_at(submission_id)
+        metrics.LEAVES_AFTER_FINAL.inc()
+        log.error(
+            "vote at %s:%s reached the tally stage after the final head of %r (closed at %s) "
+            "was signed: refused submission_closed, the log unchanged",
+            rejection.source_partition,
+            rejection.source_offset,
+            submission_id,
+            closed_ms,
+        )
+        refused = rejection.model_copy(
+            update={
+                "reason": ReasonCode.SUBMISSION_CLOSED,
+                "detail": f"submission {submission_id!r} closed at broker time {closed_ms} and "
+                f"its final head was signed before this vote reached its log ({why})"[:2000],
+                "submission_id": submission_id,
+            }
+        )
+        await self.outputs.rejection((rejection.token_id or "").encode(), refused)
 
     async def _refuse(
         self, record: SourceRecord, submission_id: str, digest: str, rejection: Rejection
@@ -414,8 +473,12 @@ class TallyKeeper:
         """Append the ``rejection`` leaf of a refused well-formed vote (once per votes-topic
         position, see the module docstring) and emit its Rejection with the leaf's index."""
         key = f"r|{submission_id}|{rejection.source_partition}|{rejection.source_offset}".encode()
-        counts, version, frontier = self._load_tally(submission_id)
         stored = self.state.get(key)
+        if stored is None and self._fixed_at(submission_id) is not None:
+            why = f"refused upstream {rejection.reason}: {rejection.detail}"
+            await self._refuse_after_final(submission_id, rejection, why)
+            return
+        counts, version, frontier = self._load_tally(submission_id)
         if stored is None:
             leaf = log_leaf_hash(LeafKind.REJECTION, bytes.fromhex(digest), str(rejection.reason))
             index = frontier.append(leaf)

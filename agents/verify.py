@@ -33,7 +33,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, MutableMapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +115,14 @@ class VoteVerifier:
         #: Votes partition -> closed submissions it has sent a ClosingPassed for (in memory:
         #: after a restart each is sent once more, which the tally stage ignores).
         self._passed: dict[int, set[str]] = {}
+        #: Votes partition -> the offset after the last record applied here: every record
+        #: below it on that partition was decided and its outcome emitted (in offset order).
+        self._decided: dict[int, int] = {}
+        #: Closed submission -> when (monotonic) this verifier first saw its closing.
+        self._closing_seen: dict[str, float] = {}
+        #: Held while a batch is applied, so a ClosingPassed without a vote
+        #: (:meth:`pass_idle_closings`) never lands among a batch's outcomes.
+        self._applying = asyncio.Lock()
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
         """Decide a batch: :meth:`prepare` it, then :meth:`apply` it."""
@@ -137,21 +146,85 @@ class VoteVerifier:
     async def apply(self, batch: PreparedBatch) -> None:
         """Step 3: decide each record in offset order and emit its outcome."""
         try:
-            reached: dict[int, int] = {}  # votes partition -> newest broker time of a vote
-            for item in batch.parsed:  # in offset order, whatever step decided them
-                if item.early is not None:
-                    reason, detail, message = item.early
-                    await self._reject(item, reason, detail, message=message)
-                elif item.message is not None:
-                    with event_scope(item.record):
-                        await self._apply_vote(item, batch.checks)
-                    partition = item.record.partition
-                    reached[partition] = max(reached.get(partition, 0), _stamp(item.record))
-            await self._closings_passed(reached)
+            async with self._applying:
+                await self._apply(batch)
         finally:
             self._unapplied -= 1
             if not self._unapplied:
                 self._ahead.clear()  # the table holds every prepared batch's writes now
+
+    async def _apply(self, batch: PreparedBatch) -> None:
+        reached: dict[int, int] = {}  # votes partition -> newest broker time of a vote
+        for item in batch.parsed:  # in offset order, whatever step decided them
+            partition = item.record.partition
+            if item.early is not None:
+                reason, detail, message = item.early
+                await self._reject(item, reason, detail, message=message)
+            elif item.message is not None:
+                with event_scope(item.record):
+                    await self._apply_vote(item, batch.checks)
+                reached[partition] = max(reached.get(partition, 0), _stamp(item.record))
+            after = item.record.offset + 1
+            self._decided[partition] = max(self._decided.get(partition, 0), after)
+        await self._closings_passed(reached)
+
+    async def pass_idle_closings(
+        self,
+        partitions: Sequence[int],
+        *,
+        end_offsets: Callable[[list[int]], Awaitable[dict[int, int]]],
+        committed: Callable[[int], int | None],
+        grace: float,
+    ) -> None:
+        """Pass closings on votes partitions no vote after the closing has reached (a timer
+        calls this for the partitions this worker owns; native/SPEC.md §14.3).
+
+        The closing was read (it is in the control state) before the partition's end
+        offset is asked, and at least ``grace`` seconds before (the brokers' clock skew,
+        and on replicated topics the time a record may sit above the high watermark): a
+        record the broker appends at or past that end is stamped at or after
+        ``closed_ms``, so once every record below the end was decided here (or, below
+        ``committed(partition)``, the commit, by any worker) and its outcome emitted, the
+        ClosingPassed follows them, as a vote past the closing would have sent it.
+        ``end_offsets(partitions)``: each partition's end offset, from the broker (a
+        partition missing: not known now, tried again next time).
+        """
+        now = time.monotonic()
+        closed = [
+            (s, e.closed_ms) for s, e in self.control.submissions.items() if e.closed_ms is not None
+        ]
+        ripe = []
+        for submission_id, closed_ms in closed:
+            seen = self._closing_seen.setdefault(submission_id, now)
+            if now - seen >= grace:
+                ripe.append((submission_id, closed_ms))
+        pending = {
+            p: [(s, ms) for s, ms in ripe if s not in self._passed.get(p, ())] for p in partitions
+        }
+        pending = {p: waiting for p, waiting in pending.items() if waiting}
+        if not pending:
+            return
+        ends = await end_offsets(sorted(pending))
+        async with self._applying:  # never among a batch's outcomes
+            for partition, waiting in pending.items():
+                end = ends.get(partition)
+                decided = max(self._decided.get(partition, 0), committed(partition) or 0)
+                if end is None or decided < end:
+                    continue
+                for submission_id, closed_ms in waiting:
+                    await self._pass(partition, submission_id, closed_ms)
+
+    async def _pass(self, partition: int, submission_id: str, closed_ms: int) -> None:
+        """Tell the tally stage, once, that ``partition`` passed the submission's closing."""
+        sent = self._passed.setdefault(partition, set())
+        if submission_id in sent:
+            return
+        await self.outputs.closing_passed(
+            ClosingPassed(
+                submission_id=submission_id, closed_ms=closed_ms, votes_partition=partition
+            )
+        )
+        sent.add(submission_id)
 
     async def _closings_passed(self, reached: dict[int, int]) -> None:
         """For each closed submission whose closing's broker time a votes partition has now
@@ -167,16 +240,8 @@ class VoteVerifier:
         ]
         for submission_id, closed_ms in closed:
             for partition, newest in reached.items():
-                sent = self._passed.setdefault(partition, set())
-                if closed_ms <= newest and submission_id not in sent:
-                    await self.outputs.closing_passed(
-                        ClosingPassed(
-                            submission_id=submission_id,
-                            closed_ms=closed_ms,
-                            votes_partition=partition,
-                        )
-                    )
-                    sent.add(submission_id)
+                if closed_ms <= newest:
+                    await self._pass(partition, submission_id, closed_ms)
 
     # --- step 1: parse and select -------------------------------------------
 

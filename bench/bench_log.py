@@ -4,11 +4,14 @@ The pipeline benchmark's votes/s on this shared machine moves by ±30% from
 run to run under other people's load, more than the log costs; CPU time of
 the tally stage's own code does not. This runs :class:`agents.tally.TallyKeeper`
 over accepted votes (every vote of a batch on another submission: the most
-heads per vote) with in-memory state and outputs that only serialise, with
-signed heads and without, alternating, and the log's Merkle work alone
-(a leaf hash, an append and a root per vote).
+heads per vote) with in-memory state and outputs that only serialise: with
+the log off (``bench/nolog_worker.py``'s :func:`log_off`, as bench_pipeline's
+log-off worker), with the log but no signed heads, and with the whole log,
+alternating; and the log's Merkle work alone (a leaf hash, an append and a
+root per vote). Producing the heads records to Kafka is not in these figures.
 
     python bench/bench_log.py [--votes 6000] [--submissions 300] [--batch 64] [--rounds 3]
+                              [--results PATH]
 
 Prints µs per vote (medians) and writes bench/results/log.json.
 """
@@ -32,6 +35,7 @@ import ringcrypto  # noqa: E402
 from agents.loghead import LogSigner  # noqa: E402
 from agents.records import SourceRecord  # noqa: E402
 from agents.tally import TallyKeeper  # noqa: E402
+from bench.nolog_worker import log_off  # noqa: E402
 from models.internal import AcceptedVote  # noqa: E402
 from models.log import LeafKind, log_leaf_hash  # noqa: E402
 from models.merkle import Frontier  # noqa: E402
@@ -119,26 +123,42 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=300)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args()
     records = _records(args.votes, args.submissions)
     signer = LogSigner(ringcrypto.SecretKey.generate())
-    runs: dict[str, list[float]] = {"without_heads": [], "with_heads": [], "merkle_only": []}
+    runs: dict[str, list[float]] = {
+        "log_off": [],
+        "without_heads": [],
+        "with_heads": [],
+        "merkle_only": [],
+    }
     for _ in range(args.rounds):
+        with log_off():
+            runs["log_off"].append(_tally_us(records, args.batch, None))
         runs["without_heads"].append(_tally_us(records, args.batch, None))
         runs["with_heads"].append(_tally_us(records, args.batch, signer))
         runs["merkle_only"].append(_merkle_us(args.votes))
     medians = {k: round(statistics.median(v), 1) for k, v in runs.items()}
     for k, v in medians.items():
         print(f"{k:>14}: {v:6.1f} µs/vote  (runs: {', '.join(f'{x:.1f}' for x in runs[k])})")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
+    added = round(medians["with_heads"] - medians["log_off"], 1)
+    print(f"the log adds {added} µs/vote to the tally stage's own code")
+    args.results.parent.mkdir(exist_ok=True)
+    args.results.write_text(
         json.dumps(
-            {"command": " ".join(sys.argv), "args": vars(args), "medians": medians, "runs": runs},
+            {
+                "command": " ".join(sys.argv),
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "medians": medians,
+                "log_adds_us_per_vote": added,
+                "runs": runs,
+            },
             indent=2,
         )
         + "\n"
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.results}")
     return 0
 
 

@@ -12,12 +12,17 @@ same run, a do-nothing Faust passthrough agent forwards the same votes: the
 yardstick for what Faust itself costs here.
 
     python bench/bench_pipeline.py [--votes 10240] [--workers 1 2] [--store memory]
-                                   [--repeats 3] [--results PATH]
+                                   [--repeats 3] [--against passthrough|log-off]
+                                   [--results PATH]
 
-Each configuration runs ``--repeats`` times, ringtally and the passthrough
+Each configuration runs ``--repeats`` times, ringtally and its yardstick
 back to back, so each ratio is measured within one pair of runs on this
 shared machine; the table shows medians and every run's rate, and the JSON
 keeps every run. CPU: the workers' own, and the whole machine's per vote.
+``--against log-off`` makes the yardstick the same worker with the submission
+log switched off (``bench/nolog_worker.py``): issue 19's budget, the log's
+cost measured within each pair, the pair's order swapped every repeat so a
+drift of the shared machine's speed does not favour one side.
 Prints a table and writes bench/results/pipeline.json.
 """
 
@@ -54,6 +59,14 @@ from streams.settings import Settings  # noqa: E402
 from streams.topics import delete_topics, ensure_topics, topics_with_prefix  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
+#: Each ringtally run's throughput over its paired yardstick run's, by yardstick.
+RATIOS = {"passthrough": "ratio_to_passthrough", "log-off": "ratio_to_log_off"}
+#: What each kind of run starts: ringtally's worker, or a yardstick of it.
+MODULES = {
+    "ringtally": "connectors.cli",
+    "log-off": "bench.nolog_worker",
+    "passthrough": "bench.passthrough_app",
+}
 # Wide enough for the table on a pipe too (rich would fold it at 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -154,7 +167,7 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
     ensure_topics(base, internal=True)
     _publish(base, list(round_.control_messages()))
     procs = []
-    module = "bench.passthrough_app" if kind == "passthrough" else "connectors.cli"
+    module = MODULES[kind]
     for i in range(workers):
         s = base.model_copy(update={"web_port": free_port()})
         procs.append(
@@ -187,6 +200,8 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
         sent = _publish(base, paced, pace=rate / 2)
         watch.wait_count(baseline + len(burst), 600)
         latencies = _latencies(kind, sent, watch.stamps)
+        if kind != "passthrough":
+            _check_log(kind, watch.stamps)
     finally:
         watch.stop()
         for p in procs:
@@ -209,6 +224,14 @@ def run_config(kind: str, workers: int, votes: int, store: str, log_dir: Path) -
         "machine_cpu_ms_per_vote": round(machine_cpu_ms / half, 3),
         "load_before": round(load_before, 2),
     }
+
+
+def _check_log(kind: str, ballots: list[tuple[bytes, int]]) -> None:
+    """The log is on in a ringtally run (leaf indexes grow) and off in a log-off run (every
+    ballot is leaf 0): each kind measures what it claims."""
+    top = max(json.loads(value).get("leaf_index") or 0 for value, _ in ballots)
+    if (top > 0) != (kind == "ringtally"):
+        raise RuntimeError(f"{kind} run: largest ballot leaf_index {top}; the log is not as meant")
 
 
 def _latencies(kind: str, sent: dict[bytes, int], records: list[tuple[bytes, int]]) -> list[float]:
@@ -243,20 +266,32 @@ def main() -> int:
         default=3,
         help="runs of each configuration; the table shows medians (default 3)",
     )
+    parser.add_argument(
+        "--against",
+        choices=["passthrough", "log-off"],
+        default="passthrough",
+        help="the yardstick paired with each ringtally run: a do-nothing Faust agent, or "
+        "the worker with the submission log off (default passthrough)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args()
     if args.repeats < 1 or args.votes < 64 or any(w < 1 for w in args.workers):
         parser.error("--repeats and --workers must be at least 1, --votes at least 64")
     runs = []
+    ratio = RATIOS[args.against]
     log_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("benchmarking", total=len(args.workers) * 2 * args.repeats)
             for workers in args.workers:
                 for repeat in range(args.repeats):
-                    # ringtally and its yardstick back to back: their ratio is one run's
+                    # ringtally and its yardstick back to back: their ratio is one run's;
+                    # against the log-off worker, which goes first alternates
+                    kinds = ["ringtally", args.against]
+                    if args.against == "log-off" and repeat % 2:
+                        kinds.reverse()
                     pair = {}
-                    for kind in ("ringtally", "passthrough"):
+                    for kind in kinds:
                         progress.update(
                             task,
                             description=f"{kind}, {workers} worker(s), run {repeat + 1}",
@@ -270,8 +305,15 @@ def main() -> int:
                             f"{pair[kind]['latency_ms_p99']} ms"
                         )
                         progress.advance(task)
-                    pair["ringtally"]["ratio_to_passthrough"] = round(
-                        pair["ringtally"]["votes_per_s"] / pair["passthrough"]["votes_per_s"], 3
+                    on, off = pair["ringtally"], pair[args.against]
+                    on[ratio] = round(on["votes_per_s"] / off["votes_per_s"], 3)
+                    on["cpu_ratio"] = round(
+                        on["workers_cpu_ms_per_vote"] / off["workers_cpu_ms_per_vote"], 3
+                    )
+                    on["against"] = args.against
+                    progress.console.log(
+                        f"round {repeat + 1}: ringtally / {args.against} throughput "
+                        f"{on[ratio]:.3f}, worker CPU per vote {on['cpu_ratio']:.3f}"
                     )
                     runs.extend(pair.values())
     except ServiceUnavailable as exc:  # the local stack is not up: one line, not a traceback
@@ -289,7 +331,7 @@ def main() -> int:
         "runs",
         "p50 ms",
         "p99 ms",
-        "vs passthrough",
+        f"vs {args.against}",
         "worker CPU ms/vote",
         "machine CPU ms/vote",
     ):
@@ -302,7 +344,7 @@ def main() -> int:
             "/".join(f"{v:.0f}" for v in row["votes_per_s_runs"]),
             _ms(row["latency_ms_p50"]),
             _ms(row["latency_ms_p99"]),
-            f"{row['ratio_to_passthrough']:.0%}" if row["kind"] == "ringtally" else "",
+            f"{row[ratio]:.1%}" if row["kind"] == "ringtally" else "",
             f"{row['workers_cpu_ms_per_vote']:.2f}",
             f"{row['machine_cpu_ms_per_vote']:.2f}",
         )
@@ -311,6 +353,7 @@ def main() -> int:
         json.dumps(
             {
                 "command": " ".join(sys.argv),
+                "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "summary": summary,
                 "runs": runs,
@@ -340,7 +383,8 @@ def _medians(runs: list[dict]) -> list[dict]:
             "votes_per_s",
             "latency_ms_p50",
             "latency_ms_p99",
-            "ratio_to_passthrough",
+            *RATIOS.values(),
+            "cpu_ratio",
             "workers_cpu_ms_per_vote",
             "machine_cpu_ms_per_vote",
         ):

@@ -160,6 +160,12 @@ ORDER_SEEKS = Counter(
     "and sought the partition back (agents.order)",
     registry=WORKER_REGISTRY,
 )
+LEAVES_AFTER_FINAL = Counter(
+    "ringtally_log_leaves_after_final_total",
+    "votes the tally stage refused (submission_closed) instead of appending a leaf to a log "
+    "whose final head it had signed: a bug or a broken rule upstream (agents.tally)",
+    registry=WORKER_REGISTRY,
+)
 ORDER_GAPS_SKIPPED = Counter(
     "ringtally_order_gaps_skipped_total",
     "gaps in a source partition that the log proved hold no record (transaction markers, "

@@ -290,7 +290,8 @@ class Settings(BaseSettings):
         ge=0,
         le=60_000,
         description="how far (ms) a broker's clock may lag the worker's: a vote is decided only "
-        "once the control topics were read to their end this long after its broker timestamp",
+        "once the control topics were read to their end this long after its broker timestamp; "
+        "also the wait before an idle votes partition passes a closing (native/SPEC.md §14.3)",
     )
     metrics_port: int = Field(
         0,
