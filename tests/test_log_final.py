@@ -248,7 +248,6 @@ def test_the_verify_stage_passes_an_idle_partitions_closing_once_all_below_its_e
         tokens={},
         outputs=Out(),
         verify_batch=ringcrypto.verify_vote_batch,
-        verify_one=ringcrypto.verify_vote,
         partitions=SETTINGS.partitions,
     )
     first, second = _vote(0, keys, ring, 0, sub="s1"), _vote(1, keys, ring, 1, sub="s1")
