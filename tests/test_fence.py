@@ -118,11 +118,11 @@ async def test_the_owner_rewrites_a_key_a_zombie_wrote_after_it(settings, tmp_pa
     await app.producer.start()
     await zombie.start()
     try:
+        await table.on_recovery_completed({TP(topic, 2)}, set())  # the owner takes over
         with event_scope(record):
             table[b"tag"] = {"state": "spent"}
             table[b"head"] = {"seq": 3}
         await table.hand_over()
-        await table.on_recovery_completed({TP(topic, 2)}, set())  # the owner takes over
 
         late = await zombie.send_and_wait(
             topic, b'{"state":"issued"}', key=b"tag", partition=2, headers=_stamp(5)
@@ -292,3 +292,43 @@ def test_a_worker_on_an_empty_data_dir_restores_and_rewrites_the_owners_value(st
         first.stop()
         if second is not None:
             second.stop()
+
+
+async def test_a_reset_group_generation_does_not_freeze_the_changelog(settings, tmp_path):
+    """Generations only grow within one life of the consumer group: deleted by an
+    operator (``kafka-consumer-groups --delete``), or forgotten once its offsets
+    expire while it is empty, the group starts again at generation 1 while the
+    changelog holds records stamped, say, 57. On the code before, the new owner's
+    records (epoch 1) were below the partition's largest epoch, so every later
+    recovery skipped them: the state restored was the one from before the reset,
+    for ever. The owner's epoch must stay above what its recovery read."""
+    from aiokafka import AIOKafkaProducer
+    from faust.types import TP
+
+    suffix = uuid.uuid4().hex[:8]
+    app, table, topic, record = await changelog_table(settings, tmp_path / "a", f"fence-{suffix}")
+    table.generation = lambda: 1  # the group's first generation after the reset
+    before = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await before.start()
+    await app.producer.start()
+    try:  # the group's previous life wrote seq 1 at generation 57
+        await before.send_and_wait(
+            topic, b'{"seq":1}', key=b"head", partition=2, headers=_stamp(57)
+        )
+        await _recover(app, table, topic, 2, 0)
+        await table.on_recovery_completed({TP(topic, 2)}, set())
+        from agents.records import event_scope
+
+        with event_scope(record):
+            table[b"head"] = {"seq": 2}
+        await table.hand_over()
+
+        app2, table2, _, _ = await changelog_table(settings, tmp_path / "b", f"fence-{suffix}")
+        await _recover(app2, table2, topic, 2, 0)  # another worker, empty data dir
+        assert table2.get(b"head") == {"seq": 2}
+    finally:
+        watch = getattr(table, "_watch", None)
+        if watch is not None:
+            await watch.stop()
+        await before.stop()
+        await app.producer.stop()
