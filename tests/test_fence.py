@@ -332,3 +332,77 @@ async def test_a_reset_group_generation_does_not_freeze_the_changelog(settings, 
             await watch.stop()
         await before.stop()
         await app.producer.stop()
+
+
+async def _join_and_leave(settings, times: int) -> int:  # noqa: ANN001
+    """Join the workers' group alone ``times`` times (each join raises its generation),
+    committing, so the group outlives its members; returns the last generation."""
+    from aiokafka import AIOKafkaConsumer
+
+    generation = 0
+    for _ in range(times):
+        consumer = AIOKafkaConsumer(
+            settings.topic("votes"), bootstrap_servers=settings.kafka_bootstrap,
+            group_id=settings.group_id, enable_auto_commit=False,
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            while not consumer.assignment():
+                await consumer.getmany(timeout_ms=200)
+            generation = consumer._coordinator.generation
+            await consumer.commit()
+        finally:
+            await consumer.stop()
+    return generation
+
+
+def test_workers_after_a_group_deletion_keep_what_they_wrote(stack, tmp_path):
+    """The reset for real: worker A writes under a group generation of 5 or more; an
+    operator deletes the group (``kafka-consumer-groups --delete``, here the admin
+    API); worker B joins at generation 1 and decides a submission's votes; worker C
+    starts on an empty data dir. C's recovery must restore B's writes: on the code
+    before it skipped them all (below A's epoch) and re-wrote B's keys with what it
+    had instead, tombstones for B's submission."""
+    from confluent_kafka.admin import AdminClient
+
+    from connectors.stack.harness import WorkerProcess, free_port
+    from tests.fixtures.pipeline import Outputs
+    from tests.test_pipeline import World
+
+    settings, changelog = _worker_settings(stack)
+    assert asyncio.run(_join_and_leave(settings, 3)) >= 5
+    outputs = Outputs(settings)
+    workers = []
+
+    def worker(name: str) -> WorkerProcess:
+        update = {"web_port": free_port()}  # each its own, empty table directory
+        workers.append(WorkerProcess(settings.model_copy(update=update), tmp_path / name))
+        return workers[-1].start()
+
+    try:
+        world = World(settings, members=4, k=4)
+        for name in ("a.log", "b.log"):  # B also decides A's votes again: no offsets left
+            worker(name)
+            sub = world.submission()
+            world.publish(*[world.vote(m, sub) for m in range(4)])
+            outputs.wait_for(
+                lambda o, s=sub: (
+                    len({b["vote_id"] for b in o.ballots if b["submission_id"] == s}) >= 4
+                ),
+                what="the submission's four ballots",
+            )
+            workers[-1].stop()
+            if name == "a.log":
+                admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+                for done in admin.delete_consumer_groups([settings.group_id]).values():
+                    done.result()
+        written = asyncio.run(_last_records(settings, changelog))
+        worker("c.log")  # ready: its recovery and the heals it made are done
+        restored = asyncio.run(_last_records(settings, changelog))
+        changed = {k for k, v in written.items() if restored.get(k, (None,) * 4)[2] != v[2]}
+        assert not changed, f"{len(changed)} of {len(written)} keys re-written on recovery"
+        assert workers[-1].alive()
+    finally:
+        outputs.close()
+        for w in workers:
+            w.stop()
