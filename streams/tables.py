@@ -403,15 +403,22 @@ class BatchedTable(faust.Table):
         for partition in mine:  # above all the recovery read, before the heals stamp
             self._floors[partition] = self._epoch(partition)[0] + 1
         settings = getattr(self.app, "ringtally_settings", None)  # None: not a ringtally worker
+        try:
+            await self._heal_and_watch(active_tps, settings)
+        except Exception as exc:
+            # Faust runs this as a task whose outcome it never reads (asyncio.wait): raised,
+            # the worker would carry on without its heals and watch, with no fence.
+            if settings is None:  # tests of the table alone
+                raise
+            self.app.fence_failed(exc)
+
+    async def _heal_and_watch(self, active_tps: Any, settings: Any) -> None:
+        """Heal the recovery's skipped keys of the active partitions, then start the watch."""
+        mine = {tp.partition for tp in active_tps}
         for partition in list(self._stale):
             keys = self._stale.pop(partition)
             if partition in mine and keys:
-                try:
-                    await self.heal(partition, list(keys))
-                except OwnershipLost as exc:  # not Faust's recovery's to handle: stop
-                    if settings is None:
-                        raise
-                    self.app.fence_failed(exc)
+                await self.heal(partition, list(keys))
         if settings is None:  # tests of the table alone
             return
         if self._watch is None:

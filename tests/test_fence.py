@@ -406,3 +406,46 @@ def test_workers_after_a_group_deletion_keep_what_they_wrote(stack, tmp_path):
         outputs.close()
         for w in workers:
             w.stop()
+
+
+async def _produce(settings, topic: str, values: list[tuple[bytes, int]]) -> None:  # noqa: ANN001
+    """Produce these (value, epoch) records of key ``tag`` to partition 2, in order."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value, epoch in values:
+            await producer.send_and_wait(
+                topic, value, key=b"tag", partition=2, headers=_stamp(epoch)
+            )
+    finally:
+        await producer.stop()
+
+
+async def test_a_failed_heal_at_recovery_end_stops_the_worker(settings, tmp_path):
+    """Faust runs each table's ``on_recovery_completed`` as a task and only waits for it
+    (``asyncio.wait``): an exception there is never raised. A heal that fails there
+    (here the Kafka client refuses the send) left the worker running with the stale
+    record as its key's last and no changelog watch: no fence, in silence. The worker
+    must stop (``fence_failed``), as it does when the watch fails later."""
+    from faust.types import TP
+
+    app, table, topic, _ = await changelog_table(
+        settings, tmp_path, f"fence-{uuid.uuid4().hex[:8]}"
+    )
+    table.generation = lambda: 7
+    failures: list[BaseException] = []
+    app.fence_failed = failures.append  # the real one exits the process
+    await _produce(settings, topic, [(b'{"state":"spent"}', 7), (b'{"state":"issued"}', 5)])
+    await _recover(app, table, topic, 2, 0)
+    # The app's producer is not started: the heal's send raises, as a broken client would.
+    done, _ = await asyncio.wait(
+        [asyncio.ensure_future(table.on_recovery_completed({TP(topic, 2)}, set()))]
+    )
+    [task] = done
+    assert task.exception() is None, "raised into Faust's recovery, which drops it"
+    assert failures, "the worker carried on without its fence"
+    watch = getattr(table, "_watch", None)
+    if watch is not None:
+        await watch.stop()
