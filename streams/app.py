@@ -56,10 +56,11 @@ class RingtallyApp(faust.App):
         await super().on_first_start()
 
     def fence_failed(self, exc: BaseException) -> None:
-        """The changelog watch (streams.fence) stopped: without it there is no fence."""
+        """The changelog watch (streams.fence), or the heal and watch start at a recovery's
+        end, failed: without them there is no fence."""
         if isinstance(exc, OwnershipLost):
             exit_fenced(exc)
-        log.critical("the changelog watch failed; stopping the worker (exit 70)", exc_info=exc)
+        log.critical("the changelog fence failed; stopping the worker (exit 70)", exc_info=exc)
         logging.shutdown()
         os._exit(70)
 

@@ -4,8 +4,9 @@ error a fenced batch raises, and the owner's watch of its changelog partitions.
 Why (issue 16 item 2, docs/reliability.md "Zombie workers"): a worker paused
 past its session timeout may resume and hand over changelog records for
 partitions another worker now owns. Each record carries its writer's
-ownership epoch (the consumer-group generation it was written under; they
-only grow), recovery skips a record older than its partition's largest epoch
+ownership epoch (the consumer-group generation it was written under, raised
+above any epoch the partition held when a reset group starts again from 1:
+:func:`owner_epoch`), recovery skips a record older than its partition's largest epoch
 (:meth:`streams.tables.BatchedTable.apply_changelog_batch`), and the owner
 makes its own value the last one of every key a stale record lands on
 (:class:`ChangelogWatch`), before compaction could drop the owner's record
@@ -22,12 +23,64 @@ from typing import Any
 
 from faust.types import TP
 
-__all__ = ["EPOCH_HEADER", "ChangelogWatch", "OwnershipLost", "epoch_header", "epoch_of"]
+__all__ = [
+    "EPOCH_HEADER",
+    "ChangelogWatch",
+    "Epoch",
+    "OwnershipLost",
+    "epoch_header",
+    "epoch_of",
+    "format_epoch",
+    "owner_epoch",
+    "parse_epoch",
+]
 
 log = logging.getLogger(__name__)
 
-#: The changelog record header holding the writer's ownership epoch (decimal ASCII).
+#: The changelog record header holding the writer's ownership epoch: ``E`` or ``E:G``
+#: (decimal ASCII), :func:`format_epoch`.
 EPOCH_HEADER = "ringtally-epoch"
+
+#: An ownership epoch: (E, G), compared in that order. G is the group generation the
+#: record was written under; E is G, or more after a group reset (:func:`owner_epoch`).
+Epoch = tuple[int, int]
+
+
+def owner_epoch(generation: int, floor: int) -> Epoch:
+    """The epoch a worker in ``generation`` stamps on a changelog partition whose largest
+    epoch, when its recovery of the partition completed, had E = ``floor - 1``.
+
+    Generations only grow within one life of the consumer group; the coordinator
+    forgets an empty group when its offsets expire (offsets.retention.minutes) or an
+    operator deletes it, and the next one starts at 1 while the changelog holds, say,
+    57. Stamped 1, every record of the new owner would be skipped by every later
+    recovery: the partition's state frozen at the reset. E = max(G, floor) keeps the
+    owner above all it read. A zombie stays below: it was in an older generation
+    g < G of the same group life, and its E was max(g, its floor), its floor taken
+    from a prefix of the log the owner read in full, so E_zombie <= E_owner, and on
+    a tie G breaks it. (A worker paused across the reset itself is not covered: see
+    docs/reliability.md.) A worker without a generation (-1: evicted) stamps (0, 0).
+    """
+    if generation < 1:
+        return (0, 0)
+    return (max(generation, floor), generation)
+
+
+def format_epoch(epoch: Epoch) -> bytes:
+    """``E`` when E is the generation (every record of a group that was never reset,
+    and the form before resets were handled), else ``E:G``."""
+    e, g = epoch
+    return str(e).encode() if e == g else f"{e}:{g}".encode()
+
+
+def parse_epoch(value: Any) -> Epoch | None:
+    """The epoch :func:`format_epoch` wrote; None for anything else."""
+    try:
+        text = value.decode() if isinstance(value, bytes | bytearray) else str(value)
+        e, _, g = text.partition(":")
+        return (int(e), int(g or e))
+    except (TypeError, ValueError, UnicodeDecodeError):
+        return None
 
 
 class OwnershipLost(Exception):
@@ -36,23 +89,20 @@ class OwnershipLost(Exception):
     partitions may be another worker's. The batch's writes were dropped."""
 
 
-def epoch_of(headers: Any) -> int | None:
+def epoch_of(headers: Any) -> Epoch | None:
     """A changelog record's ownership epoch; None without the header (written before the
     fence, by hand, or by an older worker in a rolling upgrade): recovery applies such
     records as it always did."""
     items = headers.items() if hasattr(headers, "items") else headers or ()
     for name, value in items:
         if name == EPOCH_HEADER:
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                return None
+            return parse_epoch(value)
     return None
 
 
-def epoch_header(epoch: int) -> list[tuple[str, bytes]]:
+def epoch_header(epoch: Epoch) -> list[tuple[str, bytes]]:
     """The headers of a changelog record written under ``epoch``."""
-    return [(EPOCH_HEADER, str(epoch).encode())]
+    return [(EPOCH_HEADER, format_epoch(epoch))]
 
 
 class ChangelogWatch:
@@ -68,7 +118,7 @@ class ChangelogWatch:
     def __init__(
         self,
         client_kwargs: dict[str, Any],
-        epoch: Callable[[], int | None],
+        epoch: Callable[[int], Epoch | None],
         heal: Callable[[int, list[bytes]], Awaitable[None]],
         on_error: Callable[[BaseException], None],
     ) -> None:
@@ -118,21 +168,21 @@ class ChangelogWatch:
         try:
             while True:
                 fetched = await consumer.getmany(timeout_ms=1000)
-                own = self._epoch()
-                if own is None:
-                    continue
                 for tp, records in fetched.items():
+                    own = self._epoch(tp.partition)
+                    if own is None:
+                        continue
                     # Unstamped too: this owner stamps all it writes (an old worker's)
-                    stale = [r.key for r in records if (epoch_of(r.headers) or -1) < own]
+                    stale = [r.key for r in records if (epoch_of(r.headers) or (-1, -1)) < own]
                     if stale:
                         log.warning(
                             "changelog %s[%d]: %d record(s) written under an older "
-                            "ownership epoch than this owner's (%d): a paused worker's "
+                            "ownership epoch than this owner's (%s): a paused worker's "
                             "late writes; re-writing those keys with this worker's values",
                             tp.topic,
                             tp.partition,
                             len(stale),
-                            own,
+                            format_epoch(own).decode(),
                         )
                         await self._heal(tp.partition, stale)
         except asyncio.CancelledError:

@@ -63,7 +63,8 @@ worker paused past its session timeout may resume and hand over a batch for
 partitions another worker now owns; on a compacted changelog its stale value,
 written after the owner's, would be the one a recovery restores. Three parts:
 every changelog record carries the writer's ownership epoch (the consumer
-group generation the batch was written under, header ``ringtally-epoch``),
+group generation the batch was written under, header ``ringtally-epoch``, kept
+above what the partition held after a group reset: :func:`streams.fence.owner_epoch`),
 and a batch whose generation changed before its hand-over is dropped
 (:class:`OwnershipLost`); a recovery skips a record whose epoch is below the
 largest one its partition has shown (kept with RocksDB's persisted offset);
@@ -89,7 +90,16 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
 from . import metrics
-from .fence import ChangelogWatch, OwnershipLost, epoch_header, epoch_of
+from .fence import (
+    ChangelogWatch,
+    Epoch,
+    OwnershipLost,
+    epoch_header,
+    epoch_of,
+    format_epoch,
+    owner_epoch,
+    parse_epoch,
+)
 
 __all__ = ["BatchedTable", "EpochStore", "current_event"]
 
@@ -103,9 +113,9 @@ class EpochStore(RocksDBStore):
 
     epoch_key = b"__ringtally\0epoch__"
 
-    def persisted_epoch(self, partition: int) -> int:
+    def persisted_epoch(self, partition: int) -> Epoch:
         raw = self._db_for_partition(partition).get(self.epoch_key)
-        return 0 if raw is None else int(raw)
+        return (0, 0) if raw is None else parse_epoch(raw) or (0, 0)
 
     def _visible_keys(self, db: Any) -> Iterator[bytes]:
         return (k for k in super()._visible_keys(db) if k != self.epoch_key)
@@ -114,7 +124,7 @@ class EpochStore(RocksDBStore):
         return (kv for kv in super()._visible_items(db) if kv[0] != self.epoch_key)
 
     def write(
-        self, writes: Iterable[tuple[int, bytes, bytes | None]], epochs: dict[int, int]
+        self, writes: Iterable[tuple[int, bytes, bytes | None]], epochs: dict[int, Epoch]
     ) -> None:
         """Store these ``(partition, key, value or None)`` writes and partition epochs: one
         ``WriteBatch`` per partition, its epoch in the same batch as the records it covers."""
@@ -134,12 +144,12 @@ class EpochStore(RocksDBStore):
             else:
                 batch_of(partition).put(key, value)
         for partition, epoch in epochs.items():
-            batch_of(partition).put(self.epoch_key, str(epoch).encode())
+            batch_of(partition).put(self.epoch_key, format_epoch(epoch))
         for partition, batch in batches.items():
             self._db_for_partition(partition).write(batch)
 
     def apply_fenced(
-        self, events: list[Any], offsets: dict[TP, int], epochs: dict[int, int]
+        self, events: list[Any], offsets: dict[TP, int], epochs: dict[int, Epoch]
     ) -> None:
         """Faust's ``apply_changelog_batch`` for the records the fence kept, with the
         partitions' new epochs; the persisted offset moves over the skipped records too
@@ -184,7 +194,10 @@ class BatchedTable(faust.Table):
         self._handing_over = asyncio.Lock()
         #: The fence (streams.fence): each changelog partition's largest epoch seen or
         #: written (a cache of EpochStore's; the only copy with a memory store).
-        self._epochs: dict[int, int] = {}
+        self._epochs: dict[int, Epoch] = {}
+        #: Per owned changelog partition, the least E this owner stamps: one above the
+        #: largest its recovery read (streams.fence.owner_epoch; a group reset).
+        self._floors: dict[int, int] = {}
         #: The group generation the queued writes were made under (None: not known).
         self._batch_generation: int | None = None
         #: Keys whose last changelog record a recovery read was a skipped stale one.
@@ -214,14 +227,24 @@ class BatchedTable(faust.Table):
         known = getattr(self.app.consumer, "generation", None)
         return known() if callable(known) else None
 
-    def _epoch(self, partition: int) -> int:
+    def _epoch(self, partition: int) -> Epoch:
         """The largest epoch changelog partition ``partition`` has shown this store."""
         epoch = self._epochs.get(partition)
         if epoch is None:
             store = self.data
-            epoch = store.persisted_epoch(partition) if isinstance(store, EpochStore) else 0
+            epoch = store.persisted_epoch(partition) if isinstance(store, EpochStore) else (0, 0)
             self._epochs[partition] = epoch
         return epoch
+
+    def _stamp(self, partition: int, generation: int | None) -> Epoch | None:
+        """The epoch this worker's records of ``partition`` carry under ``generation``."""
+        if generation is None:
+            return None
+        return owner_epoch(generation, self._floors.get(partition, 0))
+
+    def _own_epoch(self, partition: int) -> Epoch | None:
+        """This worker's epoch on ``partition`` now (the changelog watch's yardstick)."""
+        return self._stamp(partition, self.generation())
 
     def __getitem__(self, key: Any) -> Any:
         raw = self._read(key)
@@ -265,7 +288,7 @@ class BatchedTable(faust.Table):
             self.data[key] = value
 
     def _write_rocksdb(
-        self, unstored: dict[bytes, tuple[int, bytes | None]], epochs: dict[int, int]
+        self, unstored: dict[bytes, tuple[int, bytes | None]], epochs: dict[int, Epoch]
     ) -> None:
         """Write a batch's RocksDB assignments, with the epochs of the partitions whose
         epoch the batch moved (:meth:`EpochStore.write`)."""
@@ -280,10 +303,11 @@ class BatchedTable(faust.Table):
             self._fence_check()
             self._storing, self._unstored = self._unstored, {}
             try:
-                epoch = self._batch_generation
-                delivered = await self._send_queued(epoch)
+                generation = self._batch_generation
+                delivered = await self._send_queued(generation)
                 moved = {}  # the partitions whose largest epoch this batch raised
                 for tp in delivered:
+                    epoch = self._stamp(tp.partition, generation)
                     if epoch is not None and epoch > self._epoch(tp.partition):
                         moved[tp.partition] = self._epochs[tp.partition] = epoch
                 if self._store_later:
@@ -325,7 +349,7 @@ class BatchedTable(faust.Table):
         the largest its partition has shown is a zombie's late write, skipped (and its
         key healed once this worker owns the partition, :meth:`on_recovery_completed`)."""
         kept, offsets, moved = [], {}, {}
-        skipped: dict[int, list[int]] = {}
+        skipped: dict[int, list[Epoch]] = {}
         for event in batch:
             msg = event.message
             offsets[msg.tp] = max(msg.offset, offsets.get(msg.tp, -1))
@@ -343,12 +367,12 @@ class BatchedTable(faust.Table):
             metrics.FENCE_SKIPPED.inc(len(epochs))
             log.warning(
                 "changelog %s[%d]: skipped %d record(s) written under ownership epochs %s, "
-                "older than the partition's %d: a paused worker's late writes",
+                "older than the partition's %s: a paused worker's late writes",
                 self.changelog_topic.get_topic_name(),
                 partition,
                 len(epochs),
-                sorted(set(epochs)),
-                self._epochs[partition],
+                sorted({format_epoch(e).decode() for e in epochs}),
+                format_epoch(self._epochs[partition]).decode(),
             )
         store = self.data
         if isinstance(store, EpochStore) and store.use_rocksdict:
@@ -361,6 +385,7 @@ class BatchedTable(faust.Table):
     ) -> None:
         """The fence forgets what a recovery will read again, and stops watching."""
         self._epochs.clear()  # re-read from the store (a memory store is read again from 0)
+        self._floors.clear()  # set again when the recovery completes
         if self._watch is not None:
             await self._watch.pause()
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
@@ -375,16 +400,25 @@ class BatchedTable(faust.Table):
         changelog partitions from where the recovery stopped (streams.fence)."""
         await super().on_recovery_completed(active_tps, standby_tps)
         mine = {tp.partition for tp in active_tps}
+        for partition in mine:  # above all the recovery read, before the heals stamp
+            self._floors[partition] = self._epoch(partition)[0] + 1
         settings = getattr(self.app, "ringtally_settings", None)  # None: not a ringtally worker
+        try:
+            await self._heal_and_watch(active_tps, settings)
+        except Exception as exc:
+            # Faust runs this as a task whose outcome it never reads (asyncio.wait): raised,
+            # the worker would carry on without its heals and watch, with no fence.
+            if settings is None:  # tests of the table alone
+                raise
+            self.app.fence_failed(exc)
+
+    async def _heal_and_watch(self, active_tps: Any, settings: Any) -> None:
+        """Heal the recovery's skipped keys of the active partitions, then start the watch."""
+        mine = {tp.partition for tp in active_tps}
         for partition in list(self._stale):
             keys = self._stale.pop(partition)
             if partition in mine and keys:
-                try:
-                    await self.heal(partition, list(keys))
-                except OwnershipLost as exc:  # not Faust's recovery's to handle: stop
-                    if settings is None:
-                        raise
-                    self.app.fence_failed(exc)
+                await self.heal(partition, list(keys))
         if settings is None:  # tests of the table alone
             return
         if self._watch is None:
@@ -392,7 +426,7 @@ class BatchedTable(faust.Table):
 
             self._watch = ChangelogWatch(
                 aiokafka_kwargs(settings, enable_auto_commit=False),
-                self.generation,
+                self._own_epoch,
                 self.heal,
                 self.app.fence_failed,
             )
@@ -432,17 +466,22 @@ class BatchedTable(faust.Table):
             known,
         )
 
-    async def _send_queued(self, epoch: int | None) -> dict[TP, list[int]]:
-        """Send the queued changelog records, stamped with ``epoch``, and wait until the
-        broker has them all; returns each changelog partition's offsets, in send order."""
+    async def _send_queued(self, generation: int | None) -> dict[TP, list[int]]:
+        """Send the queued changelog records, stamped with this worker's epoch under
+        ``generation``, and wait until the broker has them all; returns each changelog
+        partition's offsets, in send order."""
         if not self._queued:
             return {}
         queued, self._queued = self._queued, []
         topic = self.changelog_topic.get_topic_name()
         send = self.app.producer.send_record  # streams.producer
-        headers = None if epoch is None else epoch_header(max(epoch, 0))
+        headers: dict[int, Any] = {}
+        for partition, _, _ in queued:
+            if partition not in headers:
+                epoch = self._stamp(partition, generation)
+                headers[partition] = None if epoch is None else epoch_header(epoch)
         sent = [
-            await send(topic, key, value, partition, headers=headers)
+            await send(topic, key, value, partition, headers=headers[partition])
             for partition, key, value in queued
         ]
         offsets: dict[TP, list[int]] = {}

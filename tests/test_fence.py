@@ -118,11 +118,11 @@ async def test_the_owner_rewrites_a_key_a_zombie_wrote_after_it(settings, tmp_pa
     await app.producer.start()
     await zombie.start()
     try:
+        await table.on_recovery_completed({TP(topic, 2)}, set())  # the owner takes over
         with event_scope(record):
             table[b"tag"] = {"state": "spent"}
             table[b"head"] = {"seq": 3}
         await table.hand_over()
-        await table.on_recovery_completed({TP(topic, 2)}, set())  # the owner takes over
 
         late = await zombie.send_and_wait(
             topic, b'{"state":"issued"}', key=b"tag", partition=2, headers=_stamp(5)
@@ -292,3 +292,160 @@ def test_a_worker_on_an_empty_data_dir_restores_and_rewrites_the_owners_value(st
         first.stop()
         if second is not None:
             second.stop()
+
+
+async def test_a_reset_group_generation_does_not_freeze_the_changelog(settings, tmp_path):
+    """Generations only grow within one life of the consumer group: deleted by an
+    operator (``kafka-consumer-groups --delete``), or forgotten once its offsets
+    expire while it is empty, the group starts again at generation 1 while the
+    changelog holds records stamped, say, 57. On the code before, the new owner's
+    records (epoch 1) were below the partition's largest epoch, so every later
+    recovery skipped them: the state restored was the one from before the reset,
+    for ever. The owner's epoch must stay above what its recovery read."""
+    from aiokafka import AIOKafkaProducer
+    from faust.types import TP
+
+    suffix = uuid.uuid4().hex[:8]
+    app, table, topic, record = await changelog_table(settings, tmp_path / "a", f"fence-{suffix}")
+    table.generation = lambda: 1  # the group's first generation after the reset
+    before = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await before.start()
+    await app.producer.start()
+    try:  # the group's previous life wrote seq 1 at generation 57
+        await before.send_and_wait(
+            topic, b'{"seq":1}', key=b"head", partition=2, headers=_stamp(57)
+        )
+        await _recover(app, table, topic, 2, 0)
+        await table.on_recovery_completed({TP(topic, 2)}, set())
+        from agents.records import event_scope
+
+        with event_scope(record):
+            table[b"head"] = {"seq": 2}
+        await table.hand_over()
+
+        app2, table2, _, _ = await changelog_table(settings, tmp_path / "b", f"fence-{suffix}")
+        await _recover(app2, table2, topic, 2, 0)  # another worker, empty data dir
+        assert table2.get(b"head") == {"seq": 2}
+    finally:
+        watch = getattr(table, "_watch", None)
+        if watch is not None:
+            await watch.stop()
+        await before.stop()
+        await app.producer.stop()
+
+
+async def _join_and_leave(settings, times: int) -> int:  # noqa: ANN001
+    """Join the workers' group alone ``times`` times (each join raises its generation),
+    committing, so the group outlives its members; returns the last generation."""
+    from aiokafka import AIOKafkaConsumer
+
+    generation = 0
+    for _ in range(times):
+        consumer = AIOKafkaConsumer(
+            settings.topic("votes"), bootstrap_servers=settings.kafka_bootstrap,
+            group_id=settings.group_id, enable_auto_commit=False,
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            while not consumer.assignment():
+                await consumer.getmany(timeout_ms=200)
+            generation = consumer._coordinator.generation
+            await consumer.commit()
+        finally:
+            await consumer.stop()
+    return generation
+
+
+def test_workers_after_a_group_deletion_keep_what_they_wrote(stack, tmp_path):
+    """The reset for real: worker A writes under a group generation of 5 or more; an
+    operator deletes the group (``kafka-consumer-groups --delete``, here the admin
+    API); worker B joins at generation 1 and decides a submission's votes; worker C
+    starts on an empty data dir. C's recovery must restore B's writes: on the code
+    before it skipped them all (below A's epoch) and re-wrote B's keys with what it
+    had instead, tombstones for B's submission."""
+    from confluent_kafka.admin import AdminClient
+
+    from connectors.stack.harness import WorkerProcess, free_port
+    from tests.fixtures.pipeline import Outputs
+    from tests.test_pipeline import World
+
+    settings, changelog = _worker_settings(stack)
+    assert asyncio.run(_join_and_leave(settings, 3)) >= 5
+    outputs = Outputs(settings)
+    workers = []
+
+    def worker(name: str) -> WorkerProcess:
+        update = {"web_port": free_port()}  # each its own, empty table directory
+        workers.append(WorkerProcess(settings.model_copy(update=update), tmp_path / name))
+        return workers[-1].start()
+
+    try:
+        world = World(settings, members=4, k=4)
+        for name in ("a.log", "b.log"):  # B also decides A's votes again: no offsets left
+            worker(name)
+            sub = world.submission()
+            world.publish(*[world.vote(m, sub) for m in range(4)])
+            outputs.wait_for(
+                lambda o, s=sub: (
+                    len({b["vote_id"] for b in o.ballots if b["submission_id"] == s}) >= 4
+                ),
+                what="the submission's four ballots",
+            )
+            workers[-1].stop()
+            if name == "a.log":
+                admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+                for done in admin.delete_consumer_groups([settings.group_id]).values():
+                    done.result()
+        written = asyncio.run(_last_records(settings, changelog))
+        worker("c.log")  # ready: its recovery and the heals it made are done
+        restored = asyncio.run(_last_records(settings, changelog))
+        changed = {k for k, v in written.items() if restored.get(k, (None,) * 4)[2] != v[2]}
+        assert not changed, f"{len(changed)} of {len(written)} keys re-written on recovery"
+        assert workers[-1].alive()
+    finally:
+        outputs.close()
+        for w in workers:
+            w.stop()
+
+
+async def _produce(settings, topic: str, values: list[tuple[bytes, int]]) -> None:  # noqa: ANN001
+    """Produce these (value, epoch) records of key ``tag`` to partition 2, in order."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value, epoch in values:
+            await producer.send_and_wait(
+                topic, value, key=b"tag", partition=2, headers=_stamp(epoch)
+            )
+    finally:
+        await producer.stop()
+
+
+async def test_a_failed_heal_at_recovery_end_stops_the_worker(settings, tmp_path):
+    """Faust runs each table's ``on_recovery_completed`` as a task and only waits for it
+    (``asyncio.wait``): an exception there is never raised. A heal that fails there
+    (here the Kafka client refuses the send) left the worker running with the stale
+    record as its key's last and no changelog watch: no fence, in silence. The worker
+    must stop (``fence_failed``), as it does when the watch fails later."""
+    from faust.types import TP
+
+    app, table, topic, _ = await changelog_table(
+        settings, tmp_path, f"fence-{uuid.uuid4().hex[:8]}"
+    )
+    table.generation = lambda: 7
+    failures: list[BaseException] = []
+    app.fence_failed = failures.append  # the real one exits the process
+    await _produce(settings, topic, [(b'{"state":"spent"}', 7), (b'{"state":"issued"}', 5)])
+    await _recover(app, table, topic, 2, 0)
+    # The app's producer is not started: the heal's send raises, as a broken client would.
+    done, _ = await asyncio.wait(
+        [asyncio.ensure_future(table.on_recovery_completed({TP(topic, 2)}, set()))]
+    )
+    [task] = done
+    assert task.exception() is None, "raised into Faust's recovery, which drops it"
+    assert failures, "the worker carried on without its fence"
+    watch = getattr(table, "_watch", None)
+    if watch is not None:
+        await watch.stop()
