@@ -23,6 +23,16 @@ on a foreign partition; a compact re-signature and a changed copy of an
 already counted vote (its tag spent); payloads at the 256 KiB cap and over
 it (up to 700 KB). Rings and submissions are registrar-signed (protocol v2).
 
+Issue 16's re-run adds: a registered 1,024-member ring with invalid signatures
+(``big:bad_signature``), forged control records on the rings and submissions
+topics (``control:*``, matched by their control-topic position), honest votes
+on closed submissions with a backdated or future CreateTime
+(``backdated:closed_submission``), byte copies of counted votes
+(``after:duplicate_record``); after the run, forged ballots, rejections and
+heads on the output topics (``--forge-outputs``, judged by the witness's core)
+and the workers' CPU per message by category (``--cost-block``, blocks of one
+kind, /proc CPU time between blocks).
+
 Expected: zero accepted forgeries (no ballot at a hostile position), every
 hostile message exactly one rejection with an allowed reason, every valid vote
 (including the ones whose tag was hammered first) a ballot, the worker
@@ -990,6 +1000,7 @@ def _read_topic(settings: Settings, short: str) -> list[tuple[int, int, bytes | 
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": f"hostile-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "log_level": 2,
         }
@@ -997,23 +1008,24 @@ def _read_topic(settings: Settings, short: str) -> list[tuple[int, int, bytes | 
     out: list[tuple[int, int, bytes | None, bytes]] = []
     try:
         parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        for p in sorted(parts):
+        remaining, start = {}, {}
+        for p in parts:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                msg = consumer.poll(1.0)
-                if msg is None or msg.error() is not None:
-                    # a transaction marker ends a partition without a record at high - 1
-                    if consumer.position([TopicPartition(topic, p)])[0].offset >= high:
-                        break
+            if high > low:
+                remaining[p], start[p] = high, low
+        consumer.assign([TopicPartition(topic, p, low) for p, low in start.items()])
+        # a transaction's commit marker can be a partition's last offset: no record reaches
+        # high - 1 there, so a partition also ends when nothing came for a few seconds
+        idle_since, deadline = time.monotonic(), time.monotonic() + 300
+        while remaining and time.monotonic() < deadline and time.monotonic() - idle_since < 10:
+            for msg in consumer.consume(5000, timeout=0.5):
+                if msg.error() is not None:
                     continue
+                idle_since = time.monotonic()
                 if msg.value() is not None:
-                    out.append((p, msg.offset(), msg.key(), msg.value()))
-                if msg.offset() >= high - 1:
-                    break
+                    out.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+                if msg.offset() + 1 >= remaining.get(msg.partition(), 0):
+                    remaining.pop(msg.partition(), None)
     finally:
         consumer.close()
     return out
