@@ -23,6 +23,16 @@ on a foreign partition; a compact re-signature and a changed copy of an
 already counted vote (its tag spent); payloads at the 256 KiB cap and over
 it (up to 700 KB). Rings and submissions are registrar-signed (protocol v2).
 
+Issue 16's re-run adds: a registered 1,024-member ring with invalid signatures
+(``big:bad_signature``), forged control records on the rings and submissions
+topics (``control:*``, matched by their control-topic position), honest votes
+on closed submissions with a backdated or future CreateTime
+(``backdated:closed_submission``), byte copies of counted votes
+(``after:duplicate_record``); after the run, forged ballots, rejections and
+heads on the output topics (``--forge-outputs``, judged by the witness's core)
+and the workers' CPU per message by category (``--cost-block``, blocks of one
+kind, /proc CPU time between blocks).
+
 Expected: zero accepted forgeries (no ballot at a hostile position), every
 hostile message exactly one rejection with an allowed reason, every valid vote
 (including the ones whose tag was hammered first) a ballot, the worker
@@ -57,6 +67,7 @@ from connectors.demo.simulation import VALID_FROM, sign_vote_cast  # noqa: E402
 from connectors.sdk.registrar import load_registrar, pin_registrar  # noqa: E402
 from connectors.stack.harness import WorkerProcess, free_port  # noqa: E402
 from models import Ring, Submission, VoteCast  # noqa: E402
+from models.control import SubmissionClosed  # noqa: E402
 from models.fields import MAX_PAYLOAD_BYTES  # noqa: E402
 from streams.partitioner import partition_for_key  # noqa: E402
 from streams.settings import Settings, get_settings  # noqa: E402
@@ -67,8 +78,11 @@ RESULTS = ROOT / "bench" / "results" / "hostile.json"
 #: ristretto255 group order
 ELL = 2**252 + 27742317777372353535851937790883648493
 EPOCH = 1
-#: votes_per_epoch of the attacked rings (each valid vote uses a slot of its member's)
-K = 64
+#: votes_per_epoch of the attacked rings (each valid vote, backdated vote and cost-phase
+#: vote uses a fresh slot of its member's; sig:other_slot uses the last four)
+K = 256
+#: members of the big ring (the model's cap): invalid signatures on it cost the most
+BIG = 1024
 #: largest over-cap payload in the default run (see finding F3)
 OVER_CAP_MAX = 700_000
 MAL = frozenset({"malformed"})
@@ -119,6 +133,23 @@ CATEGORIES: dict[str, tuple[float, frozenset[str]]] = {
     "foreign_partition": (0.02, frozenset({"wrong_partition"})),
     "after:compact_resigned": (0.01, frozenset({"token_spent"})),
     "after:token_replay": (0.01, frozenset({"token_spent"})),
+    # a byte copy of a counted vote at a later position (a producer retry, a replay)
+    "after:duplicate_record": (0.01, frozenset({"duplicate_record"})),
+    # invalid signatures (one s_i replaced by another canonical scalar) on a registered
+    # 1,024-member ring, on a valid ring-1,024 vote's tag before that vote
+    "big:bad_signature": (0.005, BAD),
+    # honest signatures on a closed submission, produced with a CreateTime before the closing
+    # (or far in the future): the topic's LogAppendTime decides, so submission_closed
+    "backdated:closed_submission": (0.01, frozenset({"submission_closed"})),
+    # forged control records, interleaved with the votes (protocol v2: ring versions,
+    # submissions, closings); accepted, each would change decisions the valid votes check
+    "control:ring_unsigned": (0.003, frozenset({"unauthorized_control_event"})),
+    "control:ring_rogue_key": (0.003, frozenset({"unauthorized_control_event"})),
+    "control:ring_tampered": (0.003, frozenset({"unauthorized_control_event"})),
+    "control:submission_rogue_key": (0.003, frozenset({"unauthorized_control_event"})),
+    "control:closing_rogue_key": (0.003, frozenset({"unauthorized_control_event"})),
+    "control:closing_unsigned": (0.003, frozenset({"unauthorized_control_event"})),
+    "control:garbage": (0.002, MAL),
     "huge:at_cap": (0.002, MAL),
     "huge:over_cap": (0.002, MAL),
 }
@@ -133,6 +164,12 @@ class Msg:
     topic: str = "votes"
     #: put on a partition other than its key's murmur2 partition
     foreign: bool = False
+    #: the producer's CreateTime (ms), when not "now" (backdated:*)
+    timestamp_ms: int | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.category.startswith("valid")
 
 
 @dataclass
@@ -143,6 +180,8 @@ class HostilePlan:
     valid: int
     hostile: int
     by_category: Counter[str] = field(default_factory=Counter)
+    #: the world the plan attacks (the cost phase signs more votes in it)
+    world: Any = None
 
 
 # --- the world the hostile messages attack ----------------------------------------------
@@ -171,9 +210,21 @@ class World:
             [self.outsider.public_key, *self.rings["genre-0"].public_keys[1:]]
         )
         self.subs = {g: [f"sub-{g}-{i:03d}" for i in range(60)] for g in self.keys}
+        #: registered, then closed before any vote (the backdated votes aim at them)
+        self.closed_subs = {g: [f"sub-closed-{g}-{i}" for i in range(10)] for g in self.keys}
+        #: registered for the CPU-cost blocks (fresh (member, submission) pairs)
+        self.cost_subs = {g: [f"sub-cost-{g}-{i:02d}" for i in range(20)] for g in self.keys}
+        self.big_keys = [key("big-ring", i) for i in range(BIG)]
+        self.big_ring = ringcrypto.Ring([k.public_key for k in self.big_keys])
+        self.big_ring_id = "ring-1024"
         #: the development registrar key, which pin_registrar makes the workers trust
         self.registrar = load_registrar(get_settings())
+        #: a registrar key no worker trusts (forged control records)
+        from connectors.sdk.registrar import Registrar
+
+        self.rogue = Registrar(key("rogue-registrar"))
         self._slots: Counter[tuple[str, int]] = Counter()
+        self._big_votes = 0
 
     def control(self) -> list[tuple[str, bytes, bytes | None]]:
         out: list[tuple[str, bytes, bytes | None]] = []
@@ -195,11 +246,19 @@ class World:
         for g, members in self.rings.items():
             model = ring(self.ring_ids[g], g, members.public_keys)
             out.append(("rings", model.ring_id.encode(), model.to_json()))
-            for sub in self.subs[g]:
+            for sub in self.subs[g] + self.closed_subs[g] + self.cost_subs[g]:
                 signed = self.registrar.sign_submission(
                     Submission(submission_id=sub, genre=g, epoch=EPOCH)
                 )
                 out.append(("submissions", sub.encode(), signed.to_json()))
+            for sub in self.closed_subs[g]:
+                closing = self.registrar.sign_closing(SubmissionClosed(submission_id=sub))
+                out.append(("submissions", sub.encode(), closing.to_json()))
+        big_ring = ring(self.big_ring_id, "genre-0", self.big_ring.public_keys)
+        out.append(("rings", big_ring.ring_id.encode(), big_ring.to_json()))
+        self.ring_models = {
+            g: ring(self.ring_ids[g], g, m.public_keys) for g, m in self.rings.items()
+        }
         inactive = ring("ring-inactive", "genre-0", self.rings["genre-0"].public_keys, False)
         out.append(("rings", b"ring-inactive", inactive.to_json()))
         # 1,025 members: over the model's cap, so the worker refuses the record (unknown_ring)
@@ -211,6 +270,58 @@ class World:
         big.update(ring_id="ring-oversized", public_keys=members, active=True)
         out.append(("rings", b"ring-oversized", json.dumps(big).encode()))
         return out
+
+    def big_vote(self, sub: str) -> VoteCast:
+        """An honest vote of the next unused member of the 1,024-member ring (slot 0)."""
+        member = self._big_votes
+        self._big_votes += 1
+        if member >= BIG:
+            raise ValueError(f"at most {BIG} ring-1,024 votes")
+        return self.vote(
+            0,
+            member,
+            sub,
+            "genre-0",
+            ring_id=self.big_ring_id,
+            ring=self.big_ring,
+            key=self.big_keys[member],
+        )
+
+    def forged_control(self, kind: str, rng: random.Random) -> tuple[str, bytes, bytes]:
+        """(topic, key, value) of one forged control record (``control:*``)."""
+        g = rng.choice(sorted(self.keys))
+        sub = rng.choice(self.subs[g])
+        if kind == "control:garbage":
+            topic = rng.choice(["rings", "submissions"])
+            return topic, rng.choice([self.ring_ids[g], sub]).encode(), rng.randbytes(64)
+        if kind.startswith("control:ring"):
+            # version 2 of a ring the valid votes name: in force, every later vote naming
+            # version 1 would be ring_not_in_force; with outsiders, forgeries would verify
+            new = self.ring_models[g].model_copy(
+                update={
+                    "version": 2,
+                    "public_keys": [self.outsider.public_key.hex()]
+                    + self.ring_models[g].public_keys[1:],
+                    "active": rng.random() < 0.5,
+                    "registrar_signature": None,
+                }
+            )
+            if kind == "control:ring_rogue_key":
+                new = self.rogue.sign_ring(new)
+            elif kind == "control:ring_tampered":
+                # version 1's real signature on changed members (an outsider added)
+                new = self.ring_models[g].model_copy(update={"public_keys": new.public_keys})
+            return "rings", self.ring_ids[g].encode(), new.to_json()
+        if kind == "control:submission_rogue_key":
+            other = "genre-1" if g == "genre-0" else "genre-0"
+            forged = self.rogue.sign_submission(
+                Submission(submission_id=sub, genre=other, epoch=EPOCH)
+            )
+            return "submissions", sub.encode(), forged.to_json()
+        closing = SubmissionClosed(submission_id=sub)
+        if kind == "control:closing_rogue_key":
+            closing = self.rogue.sign_closing(closing)
+        return "submissions", sub.encode(), closing.to_json()
 
     def next_slot(self, genre: str, member: int) -> int:
         self._slots[(genre, member)] += 1
@@ -481,7 +592,12 @@ def json_mutation(
 
 
 def build_plan(
-    hostile: int = 100_000, valid: int = 5000, *, seed: int = 3, huge: bool = True
+    hostile: int = 100_000,
+    valid: int = 5000,
+    *,
+    seed: int = 3,
+    huge: bool = True,
+    big_valid: int = 10,
 ) -> HostilePlan:
     """Valid votes and ``hostile`` hostile messages, interleaved (per-tag order kept)."""
     rng = random.Random(seed)
@@ -493,6 +609,8 @@ def build_plan(
     counts = {c: max(1, round(share * hostile)) for c, (share, _) in CATEGORIES.items()}
     if not huge:
         counts["huge:at_cap"] = counts["huge:over_cap"] = 0
+    if not big_valid:
+        counts["big:bad_signature"] = 0
     # trim/extend the largest category so the total is exactly `hostile`
     counts["truncated_json"] += hostile - sum(counts.values())
     by_category: Counter[str] = Counter()
@@ -505,9 +623,7 @@ def build_plan(
     sig_kinds = [c for c in CATEGORIES if c.startswith("sig:")]
     sig_queue = [k for k in sig_kinds for _ in range(counts[k])]
     rng.shuffle(sig_queue)
-    after_queue = [
-        k for k in ("after:compact_resigned", "after:token_replay") for _ in range(counts[k])
-    ]
+    after_queue = [k for k in CATEGORIES if k.startswith("after:") for _ in range(counts[k])]
     per_token = -(
         -len(sig_queue) // valid
     )  # hostile messages hammered on each valid vote's token first
@@ -519,10 +635,28 @@ def build_plan(
         del sig_queue[:per_token]
         group.append(Msg(vote.token_id.encode(), vote.to_json(), "valid", BALLOT))
         groups.append(group)
+    # honest ring-1,024 votes, each after invalid signatures on its tag
+    big_queue = ["big:bad_signature"] * counts["big:bad_signature"]
+    per_big = -(-len(big_queue) // max(1, big_valid)) if big_valid else 0
+    for _ in range(big_valid):
+        vote = world.big_vote(rng.choice(world.subs["genre-0"]))
+        group = [
+            Msg(
+                vote.token_id.encode(),
+                _with_sig(vote, _bad_scalar(_sig(vote), BIG, rng)),
+                kind,
+                CATEGORIES[kind][1],
+            )
+            for kind in big_queue[:per_big]
+        ]
+        del big_queue[:per_big]
+        group.append(Msg(vote.token_id.encode(), vote.to_json(), "valid_ring1024", BALLOT))
+        groups.append(group)
     # after the real vote (its tag spent): round-robin over the tags
     for i, kind in enumerate(after_queue):
-        n = i % len(groups)
+        n = i % len(valid_votes)
         groups[n].append(_after_attack(kind, world, valid_votes[n], pairs[n]))
+    now_ms = int(time.time() * 1000)
     by_category.update(m.category for grp in groups for m in grp)
 
     def single(m: Msg) -> None:
@@ -530,9 +664,32 @@ def build_plan(
         by_category[m.category] += 1
 
     for kind in CATEGORIES:
-        if kind.startswith(("sig:", "after:")):
+        if kind.startswith(("sig:", "after:", "big:")):
             continue
         for _ in range(counts[kind]):
+            if kind.startswith("control:"):
+                topic, key, value = world.forged_control(kind, rng)
+                single(Msg(key, value, kind, CATEGORIES[kind][1], topic=topic))
+                continue
+            if kind == "backdated:closed_submission":
+                g = rng.choice(sorted(world.keys))
+                member = rng.randrange(16)
+                vote = world.vote(
+                    world.next_slot(g, member), member, rng.choice(world.closed_subs[g]), g
+                )
+                m = Msg(vote.token_id.encode(), vote.to_json(), kind, CATEGORIES[kind][1])
+                # the epoch's first ms, a year ago, a second ago, a year and ten years ahead
+                m.timestamp_ms = rng.choice(
+                    [
+                        1,
+                        now_ms - 365 * 86_400_000,
+                        now_ms - 1000,
+                        now_ms + 365 * 86_400_000,
+                        now_ms + 3650 * 86_400_000,
+                    ]
+                )
+                single(m)
+                continue
             base = json.loads(rng.choice(valid_votes).to_json())
             if kind == "foreign_partition":  # a byte copy of a valid vote, elsewhere
                 m = Msg(
@@ -569,7 +726,7 @@ def build_plan(
     for gi in tickets:
         messages.append(groups[gi][cursor[gi]])
         cursor[gi] += 1
-    n_valid = sum(m.category == "valid" for m in messages)
+    n_valid = sum(m.valid for m in messages)
     return HostilePlan(
         seed=seed,
         control=control,
@@ -577,6 +734,7 @@ def build_plan(
         valid=n_valid,
         hostile=len(messages) - n_valid,
         by_category=by_category,
+        world=world,
     )
 
 
@@ -651,8 +809,19 @@ def _sig_attack(
     return Msg(key, _with_sig(vote, mutate_signature(kind, _sig(vote), n, rng)), kind, expect)
 
 
+def _bad_scalar(sig: bytes, n: int, rng: random.Random) -> bytes:
+    """``sig`` with one response scalar s_i replaced by another canonical scalar: well
+    formed, so only the ring equation can refuse it (bad_signature, the costly path)."""
+    b = bytearray(sig)
+    at = S_AT + 32 * rng.randrange(n)
+    b[at : at + 32] = rng.randrange(ELL).to_bytes(32, "little")
+    return bytes(b)
+
+
 def _after_attack(kind: str, world: World, vote: VoteCast, where: tuple[str, int, str]) -> Msg:
     genre, member, sub = where
+    if kind == "after:duplicate_record":
+        return Msg(vote.token_id.encode(), vote.to_json(), kind, CATEGORIES[kind][1])
     if kind == "after:compact_resigned":
         # the very same vote, signed again in the compact format: another valid signature
         # of the tag, which its first vote spent
@@ -663,6 +832,311 @@ def _after_attack(kind: str, world: World, vote: VoteCast, where: tuple[str, int
         "reject"  # a different vote on the spent tag (signature irrelevant: spent first)
     )
     return Msg(vote.token_id.encode(), json.dumps(body).encode(), kind, CATEGORIES[kind][1])
+
+
+# --- CPU per message, by category ------------------------------------------------------------
+
+
+def cost_blocks(world: World, n: int, n_big: int, seed: int) -> list[tuple[str, list[Msg]]]:
+    """Blocks of fresh messages, one kind each, for :func:`measure_cost`: honest and
+    invalid-signature votes on rings of 16 and 1,024 (issue 16 item 5: a hostile message
+    may cost at most 3x a valid one of the same ring size), and a few cheap categories."""
+    rng = random.Random(seed + 1)
+    pairs = [(g, m, s) for g in sorted(world.keys) for s in world.cost_subs[g] for m in range(16)]
+    rng.shuffle(pairs)
+    n = min(n, len(pairs))
+
+    def fresh(g: str, member: int) -> VoteCast:
+        return world.vote(world.next_slot(g, member), member, rng.choice(world.cost_subs[g]), g)
+
+    def fresh16() -> VoteCast:
+        return fresh(rng.choice(sorted(world.keys)), rng.randrange(16))
+
+    def msg(vote: VoteCast, value: bytes, category: str, expect: frozenset[str]) -> Msg:
+        return Msg(vote.token_id.encode(), value, category, expect)
+
+    blocks: list[tuple[str, list[Msg]]] = []
+    valid16 = [world.vote(world.next_slot(g, m), m, s, g) for g, m, s in pairs[:n]]
+    blocks.append(("valid, ring 16", [msg(v, v.to_json(), "valid", BALLOT) for v in valid16]))
+    bad16 = [fresh16() for _ in range(n)]
+    blocks.append(
+        (
+            "bad_signature, ring 16",
+            [msg(v, _with_sig(v, _bad_scalar(_sig(v), 16, rng)), "cost", BAD) for v in bad16],
+        )
+    )
+    subs0 = world.cost_subs["genre-0"]
+    big_valid = [world.big_vote(rng.choice(subs0)) for _ in range(n_big)]
+    blocks.append(("valid, ring 1,024", [msg(v, v.to_json(), "valid", BALLOT) for v in big_valid]))
+    big_bad = [world.big_vote(rng.choice(subs0)) for _ in range(n_big)]
+    blocks.append(
+        (
+            "bad_signature, ring 1,024",
+            [msg(v, _with_sig(v, _bad_scalar(_sig(v), BIG, rng)), "cost", BAD) for v in big_bad],
+        )
+    )
+    for kind in ("sig:non_canonical_scalar", "sig:random_well_formed", "sig:stolen_tag"):
+        out = []
+        for _ in range(n):
+            g, member = rng.choice(sorted(world.keys)), rng.randrange(16)
+            v = fresh(g, member)
+            out.append(_sig_attack(kind, world, v, g, member, v.submission_id, rng))
+        blocks.append((kind, out))
+    for kind in ("random_bytes", "truncated_json", "wrong_types"):
+        base = json.loads(fresh16().to_json())
+        out = []
+        for _ in range(n):
+            key, value = json_mutation(kind, base, rng)
+            out.append(Msg(key, value, kind, MAL))
+        blocks.append((kind, out))
+    return blocks
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its live children (every thread counts)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[1] is ppid; utime, stime are the 12th and 13th after the name
+        if int(proc.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def measure_cost(
+    settings: Settings,
+    blocks: list[tuple[str, list[Msg]]],
+    pool: list[Any],
+    watcher: Any,
+    console: Console,
+    *,
+    idle_s: float = 5.0,
+    timeout: float = 300.0,
+) -> list[dict[str, Any]]:
+    """Publish each block alone and read the workers' CPU time (/proc) before and after
+    it: CPU per message = (delta - idle rate x wall) / messages. The idle rate (timers,
+    polls, heartbeats) is measured first, over ``idle_s`` with nothing to do."""
+
+    def cpu() -> float:
+        return sum(_cpu_seconds(w.proc.pid) for w in pool if w.proc is not None)
+
+    c0, t0 = cpu(), time.monotonic()
+    time.sleep(idle_s)
+    idle_rate = (cpu() - c0) / (time.monotonic() - t0)
+    rows = []
+    for name, msgs in blocks:
+        plan = HostilePlan(seed=0, control=[], messages=msgs, valid=0, hostile=len(msgs))
+        c0, t0 = cpu(), time.monotonic()
+        positions = publish(settings, plan, console)
+        wanted = set(positions.values())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with watcher.lock:
+                if wanted <= watcher.positions:
+                    break
+            time.sleep(0.05)
+        c1, t1 = cpu(), time.monotonic()
+        with watcher.lock:
+            outcomes: Counter[str] = Counter()
+            for i in range(len(msgs)):
+                pos = positions.get(i)
+                got = (
+                    sorted(watcher.rejections.get((settings.topic("votes"), *pos), set()))
+                    if pos
+                    else []
+                )
+                if pos and watcher.ballot_pos.get(pos):
+                    got.append("ballot")
+                outcomes[",".join(got) or "none"] += 1
+        expected = sum(n for o, n in outcomes.items() if o in msgs[0].expect)
+        net = (c1 - c0) - idle_rate * (t1 - t0)
+        rows.append(
+            {
+                "block": name,
+                "messages": len(msgs),
+                "outcomes": dict(outcomes),
+                "as_expected": expected,
+                "wall_s": round(t1 - t0, 2),
+                "cpu_s": round(c1 - c0, 3),
+                "cpu_net_s": round(net, 3),
+                "cpu_ms_per_message": round(1000 * net / len(msgs), 3),
+                "idle_rate_cores": round(idle_rate, 4),
+                "load_avg": [round(x, 2) for x in os.getloadavg()],
+            }
+        )
+        console.print(
+            f"  cost {name}: {len(msgs)} msgs, {rows[-1]['cpu_ms_per_message']} ms CPU each "
+            f"({rows[-1]['wall_s']} s wall, {dict(outcomes)})"
+        )
+    return rows
+
+
+def cost_ratios(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Hostile / valid CPU per message, per ring size (the issue's limit: 3)."""
+    per = {r["block"]: r["cpu_ms_per_message"] for r in rows}
+    out: dict[str, float | None] = {}
+    for size in ("16", "1,024"):
+        valid, bad = per.get(f"valid, ring {size}"), per.get(f"bad_signature, ring {size}")
+        out[f"ring {size}"] = round(bad / valid, 2) if valid and bad is not None else None
+    return out
+
+
+# --- forged output-topic records, judged by the witness ------------------------------------
+
+
+def _read_topic(settings: Settings, short: str) -> list[tuple[int, int, bytes | None, bytes]]:
+    """Every committed record of one topic: (partition, offset, key, value), in offset order."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = settings.topic(short)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"hostile-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "log_level": 2,
+        }
+    )
+    out: list[tuple[int, int, bytes | None, bytes]] = []
+    try:
+        parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        remaining, start = {}, {}
+        for p in parts:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            if high > low:
+                remaining[p], start[p] = high, low
+        consumer.assign([TopicPartition(topic, p, low) for p, low in start.items()])
+        # a transaction's commit marker can be a partition's last offset: no record reaches
+        # high - 1 there, so a partition also ends when nothing came for a few seconds
+        idle_since, deadline = time.monotonic(), time.monotonic() + 300
+        while remaining and time.monotonic() < deadline and time.monotonic() - idle_since < 10:
+            for msg in consumer.consume(5000, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                idle_since = time.monotonic()
+                if msg.value() is not None:
+                    out.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+                if msg.offset() + 1 >= remaining.get(msg.partition(), 0):
+                    remaining.pop(msg.partition(), None)
+    finally:
+        consumer.close()
+    return out
+
+
+def _witness_verdicts(settings: Settings) -> list[Any]:
+    """What ``ringtally witness`` would alert on: every ballot and rejection (the log's
+    leaves), then every head, through its pure core, with the workers' log key."""
+    from connectors.sdk.receipt import ReceiptInvalid, trusted_log_key, verify_head
+    from connectors.witness.core import Witness
+    from models.log import SignedHead
+    from models.outputs import Ballot, Rejection
+
+    log_key = trusted_log_key(settings)
+
+    def signed(head: SignedHead) -> bool:
+        try:
+            verify_head(head, log_key)
+        except ReceiptInvalid:
+            return False
+        return True
+
+    witness = Witness(signed)
+    found = []
+    for short, model, feed in (
+        ("ballots", Ballot, witness.ballot),
+        ("rejections", Rejection, witness.rejection),
+        ("heads", SignedHead, witness.head),
+    ):
+        for *_, value in _read_topic(settings, short):
+            found += feed(model.model_validate_json(value))[1]
+    return found
+
+
+def forge_outputs(settings: Settings, n: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Forged records on the output topics, as an attacker with a producer credential
+    would write them (they bypass the workers); returns their checks.
+
+    Each is a copy of a real record with another leaf at the real one's place
+    (ballot: another vote digest and vote id; rejection: another digest), or a
+    head with another root under the real head's signature, appended on the real
+    record's partition after it. "Exactly one rejection" for a forged output record
+    means exactly one witness disagreement naming its submission (``leaf_conflict``
+    for a leaf, ``bad_signature`` for a head), and none where nothing was forged.
+    """
+    from confluent_kafka import Producer
+
+    baseline = _witness_verdicts(settings)
+    real = {short: _read_topic(settings, short) for short in ("ballots", "rejections", "heads")}
+    pick: dict[str, list[tuple[int, int, bytes | None, bytes]]] = {}
+    for short, records in real.items():
+        usable = [r for r in records if json.loads(r[3]).get("leaf_index") is not None]
+        if short == "heads":
+            usable = records
+        # one forgery per submission, so each alert names exactly one forged record
+        by_sub = {}
+        for r in usable:
+            by_sub.setdefault(json.loads(r[3])["submission_id"], r)
+        subs = sorted(by_sub)
+        rng.shuffle(subs)
+        pick[short] = [by_sub[sub] for sub in subs]
+    taken: set[str] = set()
+    # (topic, expected disagreement, submission, partition, key, value)
+    forged: list[tuple[str, str, str, int, bytes | None, bytes]] = []
+    for short in ("ballots", "rejections", "heads"):
+        count = 0
+        for p, _, key, value in pick[short]:
+            body = json.loads(value)
+            sub = body["submission_id"]
+            if sub in taken or count >= n:
+                continue
+            taken.add(sub)
+            count += 1
+            if short == "heads":
+                body["root_hash"] = rng.randbytes(32).hex()
+                expect = "bad_signature"
+            else:
+                body["vote_digest"] = rng.randbytes(32).hex()
+                if short == "ballots":
+                    body["vote_id"] = str(uuid.UUID(int=rng.getrandbits(128)))
+                expect = "leaf_conflict"
+            forged.append((short, expect, sub, p, key, json.dumps(body).encode()))
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 2})
+    for short, _, _, p, key, value in forged:
+        producer.produce(settings.topic(short), key=key, value=value, partition=p)
+    if producer.flush(60):
+        raise RuntimeError("forged output records not acknowledged")
+    after = _witness_verdicts(settings)
+    new = Counter((d.submission_id, d.reason) for d in after) - Counter(
+        (d.submission_id, d.reason) for d in baseline
+    )
+    wanted = Counter((sub, expect) for _, expect, sub, *_ in forged)
+    by_kind = Counter(short for short, *_ in forged)
+    return [
+        {
+            "name": "witness disagreements before any forged output record",
+            "expected": 0,
+            "got": len(baseline),
+            "ok": not baseline,
+            "note": str([(d.submission_id, d.reason, d.detail) for d in baseline[:3]]),
+        },
+        {
+            "name": f"forged output records ({dict(by_kind)}) each flagged exactly once "
+            "by the witness, on its submission",
+            "expected": len(forged),
+            "got": sum(min(n, new.get(k, 0)) for k, n in wanted.items()),
+            "ok": new == wanted,
+            "note": f"unexpected: {list((new - wanted).items())[:3]}; "
+            f"missing: {list((wanted - new).items())[:3]}",
+        },
+    ]
 
 
 # --- running it ---------------------------------------------------------------------------------
@@ -676,6 +1150,8 @@ class HostileOutcome:
     worker_exits: list[dict[str, Any]]
     logs: dict[str, Any]
     timings: dict[str, float]
+    #: CPU per message by category (:func:`measure_cost`), when measured
+    cost: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -709,11 +1185,13 @@ def publish(settings: Settings, plan: HostilePlan, console: Console) -> dict[int
     partitions = settings.partitions
     positions: dict[int, tuple[int, int]] = {}
     for i, m in enumerate(plan.messages):
-        where = {}
+        where: dict[str, int] = {}
         if m.foreign and m.key:
             where["partition"] = (partition_for_key(m.key, partitions) + 1) % partitions
+        if m.timestamp_ms is not None:
+            where["timestamp"] = m.timestamp_ms
         producer.produce(
-            settings.topic("votes"),
+            settings.topic(m.topic),
             key=m.key,
             value=m.value,
             on_delivery=lambda err, msg, i=i: (
@@ -735,7 +1213,7 @@ def check(
     watcher: Any,
     worker_exits: list[dict[str, Any]],
     logs: dict[str, Any],
-    votes_topic: str,
+    settings: Settings,
 ) -> HostileOutcome:
     rejections = watcher.rejections  # (topic, partition, offset) -> set of reasons
     ballot_pos = watcher.ballot_pos  # (partition, offset) -> vote ids
@@ -754,12 +1232,12 @@ def check(
         pos = positions.get(i)
         if pos is None:
             continue
-        got_rej = rejections.get((votes_topic, *pos), set())
-        got_ballot = bool(ballot_pos.get(pos))
+        got_rej = rejections.get((settings.topic(m.topic), *pos), set())
+        got_ballot = m.topic == "votes" and bool(ballot_pos.get(pos))
         outcome = sorted(got_rej) + (["ballot"] if got_ballot else [])
         per_cat[m.category][",".join(outcome) or "none"] += 1
         reasons.update(got_rej)
-        if m.category == "valid":
+        if m.valid:
             if not got_ballot:
                 lost_valid.append((pos, outcome))
             continue
@@ -815,6 +1293,8 @@ def run_hostile(
     console: Console,
     timeout: float = 1800.0,
     workers: int = 1,
+    cost: tuple[int, int] | None = None,
+    forge: int = 0,
 ) -> HostileOutcome:
     """Start ``workers`` workers on ``settings`` (one group: they split the partitions),
     publish ``plan``, wait for every outcome, check."""
@@ -840,17 +1320,25 @@ def run_hostile(
         positions = publish(settings, plan, console)
         timings["publish_s"] = round(time.monotonic() - t, 1)
         console.print(f"published {len(plan.messages)} messages in {timings['publish_s']}s")
-        wanted = {p for p in positions.values()}
+        wanted = {p for i, p in positions.items() if plan.messages[i].topic == "votes"}
+        wanted_control = {
+            (settings.topic(plan.messages[i].topic), *p)
+            for i, p in positions.items()
+            if plan.messages[i].topic != "votes"
+        }
         deadline = time.monotonic() + timeout
         last, last_change, last_report = -1, time.monotonic(), 0.0
         while time.monotonic() < deadline:
-            done = len(watcher.positions & wanted)
-            if done >= len(wanted):
+            with watcher.lock:
+                done = len(watcher.positions & wanted) + len(
+                    wanted_control & watcher.rejections.keys()
+                )
+            if done >= len(wanted) + len(wanted_control):
                 break
             if done != last:
                 last, last_change = done, time.monotonic()
             elif time.monotonic() - last_change > 120:
-                console.print(f"[red]no new outcome for 120 s at {done}/{len(wanted)}[/]")
+                console.print(f"[red]no new outcome for 120 s at {done}/{len(positions)}[/]")
                 break
             for n, worker in enumerate(pool):
                 if worker.proc is None or worker.proc.poll() is None:
@@ -866,9 +1354,17 @@ def run_hostile(
                 pool[n] = WorkerProcess(each[n], logs_of[n]).start(ready_timeout=180)
             if time.monotonic() - last_report > 15:
                 last_report = time.monotonic()
-                console.print(f"  outcomes {done}/{len(wanted)}")
+                console.print(f"  outcomes {done}/{len(positions)}")
             time.sleep(0.5)
         timings["processing_s"] = round(time.monotonic() - t, 1)
+        cost_rows: list[dict[str, Any]] = []
+        if cost and plan.world is not None:
+            t = time.monotonic()
+            blocks = cost_blocks(plan.world, *cost, plan.seed)
+            timings["cost_build_s"] = round(time.monotonic() - t, 1)
+            t = time.monotonic()
+            cost_rows = measure_cost(settings, blocks, pool, watcher, console)
+            timings["cost_s"] = round(time.monotonic() - t, 1)
         time.sleep(2)
         alive = all(worker.alive() for worker in pool)
     finally:
@@ -876,11 +1372,16 @@ def run_hostile(
         for worker in pool:
             worker.stop()
     logs = scan_logs(log_dir)
-    outcome = check(plan, positions, watcher, exits, logs, settings.topic("votes"))
+    outcome = check(plan, positions, watcher, exits, logs, settings)
+    if forge:
+        t = time.monotonic()
+        outcome.checks += forge_outputs(settings, forge, random.Random(plan.seed + 2))
+        timings["forge_outputs_s"] = round(time.monotonic() - t, 1)
     outcome.checks.append(
         {"name": "worker alive at the end", "expected": True, "got": alive, "ok": alive, "note": ""}
     )
     outcome.timings = timings
+    outcome.cost = cost_rows
     return outcome
 
 
@@ -889,7 +1390,7 @@ def report(plan: HostilePlan, out: HostileOutcome, console: Console) -> None:
     for col in ("category", "sent", "allowed", "outcomes seen"):
         table.add_column(col)
     for cat, outcomes in out.by_category.items():
-        allowed = "ballot" if cat == "valid" else ",".join(sorted(CATEGORIES[cat][1]))
+        allowed = "ballot" if cat.startswith("valid") else ",".join(sorted(CATEGORIES[cat][1]))
         table.add_row(
             cat,
             str(plan.by_category.get(cat, sum(outcomes.values()))),
@@ -915,6 +1416,20 @@ def report(plan: HostilePlan, out: HostileOutcome, console: Console) -> None:
             c["note"][:150],
         )
     console.print(checks)
+    if out.cost:
+        cost = Table(title="worker CPU per message, by category (blocks of one kind)")
+        for col in ("block", "messages", "CPU ms / message", "wall s", "outcomes"):
+            cost.add_column(col)
+        for r in out.cost:
+            cost.add_row(
+                r["block"],
+                str(r["messages"]),
+                str(r["cpu_ms_per_message"]),
+                str(r["wall_s"]),
+                ", ".join(f"{k}={v}" for k, v in r["outcomes"].items()),
+            )
+        console.print(cost)
+        console.print(f"hostile / valid CPU per message: {cost_ratios(out.cost)} (limit 3)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -929,6 +1444,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="workers in the group")
     parser.add_argument(
+        "--big-valid", type=int, default=100, help="honest votes on the 1,024-member ring"
+    )
+    parser.add_argument(
+        "--cost-block",
+        type=int,
+        default=200,
+        help="messages per CPU-cost block after the run (0: no cost phase)",
+    )
+    parser.add_argument(
+        "--forge-outputs",
+        type=int,
+        default=20,
+        help="forged ballots, rejections and heads (each) written after the run, for the "
+        "witness to flag (0: none)",
+    )
+    parser.add_argument(
+        "--cost-big", type=int, default=40, help="messages per ring-1,024 cost block"
+    )
+    parser.add_argument(
         "--table-store", choices=("memory", "rocksdb"), default="memory", help="tables' store"
     )
     args = parser.parse_args(argv)
@@ -939,7 +1473,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _sigterm)
     t = time.monotonic()
-    plan = build_plan(args.hostile, args.valid, seed=args.seed, huge=not args.no_huge)
+    plan = build_plan(
+        args.hostile, args.valid, seed=args.seed, huge=not args.no_huge, big_valid=args.big_valid
+    )
     build_s = round(time.monotonic() - t, 1)
     console.print(
         f"plan: {plan.hostile} hostile, {plan.valid} valid, {len(plan.control)} control records "
@@ -964,7 +1500,15 @@ def main(argv: list[str] | None = None) -> int:
     stack = LocalStack(settings, cache_dir=ROOT / ".ringtally" / "cache")
     try:
         stack.up(["kafka"], timeout=120)
-        out = run_hostile(settings, plan, run_dir / "logs", console, workers=args.workers)
+        out = run_hostile(
+            settings,
+            plan,
+            run_dir / "logs",
+            console,
+            workers=args.workers,
+            cost=(args.cost_block, args.cost_big) if args.cost_block else None,
+            forge=args.forge_outputs,
+        )
     finally:
         stack.down(["kafka"])
         if not args.keep:
@@ -987,6 +1531,8 @@ def main(argv: list[str] | None = None) -> int:
         "worker_exits": out.worker_exits,
         "log_scan": {k: v for k, v in out.logs.items() if k != "by_file"},
         "timings": out.timings,
+        "cost_per_message": out.cost,
+        "cost_ratio_hostile_to_valid": cost_ratios(out.cost) if out.cost else None,
         "logs": str(run_dir / "logs"),
         "machine": {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()]},
     }

@@ -339,3 +339,33 @@ def test_a_copy_is_a_duplicate_record_only_of_a_vote_that_spent_its_tag():
     assert (copy_expectation(forged), copy_expectation(junk)) == ("bad_signature", "malformed")
     foreign = Planned(key=b"k", value=b"{}", expect="wrong_partition", wrong_partition=True)
     assert copy_expectation(foreign) == "wrong_partition"  # decided before any tag state
+
+
+def _control_rejection(obs: Observed, offset: int, reason: str) -> None:
+    row = dict(
+        vote_id=None,
+        reason=reason,
+        source_topic="t.rings",
+        source_partition=0,
+        source_offset=offset,
+    )
+    obs.topic_rejections.append(json.dumps(row).encode())
+
+
+def test_a_control_rejection_published_again_is_one_outcome():
+    """A control rejection read twice (the watcher re-reading after a broker fault, as in
+    session 10 seed 1, or a re-publish after a crash): one position, one reason."""
+    plan = _plan()
+    obs = _perfect(plan)
+    _control_rejection(obs, 1, "unauthorized_control_event")
+    assert _failed(plan, obs) == set()
+
+
+def test_a_control_record_with_two_reasons_or_an_unplanned_one_fails():
+    plan = _plan()
+    obs = _perfect(plan)
+    _control_rejection(obs, 1, "control_conflict")
+    _fails(plan, obs, "control record with two rejection reasons")
+    obs = _perfect(plan)
+    _control_rejection(obs, 0, "unauthorized_control_event")
+    _fails(plan, obs, "control records rejected: exactly the planned ones (distinct")
