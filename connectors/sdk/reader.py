@@ -112,7 +112,7 @@ def check_kafka(settings: Settings, *, timeout: float = 10.0) -> None:
         raise KafkaRefused(f"kafka at {settings.kafka_bootstrap} refused this client: {detail}")
     if state == "unreachable":
         raise ServiceUnavailable(
-            f"kafka at {settings.kafka_bootstrap} unreachable: {detail}",
+            f"kafka at {settings.kafka_bootstrap} unreachable within {timeout:g} s: {detail}",
             fix="start it with 'ringtally stack up' or set RINGTALLY_KAFKA_BOOTSTRAP",
         )
 
