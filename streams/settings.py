@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,host:port]"
     )
+    kafka_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600.0,
+        description="seconds a CLI command waits for Kafka to answer before it reports it "
+        "unreachable (exit 2) or gives up a request",
+    )
     kafka_controller_port: int = Field(
         19093, ge=1, le=65535, description="the local stack's KRaft controller port (stack only)"
     )

@@ -119,7 +119,7 @@ def test_keys_rings_votes_sink_and_tallies(cli_settings, tmp_path) -> None:
     )
 
     ok(ringtally(s, "db", "migrate"))
-    ok(ringtally(s, "sink", "--until-idle", "5"))
+    ok(ringtally(s, "sink", "--once"))  # everything is out: vote --wait saw it
 
     pg = json.loads(ok(ringtally(s, "tally", "show", sub, "--json")))
     assert pg["counts"] == {"approve": 2, "reject": 0, "flag": 0, "escalate": 0}

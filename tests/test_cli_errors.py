@@ -226,7 +226,11 @@ def test_bad_arguments_give_one_line_and_exit_2(world, case) -> None:
 @pytest.mark.parametrize(
     ("args", "env", "needle"),
     [
-        (["rings", "list"], {"RINGTALLY_KAFKA_BOOTSTRAP": "127.0.0.1:9"}, "kafka at 127.0.0.1:9"),
+        (
+            ["rings", "list"],
+            {"RINGTALLY_KAFKA_BOOTSTRAP": "127.0.0.1:9", "RINGTALLY_KAFKA_TIMEOUT": "1"},
+            "kafka at 127.0.0.1:9 unreachable within 1 s",
+        ),
         (
             ["tally", "show"],
             {"RINGTALLY_POSTGRES_DSN": "postgresql://x@127.0.0.1:9/x"},

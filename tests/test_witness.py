@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, Producer
 
 from agents.loghead import LogSigner
 from connectors.postgres.db import connect
+from connectors.sdk.reader import consume_ready
 from connectors.sdk.receipt import trusted_log_key
 from connectors.stack.harness import free_port
 from connectors.witness.core import Witness
@@ -114,7 +115,7 @@ def _alerts(settings) -> list:
 
 
 def _read_witness(settings, consumer, cosigned: dict) -> None:
-    for msg in consumer.consume(500, timeout=0.5):
+    for msg in consume_ready(consumer, 0.5, 500):
         if msg.error() is None:
             c = WitnessCosignature.model_validate_json(msg.value())
             cosigned[(c.submission_id, c.tree_size)] = c

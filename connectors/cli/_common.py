@@ -28,7 +28,6 @@ from streams.errors import RingtallyError, ServiceUnavailable, UsageProblem
 __all__ = [
     "EPOCH",
     "IDENTIFIER",
-    "KAFKA_TIMEOUT",
     "PUBLIC_KEY",
     "SCHEMA",
     "HexBytes",
@@ -42,9 +41,6 @@ __all__ = [
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _T = TypeVar("_T")
-
-#: Seconds a command waits for Kafka to answer before it gives up (exit 2).
-KAFKA_TIMEOUT = 10.0
 
 
 def get_settings():  # noqa: ANN201 - streams.settings.Settings
@@ -68,7 +64,7 @@ def kafka_settings():  # noqa: ANN201 - streams.settings.Settings
 
     KAFKA_LOGGER.setLevel(logging.CRITICAL + 1)
     settings = get_settings()
-    check_kafka(settings, timeout=KAFKA_TIMEOUT)
+    check_kafka(settings, timeout=settings.kafka_timeout)
     return settings
 
 

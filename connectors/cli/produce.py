@@ -42,7 +42,7 @@ from models.fields import Identifier, Slot, VoteType
 from models.votes import VoteCast
 from streams.errors import RingtallyError, ServiceUnavailable, UsageProblem
 
-from ._common import KAFKA_TIMEOUT, err, kafka_settings, one_line_errors
+from ._common import err, kafka_settings, one_line_errors
 
 __all__ = ["produce"]
 
@@ -210,7 +210,7 @@ def produce(ctx: click.Context, file: str, strict: bool, wait: float | None, qui
     settings = kafka_settings()
     lines = _lines(file)
     signer = _Signer(settings, Path(file).resolve().parent if file != "-" else Path.cwd())
-    client = VoteClient(settings, None, timeout=KAFKA_TIMEOUT)
+    client = VoteClient(settings, None, timeout=settings.kafka_timeout)
     bad = 0
     published: list[Any] = []
 

@@ -19,7 +19,6 @@ from streams.errors import UsageProblem
 from ._common import (
     EPOCH,
     IDENTIFIER,
-    KAFKA_TIMEOUT,
     PUBLIC_KEY,
     echo_json,
     kafka_settings,
@@ -195,7 +194,8 @@ def rings_add(
     from connectors.sdk.admin import Admin
 
     public_keys = _gather_keys(keys, key_files, keys_from)
-    admin = Admin(kafka_settings(), timeout=KAFKA_TIMEOUT)
+    settings = kafka_settings()
+    admin = Admin(settings, timeout=settings.kafka_timeout)
     ring = admin.register_ring(
         ring_id,
         genre=genre,
@@ -259,7 +259,7 @@ def rings_rotate(
     if members_file is None and not (added or removed):
         raise UsageProblem("nothing to change: give --add, --remove or --members")
     settings = kafka_settings()
-    admin = Admin(settings, timeout=KAFKA_TIMEOUT)
+    admin = Admin(settings, timeout=settings.kafka_timeout)
     latest = admin.ring_versions(ring_id)
     if not latest:
         from connectors.sdk.reader import get_ring
@@ -304,7 +304,8 @@ def rings_deactivate(ring_id: str, valid_from: Any) -> None:
     """
     from connectors.sdk.admin import Admin
 
-    ring = Admin(kafka_settings(), timeout=KAFKA_TIMEOUT).deactivate_ring(
+    settings = kafka_settings()
+    ring = Admin(settings, timeout=settings.kafka_timeout).deactivate_ring(
         ring_id, valid_from=valid_from
     )
     click.echo(f"published {_describe(ring)}")
@@ -325,7 +326,7 @@ def rings_list(as_json: bool) -> None:
     from connectors.sdk.reader import list_rings
 
     settings = kafka_settings()
-    ensure_topics(settings, ["rings"], timeout=KAFKA_TIMEOUT)
+    ensure_topics(settings, ["rings"], timeout=settings.kafka_timeout)
     found = list_rings(settings)
     if as_json:
         echo_json([r.model_dump(mode="json") for r in found.values()])
@@ -372,7 +373,7 @@ def rings_show(ring_id: str, version: int | None, as_json: bool) -> None:
     from connectors.sdk.reader import get_ring, ring_history
 
     settings = kafka_settings()
-    ensure_topics(settings, ["rings"], timeout=KAFKA_TIMEOUT)
+    ensure_topics(settings, ["rings"], timeout=settings.kafka_timeout)
     if version is not None:
         ring = get_ring(settings, ring_id, version)
         if as_json:

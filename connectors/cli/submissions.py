@@ -7,7 +7,6 @@ import click
 from ._common import (
     EPOCH,
     IDENTIFIER,
-    KAFKA_TIMEOUT,
     echo_json,
     kafka_settings,
     one_line_errors,
@@ -44,7 +43,8 @@ def submissions_add(submission_id: str, genre: str, epoch: int) -> None:
     """
     from connectors.sdk.admin import Admin
 
-    sub = Admin(kafka_settings(), timeout=KAFKA_TIMEOUT).register_submission(
+    settings = kafka_settings()
+    sub = Admin(settings, timeout=settings.kafka_timeout).register_submission(
         submission_id, genre=genre, epoch=epoch
     )
     click.echo(f"registered submission {sub.submission_id} (genre {sub.genre}, epoch {sub.epoch})")
@@ -63,7 +63,8 @@ def submissions_close(submission_id: str) -> None:
     """
     from connectors.sdk.admin import Admin
 
-    Admin(kafka_settings(), timeout=KAFKA_TIMEOUT).close_submission(submission_id)
+    settings = kafka_settings()
+    Admin(settings, timeout=settings.kafka_timeout).close_submission(submission_id)
     click.echo(f"closed submission {submission_id}: votes appended from now on are refused")
 
 
@@ -81,7 +82,7 @@ def submissions_list(as_json: bool) -> None:
     from connectors.sdk.reader import list_submissions
 
     settings = kafka_settings()
-    ensure_topics(settings, ["submissions"], timeout=KAFKA_TIMEOUT)
+    ensure_topics(settings, ["submissions"], timeout=settings.kafka_timeout)
     found = list_submissions(settings)
     if as_json:
         echo_json([s.model_dump(mode="json") for s in found.values()])

@@ -16,7 +16,6 @@ from streams.errors import UsageProblem
 
 from ._common import (
     IDENTIFIER,
-    KAFKA_TIMEOUT,
     echo_json,
     err,
     kafka_settings,
@@ -127,7 +126,9 @@ def vote(
 
     voter = Voter.from_key_file(key_file)
     settings = kafka_settings()
-    with VoteClient(settings, voter, batchable=not compact, timeout=KAFKA_TIMEOUT) as client:
+    with VoteClient(
+        settings, voter, batchable=not compact, timeout=settings.kafka_timeout
+    ) as client:
         ring = client.lookup_ring(ring_id, version=ring_version)
         if voter.public_key.hex() not in ring.public_keys:
             raise UsageProblem(

@@ -25,6 +25,7 @@ from confluent_kafka import (
     IsolationLevel,
     KafkaError,
     KafkaException,
+    Message,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -43,6 +44,7 @@ __all__ = [
     "RingVersion",
     "TopicRecord",
     "check_kafka",
+    "consume_ready",
     "end_offsets",
     "get_ring",
     "list_rings",
@@ -112,7 +114,7 @@ def check_kafka(settings: Settings, *, timeout: float = 10.0) -> None:
         raise KafkaRefused(f"kafka at {settings.kafka_bootstrap} refused this client: {detail}")
     if state == "unreachable":
         raise ServiceUnavailable(
-            f"kafka at {settings.kafka_bootstrap} unreachable: {detail}",
+            f"kafka at {settings.kafka_bootstrap} unreachable within {timeout:g} s: {detail}",
             fix="start it with 'ringtally stack up' or set RINGTALLY_KAFKA_BOOTSTRAP",
         )
 
@@ -174,6 +176,19 @@ def _end_offsets_once(
     return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
 
 
+def consume_ready(consumer: Consumer, timeout: float, most: int = 1000) -> list[Message]:
+    """Up to ``most`` messages, returned as soon as one is there; ``[]`` after ``timeout``.
+
+    librdkafka's ``consume(n, timeout)`` returns early only once ``n`` messages
+    are in: a read of a few records waited out the whole timeout on every call
+    (0.5 s each, three or more per topic read, each ``vote --wait``).
+    """
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(most - 1, timeout=0)] if most > 1 else [first]
+
+
 def _reader(settings: Settings) -> Consumer:
     """A consumer of committed records, in a group of its own (it commits nothing)."""
     return Consumer(
@@ -217,7 +232,7 @@ def read_topic(
                 raise ServiceUnavailable(
                     f"kafka: reading {topic} did not reach its end offsets within {timeout:.0f}s"
                 )
-            messages = consumer.consume(1000, timeout=0.5)
+            messages = consume_ready(consumer, 0.5)
             for msg in messages:
                 if msg.error() is not None:
                     _check_read(settings, topic, msg.error())
@@ -280,7 +295,7 @@ def read_records_at(
         pending = set(wanted)
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, timeout=0.5):
+            for msg in consume_ready(consumer, 0.5):
                 if msg.error() is not None:
                     _check_read(settings, topic, msg.error())
                     continue

@@ -31,7 +31,7 @@ from streams.settings import Settings
 from .errors import OutcomeTimeout
 from .outcome import Outcome, Tracker
 from .producer import KAFKA_LOGGER, SdkProducer, ensure_topics
-from .reader import _unavailable, end_offsets, get_ring, ring_in_force
+from .reader import _unavailable, consume_ready, end_offsets, get_ring, ring_in_force
 from .receipt import fetch_receipt
 from .voter import Voter
 
@@ -379,7 +379,7 @@ class VoteClient(_Signer):
                         ]
                     )
                 remaining = deadline - time.monotonic()
-                for msg in consumer.consume(1000, timeout=max(0.0, min(0.5, remaining))):
+                for msg in consume_ready(consumer, max(0.0, min(0.5, remaining))):
                     if msg.error() is None:
                         self._tracker.offer(msg.topic(), msg.partition(), msg.offset(), msg.value())
                 found = self._tracker.take(vote_id)
