@@ -181,6 +181,10 @@ def test_a_rotation_without_a_key_refuses_its_later_votes(world, outputs):
     assert (kind, rejection["reason"]) == ("rejection", "ring_not_in_force")
     assert _only_outcome(outputs, other.vote_id)[0] == "ballot"
     assert _only_outcome(outputs, first.vote_id)[0] == "ballot"  # the earlier vote still counts
+    # The Tally is on its own topic: it can be read after the ballot. Wait for it.
+    outputs.wait_for(
+        lambda o: (o.latest_tally(sub) or {}).get("version") == 2, what="the tally of both"
+    )
     assert outputs.latest_tally(sub)["total"] == 2
 
 
