@@ -94,6 +94,13 @@ class Outputs(Protocol):
     async def head(self, head: SignedHead) -> None: ...
 
 
+def _storable(text: str | None) -> str | None:
+    """Text the sink can store: PostgreSQL text holds no NUL, so a NUL from a hostile key
+    or message becomes U+FFFD here (the raw bytes stay in ``payload_b64``); otherwise the
+    sink would dead-letter the worker's own rejection (F-soak-1, docs/reliability.md)."""
+    return None if text is None else text.replace("\x00", "\ufffd")
+
+
 def rejection_for(
     record: SourceRecord,
     reason: ReasonCode,
@@ -114,9 +121,9 @@ def rejection_for(
         raw = raw[:MAX_PAYLOAD_BYTES]
     return Rejection(
         vote_id=vote_id,
-        token_id=token_id,
+        token_id=_storable(token_id),
         reason=reason,
-        detail=detail[:2000],
+        detail=_storable(detail[:2000]),
         payload_b64=base64.b64encode(raw).decode("ascii"),
         source_topic=topic,
         source_partition=partition,

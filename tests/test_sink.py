@@ -356,6 +356,24 @@ async def test_a_record_postgres_refuses_is_dead_lettered_not_blocking(settings,
     )
 
 
+async def test_the_workers_rejection_of_a_record_with_a_nul_is_stored(settings, pg) -> None:
+    """A hostile record's key (or a detail quoting it) can hold NUL, which Postgres text
+    refuses: the worker's rejection must still be storable (invariant 2: the same
+    outcome on the topics and in Postgres). Found by the session-10 soak (random bytes
+    as a key). Fails on the code before: the sink dead-lettered it as unstorable."""
+    from agents.records import SourceRecord, rejection_for
+
+    record = SourceRecord(settings.topic("votes"), 0, 7, b"\x00key", b"\x00\x01 not json")
+    token_id = record.key.decode("utf-8", "replace")  # as the verify stage reads a bad key
+    rejection = rejection_for(record, ReasonCode.MALFORMED, "bad \x00 detail", token_id=token_id)
+    await produce(settings, "rejections", [rejection.to_json()], partition=0)
+    stats = await run_sink(settings)
+    assert stats.dead_letters == 0
+    row = await pg.fetchrow("SELECT token_id, detail, payload_b64 FROM rejections")
+    assert (row["token_id"], row["detail"]) == ("\ufffdkey", "bad \ufffd detail")
+    assert row["payload_b64"] == rejection.payload_b64  # the raw bytes, NUL included
+
+
 async def test_a_second_different_outcome_for_a_position_is_dead_lettered(settings, pg) -> None:
     """Issue 16: one votes-topic position, one outcome. A different rejection, a
     rejection where a ballot is stored, or a ballot where a rejection is, is a
