@@ -262,7 +262,10 @@ class Hostile:
         rng = self.rng
         if group == "malformed":
             kind = rng.choice(MALFORMED_KINDS)
-            key, value = json_mutation(kind, json.loads(vote.to_json()), rng)
+            # on an "approve" copy: json_mutation's non_ascii_or_bad_utf8 rewrites the bytes
+            # of "approve"/"reject" only, and left a "flag" vote valid (soak-s10: 9 such)
+            base = dict(json.loads(vote.to_json()), vote_type="approve")
+            key, value = json_mutation(kind, base, rng)
             return [Msg(key, value, kind, CATEGORIES[kind][1])], []
         if group == "bad_signature":
             kind = rng.choice(SIG_KINDS)

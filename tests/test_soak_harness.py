@@ -75,3 +75,22 @@ def test_hostile_plan_orders_and_reasons() -> None:
     assert before[0].key == approve.token_id.encode() and before[0].value != approve.to_json()
     _, after = hostile.plan("foreign_partition", approve, 2)
     assert after[0].foreign and after[0].value == approve.to_json()
+
+
+def test_no_malformed_message_is_the_honest_vote_itself() -> None:
+    """json_mutation's bad-UTF-8 branch rewrites only "approve"/"reject": on a "flag" vote
+    it returned the vote unchanged, which the worker rightly counted (soak-s10)."""
+    import json
+
+    voters = Voters(seed=7, pool=RING)
+    hostile = Hostile(random.Random(3), voters)
+    for n in (2, 3):  # a "flag" and an "escalate" vote
+        vote = voters.honest(n, 1)
+        honest = json.loads(vote.to_json())
+        for _ in range(300):
+            (msg,), _after = hostile.plan("malformed", vote, 1)
+            try:
+                body = json.loads(msg.value) if msg.value is not None else None
+            except ValueError:
+                continue
+            assert body != honest, msg.category
