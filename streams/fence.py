@@ -23,6 +23,9 @@ from typing import Any
 
 from faust.types import TP
 
+from .kafka_client import aiokafka_kwargs
+from .settings import Settings
+
 __all__ = [
     "EPOCH_HEADER",
     "ChangelogWatch",
@@ -117,12 +120,12 @@ class ChangelogWatch:
 
     def __init__(
         self,
-        client_kwargs: dict[str, Any],
+        settings: Settings,
         epoch: Callable[[int], Epoch | None],
         heal: Callable[[int, list[bytes]], Awaitable[None]],
         on_error: Callable[[BaseException], None],
     ) -> None:
-        self._kwargs = client_kwargs
+        self._settings = settings
         self._epoch = epoch
         self._heal = heal
         self._on_error = on_error
@@ -138,7 +141,9 @@ class ChangelogWatch:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(**self._kwargs)
+            self._consumer = AIOKafkaConsumer(
+                **aiokafka_kwargs(self._settings, enable_auto_commit=False)
+            )
             await self._consumer.start()
         starts_at = {TopicPartition(tp.topic, tp.partition): o for tp, o in starts.items()}
         self._consumer.assign(list(starts_at))

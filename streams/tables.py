@@ -422,10 +422,8 @@ class BatchedTable(faust.Table):
         if settings is None:  # tests of the table alone
             return
         if self._watch is None:
-            from .kafka_client import aiokafka_kwargs
-
             self._watch = ChangelogWatch(
-                aiokafka_kwargs(settings, enable_auto_commit=False),
+                settings,
                 self._own_epoch,
                 self.heal,
                 self.app.fence_failed,
