@@ -1385,6 +1385,22 @@ def run_hostile(
     return outcome
 
 
+def checks_table(checks: list[dict]) -> Table:
+    """The checks of a run (dicts: name, expected, got, ok, note), one row each."""
+    table = Table(title="checks")
+    for col in ("check", "expected", "got", "result", "note"):
+        table.add_column(col)
+    for c in checks:
+        table.add_row(
+            c["name"],
+            str(c["expected"]),
+            str(c["got"]),
+            "[green]PASS[/]" if c["ok"] else "[red]FAIL[/]",
+            c["note"][:150],
+        )
+    return table
+
+
 def report(plan: HostilePlan, out: HostileOutcome, console: Console) -> None:
     table = Table(title=f"hostile input: {plan.hostile} hostile + {plan.valid} valid messages")
     for col in ("category", "sent", "allowed", "outcomes seen"):
@@ -1404,18 +1420,7 @@ def report(plan: HostilePlan, out: HostileOutcome, console: Console) -> None:
     for r, n in out.reasons.items():
         reasons.add_row(r, str(n))
     console.print(reasons)
-    checks = Table(title="checks")
-    for col in ("check", "expected", "got", "result", "note"):
-        checks.add_column(col)
-    for c in out.checks:
-        checks.add_row(
-            c["name"],
-            str(c["expected"]),
-            str(c["got"]),
-            "[green]PASS[/]" if c["ok"] else "[red]FAIL[/]",
-            c["note"][:150],
-        )
-    console.print(checks)
+    console.print(checks_table(out.checks))
     if out.cost:
         cost = Table(title="worker CPU per message, by category (blocks of one kind)")
         for col in ("block", "messages", "CPU ms / message", "wall s", "outcomes"):

@@ -1013,18 +1013,9 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(k, str(summary[k]))
     table.add_row("expected log lines", str(classified["expected"]))
     console.print(table)
-    results = Table(title="checks")
-    for col in ("check", "expected", "got", "result", "note"):
-        results.add_column(col)
-    for c in checks:
-        results.add_row(
-            c["name"],
-            str(c["expected"]),
-            str(c["got"]),
-            "[green]PASS[/]" if c["ok"] else "[red]FAIL[/]",
-            c["note"][:150],
-        )
-    console.print(results)
+    from bench.hostile import checks_table
+
+    console.print(checks_table(checks))
     console.print(f"wrote {RESULTS / (args.name + '.json')} and {RESULTS / (args.name + '.png')}")
     return 0 if summary["ok"] else 1
 
