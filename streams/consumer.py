@@ -34,6 +34,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode import ServiceT
 
+from .lease import Lease, observe_group
 from .producer import RingtallyProducer
 from .stall import CommitProgress, PartitionProgress
 
@@ -53,13 +54,25 @@ FETCH_MAX_WAIT_MS = 500
 
 
 class RingtallyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread with :data:`FETCH_MAX_WAIT_MS` (Faust has no setting for it)."""
+    """Faust's consumer thread with :data:`FETCH_MAX_WAIT_MS` (Faust has no setting for it),
+    whose group requests renew the worker's ownership lease (:mod:`streams.lease`)."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # read by start(), which makes the Fetcher: aiokafka has no setter
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # noqa: SLF001
+        lease = getattr(transport, "lease", None)
+        if lease is not None:
+            # This client instance only, before start(): its first JoinGroup is seen.
+            observe_group(consumer._client, lease)  # noqa: SLF001
+            lease.arm(lambda: _generation_of(consumer))
         return consumer
+
+
+def _generation_of(client: Any) -> int | None:
+    """An aiokafka consumer's group generation (-1: evicted or not joined yet)."""
+    coordinator = getattr(client, "_coordinator", None)
+    return -1 if coordinator is None else coordinator.generation
 
 
 class RingtallyConsumer(faust_aiokafka.Consumer):
@@ -262,3 +275,9 @@ class RingtallyTransport(faust_aiokafka.Transport):
 
     Consumer = RingtallyConsumer
     Producer = RingtallyProducer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        conf = self.app.conf
+        #: The worker's ownership lease: renewed by the consumer, held by every write.
+        self.lease = Lease(conf.broker_session_timeout, conf.broker_rebalance_timeout)

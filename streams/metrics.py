@@ -184,6 +184,18 @@ FENCED_BATCHES = Counter(
     "before their hand-over: the worker was evicted, and stops (exit 75; streams.fence)",
     registry=WORKER_REGISTRY,
 )
+LEASE_WAITS = Counter(
+    "ringtally_lease_waits_total",
+    "writes (or produce requests) held because the worker's ownership lease had expired: "
+    "no heartbeat of its group generation answered in time (streams.lease)",
+    registry=WORKER_REGISTRY,
+)
+LEASE_LOST = Counter(
+    "ringtally_lease_lost_total",
+    "writes dropped because the ownership lease was not renewed in the same group "
+    "generation: the worker may have lost its partitions, and stops (exit 75; streams.lease)",
+    registry=WORKER_REGISTRY,
+)
 FENCE_SKIPPED = Counter(
     "ringtally_fence_skipped_records_total",
     "changelog records a recovery skipped: written under an older ownership epoch than "

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["EXIT_PAUSED", "PauseWatchdog", "exit_fenced", "pause_limit"]
+__all__ = ["EXIT_PAUSED", "PauseWatchdog", "boottime", "exit_fenced", "pause_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,10 @@ log = logging.getLogger(__name__)
 EXIT_PAUSED = 75
 
 
-def _clock() -> float:
-    boottime = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.clock_gettime(boottime) if boottime is not None else time.monotonic()
+def boottime() -> float:
+    """CLOCK_BOOTTIME (counts a suspended machine too), else the monotonic clock."""
+    clock_id = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(clock_id) if clock_id is not None else time.monotonic()
 
 
 def pause_limit(session_timeout: float, heartbeat_interval: float) -> float:
@@ -85,7 +86,7 @@ class PauseWatchdog:
         on_pause: Callable[[float], None] = _exit_paused,
         *,
         tick: float = 0.2,
-        clock: Callable[[], float] = _clock,
+        clock: Callable[[], float] = boottime,
     ) -> None:
         if not 0 < tick < limit:
             raise ValueError(f"tick must be above 0 and below the limit {limit}, got {tick}")

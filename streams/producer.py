@@ -7,14 +7,24 @@ the key in pure Python and builds two partition lists. :meth:`send_record`
 skips the signal and remembers each key's partition, computed by that same
 partitioner (murmur2 of the key, as Java clients and Faust's repartitioning
 use), so records land exactly where ``Producer.send`` would put them.
+
+Every record waits for the worker's ownership lease before it is handed to the
+client, and every produce request before the client's sender puts it on the
+wire (:mod:`streams.lease`): a worker that may have lost its partitions writes
+nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from .fence import OwnershipLost
+from .lease import Lease, guard_sender
+from .pause import exit_fenced
 
 __all__ = ["RingtallyProducer"]
 
@@ -32,6 +42,24 @@ class RingtallyProducer(faust_aiokafka.Producer):
         self._partition_of: dict[tuple[str, bytes], int] = {}
         self._key_partitioner = DefaultPartitioner()
 
+    @property
+    def lease(self) -> Lease | None:
+        """The worker's ownership lease (the transport's; None on another transport)."""
+        return getattr(self.transport, "lease", None)
+
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        producer = super()._new_producer(transactional_id)
+        lease = self.lease
+        if lease is not None:
+            guard_sender(producer._sender, lease, self._lease_lost)  # noqa: SLF001
+        return producer
+
+    def _lease_lost(self, exc: OwnershipLost) -> None:
+        """A produce request's lease was lost: its records were dropped; stop the worker
+        (exit 75) unless it is stopping anyway (it left its group: nothing to own)."""
+        if not self.app.should_stop:
+            exit_fenced(exc)
+
     async def send_record(
         self,
         topic: str,
@@ -39,11 +67,18 @@ class RingtallyProducer(faust_aiokafka.Producer):
         value: bytes | None,
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        *,
+        generation: int | None = None,
     ) -> asyncio.Future:
         """Hand one record to the Kafka client; returns its delivery future.
 
         ``partition`` None: the key's partition under the default partitioner.
+        Waits while the ownership lease of ``generation`` (default: the worker's now)
+        is expired; raises :class:`~streams.fence.OwnershipLost` if it is lost.
         """
+        lease = self.lease
+        if lease is not None and not lease.holds(generation):
+            await lease.hold(generation, what="record")
         client = self._ensure_producer()
         if partition is None:
             partition = await self.partition_for(topic, key)

@@ -301,6 +301,7 @@ class BatchedTable(faust.Table):
         see the module's docstring). A failed delivery raises and stores nothing."""
         async with self._handing_over:
             self._fence_check()
+            await self._hold_lease()
             self._storing, self._unstored = self._unstored, {}
             try:
                 generation = self._batch_generation
@@ -332,6 +333,22 @@ class BatchedTable(faust.Table):
             f"table {self.name}: {dropped} changelog write(s) made under group generation "
             f"{self._batch_generation}, the worker's is now {now}; dropped"
         )
+
+    async def _hold_lease(self) -> None:
+        """The ownership lease (streams.lease): queued writes leave only while this worker
+        holds its lease in the generation they were made under. Expired, the hand-over
+        waits for a renewal in that generation; lost, the writes are dropped and
+        :class:`OwnershipLost` raised, as by the generation check."""
+        lease = getattr(self.app.producer, "lease", None)
+        generation = self._batch_generation
+        if lease is None or not self._queued or generation is None or lease.holds(generation):
+            return
+        try:
+            await lease.hold(generation, what=f"changelog batch of table {self.name}")
+        except OwnershipLost:
+            self._queued, self._unstored = [], {}
+            metrics.FENCED_BATCHES.inc()
+            raise
 
     async def heal(self, partition: int, keys: list[bytes]) -> None:
         """Re-write these keys of ``partition`` with this worker's values (a tombstone for
@@ -479,7 +496,9 @@ class BatchedTable(faust.Table):
                 epoch = self._stamp(partition, generation)
                 headers[partition] = None if epoch is None else epoch_header(epoch)
         sent = [
-            await send(topic, key, value, partition, headers=headers[partition])
+            await send(
+                topic, key, value, partition, headers=headers[partition], generation=generation
+            )
             for partition, key, value in queued
         ]
         offsets: dict[TP, list[int]] = {}

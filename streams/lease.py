@@ -1,0 +1,252 @@
+"""The worker's ownership lease: no write leaves once the group may have given its partitions away.
+
+Issue 16 item 2 (docs/reliability.md, "Zombie workers"). A worker paused past
+its session timeout (SIGSTOP, a frozen VM), or cut off from its group
+coordinator while it still reaches the partition leaders, keeps writing
+outputs and changelog records until a heartbeat tells it it was evicted. The
+changelog readers' epoch check (:mod:`streams.fence`) is the *fencing token*
+of the lease-and-fencing-token pattern; this is the writer's side, the
+*lease*.
+
+The lease: the worker holds its partitions of generation ``g`` until
+``t_sent + period - margin`` (:func:`lease_expiry`), ``t_sent`` the time (this
+process's CLOCK_BOOTTIME, as :mod:`streams.pause` uses) at which it *sent*
+the last Heartbeat of ``g`` the coordinator answered without error, or the
+JoinGroup whose answer made ``g``. The coordinator resets the member's
+session clock when it *receives* such a request (or completes the join, after
+the receipt), which is after ``t_sent``; from then it keeps the member for
+``session_timeout``, and a rebalance it starts later waits up to
+``rebalance_timeout`` for the member to rejoin: ``g`` cannot end sooner than
+``t_sent + min(session_timeout, rebalance_timeout)`` (:func:`lease_period`).
+
+Two answers do not renew it. RebalanceInProgress to a heartbeat: the
+coordinator does reset the session clock (Kafka's classic group, state
+PreparingRebalance), but the rebalance in progress ends with or without this
+member at its rebalance timeout, counted from a start we cannot see, so
+nothing about the rest of ``g`` follows. SyncGroup: the coordinator does not
+reset the session clock for it (it did at the join's completion).
+
+Every write checks the lease before it is handed to the Kafka client
+(:meth:`Lease.hold`: ``RingtallyProducer.send_record``, the tables' hand-over)
+and again before the client's sender puts a produce request on the wire
+(:func:`guard_sender`: records appended before a pause, sent after it). An
+expired lease waits for the next successful heartbeat of the same
+generation, at most :attr:`Lease.wait_limit`; a changed or reset generation,
+or no renewal in time, is :class:`~streams.fence.OwnershipLost` (the worker
+drops the write and stops, exit 75).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import metrics
+from .fence import OwnershipLost
+from .pause import boottime
+
+__all__ = [
+    "CLOCK_RATE_BOUND",
+    "MIN_MARGIN",
+    "Lease",
+    "guard_sender",
+    "lease_expiry",
+    "lease_margin",
+    "lease_period",
+    "observe_group",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds always taken off the lease: the path from the last check to the broker's
+#: log (the produce request's transit and queue) and a scheduling slip around the
+#: check. A floor, not a measurement: docs/reliability.md argues it.
+MIN_MARGIN = 1.0
+#: The most this host's clock and the coordinator's may differ in rate: NTP slews a
+#: clock by at most 500 ppm; both may be off, in opposite directions.
+CLOCK_RATE_BOUND = 2 * 500e-6
+
+#: How often a write waiting on the lease looks again (the renewal and the
+#: generation are set by the consumer's own thread).
+_POLL = 0.02
+
+
+def lease_period(session_timeout: float, rebalance_timeout: float) -> float:
+    """The least time the group keeps a generation's assignment after the coordinator
+    received a member's request: its session, or a rebalance's wait for it to rejoin."""
+    return min(session_timeout, rebalance_timeout)
+
+
+def lease_margin(session_timeout: float, rebalance_timeout: float) -> float:
+    """What the lease leaves before the earliest eviction: :data:`MIN_MARGIN`, plus the
+    clocks' rate difference over the period (:data:`CLOCK_RATE_BOUND`)."""
+    return MIN_MARGIN + CLOCK_RATE_BOUND * lease_period(session_timeout, rebalance_timeout)
+
+
+def lease_expiry(sent: float, session_timeout: float, rebalance_timeout: float) -> float:
+    """When a lease renewed by a request sent at ``sent`` expires (same clock)."""
+    period = lease_period(session_timeout, rebalance_timeout)
+    return sent + period - lease_margin(session_timeout, rebalance_timeout)
+
+
+class Lease:
+    """This worker's lease on its group generation's partitions.
+
+    :meth:`renew` is called from the consumer's thread (Faust runs the Kafka consumer on
+    its own event loop), :meth:`holds` and :meth:`hold` from the writers' loop: the
+    state is one tuple, replaced whole. Not armed (no group consumer yet: a tool, a
+    test of one table) it holds always.
+    """
+
+    def __init__(
+        self,
+        session_timeout: float,
+        rebalance_timeout: float,
+        *,
+        clock: Callable[[], float] = boottime,
+    ) -> None:
+        self.session_timeout = session_timeout
+        self.rebalance_timeout = rebalance_timeout
+        #: The longest a write waits for a renewal: a member still in the group has a
+        #: heartbeat answered well within its session timeout (heartbeats go out every
+        #: session_timeout / 3 or less); after that the generation is surely over.
+        self.wait_limit = session_timeout
+        self.clock = clock
+        self._generation_of: Callable[[], int | None] | None = None
+        #: (generation, expiry on ``clock``) of the last renewal.
+        self._state: tuple[int, float] = (-1, -math.inf)
+        self._lock = threading.Lock()
+
+    def arm(self, generation_of: Callable[[], int | None]) -> None:
+        """From now on writes need the lease; ``generation_of`` is the group generation as
+        the consumer knows it (-1 once told it was evicted, or before its first join)."""
+        self._generation_of = generation_of
+
+    @property
+    def armed(self) -> bool:
+        return self._generation_of is not None
+
+    def renew(self, generation: int, sent: float) -> None:
+        """The coordinator answered, without error, a request of ``generation`` sent at
+        ``sent``: the lease runs until :func:`lease_expiry` of it."""
+        expiry = lease_expiry(sent, self.session_timeout, self.rebalance_timeout)
+        with self._lock:
+            held, until = self._state
+            if generation > held or (generation == held and expiry > until):
+                self._state = (generation, expiry)
+
+    def generation(self) -> int | None:
+        """The consumer's generation now; None when not armed."""
+        return None if self._generation_of is None else self._generation_of()
+
+    def expires(self, generation: int) -> float | None:
+        """When the lease of ``generation`` expires; None if it was never renewed in it."""
+        held, until = self._state
+        return until if held == generation else None
+
+    def holds(self, generation: int | None = None) -> bool:
+        """Whether this worker holds the lease now, in ``generation`` (default: the one
+        the consumer is in). Always true when not armed."""
+        if self._generation_of is None:
+            return True
+        now = self._generation_of()
+        wanted = now if generation is None else generation
+        held, until = self._state
+        return now == wanted == held and self.clock() < until
+
+    async def hold(self, generation: int | None = None, what: str = "write") -> None:
+        """Return once this worker holds the lease in ``generation`` (default: the one the
+        consumer is in now); raise :class:`OwnershipLost` if that generation is over
+        (changed, reset, or not renewed within :attr:`wait_limit`)."""
+        if self.holds(generation):
+            return
+        now = self.generation()
+        wanted = now if generation is None else generation
+        if wanted is None or now is None:  # not armed, or the client stopped
+            return
+        metrics.LEASE_WAITS.inc()
+        start = self.clock()
+        log.warning(
+            "ownership lease of group generation %d expired (no heartbeat answered for "
+            "it in time): holding a %s until one is, at most %.1f s",
+            wanted,
+            what,
+            self.wait_limit,
+        )
+        while True:
+            now = self.generation()
+            if now != wanted or wanted < 1:
+                raise self._lost(what, wanted, f"the worker's generation is now {now}")
+            if self.holds(wanted):
+                log.info("ownership lease renewed after %.2f s", self.clock() - start)
+                return
+            if self.clock() - start >= self.wait_limit:
+                raise self._lost(what, wanted, f"not renewed within {self.wait_limit:.1f} s")
+            await asyncio.sleep(_POLL)
+
+    def _lost(self, what: str, generation: int, why: str) -> OwnershipLost:
+        metrics.LEASE_LOST.inc()
+        return OwnershipLost(
+            f"ownership lease of group generation {generation} lost ({why}): this worker "
+            f"may no longer own its partitions; a {what} was dropped"
+        )
+
+
+def observe_group(client: Any, lease: Lease) -> None:
+    """Renew ``lease`` from the group requests a consumer's Kafka client (aiokafka's
+    ``AIOKafkaClient``, this one instance) sends: Heartbeat and JoinGroup answered
+    without error. Every group request goes through ``client.send``; the time is
+    taken before it, so it is never later than the request left."""
+    from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest
+
+    send = client.send
+
+    async def send_observed(node_id: Any, request: Any, **kwargs: Any) -> Any:
+        if not isinstance(request, HeartbeatRequest | JoinGroupRequest):
+            return await send(node_id, request, **kwargs)
+        sent = lease.clock()
+        response = await send(node_id, request, **kwargs)
+        if response.error_code == 0:  # RebalanceInProgress renews nothing (module doc)
+            if isinstance(request, HeartbeatRequest):
+                generation = heartbeat_generation(request)
+            else:
+                generation = response.generation_id
+            if generation is not None:
+                lease.renew(generation, sent)
+        return response
+
+    client.send = send_observed
+
+
+def heartbeat_generation(request: Any) -> int | None:
+    """The generation a heartbeat request names (aiokafka keeps it unbuilt until sent)."""
+    generation = getattr(request, "_generation_id", None)
+    return generation if isinstance(generation, int) else None
+
+
+def guard_sender(sender: Any, lease: Lease, on_lost: Callable[[OwnershipLost], None]) -> None:
+    """Check ``lease`` before aiokafka's producer ``sender`` (this instance) puts each
+    produce request on the wire: records appended before a pause leave only under a
+    held (or renewed) lease. When it is lost the request's batches fail with
+    :class:`OwnershipLost` (their delivery futures raise; nothing is sent) and
+    ``on_lost`` is called."""
+    send_produce_req = sender._send_produce_req  # noqa: SLF001 - the one hook point
+
+    async def guarded(node_id: Any, batches: dict) -> None:
+        if not lease.holds():
+            try:
+                await lease.hold(what="produce request")
+            except OwnershipLost as exc:
+                for batch in batches.values():
+                    batch.failure(exception=exc)
+                sender._in_flight.discard(node_id)  # noqa: SLF001 - what it would do
+                sender._muted_partitions.difference_update(batches)  # noqa: SLF001
+                on_lost(exc)
+                return
+        await send_produce_req(node_id, batches)
+
+    sender._send_produce_req = guarded  # noqa: SLF001

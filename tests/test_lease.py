@@ -1,0 +1,281 @@
+"""The ownership lease's arithmetic and its hold/wait rules (streams.lease), pure: a fake
+clock and a generation the test sets, no Kafka. The worker-level proof is
+tests/test_fence.py::test_an_evicted_worker_whose_heartbeats_stopped_writes_nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+
+import pytest
+
+from streams.fence import OwnershipLost
+from streams.lease import (
+    MIN_MARGIN,
+    Lease,
+    heartbeat_generation,
+    lease_expiry,
+    lease_margin,
+    lease_period,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_lease_ends_a_margin_before_the_earliest_eviction():
+    # The coordinator keeps the member session_timeout after it received the request,
+    # and a rebalance waits rebalance_timeout for it: the smaller bounds ownership.
+    assert lease_period(10.0, 60.0) == 10.0
+    assert lease_period(45.0, 30.0) == 30.0
+    # At least a second, plus the two clocks' worst rate difference over the period.
+    assert lease_margin(10.0, 60.0) == pytest.approx(1.01)
+    assert lease_margin(300.0, 600.0) == pytest.approx(1.3)
+    for session, rebalance in [(1.0, 60.0), (6.0, 60.0), (10.0, 60.0), (300.0, 60.0)]:
+        margin = lease_margin(session, rebalance)
+        assert margin >= MIN_MARGIN
+        expiry = lease_expiry(500.0, session, rebalance)
+        assert expiry == pytest.approx(500.0 + min(session, rebalance) - margin)
+        # Earlier than the earliest eviction even if this clock ran 0.1 % slow.
+        assert (expiry - 500.0) * 1.001 < min(session, rebalance)
+
+
+def test_only_a_renewal_in_the_current_generation_holds():
+    clock, generation = Clock(), [-1]
+    lease = Lease(10.0, 60.0, clock=clock)
+    assert lease.holds()  # not armed (no group consumer): writes are not gated
+    lease.arm(lambda: generation[0])
+    assert not lease.holds()  # before the first join
+    generation[0] = 7
+    lease.renew(7, sent=clock.now)
+    assert lease.holds() and lease.holds(7) and not lease.holds(6)
+    clock.now += 10.0 - lease_margin(10.0, 60.0) - 0.001
+    assert lease.holds()
+    clock.now += 0.002  # past t_sent + period - margin
+    assert not lease.holds(7)
+    lease.renew(7, sent=clock.now - 1.0)  # a heartbeat sent a second ago, answered now
+    assert lease.holds(7)
+    assert lease.expires(7) == pytest.approx(clock.now - 1.0 + 10.0 - 1.01)
+    lease.renew(6, sent=clock.now)  # a late answer of an older generation renews nothing
+    assert lease.expires(6) is None and lease.holds(7)
+    generation[0] = -1  # the coordinator said: evicted
+    assert not lease.holds() and not lease.holds(7)
+
+
+def test_an_expired_lease_waits_for_a_renewal_in_the_same_generation():
+    clock, generation = Clock(), [7]
+    lease = Lease(10.0, 60.0, clock=clock)
+    lease.arm(lambda: generation[0])
+    lease.renew(7, sent=clock.now - 9.5)  # expired
+
+    async def scenario() -> None:
+        waiting = asyncio.create_task(lease.hold(7))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # held, not sent
+        lease.renew(7, sent=clock.now)  # the next heartbeat is answered: still the owner
+        await asyncio.wait_for(waiting, 5)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("then", [-1, 8])
+def test_an_expired_lease_whose_generation_changes_is_lost(then):
+    clock, generation = Clock(), [7]
+    lease = Lease(10.0, 60.0, clock=clock)
+    lease.arm(lambda: generation[0])
+    lease.renew(7, sent=clock.now - 9.5)
+
+    async def scenario() -> None:
+        waiting = asyncio.create_task(lease.hold(7))
+        await asyncio.sleep(0.1)
+        generation[0] = then  # evicted (-1), or rejoined under a new generation
+        if then > 0:
+            lease.renew(then, sent=clock.now)  # a lease, but not the batch's generation
+        with pytest.raises(OwnershipLost, match="generation 7 lost"):
+            await asyncio.wait_for(waiting, 5)
+
+    asyncio.run(scenario())
+
+
+def test_an_expired_lease_not_renewed_within_the_session_timeout_is_lost():
+    """The coordinator unreachable: the generation never changes, no heartbeat is answered."""
+    clock, generation = Clock(), [7]
+    lease = Lease(6.0, 60.0, clock=clock)
+    lease.arm(lambda: generation[0])
+    lease.renew(7, sent=clock.now - 6.0)
+
+    async def scenario() -> None:
+        waiting = asyncio.create_task(lease.hold())
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        clock.now += lease.wait_limit
+        with pytest.raises(OwnershipLost, match="not renewed within 6.0 s"):
+            await asyncio.wait_for(waiting, 5)
+
+    asyncio.run(scenario())
+
+
+def test_a_heartbeat_request_names_its_generation():
+    """The hook reads the generation from aiokafka's unbuilt request: if a new aiokafka
+    moved it, every lease would stay unrenewed and every worker stop; caught here."""
+    from aiokafka.protocol.group import HeartbeatRequest
+
+    assert heartbeat_generation(HeartbeatRequest("group", 42, "member")) == 42
+
+
+def _survivor_owns_everything(worker, partitions: int) -> bool:  # noqa: ANN001
+    body = worker.health() or {}
+    return body.get("status") == "ok" and body.get("votes_partitions") == list(range(partitions))
+
+
+@pytest.mark.integration
+def test_an_evicted_worker_whose_heartbeats_stopped_writes_nothing(stack, tmp_path, monkeypatch):
+    """A worker cut off from its group coordinator but not from the partition leaders: its
+    heartbeats are held (tests/fixtures/heartbeat_gate.py), a second worker joins, the
+    coordinator evicts the first after its session timeout and gives the second every
+    partition. Then votes come: the first, never told, fetches and decides them too.
+    Nothing it writes may reach a topic: no second ballot for any vote, no changelog
+    record under its epoch after the hand-over; it stops with exit 75. On the code
+    before, its ballots and changelog records landed beside the survivor's."""
+    from collections import Counter
+
+    from connectors.sdk import ensure_topics
+    from connectors.stack.harness import WorkerProcess, free_port
+    from streams.topics import internal_topic_specs, topic_specs
+    from tests.fixtures.pipeline import Outputs, pipeline_settings
+    from tests.test_fence import HEADER, _records
+    from tests.test_pipeline import World
+
+    # 6 s: the broker's least session timeout (group.min.session.timeout.ms).
+    settings = pipeline_settings(stack, table_store="rocksdb", partitions=2, session_timeout=6.0)
+    ensure_topics(settings)
+    changelog = internal_topic_specs(settings)["tally-changelog"][0]
+    gate = tmp_path / "heartbeats-held"
+    monkeypatch.setenv("HEARTBEAT_GATE", str(gate))
+    zombie = WorkerProcess(
+        settings, tmp_path / "zombie.log", module="tests.fixtures.heartbeat_gate"
+    )
+    survivor = WorkerProcess(
+        settings.model_copy(update={"web_port": free_port()}), tmp_path / "survivor.log"
+    )
+    outputs = Outputs(settings)
+    world = World(settings, members=4, k=4)
+
+    async def changelog_now() -> list:
+        return [r for p in range(2) for r in await _records(settings, changelog, p, 0)]
+
+    async def ballots_now() -> list:  # the topic to its end: every copy, not a group's view
+        topic, partitions, _ = topic_specs(settings)["ballots"]
+        records = [r for p in range(partitions) for r in await _records(settings, topic, p, 0)]
+        return [json.loads(r.value) for r in records]
+
+    try:
+        zombie.start()
+        before = world.submission()
+        world.publish(*[world.vote(m, before) for m in range(4)])
+        outputs.wait_for(lambda o: len(o.ballots) >= 4, what="the first worker's ballots")
+        written = asyncio.run(changelog_now())
+        zombie_epochs = {dict(r.headers).get(HEADER) for r in written}
+        assert zombie_epochs and None not in zombie_epochs
+
+        gate.touch()  # from now on the first worker's heartbeats stay unsent
+        survivor.start()
+        deadline = time.monotonic() + 120
+        while not _survivor_owns_everything(survivor, 2):
+            assert time.monotonic() < deadline, survivor.tail()
+            assert zombie.alive(), zombie.tail()
+            time.sleep(0.5)
+        handed_over = {(r.partition, r.offset) for r in asyncio.run(changelog_now())}
+
+        after = world.submission()
+        world.publish(*[world.vote(m, after) for m in range(4)])
+        outputs.wait_for(
+            lambda o: sum(b["submission_id"] == after for b in o.ballots) >= 4,
+            what="the survivor's ballots",
+        )
+        try:  # the first worker decided them too; wait for it to stop (or write)
+            code = zombie.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            code = None
+
+        ballots = Counter(
+            b["vote_id"] for b in asyncio.run(ballots_now()) if b["submission_id"] == after
+        )
+        assert len(ballots) == 4 and set(ballots.values()) == {1}, ballots
+        late = [
+            (r.partition, r.offset)
+            for r in asyncio.run(changelog_now())
+            if (r.partition, r.offset) not in handed_over
+            and dict(r.headers).get(HEADER) in zombie_epochs
+        ]
+        assert not late, f"changelog records of the evicted worker: {late}"
+        assert code == 75, zombie.tail()
+        assert "ownership lease of group generation" in zombie.tail(80)
+        assert survivor.alive(), survivor.tail()
+    finally:
+        outputs.close()
+        zombie.kill()
+        survivor.stop()
+
+
+async def _guarded_producer(settings, lease: Lease, lost: list):  # noqa: ANN001, ANN202
+    """A real aiokafka producer whose sender checks ``lease`` (streams.lease.guard_sender),
+    lingering 300 ms so a record waits in its buffer after send() returned."""
+    from aiokafka import AIOKafkaProducer
+
+    from streams.lease import guard_sender
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=300)
+    await producer.start()
+    guard_sender(producer._sender, lease, lost.append)
+    return producer
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("renewed", [False, True])
+def test_a_record_buffered_before_the_lease_expired_leaves_only_if_it_is_renewed(settings, renewed):
+    """Item 3: a record handed to the client while the lease was held, still in its buffer
+    when the lease expires (appended before a pause, sent after it). The sender holds
+    the produce request; evicted, the record's delivery fails and nothing reaches the
+    topic; renewed in the same generation, it leaves. Real Kafka, read back."""
+    import uuid
+
+    from connectors.sdk import ensure_topics
+    from tests.test_fence import _records
+
+    ensure_topics(settings)
+    topic = settings.topic("ballots")
+    clock, generation, lost = Clock(), [7], []
+    lease = Lease(6.0, 60.0, clock=clock)
+    lease.arm(lambda: generation[0])
+    lease.renew(7, sent=clock.now)
+    key = uuid.uuid4().hex.encode()
+
+    async def scenario() -> None:
+        producer = await _guarded_producer(settings, lease, lost)
+        try:
+            delivery = await producer.send(topic, b"{}", key=key, partition=0)
+            clock.now += 6.0  # expired while the record lingers in the buffer
+            await asyncio.sleep(0.5)  # past the linger: the sender holds the request
+            assert not delivery.done()
+            if renewed:
+                lease.renew(7, sent=clock.now)  # a heartbeat answered: still the owner
+                await asyncio.wait_for(delivery, 30)
+            else:
+                generation[0] = -1  # the coordinator said: evicted
+                with pytest.raises(OwnershipLost):
+                    await asyncio.wait_for(delivery, 30)
+                assert len(lost) == 1
+        finally:
+            await producer.stop()
+        on_topic = [r for r in await _records(settings, topic, 0, 0) if r.key == key]
+        assert len(on_topic) == (1 if renewed else 0)
+
+    asyncio.run(scenario())
