@@ -9,22 +9,25 @@ of the lease-and-fencing-token pattern; this is the writer's side, the
 *lease*.
 
 The lease: the worker holds its partitions of generation ``g`` until
-``t_sent + period - margin`` (:func:`lease_expiry`), ``t_sent`` the time (this
-process's CLOCK_BOOTTIME, as :mod:`streams.pause` uses) at which it *sent*
-the last Heartbeat of ``g`` the coordinator answered without error, or the
-JoinGroup whose answer made ``g``. The coordinator resets the member's
-session clock when it *receives* such a request (or completes the join, after
-the receipt), which is after ``t_sent``; from then it keeps the member for
-``session_timeout``, and a rebalance it starts later waits up to
-``rebalance_timeout`` for the member to rejoin: ``g`` cannot end sooner than
-``t_sent + min(session_timeout, rebalance_timeout)`` (:func:`lease_period`).
+:func:`lease_expiry`, ``min(t_ok + rebalance_timeout, t_seen + session_timeout)
+- margin``, on this process's CLOCK_BOOTTIME (as :mod:`streams.pause` uses):
 
-Two answers do not renew it. RebalanceInProgress to a heartbeat: the
-coordinator does reset the session clock (Kafka's classic group, state
-PreparingRebalance), but the rebalance in progress ends with or without this
-member at its rebalance timeout, counted from a start we cannot see, so
-nothing about the rest of ``g`` follows. SyncGroup: the coordinator does not
-reset the session clock for it (it did at the join's completion).
+* ``t_ok``: when it *sent* the last request of ``g`` the coordinator answered
+  without error, a Heartbeat or the JoinGroup whose answer made ``g``. The
+  coordinator handled it (in state Stable or CompletingRebalance of ``g``)
+  after ``t_ok``, so a rebalance that could end ``g`` began later; one waits at
+  least ``rebalance_timeout`` for a member to rejoin before it goes on without it.
+* ``t_seen``: when it sent the last heartbeat of ``g`` answered without error
+  or with RebalanceInProgress. Both answers mean the coordinator received it,
+  found the member in ``g`` and reset its session clock (Kafka's classic group
+  coordinator: ``rescheduleClassicGroupMemberHeartbeat`` in PreparingRebalance,
+  CompletingRebalance and Stable); it evicts no sooner than ``session_timeout``
+  after that receipt, which is after ``t_seen``.
+
+So RebalanceInProgress renews the session half only: during a rebalance the
+lease runs until the rebalance's earliest end, never past it. SyncGroup
+renews nothing: the coordinator does not reset the session clock for it (it
+did at the join's completion, after the JoinGroup was sent).
 
 Every write checks the lease before it is handed to the Kafka client
 (:meth:`Lease.hold`: ``RingtallyProducer.send_record``, the tables' hand-over)
@@ -45,6 +48,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from aiokafka.errors import NoError, RebalanceInProgressError
+
 from . import metrics
 from .fence import OwnershipLost
 from .pause import boottime
@@ -56,7 +61,6 @@ __all__ = [
     "guard_sender",
     "lease_expiry",
     "lease_margin",
-    "lease_period",
     "observe_group",
 ]
 
@@ -70,27 +74,28 @@ MIN_MARGIN = 1.0
 #: clock by at most 500 ppm; both may be off, in opposite directions.
 CLOCK_RATE_BOUND = 2 * 500e-6
 
+_NO_ERROR = NoError.errno
+_REBALANCE_IN_PROGRESS = RebalanceInProgressError.errno
+
 #: How often a write waiting on the lease looks again (the renewal and the
 #: generation are set by the consumer's own thread).
 _POLL = 0.02
 
 
-def lease_period(session_timeout: float, rebalance_timeout: float) -> float:
-    """The least time the group keeps a generation's assignment after the coordinator
-    received a member's request: its session, or a rebalance's wait for it to rejoin."""
-    return min(session_timeout, rebalance_timeout)
-
-
 def lease_margin(session_timeout: float, rebalance_timeout: float) -> float:
     """What the lease leaves before the earliest eviction: :data:`MIN_MARGIN`, plus the
-    clocks' rate difference over the period (:data:`CLOCK_RATE_BOUND`)."""
-    return MIN_MARGIN + CLOCK_RATE_BOUND * lease_period(session_timeout, rebalance_timeout)
+    clocks' rate difference over the longest span it counts (:data:`CLOCK_RATE_BOUND`)."""
+    return MIN_MARGIN + CLOCK_RATE_BOUND * max(session_timeout, rebalance_timeout)
 
 
-def lease_expiry(sent: float, session_timeout: float, rebalance_timeout: float) -> float:
-    """When a lease renewed by a request sent at ``sent`` expires (same clock)."""
-    period = lease_period(session_timeout, rebalance_timeout)
-    return sent + period - lease_margin(session_timeout, rebalance_timeout)
+def lease_expiry(
+    confirmed: float, seen: float, session_timeout: float, rebalance_timeout: float
+) -> float:
+    """When the lease expires: ``confirmed`` the send time of the last request of the
+    generation answered without error, ``seen`` of the last heartbeat answered without
+    error or RebalanceInProgress (same clock; module doc)."""
+    end = min(confirmed + rebalance_timeout, seen + session_timeout)
+    return end - lease_margin(session_timeout, rebalance_timeout)
 
 
 class Lease:
@@ -117,8 +122,8 @@ class Lease:
         self.wait_limit = session_timeout
         self.clock = clock
         self._generation_of: Callable[[], int | None] | None = None
-        #: (generation, expiry on ``clock``) of the last renewal.
-        self._state: tuple[int, float] = (-1, -math.inf)
+        #: (generation, t_ok, t_seen, expiry), times on ``clock``; replaced whole.
+        self._state: tuple[int, float, float, float] = (-1, -math.inf, -math.inf, -math.inf)
         self._lock = threading.Lock()
 
     def arm(self, generation_of: Callable[[], int | None]) -> None:
@@ -130,14 +135,21 @@ class Lease:
     def armed(self) -> bool:
         return self._generation_of is not None
 
-    def renew(self, generation: int, sent: float) -> None:
-        """The coordinator answered, without error, a request of ``generation`` sent at
-        ``sent``: the lease runs until :func:`lease_expiry` of it."""
-        expiry = lease_expiry(sent, self.session_timeout, self.rebalance_timeout)
+    def renew(self, generation: int, sent: float, *, rebalancing: bool = False) -> None:
+        """The coordinator answered a request of ``generation`` sent at ``sent``: without
+        error, or (``rebalancing``) a heartbeat with RebalanceInProgress, which renews
+        only the session half of the lease (module doc)."""
         with self._lock:
-            held, until = self._state
-            if generation > held or (generation == held and expiry > until):
-                self._state = (generation, expiry)
+            held, confirmed, seen, _ = self._state
+            if generation < held or (generation > held and rebalancing):
+                return  # a late answer, or a rebalance in a generation never confirmed
+            if generation > held:
+                confirmed = seen = -math.inf
+            if not rebalancing:
+                confirmed = max(confirmed, sent)
+            seen = max(seen, sent)
+            expiry = lease_expiry(confirmed, seen, self.session_timeout, self.rebalance_timeout)
+            self._state = (generation, confirmed, seen, expiry)
 
     def generation(self) -> int | None:
         """The consumer's generation now; None when not armed."""
@@ -145,7 +157,7 @@ class Lease:
 
     def expires(self, generation: int) -> float | None:
         """When the lease of ``generation`` expires; None if it was never renewed in it."""
-        held, until = self._state
+        held, _, _, until = self._state
         return until if held == generation else None
 
     def holds(self, generation: int | None = None) -> bool:
@@ -155,7 +167,7 @@ class Lease:
             return True
         now = self._generation_of()
         wanted = now if generation is None else generation
-        held, until = self._state
+        held, _, _, until = self._state
         return now == wanted == held and self.clock() < until
 
     async def hold(self, generation: int | None = None, what: str = "write") -> None:
@@ -168,6 +180,8 @@ class Lease:
         wanted = now if generation is None else generation
         if wanted is None or now is None:  # not armed, or the client stopped
             return
+        if now != wanted or wanted < 1:  # evicted (-1), or a batch of an older generation
+            raise self._lost(what, wanted, f"the worker's generation is now {now}")
         metrics.LEASE_WAITS.inc()
         start = self.clock()
         log.warning(
@@ -210,13 +224,14 @@ def observe_group(client: Any, lease: Lease) -> None:
             return await send(node_id, request, **kwargs)
         sent = lease.clock()
         response = await send(node_id, request, **kwargs)
-        if response.error_code == 0:  # RebalanceInProgress renews nothing (module doc)
-            if isinstance(request, HeartbeatRequest):
-                generation = heartbeat_generation(request)
-            else:
-                generation = response.generation_id
-            if generation is not None:
+        if isinstance(request, HeartbeatRequest):
+            generation = heartbeat_generation(request)
+            if generation is not None and response.error_code == _NO_ERROR:
                 lease.renew(generation, sent)
+            elif generation is not None and response.error_code == _REBALANCE_IN_PROGRESS:
+                lease.renew(generation, sent, rebalancing=True)
+        elif response.error_code == _NO_ERROR:
+            lease.renew(response.generation_id, sent)
         return response
 
     client.send = send_observed

@@ -18,7 +18,6 @@ from streams.lease import (
     heartbeat_generation,
     lease_expiry,
     lease_margin,
-    lease_period,
 )
 
 
@@ -31,20 +30,39 @@ class Clock:
 
 
 def test_the_lease_ends_a_margin_before_the_earliest_eviction():
-    # The coordinator keeps the member session_timeout after it received the request,
-    # and a rebalance waits rebalance_timeout for it: the smaller bounds ownership.
-    assert lease_period(10.0, 60.0) == 10.0
-    assert lease_period(45.0, 30.0) == 30.0
-    # At least a second, plus the two clocks' worst rate difference over the period.
-    assert lease_margin(10.0, 60.0) == pytest.approx(1.01)
-    assert lease_margin(300.0, 600.0) == pytest.approx(1.3)
+    # At least a second, plus the two clocks' worst rate difference over the longest span.
+    assert lease_margin(10.0, 60.0) == pytest.approx(1.06)
+    assert lease_margin(300.0, 60.0) == pytest.approx(1.3)
     for session, rebalance in [(1.0, 60.0), (6.0, 60.0), (10.0, 60.0), (300.0, 60.0)]:
         margin = lease_margin(session, rebalance)
         assert margin >= MIN_MARGIN
-        expiry = lease_expiry(500.0, session, rebalance)
-        assert expiry == pytest.approx(500.0 + min(session, rebalance) - margin)
+        # Without a rebalance: the session, or a rebalance starting right after, ends it.
+        expiry = lease_expiry(500.0, 500.0, session, rebalance)
+        earliest_eviction = 500.0 + min(session, rebalance)
+        assert expiry == pytest.approx(earliest_eviction - margin)
         # Earlier than the earliest eviction even if this clock ran 0.1 % slow.
-        assert (expiry - 500.0) * 1.001 < min(session, rebalance)
+        assert 500.0 + (expiry - 500.0) * 1.001 < earliest_eviction
+    # A rebalance in progress: its heartbeats (sent at 540) keep the session, but the
+    # rebalance ends at the latest 60 s after the last error-free answer (sent at 500).
+    assert lease_expiry(500.0, 540.0, 10.0, 60.0) == pytest.approx(550.0 - 1.06)
+    assert lease_expiry(500.0, 555.0, 10.0, 60.0) == pytest.approx(560.0 - 1.06)
+
+
+def test_a_rebalance_in_progress_renews_the_session_not_past_the_rebalance():
+    clock, generation = Clock(), [7]
+    lease = Lease(10.0, 60.0, clock=clock)
+    lease.arm(lambda: generation[0])
+    lease.renew(7, sent=clock.now, rebalancing=True)  # never confirmed: no lease from it
+    assert not lease.holds()
+    start = clock.now
+    lease.renew(7, sent=start)  # the last error-free heartbeat
+    for _ in range(30):  # RebalanceInProgress answers every 3 s for 90 s
+        clock.now += 3.0
+        lease.renew(7, sent=clock.now, rebalancing=True)
+        inside = clock.now < start + 60.0 - lease_margin(10.0, 60.0)
+        assert lease.holds() == inside
+    lease.renew(8, sent=clock.now, rebalancing=True)  # a generation never confirmed
+    assert lease.expires(8) is None
 
 
 def test_only_a_renewal_in_the_current_generation_holds():
@@ -62,7 +80,7 @@ def test_only_a_renewal_in_the_current_generation_holds():
     assert not lease.holds(7)
     lease.renew(7, sent=clock.now - 1.0)  # a heartbeat sent a second ago, answered now
     assert lease.holds(7)
-    assert lease.expires(7) == pytest.approx(clock.now - 1.0 + 10.0 - 1.01)
+    assert lease.expires(7) == pytest.approx(clock.now - 1.0 + 10.0 - 1.06)
     lease.renew(6, sent=clock.now)  # a late answer of an older generation renews nothing
     assert lease.expires(6) is None and lease.holds(7)
     generation[0] = -1  # the coordinator said: evicted
