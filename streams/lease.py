@@ -57,6 +57,7 @@ from .pause import boottime
 __all__ = [
     "CLOCK_RATE_BOUND",
     "MIN_MARGIN",
+    "WAIT_LIMIT_FLOOR",
     "Lease",
     "guard_sender",
     "lease_expiry",
@@ -76,6 +77,9 @@ CLOCK_RATE_BOUND = 2 * 500e-6
 
 _NO_ERROR = NoError.errno
 _REBALANCE_IN_PROGRESS = RebalanceInProgressError.errno
+
+#: Seconds a write waits at least for its lease to be renewed (:attr:`Lease.wait_limit`).
+WAIT_LIMIT_FLOOR = 300.0
 
 #: How often a write waiting on the lease looks again (the renewal and the
 #: generation are set by the consumer's own thread).
@@ -116,10 +120,14 @@ class Lease:
     ) -> None:
         self.session_timeout = session_timeout
         self.rebalance_timeout = rebalance_timeout
-        #: The longest a write waits for a renewal: a member still in the group has a
-        #: heartbeat answered well within its session timeout (heartbeats go out every
-        #: session_timeout / 3 or less); after that the generation is surely over.
-        self.wait_limit = session_timeout
+        #: The longest a write waits for a renewal in an unchanged generation. Not the
+        #: session timeout: with its coordinator down (a broker restart, a whole
+        #: cluster's: 30-100 s here) a member hears nothing, yet keeps its generation,
+        #: because a coordinator that loads a group gives every member a new session;
+        #: its next answer renews the lease, or resets the generation (evicted: lost at
+        #: once). Waiting is safe, nothing leaves meanwhile; this bound only stops a
+        #: worker whose consumer thread no longer talks to its group at all.
+        self.wait_limit = max(WAIT_LIMIT_FLOOR, rebalance_timeout, 5 * session_timeout)
         self.clock = clock
         self._generation_of: Callable[[], int | None] | None = None
         #: (generation, t_ok, t_seen, expiry), times on ``clock``; replaced whole.
