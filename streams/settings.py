@@ -217,8 +217,12 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, ge=1024 * 1024, description="bytes per memtable, per table partition"
     )
     rocksdb_write_buffers: int = Field(2, ge=2, le=8, description="memtables per table partition")
-    rocksdb_block_cache: int = Field(
-        8 * 1024 * 1024, ge=1024 * 1024, description="read cache bytes per table partition"
+    rocksdb_memory: int = Field(
+        64 * 1024 * 1024,
+        ge=4 * 1024 * 1024,
+        description="bytes of RocksDB memory for the whole worker, however many table partitions "
+        "it owns: one cache shared by all of them (data, index and filter blocks), charged "
+        "for the memtables too, which are flushed once they hold half of it",
     )
     data_dir: Path = Field(
         default_factory=lambda: locate_data_dir()[0],
@@ -601,12 +605,14 @@ class Settings(BaseSettings):
         Faust's defaults (3 x 64 MiB memtables and a 2 GiB block cache per
         database, 36 databases for 12 partitions) let a worker's memory follow
         its table state for gigabytes before RocksDB flushes (reliability F6).
+        Bounds per database still grew with the partition count and filled for
+        hours at a low rate (the soak, issue 16), so ``memory_budget`` is one
+        bound for the whole worker (``streams.tables.BoundedRocksDBOptions``).
         """
         return {
             "write_buffer_size": self.rocksdb_write_buffer,
             "max_write_buffer_number": self.rocksdb_write_buffers,
-            "block_cache_size": self.rocksdb_block_cache,
-            "block_cache_compressed_size": self.rocksdb_block_cache,
+            "memory_budget": self.rocksdb_memory,
         }
 
     def __repr_args__(self) -> list[tuple[str, object]]:
