@@ -28,12 +28,14 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-#: RocksDB properties summed over the worker's databases (bytes, except the key count).
+#: RocksDB properties summed over the worker's databases (bytes, except the key count);
+#: the block cache's are the largest one database reports (one cache may serve them all).
 ROCKSDB_PROPERTIES = (
     "rocksdb.cur-size-all-mem-tables",
     "rocksdb.size-all-mem-tables",
     "rocksdb.block-cache-usage",
     "rocksdb.block-cache-pinned-usage",
+    "rocksdb.block-cache-capacity",
     "rocksdb.estimate-table-readers-mem",
     "rocksdb.estimate-num-keys",
     "rocksdb.total-sst-files-size",
@@ -97,7 +99,11 @@ def rocksdb_stats() -> dict[str, Any]:
         for db in list(dbs.values()):
             for prop in ROCKSDB_PROPERTIES:
                 try:
-                    sums[prop] += int(db.property_int_value(prop) or 0)
+                    value = int(db.property_int_value(prop) or 0)
+                    if "block-cache" in prop:
+                        sums[prop] = max(sums[prop], value)
+                    else:
+                        sums[prop] += value
                 except Exception:  # noqa: BLE001 - a database closed under us: skip it
                     pass
         out[name] = {"databases": len(dbs), **{k.split(".", 1)[1]: v for k, v in sums.items()}}
@@ -129,6 +135,33 @@ def _probe(path: Path, every: float, trace: bool) -> None:
             ]
         with path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+def summarize(path: Path) -> list[dict[str, Any]]:
+    """One row per probe, in MiB: RSS, glibc's heap in use and held free, RocksDB's
+    memtables (all databases), its block cache (largest reported), table readers."""
+    rows = []
+    mib = 1 / (1024 * 1024)
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        dbs = list(r["rocksdb"].values())
+        malloc = r["malloc"] or {}
+        rows.append(
+            {
+                "t": r["t"],
+                "rss": round(r["proc_kib"].get("VmRSS", 0) / 1024, 1),
+                "heap_in_use": round(malloc.get("in_use", 0) * mib, 1),
+                "heap_free": round(malloc.get("free", 0) * mib, 1),
+                "memtables": round(sum(d["size-all-mem-tables"] for d in dbs) * mib, 1),
+                "block_cache": round(
+                    max((d["block-cache-usage"] for d in dbs), default=0) * mib, 1
+                ),
+                "table_readers": round(sum(d["estimate-table-readers-mem"] for d in dbs) * mib, 1),
+                "keys": sum(d["estimate-num-keys"] for d in dbs),
+                "sst": round(sum(d["total-sst-files-size"] for d in dbs) * mib, 1),
+            }
+        )
+    return rows
 
 
 def main() -> None:

@@ -669,6 +669,12 @@ def _probe_worker(path: Path, every: float, trace: bool) -> None:
     bench.chaos.WorkerProcess = ProbedWorker  # type: ignore[misc]
 
 
+def _probe_rows(path: Path) -> list[dict[str, Any]] | None:
+    from bench.memprobe import summarize
+
+    return summarize(path) if path.exists() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -1009,6 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
         "log_lines": classified,
         "log_scan": {k: v for k, v in logs.items()},
         "unplanned_exits": cluster.unplanned,
+        "worker_memory_probe": _probe_rows(probe_path) if args.probe else None,
         "machine": {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()]},
         "total_s": round(time.monotonic() - t_start, 1),
         "samples": samples,
