@@ -83,3 +83,15 @@ def test_memtables_of_all_partitions_stay_within_the_workers_budget(tmp_path):
     for (i, _), (key, value) in written.items():
         store, partition = dbs[i]
         assert store._db_for_partition(partition).get(key) == value
+
+
+def test_the_default_budget_is_sized_for_the_partitions():
+    assert Settings(partitions=12).rocksdb_options()["memory_budget"] == 64 * MIB
+    assert Settings(partitions=4).rocksdb_options()["memory_budget"] == 64 * MIB  # the floor
+    # 36 partitions x 2 tables: a third of a 4 MiB write buffer each for the memtables
+    assert Settings(partitions=36).rocksdb_options()["memory_budget"] == 192 * MIB
+    assert Settings(partitions=36, rocksdb_memory=32 * MIB).rocksdb_options() == {
+        "write_buffer_size": 4 * MIB,
+        "max_write_buffer_number": 2,
+        "memory_budget": 32 * MIB,
+    }
