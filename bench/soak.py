@@ -651,6 +651,30 @@ def check_outcomes(
     return checks, {k: dict(v) for k, v in sorted(by_category.items())}
 
 
+def _probe_worker(path: Path, every: float, trace: bool) -> None:
+    """Start the soak's worker through bench/memprobe.py: its memory, sampled every
+    ``every`` s, as JSON lines in ``path`` (RocksDB's figures, glibc's heap, Python's)."""
+    import dataclasses
+
+    import bench.chaos
+    from connectors.stack.harness import WorkerProcess
+
+    @dataclasses.dataclass
+    class ProbedWorker(WorkerProcess):
+        module: str = "bench.memprobe"
+
+    os.environ["RINGTALLY_MEMPROBE_OUT"] = str(path)
+    os.environ["RINGTALLY_MEMPROBE_EVERY"] = str(every)
+    os.environ["RINGTALLY_MEMPROBE_TRACEMALLOC"] = "1" if trace else "0"
+    bench.chaos.WorkerProcess = ProbedWorker  # type: ignore[misc]
+
+
+def _probe_rows(path: Path) -> list[dict[str, Any]] | None:
+    from bench.memprobe import summarize
+
+    return summarize(path) if path.exists() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -676,6 +700,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--name", default="soak", help="results as bench/results/<name>.json/.png")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--probe",
+        type=float,
+        default=0.0,
+        help="seconds between memory probes of the worker (bench/memprobe.py; 0: off)",
+    )
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="with --probe: Python allocations too (slow)"
+    )
     args = parser.parse_args(argv)
     import signal
 
@@ -698,6 +731,10 @@ def main(argv: list[str] | None = None) -> int:
         ROOT / ".ringtally" / "soak" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     )
     cfg = ChaosConfig(partitions=12, store="rocksdb", sink_batch=2000)
+    probe_path = RESULTS / f"{args.name}-probe.jsonl"
+    if args.probe:
+        probe_path.unlink(missing_ok=True)
+        _probe_worker(probe_path, args.probe, args.tracemalloc)
     cluster = Cluster(cfg, run_dir, console)
     samples: list[dict[str, Any]] = []
     stop = mp.Event()
@@ -978,6 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
         "log_lines": classified,
         "log_scan": {k: v for k, v in logs.items()},
         "unplanned_exits": cluster.unplanned,
+        "worker_memory_probe": _probe_rows(probe_path) if args.probe else None,
         "machine": {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()]},
         "total_s": round(time.monotonic() - t_start, 1),
         "samples": samples,

@@ -83,6 +83,9 @@ PLAIN_NAME = _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 #: A 32-byte public key as written in settings and in ``registrar.pub``: 64 lowercase hex.
 HEX_PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
 
+#: RocksDB databases a worker opens per votes partition it owns: the tokens and tally
+#: tables (agents/pipeline.py), one database per table partition.
+TABLES_PER_PARTITION = 2
 #: Settings whose values are secret (or may hold one): never echoed in an error or shown.
 SECRET_SETTINGS = frozenset({"kafka_sasl_password", "kafka_client_config"})
 _SASL = ("SASL_PLAINTEXT", "SASL_SSL")
@@ -217,8 +220,14 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, ge=1024 * 1024, description="bytes per memtable, per table partition"
     )
     rocksdb_write_buffers: int = Field(2, ge=2, le=8, description="memtables per table partition")
-    rocksdb_block_cache: int = Field(
-        8 * 1024 * 1024, ge=1024 * 1024, description="read cache bytes per table partition"
+    rocksdb_memory: int | None = Field(
+        None,
+        ge=4 * 1024 * 1024,
+        description="bytes of RocksDB memory for the whole worker, however many table partitions "
+        "it owns: one cache shared by all of them (data, index and filter blocks), charged "
+        "for the memtables too, which are flushed once they hold half of it; default: two "
+        "thirds of rocksdb_write_buffer per table partition, at least 64 MiB (64 MiB for 12 "
+        "partitions)",
     )
     data_dir: Path = Field(
         default_factory=lambda: locate_data_dir()[0],
@@ -601,13 +610,25 @@ class Settings(BaseSettings):
         Faust's defaults (3 x 64 MiB memtables and a 2 GiB block cache per
         database, 36 databases for 12 partitions) let a worker's memory follow
         its table state for gigabytes before RocksDB flushes (reliability F6).
+        Bounds per database still grew with the partition count and filled for
+        hours at a low rate (the soak, issue 16), so ``memory_budget`` is one
+        bound for the whole worker (``streams.tables.BoundedRocksDBOptions``).
         """
         return {
             "write_buffer_size": self.rocksdb_write_buffer,
             "max_write_buffer_number": self.rocksdb_write_buffers,
-            "block_cache_size": self.rocksdb_block_cache,
-            "block_cache_compressed_size": self.rocksdb_block_cache,
+            "memory_budget": self.rocksdb_memory_budget,
         }
+
+    @property
+    def rocksdb_memory_budget(self) -> int:
+        """``rocksdb_memory``, or by default sized for every table partition (a worker may
+        own them all after a failover): memtables get half, a third of a write buffer per
+        database, so each fills a while before it is flushed; 64 MiB at least."""
+        if self.rocksdb_memory is not None:
+            return self.rocksdb_memory
+        databases = self.partitions * TABLES_PER_PARTITION
+        return max(64 * 1024 * 1024, databases * self.rocksdb_write_buffer * 2 // 3)
 
     def __repr_args__(self) -> list[tuple[str, object]]:
         """``repr()`` and ``str()`` show :meth:`redacted`: a traceback, a log line or a
