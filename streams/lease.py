@@ -59,6 +59,7 @@ __all__ = [
     "MIN_MARGIN",
     "Lease",
     "guard_sender",
+    "heartbeat_generation",
     "lease_expiry",
     "lease_margin",
     "observe_group",
