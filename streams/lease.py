@@ -60,6 +60,7 @@ __all__ = [
     "WAIT_LIMIT_FLOOR",
     "Lease",
     "guard_sender",
+    "heartbeat_generation",
     "lease_expiry",
     "lease_margin",
     "observe_group",

@@ -17,10 +17,10 @@ and what the Kafka client still buffers dies with the process. The
 supervisor restarts the worker; it rejoins and recovers (its RocksDB is never
 ahead of the changelog: :mod:`streams.tables`).
 
-This narrows the zombie window to the few milliseconds the event loop may run
-after the process resumes and before this thread gets the GIL; it is not a
-fence (per-partition transactions would be; the design is in
-docs/reliability.md).
+It is not the fence: the ownership lease (:mod:`streams.lease`) holds every write
+made in the milliseconds the event loop may run after the process resumes and
+before this thread gets the GIL. This stops such a worker at once instead of
+after its writes have waited out the lease.
 
 The clock is CLOCK_BOOTTIME where the platform has it (it also counts a
 suspended machine), else the monotonic clock.
