@@ -114,7 +114,7 @@ def create_app(settings: Settings) -> RingtallyApp:
         # every few records: 1,123 -> 1,560 votes/s with 256 KiB (docs/pipeline.md).
         producer_max_batch_size=256 * 1024,
         broker_session_timeout=settings.session_timeout,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+        broker_heartbeat_interval=settings.heartbeat_interval,
         key_serializer="raw",
         value_serializer="raw",
         # app.Table makes BatchedTables: changelog writes leave once per batch

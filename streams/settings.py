@@ -254,11 +254,12 @@ class Settings(BaseSettings):
     )
     session_timeout: float = Field(
         10.0,
-        ge=1.0,
+        ge=3.0,
         le=300.0,
         description="seconds before a silent worker's partitions move (within the brokers' "
         "group.min.session.timeout.ms..group.max.session.timeout.ms, 6 s..30 min by default: a "
-        "worker refuses to start outside them)",
+        "worker refuses to start outside them); at least 3 s, so the ownership lease, which "
+        "ends a second or more before the session, outlasts a heartbeat interval",
     )
     changelog_compaction_lag: float = Field(
         3600.0,
@@ -619,6 +620,13 @@ class Settings(BaseSettings):
             "max_write_buffer_number": self.rocksdb_write_buffers,
             "memory_budget": self.rocksdb_memory_budget,
         }
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between the worker's group heartbeats: a third of the session timeout, at
+        most Kafka's default 3 s. Each answered one renews the ownership lease
+        (streams.lease), which must not lapse between two of them."""
+        return min(3.0, self.session_timeout / 3)
 
     @property
     def rocksdb_memory_budget(self) -> int:

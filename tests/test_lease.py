@@ -49,6 +49,25 @@ def test_the_lease_ends_a_margin_before_the_earliest_eviction():
     assert lease_expiry(500.0, 555.0, 10.0, 60.0) == pytest.approx(560.0 - 1.06)
 
 
+def test_every_allowed_session_timeout_leaves_a_lease_between_two_heartbeats():
+    """The lease ends a margin (1 s or more) before the session: at a session timeout of
+    1 s (allowed before) it never held, and every write waited 300 s and stopped the
+    worker (exit 75); at 1.5 s it lapsed before each next heartbeat. The settings now
+    refuse those; what they allow keeps the lease at least half a second past the next
+    heartbeat's send (Faust's rebalance timeout: 60 s)."""
+    from pydantic import ValidationError
+
+    from streams.settings import Settings
+
+    for too_short in (1.0, 1.5, 2.9):
+        with pytest.raises(ValidationError, match="session_timeout"):
+            Settings(session_timeout=too_short)
+    for allowed in (3.0, 4.0, 6.0, 10.0, 45.0, 300.0):
+        settings = Settings(session_timeout=allowed)
+        lease = lease_expiry(0.0, 0.0, settings.session_timeout, 60.0)
+        assert lease >= settings.heartbeat_interval + 0.5, allowed
+
+
 def test_a_rebalance_in_progress_renews_the_session_not_past_the_rebalance():
     clock, generation = Clock(), [7]
     lease = Lease(10.0, 60.0, clock=clock)
