@@ -144,12 +144,18 @@ class Lease:
     def armed(self) -> bool:
         return self._generation_of is not None
 
-    def renew(self, generation: int, sent: float, *, rebalancing: bool = False) -> None:
+    def renew(
+        self, generation: int, sent: float, *, rebalancing: bool = False, joined: bool = False
+    ) -> None:
         """The coordinator answered a request of ``generation`` sent at ``sent``: without
         error, or (``rebalancing``) a heartbeat with RebalanceInProgress, which renews
-        only the session half of the lease (module doc)."""
+        only the session half of the lease (module doc). ``joined``: a JoinGroup's answer,
+        which makes the generation even if it is lower than the last (a group deleted, or
+        expired while empty, starts again at 1; a lower one is otherwise a late answer)."""
         with self._lock:
             held, confirmed, seen, _ = self._state
+            if joined and generation < held:
+                held, confirmed, seen = generation, -math.inf, -math.inf
             if generation < held or (generation > held and rebalancing):
                 return  # a late answer, or a rebalance in a generation never confirmed
             if generation > held:
@@ -240,7 +246,7 @@ def observe_group(client: Any, lease: Lease) -> None:
             elif generation is not None and response.error_code == _REBALANCE_IN_PROGRESS:
                 lease.renew(generation, sent, rebalancing=True)
         elif response.error_code == _NO_ERROR:
-            lease.renew(response.generation_id, sent)
+            lease.renew(response.generation_id, sent, joined=True)
         return response
 
     client.send = send_observed

@@ -171,6 +171,52 @@ def test_an_expired_lease_outlasts_a_coordinator_outage_but_not_a_dead_consumer(
     asyncio.run(scenario())
 
 
+def test_a_join_after_the_group_was_reset_renews_the_lease():
+    """A group deleted (or expired while empty) starts again at generation 1. A worker
+    cut off from its coordinator meanwhile rejoins at 1 after holding 57: the lease took
+    every renewal below 57 for a late answer, so the rejoined worker's writes waited the
+    300 s limit and it stopped (exit 75). A JoinGroup's answer makes the generation.
+    Through the real hook (observe_group) on a stand-in for aiokafka's client."""
+    from types import SimpleNamespace
+
+    from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest
+
+    from streams.lease import observe_group
+
+    clock, generation = Clock(), [57]
+    lease = Lease(10.0, 60.0, clock=clock)
+    lease.arm(lambda: generation[0])
+    answers: list = []
+
+    class Client:
+        async def send(self, node_id, request, **kwargs):  # noqa: ANN001, ANN003, ANN202
+            return answers.pop(0)
+
+    client = Client()
+    observe_group(client, lease)
+    join = JoinGroupRequest("group", 10_000, 60_000, "", None, "consumer", [])
+
+    async def scenario() -> None:
+        answers.append(SimpleNamespace(error_code=0))
+        await client.send(1, HeartbeatRequest("group", 57, "member"))
+        assert lease.holds()
+        generation[0] = -1  # evicted; meanwhile the empty group was deleted
+        answers.append(SimpleNamespace(error_code=0, generation_id=1))
+        await client.send(1, join)
+        generation[0] = 1
+        assert lease.holds()
+        answers.append(SimpleNamespace(error_code=0))
+        clock.now += 5.0
+        await client.send(1, HeartbeatRequest("group", 1, "member"))
+        assert lease.expires(1) == pytest.approx(clock.now + 10.0 - lease_margin(10.0, 60.0))
+        # A late heartbeat answer of the old life renews nothing.
+        answers.append(SimpleNamespace(error_code=0))
+        await client.send(1, HeartbeatRequest("group", 0, "member"))
+        assert lease.holds(1)
+
+    asyncio.run(scenario())
+
+
 def test_a_heartbeat_request_names_its_generation():
     """The hook reads the generation from aiokafka's unbuilt request: if a new aiokafka
     moved it, every lease would stay unrenewed and every worker stop; caught here."""
