@@ -540,6 +540,8 @@ async def pass_idle_closings(verifier: VoteVerifier, reader: RecordReader) -> No
             )
     except asyncio.CancelledError:
         raise
+    except OwnershipLost as exc:  # a ClosingPassed held past its lease: evicted, no bug
+        exit_fenced(exc)
     except Exception:
         _stop_worker("closing check")
 

@@ -418,3 +418,33 @@ def test_a_record_buffered_before_the_lease_expired_leaves_only_if_it_is_renewed
         assert len(on_topic) == (1 if renewed else 0)
 
     asyncio.run(scenario())
+
+
+def test_an_idle_closing_check_whose_lease_is_lost_stops_the_worker_with_75(monkeypatch):
+    """The verify stage's idle-closing timer writes ClosingPassed records outside any
+    batch; one held past its lease raises OwnershipLost like every write. It stopped the
+    worker as a bug (exit 70, a traceback: the chaos harness's unplanned exit) instead
+    of as evicted (75). The real timer loop (agents.pipeline), the app never started."""
+    import logging
+    import os
+
+    from agents import pipeline
+
+    class Exited(BaseException):
+        pass
+
+    def exit_(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(os, "_exit", exit_)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    monkeypatch.setattr(pipeline, "CLOSING_CHECK_INTERVAL", 0)
+    monkeypatch.setattr(pipeline.app.consumer, "assignment", lambda: set())
+
+    class Verifier:
+        async def pass_idle_closings(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            raise OwnershipLost("ownership lease of group generation 7 lost (test)")
+
+    with pytest.raises(Exited) as exited:
+        asyncio.run(pipeline.pass_idle_closings(Verifier(), None))
+    assert exited.value.args == (75,)
