@@ -59,6 +59,7 @@ __all__ = [
     "MIN_MARGIN",
     "WAIT_LIMIT_FLOOR",
     "Lease",
+    "group_loaded",
     "guard_sender",
     "heartbeat_generation",
     "lease_expiry",
@@ -229,27 +230,64 @@ def observe_group(client: Any, lease: Lease) -> None:
     """Renew ``lease`` from the group requests a consumer's Kafka client (aiokafka's
     ``AIOKafkaClient``, this one instance) sends: Heartbeat and JoinGroup answered
     without error. Every group request goes through ``client.send``; the time is
-    taken before it, so it is never later than the request left."""
+    taken before it, so it is never later than the request left.
+
+    A coordinator answers a Heartbeat with no error *blindly* while it loads the
+    group (after a coordinator move: Kafka's GroupCoordinator.scala ``handleHeartbeat``
+    and GroupCoordinatorService ``heartbeat``, "the group is still loading, so
+    respond just blindly"): it checks neither member nor generation, so an evicted
+    worker would be told it still is one. Heartbeats to a coordinator renew the lease
+    only once it is known to have the group loaded: it answered this member's
+    JoinGroup, or a DescribeGroups (never answered blindly) sent before the heartbeat.
+    """
     from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest
 
     send = client.send
+    #: The coordinator node known to have the group loaded (its answers are real).
+    loaded: list[Any] = [None]
 
     async def send_observed(node_id: Any, request: Any, **kwargs: Any) -> Any:
         if not isinstance(request, HeartbeatRequest | JoinGroupRequest):
             return await send(node_id, request, **kwargs)
+        heartbeat = isinstance(request, HeartbeatRequest)
+        if heartbeat and loaded[0] != node_id:
+            group_id = getattr(request, "_group", None)  # aiokafka keeps it unbuilt
+            if await group_loaded(send, node_id, group_id, **kwargs):
+                loaded[0] = node_id
         sent = lease.clock()
-        response = await send(node_id, request, **kwargs)
-        if isinstance(request, HeartbeatRequest):
+        try:
+            response = await send(node_id, request, **kwargs)
+        except Exception:
+            loaded[0] = None  # the coordinator may move: ask the next one
+            raise
+        if response.error_code not in (_NO_ERROR, _REBALANCE_IN_PROGRESS):
+            loaded[0] = None
+        elif not heartbeat:
+            if response.error_code == _NO_ERROR:  # a join: the group is loaded there
+                loaded[0] = node_id
+                lease.renew(response.generation_id, sent, joined=True)
+        elif loaded[0] == node_id:
             generation = heartbeat_generation(request)
-            if generation is not None and response.error_code == _NO_ERROR:
-                lease.renew(generation, sent)
-            elif generation is not None and response.error_code == _REBALANCE_IN_PROGRESS:
-                lease.renew(generation, sent, rebalancing=True)
-        elif response.error_code == _NO_ERROR:
-            lease.renew(response.generation_id, sent, joined=True)
+            if generation is not None:
+                rebalancing = response.error_code == _REBALANCE_IN_PROGRESS
+                lease.renew(generation, sent, rebalancing=rebalancing)
         return response
 
     client.send = send_observed
+
+
+async def group_loaded(send: Any, node_id: Any, group_id: str, **kwargs: Any) -> bool:
+    """Whether coordinator ``node_id`` has group ``group_id`` loaded, asked with
+    ``send`` (a client's): DescribeGroups, which a loading coordinator answers
+    COORDINATOR_LOAD_IN_PROGRESS, never blindly. False if it cannot be asked."""
+    from aiokafka.protocol.admin import DescribeGroupsRequest
+
+    try:
+        response = await send(node_id, DescribeGroupsRequest([group_id]), **kwargs)
+    except Exception as exc:  # noqa: BLE001 - asked again before the next heartbeat
+        log.debug("DescribeGroups to coordinator %s failed: %r", node_id, exc)
+        return False
+    return bool(response.groups) and all(group[0] == _NO_ERROR for group in response.groups)
 
 
 def heartbeat_generation(request: Any) -> int | None:

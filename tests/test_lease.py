@@ -171,48 +171,114 @@ def test_an_expired_lease_outlasts_a_coordinator_outage_but_not_a_dead_consumer(
     asyncio.run(scenario())
 
 
+class StandInClient:
+    """aiokafka's client as observe_group sees it: answers queued per request type (a
+    DescribeGroups says the group is loaded unless one is queued); keeps what was sent."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list] = {}
+        self.sent: list[tuple[int, str]] = []
+
+    def answer(self, kind: str, **fields) -> None:  # noqa: ANN003
+        from types import SimpleNamespace
+
+        self.answers.setdefault(kind, []).append(SimpleNamespace(**fields))
+
+    async def send(self, node_id, request, **kwargs):  # noqa: ANN001, ANN003, ANN201
+        from types import SimpleNamespace
+
+        kind = type(request).__name__
+        self.sent.append((node_id, kind))
+        if self.answers.get(kind):
+            return self.answers[kind].pop(0)
+        assert kind == "DescribeGroupsRequest", f"no answer queued for a {kind}"
+        return SimpleNamespace(groups=[(0, "group", "Stable", "consumer", "range", [])])
+
+
+def _join_request():  # noqa: ANN202
+    from aiokafka.protocol.group import JoinGroupRequest
+
+    return JoinGroupRequest("group", 10_000, 60_000, "", None, "consumer", [])
+
+
 def test_a_join_after_the_group_was_reset_renews_the_lease():
     """A group deleted (or expired while empty) starts again at generation 1. A worker
     cut off from its coordinator meanwhile rejoins at 1 after holding 57: the lease took
     every renewal below 57 for a late answer, so the rejoined worker's writes waited the
     300 s limit and it stopped (exit 75). A JoinGroup's answer makes the generation.
     Through the real hook (observe_group) on a stand-in for aiokafka's client."""
-    from types import SimpleNamespace
-
-    from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest
+    from aiokafka.protocol.group import HeartbeatRequest
 
     from streams.lease import observe_group
 
     clock, generation = Clock(), [57]
     lease = Lease(10.0, 60.0, clock=clock)
     lease.arm(lambda: generation[0])
-    answers: list = []
-
-    class Client:
-        async def send(self, node_id, request, **kwargs):  # noqa: ANN001, ANN003, ANN202
-            return answers.pop(0)
-
-    client = Client()
+    client = StandInClient()
     observe_group(client, lease)
-    join = JoinGroupRequest("group", 10_000, 60_000, "", None, "consumer", [])
 
     async def scenario() -> None:
-        answers.append(SimpleNamespace(error_code=0))
+        client.answer("HeartbeatRequest", error_code=0)
         await client.send(1, HeartbeatRequest("group", 57, "member"))
         assert lease.holds()
         generation[0] = -1  # evicted; meanwhile the empty group was deleted
-        answers.append(SimpleNamespace(error_code=0, generation_id=1))
-        await client.send(1, join)
+        client.answer("JoinGroupRequest", error_code=0, generation_id=1)
+        await client.send(1, _join_request())
         generation[0] = 1
         assert lease.holds()
-        answers.append(SimpleNamespace(error_code=0))
+        client.answer("HeartbeatRequest", error_code=0)
         clock.now += 5.0
         await client.send(1, HeartbeatRequest("group", 1, "member"))
         assert lease.expires(1) == pytest.approx(clock.now + 10.0 - lease_margin(10.0, 60.0))
         # A late heartbeat answer of the old life renews nothing.
-        answers.append(SimpleNamespace(error_code=0))
+        client.answer("HeartbeatRequest", error_code=0)
         await client.send(1, HeartbeatRequest("group", 0, "member"))
         assert lease.holds(1)
+
+    asyncio.run(scenario())
+
+
+def test_a_heartbeat_answered_blindly_by_a_loading_coordinator_renews_nothing():
+    """Kafka's coordinator answers a Heartbeat "no error" without looking while it loads
+    the group (a coordinator move: GroupCoordinator.scala handleHeartbeat, "the group is
+    still loading, so respond just blindly"; the same in GroupCoordinatorService). A
+    worker evicted by the old coordinator while cut off from it, whose next heartbeat
+    reaches the new one mid-load, renewed its lease there and wrote as a zombie for a
+    session timeout. Now a coordinator's heartbeats count once it answered the join or
+    a DescribeGroups (never blind) saying the group is loaded."""
+    from aiokafka.protocol.group import HeartbeatRequest
+
+    from streams.lease import observe_group
+
+    clock, generation = Clock(), [7]
+    lease = Lease(10.0, 60.0, clock=clock)
+    lease.arm(lambda: generation[0])
+    client = StandInClient()
+    observe_group(client, lease)
+    heartbeat = HeartbeatRequest("group", 7, "member")
+
+    async def scenario() -> None:
+        client.answer("JoinGroupRequest", error_code=0, generation_id=7)
+        await client.send(1, _join_request())
+        client.answer("HeartbeatRequest", error_code=0)
+        await client.send(1, heartbeat)
+        assert lease.holds()
+        assert all(kind != "DescribeGroupsRequest" for _, kind in client.sent)  # joined there
+        clock.now += 9.5  # cut off from coordinator 1, which evicts the worker
+        assert not lease.holds()
+        # The group's coordinator moves to node 2, which is loading it.
+        client.answer("DescribeGroupsRequest", groups=[(14, "group", "", "", "", [])])
+        client.answer("HeartbeatRequest", error_code=0)  # blind
+        await client.send(2, heartbeat)
+        assert not lease.holds()
+        # Loaded: its answers are real (an evicted member is told UNKNOWN_MEMBER_ID).
+        client.answer("HeartbeatRequest", error_code=0)
+        await client.send(2, heartbeat)
+        assert lease.holds()
+        client.answer("HeartbeatRequest", error_code=0)
+        await client.send(2, heartbeat)
+        kinds = [kind for _, kind in client.sent]
+        assert kinds.count("DescribeGroupsRequest") == 2  # asked until loaded, then no more
 
     asyncio.run(scenario())
 
@@ -448,3 +514,46 @@ def test_an_idle_closing_check_whose_lease_is_lost_stops_the_worker_with_75(monk
     with pytest.raises(Exited) as exited:
         asyncio.run(pipeline.pass_idle_closings(Verifier(), None))
     assert exited.value.args == (75,)
+
+
+@pytest.mark.integration
+def test_a_coordinator_first_seen_at_a_heartbeat_renews_the_lease_once_asked(settings):
+    """The other side of the blind-answer rule, on the real broker: heartbeats to a
+    coordinator this lease never saw answer the join (as after a coordinator move) renew
+    it once a DescribeGroups says the group is loaded. Passes on the code before too (it
+    had no such rule); it fails if the question or the reading of its answer breaks,
+    which would leave every lease unrenewed after a coordinator move (exit 75)."""
+    import uuid
+
+    from aiokafka import AIOKafkaConsumer
+
+    from connectors.sdk import ensure_topics
+    from streams.lease import observe_group
+
+    ensure_topics(settings)
+
+    async def scenario() -> None:
+        consumer = AIOKafkaConsumer(
+            settings.topic("votes"),
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=f"lease-{uuid.uuid4().hex[:8]}",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=200,
+        )
+        await consumer.start()
+        try:
+            coordinator = consumer._coordinator
+            deadline = time.monotonic() + 60
+            while coordinator.generation < 1:  # joined; the lease below never saw it
+                assert time.monotonic() < deadline, "never joined"
+                await asyncio.sleep(0.05)
+            lease = Lease(6.0, 60.0)
+            lease.arm(lambda: coordinator.generation)
+            observe_group(consumer._client, lease)
+            while not lease.holds():
+                assert time.monotonic() < deadline, "no heartbeat renewed the lease"
+                await asyncio.sleep(0.05)
+        finally:
+            await consumer.stop()
+
+    asyncio.run(scenario())
