@@ -42,6 +42,7 @@ drops the write and stops, exit 75).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
@@ -305,6 +306,11 @@ def guard_sender(sender: Any, lease: Lease, on_lost: Callable[[OwnershipLost], N
     send_produce_req = sender._send_produce_req  # noqa: SLF001 - the one hook point
 
     async def guarded(node_id: Any, batches: dict) -> None:
+        # Connected first: a connection to the leader may take as long as the request
+        # timeout to open (SYN retries), and the request left after it, however long
+        # after the check. Connected, the write follows the check with no await between.
+        with contextlib.suppress(Exception):  # not connected: the send below says why
+            await sender.client.ready(node_id)
         if not lease.holds():
             try:
                 await lease.hold(what="produce request")

@@ -443,6 +443,21 @@ async def _guarded_producer(settings, lease: Lease, lost: list):  # noqa: ANN001
     return producer
 
 
+def _a_held_lease_on_ballots(settings):  # noqa: ANN001, ANN202
+    """The ballots topic, a fresh key, and a lease held in generation 7 on a fake clock
+    (6 s session), with the list its guard reports losses to."""
+    import uuid
+
+    from connectors.sdk import ensure_topics
+
+    ensure_topics(settings)
+    clock, generation, lost = Clock(), [7], []
+    lease = Lease(6.0, 60.0, clock=clock)
+    lease.arm(lambda: generation[0])
+    lease.renew(7, sent=clock.now)
+    return settings.topic("ballots"), uuid.uuid4().hex.encode(), clock, generation, lease, lost
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("renewed", [False, True])
 def test_a_record_buffered_before_the_lease_expired_leaves_only_if_it_is_renewed(settings, renewed):
@@ -450,18 +465,9 @@ def test_a_record_buffered_before_the_lease_expired_leaves_only_if_it_is_renewed
     when the lease expires (appended before a pause, sent after it). The sender holds
     the produce request; evicted, the record's delivery fails and nothing reaches the
     topic; renewed in the same generation, it leaves. Real Kafka, read back."""
-    import uuid
-
-    from connectors.sdk import ensure_topics
     from tests.test_fence import _records
 
-    ensure_topics(settings)
-    topic = settings.topic("ballots")
-    clock, generation, lost = Clock(), [7], []
-    lease = Lease(6.0, 60.0, clock=clock)
-    lease.arm(lambda: generation[0])
-    lease.renew(7, sent=clock.now)
-    key = uuid.uuid4().hex.encode()
+    topic, key, clock, generation, lease, lost = _a_held_lease_on_ballots(settings)
 
     async def scenario() -> None:
         producer = await _guarded_producer(settings, lease, lost)
@@ -555,5 +561,42 @@ def test_a_coordinator_first_seen_at_a_heartbeat_renews_the_lease_once_asked(set
                 await asyncio.sleep(0.05)
         finally:
             await consumer.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.integration
+def test_a_produce_request_is_checked_once_its_connection_is_open(settings):
+    """Opening the connection to a partition leader may take as long as the request
+    timeout (SYN retries to an unreachable leader), and the sender's check came before
+    it: a request checked under a held lease left after the connection opened, however
+    long after. Here the connection's opening takes a lease's length and the worker is
+    evicted meanwhile: the record's delivery fails and the topic stays empty (before:
+    delivered). Real Kafka; the slow connection is a wrapper on the client's ready()."""
+    from tests.test_fence import _records
+
+    topic, key, clock, generation, lease, lost = _a_held_lease_on_ballots(settings)
+
+    async def scenario() -> None:
+        producer = await _guarded_producer(settings, lease, lost)
+        client = producer.client
+        ready = client.ready
+
+        async def slow_ready(node_id, **kwargs):  # noqa: ANN001, ANN003, ANN202
+            if generation[0] == 7:
+                clock.now += 6.0  # the connection took a lease's length to open...
+                generation[0] = -1  # ...and the coordinator evicted the worker meanwhile
+            return await ready(node_id, **kwargs)
+
+        try:
+            delivery = await producer.send(topic, b"{}", key=key, partition=0)
+            client.ready = slow_ready  # before the linger ends: the sender's turn
+            with pytest.raises(OwnershipLost):
+                await asyncio.wait_for(delivery, 30)
+            assert len(lost) == 1
+        finally:
+            client.ready = ready
+            await producer.stop()
+        assert not [r for r in await _records(settings, topic, 0, 0) if r.key == key]
 
     asyncio.run(scenario())
