@@ -641,6 +641,18 @@ class Cluster:
         except Exception:  # noqa: BLE001 - 503 while rebalancing, refused while down
             return None
 
+    def workers_cpu(self) -> float:
+        """CPU seconds (user + system) the running worker processes have used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        with self.lock:
+            pids = [w.proc.pid for w in self.workers.values() if w.proc is not None]
+        for pid in pids:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
     def serving(self, timeout: float = KAFKA_UP_S) -> float:
         """Seconds until Kafka serves again: every partition (the internal topics' too) has a
         leader and at least ``min.insync.replicas`` in sync, and the workers' group
@@ -1070,12 +1082,13 @@ class Injector(threading.Thread):
         which is Kafka's own start, not the pipeline's recovery."""
         c = self.cluster
         t = time.monotonic()
+        cpu = c.workers_cpu()
         c.stack.down(["kafka"])
         pause = self.rng.uniform(2.0, 6.0) * self.dwell
         fault.detail["down_s"] = round(pause, 2)
         time.sleep(pause)
         c.stack.up(["kafka"], timeout=KAFKA_UP_S)
-        self._back(fault, t)
+        self._back(fault, t, cpu)
 
     def _broker_kill(self, fault: Fault) -> None:
         """SIGKILL of one broker of the cluster while votes flow; restarted 2-6 s later."""
@@ -1087,7 +1100,7 @@ class Injector(threading.Thread):
         record = node.running_record()
         if record is None:
             raise RuntimeError(f"{name} has no running process to kill")
-        before = self.watcher.progress
+        before, cpu = self.watcher.progress, c.workers_cpu()
         os.kill(record.pid, signal.SIGKILL)
         pause = self.rng.uniform(2.0, 6.0) * self.dwell
         fault.detail["down_s"] = round(pause, 2)
@@ -1095,15 +1108,20 @@ class Injector(threading.Thread):
         node.up(timeout=KAFKA_UP_S)
         # RF 3 with min.insync.replicas=2: the other two brokers keep serving meanwhile
         fault.detail["outcomes_while_restarting"] = self.watcher.progress - before
-        self._back(fault, t)
+        self._back(fault, t, cpu)
 
-    def _back(self, fault: Fault, t: float) -> None:
+    def _back(self, fault: Fault, t: float, cpu: float) -> None:
         """After a broker fault: the brokers answer (``kafka_up_s``), then serve every
         partition (``serving_s``), then the workers own theirs (``owned_s``), each from
         the fault; ``flowing_s`` (the liveness figure) counts from ``serving_s``, and
-        ``flowing_from_fault_s`` is the whole."""
+        ``flowing_from_fault_s`` is the whole. ``workers_cpu_until_up``: CPU cores the
+        workers used from the fault until the brokers answered (``cpu``: their CPU
+        seconds at the fault) -- on 2 cores, what they take from the JVMs starting."""
         c = self.cluster
         fault.detail["kafka_up_s"] = round(time.monotonic() - t, 2)
+        fault.detail["workers_cpu_until_up"] = round(
+            (c.workers_cpu() - cpu) / max(fault.detail["kafka_up_s"], 0.01), 2
+        )
         fault.detail["serving_s"] = round(c.serving() + fault.detail["kafka_up_s"], 2)
         t_serving = time.monotonic()
         c.supervise()
