@@ -25,8 +25,8 @@ __all__ = [
     "Plan",
     "copy_expectation",
     "evaluate",
-    "first_copies",
     "plan_copies",
+    "producer_copies",
     "rules_decision",
 ]
 
@@ -474,35 +474,55 @@ def evaluate(plan: Plan, obs: Observed) -> list[Check]:  # noqa: C901, PLR0912, 
     return checks
 
 
-def first_copies(
+def producer_copies(
     records: list[tuple[int, int, int, bytes]],
     positions: dict[int, tuple[int, int]],
     timestamps: dict[int, int],
     values: dict[int, bytes],
-) -> dict[int, tuple[tuple[int, int], int]]:
-    """Move each planned record to its first byte-identical copy on its partition, when
-    that copy sits at an offset no planned record was acknowledged at; returns, for each
-    record moved, the position and broker time it was acknowledged at (its copy's).
+) -> list[tuple[int, tuple[int, int], int]]:
+    """Every copy the producer wrote of a planned record beyond the one the plan holds,
+    read back from the votes topic: ``(record index, position, broker time)``.
 
-    The publisher's idempotent producer can still write a record twice across a
-    restart of every broker (seen with seed 8409: a vote at votes[2]@44 appended just
-    before the cluster went down, again at @45 after, the delivery report naming
-    45). The workers decide the first copy as the record; the later one is a record
-    of its own (:func:`copy_expectation`).
+    The publisher's producer is idempotent, yet it can still write a record twice: its
+    retry after a lost acknowledgement lands in a new producer session (librdkafka
+    resets its producer id when the brokers forget it, e.g. across a restart of every
+    broker), so the broker cannot tell it from a new record. The delivery report may
+    name either copy (seed 8409: the first at votes[2]@44, the report naming @45).
+    So, first, a record whose first byte-identical copy on its partition sits at an
+    earlier offset no planned record was acknowledged at is moved there (the workers
+    decide the first copy as the record; ``positions`` and ``timestamps`` are
+    updated). Then every byte-identical copy at an offset no planned record holds,
+    after a planned record with those bytes on that partition, is a re-send of the
+    latest such record before it: a record of its own that :func:`plan_copies` plans.
+    The same bytes on another partition are no re-send (a producer retries a batch on
+    the partition it sent it to): they stay unplanned and fail the unplanned-position
+    checks.
     """
     claimed = set(positions.values())
-    first: dict[tuple[int, bytes], tuple[int, int]] = {}
+    copies: dict[tuple[int, bytes], list[tuple[int, int]]] = defaultdict(list)
     for partition, offset, ts, value in records:
-        first.setdefault((partition, value), (offset, ts))
-    moved = {}
-    for n, (partition, offset) in positions.items():
+        copies[(partition, value)].append((offset, ts))
+    for found in copies.values():
+        found.sort()
+    for n, (partition, offset) in list(positions.items()):
         if n not in values:
             continue
-        earlier, ts = first.get((partition, values[n]), (offset, 0))
-        if earlier < offset and (partition, earlier) not in claimed:
-            moved[n] = ((partition, offset), timestamps.get(n, 0))
-            positions[n], timestamps[n] = (partition, earlier), ts
-    return moved
+        found = copies.get((partition, values[n]), [])
+        if found and found[0][0] < offset and (partition, found[0][0]) not in claimed:
+            positions[n], timestamps[n] = (partition, found[0][0]), found[0][1]
+    claimed = set(positions.values())
+    owners: dict[tuple[int, bytes], list[tuple[int, int]]] = defaultdict(list)
+    for n, (partition, offset) in positions.items():
+        if n in values:
+            owners[(partition, values[n])].append((offset, n))
+    resent: list[tuple[int, tuple[int, int], int]] = []
+    for (partition, value), own in owners.items():
+        own.sort()
+        for offset, ts in copies.get((partition, value), []):
+            before = [n for o, n in own if o < offset]
+            if (partition, offset) not in claimed and before:
+                resent.append((before[-1], (partition, offset), ts))
+    return sorted(resent, key=lambda r: r[1])
 
 
 def copy_expectation(original: Any) -> str:
@@ -517,12 +537,13 @@ def plan_copies(
     votes: list[Any],
     positions: dict[int, tuple[int, int]],
     timestamps: dict[int, int],
-    copied: dict[int, tuple[tuple[int, int], int]],
+    copied: list[tuple[int, tuple[int, int], int]],
 ) -> None:
-    """Plan each later copy :func:`first_copies` found as a record of its own, at the
-    position its delivery report named (one outcome per votes-topic position)."""
-    for n, (where, ts) in copied.items():
+    """Plan each copy :func:`producer_copies` found as a record of its own, at its own
+    position (one outcome per votes-topic position), expecting :func:`copy_expectation`."""
+    for n, where, ts in copied:
         original = votes[n]
-        label = f"copy_of_{original.label}"
         positions[len(votes)], timestamps[len(votes)] = where, ts
-        votes.append(replace(original, expect=copy_expectation(original), label=label))
+        votes.append(
+            replace(original, expect=copy_expectation(original), label=f"copy_of_{original.label}")
+        )
