@@ -742,9 +742,18 @@ OTHER_VARIABLE_PREFIXES = (
 )
 
 
+#: Variables of settings that were replaced, and the variable that replaced each: a
+#: deployment that still sets one is told what to set instead.
+REPLACED_VARIABLES = {
+    # session 11 (the soak): one RocksDB bound for the whole worker, not one per partition
+    "RINGTALLY_ROCKSDB_BLOCK_CACHE": "RINGTALLY_ROCKSDB_MEMORY",
+}
+
+
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
     """``RINGTALLY_*`` variables no one reads (a typo is otherwise silently ignored), each
-    with the closest known setting's variable (None when nothing is close)."""
+    with the closest known setting's variable, or the one that replaced it (None when
+    nothing is close)."""
     known = [f"RINGTALLY_{name.upper()}" for name in Settings.model_fields]
     names = [k.removeprefix("RINGTALLY_") for k in known]  # the shared prefix is no likeness
     out = []
@@ -753,6 +762,9 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[st
         if not upper.startswith("RINGTALLY_") or upper in known:
             continue
         if upper.startswith(OTHER_VARIABLE_PREFIXES):
+            continue
+        if upper in REPLACED_VARIABLES:
+            out.append((variable, REPLACED_VARIABLES[upper]))
             continue
         close = difflib.get_close_matches(upper.removeprefix("RINGTALLY_"), names, n=1, cutoff=0.7)
         out.append((variable, f"RINGTALLY_{close[0]}" if close else None))
