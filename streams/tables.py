@@ -401,9 +401,7 @@ class BatchedTable(faust.Table):
         now = self.generation()
         if now is None or now == self._batch_generation:  # None: the client stopped
             return
-        dropped = len(self._queued)
-        self._queued, self._unstored = [], {}
-        metrics.FENCED_BATCHES.inc()
+        dropped = self._drop_queued()
         raise OwnershipLost(
             f"table {self.name}: {dropped} changelog write(s) made under group generation "
             f"{self._batch_generation}, the worker's is now {now}; dropped"
@@ -421,9 +419,16 @@ class BatchedTable(faust.Table):
         try:
             await lease.hold(generation, what=f"changelog batch of table {self.name}")
         except OwnershipLost:
-            self._queued, self._unstored = [], {}
-            metrics.FENCED_BATCHES.inc()
+            self._drop_queued()
             raise
+
+    def _drop_queued(self) -> int:
+        """Drop a fenced batch's queued writes (neither sent nor stored) and count it; how
+        many writes it held. Both fences use it: the generation check and the lease."""
+        dropped = len(self._queued)
+        self._queued, self._unstored = [], {}
+        metrics.FENCED_BATCHES.inc()
+        return dropped
 
     async def heal(self, partition: int, keys: list[bytes]) -> None:
         """Re-write these keys of ``partition`` with this worker's values (a tombstone for
